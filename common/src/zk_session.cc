@@ -1,0 +1,395 @@
+// ZooKeeper session: the C client's multi-threaded handle behind a small
+// synchronous API, with every watcher event funnelled onto one event thread.
+//
+// Threading: the C client calls OnWatcherEvent on its completion thread, where
+// synchronous calls would deadlock and zookeeper_close is forbidden. So that
+// function only queues the event; the session's own event thread handles
+// state changes (including closing and replacing an expired handle), runs the
+// listeners and fires the one-shot watches.
+#include "webtier/common/zk_session.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <zookeeper/zookeeper.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+#include <thread>
+
+#include "webtier/common/log.h"
+
+namespace webtier::zk {
+
+Status FromZkCode(int rc, std::string_view what) {
+  if (rc == ZOK) return Status::Ok();
+  std::string msg = std::string(what) + ": " + zerror(rc);
+  switch (rc) {
+    case ZNONODE: return Status(ErrorCode::kNotFound, msg);
+    case ZNODEEXISTS: return Status(ErrorCode::kAlreadyExists, msg);
+    case ZCONNECTIONLOSS:
+    case ZINVALIDSTATE:
+    case ZCLOSING: return Status(ErrorCode::kConnectionLoss, msg);
+    case ZSESSIONEXPIRED: return Status(ErrorCode::kSessionExpired, msg);
+    case ZOPERATIONTIMEOUT: return Status(ErrorCode::kTimeout, msg);
+    case ZBADARGUMENTS:
+    case ZBADVERSION:
+    case ZNOCHILDRENFOREPHEMERALS:
+    case ZNOTEMPTY: return Status(ErrorCode::kInvalidArgument, msg);
+    default: return Status(ErrorCode::kInternal, msg);
+  }
+}
+
+namespace {
+
+// The C client's own log lines are multi-line and noisy (every failed connect
+// attempt); keep them at debug level and log state changes ourselves.
+void ZkClientLog(const char* message) { log::Debug("zkclient", message); }
+
+std::once_flag g_zk_log_once;
+
+}  // namespace
+
+struct Session::Impl {
+  // Handed to the C client as the watcher context of one handle.
+  struct HandleTag {
+    Impl* impl;
+    uint64_t generation;
+  };
+
+  explicit Impl(Options o) : options(std::move(o)) {}
+
+  Options options;
+
+  // The handle. Operations hold it shared; replacing it (expiry, Close) takes it unique.
+  mutable std::shared_mutex handle_mu;
+  zhandle_t* zh = nullptr;
+  std::unique_ptr<HandleTag> tag;  // outlives zh
+  uint64_t generation = 0;         // bumped whenever zh is replaced
+
+  std::atomic<bool> is_connected{false};
+  std::atomic<int64_t> current_session{0};
+  std::atomic<int> negotiated_timeout{0};
+  int64_t last_session = 0;  // event thread only
+
+  std::vector<Listener> listeners;  // fixed after Start()
+
+  // One-shot watches by path. Ids let a failed registration remove its own entry.
+  std::mutex watch_mu;
+  uint64_t next_watch_id = 1;
+  std::map<std::string, std::vector<std::pair<uint64_t, Watch>>> data_watches, child_watches;
+
+  // Event thread and its queue.
+  std::mutex queue_mu;
+  std::condition_variable queue_cv;
+  std::deque<std::function<void()>> queue;
+  bool stopping = false;
+  std::thread event_thread;
+  bool started = false;
+
+  static void OnWatcherEvent(zhandle_t*, int type, int state, const char* path, void* ctx) {
+    auto* t = static_cast<HandleTag*>(ctx);
+    std::string p = path != nullptr ? path : "";
+    Impl* self = t->impl;
+    uint64_t gen = t->generation;
+    self->Post([self, gen, type, state, p] { self->HandleEvent(gen, type, state, p); });
+  }
+
+  void Post(std::function<void()> fn) {
+    {
+      std::lock_guard<std::mutex> l(queue_mu);
+      if (stopping) return;
+      queue.push_back(std::move(fn));
+    }
+    queue_cv.notify_one();
+  }
+
+  void RunEvents() {
+    for (;;) {
+      std::function<void()> fn;
+      {
+        std::unique_lock<std::mutex> l(queue_mu);
+        queue_cv.wait(l, [&] { return stopping || !queue.empty(); });
+        if (stopping) return;
+        fn = std::move(queue.front());
+        queue.pop_front();
+      }
+      fn();
+    }
+  }
+
+  // Creates a new handle; caller holds handle_mu uniquely.
+  Status OpenHandleLocked() {
+    ++generation;
+    tag = std::make_unique<HandleTag>(HandleTag{this, generation});
+    zh = zookeeper_init2(options.connect.c_str(), &Impl::OnWatcherEvent, options.session_timeout_ms,
+                         nullptr, tag.get(), 0, &ZkClientLog);
+    if (zh == nullptr) {
+      return Status(ErrorCode::kInvalidArgument,
+                    "zookeeper_init failed for '" + options.connect + "': " + std::strerror(errno));
+    }
+    return Status::Ok();
+  }
+
+  void Notify(Event e) {
+    for (auto& l : listeners) l(e);
+  }
+
+  void FireWatches(std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>& table, const std::string& path) {
+    std::vector<std::pair<uint64_t, Watch>> fired;
+    {
+      std::lock_guard<std::mutex> l(watch_mu);
+      auto it = table.find(path);
+      if (it == table.end()) return;
+      fired = std::move(it->second);
+      table.erase(it);
+    }
+    for (auto& [id, w] : fired) w();
+  }
+
+  void HandleEvent(uint64_t gen, int type, int state, const std::string& path) {
+    {
+      std::shared_lock<std::shared_mutex> l(handle_mu);
+      if (gen != generation || zh == nullptr) return;  // from a handle already replaced
+    }
+    if (type == ZOO_SESSION_EVENT) {
+      HandleStateChange(state);
+      return;
+    }
+    if (type == ZOO_CHILD_EVENT) {
+      FireWatches(child_watches, path);
+    } else if (type == ZOO_CREATED_EVENT || type == ZOO_CHANGED_EVENT) {
+      FireWatches(data_watches, path);
+    } else if (type == ZOO_DELETED_EVENT) {
+      FireWatches(data_watches, path);
+      FireWatches(child_watches, path);
+    }
+  }
+
+  void HandleStateChange(int state) {
+    if (state == ZOO_CONNECTED_STATE) {
+      int64_t sid = 0;
+      {
+        std::shared_lock<std::shared_mutex> l(handle_mu);
+        sid = zoo_client_id(zh)->client_id;
+        negotiated_timeout.store(zoo_recv_timeout(zh));
+      }
+      if (is_connected.load() && sid == last_session) return;  // duplicate delivery
+      is_connected.store(true);
+      current_session.store(sid);
+      bool fresh = sid != last_session;
+      last_session = sid;
+      log::Info(options.component, fresh ? "session started" : "reconnected, session kept")
+          .kv("session", SessionHex(sid))
+          .kv("server", ConnectedServerIp())
+          .kv("timeout_ms", negotiated_timeout.load());
+      Notify(fresh ? Event::kSessionStarted : Event::kReconnected);
+    } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
+      if (!is_connected.exchange(false)) return;
+      log::Warn(options.component, "connection lost, reconnecting").kv("session", SessionHex(last_session));
+      Notify(Event::kDisconnected);
+    } else if (state == ZOO_EXPIRED_SESSION_STATE) {
+      is_connected.store(false);
+      current_session.store(0);
+      log::Warn(options.component, "session expired, opening a new one").kv("session", SessionHex(last_session));
+      {
+        std::lock_guard<std::mutex> l(watch_mu);
+        data_watches.clear();
+        child_watches.clear();
+      }
+      {
+        std::unique_lock<std::shared_mutex> l(handle_mu);
+        zookeeper_close(zh);  // safe: we are on our own thread, not the completion thread
+        zh = nullptr;
+        Status s = OpenHandleLocked();
+        if (!s.ok()) log::Error(options.component, "cannot reopen handle").kv("err", s.ToString());
+      }
+      Notify(Event::kExpired);
+    } else if (state == ZOO_AUTH_FAILED_STATE) {
+      log::Error(options.component, "authentication failed");
+    }
+  }
+
+  static std::string SessionHex(int64_t sid) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(sid));
+    return buf;
+  }
+
+  std::string ConnectedServerIp() const {
+    std::shared_lock<std::shared_mutex> l(handle_mu);
+    if (zh == nullptr) return {};
+    sockaddr_storage ss{};
+    socklen_t len = sizeof ss;
+    if (zookeeper_get_connected_host(zh, reinterpret_cast<sockaddr*>(&ss), &len) == nullptr) return {};
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (ss.ss_family == AF_INET) {
+      inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&ss)->sin_addr, buf, sizeof buf);
+    } else if (ss.ss_family == AF_INET6) {
+      inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&ss)->sin6_addr, buf, sizeof buf);
+    }
+    return buf;
+  }
+
+  uint64_t AddWatch(std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>& table, const std::string& path,
+                    Watch w) {
+    std::lock_guard<std::mutex> l(watch_mu);
+    uint64_t id = next_watch_id++;
+    table[path].emplace_back(id, std::move(w));
+    return id;
+  }
+
+  void RemoveWatch(std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>& table, const std::string& path,
+                   uint64_t id) {
+    std::lock_guard<std::mutex> l(watch_mu);
+    auto it = table.find(path);
+    if (it == table.end()) return;
+    auto& v = it->second;
+    for (auto w = v.begin(); w != v.end(); ++w) {
+      if (w->first == id) { v.erase(w); break; }
+    }
+    if (v.empty()) table.erase(it);
+  }
+
+  // Runs `op(zh)` with the handle held shared; kConnectionLoss when not connected.
+  template <typename Op>
+  int WithHandle(Op op) {
+    if (!is_connected.load()) return ZCONNECTIONLOSS;
+    std::shared_lock<std::shared_mutex> l(handle_mu);
+    if (zh == nullptr) return ZCONNECTIONLOSS;
+    return op(zh);
+  }
+};
+
+Session::Session(Options options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+Session::~Session() { Close(); }
+
+void Session::AddListener(Listener listener) { impl_->listeners.push_back(std::move(listener)); }
+
+Status Session::Start() {
+  std::call_once(g_zk_log_once, [] { zoo_set_debug_level(ZOO_LOG_LEVEL_WARN); });
+  if (impl_->options.connect.empty()) return Status(ErrorCode::kInvalidArgument, "empty ZooKeeper connect string");
+  {
+    std::unique_lock<std::shared_mutex> l(impl_->handle_mu);
+    if (impl_->started) return Status::Ok();
+    Status s = impl_->OpenHandleLocked();
+    if (!s.ok()) return s;
+    impl_->started = true;
+  }
+  impl_->event_thread = std::thread([this] { impl_->RunEvents(); });
+  log::Info(impl_->options.component, "connecting").kv("zk", impl_->options.connect);
+  return Status::Ok();
+}
+
+void Session::Close() {
+  {
+    std::unique_lock<std::shared_mutex> l(impl_->handle_mu);
+    if (impl_->zh != nullptr) {
+      zookeeper_close(impl_->zh);
+      impl_->zh = nullptr;
+    }
+    impl_->is_connected.store(false);
+  }
+  {
+    std::lock_guard<std::mutex> l(impl_->queue_mu);
+    impl_->stopping = true;
+  }
+  impl_->queue_cv.notify_all();
+  if (impl_->event_thread.joinable()) {
+    if (impl_->event_thread.get_id() == std::this_thread::get_id()) impl_->event_thread.detach();
+    else impl_->event_thread.join();
+  }
+}
+
+bool Session::connected() const { return impl_->is_connected.load(); }
+int64_t Session::session_id() const { return impl_->current_session.load(); }
+std::string Session::ConnectedServerIp() const { return impl_->ConnectedServerIp(); }
+int Session::negotiated_timeout_ms() const { return impl_->negotiated_timeout.load(); }
+
+Status Session::Create(const std::string& path, std::string_view data, int flags, std::string* created_path) {
+  std::string buf(path.size() + 32, '\0');
+  int rc = impl_->WithHandle([&](zhandle_t* zh) {
+    return zoo_create(zh, path.c_str(), data.data(), static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE, flags,
+                      buf.data(), static_cast<int>(buf.size()));
+  });
+  if (rc == ZOK && created_path != nullptr) *created_path = buf.c_str();
+  return FromZkCode(rc, "create " + path);
+}
+
+Status Session::Delete(const std::string& path, int version) {
+  int rc = impl_->WithHandle([&](zhandle_t* zh) { return zoo_delete(zh, path.c_str(), version); });
+  return FromZkCode(rc, "delete " + path);
+}
+
+Status Session::Get(const std::string& path, std::string* data, NodeStat* stat, Watch watch) {
+  uint64_t wid = watch ? impl_->AddWatch(impl_->data_watches, path, std::move(watch)) : 0;
+  struct Stat st{};
+  int rc = ZOK;
+  for (int size = 16 * 1024;; size *= 4) {
+    std::string buf(static_cast<size_t>(size), '\0');
+    int len = size;
+    rc = impl_->WithHandle(
+        [&](zhandle_t* zh) { return zoo_get(zh, path.c_str(), wid != 0 ? 1 : 0, buf.data(), &len, &st); });
+    if (rc != ZOK) break;
+    if (st.dataLength <= size || size >= (4 << 20)) {
+      if (data != nullptr) data->assign(buf.data(), len < 0 ? 0 : static_cast<size_t>(len));
+      break;
+    }
+  }
+  if (rc != ZOK && wid != 0) impl_->RemoveWatch(impl_->data_watches, path, wid);
+  if (rc == ZOK && stat != nullptr) *stat = NodeStat{st.version, st.ephemeralOwner, st.numChildren};
+  return FromZkCode(rc, "get " + path);
+}
+
+Status Session::Set(const std::string& path, std::string_view data, int version) {
+  int rc = impl_->WithHandle([&](zhandle_t* zh) {
+    return zoo_set(zh, path.c_str(), data.data(), static_cast<int>(data.size()), version);
+  });
+  return FromZkCode(rc, "set " + path);
+}
+
+Status Session::Exists(const std::string& path, NodeStat* stat, Watch watch) {
+  uint64_t wid = watch ? impl_->AddWatch(impl_->data_watches, path, std::move(watch)) : 0;
+  struct Stat st{};
+  int rc = impl_->WithHandle([&](zhandle_t* zh) { return zoo_exists(zh, path.c_str(), wid != 0 ? 1 : 0, &st); });
+  // An exists watch is set even when the node is missing (it fires on create).
+  if (rc != ZOK && rc != ZNONODE && wid != 0) impl_->RemoveWatch(impl_->data_watches, path, wid);
+  if (rc == ZOK && stat != nullptr) *stat = NodeStat{st.version, st.ephemeralOwner, st.numChildren};
+  return FromZkCode(rc, "exists " + path);
+}
+
+Status Session::GetChildren(const std::string& path, std::vector<std::string>* children, Watch watch) {
+  uint64_t wid = watch ? impl_->AddWatch(impl_->child_watches, path, std::move(watch)) : 0;
+  String_vector sv{};
+  int rc = impl_->WithHandle(
+      [&](zhandle_t* zh) { return zoo_get_children(zh, path.c_str(), wid != 0 ? 1 : 0, &sv); });
+  if (rc == ZOK) {
+    if (children != nullptr) {
+      children->clear();
+      for (int i = 0; i < sv.count; ++i) children->emplace_back(sv.data[i]);
+    }
+    deallocate_String_vector(&sv);
+  } else if (wid != 0) {
+    impl_->RemoveWatch(impl_->child_watches, path, wid);
+  }
+  return FromZkCode(rc, "get_children " + path);
+}
+
+Status Session::EnsurePath(const std::string& path) {
+  if (path.empty() || path.front() != '/') return Status(ErrorCode::kInvalidArgument, "bad znode path: " + path);
+  for (size_t pos = 1; pos <= path.size(); ++pos) {
+    if (pos != path.size() && path[pos] != '/') continue;
+    std::string prefix = path.substr(0, pos);
+    if (prefix.size() <= 1) continue;
+    Status s = Create(prefix, "", kPersistent, nullptr);
+    if (!s.ok() && s.code() != ErrorCode::kAlreadyExists) return s;
+  }
+  return Status::Ok();
+}
+
+}  // namespace webtier::zk

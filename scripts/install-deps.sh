@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs everything webtier needs on Debian 12 (build, runtime, test and
+# benchmark packages, ZooKeeper and Redis servers, a JRE). Idempotent: only
+# missing packages are installed. Used by the README, CI and the Dockerfiles.
+#   scripts/install-deps.sh            # everything
+#   scripts/install-deps.sh --runtime  # only what the built programs need to run
+set -euo pipefail
+
+BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
+  libpistache-dev libzookeeper-mt-dev libhiredis-dev prometheus-cpp-dev
+  nlohmann-json3-dev libboost1.81-dev libcli11-dev libcurl4-openssl-dev libssl-dev)
+RUNTIME_PKGS=(libpistache0 libzookeeper-mt2 libhiredis0.14 libprometheus-cpp-core1.0
+  libcurl4 ca-certificates curl procps)
+TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools
+  prometheus curl procps iproute2 psmisc wrk haproxy nginx-light clang libclang-rt-14-dev)
+
+want=("${RUNTIME_PKGS[@]}")
+if [[ "${1:-}" != "--runtime" ]]; then
+  want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  echo "install-deps: all ${#want[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+# Debian's packages start their services on install where an init system runs;
+# webtier starts its own instances, so keep the distro ones from starting.
+if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod +x /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

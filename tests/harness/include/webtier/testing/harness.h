@@ -1,0 +1,145 @@
+// Test harness: real ZooKeeper and Redis servers on free loopback ports,
+// child processes that can be signalled (TERM/KILL/STOP/CONT), and a small
+// HTTP client. Every object cleans up in its destructor, so a failing test
+// leaves no process behind. Setup failures throw std::runtime_error.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace webtier::testing {
+
+using namespace std::chrono_literals;
+
+// A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
+uint16_t FreePort();
+
+// A fresh directory under $TMPDIR (or /tmp); removed with its contents by ~TempDir.
+class TempDir {
+ public:
+  explicit TempDir(std::string_view prefix = "webtier");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+// Polls `condition` every 10 ms until it is true or `timeout` passes.
+// Returns the last value of `condition`.
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout);
+
+// Absolute path of a program built by this project (webnode, balancer, ...).
+// Looks in $WEBTIER_BIN_DIR, then in the build tree the tests were built in.
+std::string BinaryPath(std::string_view name);
+
+// Throws with a hint to run scripts/install-deps.sh when `program` is not installed.
+void RequireInstalled(const std::string& program_path);
+
+// A child process with its stdout+stderr in a log file. The child dies with
+// the test process (PR_SET_PDEATHSIG). ~Process SIGKILLs and reaps it.
+class Process {
+ public:
+  struct Options {
+    std::vector<std::string> argv;                         // argv[0] is the path to exec
+    std::vector<std::pair<std::string, std::string>> env;  // added to (or replacing) the environment
+    std::string log_path;                                  // empty: a temp file
+    std::string cwd;                                       // empty: inherit
+  };
+  explicit Process(Options options);
+  ~Process();
+  Process(const Process&) = delete;
+  Process& operator=(const Process&) = delete;
+
+  pid_t pid() const { return pid_; }
+  bool running();                    // false once exited (reaps it)
+  void Signal(int signo);            // no-op when already exited
+  // Waits for exit; the exit code, or 128+signal when killed; nullopt on timeout.
+  std::optional<int> Wait(std::chrono::milliseconds timeout);
+  void Kill();                       // SIGKILL (after SIGCONT) and reap
+  std::string Log() const;           // everything the child wrote so far
+  const std::string& log_path() const { return log_path_; }
+
+ private:
+  pid_t pid_ = -1;
+  std::optional<int> exit_code_;
+  std::string log_path_;
+};
+
+// A real standalone ZooKeeper (Debian's zookeeper.jar on the JRE) with its own
+// config and data dir. Restart keeps port and data (sessions survive).
+class ZooKeeperServer {
+ public:
+  // tick_ms bounds the session timeouts the server grants: [2*tick, 20*tick].
+  explicit ZooKeeperServer(int tick_ms = 500);
+  ~ZooKeeperServer();
+  void Start();  // returns once the server answers "ruok" (throws after 30 s)
+  void Stop();   // SIGTERM, then SIGKILL after 5 s
+  void Kill();   // SIGKILL
+  bool running();
+  uint16_t port() const { return port_; }
+  std::string connect() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  uint16_t port_;
+  int tick_ms_;
+  std::unique_ptr<Process> proc_;
+};
+
+// A real redis-server, no persistence, on a free loopback port.
+class RedisServer {
+ public:
+  explicit RedisServer(std::string password = "");
+  ~RedisServer();
+  void Start();  // returns once PING answers (throws after 10 s)
+  void Stop();
+  void Kill();
+  bool running();
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+  // Runs redis-cli against this server and returns its stdout (trimmed).
+  std::string Cli(const std::vector<std::string>& args) const;
+
+ private:
+  TempDir dir_;
+  uint16_t port_;
+  std::string password_;
+  std::unique_ptr<Process> proc_;
+};
+
+struct HttpResponse {
+  int status = 0;                              // 0 when the request failed
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string error;                           // transport error, if any
+  std::string header(const std::string& name) const;
+};
+
+// One blocking HTTP/1.1 request (fresh connection). `headers` as "Name: value".
+HttpResponse HttpRequest(const std::string& method, const std::string& url,
+                         const std::vector<std::string>& headers = {}, const std::string& body = "",
+                         std::chrono::milliseconds timeout = 5s);
+inline HttpResponse HttpGet(const std::string& url, std::chrono::milliseconds timeout = 5s) {
+  return HttpRequest("GET", url, {}, "", timeout);
+}
+
+// Reads a metric sample from Prometheus text: the value of the first line
+// whose name and labels match, e.g. MetricValue(text, "webnode_zk_registered")
+// or MetricValue(text, "x_total", {{"code","200"}}). nullopt when absent.
+std::optional<double> MetricValue(const std::string& text, const std::string& name,
+                                  const std::map<std::string, std::string>& labels = {});
+
+}  // namespace webtier::testing

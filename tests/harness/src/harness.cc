@@ -1,0 +1,412 @@
+// Test harness implementation: real servers and child processes on loopback.
+#include "webtier/testing/harness.h"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+extern char** environ;
+
+namespace webtier::testing {
+namespace fs = std::filesystem;
+
+uint16_t FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw std::runtime_error("socket: " + std::string(std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    throw std::runtime_error("bind: " + std::string(std::strerror(errno)));
+  }
+  socklen_t len = sizeof addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+TempDir::TempDir(std::string_view prefix) {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base != nullptr && *base != '\0' ? base : "/tmp") + "/" + std::string(prefix) +
+                     "-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp: " + std::string(std::strerror(errno)));
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  if (std::getenv("WEBTIER_KEEP_TMP") == nullptr) fs::remove_all(path_, ec);
+}
+
+bool WaitFor(const std::function<bool()>& condition, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (condition()) return true;
+    if (std::chrono::steady_clock::now() >= deadline) return condition();
+    std::this_thread::sleep_for(10ms);
+  }
+}
+
+std::string BinaryPath(std::string_view name) {
+  std::vector<std::string> dirs;
+  if (const char* d = std::getenv("WEBTIER_BIN_DIR"); d != nullptr && *d != '\0') dirs.emplace_back(d);
+#ifdef WEBTIER_BUILD_BIN_DIR
+  dirs.emplace_back(WEBTIER_BUILD_BIN_DIR);
+#endif
+  for (const auto& d : dirs) {
+    std::string p = d + "/" + std::string(name);
+    if (::access(p.c_str(), X_OK) == 0) return p;
+  }
+  throw std::runtime_error("program '" + std::string(name) + "' not built (looked in $WEBTIER_BIN_DIR and the build tree)");
+}
+
+void RequireInstalled(const std::string& program_path) {
+  if (::access(program_path.c_str(), R_OK) != 0) {
+    throw std::runtime_error(program_path + " is not installed: run scripts/install-deps.sh");
+  }
+}
+
+// ---------------------------------------------------------------- Process
+
+Process::Process(Options options) : log_path_(options.log_path) {
+  if (options.argv.empty()) throw std::runtime_error("Process: empty argv");
+  if (log_path_.empty()) {
+    char tmpl[] = "/tmp/webtier-proc-XXXXXX";
+    int fd = ::mkstemp(tmpl);
+    if (fd >= 0) ::close(fd);
+    log_path_ = tmpl;
+  }
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string kv(*e);
+    std::string key = kv.substr(0, kv.find('='));
+    bool replaced = std::any_of(options.env.begin(), options.env.end(), [&](auto& p) { return p.first == key; });
+    if (!replaced) env_strings.push_back(kv);
+  }
+  for (auto& [k, v] : options.env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> argv, envp;
+  for (auto& a : options.argv) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_strings) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ < 0) throw std::runtime_error("fork: " + std::string(std::strerror(errno)));
+  if (pid_ == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
+    ::setpgid(0, 0);
+    int fd = ::open(log_path_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::dup2(fd, STDERR_FILENO);
+      ::close(fd);
+    }
+    int devnull = ::open("/dev/null", O_RDONLY);
+    if (devnull >= 0) ::dup2(devnull, STDIN_FILENO);
+    sigset_t none;
+    sigemptyset(&none);
+    ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    ::signal(SIGPIPE, SIG_DFL);
+    if (!options.cwd.empty() && ::chdir(options.cwd.c_str()) != 0) ::_exit(126);
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+}
+
+Process::~Process() {
+  if (pid_ > 0 && !exit_code_) Kill();
+}
+
+bool Process::running() {
+  if (exit_code_) return false;
+  int status = 0;
+  pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return false;
+  }
+  return r == 0;
+}
+
+void Process::Signal(int signo) {
+  if (running()) ::kill(pid_, signo);
+}
+
+std::optional<int> Process::Wait(std::chrono::milliseconds timeout) {
+  WaitFor([&] { return !running(); }, timeout);
+  return exit_code_;
+}
+
+void Process::Kill() {
+  if (!running()) return;
+  ::kill(pid_, SIGCONT);
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  if (::waitpid(pid_, &status, 0) == pid_) {
+    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+}
+
+std::string Process::Log() const {
+  std::ifstream in(log_path_);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// ---------------------------------------------------------------- servers
+
+namespace {
+
+// Sends `request` to 127.0.0.1:port and returns what comes back before EOF
+// (or "" on any error). Used for ZooKeeper's four-letter words.
+std::string TcpExchange(uint16_t port, const std::string& request, std::chrono::milliseconds timeout) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return {};
+  timeval tv{};
+  tv.tv_sec = timeout.count() / 1000;
+  tv.tv_usec = (timeout.count() % 1000) * 1000;
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 &&
+      ::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size())) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return out;
+}
+
+void StopProcess(std::unique_ptr<Process>& proc, int signo) {
+  if (!proc) return;
+  proc->Signal(signo);
+  if (!proc->Wait(5s)) proc->Kill();
+  proc.reset();
+}
+
+}  // namespace
+
+ZooKeeperServer::ZooKeeperServer(int tick_ms) : dir_("webtier-zk"), port_(FreePort()), tick_ms_(tick_ms) {
+  fs::create_directories(dir_.path() + "/data");
+  std::ofstream cfg(dir_.path() + "/zoo.cfg");
+  cfg << "tickTime=" << tick_ms_ << "\n"
+      << "initLimit=10\nsyncLimit=5\n"
+      << "dataDir=" << dir_.path() << "/data\n"
+      << "clientPort=" << port_ << "\n"
+      << "clientPortAddress=127.0.0.1\n"
+      << "maxClientCnxns=0\n"
+      << "admin.enableServer=false\n"
+      << "4lw.commands.whitelist=ruok,srvr,mntr,stat,cons\n";
+}
+
+ZooKeeperServer::~ZooKeeperServer() { Kill(); }
+
+void ZooKeeperServer::Start() {
+  RequireInstalled("/usr/share/java/zookeeper.jar");
+  RequireInstalled("/usr/bin/java");
+  if (proc_ && proc_->running()) return;
+  proc_ = std::make_unique<Process>(Process::Options{
+      .argv = {"/usr/bin/java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+               "-Dzookeeper.log.dir=" + dir_.path(), "-Dzookeeper.jmx.log4j.disable=true",
+               "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+               "org.apache.zookeeper.server.quorum.QuorumPeerMain", dir_.path() + "/zoo.cfg"},
+      .env = {},
+      .log_path = dir_.path() + "/zookeeper.log",
+      .cwd = dir_.path()});
+  bool ok = WaitFor([&] { return !proc_->running() || TcpExchange(port_, "ruok", 1s) == "imok"; }, 30s);
+  if (!ok || !proc_->running()) {
+    std::string log = proc_->Log();
+    throw std::runtime_error("ZooKeeper did not start on port " + std::to_string(port_) + ": " +
+                             log.substr(log.size() > 2000 ? log.size() - 2000 : 0));
+  }
+}
+
+void ZooKeeperServer::Stop() { StopProcess(proc_, SIGTERM); }
+void ZooKeeperServer::Kill() {
+  if (proc_) proc_->Kill();
+  proc_.reset();
+}
+bool ZooKeeperServer::running() { return proc_ && proc_->running(); }
+
+RedisServer::RedisServer(std::string password)
+    : dir_("webtier-redis"), port_(FreePort()), password_(std::move(password)) {}
+
+RedisServer::~RedisServer() { Kill(); }
+
+void RedisServer::Start() {
+  RequireInstalled("/usr/bin/redis-server");
+  if (proc_ && proc_->running()) return;
+  std::vector<std::string> argv = {"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
+                                   "--save", "", "--appendonly", "no", "--dir", dir_.path(),
+                                   "--daemonize", "no", "--protected-mode", "no"};
+  if (!password_.empty()) {
+    argv.push_back("--requirepass");
+    argv.push_back(password_);
+  }
+  proc_ = std::make_unique<Process>(
+      Process::Options{.argv = argv, .env = {}, .log_path = dir_.path() + "/redis.log", .cwd = {}});
+  std::string auth = password_.empty() ? "" : "AUTH " + password_ + "\r\n";
+  bool ok = WaitFor(
+      [&] {
+        if (!proc_->running()) return true;
+        // PING then QUIT so the server closes and TcpExchange returns.
+        std::string r = TcpExchange(port_, auth + "PING\r\nQUIT\r\n", 1s);
+        return r.find("+PONG") != std::string::npos;
+      },
+      10s);
+  if (!ok || !proc_->running()) throw std::runtime_error("redis-server did not start: " + proc_->Log());
+}
+
+void RedisServer::Stop() { StopProcess(proc_, SIGTERM); }
+void RedisServer::Kill() {
+  if (proc_) proc_->Kill();
+  proc_.reset();
+}
+bool RedisServer::running() { return proc_ && proc_->running(); }
+
+std::string RedisServer::Cli(const std::vector<std::string>& args) const {
+  std::vector<std::string> argv = {"/usr/bin/redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
+  if (!password_.empty()) {
+    argv.push_back("--no-auth-warning");
+    argv.push_back("-a");
+    argv.push_back(password_);
+  }
+  argv.insert(argv.end(), args.begin(), args.end());
+  TempDir tmp("webtier-cli");
+  Process p(Process::Options{.argv = argv, .env = {}, .log_path = tmp.path() + "/out", .cwd = {}});
+  p.Wait(10s);
+  std::string out = p.Log();
+  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
+  return out;
+}
+
+// ---------------------------------------------------------------- HTTP
+
+std::string HttpResponse::header(const std::string& name) const {
+  std::string key = name;
+  std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+  auto it = headers.find(key);
+  return it == headers.end() ? std::string() : it->second;
+}
+
+namespace {
+
+size_t CollectBody(char* ptr, size_t size, size_t n, void* ud) {
+  static_cast<std::string*>(ud)->append(ptr, size * n);
+  return size * n;
+}
+
+size_t CollectHeader(char* ptr, size_t size, size_t n, void* ud) {
+  auto* r = static_cast<HttpResponse*>(ud);
+  std::string line(ptr, size * n);
+  if (line.rfind("HTTP/", 0) == 0) {
+    r->headers.clear();  // a new response (e.g. after 100-continue)
+    return size * n;
+  }
+  auto colon = line.find(':');
+  if (colon != std::string::npos) {
+    std::string key = line.substr(0, colon);
+    std::transform(key.begin(), key.end(), key.begin(), ::tolower);
+    std::string value = line.substr(colon + 1);
+    auto b = value.find_first_not_of(" \t");
+    auto e = value.find_last_not_of(" \t\r\n");
+    r->headers[key] = b == std::string::npos ? "" : value.substr(b, e - b + 1);
+  }
+  return size * n;
+}
+
+struct CurlGlobal {
+  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
+};
+
+}  // namespace
+
+HttpResponse HttpRequest(const std::string& method, const std::string& url, const std::vector<std::string>& headers,
+                         const std::string& body, std::chrono::milliseconds timeout) {
+  static CurlGlobal global;
+  HttpResponse r;
+  CURL* c = curl_easy_init();
+  if (c == nullptr) {
+    r.error = "curl_easy_init failed";
+    return r;
+  }
+  curl_slist* hl = nullptr;
+  for (const auto& h : headers) hl = curl_slist_append(hl, h.c_str());
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count()));
+  curl_easy_setopt(c, CURLOPT_FORBID_REUSE, 1L);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, hl);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, &CollectBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &r.body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, &CollectHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &r);
+  if (method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body.c_str());
+    curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  }
+  CURLcode rc = curl_easy_perform(c);
+  if (rc != CURLE_OK) {
+    r.error = curl_easy_strerror(rc);
+  } else {
+    long code = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+    r.status = static_cast<int>(code);
+  }
+  curl_slist_free_all(hl);
+  curl_easy_cleanup(c);
+  return r;
+}
+
+std::optional<double> MetricValue(const std::string& text, const std::string& name,
+                                  const std::map<std::string, std::string>& labels) {
+  std::istringstream in(text);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (line.compare(0, name.size(), name) != 0) continue;
+    char next = line.size() > name.size() ? line[name.size()] : '\0';
+    if (next != '{' && next != ' ') continue;
+    bool match = true;
+    for (const auto& [k, v] : labels) {
+      if (line.find(k + "=\"" + v + "\"") == std::string::npos) { match = false; break; }
+    }
+    if (!match) continue;
+    auto sp = line.rfind(' ');
+    try {
+      return std::stod(line.substr(sp + 1));
+    } catch (...) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace webtier::testing

@@ -1,0 +1,42 @@
+// The webnode's whole configuration: one struct, filled in main() from flags
+// and WEBNODE_* environment variables (flag wins); components take const Config&.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <cstdint>
+#include <string>
+
+#include "webtier/common/net.h"
+
+namespace webtier::webnode {
+
+struct Config {
+  std::string listen = "0.0.0.0:8080";          // HTTP address
+  std::string advertise;                        // host[:port] for ZooKeeper; empty = auto
+  std::string id;                               // member id; empty = hostname-port
+  std::string name;                             // greeting name; empty = id
+  std::string zone = "local";                   // free label written into the member record
+  std::string zk = "127.0.0.1:2181";            // ZooKeeper connect string
+  std::string zk_path = "/webtier/nodes";       // membership path
+  int zk_session_timeout_ms = 6000;             // asked of ZooKeeper
+  std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
+  std::string redis_password;                   // AUTH, empty = none
+  int threads = 0;                              // Pistache worker threads; 0 = number of cores
+  std::string origin;                           // upstream base URL; empty = built-in demo app
+  int cache_ttl = 60;                           // seconds, when the origin sends no max-age
+  int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
+  std::string admin_token;                      // bearer token for /admin/*; empty = 403
+  size_t max_request_bytes = 64 * 1024;         // request size limit (Pistache default is 4 KiB)
+
+  // Derived by Finalize(): parsed listen address and effective id/name/threads.
+  net::HostPort listen_addr;
+};
+
+// Adds every flag above to `app` (env fallbacks are bound by the caller).
+void AddFlags(CLI::App& app, Config* config);
+
+// Validates and fills the derived fields. kInvalidArgument names the flag.
+Status Finalize(Config* config);
+
+}  // namespace webtier::webnode

@@ -1,0 +1,36 @@
+// The webnode's per-request metrics: webnode_http_requests_total{route,method,code},
+// webnode_http_request_duration_seconds{route} and webnode_inflight_requests.
+#pragma once
+
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+namespace webtier::webnode {
+
+// Thread-safe. Label sets are resolved once and cached, so recording a
+// request is a hash lookup plus atomic adds. Route labels must be
+// low-cardinality (route templates like "/api/primes", never raw paths).
+class HttpMetrics {
+ public:
+  explicit HttpMetrics(prometheus::Registry& registry);
+
+  void Record(std::string_view route, std::string_view method, int code, double seconds);
+  prometheus::Gauge& inflight() { return inflight_; }
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Histogram>& duration_;
+  prometheus::Gauge& inflight_;
+  std::mutex mu_;
+  std::unordered_map<std::string, prometheus::Counter*> counters_;
+  std::unordered_map<std::string, prometheus::Histogram*> histograms_;
+};
+
+}  // namespace webtier::webnode

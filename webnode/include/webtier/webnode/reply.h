@@ -1,0 +1,52 @@
+// One pending HTTP response of the webnode. It owns the Pistache
+// ResponseWriter, stamps X-Served-By, and records the request's metrics
+// (webnode_http_requests_total, _duration_seconds, inflight) when sent.
+#pragma once
+
+#include <pistache/http.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace webtier::webnode {
+
+class HttpMetrics;
+
+// Move-only. Send exactly once. Send() may be called from a thread other than
+// the Pistache reactor thread that received the request (Pistache queues the
+// write to the reactor); everything else must be done before handing it over.
+// Destroying an unsent Reply answers 500 so no request is ever left hanging.
+class Reply {
+ public:
+  Reply(Pistache::Http::ResponseWriter writer, std::string_view method, HttpMetrics* metrics,
+        const std::string* served_by);
+  Reply(Reply&&) noexcept;
+  Reply& operator=(Reply&&) = delete;
+  Reply(const Reply&) = delete;
+  ~Reply();
+
+  // Metric label for the route, e.g. "/api/primes" (set before Send; default "other").
+  void set_route(std::string_view route) { route_ = route; }
+  // Adds a response header (raw name/value, e.g. "Cache-Control", "max-age=60").
+  void AddHeader(std::string name, std::string value) { headers_.emplace_back(std::move(name), std::move(value)); }
+  // Sends status, the added headers, Content-Type and body. HEAD requests get no body.
+  void Send(int status, std::string body, std::string_view content_type = "application/json");
+
+  bool sent() const { return sent_; }
+
+ private:
+  std::unique_ptr<Pistache::Http::ResponseWriter> writer_;
+  std::string method_;
+  HttpMetrics* metrics_;
+  const std::string* served_by_;
+  std::string route_ = "other";
+  std::vector<std::pair<std::string, std::string>> headers_;
+  std::chrono::steady_clock::time_point start_;
+  bool sent_ = false;
+};
+
+}  // namespace webtier::webnode

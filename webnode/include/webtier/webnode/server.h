@@ -1,0 +1,52 @@
+// The webnode's HTTP front: a Pistache endpoint that answers the built-in
+// routes (/, /health, /ready, /metrics) itself and hands everything else to
+// the ContentService. Every response carries X-Served-By.
+#pragma once
+
+#include <pistache/endpoint.h>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "webtier/common/status.h"
+#include "webtier/monitoring/metrics.h"
+#include "webtier/webnode/config.h"
+#include "webtier/webnode/content.h"
+#include "webtier/webnode/http_metrics.h"
+
+namespace webtier::webnode {
+
+// What /health and /ready report besides the server's own state.
+struct NodeProbes {
+  std::function<bool()> registered;     // member znode exists
+  std::function<bool()> zk_connected;   // ZooKeeper session connected
+};
+
+class NodeServer {
+ public:
+  // `content`, `registry` and the probes must outlive the server.
+  NodeServer(const Config& config, metrics::Registry& registry, ContentService& content, NodeProbes probes);
+  ~NodeServer();
+  NodeServer(const NodeServer&) = delete;
+  NodeServer& operator=(const NodeServer&) = delete;
+
+  // Binds and starts the worker threads; returns once the socket listens.
+  // Fails (kUnavailable) when the address cannot be bound.
+  Status Start();
+  // /ready answers 503 from now on.
+  void SetDraining();
+  // Stops accepting and joins the worker threads.
+  void Shutdown();
+
+  uint16_t port() const;
+
+  struct Shared;  // state shared by the per-thread handler clones
+
+ private:
+  std::unique_ptr<Shared> shared_;
+  std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
+};
+
+}  // namespace webtier::webnode

@@ -1,0 +1,94 @@
+// webnode: parse flags into the Config, build the parts, serve, drain on SIGTERM.
+#include <signal.h>
+
+#include <chrono>
+#include <iostream>
+#include <thread>
+
+#include "webtier/common/flags.h"
+#include "webtier/common/log.h"
+#include "webtier/common/zk_session.h"
+#include "webtier/monitoring/metrics.h"
+#include "webtier/webnode/config.h"
+#include "webtier/webnode/content.h"
+#include "webtier/webnode/registration.h"
+#include "webtier/webnode/server.h"
+
+namespace {
+
+using namespace webtier;
+
+// Until a content service is configured: everything else is 404.
+class NotFoundContent : public webnode::ContentService {
+ public:
+  void Handle(const Pistache::Http::Request&, webnode::Reply reply) override {  // webnode::ContentService
+    reply.set_route("other");
+    reply.Send(404, R"({"error":"not found"})");
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  webnode::Config config;
+  CLI::App app{"webnode: a Pistache web node that registers itself in ZooKeeper and caches in Redis", "webnode"};
+  webnode::AddFlags(app, &config);
+  flags::BindEnvironment(app, "WEBNODE");
+  if (auto rc = flags::Parse(app, argc, argv)) return *rc;
+  if (Status s = webnode::Finalize(&config); !s.ok()) {
+    std::cerr << "webnode: error: " << s.message() << "\nRun 'webnode --help' for the list of flags.\n";
+    return 2;
+  }
+
+  // Signals are taken synchronously by main(); every thread inherits the mask.
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  metrics::Registry registry("webnode", WEBTIER_VERSION);
+  NotFoundContent content;
+
+  zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
+  serverset::Member member;
+  member.id = config.id;
+  member.zone = config.zone;
+  member.version = WEBTIER_VERSION;
+  member.port = config.listen_addr.port;
+  if (!config.advertise.empty()) {
+    net::HostPort adv;
+    net::ParseHostPort(config.advertise, &adv, config.listen_addr.port);
+    member.host = adv.host;
+    member.port = adv.port;
+  } else if (!net::IsWildcard(config.listen_addr.host)) {
+    member.host = config.listen_addr.host;  // a specific listen address is what peers must use
+  }  // else: auto-detected from the connection to ZooKeeper
+  webnode::MemberRegistration registration(session, config.zk_path, member, registry.prom());
+
+  webnode::NodeServer server(config, registry, content,
+                             {.registered = [&] { return registration.registered(); },
+                              .zk_connected = [&] { return session.connected(); }});
+  if (Status s = server.Start(); !s.ok()) {
+    log::Error("webnode", "cannot start").kv("err", s.ToString());
+    return 1;
+  }
+  // Register only once listening.
+  registration.Start();
+  if (Status s = session.Start(); !s.ok()) {
+    log::Error("webnode", "cannot start ZooKeeper client").kv("err", s.ToString());
+    return 2;
+  }
+
+  int signo = 0;
+  sigwait(&stop_signals, &signo);
+  log::Info("webnode", "stopping: deregistering, then draining").kv("signal", signo).kv("drain_ms", config.drain_ms);
+  server.SetDraining();
+  registration.Deregister();
+  std::this_thread::sleep_for(std::chrono::milliseconds(config.drain_ms));
+  server.Shutdown();
+  session.Close();
+  log::Info("webnode", "stopped");
+  return 0;
+}

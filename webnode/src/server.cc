@@ -1,0 +1,121 @@
+// NodeServer: Pistache endpoint plus the built-in routes.
+#include "webtier/webnode/server.h"
+
+#include <pistache/http.h>
+
+#include <nlohmann/json.hpp>
+
+#include "webtier/common/log.h"
+
+namespace webtier::webnode {
+
+using namespace Pistache;
+
+struct NodeServer::Shared {
+  Shared(const Config& c, metrics::Registry& r, ContentService& content_service, NodeProbes p)
+      : config(c), registry(r), http_metrics(r.prom()), content(content_service), probes(std::move(p)) {
+    served_by = config.id;
+    greeting = nlohmann::json{{"message", "Hello from " + config.name + "!"}, {"server", config.id}}.dump();
+  }
+
+  const Config& config;
+  metrics::Registry& registry;
+  HttpMetrics http_metrics;
+  ContentService& content;
+  NodeProbes probes;
+  std::string served_by;
+  std::string greeting;  // the body of GET /, built once
+  std::atomic<bool> draining{false};
+};
+
+namespace {
+
+class NodeHandler : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(NodeHandler)
+
+  explicit NodeHandler(NodeServer::Shared* shared) : shared_(shared) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {  // Http::Handler
+    auto& s = *shared_;
+    const std::string& resource = request.resource();
+    const auto method = request.method();
+    const bool get = method == Http::Method::Get || method == Http::Method::Head;
+    const char* method_name = get ? (method == Http::Method::Get ? "GET" : "HEAD") : Http::methodString(method);
+    Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
+
+    if (get && resource == "/") {
+      reply.set_route("/");
+      reply.Send(200, s.greeting);
+    } else if (get && resource == "/health") {
+      reply.set_route("/health");
+      reply.AddHeader("Cache-Control", "no-store");
+      nlohmann::json j = {{"status", "healthy"},
+                          {"server", s.config.id},
+                          {"zk", s.probes.zk_connected() ? "connected" : "disconnected"},
+                          {"registered", s.probes.registered()},
+                          {"draining", s.draining.load()}};
+      reply.Send(200, j.dump());
+    } else if (get && resource == "/ready") {
+      reply.set_route("/ready");
+      reply.AddHeader("Cache-Control", "no-store");
+      const bool draining = s.draining.load();
+      const bool registered = s.probes.registered();
+      if (!draining && registered) {
+        reply.Send(200, R"({"status":"ready","server":")" + s.config.id + "\"}");
+      } else {
+        const char* why = draining ? "draining" : "starting";
+        reply.Send(503, nlohmann::json{{"status", why}, {"server", s.config.id}}.dump());
+      }
+    } else if (get && resource == "/metrics") {
+      reply.set_route("/metrics");
+      reply.Send(200, s.registry.Render(), "text/plain; version=0.0.4; charset=utf-8");
+    } else {
+      s.content.Handle(request, std::move(reply));
+    }
+  }
+
+ private:
+  NodeServer::Shared* shared_;
+};
+
+}  // namespace
+
+NodeServer::NodeServer(const Config& config, metrics::Registry& registry, ContentService& content, NodeProbes probes)
+    : shared_(std::make_unique<Shared>(config, registry, content, std::move(probes))) {}
+
+NodeServer::~NodeServer() { Shutdown(); }
+
+Status NodeServer::Start() {
+  const auto& c = shared_->config;
+  try {
+    Address addr(c.listen_addr.host.empty() ? "0.0.0.0" : c.listen_addr.host, Port(c.listen_addr.port));
+    endpoint_ = std::make_unique<Http::Endpoint>(addr);
+    auto opts = Http::Endpoint::options()
+                    .threads(c.threads)
+                    .flags(Tcp::Options::ReuseAddr)
+                    .maxRequestSize(c.max_request_bytes)
+                    .maxResponseSize(64u << 20);
+    endpoint_->init(opts);
+    endpoint_->setHandler(Http::make_handler<NodeHandler>(shared_.get()));
+    endpoint_->serveThreaded();
+  } catch (const std::exception& e) {
+    endpoint_.reset();
+    return Status(ErrorCode::kUnavailable, "cannot listen on " + c.listen + ": " + e.what());
+  }
+  log::Info("http", "listening").kv("address", c.listen).kv("threads", c.threads).kv("id", c.id);
+  return Status::Ok();
+}
+
+void NodeServer::SetDraining() { shared_->draining = true; }
+
+void NodeServer::Shutdown() {
+  if (endpoint_) {
+    endpoint_->shutdown();
+    endpoint_.reset();
+  }
+}
+
+uint16_t NodeServer::port() const { return endpoint_ ? static_cast<uint16_t>(endpoint_->getPort()) : 0; }
+
+}  // namespace webtier::webnode
