@@ -6,6 +6,8 @@
 namespace webtier::webnode {
 
 void AddFlags(CLI::App& app, Config* c) {
+  // A flag given twice takes its last value (scripts append overrides).
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--listen", c->listen, "HTTP address host:port")->capture_default_str();
   app.add_option("--advertise", c->advertise, "host[:port] written into ZooKeeper (default: auto-detected)");
   app.add_option("--id", c->id, "member id, also sent as X-Served-By (default: hostname-port)");

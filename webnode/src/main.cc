@@ -87,7 +87,9 @@ int main(int argc, char** argv) {
   server.SetDraining();
   registration.Deregister();
   std::this_thread::sleep_for(std::chrono::milliseconds(config.drain_ms));
+  log::Debug("webnode", "drain over: closing the listener");
   server.Shutdown();
+  log::Debug("webnode", "closing the ZooKeeper session");
   session.Close();
   log::Info("webnode", "stopped");
   return 0;

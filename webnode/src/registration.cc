@@ -70,10 +70,12 @@ void MemberRegistration::OnSessionEvent(zk::Session::Event e) {
 void MemberRegistration::Run() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
-    cv_.wait_for(l, std::chrono::seconds(1), [&] { return stopping_ || dirty_; });
-    if (stopping_) break;
-    if (!dirty_ && registered_) continue;
-    if (!session_.connected()) continue;  // a session event will wake us
+    // Work only while connected and something needs checking; otherwise
+    // sleep until a session event or the once-a-second re-check.
+    if (!((dirty_ || !registered_) && session_.connected())) {
+      cv_.wait_for(l, std::chrono::seconds(1));
+      continue;
+    }
     dirty_ = false;
     l.unlock();
     Status s = Reconcile();

@@ -2,11 +2,11 @@
 #include "webtier/webnode/reply.h"
 
 #include "webtier/webnode/http_metrics.h"
+#include "webtier/webnode/text_header.h"
 
 namespace webtier::webnode {
 
 using Pistache::Http::Code;
-using Pistache::Http::Header::Raw;
 
 Reply::Reply(Pistache::Http::ResponseWriter writer, std::string_view method, HttpMetrics* metrics,
              const std::string* served_by)
@@ -38,9 +38,9 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   if (sent_ || !writer_) return;
   sent_ = true;
   auto& headers = writer_->headers();
-  if (served_by_ != nullptr) headers.addRaw(Raw("X-Served-By", *served_by_));
-  if (!content_type.empty()) headers.addRaw(Raw("Content-Type", std::string(content_type)));
-  for (auto& [name, value] : headers_) headers.addRaw(Raw(std::move(name), std::move(value)));
+  if (served_by_ != nullptr) SetHeader(headers, "X-Served-By", *served_by_);
+  if (!content_type.empty()) SetHeader(headers, "Content-Type", std::string(content_type));
+  for (auto& [name, value] : headers_) SetHeader(headers, std::move(name), std::move(value));
   if (method_ == "HEAD") body.clear();
   writer_->send(static_cast<Code>(status), body);
   if (metrics_ != nullptr) {

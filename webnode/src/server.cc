@@ -30,6 +30,20 @@ struct NodeServer::Shared {
 
 namespace {
 
+// Pistache 0.0.5 answers "Connection: Close" (and closes) whenever the
+// request has no Connection header, which breaks HTTP/1.1's persistent
+// default. Restore it: HTTP/1.1 keeps the connection unless the client asked
+// to close; HTTP/1.0 closes unless it asked for keep-alive.
+void KeepAliveByDefault(const Http::Request& request, Http::ResponseWriter& writer) {
+  auto asked = request.headers().tryGet<Http::Header::Connection>();
+  Http::ConnectionControl control;
+  if (asked) control = asked->control();
+  else control = request.version() == Http::Version::Http11 ? Http::ConnectionControl::KeepAlive
+                                                           : Http::ConnectionControl::Close;
+  writer.headers().remove<Http::Header::Connection>();
+  writer.headers().add<Http::Header::Connection>(control);
+}
+
 class NodeHandler : public Http::Handler {
  public:
   HTTP_PROTOTYPE(NodeHandler)
@@ -42,6 +56,7 @@ class NodeHandler : public Http::Handler {
     const auto method = request.method();
     const bool get = method == Http::Method::Get || method == Http::Method::Head;
     const char* method_name = get ? (method == Http::Method::Get ? "GET" : "HEAD") : Http::methodString(method);
+    KeepAliveByDefault(request, writer);
     Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
 
     if (get && resource == "/") {

@@ -409,4 +409,29 @@ std::optional<double> MetricValue(const std::string& text, const std::string& na
   return std::nullopt;
 }
 
+// ---------------------------------------------------------------- Webnode
+
+Webnode::Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args)
+    : id_(std::move(id)), port_(FreePort()) {
+  std::vector<std::string> argv = {BinaryPath("webnode"), "--listen", "127.0.0.1:" + std::to_string(port_),
+                                   "--zk", zk_connect, "--id", id_, "--redis", "", "--threads", "2"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  proc_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+}
+
+void Webnode::WaitHealthy() {
+  bool ok = WaitFor([&] { return !proc_->running() || HttpGet(url("/health"), 1s).status == 200; }, 20s);
+  if (!ok || !proc_->running()) throw std::runtime_error("webnode " + id_ + " did not become healthy: " + proc_->Log());
+}
+
+bool Webnode::WaitReady(std::chrono::milliseconds timeout) {
+  return WaitFor([&] { return HttpGet(url("/ready"), 1s).status == 200; }, timeout);
+}
+
+std::string Webnode::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+std::string Webnode::Metrics() const { return HttpGet(url("/metrics"), 2s).body; }
+
 }  // namespace webtier::testing

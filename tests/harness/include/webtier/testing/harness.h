@@ -142,4 +142,26 @@ inline HttpResponse HttpGet(const std::string& url, std::chrono::milliseconds ti
 std::optional<double> MetricValue(const std::string& text, const std::string& name,
                                   const std::map<std::string, std::string>& labels = {});
 
+// A webnode process on a free loopback port (127.0.0.1), started with
+// `--listen 127.0.0.1:PORT --zk <zk> --id <id> --redis ""` plus `extra_args`
+// (later flags win, so extra_args may override --redis etc.).
+class Webnode {
+ public:
+  Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args = {});
+  // Waits until GET /health answers 200; throws after 20 s.
+  void WaitHealthy();
+  // Waits until GET /ready answers 200 (registered); false after `timeout`.
+  bool WaitReady(std::chrono::milliseconds timeout = 20s);
+  std::string url(const std::string& path = "/") const;
+  uint16_t port() const { return port_; }
+  const std::string& id() const { return id_; }
+  Process& process() { return *proc_; }
+  std::string Metrics() const;  // GET /metrics body ("" on failure)
+
+ private:
+  std::string id_;
+  uint16_t port_;
+  std::unique_ptr<Process> proc_;
+};
+
 }  // namespace webtier::testing

@@ -1,0 +1,57 @@
+// webnode Config: defaults, derived fields and validation messages.
+#include "webtier/webnode/config.h"
+
+#include <gtest/gtest.h>
+
+namespace webtier::webnode {
+namespace {
+
+TEST(WebnodeConfig, DefaultsMatchTheSpec) {
+  Config c;
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.listen_addr, (net::HostPort{"0.0.0.0", 8080}));
+  EXPECT_EQ(c.zk, "127.0.0.1:2181");
+  EXPECT_EQ(c.zk_path, "/webtier/nodes");
+  EXPECT_EQ(c.zk_session_timeout_ms, 6000);
+  EXPECT_EQ(c.redis, "127.0.0.1:6379");
+  EXPECT_EQ(c.cache_ttl, 60);
+  EXPECT_EQ(c.drain_ms, 2000);
+  EXPECT_GE(c.threads, 1);
+  EXPECT_EQ(c.id, net::Hostname() + "-8080");
+  EXPECT_EQ(c.name, c.id);
+}
+
+TEST(WebnodeConfig, EachBadValueNamesItsFlag) {
+  struct Case {
+    void (*mutate)(Config*);
+    const char* flag;
+  } cases[] = {
+      {[](Config* c) { c->listen = "nope"; }, "--listen"},
+      {[](Config* c) { c->advertise = "h:0"; }, "--advertise"},
+      {[](Config* c) { c->zk = ""; }, "--zk"},
+      {[](Config* c) { c->zk_path = "relative"; }, "--zk-path"},
+      {[](Config* c) { c->zk_path = "/trailing/"; }, "--zk-path"},
+      {[](Config* c) { c->zk_session_timeout_ms = 10; }, "--zk-session-timeout-ms"},
+      {[](Config* c) { c->redis = "h:99999"; }, "--redis"},
+      {[](Config* c) { c->threads = -1; }, "--threads"},
+      {[](Config* c) { c->origin = "ftp://x"; }, "--origin"},
+      {[](Config* c) { c->cache_ttl = -5; }, "--cache-ttl"},
+      {[](Config* c) { c->drain_ms = -1; }, "--drain-ms"},
+  };
+  for (const auto& tc : cases) {
+    Config c;
+    tc.mutate(&c);
+    Status s = Finalize(&c);
+    EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << tc.flag;
+    EXPECT_EQ(s.message().rfind(tc.flag, 0), 0u) << s.message();
+  }
+}
+
+TEST(WebnodeConfig, EmptyRedisDisablesTheCacheAndIsValid) {
+  Config c;
+  c.redis = "";
+  EXPECT_TRUE(Finalize(&c).ok());
+}
+
+}  // namespace
+}  // namespace webtier::webnode

@@ -1,0 +1,260 @@
+// The webnode as a process against a real ZooKeeper: what it registers, and
+// how registration behaves through SIGTERM, SIGKILL, a ZooKeeper restart, a
+// session expiry (SIGSTOP past the timeout) and ZooKeeper absent at start.
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <nlohmann/json.hpp>
+
+#include "webtier/common/serverset.h"
+#include "webtier/common/zk_session.h"
+#include "webtier/testing/harness.h"
+
+namespace webtier {
+namespace {
+
+using namespace webtier::testing;
+
+constexpr char kPath[] = "/webtier/nodes";
+
+// Reads the membership the way the balancer does, from its own session.
+class Observer {
+ public:
+  explicit Observer(const std::string& connect) : session_({.connect = connect, .session_timeout_ms = 10000}) {
+    if (!session_.Start().ok() || !WaitFor([&] { return session_.connected(); }, 20s))
+      throw std::runtime_error("observer could not connect to ZooKeeper");
+  }
+  // member znode name -> data; empty when the path is missing.
+  std::map<std::string, std::string> Members() {
+    std::map<std::string, std::string> out;
+    std::vector<std::string> children;
+    if (!session_.GetChildren(kPath, &children).ok()) return out;
+    for (const auto& c : children) {
+      std::string data;
+      if (session_.Get(std::string(kPath) + "/" + c, &data).ok()) out[c] = data;
+    }
+    return out;
+  }
+  zk::Session& session() { return session_; }
+
+ private:
+  zk::Session session_;
+};
+
+class WebnodeTest : public ::testing::Test {
+ protected:
+  void SetUp() override { zk_.Start(); }
+  ZooKeeperServer zk_;
+};
+
+TEST_F(WebnodeTest, RegistersServersetMemberAndServesBuiltInRoutes) {
+  Webnode node("node-a", zk_.connect(), {"--zone", "z1", "--name", "Alpha"});
+  node.WaitHealthy();
+  ASSERT_TRUE(node.WaitReady());
+  Observer obs(zk_.connect());
+  auto members = obs.Members();
+  ASSERT_EQ(members.size(), 1u);
+  const auto& [name, data] = *members.begin();
+  EXPECT_TRUE(name.size() == std::string("member_0000000000").size() && name.rfind("member_", 0) == 0) << name;
+  serverset::Member m;
+  ASSERT_TRUE(serverset::Decode(data, &m).ok()) << data;
+  EXPECT_EQ(m.host, "127.0.0.1");
+  EXPECT_EQ(m.port, node.port());
+  EXPECT_EQ(m.id, "node-a");
+  EXPECT_EQ(m.zone, "z1");
+  EXPECT_EQ(m.weight, 100u);
+  auto j = nlohmann::json::parse(data);
+  EXPECT_EQ(j["status"], "ALIVE");
+  EXPECT_EQ(j["additionalEndpoints"]["http"]["port"], node.port());
+
+  auto root = HttpGet(node.url("/"));
+  EXPECT_EQ(root.status, 200);
+  EXPECT_EQ(root.header("x-served-by"), "node-a");
+  EXPECT_EQ(nlohmann::json::parse(root.body), (nlohmann::json{{"message", "Hello from Alpha!"}, {"server", "node-a"}}));
+  auto health = HttpGet(node.url("/health"));
+  EXPECT_EQ(health.status, 200);
+  EXPECT_EQ(nlohmann::json::parse(health.body)["status"], "healthy");
+  EXPECT_EQ(health.header("x-served-by"), "node-a");
+
+  std::string metrics = node.Metrics();
+  EXPECT_EQ(MetricValue(metrics, "webnode_zk_registered"), 1.0);
+  EXPECT_EQ(MetricValue(metrics, "webnode_build_info", {{"version", "0.1.0"}}), 1.0);
+  EXPECT_GE(MetricValue(metrics, "webnode_http_requests_total", {{"route", "/"}, {"method", "GET"}, {"code", "200"}}).value_or(0), 1.0);
+  for (const char* name : {"process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+                           "process_start_time_seconds", "webnode_inflight_requests",
+                           "webnode_zk_session_expirations_total", "webnode_http_request_duration_seconds_count"}) {
+    EXPECT_TRUE(MetricValue(metrics, name).has_value()) << name << " missing";
+  }
+}
+
+TEST_F(WebnodeTest, AdvertiseAndAutoDetectedHost) {
+  Webnode adv("node-adv", zk_.connect(), {"--advertise", "10.9.8.7:9999"});
+  // Listening on every interface: the host is the local address toward ZooKeeper.
+  uint16_t port = FreePort();
+  Process wild(Process::Options{.argv = {BinaryPath("webnode"), "--listen", "0.0.0.0:" + std::to_string(port), "--zk",
+                                         zk_.connect(), "--id", "node-wild", "--redis", ""},
+                                .env = {}, .log_path = {}, .cwd = {}});
+  Observer obs(zk_.connect());
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().size() == 2; }, 20s));
+  std::map<std::string, serverset::Member> by_id;
+  for (auto& [n, d] : obs.Members()) {
+    serverset::Member m;
+    ASSERT_TRUE(serverset::Decode(d, &m).ok());
+    by_id[m.id] = m;
+  }
+  EXPECT_EQ(by_id["node-adv"].Address(), "10.9.8.7:9999");
+  EXPECT_EQ(by_id["node-wild"].Address(), "127.0.0.1:" + std::to_string(port));
+}
+
+TEST_F(WebnodeTest, SigtermDeregistersFirstThenDrainsAndExitsZero) {
+  Webnode node("node-t", zk_.connect(), {"--drain-ms", "1500"});
+  node.WaitHealthy();
+  ASSERT_TRUE(node.WaitReady());
+  Observer obs(zk_.connect());
+  ASSERT_EQ(obs.Members().size(), 1u);
+  node.process().Signal(SIGTERM);
+  // The znode goes while the process still serves its drain period.
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().empty(); }, 1s));
+  EXPECT_TRUE(node.process().running());
+  EXPECT_EQ(HttpGet(node.url("/ready")).status, 503);
+  EXPECT_EQ(HttpGet(node.url("/")).status, 200);
+  EXPECT_EQ(node.process().Wait(10s), 0);
+}
+
+TEST_F(WebnodeTest, SigkillLeavesZnodeOnlyUntilTheSessionTimeout) {
+  Webnode node("node-k", zk_.connect(), {"--zk-session-timeout-ms", "2000"});
+  ASSERT_TRUE(node.WaitReady());
+  Observer obs(zk_.connect());
+  ASSERT_EQ(obs.Members().size(), 1u);
+  auto killed = std::chrono::steady_clock::now();
+  node.process().Kill();
+  EXPECT_EQ(obs.Members().size(), 1u) << "an ephemeral of a killed process lingers for the session timeout";
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().empty(); }, 10s));
+  auto gone_after = std::chrono::steady_clock::now() - killed;
+  EXPECT_LT(gone_after, 6s) << "znode outlived the 2 s session timeout by far";
+}
+
+TEST_F(WebnodeTest, ZooKeeperRestartOnSamePortKeepsExactlyOneZnode) {
+  Webnode node("node-r", zk_.connect(), {"--zk-session-timeout-ms", "8000"});
+  ASSERT_TRUE(node.WaitReady());
+  std::string before;
+  {
+    Observer obs(zk_.connect());
+    ASSERT_EQ(obs.Members().size(), 1u);
+    before = obs.Members().begin()->first;
+  }
+  zk_.Stop();
+  EXPECT_EQ(HttpGet(node.url("/")).status, 200) << "serving must not depend on ZooKeeper";
+  zk_.Start();
+  Observer obs(zk_.connect());
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(node.url("/health")).body.find("\"zk\":\"connected\"") != std::string::npos; }, 20s));
+  // Give a duplicate create every chance to show up before asserting.
+  ASSERT_TRUE(node.WaitReady());
+  auto members = obs.Members();
+  ASSERT_EQ(members.size(), 1u);
+  EXPECT_EQ(members.begin()->first, before) << "the same session keeps the same znode";
+  EXPECT_EQ(MetricValue(node.Metrics(), "webnode_zk_session_expirations_total"), 0.0);
+}
+
+TEST_F(WebnodeTest, SessionExpiryAfterSigstopReRegistersWithoutRestart) {
+  Webnode node("node-s", zk_.connect(), {"--zk-session-timeout-ms", "2000"});
+  ASSERT_TRUE(node.WaitReady());
+  Observer obs(zk_.connect());
+  ASSERT_EQ(obs.Members().size(), 1u);
+  std::string before = obs.Members().begin()->first;
+  node.process().Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().empty(); }, 15s)) << "frozen node's session never expired";
+  node.process().Signal(SIGCONT);
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().size() == 1 && obs.Members().begin()->first != before; }, 20s));
+  ASSERT_TRUE(node.WaitReady());
+  EXPECT_EQ(obs.Members().size(), 1u);
+  EXPECT_EQ(MetricValue(node.Metrics(), "webnode_zk_session_expirations_total"), 1.0);
+  EXPECT_TRUE(node.process().running());
+}
+
+TEST_F(WebnodeTest, ZnodeDeletedBySomeoneElseIsRecreated) {
+  Webnode node("node-d", zk_.connect());
+  ASSERT_TRUE(node.WaitReady());
+  Observer obs(zk_.connect());
+  std::string name = obs.Members().begin()->first;
+  ASSERT_TRUE(obs.session().Delete(std::string(kPath) + "/" + name).ok());
+  ASSERT_TRUE(WaitFor([&] { auto m = obs.Members(); return m.size() == 1 && m.begin()->first != name; }, 10s));
+}
+
+TEST(WebnodeNoZk, ZooKeeperAbsentAtStartIsNotFatal) {
+  ZooKeeperServer zk;  // not started yet
+  Webnode node("node-late", zk.connect());
+  node.WaitHealthy();
+  EXPECT_EQ(HttpGet(node.url("/")).status, 200);
+  EXPECT_EQ(HttpGet(node.url("/ready")).status, 503);
+  EXPECT_EQ(MetricValue(node.Metrics(), "webnode_zk_registered"), 0.0);
+  zk.Start();
+  ASSERT_TRUE(node.WaitReady(30s));
+  Observer obs(zk.connect());
+  EXPECT_EQ(obs.Members().size(), 1u);
+}
+
+TEST(WebnodeNoZk, SigtermWithZooKeeperUnreachableStillExitsZero) {
+  ZooKeeperServer zk;  // never started
+  Webnode node("node-nozk", zk.connect(), {"--drain-ms", "100"});
+  node.WaitHealthy();
+  node.process().Signal(SIGTERM);
+  EXPECT_EQ(node.process().Wait(5s), 0) << node.process().Log();
+}
+
+TEST(WebnodeFlags, BadFlagsExitTwoWithAClearError) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  } cases[] = {
+      {{"--listen", "nonsense"}, "--listen"},
+      {{"--threads", "many"}, "--threads"},
+      {{"--no-such-flag"}, "no-such-flag"},
+      {{"--zk-path", "relative"}, "--zk-path"},
+      {{"--drain-ms", "-4"}, "--drain-ms"},
+  };
+  for (auto& c : cases) {
+    std::vector<std::string> argv = {BinaryPath("webnode")};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Process p(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+    EXPECT_EQ(p.Wait(10s), 2) << c.args[0];
+    EXPECT_NE(p.Log().find(c.expect), std::string::npos) << p.Log();
+  }
+  Process env_bad(Process::Options{.argv = {BinaryPath("webnode")}, .env = {{"WEBNODE_LISTEN", "garbage"}},
+                                   .log_path = {}, .cwd = {}});
+  EXPECT_EQ(env_bad.Wait(10s), 2) << "environment values are validated like flags";
+  Process help(Process::Options{.argv = {BinaryPath("webnode"), "--help"}, .env = {}, .log_path = {}, .cwd = {}});
+  EXPECT_EQ(help.Wait(10s), 0);
+  EXPECT_NE(help.Log().find("--zk-session-timeout-ms"), std::string::npos);
+}
+
+TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {
+  ZooKeeperServer zk;
+  zk.Start();
+  uint16_t port = FreePort();
+  Process p(Process::Options{
+      .argv = {BinaryPath("webnode"), "--id", "from-flag"},
+      .env = {{"WEBNODE_LISTEN", "127.0.0.1:" + std::to_string(port)}, {"WEBNODE_ZK", zk.connect()},
+              {"WEBNODE_ID", "from-env"}, {"WEBNODE_REDIS", ""}, {"WEBNODE_NAME", "EnvName"}},
+      .log_path = {}, .cwd = {}});
+  std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(url, 1s).status == 200; }, 20s)) << p.Log();
+  auto r = HttpGet(url);
+  EXPECT_EQ(r.header("x-served-by"), "from-flag");
+  EXPECT_NE(r.body.find("Hello from EnvName!"), std::string::npos);
+}
+
+TEST_F(WebnodeTest, BadRequestsGetAClearStatusAndTheNodeKeepsServing) {
+  Webnode node("node-bad", zk_.connect(), {"--max-request-bytes", "8192"});
+  node.WaitHealthy();
+  auto big = HttpRequest("POST", node.url("/upload"), {}, std::string(64 * 1024, 'x'));
+  EXPECT_EQ(big.status, 413) << big.error;
+  auto huge_header = HttpRequest("GET", node.url("/"), {"X-Big: " + std::string(16 * 1024, 'y')});
+  EXPECT_TRUE(huge_header.status == 413 || huge_header.status == 431) << huge_header.status << " " << huge_header.error;
+  EXPECT_EQ(HttpGet(node.url("/no/such/route")).status, 404);
+  EXPECT_EQ(HttpGet(node.url("/")).status, 200);
+  EXPECT_TRUE(node.process().running());
+}
+
+}  // namespace
+}  // namespace webtier
