@@ -201,6 +201,20 @@ std::string TcpExchange(uint16_t port, const std::string& request, std::chrono::
   return out;
 }
 
+// Runs QuorumPeerMain on <dir>/zoo.cfg with a small heap and fast start-up flags.
+std::unique_ptr<Process> StartZooKeeperProcess(const std::string& dir) {
+  RequireInstalled("/usr/share/java/zookeeper.jar");
+  RequireInstalled("/usr/bin/java");
+  return std::make_unique<Process>(Process::Options{
+      .argv = {"/usr/bin/java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+               "-Dzookeeper.log.dir=" + dir, "-Dzookeeper.jmx.log4j.disable=true",
+               "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+               "org.apache.zookeeper.server.quorum.QuorumPeerMain", dir + "/zoo.cfg"},
+      .env = {},
+      .log_path = dir + "/zookeeper.log",
+      .cwd = dir});
+}
+
 void StopProcess(std::unique_ptr<Process>& proc, int signo) {
   if (!proc) return;
   proc->Signal(signo);
@@ -210,14 +224,15 @@ void StopProcess(std::unique_ptr<Process>& proc, int signo) {
 
 }  // namespace
 
-ZooKeeperServer::ZooKeeperServer(int tick_ms) : dir_("webtier-zk"), port_(FreePort()), tick_ms_(tick_ms) {
+ZooKeeperServer::ZooKeeperServer(int tick_ms, std::string bind_address)
+    : dir_("webtier-zk"), port_(FreePort()), tick_ms_(tick_ms), bind_address_(std::move(bind_address)) {
   fs::create_directories(dir_.path() + "/data");
   std::ofstream cfg(dir_.path() + "/zoo.cfg");
   cfg << "tickTime=" << tick_ms_ << "\n"
       << "initLimit=10\nsyncLimit=5\n"
       << "dataDir=" << dir_.path() << "/data\n"
       << "clientPort=" << port_ << "\n"
-      << "clientPortAddress=127.0.0.1\n"
+      << "clientPortAddress=" << bind_address_ << "\n"
       << "maxClientCnxns=0\n"
       << "admin.enableServer=false\n"
       << "4lw.commands.whitelist=ruok,srvr,mntr,stat,cons\n";
@@ -226,17 +241,8 @@ ZooKeeperServer::ZooKeeperServer(int tick_ms) : dir_("webtier-zk"), port_(FreePo
 ZooKeeperServer::~ZooKeeperServer() { Kill(); }
 
 void ZooKeeperServer::Start() {
-  RequireInstalled("/usr/share/java/zookeeper.jar");
-  RequireInstalled("/usr/bin/java");
   if (proc_ && proc_->running()) return;
-  proc_ = std::make_unique<Process>(Process::Options{
-      .argv = {"/usr/bin/java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-               "-Dzookeeper.log.dir=" + dir_.path(), "-Dzookeeper.jmx.log4j.disable=true",
-               "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", dir_.path() + "/zoo.cfg"},
-      .env = {},
-      .log_path = dir_.path() + "/zookeeper.log",
-      .cwd = dir_.path()});
+  proc_ = StartZooKeeperProcess(dir_.path());
   bool ok = WaitFor([&] { return !proc_->running() || TcpExchange(port_, "ruok", 1s) == "imok"; }, 30s);
   if (!ok || !proc_->running()) {
     std::string log = proc_->Log();
@@ -251,6 +257,90 @@ void ZooKeeperServer::Kill() {
   proc_.reset();
 }
 bool ZooKeeperServer::running() { return proc_ && proc_->running(); }
+
+std::string ZooKeeperMode(uint16_t port) {
+  std::string r = TcpExchange(port, "srvr", 1s);
+  auto pos = r.find("Mode: ");
+  if (pos == std::string::npos) return "";
+  auto end = r.find('\n', pos);
+  return r.substr(pos + 6, end == std::string::npos ? std::string::npos : end - pos - 6);
+}
+
+ZooKeeperEnsemble::ZooKeeperEnsemble(int servers, int tick_ms) : dir_("webtier-zkq"), tick_ms_(tick_ms) {
+  std::vector<std::pair<uint16_t, uint16_t>> peer_ports;
+  for (int i = 0; i < servers; ++i) {
+    client_ports_.push_back(FreePort());
+    peer_ports.emplace_back(FreePort(), FreePort());
+  }
+  procs_.resize(static_cast<size_t>(servers));
+  for (int id = 1; id <= servers; ++id) {
+    std::string d = dir_.path() + "/s" + std::to_string(id);
+    fs::create_directories(d + "/data");
+    std::ofstream(d + "/data/myid") << id << "\n";
+    std::ofstream cfg(d + "/zoo.cfg");
+    cfg << "tickTime=" << tick_ms_ << "\ninitLimit=20\nsyncLimit=5\n"
+        << "dataDir=" << d << "/data\n"
+        << "clientPort=" << client_ports_[static_cast<size_t>(id - 1)] << "\n"
+        << "clientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n"
+        << "4lw.commands.whitelist=ruok,srvr,mntr,stat\n";
+    for (int j = 1; j <= servers; ++j) {
+      auto [peer, election] = peer_ports[static_cast<size_t>(j - 1)];
+      cfg << "server." << j << "=127.0.0.1:" << peer << ":" << election << "\n";
+    }
+  }
+}
+
+ZooKeeperEnsemble::~ZooKeeperEnsemble() {
+  for (auto& p : procs_) if (p) p->Kill();
+}
+
+void ZooKeeperEnsemble::StartServer(int id) {
+  auto& p = procs_[static_cast<size_t>(id - 1)];
+  if (p && p->running()) return;
+  p = StartZooKeeperProcess(dir_.path() + "/s" + std::to_string(id));
+}
+
+void ZooKeeperEnsemble::Start() {
+  for (int id = 1; id <= static_cast<int>(procs_.size()); ++id) StartServer(id);
+  bool ok = WaitFor(
+      [&] {
+        int serving = 0;
+        for (auto port : client_ports_) {
+          std::string m = ZooKeeperMode(port);
+          if (m == "leader" || m == "follower") ++serving;
+        }
+        return serving == static_cast<int>(client_ports_.size());
+      },
+      60s);
+  if (!ok) throw std::runtime_error("ZooKeeper ensemble did not form a quorum within 60 s");
+}
+
+void ZooKeeperEnsemble::KillServer(int id) {
+  auto& p = procs_[static_cast<size_t>(id - 1)];
+  if (p) p->Kill();
+  p.reset();
+}
+
+bool ZooKeeperEnsemble::ServerRunning(int id) {
+  auto& p = procs_[static_cast<size_t>(id - 1)];
+  return p && p->running();
+}
+
+int ZooKeeperEnsemble::Leader() {
+  for (size_t i = 0; i < client_ports_.size(); ++i) {
+    if (procs_[i] && ZooKeeperMode(client_ports_[i]) == "leader") return static_cast<int>(i + 1);
+  }
+  return 0;
+}
+
+std::string ZooKeeperEnsemble::connect() const {
+  std::string s;
+  for (auto p : client_ports_) {
+    if (!s.empty()) s += ",";
+    s += "127.0.0.1:" + std::to_string(p);
+  }
+  return s;
+}
 
 RedisServer::RedisServer(std::string password)
     : dir_("webtier-redis"), port_(FreePort()), password_(std::move(password)) {}

@@ -83,7 +83,8 @@ class Process {
 class ZooKeeperServer {
  public:
   // tick_ms bounds the session timeouts the server grants: [2*tick, 20*tick].
-  explicit ZooKeeperServer(int tick_ms = 500);
+  // bind_address "0.0.0.0" lets network namespaces reach it (default loopback only).
+  explicit ZooKeeperServer(int tick_ms = 500, std::string bind_address = "127.0.0.1");
   ~ZooKeeperServer();
   void Start();  // returns once the server answers "ruok" (throws after 30 s)
   void Stop();   // SIGTERM, then SIGKILL after 5 s
@@ -96,8 +97,34 @@ class ZooKeeperServer {
   TempDir dir_;
   uint16_t port_;
   int tick_ms_;
+  std::string bind_address_;
   std::unique_ptr<Process> proc_;
 };
+
+// A real 3-server (or N-server) ZooKeeper ensemble on loopback, for leader
+// failover. Servers are numbered 1..N.
+class ZooKeeperEnsemble {
+ public:
+  explicit ZooKeeperEnsemble(int servers = 3, int tick_ms = 500);
+  ~ZooKeeperEnsemble();
+  void Start();              // all servers; returns once a quorum serves (throws after 60 s)
+  void StartServer(int id);  // one server (after Kill/Stop)
+  void KillServer(int id);   // SIGKILL one server
+  int Leader();              // id of the current leader, 0 when none answers
+  bool ServerRunning(int id);
+  std::string connect() const;  // "127.0.0.1:p1,127.0.0.1:p2,..."
+  uint16_t client_port(int id) const { return client_ports_[static_cast<size_t>(id - 1)]; }
+
+ private:
+  TempDir dir_;
+  int tick_ms_;
+  std::vector<uint16_t> client_ports_;
+  std::vector<std::unique_ptr<Process>> procs_;
+};
+
+// Four-letter-word mode of the ZooKeeper server on `port`: "leader",
+// "follower", "standalone", or "" when it does not answer.
+std::string ZooKeeperMode(uint16_t port);
 
 // A real redis-server, no persistence, on a free loopback port.
 class RedisServer {

@@ -1,0 +1,494 @@
+// The failure guarantees: the whole tier as real processes, steady load
+// through the balancer counting every non-2xx and every connection error, one
+// fault per scenario. Each scenario adds a row to the report (fault-report.md).
+// Where a guarantee is not met the test fails with the measured figure.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <set>
+#include <sstream>
+
+#include "load.h"
+#include "net_host.h"
+#include "tier.h"
+
+namespace webtier::faults {
+namespace {
+
+using namespace webtier::testing;
+using Clock = std::chrono::steady_clock;
+
+std::string Secs(Clock::duration d) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(2) << std::chrono::duration<double>(d).count() << " s";
+  return o.str();
+}
+
+// Session timeout of the webnodes in the scenarios that wait for an expiry.
+constexpr int kSessionMs = 2000;
+// Client threads of the steady load (each has at most one request in flight).
+constexpr int kLoadThreads = 4;
+
+class FaultTest : public ::testing::Test {
+ protected:
+
+  void TearDown() override {
+    if (load) load->Stop();
+  }
+
+  // ZooKeeper (unless an ensemble connect string is given), n webnodes, a balancer.
+  void StartTier(int n, std::vector<std::string> node_args = {}, std::string zk_connect = "",
+                 std::vector<std::string> balancer_args = {}) {
+    if (zk_connect.empty()) {
+      zk = std::make_unique<ZooKeeperServer>(500, zk_bind);
+      zk->Start();
+      zk_connect = zk->connect();
+    }
+    zk_connect_ = zk_connect;
+    node_args_ = node_args;
+    for (int i = 0; i < n; ++i) AddNode("node-" + std::to_string(i + 1));
+    balancer = std::make_unique<BalancerProcess>(zk_connect_, balancer_args);
+    balancer->Start();
+    ASSERT_TRUE(WaitPool(n, 10s)) << "balancer pool never reached " << n;
+  }
+
+  Webnode& AddNode(const std::string& id, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = node_args_;
+    args.insert(args.end(), {"--threads", "1", "--drain-ms", "1500"});
+    args.insert(args.end(), extra.begin(), extra.end());
+    nodes.push_back(std::make_unique<Webnode>(id, zk_connect_, args));
+    nodes.back()->WaitHealthy();
+    return *nodes.back();
+  }
+
+  bool WaitPool(int healthy, std::chrono::milliseconds timeout) {
+    return WaitFor([&] { return balancer->HealthyCount() == healthy; }, timeout);
+  }
+
+  bool InPool(const std::string& id) {
+    auto m = balancer->Members();
+    if (!m) return false;
+    for (auto& x : *m) if (x.id == id) return true;
+    return false;
+  }
+
+  void StartLoad(std::vector<std::string> paths = {"/"}, int rate = 400) {
+    LoadGenerator::Options o;
+    o.port = balancer->port();
+    o.paths = std::move(paths);
+    o.rate_per_sec = rate;
+    o.threads = kLoadThreads;
+    load = std::make_unique<LoadGenerator>(o);
+    load->Start();
+    // Warm up: connections open, every member seen.
+    ASSERT_TRUE(WaitFor([&] { return load->Snapshot().requests >= 200; }, 10s)) << load->Snapshot().Describe();
+  }
+
+  void Pause(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+  LoadStats Finish(const std::string& scenario, const std::string& recovery, const std::string& notes = "") {
+    load->Stop();
+    LoadStats s = load->Snapshot();
+    AddResult({scenario, s.requests, s.failed, recovery, notes});
+    return s;
+  }
+
+  std::string zk_bind = "127.0.0.1";
+  std::unique_ptr<ZooKeeperServer> zk;
+  std::vector<std::unique_ptr<Webnode>> nodes;
+  std::unique_ptr<BalancerProcess> balancer;
+  std::unique_ptr<LoadGenerator> load;
+  std::string zk_connect_;
+  std::vector<std::string> node_args_;
+};
+
+const std::vector<std::string> kFastSession = {"--zk-session-timeout-ms", std::to_string(kSessionMs)};
+
+// 1. A webnode SIGKILLed: zero failed requests; no new requests after the
+//    first refused connection; its znode gone within the session timeout.
+TEST_F(FaultTest, S01_WebnodeSigkilled) {
+  StartTier(3, kFastSession);
+  StartLoad();
+  Webnode& victim = *nodes[1];
+  const auto t0 = Clock::now();
+  victim.process().Kill();
+  // Watch the victim's request counter from the moment it is ejected.
+  long at_ejection = -1, last_seen = -1;
+  Clock::duration removed_after{};
+  bool removed = WaitFor(
+      [&] {
+        auto members = balancer->Members();
+        if (!members) return false;
+        for (auto& m : *members) {
+          if (m.id != victim.id()) continue;
+          if (m.state == "ejected" && at_ejection < 0) at_ejection = m.requests;
+          last_seen = m.requests;
+          return false;
+        }
+        removed_after = Clock::now() - t0;
+        return true;
+      },
+      10s);
+  Pause(1s);
+  auto s = Finish("1. webnode SIGKILLed", Secs(removed_after) + " until out of the pool",
+                  at_ejection >= 0 ? "ejected on first refusal; requests to it after ejection: " +
+                                         std::to_string(last_seen - at_ejection)
+                                   : "removed by ZooKeeper before any refusal was seen");
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(removed) << "killed node never left the pool";
+  EXPECT_LE(removed_after, std::chrono::milliseconds(kSessionMs) + 1500ms)
+      << "znode outlived the session timeout: " << Secs(removed_after);
+  if (at_ejection >= 0) {
+    // Attempts the balancer had already dispatched when the first refusal
+    // arrived may still land (at most one per concurrent client); none after.
+    EXPECT_LE(last_seen - at_ejection, kLoadThreads) << "ejected member kept receiving new requests";
+  }
+}
+
+// 2. Scale-down by SIGTERM: zero failed requests.
+TEST_F(FaultTest, S02_ScaleDownBySigterm) {
+  StartTier(3, kFastSession);
+  StartLoad();
+  Webnode& leaving = *nodes[2];
+  const auto t0 = Clock::now();
+  leaving.process().Signal(SIGTERM);
+  bool left = WaitFor([&] { return !InPool(leaving.id()); }, 5s);
+  auto out_after = Clock::now() - t0;
+  auto rc = leaving.process().Wait(10s);
+  Pause(500ms);
+  auto s = Finish("2. scale-down by SIGTERM", Secs(out_after) + " until out of the pool",
+                  "exit code " + (rc ? std::to_string(*rc) : std::string("none")));
+  EXPECT_TRUE(left);
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+}
+
+// 3. Scale-up: the new node serves its share within 1 s of becoming ready.
+TEST_F(FaultTest, S03_ScaleUp) {
+  StartTier(2, kFastSession);
+  StartLoad();
+  Webnode& fresh = AddNode("node-new");
+  ASSERT_TRUE(fresh.WaitReady(10s));
+  const auto ready = Clock::now();
+  bool served = WaitFor([&] { return load->Snapshot().served_by.count("node-new") > 0; }, 5s);
+  auto first_after = Clock::now() - ready;
+  LoadStats mark = load->Snapshot();
+  Pause(3s);
+  LoadStats window = load->Snapshot().Since(mark);
+  auto s = Finish("3. scale-up", Secs(first_after) + " from ready to first request",
+                  "share over the next 3 s: " + std::to_string(window.served_by["node-new"]) + "/" +
+                      std::to_string(window.ok));
+  EXPECT_TRUE(served);
+  EXPECT_LE(first_after, 1s) << "new node took " << Secs(first_after) << " to get traffic";
+  double share = static_cast<double>(window.served_by["node-new"]) / static_cast<double>(std::max<uint64_t>(1, window.ok));
+  EXPECT_GT(share, 0.25) << "expected about 1/3 of requests, got " << share;
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+}
+
+// 4. ZooKeeper stopped for 30 s and restarted: zero failed requests; a node
+//    added while it was down is in the pool within 5 s of its return.
+TEST_F(FaultTest, S04_ZooKeeperDownThirtySeconds) {
+  StartTier(3);  // default 6 s sessions: the server restores them on restart
+  StartLoad();
+  zk->Stop();
+  Pause(5s);
+  Webnode& late = AddNode("node-late");
+  Pause(25s);
+  EXPECT_EQ(balancer->HealthyCount(), 3) << "the last known pool must stay in service";
+  const auto back = Clock::now();  // includes ZooKeeper's own start-up: an upper bound
+  zk->Start();
+  bool joined = WaitFor([&] { return InPool("node-late"); }, 15s);
+  auto join_after = Clock::now() - back;
+  Pause(1s);
+  auto s = Finish("4. ZooKeeper down 30 s",
+                  Secs(join_after) + " from restarting ZooKeeper to the new node in the pool");
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(joined);
+  EXPECT_LE(join_after, 5s);
+  EXPECT_TRUE(late.WaitReady(1s));
+  EXPECT_EQ(balancer->HealthyCount(), 4);
+}
+
+// 5. A 3-server ensemble loses its leader: zero failed requests, no membership flap.
+TEST_F(FaultTest, S05_EnsembleLeaderLoss) {
+  ZooKeeperEnsemble ensemble(3);
+  ensemble.Start();
+  StartTier(3, {}, ensemble.connect());
+  StartLoad();
+  int leader = ensemble.Leader();
+  ASSERT_NE(leader, 0);
+  const auto t0 = Clock::now();
+  ensemble.KillServer(leader);
+  int min_members = 3, max_members = 3;
+  Clock::duration elected_after{};
+  bool elected = false;
+  WaitFor(
+      [&] {
+        int n = balancer->HealthyCount();
+        if (n >= 0) { min_members = std::min(min_members, n); max_members = std::max(max_members, n); }
+        if (!elected && ensemble.Leader() != 0) { elected = true; elected_after = Clock::now() - t0; }
+        return Clock::now() - t0 > 10s;
+      },
+      11s);
+  auto s = Finish("5. ensemble leader killed", elected ? Secs(elected_after) + " to elect a new leader" : "no leader",
+                  "pool size stayed within [" + std::to_string(min_members) + "," + std::to_string(max_members) + "]");
+  EXPECT_TRUE(elected);
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_EQ(min_members, 3) << "membership flapped during the election";
+  EXPECT_EQ(max_members, 3);
+}
+
+// 6. A webnode frozen past its session timeout: dropped from the pool; after
+//    SIGCONT it re-registers and serves its share again without a restart.
+TEST_F(FaultTest, S06_WebnodeFrozenPastSessionTimeout) {
+  StartTier(3, kFastSession, "", {"--request-timeout-ms", "1000"});
+  StartLoad();
+  Webnode& frozen = *nodes[0];
+  const auto t0 = Clock::now();
+  frozen.process().Signal(SIGSTOP);
+  bool dropped = WaitFor([&] { return !InPool(frozen.id()); }, 10s);
+  auto dropped_after = Clock::now() - t0;
+  uint64_t failed_while_frozen = load->Snapshot().failed;
+  Pause(1s);
+  frozen.process().Signal(SIGCONT);
+  const auto resumed = Clock::now();
+  bool back = WaitFor([&] { return InPool(frozen.id()) && balancer->HealthyCount() == 3; }, 15s);
+  auto back_after = Clock::now() - resumed;
+  LoadStats mark = load->Snapshot();
+  Pause(3s);
+  LoadStats window = load->Snapshot().Since(mark);
+  Finish("6. webnode SIGSTOPped past session timeout",
+         Secs(dropped_after) + " to drop, " + Secs(back_after) + " to re-join",
+         std::to_string(failed_while_frozen) + " failed while it was frozen (requests already sent to it, "
+         "504 after the balancer's 1 s request timeout); share after re-join " +
+             std::to_string(window.served_by[frozen.id()]) + "/" + std::to_string(window.ok));
+  ASSERT_TRUE(dropped);
+  ASSERT_TRUE(back) << "frozen node did not re-join after SIGCONT";
+  EXPECT_TRUE(frozen.process().running());
+  double share =
+      static_cast<double>(window.served_by[frozen.id()]) / static_cast<double>(std::max<uint64_t>(1, window.ok));
+  EXPECT_GT(share, 0.25) << "re-joined node should get about 1/3, got " << share;
+  EXPECT_EQ(window.failed, 0u) << "after re-joining: " << window.Describe();
+}
+
+// 7. A webnode cut off from ZooKeeper only (network namespace): its session
+//    expires and it leaves the pool; when the link returns it re-joins.
+TEST_F(FaultTest, S07_WebnodeCutOffFromZooKeeper) {
+  if (!NetHost::Supported()) GTEST_SKIP() << "network namespaces need root here";
+  zk_bind = "0.0.0.0";
+  StartTier(2, kFastSession);
+  NetHost host(7);
+  NamespacedWebnode island(host, "node-island", host.outside_ip() + ":" + std::to_string(zk->port()), kFastSession);
+  ASSERT_TRUE(WaitPool(3, 20s)) << island.process().Log();
+  StartLoad();
+  const auto t0 = Clock::now();
+  host.DropTrafficWith(zk->port());
+  bool left = WaitFor([&] { return !InPool("node-island"); }, 15s);
+  auto left_after = Clock::now() - t0;
+  Pause(1s);
+  host.Heal();
+  const auto healed = Clock::now();
+  bool back = WaitFor([&] { return InPool("node-island"); }, 20s);
+  auto back_after = Clock::now() - healed;
+  Pause(2s);
+  auto s = Finish("7. webnode cut off from ZooKeeper (netns)",
+                  Secs(left_after) + " to leave, " + Secs(back_after) + " to re-join after the link returned",
+                  "served by island after re-join: " + std::to_string(load->Snapshot().served_by["node-island"]));
+  ASSERT_TRUE(left) << "partitioned node never left the pool";
+  ASSERT_TRUE(back) << "node did not re-join: " << island.process().Log();
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+}
+
+// 8. A webnode cut off from the balancer only: passive ejection; zero failed
+//    idempotent requests.
+TEST_F(FaultTest, S08_WebnodeCutOffFromBalancer) {
+  if (!NetHost::Supported()) GTEST_SKIP() << "network namespaces need root here";
+  zk_bind = "0.0.0.0";
+  StartTier(2, kFastSession);
+  NetHost host(8);
+  NamespacedWebnode island(host, "node-island", host.outside_ip() + ":" + std::to_string(zk->port()), kFastSession);
+  ASSERT_TRUE(WaitPool(3, 20s)) << island.process().Log();
+  StartLoad();
+  host.RejectInbound(island.port());
+  const auto t0 = Clock::now();
+  bool ejected = WaitFor(
+      [&] {
+        auto m = balancer->Members();
+        if (!m) return false;
+        for (auto& x : *m) {
+          if (x.id == "node-island") return x.state == "ejected";
+        }
+        return false;
+      },
+      5s);
+  auto ejected_after = Clock::now() - t0;
+  Pause(3s);
+  EXPECT_TRUE(InPool("node-island")) << "still registered in ZooKeeper: only ejected, not removed";
+  host.Heal();
+  const auto healed = Clock::now();
+  uint64_t before = load->Snapshot().served_by["node-island"];
+  bool serving = WaitFor([&] { return load->Snapshot().served_by["node-island"] > before; }, 40s);
+  auto serving_after = Clock::now() - healed;
+  auto s = Finish("8. webnode cut off from balancer (netns)",
+                  Secs(ejected_after) + " to eject, " + Secs(serving_after) + " to serve again after the link returned");
+  EXPECT_TRUE(ejected);
+  EXPECT_TRUE(serving) << "re-admission never happened";
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+}
+
+// 9. Redis SIGKILLed and restarted: zero failed requests; hits resume within 5 s.
+TEST_F(FaultTest, S09_RedisKilledAndRestarted) {
+  RedisServer redis;
+  redis.Start();
+  StartTier(3, {"--redis", redis.address()});
+  if (HttpGet(nodes[0]->url("/api/primes/10")).status == 404) GTEST_SKIP() << "webnode built without the cache";
+  std::vector<std::string> paths;
+  for (int i = 0; i < 8; ++i) paths.push_back("/api/primes/" + std::to_string(1000 + i));
+  StartLoad(paths);
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().x_cache["HIT"] > 50; }, 10s)) << "no cache hits at all";
+  redis.Kill();
+  Pause(3s);
+  uint64_t bypass = load->Snapshot().x_cache["BYPASS"];
+  redis.Start();
+  const auto back = Clock::now();
+  uint64_t hits = load->Snapshot().x_cache["HIT"];
+  bool resumed = WaitFor([&] { return load->Snapshot().x_cache["HIT"] > hits + 20; }, 15s);
+  auto resumed_after = Clock::now() - back;
+  auto s = Finish("9. Redis SIGKILLed and restarted", Secs(resumed_after) + " until hits resumed",
+                  std::to_string(bypass) + " BYPASS answers while Redis was down");
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_GT(bypass, 0u);
+  ASSERT_TRUE(resumed);
+  EXPECT_LE(resumed_after, 5s);
+}
+
+// 10. The balancer restarted while ZooKeeper is down: it serves from its state file.
+TEST_F(FaultTest, S10_BalancerRestartWithZooKeeperDown) {
+  StartTier(3);
+  zk->Stop();
+  balancer->Stop(SIGTERM);
+  const auto t0 = Clock::now();
+  balancer->Start();
+  bool pool = WaitPool(3, 10s);
+  auto pool_after = Clock::now() - t0;
+  StartLoad();
+  Pause(3s);
+  auto s = Finish("10. balancer restarted, ZooKeeper down", Secs(pool_after) + " to serve the saved pool",
+                  std::to_string(load->Snapshot().served_by.size()) + " members served");
+  ASSERT_TRUE(pool) << "pool not restored from " << balancer->state_file();
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_EQ(s.served_by.size(), 3u) << s.Describe();
+}
+
+// 11. Abusive clients beside the normal load: the normal load sees no
+//     failures and its p99 stays within 2x of the calm run.
+int Connect(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { ::close(fd); return -1; }
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+// Sends `raw` and returns the status code of the answer (0: none).
+int RawStatus(uint16_t port, const std::string& raw) {
+  int fd = Connect(port);
+  if (fd < 0) return -1;
+  ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+  char buf[256] = {};
+  ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+  ::close(fd);
+  if (n < 12) return 0;
+  return std::atoi(buf + 9);
+}
+
+TEST_F(FaultTest, S11_AbusiveClients) {
+  StartTier(3);
+  StartLoad({"/"}, 300);
+  load->Reset();  // latency percentiles are per window: measure calm, then abuse
+  Pause(5s);
+  LoadStats calm = load->Snapshot();
+  load->Reset();
+
+  std::atomic<bool> abuse{true};
+  std::map<std::string, std::map<int, int>> answers;
+  std::mutex answers_mu;
+  auto note = [&](const std::string& kind, int status) {
+    std::lock_guard<std::mutex> l(answers_mu);
+    ++answers[kind][status];
+  };
+  std::vector<std::thread> abusers;
+  // Slowloris: 100 connections trickling a header byte per second.
+  abusers.emplace_back([&] {
+    std::vector<int> fds;
+    for (int i = 0; i < 100; ++i) {
+      int fd = Connect(balancer->port());
+      if (fd >= 0) { ::send(fd, "GET / HTTP/1.1\r\n", 16, MSG_NOSIGNAL); fds.push_back(fd); }
+    }
+    while (abuse) {
+      for (int fd : fds) ::send(fd, "X", 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+      std::this_thread::sleep_for(1s);
+    }
+    for (int fd : fds) ::close(fd);
+  });
+  abusers.emplace_back([&] {
+    const std::string smuggle_te_cl =
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+    const std::string smuggle_dup_cl = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
+    const std::string oversized = "GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + std::string(256 * 1024, 'a') + "\r\n\r\n";
+    const std::string garbage = "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage \r\n\r\n";
+    while (abuse) {
+      note("smuggling TE+CL", RawStatus(balancer->port(), smuggle_te_cl));
+      note("smuggling 2xCL", RawStatus(balancer->port(), smuggle_dup_cl));
+      note("oversized header", RawStatus(balancer->port(), oversized));
+      note("garbage", RawStatus(balancer->port(), garbage));
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  Pause(5s);
+  abuse = false;
+  for (auto& t : abusers) t.join();
+  LoadStats s = load->Snapshot();
+  std::ostringstream notes;
+  notes << "calm p99 " << calm.p99_ms << " ms, under abuse p99 " << s.p99_ms << " ms; abusers got:";
+  for (auto& [kind, m] : answers) {
+    notes << " " << kind << "=";
+    for (auto& [code, n] : m) notes << code << "x" << n << " ";
+  }
+  Finish("11. abusive clients beside normal load", "n/a", notes.str());
+  EXPECT_EQ(calm.failed, 0u) << calm.Describe();
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_LE(s.p99_ms, 2 * calm.p99_ms) << notes.str();
+  EXPECT_EQ(answers["smuggling TE+CL"].count(400), 1u) << notes.str();
+  EXPECT_EQ(answers["smuggling 2xCL"].count(400), 1u) << notes.str();
+  EXPECT_TRUE(answers["oversized header"].count(431) == 1) << notes.str();
+  EXPECT_TRUE(answers["garbage"].count(400) == 1) << notes.str();
+}
+
+class ReportEnvironment : public ::testing::Environment {
+ public:
+  void TearDown() override {
+    std::string report = RenderReport();
+    const char* path = std::getenv("WEBTIER_FAULT_REPORT");
+    std::string file = path != nullptr && *path != '\0' ? path : "fault-report.md";
+    std::ofstream(file, std::ios::app) << report;
+    std::cout << "\nFault-injection report (" << file << "):\n" << report << std::flush;
+  }
+};
+
+const auto* const kReport = ::testing::AddGlobalTestEnvironment(new ReportEnvironment);
+
+}  // namespace
+}  // namespace webtier::faults
