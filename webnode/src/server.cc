@@ -110,7 +110,10 @@ Status NodeServer::Start() {
                     .threads(c.threads)
                     .flags(Tcp::Options::ReuseAddr)
                     .maxRequestSize(c.max_request_bytes)
-                    .maxResponseSize(64u << 20);
+                    .maxResponseSize(64u << 20)
+                    // Slowloris straight at a node: a client must finish its headers in 10 s.
+                    .headerTimeout(std::chrono::seconds(10))
+                    .bodyTimeout(std::chrono::seconds(30));
     endpoint_->init(opts);
     endpoint_->setHandler(Http::make_handler<NodeHandler>(shared_.get()));
     endpoint_->serveThreaded();
