@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <thread>
 
 #include "webtier/common/flags.h"
@@ -13,12 +14,15 @@
 #include "webtier/webnode/content.h"
 #include "webtier/webnode/registration.h"
 #include "webtier/webnode/server.h"
+#ifdef WEBTIER_HAVE_CACHE
+#include "webtier/cache/cached_content.h"
+#endif
 
 namespace {
 
 using namespace webtier;
 
-// Until a content service is configured: everything else is 404.
+// Builds without the cache (-DWEBTIER_WITH_CACHE=OFF): everything else is 404.
 class NotFoundContent : public webnode::ContentService {
  public:
   void Handle(const Pistache::Http::Request&, webnode::Reply reply) override {  // webnode::ContentService
@@ -49,7 +53,11 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   metrics::Registry registry("webnode", WEBTIER_VERSION);
-  NotFoundContent content;
+#ifdef WEBTIER_HAVE_CACHE
+  std::unique_ptr<webnode::ContentService> content = cache::MakeCachedContent(config, registry.prom());
+#else
+  std::unique_ptr<webnode::ContentService> content = std::make_unique<NotFoundContent>();
+#endif
 
   zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
   serverset::Member member;
@@ -67,7 +75,7 @@ int main(int argc, char** argv) {
   }  // else: auto-detected from the connection to ZooKeeper
   webnode::MemberRegistration registration(session, config.zk_path, member, registry.prom());
 
-  webnode::NodeServer server(config, registry, content,
+  webnode::NodeServer server(config, registry, *content,
                              {.registered = [&] { return registration.registered(); },
                               .zk_connected = [&] { return session.connected(); }});
   if (Status s = server.Start(); !s.ok()) {
@@ -89,6 +97,9 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(config.drain_ms));
   log::Debug("webnode", "drain over: closing the listener");
   server.Shutdown();
+  // No new requests reach the content service now; let it finish its
+  // in-flight work while the server state its Replies point into is alive.
+  content.reset();
   log::Debug("webnode", "closing the ZooKeeper session");
   session.Close();
   log::Info("webnode", "stopped");

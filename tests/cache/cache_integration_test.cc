@@ -1,0 +1,374 @@
+// The shared cache end to end: real Redis, real ZooKeeper, two webnode
+// processes (and an in-process upstream for --origin).
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <atomic>
+#include <future>
+#include <map>
+#include <thread>
+
+#include "test_origin.h"
+#include "webtier/cache/message.h"
+#include "webtier/testing/harness.h"
+
+namespace webtier::cache {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace webtier::testing;
+using webtier::cache::testing::TestOrigin;
+
+// One webnode process on a free port.
+class Node {
+ public:
+  Node(const std::string& id, const std::string& zk, const std::string& redis, std::vector<std::string> extra = {})
+      : port_(FreePort()) {
+    Process::Options o;
+    o.argv = {BinaryPath("webnode"), "--listen", "127.0.0.1:" + std::to_string(port_), "--id", id,
+              "--zk", zk, "--zk-path", "/webtier/cache-test", "--redis", redis, "--threads", "2"};
+    for (auto& e : extra) o.argv.push_back(std::move(e));
+    proc_ = std::make_unique<Process>(o);
+    if (!WaitFor([&] { return HttpGet(url("/health"), 1s).status == 200; }, 15s)) {
+      throw std::runtime_error("webnode " + id + " did not start:\n" + proc_->Log());
+    }
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  HttpResponse Get(const std::string& path, std::vector<std::string> headers = {}) const {
+    return HttpRequest("GET", url(path), headers, "", 15s);
+  }
+  double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
+    return MetricValue(HttpGet(url("/metrics")).body, name, labels).value_or(0);
+  }
+  Process& process() { return *proc_; }
+
+ private:
+  uint16_t port_;
+  std::unique_ptr<Process> proc_;
+};
+
+class CacheTierTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    zk_ = new ZooKeeperServer();
+    zk_->Start();
+    redis_ = new RedisServer();
+    redis_->Start();
+  }
+  static void TearDownTestSuite() {
+    delete redis_;
+    delete zk_;
+  }
+  void SetUp() override {
+    if (!redis_->running()) redis_->Start();
+  }
+
+  std::unique_ptr<Node> StartNode(const std::string& id, std::vector<std::string> extra = {}) {
+    return std::make_unique<Node>(id, zk_->connect(), redis_->address(), std::move(extra));
+  }
+  // A key no other test (or earlier run) has used.
+  static std::string Unique(const std::string& prefix) {
+    static std::atomic<int> n{0};
+    return prefix + std::to_string(::getpid()) + "-" + std::to_string(++n);
+  }
+
+  static ZooKeeperServer* zk_;
+  static RedisServer* redis_;
+};
+
+ZooKeeperServer* CacheTierTest::zk_ = nullptr;
+RedisServer* CacheTierTest::redis_ = nullptr;
+
+TEST_F(CacheTierTest, MissThenHitWithAnIdenticalBody) {
+  auto a = StartNode("a");
+  const std::string path = "/api/primes/" + std::to_string(20000 + ::getpid() % 1000);
+  HttpResponse miss = a->Get(path);
+  ASSERT_EQ(miss.status, 200) << miss.error;
+  EXPECT_EQ(miss.header("x-cache"), "MISS");
+  EXPECT_EQ(miss.header("age"), "");
+  EXPECT_EQ(miss.header("cache-control"), "public, max-age=60");
+  HttpResponse hit = a->Get(path);
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_EQ(hit.body, miss.body);
+  EXPECT_NE(hit.header("age"), "");
+  EXPECT_EQ(hit.header("x-served-by"), "a");
+  // HEAD is answered from the GET entry.
+  HttpResponse head = HttpRequest("HEAD", a->url(path));
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("x-cache"), "HIT");
+  EXPECT_EQ(a->Metric("webnode_cache_lookups_total", {{"result", "hit"}}), 2);
+  EXPECT_EQ(a->Metric("webnode_origin_requests_total"), 1);
+}
+
+TEST_F(CacheTierTest, NodeBHitsWhatNodeAFetched) {
+  auto a = StartNode("a");
+  auto b = StartNode("b");
+  const std::string path = "/api/sleep/10?" + Unique("k=");
+  HttpResponse miss = a->Get(path);
+  ASSERT_EQ(miss.status, 200);
+  EXPECT_EQ(miss.header("x-cache"), "MISS");
+  HttpResponse hit = b->Get(path);
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_EQ(hit.header("x-served-by"), "b");
+  EXPECT_EQ(hit.body, miss.body);
+  EXPECT_NE(hit.body.find("\"computed_by\":\"a\""), std::string::npos) << hit.body;
+  EXPECT_EQ(b->Metric("webnode_origin_requests_total"), 0);
+}
+
+TEST_F(CacheTierTest, EntriesExpireAfterTheTtl) {
+  TestOrigin upstream;
+  // No max-age: --cache-ttl applies; no grace, so the entry is gone at the TTL.
+  upstream.Set("/ttl", {Response{200, {{"Cache-Control", "public, stale-while-revalidate=0, stale-if-error=0"}}, "v"}});
+  auto a = StartNode("a", {"--origin", upstream.url(), "--cache-ttl", "1"});
+  EXPECT_EQ(a->Get("/ttl").header("x-cache"), "MISS");
+  EXPECT_EQ(a->Get("/ttl").header("x-cache"), "HIT");
+  std::this_thread::sleep_for(1100ms);
+  EXPECT_EQ(a->Get("/ttl").header("x-cache"), "MISS");
+  EXPECT_EQ(upstream.Hits("/ttl"), 2);
+  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:c1:/ttl"}), "1");
+}
+
+TEST_F(CacheTierTest, AnExpiredEntryIsServedStaleWhileOneRequestRefreshesIt) {
+  TestOrigin upstream;
+  upstream.Set("/swr", {Response{200, {{"Cache-Control", "max-age=1, stale-while-revalidate=30"}}, "v1"}});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  EXPECT_EQ(a->Get("/swr").header("x-cache"), "MISS");
+  std::this_thread::sleep_for(1100ms);
+  upstream.Set("/swr", {Response{200, {{"Cache-Control", "max-age=60"}}, "v2"}});
+  HttpResponse stale = a->Get("/swr");
+  EXPECT_EQ(stale.header("x-cache"), "STALE");
+  EXPECT_EQ(stale.body, "v1");
+  ASSERT_TRUE(WaitFor([&] { return a->Get("/swr").header("x-cache") == "HIT"; }, 5s));
+  EXPECT_EQ(a->Get("/swr").body, "v2");
+  EXPECT_EQ(upstream.Hits("/swr"), 2);
+}
+
+TEST_F(CacheTierTest, NoStoreIsNeverCached) {
+  auto a = StartNode("a");
+  for (int i = 0; i < 2; ++i) {
+    HttpResponse r = a->Get("/api/time");
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("cache-control"), "no-store");
+    EXPECT_EQ(r.header("x-cache"), "");  // not eligible: the cache is not consulted
+  }
+  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:c1:/api/time"}), "0");
+  EXPECT_EQ(a->Metric("webnode_origin_requests_total"), 2);
+
+  TestOrigin upstream;
+  upstream.Set("/private", {Response{200, {{"Cache-Control", "no-store"}}, "p"}});
+  upstream.Set("/cookie", {Response{200, {{"Cache-Control", "max-age=60"}, {"Set-Cookie", "s=1"}}, "c"}});
+  auto b = StartNode("b", {"--origin", upstream.url()});
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(b->Get("/private").header("x-cache"), "MISS");
+    EXPECT_EQ(b->Get("/cookie").header("x-cache"), "MISS");
+    EXPECT_EQ(b->Get("/auth", {"Authorization: Bearer x"}).header("x-cache"), "");
+    EXPECT_EQ(b->Get("/cookie-req", {"Cookie: a=b"}).header("x-cache"), "");
+  }
+  EXPECT_EQ(upstream.Hits("/private"), 2);
+  EXPECT_EQ(upstream.Hits("/cookie"), 2);
+  EXPECT_EQ(upstream.Hits("/auth"), 2);
+  EXPECT_EQ(upstream.Hits("/cookie-req"), 2);
+}
+
+TEST_F(CacheTierTest, FiftyConcurrentMissesOnTwoNodesCauseOneOriginFetch) {
+  auto a = StartNode("a");
+  auto b = StartNode("b");
+  const std::string path = "/api/sleep/300?" + Unique("k=");
+  std::vector<std::future<HttpResponse>> replies;
+  for (int i = 0; i < 50; ++i) {
+    const Node* node = i % 2 == 0 ? a.get() : b.get();
+    replies.push_back(std::async(std::launch::async, [node, path] { return node->Get(path); }));
+  }
+  std::string body;
+  for (auto& f : replies) {
+    HttpResponse r = f.get();
+    ASSERT_EQ(r.status, 200) << r.error;
+    if (body.empty()) body = r.body;
+    EXPECT_EQ(r.body, body);
+  }
+  EXPECT_EQ(a->Metric("webnode_origin_requests_total") + b->Metric("webnode_origin_requests_total"), 1);
+}
+
+TEST_F(CacheTierTest, ALockLeftByADeadNodeBlocksTheKeyOnlyUntilItExpires) {
+  auto a = StartNode("a");
+  const std::string path = "/api/sleep/1?" + Unique("dead=");
+  // What a node that died mid-fill leaves behind: its lock, with an expiry.
+  redis_->Cli({"SET", "webtier:lock:webtier:c1:" + path, "dead-node:token", "PX", "1500"});
+  auto start = std::chrono::steady_clock::now();
+  HttpResponse r = a->Get(path);
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-cache"), "MISS");
+  EXPECT_GE(took, 1200ms);  // it waited for the lock...
+  EXPECT_LT(took, 4s);      // ...and no longer than its expiry
+  EXPECT_EQ(a->Get(path).header("x-cache"), "HIT");
+}
+
+TEST_F(CacheTierTest, RedisKilledUnderLoadFailsNoRequest) {
+  auto a = StartNode("a");
+  auto b = StartNode("b");
+  const std::string prefix = "/api/primes/" + std::to_string(1000 + ::getpid() % 1000) + "?" + Unique("r=");
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, total{0};
+  std::mutex mu;
+  std::map<std::string, int> seen;
+  std::string first_failure;
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&, t] {
+      const Node* node = t % 2 == 0 ? a.get() : b.get();
+      for (int i = 0; !stop.load(); ++i) {
+        HttpResponse r = node->Get(prefix + "&i=" + std::to_string(i % 8));
+        ++total;
+        std::lock_guard<std::mutex> lock(mu);
+        if (r.status != 200) {
+          if (failures++ == 0) first_failure = std::to_string(r.status) + " " + r.error;
+        }
+        ++seen[r.header("x-cache")];
+      }
+    });
+  }
+  auto count = [&](const std::string& x) {
+    std::lock_guard<std::mutex> lock(mu);
+    return seen[x];
+  };
+  EXPECT_TRUE(WaitFor([&] { return count("HIT") > 20; }, 10s));
+  redis_->Kill();
+  EXPECT_TRUE(WaitFor([&] { return count("BYPASS") > 20; }, 10s));
+  const int hits_while_down = count("HIT");
+  redis_->Start();
+  // Within one breaker cool-down (2 s) plus a little: not one per pooled connection.
+  EXPECT_TRUE(WaitFor([&] { return count("HIT") > hits_while_down + 20; }, 6s));
+  stop = true;
+  for (auto& t : load) t.join();
+  EXPECT_EQ(failures.load(), 0) << first_failure;
+  EXPECT_GT(total.load(), 100);
+  EXPECT_GT(a->Metric("webnode_redis_errors_total") + b->Metric("webnode_redis_errors_total"), 0);
+}
+
+TEST_F(CacheTierTest, AStalledRedisSlowsNoRequestPastItsTimeouts) {
+  auto a = StartNode("a");
+  const std::string info = redis_->Cli({"INFO", "server"});
+  const pid_t redis_pid = std::stoi(info.substr(info.find("process_id:") + 11));
+  const std::string prefix = "/api/primes/" + std::to_string(2000 + ::getpid() % 1000) + "?" + Unique("st=");
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0}, bypass{0}, total{0};
+  std::atomic<int64_t> worst_ms{0};
+  std::vector<std::thread> load;
+  for (int t = 0; t < 4; ++t) {
+    load.emplace_back([&] {
+      for (int i = 0; !stop.load(); ++i) {
+        auto start = std::chrono::steady_clock::now();
+        HttpResponse r = HttpRequest("GET", a->url(prefix + "&i=" + std::to_string(i % 50)), {}, "", 3s);
+        int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+        int64_t prev = worst_ms.load();
+        while (ms > prev && !worst_ms.compare_exchange_weak(prev, ms)) {
+        }
+        ++total;
+        if (r.status != 200) ++failures;
+        if (r.header("x-cache") == "BYPASS") ++bypass;
+      }
+    });
+  }
+  std::this_thread::sleep_for(500ms);
+  ::kill(redis_pid, SIGSTOP);  // connections stay open, nothing answers
+  EXPECT_TRUE(WaitFor([&] { return bypass.load() > 20; }, 10s));
+  ::kill(redis_pid, SIGCONT);
+  stop = true;
+  for (auto& t : load) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_GT(total.load(), 50);
+  // One Redis timeout (250 ms) plus the work, even for the requests that hit the stall.
+  EXPECT_LT(worst_ms.load(), 1500);
+  // After the cool-down one probe finds Redis answering and the breaker closes.
+  EXPECT_TRUE(WaitFor([&] { return a->Get(prefix + "&i=0").header("x-cache") != "BYPASS"; }, 5s));
+  EXPECT_EQ(a->Metric("webnode_cache_breaker_open"), 0);
+}
+
+TEST_F(CacheTierTest, ACorruptRecordIsAMissThenAHit) {
+  auto a = StartNode("a");
+  const std::string path = "/api/primes/" + std::to_string(4000 + ::getpid() % 1000);
+  redis_->Cli({"SET", "webtier:c1:" + path, "this is not a cache record"});
+  HttpResponse miss = a->Get(path);
+  ASSERT_EQ(miss.status, 200);
+  EXPECT_EQ(miss.header("x-cache"), "MISS");
+  EXPECT_EQ(a->Metric("webnode_cache_corrupt_records_total"), 1);
+  HttpResponse hit = a->Get(path);
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_EQ(hit.body, miss.body);
+}
+
+TEST_F(CacheTierTest, PurgeNeedsTheAdminToken) {
+  auto a = StartNode("a", {"--admin-token", "s3cret"});
+  auto b = StartNode("b");  // no token configured
+  const std::string path = "/api/sleep/1?" + Unique("p=");
+  const std::string purge = "/admin/purge?path=" + path.substr(0, path.find('?')) + "%3F" + path.substr(path.find('?') + 1);
+  a->Get(path);
+  EXPECT_EQ(a->Get(path).header("x-cache"), "HIT");
+  EXPECT_EQ(HttpRequest("POST", a->url(purge)).status, 401);
+  EXPECT_EQ(HttpRequest("POST", a->url(purge), {"Authorization: Bearer wrong"}).status, 401);
+  EXPECT_EQ(HttpRequest("POST", b->url(purge), {"Authorization: Bearer s3cret"}).status, 403);
+  EXPECT_EQ(b->Get(path).header("x-cache"), "HIT");  // nothing was purged
+  HttpResponse ok = HttpRequest("POST", a->url(purge), {"Authorization: Bearer s3cret"});
+  EXPECT_EQ(ok.status, 200) << ok.body;
+  // Gone for every node: from Redis at once, from b's hot copy when b hears the
+  // purge announcement (milliseconds; RedisSubscriberTest covers delivery) or,
+  // at the latest, when its 1 s hot window ends.
+  EXPECT_TRUE(WaitFor([&] { return b->Get(path).header("x-cache") == "MISS"; }, 2s));
+}
+
+TEST_F(CacheTierTest, StaleIsServedWhenTheOriginFails) {
+  TestOrigin upstream;
+  upstream.Set("/flaky", {Response{200, {{"Cache-Control", "max-age=1, stale-while-revalidate=0, stale-if-error=60"}}, "good"}});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  EXPECT_EQ(a->Get("/flaky").header("x-cache"), "MISS");
+  std::this_thread::sleep_for(1100ms);
+  upstream.SetFailing(true);
+  HttpResponse stale = a->Get("/flaky");
+  EXPECT_EQ(stale.status, 200);
+  EXPECT_EQ(stale.header("x-cache"), "STALE");
+  EXPECT_EQ(stale.body, "good");
+  EXPECT_EQ(upstream.Hits("/flaky"), 2);  // it did try the origin
+  EXPECT_EQ(a->Metric("webnode_cache_stale_if_error_total"), 1);
+  // Without a stale copy the failure goes through.
+  EXPECT_EQ(a->Get("/never-cached").status, 503);
+}
+
+TEST_F(CacheTierTest, ASlowMissDoesNotStallHitsOnOtherConnections) {
+  auto a = StartNode("a", {"--threads", "1"});
+  const std::string cached = "/api/primes/" + std::to_string(3000 + ::getpid() % 1000);
+  a->Get(cached);
+  std::vector<std::future<HttpResponse>> slow;
+  for (int i = 0; i < 8; ++i) {
+    const std::string path = "/api/sleep/2000?" + Unique("s=");
+    slow.push_back(std::async(std::launch::async, [&a, path] { return a->Get(path); }));
+  }
+  std::this_thread::sleep_for(200ms);  // the slow misses are in flight
+  for (int i = 0; i < 10; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    HttpResponse hit = a->Get(cached);
+    auto took = std::chrono::steady_clock::now() - start;
+    EXPECT_EQ(hit.header("x-cache"), "HIT");
+    EXPECT_LT(took, 500ms);  // a stalled hit would wait for a 2 s miss
+  }
+  for (auto& f : slow) EXPECT_EQ(f.get().status, 200);
+}
+
+TEST_F(CacheTierTest, ClientsThatGiveUpBeforeTheAnswerDoNotHurtTheNode) {
+  auto a = StartNode("a");
+  std::vector<std::future<HttpResponse>> gone;
+  for (int i = 0; i < 20; ++i) {
+    // Half share one key (coalesced waiters), half have their own.
+    const std::string path = "/api/sleep/300?" + (i % 2 == 0 ? std::string("shared") : Unique("g="));
+    gone.push_back(std::async(std::launch::async, [&a, path] { return HttpRequest("GET", a->url(path), {}, "", 50ms); }));
+  }
+  for (auto& f : gone) EXPECT_EQ(f.get().status, 0);  // the client timed out and closed
+  std::this_thread::sleep_for(500ms);                   // the answers go to closed connections
+  EXPECT_TRUE(a->process().running());
+  HttpResponse r = a->Get("/api/sleep/300?shared");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("x-cache"), "HIT");
+}
+
+}  // namespace
+}  // namespace webtier::cache

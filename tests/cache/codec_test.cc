@@ -1,0 +1,181 @@
+// The pure pieces: record codec, Cache-Control parsing, cache keys, routes, primes.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "webtier/cache/cache_control.h"
+#include "webtier/cache/cache_key.h"
+#include "webtier/cache/demo_app.h"
+#include "webtier/cache/record.h"
+#include "webtier/cache/routes.h"
+
+namespace webtier::cache {
+namespace {
+
+Record Sample() {
+  Record r;
+  r.response.status = 203;
+  r.response.headers = {{"Content-Type", "application/octet-stream"}, {"ETag", "\"abc\""}};
+  r.response.body = std::string("bin\0ary\xff\x00 body", 15);
+  r.stored_at_ms = 1'700'000'000'123;
+  r.ttl_ms = 60'000;
+  r.swr_ms = 30'000;
+  r.sie_ms = 300'000;
+  return r;
+}
+
+TEST(RecordTest, RoundTripsBinaryBodies) {
+  Record in = Sample();
+  Record out;
+  ASSERT_TRUE(DecodeRecord(EncodeRecord(in), &out).ok());
+  EXPECT_EQ(out.response.status, 203);
+  EXPECT_EQ(out.response.headers, in.response.headers);
+  EXPECT_EQ(out.response.body, in.response.body);
+  EXPECT_EQ(out.response.body.size(), 15u);
+  EXPECT_EQ(out.stored_at_ms, in.stored_at_ms);
+  EXPECT_EQ(out.ttl_ms, in.ttl_ms);
+  EXPECT_EQ(out.swr_ms, in.swr_ms);
+  EXPECT_EQ(out.sie_ms, in.sie_ms);
+}
+
+TEST(RecordTest, EveryFlippedByteIsDetected) {
+  const std::string bytes = EncodeRecord(Sample());
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::string bad = bytes;
+    bad[i] = static_cast<char>(bad[i] ^ 0x5a);
+    Record out;
+    EXPECT_EQ(DecodeRecord(bad, &out).code(), ErrorCode::kCorrupt) << "byte " << i;
+  }
+}
+
+TEST(RecordTest, TruncatedGarbageAndOtherVersionsAreCorrupt) {
+  const std::string bytes = EncodeRecord(Sample());
+  Record out;
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    EXPECT_EQ(DecodeRecord(bytes.substr(0, n), &out).code(), ErrorCode::kCorrupt) << n;
+  }
+  EXPECT_EQ(DecodeRecord("not a record at all", &out).code(), ErrorCode::kCorrupt);
+  std::string v2 = bytes;
+  v2[3] = 2;
+  EXPECT_EQ(DecodeRecord(v2, &out).code(), ErrorCode::kCorrupt);
+}
+
+TEST(RecordTest, RandomBytesNeverCrashTheDecoder) {
+  // A poor man's fuzzer (run under ASan/UBSan in CI): mutated, truncated and
+  // extended encodings, with and without a recomputed checksum.
+  std::mt19937 rng(42);
+  const std::string good = EncodeRecord(Sample());
+  for (int i = 0; i < 20000; ++i) {
+    std::string bytes = good;
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      switch (rng() % 3) {
+        case 0: bytes[rng() % bytes.size()] = static_cast<char>(rng()); break;
+        case 1: bytes.resize(rng() % (bytes.size() + 1)); break;
+        case 2: bytes.insert(rng() % (bytes.size() + 1), 1, static_cast<char>(rng())); break;
+      }
+      if (bytes.empty()) bytes = "W";
+    }
+    if (i % 2 == 0 && bytes.size() > 4) {  // make the checksum match, so the parser itself is exercised
+      const uint32_t crc = Crc32(std::string_view(bytes).substr(0, bytes.size() - 4));
+      for (int b = 0; b < 4; ++b) bytes[bytes.size() - 4 + b] = static_cast<char>((crc >> (8 * b)) & 0xFF);
+    }
+    Record out;
+    Status s = DecodeRecord(bytes, &out);
+    EXPECT_TRUE(s.ok() || s.code() == ErrorCode::kCorrupt);
+  }
+}
+
+TEST(RecordTest, FreshnessWindows) {
+  Record r = Sample();  // ttl 60s, swr 30s, sie 300s
+  const int64_t t0 = r.stored_at_ms;
+  EXPECT_EQ(r.At(t0), Record::Freshness::kFresh);
+  EXPECT_EQ(r.At(t0 + 59'999), Record::Freshness::kFresh);
+  EXPECT_EQ(r.At(t0 + 60'000), Record::Freshness::kStaleRevalidate);
+  EXPECT_EQ(r.At(t0 + 90'000), Record::Freshness::kStaleIfError);
+  EXPECT_EQ(r.At(t0 + 360'000), Record::Freshness::kExpired);
+  EXPECT_EQ(r.AgeSeconds(t0 + 61'500), 61);
+  EXPECT_EQ(r.AgeSeconds(t0 - 5'000), 0);  // clock skew between nodes
+  EXPECT_EQ(r.RetainMs(), 360'000);
+}
+
+TEST(RecordTest, Crc32MatchesZlib) { EXPECT_EQ(Crc32("123456789"), 0xCBF43926u); }
+
+TEST(CacheControlTest, ParsesDirectives) {
+  CacheControl cc = ParseCacheControl("Public, MAX-AGE=60, s-maxage=\"120\", stale-while-revalidate=5,stale-if-error=7");
+  EXPECT_TRUE(cc.is_public);
+  EXPECT_EQ(cc.max_age, 60);
+  EXPECT_EQ(cc.s_maxage, 120);
+  EXPECT_EQ(cc.stale_while_revalidate, 5);
+  EXPECT_EQ(cc.stale_if_error, 7);
+  EXPECT_FALSE(cc.no_store);
+
+  CacheControl ns = ParseCacheControl("no-store");
+  EXPECT_TRUE(ns.no_store);
+  EXPECT_TRUE(ParseCacheControl("private, max-age=10").is_private);
+  EXPECT_TRUE(ParseCacheControl("no-cache").no_cache);
+  EXPECT_FALSE(ParseCacheControl("max-age=abc").max_age.has_value());
+  EXPECT_FALSE(ParseCacheControl("max-age=-1").max_age.has_value());
+  EXPECT_FALSE(ParseCacheControl("").max_age.has_value());
+}
+
+TEST(CacheKeyTest, NormalizesTheQuery) {
+  EXPECT_EQ(NormalizeQuery("b=2&a=1"), "a=1&b=2");
+  EXPECT_EQ(NormalizeQuery("&a=1&&b=2&"), "a=1&b=2");
+  EXPECT_EQ(NormalizeQuery(""), "");
+  EXPECT_EQ(CacheKey("/api/sleep/300", "k=1"), CacheKey("/api/sleep/300", "k=1&"));
+  EXPECT_NE(CacheKey("/api/sleep/300", "k=1"), CacheKey("/api/sleep/300", "k=2"));
+  EXPECT_NE(CacheKey("/api/sleep/300", ""), CacheKey("/api/sleep/300", "k=1"));
+  EXPECT_EQ(CacheKey("/x", ""), "webtier:c1:/x");
+  EXPECT_EQ(CacheKey("/x", "b&a"), "webtier:c1:/x?a&b");
+  EXPECT_EQ(CacheKey("/x", "", "example.org"), "webtier:c1:example.org|/x");
+  EXPECT_NE(LockKey(CacheKey("/x", "")), CacheKey("/x", ""));
+}
+
+TEST(RouteTableTest, LongestPrefixAndExactRoutes) {
+  RouteTable t;
+  t.Add(Route{"/api/", "/api", {}, nullptr});
+  t.Add(Route{"/api/primes/", "/api/primes", {}, nullptr});
+  t.Add(Route{"/api/time", "/api/time", {}, nullptr});
+  ASSERT_NE(t.Match("/api/primes/10"), nullptr);
+  EXPECT_EQ(t.Match("/api/primes/10")->label, "/api/primes");
+  EXPECT_EQ(t.Match("/api/other")->label, "/api");
+  EXPECT_EQ(t.Match("/api/time")->label, "/api/time");
+  EXPECT_EQ(t.Match("/api/timex")->label, "/api");
+  EXPECT_EQ(t.Match("/nope"), nullptr);
+}
+
+TEST(DemoAppTest, CountsPrimes) {
+  EXPECT_EQ(CountPrimes(0), 0);
+  EXPECT_EQ(CountPrimes(1), 0);
+  EXPECT_EQ(CountPrimes(2), 1);
+  EXPECT_EQ(CountPrimes(3), 2);
+  EXPECT_EQ(CountPrimes(10), 4);
+  EXPECT_EQ(CountPrimes(100), 25);
+  EXPECT_EQ(CountPrimes(1'000'000), 78'498);
+}
+
+TEST(DemoAppTest, RoutesAnswerAndValidate) {
+  RouteTable t;
+  AddDemoRoutes(&t, "node-a");
+  const Route* primes = t.Match("/api/primes/100");
+  ASSERT_NE(primes, nullptr);
+  Response r = primes->handler(Request{}, "100");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_NE(r.body.find("\"primes\":25"), std::string::npos);
+  EXPECT_EQ(FindHeader(r.headers, "cache-control"), "public, max-age=60");
+  EXPECT_EQ(primes->handler(Request{}, "abc").status, 400);
+  EXPECT_EQ(primes->handler(Request{}, "").status, 400);
+  EXPECT_EQ(primes->handler(Request{}, "100000001").status, 400);
+  const Route* sleep = t.Match("/api/sleep/1");
+  ASSERT_NE(sleep, nullptr);
+  EXPECT_EQ(sleep->handler(Request{}, "1").status, 200);
+  EXPECT_EQ(sleep->handler(Request{}, "10001").status, 400);
+  const Route* time = t.Match("/api/time");
+  ASSERT_NE(time, nullptr);
+  EXPECT_FALSE(time->policy.cacheable);
+  EXPECT_EQ(FindHeader(time->handler(Request{}, "").headers, "Cache-Control"), "no-store");
+}
+
+}  // namespace
+}  // namespace webtier::cache

@@ -1,0 +1,131 @@
+// Test doubles for the cache's seams: a settable clock and an in-memory store
+// with expiry and switchable failure.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "webtier/cache/clock.h"
+#include "webtier/cache/store.h"
+
+namespace webtier::cache::testing {
+
+class FakeClock final : public Clock {
+ public:
+  int64_t UnixMillis() override { return unix_ms_.load(); }  // cache::Clock
+  std::chrono::steady_clock::time_point SteadyNow() override {  // cache::Clock
+    return std::chrono::steady_clock::time_point(std::chrono::milliseconds(steady_ms_.load()));
+  }
+  void Advance(std::chrono::milliseconds d) {
+    unix_ms_ += d.count();
+    steady_ms_ += d.count();
+  }
+
+ private:
+  std::atomic<int64_t> unix_ms_{1'700'000'000'000};
+  std::atomic<int64_t> steady_ms_{1'000'000};
+};
+
+// Thread-safe. Expiry follows `clock`. SetDown(true) makes every call fail
+// with kUnavailable (like Redis refusing connections).
+class MemoryStore final : public Store {
+ public:
+  explicit MemoryStore(Clock* clock) : clock_(clock) {}
+
+  Status Get(const std::string& key, std::string* value) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    auto it = Live(key);
+    if (it == data_.end()) return Status(ErrorCode::kNotFound, key);
+    *value = it->second.value;
+    return Status::Ok();
+  }
+  Status Put(const std::string& key, const std::string& value, std::chrono::milliseconds ttl) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    data_[key] = Entry{value, clock_->UnixMillis() + ttl.count()};
+    return Status::Ok();
+  }
+  Status Delete(const std::string& key) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    data_.erase(key);
+    return Status::Ok();
+  }
+  Status TryLock(const std::string& key, const std::string& token, std::chrono::milliseconds ttl,
+                 bool* acquired) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    *acquired = Live(key) == data_.end();
+    if (*acquired) data_[key] = Entry{token, clock_->UnixMillis() + ttl.count()};
+    return Status::Ok();
+  }
+  Status Unlock(const std::string& key, const std::string& token) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    auto it = Live(key);
+    if (it != data_.end() && it->second.value == token) data_.erase(it);
+    return Status::Ok();
+  }
+
+  Status Publish(const std::string& channel, const std::string& message) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    published_.push_back(channel + " " + message);
+    return Status::Ok();
+  }
+
+  std::vector<std::string> published() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return published_;
+  }
+  void SetDown(bool down) {
+    std::lock_guard<std::mutex> lock(mu_);
+    down_ = down;
+  }
+  void Raw(const std::string& key, const std::string& value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    data_[key] = Entry{value, clock_->UnixMillis() + 3'600'000};
+  }
+  bool Contains(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return Live(key) != data_.end();
+  }
+  int calls() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  struct Entry {
+    std::string value;
+    int64_t expires_at_ms;
+  };
+  static Status Down() { return Status(ErrorCode::kUnavailable, "store down"); }
+  std::map<std::string, Entry>::iterator Live(const std::string& key) {
+    auto it = data_.find(key);
+    if (it != data_.end() && it->second.expires_at_ms <= clock_->UnixMillis()) {
+      data_.erase(it);
+      return data_.end();
+    }
+    return it;
+  }
+
+  Clock* clock_;
+  std::mutex mu_;
+  std::map<std::string, Entry> data_;
+  bool down_ = false;
+  int calls_ = 0;
+  std::vector<std::string> published_;
+};
+
+}  // namespace webtier::cache::testing

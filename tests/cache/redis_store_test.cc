@@ -1,0 +1,173 @@
+// RedisStore against a real redis-server: commands, locks, outages, reconnects.
+#include "webtier/cache/redis_store.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "webtier/testing/harness.h"
+
+namespace webtier::cache {
+namespace {
+
+using namespace std::chrono_literals;
+using webtier::testing::RedisServer;
+
+// hiredis writes with write(2): a server that died makes it raise SIGPIPE,
+// which every program using RedisStore ignores (the webnode does in main).
+const bool kSigpipeIgnored = [] {
+  ::signal(SIGPIPE, SIG_IGN);
+  return true;
+}();
+
+RedisOptions OptionsFor(const RedisServer& redis, std::string password = "") {
+  RedisOptions o;
+  EXPECT_TRUE(net::ParseHostPort(redis.address(), &o.address).ok());
+  o.password = std::move(password);
+  return o;
+}
+
+TEST(RedisStoreTest, GetPutDeleteAreBinarySafe) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  std::string value;
+  EXPECT_EQ(store.Get("k", &value).code(), ErrorCode::kNotFound);
+  const std::string bytes("x\0y\r\n\xff", 6);
+  ASSERT_TRUE(store.Put("k", bytes, 10s).ok());
+  ASSERT_TRUE(store.Get("k", &value).ok());
+  EXPECT_EQ(value, bytes);
+  const std::string pttl = redis.Cli({"PTTL", "k"});
+  EXPECT_GT(std::stoi(pttl), 9000);
+  ASSERT_TRUE(store.Delete("k").ok());
+  EXPECT_EQ(store.Get("k", &value).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store.Delete("k").ok());
+}
+
+TEST(RedisStoreTest, LocksHaveOneOwnerAndExpire) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  bool a = false, b = false;
+  ASSERT_TRUE(store.TryLock("lock", "token-a", 300ms, &a).ok());
+  ASSERT_TRUE(store.TryLock("lock", "token-b", 300ms, &b).ok());
+  EXPECT_TRUE(a);
+  EXPECT_FALSE(b);
+  ASSERT_TRUE(store.Unlock("lock", "token-b").ok());  // not the owner: no effect
+  EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-a");
+  ASSERT_TRUE(store.Unlock("lock", "token-a").ok());
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+  ASSERT_TRUE(store.TryLock("lock", "token-a", 100ms, &a).ok());
+  EXPECT_TRUE(webtier::testing::WaitFor([&] { return redis.Cli({"EXISTS", "lock"}) == "0"; }, 2s));
+  ASSERT_TRUE(store.TryLock("lock", "token-b", 100ms, &b).ok());
+  EXPECT_TRUE(b);  // the first holder "died": its lock expired
+}
+
+TEST(RedisStoreTest, AuthIsSent) {
+  RedisServer redis("s3cret");
+  redis.Start();
+  RedisStore good(OptionsFor(redis, "s3cret"));
+  EXPECT_TRUE(good.Put("k", "v", 1s).ok());
+  RedisStore bad(OptionsFor(redis, "wrong"));
+  std::string value;
+  EXPECT_FALSE(bad.Get("k", &value).ok());
+}
+
+TEST(RedisStoreTest, OutagesAreErrorsAndTheStoreReconnects) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  ASSERT_TRUE(store.Put("k", "v", 60s).ok());
+  redis.Kill();
+  std::string value;
+  Status down = store.Get("k", &value);  // the pooled connection is dead
+  EXPECT_FALSE(down.ok());
+  EXPECT_NE(down.code(), ErrorCode::kNotFound);
+  Status refused = store.Get("k", &value);  // a new connection is refused
+  EXPECT_EQ(refused.code(), ErrorCode::kUnavailable) << refused.ToString();
+  redis.Start();  // same port, empty
+  EXPECT_EQ(store.Get("k", &value).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(store.Put("k", "v2", 60s).ok());
+}
+
+TEST(RedisStoreTest, ARestartedServerCostsNoFailedCommand) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  // Grow the pool: eight connections in use at once, then idle.
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&] {
+      for (int i = 0; i < 50; ++i) ASSERT_TRUE(store.Put("k" + std::to_string(i), "v", 60s).ok());
+    });
+  }
+  for (auto& t : threads) t.join();
+  redis.Kill();
+  redis.Start();  // every pooled connection is now dead
+  std::string value;
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(store.Get("k1", &value).code(), ErrorCode::kNotFound) << i;  // not a connection error
+  }
+}
+
+TEST(RedisStoreTest, AStalledServerTimesOutQuickly) {
+  RedisServer redis;
+  redis.Start();
+  RedisOptions options = OptionsFor(redis);
+  options.command_timeout = 100ms;
+  RedisStore store(options);
+  ASSERT_TRUE(store.Put("k", "v", 60s).ok());
+  // SIGSTOP: the socket stays open but nothing answers.
+  const std::string pid = redis.Cli({"INFO", "server"});
+  const auto at = pid.find("process_id:");
+  ASSERT_NE(at, std::string::npos);
+  const pid_t server_pid = std::stoi(pid.substr(at + 11));
+  ASSERT_EQ(::kill(server_pid, SIGSTOP), 0);
+  std::string value;
+  auto start = std::chrono::steady_clock::now();
+  Status s = store.Get("k", &value);
+  auto took = std::chrono::steady_clock::now() - start;
+  ::kill(server_pid, SIGCONT);
+  EXPECT_EQ(s.code(), ErrorCode::kTimeout) << s.ToString();
+  EXPECT_LT(took, 1s);
+  EXPECT_TRUE(store.Get("k", &value).ok());  // reconnected after the stall
+}
+
+TEST(RedisSubscriberTest, DeliversMessagesAndResubscribesAfterARestart) {
+  RedisServer redis;
+  redis.Start();
+  RedisOptions options = OptionsFor(redis);
+  std::mutex mu;
+  std::vector<std::string> got;
+  RedisSubscriber sub(options, "chan", [&](const std::string& m) {
+    std::lock_guard<std::mutex> lock(mu);
+    got.push_back(m);
+  }, 100ms);
+  auto count = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return got.size();
+  };
+  ASSERT_TRUE(webtier::testing::WaitFor([&] { return sub.subscribed(); }, 5s));
+  RedisStore store(options);
+  ASSERT_TRUE(store.Publish("chan", std::string("a\0b", 3)).ok());
+  ASSERT_TRUE(store.Publish("other", "x").ok());
+  ASSERT_TRUE(store.Publish("chan", "second").ok());
+  ASSERT_TRUE(webtier::testing::WaitFor([&] { return count() == 2; }, 5s));
+  EXPECT_EQ(got[0], std::string("a\0b", 3));
+  EXPECT_EQ(got[1], "second");
+
+  redis.Kill();
+  ASSERT_TRUE(webtier::testing::WaitFor([&] { return !sub.subscribed(); }, 5s));
+  redis.Start();
+  ASSERT_TRUE(webtier::testing::WaitFor([&] { return sub.subscribed(); }, 5s));
+  ASSERT_TRUE(webtier::testing::WaitFor([&] {
+    store.Publish("chan", "after restart");  // until the new subscription hears it
+    return count() >= 3;
+  }, 5s));
+}
+
+}  // namespace
+}  // namespace webtier::cache

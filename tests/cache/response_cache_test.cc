@@ -1,0 +1,544 @@
+// ResponseCache against an in-memory store, a fake clock and in-process routes:
+// every cache rule without Redis or a server.
+#include "webtier/cache/response_cache.h"
+
+#include <gtest/gtest.h>
+#include <prometheus/registry.h>
+
+#include <atomic>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "fakes.h"
+#include "webtier/cache/cache_key.h"
+
+namespace webtier::cache {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::FakeClock;
+using testing::MemoryStore;
+
+bool Eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s) {
+  auto end = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < end) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return cond();
+}
+
+class ResponseCacheTest : public ::testing::Test {
+ protected:
+  ResponseCacheTest() : metrics_(registry_), store_(&clock_), breaker_(BreakerOptions{3, 2000ms}, &clock_) {
+    options_.default_ttl = 10s;
+    options_.ttl_jitter = 0;
+    options_.stale_while_revalidate = 5s;
+    options_.stale_if_error = 60s;
+    options_.lock_ttl = 2000ms;
+    options_.lock_poll = 2ms;
+    options_.node_id = "test";
+
+    Route r;
+    r.prefix = "/r/";
+    r.label = "/r";
+    r.handler = [this](const Request& req, std::string_view rest) {
+      int n = ++fetches_;
+      last_method_ = req.method;
+      std::lock_guard<std::mutex> lock(mu_);
+      if (throw_) throw std::runtime_error("boom");
+      Response out;
+      out.status = status_;
+      out.headers = {{"Content-Type", "text/plain"}, {"Cache-Control", cache_control_}};
+      for (const auto& h : extra_headers_) out.headers.push_back(h);
+      out.body = "r:" + std::string(rest) + "?" + req.query + "#" + std::to_string(n);
+      return out;
+    };
+    routes_.Add(r);
+
+    Route slow = r;
+    slow.prefix = "/slow/";
+    slow.label = "/slow";
+    slow.handler = [this](const Request&, std::string_view rest) {
+      ++fetches_;
+      std::this_thread::sleep_for(100ms);
+      return Response{200, {{"Cache-Control", "max-age=10"}}, "slow:" + std::string(rest)};
+    };
+    routes_.Add(slow);
+
+    Route personal = r;  // slow, and for one client only
+    personal.prefix = "/personal/";
+    personal.label = "/personal";
+    personal.handler = [this](const Request&, std::string_view rest) {
+      int n = ++fetches_;
+      std::this_thread::sleep_for(100ms);
+      std::lock_guard<std::mutex> lock(mu_);
+      Response out{200, {{"Cache-Control", cache_control_}}, "personal:" + std::string(rest) + "#" + std::to_string(n)};
+      for (const auto& h : extra_headers_) out.headers.push_back(h);
+      return out;
+    };
+    routes_.Add(personal);
+
+    Route never = r;
+    never.prefix = "/never";
+    never.label = "/never";
+    never.policy.cacheable = false;
+    routes_.Add(never);
+
+    Route auth = r;
+    auth.prefix = "/auth/";
+    auth.label = "/auth";
+    auth.policy.cache_with_credentials = true;
+    routes_.Add(auth);
+
+    Route pinned = r;
+    pinned.prefix = "/pinned/";
+    pinned.label = "/pinned";
+    pinned.policy.ttl = 100s;
+    routes_.Add(pinned);
+  }
+
+  ResponseCache& Cache() {
+    if (caches_.empty()) Make(&store_);
+    return *caches_.front();
+  }
+  HotCache* Hot(std::chrono::milliseconds window) {
+    hots_.push_back(std::make_unique<HotCache>(100, window, &clock_));
+    return hots_.back().get();
+  }
+  // Owned by the fixture, so it outlives background fills on workers_.
+  ResponseCache* Make(Store* store, CircuitBreaker* breaker = nullptr, HotCache* hot = nullptr) {
+    ResponseCache::Parts parts;
+    parts.routes = &routes_;
+    parts.store = store;
+    parts.hot = hot;
+    parts.breaker = breaker ? breaker : &breaker_;
+    parts.workers = &workers_;
+    parts.metrics = &metrics_;
+    parts.clock = &clock_;
+    caches_.push_back(std::make_unique<ResponseCache>(options_, parts));
+    return caches_.back().get();
+  }
+
+  static Outcome Get(ResponseCache& cache, const std::string& path, const std::string& query = "",
+                     const std::string& method = "GET", Headers headers = {}) {
+    Request req;
+    req.method = method;
+    req.path = path;
+    req.query = query;
+    req.headers = std::move(headers);
+    auto promise = std::make_shared<std::promise<Outcome>>();
+    auto future = promise->get_future();
+    cache.Serve(std::move(req), [promise](Outcome o) { promise->set_value(std::move(o)); });
+    EXPECT_EQ(future.wait_for(10s), std::future_status::ready);
+    return future.get();
+  }
+  Outcome Get(const std::string& path, const std::string& query = "", const std::string& method = "GET",
+              Headers headers = {}) {
+    return Get(Cache(), path, query, method, std::move(headers));
+  }
+
+  void SetCacheControl(std::string cc) {
+    std::lock_guard<std::mutex> lock(mu_);
+    cache_control_ = std::move(cc);
+  }
+  void SetStatus(int status) {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = status;
+  }
+
+  CacheOptions options_;
+  prometheus::Registry registry_;
+  CacheMetrics metrics_;
+  FakeClock clock_;
+  MemoryStore store_;
+  CircuitBreaker breaker_;
+  RouteTable routes_;
+  std::atomic<int> fetches_{0};
+  std::string last_method_;
+  std::mutex mu_;
+  std::string cache_control_ = "public, max-age=10";
+  int status_ = 200;
+  bool throw_ = false;
+  Headers extra_headers_;
+  CircuitBreaker breaker_b_{BreakerOptions{}, &clock_};  // a second node's
+  std::vector<std::unique_ptr<HotCache>> hots_;
+  std::vector<std::unique_ptr<ResponseCache>> caches_;
+  WorkerPool workers_{"test", 32};  // last: destroyed first, while the caches live
+};
+
+TEST_F(ResponseCacheTest, MissThenHitWithTheSameBody) {
+  Outcome miss = Get("/r/1");
+  EXPECT_EQ(miss.cache, CacheStatus::kMiss);
+  EXPECT_EQ(miss.response.status, 200);
+  EXPECT_FALSE(miss.age_seconds.has_value());
+  EXPECT_EQ(miss.route, "/r");
+  clock_.Advance(3500ms);
+  Outcome hit = Get("/r/1");
+  EXPECT_EQ(hit.cache, CacheStatus::kHit);
+  EXPECT_EQ(hit.response.body, miss.response.body);
+  EXPECT_EQ(FindHeader(hit.response.headers, "Content-Type"), "text/plain");
+  EXPECT_EQ(hit.age_seconds, 3);
+  EXPECT_EQ(fetches_.load(), 1);
+  EXPECT_EQ(metrics_.hit.Value(), 1);
+  EXPECT_EQ(metrics_.miss.Value(), 1);
+  EXPECT_EQ(metrics_.origin_requests.Value(), 1);
+  EXPECT_EQ(metrics_.stores.Value(), 1);
+}
+
+TEST_F(ResponseCacheTest, HeadIsAnsweredFromTheGetEntry) {
+  EXPECT_EQ(Get("/r/h", "", "HEAD").cache, CacheStatus::kMiss);
+  EXPECT_EQ(last_method_, "GET");  // the entry is filled with a GET
+  Outcome hit = Get("/r/h");
+  EXPECT_EQ(hit.cache, CacheStatus::kHit);
+  EXPECT_EQ(Get("/r/h", "", "HEAD").cache, CacheStatus::kHit);
+  EXPECT_EQ(fetches_.load(), 1);
+}
+
+TEST_F(ResponseCacheTest, TheNormalizedQueryIsPartOfTheKey) {
+  EXPECT_EQ(Get("/r/q", "b=2&a=1").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/r/q", "a=1&b=2").cache, CacheStatus::kHit);
+  EXPECT_EQ(Get("/r/q", "a=2").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/r/q").cache, CacheStatus::kMiss);
+  EXPECT_EQ(fetches_.load(), 3);
+}
+
+TEST_F(ResponseCacheTest, EntriesExpireAfterTheirTtl) {
+  EXPECT_EQ(Get("/r/ttl").cache, CacheStatus::kMiss);
+  clock_.Advance(9999ms);
+  EXPECT_EQ(Get("/r/ttl").cache, CacheStatus::kHit);
+  clock_.Advance(10s + 5s + 60s);  // past ttl and both grace windows
+  EXPECT_EQ(Get("/r/ttl").cache, CacheStatus::kMiss);
+  EXPECT_EQ(fetches_.load(), 2);
+}
+
+TEST_F(ResponseCacheTest, TtlComesFromSMaxAgeThenMaxAgeThenTheDefault) {
+  SetCacheControl("max-age=1, s-maxage=30");
+  Get("/r/s");
+  clock_.Advance(20s);
+  EXPECT_EQ(Get("/r/s").cache, CacheStatus::kHit);
+
+  SetCacheControl("public");  // no max-age: the default (10 s)
+  Get("/r/d");
+  clock_.Advance(9s);
+  EXPECT_EQ(Get("/r/d").cache, CacheStatus::kHit);
+
+  SetCacheControl("max-age=1");  // the route's policy wins
+  Get("/pinned/x");
+  clock_.Advance(90s);
+  EXPECT_EQ(Get("/pinned/x").cache, CacheStatus::kHit);
+}
+
+TEST_F(ResponseCacheTest, TtlJitterOnlyShortens) {
+  options_.ttl_jitter = 0.1;
+  auto cache = Make(&store_);
+  SetCacheControl("max-age=100");
+  for (int i = 0; i < 20; ++i) {
+    std::string path = "/r/j" + std::to_string(i);
+    Get(*cache, path);
+    std::string bytes;
+    ASSERT_TRUE(store_.Get(CacheKey(path, ""), &bytes).ok());
+    Record rec;
+    ASSERT_TRUE(DecodeRecord(bytes, &rec).ok());
+    EXPECT_GE(rec.ttl_ms, 90'000);
+    EXPECT_LE(rec.ttl_ms, 100'000);
+  }
+}
+
+TEST_F(ResponseCacheTest, UnstorableResponsesAreNeverCached) {
+  for (const char* cc : {"no-store", "private, max-age=60", "no-cache", "max-age=0"}) {
+    SetCacheControl(cc);
+    std::string path = std::string("/r/") + cc;
+    EXPECT_EQ(Get(path).cache, CacheStatus::kMiss) << cc;
+    EXPECT_EQ(Get(path).cache, CacheStatus::kMiss) << cc;
+  }
+  EXPECT_EQ(fetches_.load(), 8);
+  SetCacheControl("max-age=60");
+  extra_headers_ = {{"Set-Cookie", "session=1"}};
+  Get("/r/cookie");
+  EXPECT_EQ(Get("/r/cookie").cache, CacheStatus::kMiss);
+  extra_headers_ = {{"Vary", "User-Agent"}};
+  Get("/r/vary");
+  EXPECT_EQ(Get("/r/vary").cache, CacheStatus::kMiss);
+  extra_headers_ = {};
+  SetStatus(500);
+  Get("/r/err");
+  EXPECT_EQ(Get("/r/err").cache, CacheStatus::kMiss);
+  EXPECT_EQ(metrics_.stores.Value(), 0);
+}
+
+TEST_F(ResponseCacheTest, NotEligibleRequestsSkipTheCache) {
+  EXPECT_EQ(Get("/never").cache, CacheStatus::kNone);
+  EXPECT_EQ(Get("/never").cache, CacheStatus::kNone);
+  EXPECT_EQ(Get("/r/p", "", "POST").cache, CacheStatus::kNone);
+  EXPECT_EQ(Get("/r/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kNone);
+  EXPECT_EQ(Get("/r/a", "", "GET", {{"Cookie", "a=b"}}).cache, CacheStatus::kNone);
+  EXPECT_EQ(fetches_.load(), 5);
+  EXPECT_EQ(store_.calls(), 0);
+  // ...unless the route says so.
+  EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kHit);
+}
+
+TEST_F(ResponseCacheTest, UnmatchedPathsWithoutAnOriginAre404) {
+  Outcome o = Get("/nothing/here");
+  EXPECT_EQ(o.response.status, 404);
+  EXPECT_EQ(o.cache, CacheStatus::kNone);
+  EXPECT_EQ(o.route, "unmatched");
+}
+
+TEST_F(ResponseCacheTest, AThrowingHandlerAnswers500AndIsNotCached) {
+  throw_ = true;
+  EXPECT_EQ(Get("/r/t").response.status, 500);
+  throw_ = false;
+  EXPECT_EQ(Get("/r/t").response.status, 200);
+}
+
+TEST_F(ResponseCacheTest, CacheOffSendsEverythingToTheOrigin) {
+  auto cache = Make(nullptr);
+  EXPECT_EQ(Get(*cache, "/r/off").cache, CacheStatus::kNone);
+  EXPECT_EQ(Get(*cache, "/r/off").cache, CacheStatus::kNone);
+  EXPECT_EQ(fetches_.load(), 2);
+}
+
+TEST_F(ResponseCacheTest, ACorruptRecordIsAMissCountedAndOverwritten) {
+  store_.Raw(CacheKey("/r/c", ""), "definitely not a record");
+  Outcome miss = Get("/r/c");
+  EXPECT_EQ(miss.cache, CacheStatus::kMiss);
+  EXPECT_EQ(miss.response.status, 200);
+  EXPECT_EQ(metrics_.corrupt_records.Value(), 1);
+  Outcome hit = Get("/r/c");
+  EXPECT_EQ(hit.cache, CacheStatus::kHit);
+  EXPECT_EQ(hit.response.body, miss.response.body);
+}
+
+TEST_F(ResponseCacheTest, StaleWhileRevalidateServesStaleAndRefreshesOnce) {
+  Outcome first = Get("/r/swr");
+  clock_.Advance(11s);  // ttl 10 s, swr 5 s
+  Outcome stale = Get("/r/swr");
+  EXPECT_EQ(stale.cache, CacheStatus::kStale);
+  EXPECT_EQ(stale.response.body, first.response.body);
+  EXPECT_EQ(stale.age_seconds, 11);
+  ASSERT_TRUE(Eventually([&] { return fetches_.load() == 2 && metrics_.stores.Value() == 2; }));
+  Outcome fresh = Get("/r/swr");
+  EXPECT_EQ(fresh.cache, CacheStatus::kHit);
+  EXPECT_NE(fresh.response.body, first.response.body);
+  EXPECT_EQ(metrics_.revalidations.Value(), 1);
+}
+
+TEST_F(ResponseCacheTest, AFailedRevalidationKeepsTheStaleEntry) {
+  Outcome first = Get("/r/swr-fail");
+  clock_.Advance(11s);
+  SetStatus(503);
+  EXPECT_EQ(Get("/r/swr-fail").cache, CacheStatus::kStale);
+  ASSERT_TRUE(Eventually([&] { return fetches_.load() == 2 && metrics_.origin_errors.Value() == 1; }));
+  Outcome again = Get("/r/swr-fail");
+  EXPECT_EQ(again.cache, CacheStatus::kStale);
+  EXPECT_EQ(again.response.body, first.response.body);
+}
+
+TEST_F(ResponseCacheTest, StaleIfErrorServesTheOldEntryWhenTheOriginFails) {
+  Outcome first = Get("/r/sie");
+  clock_.Advance(10s + 5s + 1s);  // past swr, inside stale-if-error
+  SetStatus(502);
+  Outcome stale = Get("/r/sie");
+  EXPECT_EQ(stale.cache, CacheStatus::kStale);
+  EXPECT_EQ(stale.response.status, 200);
+  EXPECT_EQ(stale.response.body, first.response.body);
+  EXPECT_EQ(metrics_.stale_if_error.Value(), 1);
+  SetStatus(200);
+  Outcome fresh = Get("/r/sie");  // the origin is back: a normal miss refreshes it
+  EXPECT_EQ(fresh.cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/r/sie").cache, CacheStatus::kHit);
+  // Without a stale entry, the error goes through (and is not stored).
+  SetStatus(502);
+  EXPECT_EQ(Get("/r/sie-none").response.status, 502);
+}
+
+TEST_F(ResponseCacheTest, AStoreOutageBypassesAndTheBreakerStopsCallingIt) {
+  EXPECT_EQ(Get("/r/b").cache, CacheStatus::kMiss);
+  store_.SetDown(true);
+  for (int i = 0; i < 3; ++i) {
+    Outcome o = Get("/r/b");
+    EXPECT_EQ(o.cache, CacheStatus::kBypass);
+    EXPECT_EQ(o.response.status, 200);
+  }
+  EXPECT_EQ(breaker_.state(), CircuitBreaker::State::kOpen);
+  EXPECT_EQ(metrics_.breaker_open.Value(), 1);
+  const int calls = store_.calls();
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(Get("/r/b").cache, CacheStatus::kBypass);
+  EXPECT_EQ(store_.calls(), calls);  // skipped during the cool-down
+  EXPECT_EQ(metrics_.bypass.Value(), 8);
+  EXPECT_EQ(metrics_.redis_errors.Value(), 3);
+
+  store_.SetDown(false);
+  clock_.Advance(2s);
+  EXPECT_EQ(Get("/r/b").cache, CacheStatus::kHit);  // the probe succeeds: closed again
+  EXPECT_EQ(breaker_.state(), CircuitBreaker::State::kClosed);
+  EXPECT_EQ(metrics_.breaker_open.Value(), 0);
+}
+
+TEST_F(ResponseCacheTest, ConcurrentMissesCauseOneFetch) {
+  std::vector<std::future<Outcome>> futures;
+  for (int i = 0; i < 20; ++i) {
+    futures.push_back(std::async(std::launch::async, [this] { return Get("/slow/one"); }));
+  }
+  for (auto& f : futures) {
+    Outcome o = f.get();
+    EXPECT_EQ(o.response.body, "slow:one");
+    EXPECT_NE(o.cache, CacheStatus::kBypass);
+  }
+  EXPECT_EQ(fetches_.load(), 1);
+  EXPECT_GE(metrics_.coalesced_local.Value() + metrics_.hit.Value(), 19);
+}
+
+TEST_F(ResponseCacheTest, UnshareableAnswersAreNotHandedToCoalescedRequests) {
+  struct Case {
+    std::string cache_control;
+    Headers extra;
+  };
+  const std::vector<Case> cases = {{"max-age=60", {{"Set-Cookie", "session=secret"}}},
+                                   {"private, max-age=60", {}},
+                                   {"no-store", {}}};
+  int path = 0;
+  for (const Case& c : cases) {
+    SetCacheControl(c.cache_control);
+    extra_headers_ = c.extra;
+    fetches_ = 0;
+    const std::string p = "/personal/" + std::to_string(++path);
+    std::vector<std::future<Outcome>> futures;
+    for (int i = 0; i < 6; ++i) futures.push_back(std::async(std::launch::async, [this, p] { return Get(p); }));
+    std::set<std::string> bodies;
+    for (auto& f : futures) bodies.insert(f.get().response.body);
+    EXPECT_EQ(bodies.size(), 6u) << c.cache_control << ": every request got its own answer";
+    EXPECT_EQ(fetches_.load(), 6) << c.cache_control;
+  }
+  // A public answer that is merely not storable (max-age=0) is still shared.
+  SetCacheControl("public, max-age=0");
+  extra_headers_ = {};
+  fetches_ = 0;
+  std::vector<std::future<Outcome>> futures;
+  for (int i = 0; i < 6; ++i) futures.push_back(std::async(std::launch::async, [this] { return Get("/personal/public"); }));
+  for (auto& f : futures) f.get();
+  EXPECT_LT(fetches_.load(), 6);
+}
+
+TEST_F(ResponseCacheTest, TwoNodesSharingTheStoreCauseOneFetch) {
+  Make(&store_);
+  Make(&store_, &breaker_b_);
+  std::vector<std::future<Outcome>> futures;
+  for (int i = 0; i < 20; ++i) {
+    ResponseCache* c = caches_[i % 2].get();
+    futures.push_back(std::async(std::launch::async, [c] { return Get(*c, "/slow/shared"); }));
+  }
+  for (auto& f : futures) EXPECT_EQ(f.get().response.body, "slow:shared");
+  EXPECT_EQ(fetches_.load(), 1);
+  EXPECT_GE(metrics_.coalesced_remote.Value(), 1);
+}
+
+TEST_F(ResponseCacheTest, ADeadLockHolderBlocksTheKeyOnlyUntilTheLockExpires) {
+  const std::string key = CacheKey("/r/dead", "");
+  bool acquired = false;
+  ASSERT_TRUE(store_.TryLock(LockKey(key), "a-dead-node", 2000ms, &acquired).ok());
+  ASSERT_TRUE(acquired);
+  auto pending = std::async(std::launch::async, [this] { return Get("/r/dead"); });
+  EXPECT_EQ(pending.wait_for(100ms), std::future_status::timeout);  // waiting for the holder
+  EXPECT_EQ(fetches_.load(), 0);
+  clock_.Advance(2001ms);  // the lock expires
+  Outcome o = pending.get();
+  EXPECT_EQ(o.cache, CacheStatus::kMiss);
+  EXPECT_EQ(fetches_.load(), 1);
+  EXPECT_FALSE(store_.Contains(LockKey(key)));  // released after the fill
+  EXPECT_EQ(Get("/r/dead").cache, CacheStatus::kHit);
+}
+
+TEST_F(ResponseCacheTest, PurgeRemovesTheEntry) {
+  Get("/r/purge", "b=1&a=2");
+  EXPECT_EQ(Get("/r/purge", "a=2&b=1").cache, CacheStatus::kHit);
+  ASSERT_TRUE(Cache().Purge("/r/purge?b=1&a=2").ok());
+  EXPECT_EQ(Get("/r/purge", "a=2&b=1").cache, CacheStatus::kMiss);
+  EXPECT_EQ(metrics_.purges.Value(), 1);
+  store_.SetDown(true);
+  EXPECT_FALSE(Cache().Purge("/r/purge").ok());
+}
+
+TEST_F(ResponseCacheTest, TheHotCopySkipsTheStoreForItsWindowOnly) {
+  auto cache = Make(&store_, nullptr, Hot(1000ms));
+  Outcome miss = Get(*cache, "/r/hot");
+  EXPECT_EQ(miss.cache, CacheStatus::kMiss);
+  const int calls = store_.calls();
+  Outcome hit = Get(*cache, "/r/hot");
+  EXPECT_EQ(hit.cache, CacheStatus::kHit);
+  EXPECT_EQ(hit.response.body, miss.response.body);
+  EXPECT_EQ(store_.calls(), calls);  // no store read
+  EXPECT_EQ(metrics_.hot_hits.Value(), 1);
+  clock_.Advance(1000ms);  // the window ends: read the store again
+  EXPECT_EQ(Get(*cache, "/r/hot").cache, CacheStatus::kHit);
+  EXPECT_GT(store_.calls(), calls);
+  EXPECT_EQ(Get(*cache, "/r/hot").age_seconds, 1);  // hot again, Age from the record
+  EXPECT_EQ(metrics_.hot_hits.Value(), 2);
+}
+
+TEST_F(ResponseCacheTest, TheHotCopyNeverOutlivesTheRecordsFreshness) {
+  auto cache = Make(&store_, nullptr, Hot(3600s));  // a window far longer than the 10 s TTL
+  Get(*cache, "/r/hot-ttl");
+  clock_.Advance(9s);
+  EXPECT_EQ(Get(*cache, "/r/hot-ttl").cache, CacheStatus::kHit);
+  EXPECT_EQ(metrics_.hot_hits.Value(), 1);
+  clock_.Advance(1s);  // the TTL ends: stale, from the store, not a hot HIT
+  EXPECT_EQ(Get(*cache, "/r/hot-ttl").cache, CacheStatus::kStale);
+  EXPECT_EQ(metrics_.hot_hits.Value(), 1);
+}
+
+TEST_F(ResponseCacheTest, PurgeDropsTheHotCopyAndTellsTheOtherNodes) {
+  auto cache = Make(&store_, nullptr, Hot(60000ms));
+  Get(*cache, "/r/hp");
+  EXPECT_EQ(Get(*cache, "/r/hp").cache, CacheStatus::kHit);
+  ASSERT_TRUE(cache->Purge("/r/hp").ok());
+  EXPECT_EQ(Get(*cache, "/r/hp").cache, CacheStatus::kMiss);
+  EXPECT_EQ(store_.published(), std::vector<std::string>{std::string(kPurgeChannel) + " " + CacheKey("/r/hp", "")});
+}
+
+TEST_F(ResponseCacheTest, AFullWorkerQueueAnswers503Quickly) {
+  std::unique_ptr<ResponseCache> cache;
+  WorkerPool pool("tiny", 1, 1);  // one running, one queued
+  ResponseCache::Parts parts;
+  parts.routes = &routes_;
+  parts.store = &store_;
+  parts.breaker = &breaker_;
+  parts.workers = &pool;
+  parts.metrics = &metrics_;
+  parts.clock = &clock_;
+  cache = std::make_unique<ResponseCache>(options_, parts);
+  auto running = std::async(std::launch::async, [&] { return Get(*cache, "/slow/1"); });
+  ASSERT_TRUE(Eventually([&] { return fetches_.load() == 1; }));  // the only worker is busy
+  auto queued = std::async(std::launch::async, [&] { return Get(*cache, "/slow/2"); });
+  ASSERT_TRUE(Eventually([&] { return pool.queued() == 1; }));
+  Outcome refused = Get(*cache, "/slow/3");
+  EXPECT_EQ(refused.response.status, 503);
+  EXPECT_EQ(FindHeader(refused.response.headers, "Retry-After"), "1");
+  EXPECT_EQ(running.get().response.status, 200);
+  EXPECT_EQ(queued.get().response.status, 200);
+  EXPECT_EQ(Get(*cache, "/slow/3").response.status, 200);  // room again: a normal miss
+}
+
+TEST(HotCacheTest, IsBounded) {
+  testing::FakeClock clock;
+  HotCache hot(32, 1000ms, &clock);
+  auto record = std::make_shared<Record>();
+  record->stored_at_ms = clock.UnixMillis();
+  record->ttl_ms = 60000;
+  for (int i = 0; i < 1000; ++i) hot.Put("k" + std::to_string(i), record);
+  EXPECT_LE(hot.size(), 32u + 16u);
+  hot.Put("x", record);
+  EXPECT_NE(hot.Get("x"), nullptr);
+  hot.Erase("x");
+  EXPECT_EQ(hot.Get("x"), nullptr);
+  HotCache off(32, 0ms, &clock);
+  off.Put("x", record);
+  EXPECT_EQ(off.Get("x"), nullptr);
+}
+
+}  // namespace
+}  // namespace webtier::cache

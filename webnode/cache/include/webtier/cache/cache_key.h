@@ -1,0 +1,21 @@
+// Cache keys: the request path plus its normalized query (and the Host when
+// configured), under a versioned Redis namespace.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace webtier::cache {
+
+// Drops empty "&&" segments and sorts the parameters, so "b=2&a=1" and
+// "a=1&b=2&" name the same entry. Values are kept byte for byte (a percent-
+// encoded and a plain spelling of one value are different keys).
+std::string NormalizeQuery(std::string_view query);
+
+// "webtier:c1:" [host "|"] path ["?" normalized query]. `host` empty = not keyed on Host.
+std::string CacheKey(std::string_view path, std::string_view query, std::string_view host = {});
+
+// The Redis key of the fill lock for `cache_key`.
+std::string LockKey(std::string_view cache_key);
+
+}  // namespace webtier::cache

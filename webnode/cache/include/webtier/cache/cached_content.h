@@ -1,0 +1,30 @@
+// The webnode's ContentService: the demo app (or --origin) behind the shared
+// response cache, plus POST /admin/purge.
+#pragma once
+
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <vector>
+
+#include "webtier/cache/routes.h"
+#include "webtier/webnode/config.h"
+#include "webtier/webnode/content.h"
+
+namespace webtier::cache {
+
+// Builds everything from `config` (no I/O: Redis and the origin are contacted
+// on first use, so neither being down at start-up is fatal). Registers the
+// cache/origin/redis metrics on `registry`, which must outlive the service.
+// `routes` are added before the demo app's (which are only present without
+// --origin); see routes.h for the extension point.
+//
+// Shutdown order: destroy the service after the HTTP server has stopped
+// dispatching (NodeServer::Shutdown) and before the server object itself.
+// The destructor waits for in-flight fills (at most the slowest origin fetch)
+// and sends their Replies, which point into the server's state.
+std::unique_ptr<webnode::ContentService> MakeCachedContent(const webnode::Config& config,
+                                                           prometheus::Registry& registry,
+                                                           std::vector<Route> routes = {});
+
+}  // namespace webtier::cache

@@ -1,0 +1,50 @@
+// A circuit breaker in front of the shared store: after repeated failures the
+// cache stops calling Redis for a cool-down, then lets one probe through.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+
+#include "webtier/cache/clock.h"
+
+namespace webtier::cache {
+
+struct BreakerOptions {
+  int failure_threshold = 3;                    // consecutive failures that open it
+  std::chrono::milliseconds cooldown{2000};     // open this long before a probe
+};
+
+// Thread-safe. Closed: every call allowed. Open: none until the cool-down has
+// passed; then half-open: exactly one caller is allowed (the probe), whose
+// success closes the breaker and whose failure opens it for another cool-down.
+// Allow() on a closed breaker is one atomic load. `clock` must outlive it.
+class CircuitBreaker {
+ public:
+  enum class State { kClosed, kOpen, kHalfOpen };
+
+  CircuitBreaker(BreakerOptions options, Clock* clock);
+
+  // True when the caller may use the store; a true answer in the half-open
+  // state makes the caller the probe, which must report back.
+  bool Allow();
+  void RecordSuccess();
+  void RecordFailure();
+
+  State state() const { return state_.load(std::memory_order_acquire); }
+  // Times the breaker went from closed/half-open to open.
+  uint64_t trips() const { return trips_.load(std::memory_order_relaxed); }
+
+ private:
+  const BreakerOptions options_;
+  Clock* const clock_;
+  std::atomic<State> state_{State::kClosed};
+  std::atomic<uint64_t> trips_{0};
+  std::mutex mu_;
+  std::atomic<int> failures_{0};                       // consecutive; written under mu_ except the reset
+  std::chrono::steady_clock::time_point open_until_;   // guarded by mu_
+  bool probe_in_flight_ = false;                       // guarded by mu_
+};
+
+}  // namespace webtier::cache

@@ -1,0 +1,42 @@
+// cache::Origin over HTTP/1.1 with libcurl: the upstream behind --origin.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "webtier/cache/origin.h"
+
+namespace webtier::cache {
+
+struct CurlOriginOptions {
+  std::string base_url;                            // "http://127.0.0.1:9000" (a path prefix is kept)
+  std::chrono::milliseconds connect_timeout{1000};
+  std::chrono::milliseconds timeout{10000};         // whole request, connect included
+  size_t max_idle_handles = 64;                    // easy handles (each with its own keep-alive connections)
+};
+
+// Thread-safe: a pool of libcurl easy handles; each call takes one, so
+// connections stay alive between requests (keep-alive pool) and are never
+// shared between threads. Redirects are passed through, not followed.
+// Calls curl_global_init once per process (before any thread uses libcurl).
+class CurlOrigin final : public Origin {
+ public:
+  explicit CurlOrigin(CurlOriginOptions options);
+  ~CurlOrigin() override;
+
+  Status Fetch(const Request& request, Response* response) override;  // cache::Origin
+
+ private:
+  struct Handle;
+  std::unique_ptr<Handle> Take();
+  void Give(std::unique_ptr<Handle> handle);
+
+  const CurlOriginOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<Handle>> idle_;  // guarded by mu_
+};
+
+}  // namespace webtier::cache

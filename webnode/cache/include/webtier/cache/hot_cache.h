@@ -1,0 +1,50 @@
+// A node-local copy of records recently read from Redis, kept for a short
+// window so that hot keys do not cost a Redis round trip on every hit.
+// Redis stays the shared truth: an entry here lives at most `window` (and
+// never past the record's own freshness), and purges reach every node's copy
+// through a Redis channel (see RedisSubscriber).
+#pragma once
+
+#include <array>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+#include "webtier/cache/clock.h"
+#include "webtier/cache/record.h"
+
+namespace webtier::cache {
+
+// Thread-safe (sharded locks). Bounded: at most `max_entries`; when a shard is
+// full, expired entries are dropped first, then an arbitrary one.
+class HotCache {
+ public:
+  HotCache(size_t max_entries, std::chrono::milliseconds window, Clock* clock);
+
+  // The record if it was put less than `window` ago and is still fresh; else nullptr.
+  std::shared_ptr<const Record> Get(const std::string& key);
+  void Put(const std::string& key, std::shared_ptr<const Record> record);
+  void Erase(const std::string& key);
+  size_t size();
+
+ private:
+  struct Entry {
+    std::shared_ptr<const Record> record;
+    std::chrono::steady_clock::time_point until;
+  };
+  struct Shard {
+    std::mutex mu;
+    std::unordered_map<std::string, Entry> entries;  // guarded by mu
+  };
+  static constexpr size_t kShards = 16;
+  Shard& ShardFor(const std::string& key);
+
+  const size_t max_per_shard_;
+  const std::chrono::milliseconds window_;
+  Clock* const clock_;
+  std::array<Shard, kShards> shards_;
+};
+
+}  // namespace webtier::cache

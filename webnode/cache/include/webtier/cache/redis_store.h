@@ -1,0 +1,97 @@
+// cache::Store on one Redis server through hiredis 0.14.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "webtier/cache/store.h"
+#include "webtier/common/net.h"
+
+struct redisContext;
+
+namespace webtier::cache {
+
+struct RedisOptions {
+  net::HostPort address;                                  // the Redis server
+  std::string password;                                   // AUTH; empty = none
+  std::chrono::milliseconds connect_timeout{100};         // per connection attempt
+  std::chrono::milliseconds command_timeout{250};         // per reply (redisSetTimeout)
+  size_t max_idle_connections = 32;                       // kept open between requests
+};
+
+// One hiredis connection. A redisContext is not thread-safe and is dead after
+// any I/O error, so a connection is used by one thread at a time (the pool
+// hands it out) and thrown away after an error. Move-only RAII over redisContext*.
+class RedisConnection;
+
+// Thread-safe: a pool of connections, one per concurrent caller, opened on
+// demand (connect timeout, AUTH) and dropped after an error, so the next call
+// reconnects. A command that finds its pooled connection closed by the server
+// (e.g. after a Redis restart) empties the pool and is retried once on a new
+// connection. Blocks at most connect + command timeouts (twice that only in
+// that retry case). hiredis writes with write(2): the process must ignore
+// SIGPIPE (the webnode does), or a dead server's socket kills it.
+class RedisStore final : public Store {
+ public:
+  explicit RedisStore(RedisOptions options);
+  ~RedisStore() override;
+
+  Status Get(const std::string& key, std::string* value) override;                                  // cache::Store
+  Status Put(const std::string& key, const std::string& value, std::chrono::milliseconds ttl) override;  // cache::Store
+  Status Delete(const std::string& key) override;                                                   // cache::Store
+  Status TryLock(const std::string& key, const std::string& token, std::chrono::milliseconds ttl,
+                 bool* acquired) override;                                                          // cache::Store
+  Status Unlock(const std::string& key, const std::string& token) override;                         // cache::Store
+  Status Publish(const std::string& channel, const std::string& message) override;                  // cache::Store
+
+ private:
+  struct Reply;
+  // Runs one command (argv form, binary-safe) on a pooled connection.
+  Status Command(const std::vector<std::string>& argv, Reply* reply);
+  // A pooled connection (`*reused`) or a new one.
+  Status Acquire(std::unique_ptr<RedisConnection>* conn, bool* reused);
+  void Release(std::unique_ptr<RedisConnection> conn);
+  // Closes every pooled connection (after one turned out dead).
+  void DropIdle();
+
+  const RedisOptions options_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<RedisConnection>> idle_;  // guarded by mu_
+};
+
+// Listens on one Redis channel (SUBSCRIBE) on its own connection and thread
+// and calls `on_message` there for every message. While Redis is unreachable
+// it retries every `retry`; messages published meanwhile are lost. The
+// destructor stops the thread within ~200 ms.
+class RedisSubscriber {
+ public:
+  RedisSubscriber(RedisOptions options, std::string channel, std::function<void(const std::string&)> on_message,
+                  std::chrono::milliseconds retry = std::chrono::milliseconds(500));
+  ~RedisSubscriber();
+  RedisSubscriber(const RedisSubscriber&) = delete;
+  RedisSubscriber& operator=(const RedisSubscriber&) = delete;
+
+  // True while subscribed (for tests and /health).
+  bool subscribed() const { return subscribed_.load(); }
+
+ private:
+  void Run();
+  // Connects, authenticates and subscribes; then delivers until an error or stop.
+  Status Listen();
+
+  const RedisOptions options_;
+  const std::string channel_;
+  const std::function<void(const std::string&)> on_message_;
+  const std::chrono::milliseconds retry_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> subscribed_{false};
+  std::thread thread_;
+};
+
+}  // namespace webtier::cache

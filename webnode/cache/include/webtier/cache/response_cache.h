@@ -1,0 +1,136 @@
+// ResponseCache: the shared response cache in front of the routes and the
+// origin. Decides what is cacheable, looks entries up in the shared store,
+// coalesces misses (in-process single-flight plus a lock in the store, so one
+// fill per key in the whole tier), serves stale entries while revalidating or
+// when the origin fails, and bypasses the store while its breaker is open.
+// docs/cache.md states the semantics.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+
+#include "webtier/cache/cache_metrics.h"
+#include "webtier/cache/circuit_breaker.h"
+#include "webtier/cache/clock.h"
+#include "webtier/cache/hot_cache.h"
+#include "webtier/cache/message.h"
+#include "webtier/cache/origin.h"
+#include "webtier/cache/record.h"
+#include "webtier/cache/routes.h"
+#include "webtier/cache/single_flight.h"
+#include "webtier/cache/store.h"
+#include "webtier/cache/worker_pool.h"
+
+namespace webtier::cache {
+
+// The X-Cache value; kNone = the request was not eligible (no header sent).
+enum class CacheStatus { kNone, kHit, kMiss, kStale, kBypass };
+std::string_view CacheStatusName(CacheStatus status);  // "HIT", ...; "" for kNone
+
+struct Outcome {
+  Response response;
+  CacheStatus cache = CacheStatus::kNone;
+  std::optional<int64_t> age_seconds;  // set on HIT and STALE
+  std::string route;                   // metric label: the route's, "origin" or "unmatched"
+  // May be handed to the other requests coalesced with the one that caused it:
+  // false for Set-Cookie / private / no-store answers, which each waiter then
+  // fetches for itself.
+  bool shareable = true;
+};
+
+struct CacheOptions {
+  std::chrono::seconds default_ttl{60};                  // --cache-ttl: when the response has no max-age
+  double ttl_jitter = 0.1;                               // TTL shortened by a random 0..10%
+  std::chrono::seconds stale_while_revalidate{30};       // default grace windows when the
+  std::chrono::seconds stale_if_error{300};              //   response's Cache-Control has none
+  std::chrono::milliseconds lock_ttl{15000};             // fill lock expiry (> the slowest fill)
+  std::chrono::milliseconds lock_poll{20};               // how often a waiter re-reads the store
+  bool key_includes_host = false;                        // add the Host header to the key
+  size_t max_body_bytes = 8 << 20;                       // larger responses are not stored
+  std::string node_id;                                   // goes into lock tokens
+};
+
+// Redis channel on which purged keys are announced, so every node drops its hot copy.
+inline constexpr char kPurgeChannel[] = "webtier:purge";
+
+class ResponseCache {
+ public:
+  using Done = std::function<void(Outcome)>;
+
+  // What the cache works with. Every pointer must outlive the cache; `workers`
+  // must be destroyed before it (so queued fills finish).
+  struct Parts {
+    const RouteTable* routes = nullptr;  // the webnode's own routes (may be empty)
+    Origin* origin = nullptr;            // null: paths matching no route answer 404
+    Store* store = nullptr;              // null: caching off (everything goes to routes/origin, no X-Cache)
+    HotCache* hot = nullptr;             // null: every lookup reads the store
+    CircuitBreaker* breaker = nullptr;   // required with a store
+    WorkerPool* workers = nullptr;       // required
+    CacheMetrics* metrics = nullptr;     // required
+    Clock* clock = nullptr;              // required
+  };
+  ResponseCache(CacheOptions options, Parts parts);
+
+  // Answers `request` by calling `done` exactly once. Thread-safe. Hits and
+  // stale hits are answered on the calling thread after one store read (bounded
+  // by the store's timeouts, skipped while the breaker is open); everything
+  // that touches a route or the origin runs on `workers`, and `done` is then
+  // called there. When the workers' queue is full: 503 with Retry-After.
+  void Serve(Request request, Done done);
+
+  // Removes the entry for "path[?query]" (the key a GET of it would use) from
+  // the store and announces it on kPurgeChannel (every node's hot copy goes).
+  // kUnavailable when the store is off or unreachable.
+  Status Purge(std::string_view path_and_query, std::string_view host = {});
+
+ private:
+  struct Lookup {
+    enum class Kind { kFound, kMissing, kCorrupt, kUnavailable } kind = Kind::kMissing;
+    Record record;
+  };
+  struct Fetched {
+    Response response;
+    bool failed = false;  // transport failure, timeout or 5xx
+  };
+
+  // One store read and decode. `count_corrupt`: count and log an undecodable
+  // record (once per request, not on every re-read while waiting for a fill).
+  Lookup Find(const std::string& key, bool count_corrupt = true);
+  Fetched Fetch(const Route* route, const Request& request);
+  // Runs on a worker: lock (or wait for another node's fill), fetch, store.
+  Outcome Fill(const std::string& key, const Route* route, const Request& request,
+               const std::optional<Record>& stale, const std::string& label);
+  // Joins the key's flight; the leader schedules Fill. `done` empty = background revalidation.
+  void StartFill(const std::string& key, const Route* route, Request request, std::optional<Record> stale,
+                 Done done, const std::string& label);
+  bool Storable(const CachePolicy& policy, const Response& response, Record* record);
+  // Fetches on a worker and answers with `status`; 503 when the pool is full.
+  void FetchOnWorker(const Route* route, Request request, Done done, CacheStatus status, const std::string& label);
+  // Runs `op` on the store unless the breaker is open; reports to the breaker and counts errors.
+  Status Guarded(const std::function<Status()>& op);
+  std::string NewToken();
+
+  // Keeps a fresh record in the hot cache, if there is one.
+  void KeepHot(const std::string& key, const Record& record);
+
+  const CacheOptions options_;
+  const RouteTable* const routes_;
+  Origin* const origin_;
+  Store* const store_;
+  HotCache* const hot_;
+  CircuitBreaker* const breaker_;
+  WorkerPool* const workers_;
+  CacheMetrics* const metrics_;
+  Clock* const clock_;
+  SingleFlight<Outcome> flights_;
+  std::mutex rng_mu_;
+  std::mt19937_64 rng_;  // guarded by rng_mu_
+};
+
+}  // namespace webtier::cache

@@ -1,0 +1,232 @@
+// The ContentService wiring: Pistache request in, cache::Request to the
+// ResponseCache, Outcome back out through the webnode's Reply.
+#include "webtier/cache/cached_content.h"
+
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
+
+#include "webtier/cache/cache_metrics.h"
+#include "webtier/cache/circuit_breaker.h"
+#include "webtier/cache/clock.h"
+#include "webtier/cache/curl_origin.h"
+#include "webtier/cache/demo_app.h"
+#include "webtier/cache/hot_cache.h"
+#include "webtier/cache/redis_store.h"
+#include "webtier/cache/response_cache.h"
+#include "webtier/cache/worker_pool.h"
+#include "webtier/common/log.h"
+#include "webtier/common/net.h"
+
+namespace webtier::cache {
+namespace {
+
+// Origin fetches, demo CPU work and lock waits all park a worker; slow ones
+// (/api/sleep) must not starve the rest, so there are many more than cores.
+constexpr size_t kWorkerThreads = 64;
+// The hot copy: a hit on a hot key skips the Redis round trip for this long.
+// Purges reach it through kPurgeChannel; everything else it serves is fresh.
+constexpr auto kHotWindow = std::chrono::milliseconds(1000);
+constexpr size_t kHotEntries = 10000;
+
+Request FromPistache(const Pistache::Http::Request& in) {
+  Request r;
+  r.method = Pistache::Http::methodString(in.method());
+  r.path = in.resource();
+  r.query = in.query().as_str();
+  if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
+  for (const auto& h : in.headers().list()) {
+    std::ostringstream value;
+    h->write(value);
+    r.headers.emplace_back(h->name(), value.str());
+    if (EqualsIgnoreCase(h->name(), "Host")) r.host = value.str();
+  }
+  for (const auto& [name, raw] : in.headers().rawList()) {
+    r.headers.emplace_back(raw.name(), raw.value());
+    if (EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
+  }
+  // Pistache moves Cookie headers into a jar; put them back for the origin
+  // (and so the cache sees that the request carries credentials).
+  std::string cookie;
+  for (const auto& c : in.cookies()) {
+    if (!cookie.empty()) cookie += "; ";
+    cookie += c.name + "=" + c.value;
+  }
+  if (!cookie.empty()) r.headers.emplace_back("Cookie", std::move(cookie));
+  r.body = in.body();
+  return r;
+}
+
+std::string PercentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    auto hex = [](char c) -> int {
+      if (c >= '0' && c <= '9') return c - '0';
+      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+      if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+      return -1;
+    };
+    if (in[i] == '%' && i + 2 < in.size() && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2])));
+      i += 2;
+    } else if (in[i] == '+') {
+      out.push_back(' ');
+    } else {
+      out.push_back(in[i]);
+    }
+  }
+  return out;
+}
+
+// Compares without an early exit, so timing does not reveal the token.
+bool SameSecret(std::string_view a, std::string_view b) {
+  if (a.size() != b.size() || b.empty()) return false;
+  unsigned diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i]) ^ static_cast<unsigned char>(b[i]);
+  return diff == 0;
+}
+
+void Send(webnode::Reply& reply, Outcome outcome) {
+  reply.set_route(outcome.route);
+  std::string content_type = "application/octet-stream";
+  for (auto& [name, value] : outcome.response.headers) {
+    if (EqualsIgnoreCase(name, "Content-Type")) {
+      content_type = value;
+    } else if (!IsHopByHop(name) && !EqualsIgnoreCase(name, "X-Served-By") && !EqualsIgnoreCase(name, "X-Cache") &&
+               !EqualsIgnoreCase(name, "Age") && !EqualsIgnoreCase(name, "Date") && !EqualsIgnoreCase(name, "Server")) {
+      reply.AddHeader(name, value);
+    }
+  }
+  if (outcome.cache != CacheStatus::kNone) reply.AddHeader("X-Cache", std::string(CacheStatusName(outcome.cache)));
+  if (outcome.age_seconds.has_value()) reply.AddHeader("Age", std::to_string(*outcome.age_seconds));
+  reply.Send(outcome.response.status, std::move(outcome.response.body), content_type);
+}
+
+void SendJson(webnode::Reply& reply, int status, std::string body) {
+  reply.Send(status, std::move(body), "application/json");
+}
+
+class CachedContent final : public webnode::ContentService {
+ public:
+  CachedContent(const webnode::Config& config, prometheus::Registry& registry, std::vector<Route> routes)
+      : admin_token_(config.admin_token), metrics_(registry), breaker_(BreakerOptions{}, &SystemClock::Get()) {
+    for (auto& r : routes) routes_.Add(std::move(r));
+    if (config.origin.empty()) {
+      AddDemoRoutes(&routes_, config.id);
+    } else {
+      origin_ = std::make_unique<CurlOrigin>(CurlOriginOptions{config.origin});
+    }
+    if (!config.redis.empty()) {
+      RedisOptions redis;
+      if (Status s = net::ParseHostPort(config.redis, &redis.address, 6379); !s.ok()) {
+        throw std::invalid_argument("--redis: " + s.ToString());
+      }
+      redis.password = config.redis_password;
+      store_ = std::make_unique<RedisStore>(redis);
+      hot_ = std::make_unique<HotCache>(kHotEntries, kHotWindow, &SystemClock::Get());
+      purges_ = std::make_unique<RedisSubscriber>(redis, kPurgeChannel,
+                                                  [hot = hot_.get()](const std::string& key) { hot->Erase(key); });
+    } else {
+      log::Warn("cache", "no --redis: the response cache is off");
+    }
+    CacheOptions options;
+    options.default_ttl = std::chrono::seconds(config.cache_ttl);
+    options.node_id = config.id;
+    workers_ = std::make_unique<WorkerPool>("origin", kWorkerThreads);
+    ResponseCache::Parts parts;
+    parts.routes = &routes_;
+    parts.origin = origin_.get();
+    parts.store = store_.get();
+    parts.hot = hot_.get();
+    parts.breaker = &breaker_;
+    parts.workers = workers_.get();
+    parts.metrics = &metrics_;
+    parts.clock = &SystemClock::Get();
+    cache_ = std::make_unique<ResponseCache>(options, parts);
+  }
+
+  ~CachedContent() override {
+    workers_.reset();  // queued fills finish while the cache they use is alive
+  }
+
+  void Handle(const Pistache::Http::Request& request, webnode::Reply reply) override {  // webnode::ContentService
+    Request req = FromPistache(request);
+    if (req.path.rfind("/admin/", 0) == 0) {
+      Admin(std::move(req), std::move(reply));
+      return;
+    }
+    auto shared = std::make_shared<webnode::Reply>(std::move(reply));
+    cache_->Serve(std::move(req), [shared](Outcome outcome) { Send(*shared, std::move(outcome)); });
+  }
+
+ private:
+  void Admin(Request req, webnode::Reply reply) {
+    if (req.path != "/admin/purge") {
+      reply.set_route("/admin");
+      SendJson(reply, 404, R"({"error":"not found"})");
+      return;
+    }
+    reply.set_route("/admin/purge");
+    if (req.method != "POST") {
+      reply.AddHeader("Allow", "POST");
+      SendJson(reply, 405, R"({"error":"method not allowed"})");
+      return;
+    }
+    if (admin_token_.empty()) {
+      SendJson(reply, 403, R"json({"error":"admin routes are disabled (no --admin-token)"})json");
+      return;
+    }
+    std::string_view auth = FindHeader(req.headers, "Authorization");
+    constexpr std::string_view kBearer = "Bearer ";
+    if (auth.substr(0, kBearer.size()) != kBearer || !SameSecret(auth.substr(kBearer.size()), admin_token_)) {
+      reply.AddHeader("WWW-Authenticate", "Bearer");
+      SendJson(reply, 401, R"({"error":"missing or wrong admin token"})");
+      return;
+    }
+    std::string path;
+    for (std::string_view q = req.query; !q.empty();) {
+      size_t amp = q.find('&');
+      std::string_view param = q.substr(0, amp);
+      if (param.substr(0, 5) == "path=") path = PercentDecode(param.substr(5));
+      if (amp == std::string_view::npos) break;
+      q.remove_prefix(amp + 1);
+    }
+    if (path.empty() || path.front() != '/') {
+      SendJson(reply, 400, R"({"error":"path=/... is required"})");
+      return;
+    }
+    // One Redis DEL, bounded by its timeouts, but still off the reactor.
+    auto shared = std::make_shared<webnode::Reply>(std::move(reply));
+    const bool queued = workers_->Submit([this, shared, path, host = req.host] {
+      Status s = cache_->Purge(path, host);
+      if (s.ok()) {
+        SendJson(*shared, 200, nlohmann::json{{"purged", path}}.dump());
+      } else {
+        SendJson(*shared, 503, R"({"error":"cache unavailable"})");
+      }
+    });
+    if (!queued) SendJson(*shared, 503, R"({"error":"overloaded"})");
+  }
+
+  const std::string admin_token_;
+  CacheMetrics metrics_;
+  RouteTable routes_;
+  CircuitBreaker breaker_;
+  std::unique_ptr<CurlOrigin> origin_;
+  std::unique_ptr<RedisStore> store_;
+  std::unique_ptr<HotCache> hot_;
+  std::unique_ptr<RedisSubscriber> purges_;  // erases from hot_ on its own thread
+  std::unique_ptr<ResponseCache> cache_;
+  std::unique_ptr<WorkerPool> workers_;  // reset first in the destructor
+};
+
+}  // namespace
+
+std::unique_ptr<webnode::ContentService> MakeCachedContent(const webnode::Config& config,
+                                                           prometheus::Registry& registry,
+                                                           std::vector<Route> routes) {
+  return std::make_unique<CachedContent>(config, registry, std::move(routes));
+}
+
+}  // namespace webtier::cache

@@ -1,0 +1,164 @@
+// cache::Origin with libcurl. libcurl error codes are translated into Status here.
+#include "webtier/cache/curl_origin.h"
+
+#include <curl/curl.h>
+
+#include <mutex>
+
+#include "webtier/common/log.h"
+
+namespace webtier::cache {
+namespace {
+
+void GlobalInit() {
+  static std::once_flag once;
+  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+}
+
+// The one translation of a libcurl result into Status.
+Status FromCurl(CURLcode code, const char* errbuf) {
+  std::string msg = std::string("origin: ") + (errbuf[0] != '\0' ? errbuf : curl_easy_strerror(code));
+  switch (code) {
+    case CURLE_OK:
+      return Status::Ok();
+    case CURLE_OPERATION_TIMEDOUT:
+      return Status(ErrorCode::kTimeout, msg);
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+      return Status(ErrorCode::kUnavailable, msg);
+    case CURLE_URL_MALFORMAT:
+      return Status(ErrorCode::kInvalidArgument, msg);
+    default:
+      return Status(ErrorCode::kInternal, msg);
+  }
+}
+
+CurlOriginOptions WithoutTrailingSlash(CurlOriginOptions options) {
+  while (!options.base_url.empty() && options.base_url.back() == '/') options.base_url.pop_back();
+  return options;
+}
+
+size_t OnBody(char* data, size_t size, size_t n, void* user) {
+  static_cast<std::string*>(user)->append(data, size * n);
+  return size * n;
+}
+
+size_t OnHeader(char* data, size_t size, size_t n, void* user) {
+  auto* response = static_cast<Response*>(user);
+  std::string_view line(data, size * n);
+  while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
+  if (line.substr(0, 5) == "HTTP/") {
+    response->headers.clear();  // a new response (after 100 Continue): start over
+    return size * n;
+  }
+  size_t colon = line.find(':');
+  if (colon == std::string_view::npos || colon == 0) return size * n;
+  std::string_view name = line.substr(0, colon);
+  std::string_view value = line.substr(colon + 1);
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  if (!IsHopByHop(name)) response->headers.emplace_back(std::string(name), std::string(value));
+  return size * n;
+}
+
+}  // namespace
+
+struct CurlOrigin::Handle {
+  Handle() : curl(curl_easy_init()) {}
+  ~Handle() {
+    if (curl != nullptr) curl_easy_cleanup(curl);
+  }
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  CURL* curl;
+};
+
+CurlOrigin::CurlOrigin(CurlOriginOptions options) : options_(WithoutTrailingSlash(std::move(options))) {
+  GlobalInit();
+}
+
+CurlOrigin::~CurlOrigin() = default;
+
+std::unique_ptr<CurlOrigin::Handle> CurlOrigin::Take() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!idle_.empty()) {
+      auto h = std::move(idle_.back());
+      idle_.pop_back();
+      return h;
+    }
+  }
+  return std::make_unique<Handle>();
+}
+
+void CurlOrigin::Give(std::unique_ptr<Handle> handle) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (idle_.size() < options_.max_idle_handles) idle_.push_back(std::move(handle));
+}
+
+Status CurlOrigin::Fetch(const Request& request, Response* response) {
+  std::unique_ptr<Handle> h = Take();
+  if (h->curl == nullptr) return Status(ErrorCode::kInternal, "origin: curl_easy_init failed");
+  CURL* c = h->curl;
+  curl_easy_reset(c);  // options only: live connections stay in the handle's pool
+
+  std::string url = options_.base_url + request.path;
+  if (!request.query.empty()) url += "?" + request.query;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM: we are multi-threaded
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout.count()));
+  curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(options_.timeout.count()));
+  curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+
+  if (request.method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+  } else if (request.method != "GET") {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, request.method.c_str());
+    if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
+      curl_easy_setopt(c, CURLOPT_POSTFIELDS, request.body.data());
+      curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    }
+  }
+
+  curl_slist* headers = nullptr;
+  for (const auto& [name, value] : request.headers) {
+    // Host is the origin's; Accept-Encoding is dropped so the cache never stores
+    // an encoding the next client did not ask for; Expect avoids 100-continue waits.
+    if (IsHopByHop(name) || EqualsIgnoreCase(name, "Host") || EqualsIgnoreCase(name, "Accept-Encoding") ||
+        EqualsIgnoreCase(name, "Expect")) {
+      continue;
+    }
+    headers = curl_slist_append(headers, (name + ": " + value).c_str());
+  }
+  headers = curl_slist_append(headers, "Expect:");
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
+
+  Response out;
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &out);
+
+  CURLcode code = curl_easy_perform(c);
+  curl_slist_free_all(headers);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  Status s = FromCurl(code, errbuf);
+  if (s.ok()) {
+    long status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+    out.status = static_cast<int>(status);
+    *response = std::move(out);
+  }
+  Give(std::move(h));
+  return s;
+}
+
+}  // namespace webtier::cache

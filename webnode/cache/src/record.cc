@@ -1,0 +1,139 @@
+// The record codec: a small versioned binary format with a CRC-32 trailer.
+#include "webtier/cache/record.h"
+
+#include <array>
+#include <cstring>
+
+namespace webtier::cache {
+namespace {
+
+constexpr std::string_view kMagic = "WTC";
+
+std::array<uint32_t, 256> MakeCrcTable() {
+  std::array<uint32_t, 256> table{};
+  for (uint32_t i = 0; i < 256; ++i) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    table[i] = c;
+  }
+  return table;
+}
+
+template <typename T>
+void PutInt(std::string* out, T v) {
+  using U = std::make_unsigned_t<T>;
+  U u = static_cast<U>(v);
+  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((u >> (8 * i)) & 0xFF));
+}
+
+void PutString(std::string* out, std::string_view s) {
+  PutInt<uint32_t>(out, static_cast<uint32_t>(s.size()));
+  out->append(s);
+}
+
+// Reads from the front of `in`; false when it is too short.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  template <typename T>
+  bool Int(T* v) {
+    using U = std::make_unsigned_t<T>;
+    if (in_.size() < sizeof(T)) return false;
+    U u = 0;
+    for (size_t i = 0; i < sizeof(T); ++i) u |= static_cast<U>(static_cast<uint8_t>(in_[i])) << (8 * i);
+    in_.remove_prefix(sizeof(T));
+    *v = static_cast<T>(u);
+    return true;
+  }
+  bool String(std::string* s) {
+    uint32_t n = 0;
+    if (!Int(&n) || in_.size() < n) return false;
+    s->assign(in_.data(), n);
+    in_.remove_prefix(n);
+    return true;
+  }
+  size_t left() const { return in_.size(); }
+
+ private:
+  std::string_view in_;
+};
+
+Status Corrupt(const char* why) { return Status(ErrorCode::kCorrupt, std::string("cache record: ") + why); }
+
+}  // namespace
+
+uint32_t Crc32(std::string_view bytes) {
+  static const std::array<uint32_t, 256> kTable = MakeCrcTable();
+  uint32_t c = 0xFFFFFFFFu;
+  for (char ch : bytes) c = kTable[(c ^ static_cast<uint8_t>(ch)) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+Record::Freshness Record::At(int64_t now_ms) const {
+  int64_t age = now_ms - stored_at_ms;
+  if (age < ttl_ms) return Freshness::kFresh;
+  if (age < ttl_ms + swr_ms) return Freshness::kStaleRevalidate;
+  if (age < ttl_ms + sie_ms) return Freshness::kStaleIfError;
+  return Freshness::kExpired;
+}
+
+int64_t Record::AgeSeconds(int64_t now_ms) const {
+  int64_t age = now_ms - stored_at_ms;
+  return age > 0 ? age / 1000 : 0;
+}
+
+int64_t Record::RetainMs() const { return ttl_ms + (swr_ms > sie_ms ? swr_ms : sie_ms); }
+
+std::string EncodeRecord(const Record& record) {
+  std::string out;
+  out.reserve(64 + record.response.body.size());
+  out.append(kMagic);
+  out.push_back(static_cast<char>(kRecordVersion));
+  PutInt<uint16_t>(&out, static_cast<uint16_t>(record.response.status));
+  PutInt<int64_t>(&out, record.stored_at_ms);
+  PutInt<int64_t>(&out, record.ttl_ms);
+  PutInt<int64_t>(&out, record.swr_ms);
+  PutInt<int64_t>(&out, record.sie_ms);
+  PutInt<uint32_t>(&out, static_cast<uint32_t>(record.response.headers.size()));
+  for (const auto& [name, value] : record.response.headers) {
+    PutString(&out, name);
+    PutString(&out, value);
+  }
+  PutString(&out, record.response.body);
+  PutInt<uint32_t>(&out, Crc32(out));
+  return out;
+}
+
+Status DecodeRecord(std::string_view bytes, Record* record) {
+  if (bytes.size() < kMagic.size() + 1 + 4) return Corrupt("truncated");
+  if (bytes.substr(0, kMagic.size()) != kMagic) return Corrupt("bad magic");
+  if (static_cast<uint8_t>(bytes[kMagic.size()]) != kRecordVersion) return Corrupt("unknown version");
+  std::string_view payload = bytes.substr(0, bytes.size() - 4);
+  uint32_t crc = 0;
+  Reader trailer(bytes.substr(bytes.size() - 4));
+  trailer.Int(&crc);
+  if (crc != Crc32(payload)) return Corrupt("checksum mismatch");
+
+  Reader in(payload.substr(kMagic.size() + 1));
+  uint16_t status = 0;
+  uint32_t header_count = 0;
+  if (!in.Int(&status) || !in.Int(&record->stored_at_ms) || !in.Int(&record->ttl_ms) ||
+      !in.Int(&record->swr_ms) || !in.Int(&record->sie_ms) || !in.Int(&header_count)) {
+    return Corrupt("truncated");
+  }
+  // Each header takes at least 8 bytes; refuse counts the payload cannot hold.
+  if (header_count > in.left() / 8) return Corrupt("header count");
+  record->response.status = status;
+  record->response.headers.clear();
+  record->response.headers.reserve(header_count);
+  for (uint32_t i = 0; i < header_count; ++i) {
+    std::string name, value;
+    if (!in.String(&name) || !in.String(&value)) return Corrupt("truncated header");
+    record->response.headers.emplace_back(std::move(name), std::move(value));
+  }
+  if (!in.String(&record->response.body)) return Corrupt("truncated body");
+  if (in.left() != 0) return Corrupt("trailing bytes");
+  return Status::Ok();
+}
+
+}  // namespace webtier::cache
