@@ -1,0 +1,41 @@
+// Everything the balancer can be told, with its default. Filled in main()
+// from flags/environment only; components take `const Config&`.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <optional>
+
+#include "webtier/common/net.h"
+
+namespace webtier::balancer {
+
+enum class PolicyKind { kRoundRobin, kWeightedRoundRobin, kLeastRequest, kConsistentHash };
+
+// "round_robin" | "weighted_round_robin" | "least_request" | "consistent_hash".
+std::string_view PolicyName(PolicyKind kind);
+std::optional<PolicyKind> ParsePolicy(std::string_view name);
+
+struct Config {
+  net::HostPort listen{"0.0.0.0", 8000};        // proxy address
+  net::HostPort admin_listen{"0.0.0.0", 9000};  // /metrics, /health, /status
+  std::string zk = "127.0.0.1:2181";            // ZooKeeper connect string
+  std::string zk_path = "/webtier/nodes";       // membership path
+  int zk_session_timeout_ms = 6000;             // asked for; the server may clamp it
+  int zk_connect_wait_ms = 2000;                // at start: wait this long for ZK before using the state file
+  PolicyKind policy = PolicyKind::kRoundRobin;  // how a member is chosen per request
+  int threads = 0;                              // proxy threads; 0 = one per core
+  int retries = 2;                              // extra attempts on other members
+  int connect_timeout_ms = 1000;                // upstream TCP connect
+  int request_timeout_ms = 30000;               // upstream: request sent -> response header (then per read)
+  int idle_timeout_ms = 60000;                  // idle keep-alive connections, both sides
+  int header_timeout_ms = 10000;                // client: first byte -> end of request header (slowloris)
+  uint32_t max_header_bytes = 16 * 1024;        // request line + headers; more -> 431
+  uint64_t max_body_bytes = 10 * 1024 * 1024;   // request body; more -> 413
+  int max_connections = 10000;                  // open client connections; more are closed at accept
+  int max_idle_upstream_per_member = 64;        // per proxy thread
+  std::string state_file;                       // last known pool; empty = off
+};
+
+}  // namespace webtier::balancer

@@ -1,0 +1,73 @@
+// One upstream member as the proxy sees it: the record from ZooKeeper, its
+// resolved address, live counters and the passive-ejection state.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <prometheus/counter.h>
+
+#include "webtier/common/serverset.h"
+
+namespace webtier::balancer {
+
+// A member as stored under --zk-path: the znode name is its identity.
+struct MemberRecord {
+  std::string key;            // znode name, e.g. member_0000000007
+  serverset::Member member;
+  bool operator==(const MemberRecord&) const = default;
+};
+
+// Outcome of one upstream attempt, the `outcome` label of
+// balancer_upstream_requests_total.
+enum class Outcome { kOk = 0, kConnectFailure, kReset, kTimeout, kCount };
+const char* OutcomeName(Outcome outcome);
+
+using Clock = std::chrono::steady_clock;
+
+// Thread-safe: shared by every proxy thread; all mutable state is atomic.
+// Lives as long as any snapshot or pooled connection refers to it.
+class Host : public std::enable_shared_from_this<Host> {
+ public:
+  // `outcomes` may hold nullptrs (tests): then nothing is counted.
+  Host(MemberRecord record, boost::asio::ip::tcp::endpoint endpoint,
+       std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes = {});
+
+  const std::string& key() const { return record_.key; }
+  const serverset::Member& member() const { return record_.member; }
+  const MemberRecord& record() const { return record_; }
+  const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+
+  // Set once the member left the pool: no new requests, idle connections close.
+  bool removed() const { return removed_.load(std::memory_order_relaxed); }
+  void MarkRemoved() { removed_.store(true, std::memory_order_relaxed); }
+
+  bool Ejected(Clock::time_point now) const;
+  // A connection was refused or timed out: eject for a back-off that doubles
+  // with each consecutive ejection (1 s, 2 s, 4 s ... capped at 30 s).
+  // Returns true when this call ejected it (it was not ejected already).
+  bool Eject(Clock::time_point now);
+  // A response arrived: the back-off starts again at 1 s.
+  void RecordSuccess();
+  Clock::time_point ejected_until() const;
+
+  void Count(Outcome outcome);
+
+  std::atomic<int> in_flight{0};       // attempts under way
+  std::atomic<uint64_t> requests{0};   // attempts started
+
+ private:
+  MemberRecord record_;
+  boost::asio::ip::tcp::endpoint endpoint_;
+  std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes_;
+  std::atomic<bool> removed_{false};
+  std::atomic<int64_t> ejected_until_ns_{0};   // steady clock, 0 = never ejected
+  std::atomic<int> consecutive_ejections_{0};
+};
+
+}  // namespace webtier::balancer

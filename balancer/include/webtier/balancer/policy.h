@@ -1,0 +1,93 @@
+// Load-balancing policies: which member gets the next request. A policy is
+// built for one fixed host list and thrown away when the list changes, so
+// per-list state (the round-robin index, the hash ring) resets with it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "webtier/balancer/config.h"
+#include "webtier/balancer/host.h"
+
+namespace webtier::balancer {
+
+// Which hosts may take this attempt: not tried yet for this request, and not
+// ejected unless `allow_ejected` (panic mode: every other host is ejected).
+struct HostFilter {
+  std::span<Host* const> tried;
+  Clock::time_point now;
+  bool allow_ejected = false;
+  bool Admits(const Host& host) const;
+};
+
+// Thread-safe: Pick() may run on every proxy thread at once.
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  // A host admitted by `filter`, or nullptr when none is. `hash_key` is the
+  // request path (used by consistent_hash only).
+  virtual Host* Pick(std::string_view hash_key, const HostFilter& filter) = 0;
+};
+
+// `hosts` must outlive the policy. `seed` feeds the random choices.
+std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Host*> hosts, uint64_t seed);
+
+// Equal shares (±1 over any run) over the admitted hosts, in list order.
+class RoundRobinPolicy : public Policy {
+ public:
+  explicit RoundRobinPolicy(std::vector<Host*> hosts) : hosts_(std::move(hosts)) {}
+  Host* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+
+ private:
+  std::vector<Host*> hosts_;
+  std::atomic<uint64_t> next_{0};
+};
+
+// nginx's smooth weighted round robin: shares proportional to member weight,
+// interleaved (5,1,1 gives a a b a c a a, not a a a a a b c).
+class WeightedRoundRobinPolicy : public Policy {
+ public:
+  explicit WeightedRoundRobinPolicy(std::vector<Host*> hosts);
+  Host* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+
+ private:
+  std::vector<Host*> hosts_;
+  std::mutex mu_;
+  std::vector<int64_t> current_;  // guarded by mu_
+};
+
+// Power of two choices: two random admitted hosts, the one with fewer
+// requests in flight wins.
+class LeastRequestPolicy : public Policy {
+ public:
+  LeastRequestPolicy(std::vector<Host*> hosts, uint64_t seed) : hosts_(std::move(hosts)), seed_(seed) {}
+  Host* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+
+ private:
+  std::vector<Host*> hosts_;
+  std::atomic<uint64_t> seed_;
+};
+
+// A hash ring over the request path with kVirtualNodes points per host (scaled
+// by weight/100): a path keeps its host while the host stays, and a host
+// leaving only moves the paths it had.
+class ConsistentHashPolicy : public Policy {
+ public:
+  static constexpr int kVirtualNodes = 160;
+  explicit ConsistentHashPolicy(std::vector<Host*> hosts);
+  Host* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+
+  static uint64_t Hash(std::string_view data);
+
+ private:
+  std::vector<std::pair<uint64_t, Host*>> ring_;  // sorted by hash
+  size_t distinct_hosts_ = 0;
+};
+
+}  // namespace webtier::balancer

@@ -1,0 +1,54 @@
+// The balancer's Prometheus metrics (SPEC names), registered once in the
+// program's registry. Label sets that sit on hot paths are resolved once and
+// kept as references (Family::Add takes a lock).
+#pragma once
+
+#include <array>
+#include <mutex>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "webtier/balancer/host.h"
+
+namespace webtier::balancer {
+
+// Why a client request was refused before it reached a member: the `reason`
+// label of balancer_rejected_requests_total.
+enum class Rejection { kBadRequest = 0, kSmuggling, kHeaderTooLarge, kBodyTooLarge, kHeaderTimeout, kCount };
+const char* RejectionName(Rejection reason);
+
+class ProxyMetrics {
+ public:
+  explicit ProxyMetrics(prometheus::Registry& registry);
+  ProxyMetrics(const ProxyMetrics&) = delete;
+  ProxyMetrics& operator=(const ProxyMetrics&) = delete;
+
+  // balancer_requests_total{code}; thread-safe, cached per code.
+  prometheus::Counter& RequestsWithCode(int code);
+  // Counters of balancer_upstream_requests_total{member,outcome} for one member.
+  std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> UpstreamCounters(const std::string& member);
+
+  prometheus::Histogram& request_duration;  // balancer_request_duration_seconds
+  prometheus::Counter& pool_updates;        // balancer_pool_updates_total
+  prometheus::Counter& retries;             // balancer_retries_total
+  prometheus::Counter& ejections;           // balancer_ejections_total
+  prometheus::Counter& invalid_members;     // balancer_invalid_members_total
+  prometheus::Gauge& zk_connected;          // balancer_zk_connected
+  prometheus::Gauge& members_healthy;       // balancer_pool_members{state="healthy"}
+  prometheus::Gauge& members_ejected;       // balancer_pool_members{state="ejected"}
+  prometheus::Gauge& client_connections;    // balancer_client_connections
+  prometheus::Counter& rejected_connections;  // balancer_rejected_connections_total (over --max-connections)
+  std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
+
+ private:
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Counter>& upstream_;
+  std::array<std::atomic<prometheus::Counter*>, 600> by_code_{};
+};
+
+}  // namespace webtier::balancer

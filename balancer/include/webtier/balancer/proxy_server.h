@@ -1,0 +1,57 @@
+// The proxy engine: Boost.Asio + Beast with C++20 coroutines, one io_context
+// per thread, each with its own SO_REUSEPORT acceptor and its own keep-alive
+// pool of upstream connections; threads share only the pool snapshot (read
+// through an atomic version), per-host atomics and the metrics. Timeouts are
+// coarse (a per-thread watchdog, 50 ms tick), so no timer is armed per I/O.
+// Requests are read whole (up to --max-body-bytes, so idempotent ones can be
+// replayed on another member); responses are streamed back.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "webtier/balancer/config.h"
+#include "webtier/balancer/pool.h"
+#include "webtier/balancer/proxy_metrics.h"
+#include "webtier/common/status.h"
+
+namespace webtier::balancer {
+
+class Worker;
+
+class ProxyServer {
+ public:
+  // `config`, `pool` and `metrics` must outlive the server.
+  ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Binds --listen on every thread and starts them. Fails (kUnavailable) when
+  // the address cannot be bound.
+  Status Start();
+  uint16_t port() const { return port_; }
+
+  // Stops accepting, closes idle client connections, lets requests in flight
+  // finish (up to `drain`), then stops the threads. Safe from any thread.
+  void Shutdown(std::chrono::milliseconds drain);
+
+  // Client connections open right now.
+  int open_connections() const { return open_connections_.load(); }
+
+ private:
+  friend class Worker;
+  const Config& config_;
+  Pool& pool_;
+  ProxyMetrics& metrics_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::atomic<int> open_connections_{0};
+  std::atomic<int> active_requests_{0};
+  std::atomic<bool> draining_{false};
+  uint16_t port_ = 0;
+};
+
+}  // namespace webtier::balancer

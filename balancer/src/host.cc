@@ -1,0 +1,62 @@
+// Host counters and the passive-ejection back-off.
+#include "webtier/balancer/host.h"
+
+#include <algorithm>
+
+namespace webtier::balancer {
+namespace {
+
+constexpr std::chrono::milliseconds kFirstEjection{1000};
+constexpr std::chrono::milliseconds kMaxEjection{30000};
+
+int64_t Ns(Clock::time_point t) { return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count(); }
+
+}  // namespace
+
+const char* OutcomeName(Outcome outcome) {
+  switch (outcome) {
+    case Outcome::kOk: return "ok";
+    case Outcome::kConnectFailure: return "connect_failure";
+    case Outcome::kReset: return "reset";
+    case Outcome::kTimeout: return "timeout";
+    case Outcome::kCount: break;
+  }
+  return "unknown";
+}
+
+Host::Host(MemberRecord record, boost::asio::ip::tcp::endpoint endpoint,
+           std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes)
+    : record_(std::move(record)), endpoint_(std::move(endpoint)), outcomes_(outcomes) {}
+
+bool Host::Ejected(Clock::time_point now) const {
+  return ejected_until_ns_.load(std::memory_order_relaxed) > Ns(now);
+}
+
+bool Host::Eject(Clock::time_point now) {
+  if (Ejected(now)) return false;
+  int n = consecutive_ejections_.fetch_add(1, std::memory_order_relaxed);
+  auto backoff = kFirstEjection * (1LL << std::min(n, 5));
+  backoff = std::min<std::chrono::milliseconds>(backoff, kMaxEjection);
+  int64_t until = Ns(now + backoff);
+  int64_t prev = ejected_until_ns_.load(std::memory_order_relaxed);
+  // Two threads may eject at once: only the one that moves the deadline counts.
+  while (prev <= Ns(now)) {
+    if (ejected_until_ns_.compare_exchange_weak(prev, until, std::memory_order_relaxed)) return true;
+  }
+  consecutive_ejections_.fetch_sub(1, std::memory_order_relaxed);
+  return false;
+}
+
+void Host::RecordSuccess() {
+  if (consecutive_ejections_.load(std::memory_order_relaxed) != 0) consecutive_ejections_.store(0, std::memory_order_relaxed);
+}
+
+Clock::time_point Host::ejected_until() const {
+  return Clock::time_point(std::chrono::nanoseconds(ejected_until_ns_.load(std::memory_order_relaxed)));
+}
+
+void Host::Count(Outcome outcome) {
+  if (auto* c = outcomes_[static_cast<size_t>(outcome)]) c->Increment();
+}
+
+}  // namespace webtier::balancer

@@ -1,0 +1,122 @@
+// The four load-balancing policies.
+#include "webtier/balancer/policy.h"
+
+#include <algorithm>
+#include <limits>
+
+namespace webtier::balancer {
+namespace {
+
+uint64_t Mix(uint64_t x) {  // splitmix64 finalizer
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ULL;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebULL;
+  x ^= x >> 31;
+  return x;
+}
+
+}  // namespace
+
+bool HostFilter::Admits(const Host& host) const {
+  for (const Host* t : tried) {
+    if (t == &host) return false;
+  }
+  return allow_ejected || !host.Ejected(now);
+}
+
+std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Host*> hosts, uint64_t seed) {
+  switch (kind) {
+    case PolicyKind::kRoundRobin: return std::make_unique<RoundRobinPolicy>(std::move(hosts));
+    case PolicyKind::kWeightedRoundRobin: return std::make_unique<WeightedRoundRobinPolicy>(std::move(hosts));
+    case PolicyKind::kLeastRequest: return std::make_unique<LeastRequestPolicy>(std::move(hosts), seed);
+    case PolicyKind::kConsistentHash: return std::make_unique<ConsistentHashPolicy>(std::move(hosts));
+  }
+  return std::make_unique<RoundRobinPolicy>(std::move(hosts));
+}
+
+Host* RoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
+  const size_t n = hosts_.size();
+  if (n == 0) return nullptr;
+  const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
+  for (size_t i = 0; i < n; ++i) {
+    Host* h = hosts_[(start + i) % n];
+    if (filter.Admits(*h)) return h;
+  }
+  return nullptr;
+}
+
+WeightedRoundRobinPolicy::WeightedRoundRobinPolicy(std::vector<Host*> hosts)
+    : hosts_(std::move(hosts)), current_(hosts_.size(), 0) {}
+
+Host* WeightedRoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
+  std::lock_guard lock(mu_);
+  int64_t total = 0;
+  int best = -1;
+  for (size_t i = 0; i < hosts_.size(); ++i) {
+    if (!filter.Admits(*hosts_[i])) continue;
+    const int64_t w = hosts_[i]->member().weight;
+    current_[i] += w;
+    total += w;
+    if (best < 0 || current_[i] > current_[best]) best = static_cast<int>(i);
+  }
+  if (best < 0) return nullptr;
+  current_[best] -= total;
+  return hosts_[best];
+}
+
+Host* LeastRequestPolicy::Pick(std::string_view, const HostFilter& filter) {
+  thread_local std::vector<Host*> admitted;
+  admitted.clear();
+  for (Host* h : hosts_) {
+    if (filter.Admits(*h)) admitted.push_back(h);
+  }
+  if (admitted.empty()) return nullptr;
+  if (admitted.size() == 1) return admitted[0];
+  const uint64_t r = Mix(seed_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed));
+  const size_t n = admitted.size();
+  const size_t a = r % n;
+  const size_t b = (a + 1 + (r >> 32) % (n - 1)) % n;  // distinct from a
+  Host* ha = admitted[a];
+  Host* hb = admitted[b];
+  const int fa = ha->in_flight.load(std::memory_order_relaxed);
+  const int fb = hb->in_flight.load(std::memory_order_relaxed);
+  if (fa != fb) return fa < fb ? ha : hb;
+  return ((r >> 16) & 1) ? ha : hb;
+}
+
+uint64_t ConsistentHashPolicy::Hash(std::string_view data) {
+  uint64_t h = 0xcbf29ce484222325ULL;  // FNV-1a, then mixed: FNV alone clusters on short keys
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 0x100000001b3ULL;
+  }
+  return Mix(h);
+}
+
+ConsistentHashPolicy::ConsistentHashPolicy(std::vector<Host*> hosts) {
+  for (Host* h : hosts) {
+    const int points = std::max<int>(1, static_cast<int>(kVirtualNodes * static_cast<int64_t>(h->member().weight) / 100));
+    // Points hang off the member id, so a host keeps its place across restarts.
+    const std::string base = h->member().id.empty() ? h->member().Address() : h->member().id;
+    for (int i = 0; i < points; ++i) ring_.emplace_back(Hash(base + "#" + std::to_string(i)), h);
+  }
+  std::sort(ring_.begin(), ring_.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  distinct_hosts_ = hosts.size();
+}
+
+Host* ConsistentHashPolicy::Pick(std::string_view hash_key, const HostFilter& filter) {
+  if (ring_.empty()) return nullptr;
+  const uint64_t h = Hash(hash_key);
+  auto it = std::lower_bound(ring_.begin(), ring_.end(), h,
+                             [](const auto& point, uint64_t v) { return point.first < v; });
+  size_t idx = static_cast<size_t>(it - ring_.begin()) % ring_.size();
+  for (size_t i = 0; i < ring_.size(); ++i) {
+    Host* host = ring_[(idx + i) % ring_.size()].second;
+    if (filter.Admits(*host)) return host;
+  }
+  return nullptr;
+}
+
+}  // namespace webtier::balancer

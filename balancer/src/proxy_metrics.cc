@@ -1,0 +1,77 @@
+// Registration of the balancer metrics.
+#include "webtier/balancer/proxy_metrics.h"
+
+#include "webtier/monitoring/metrics.h"
+
+namespace webtier::balancer {
+
+const char* RejectionName(Rejection reason) {
+  switch (reason) {
+    case Rejection::kBadRequest: return "bad_request";
+    case Rejection::kSmuggling: return "smuggling";
+    case Rejection::kHeaderTooLarge: return "header_too_large";
+    case Rejection::kBodyTooLarge: return "body_too_large";
+    case Rejection::kHeaderTimeout: return "header_timeout";
+    case Rejection::kCount: break;
+  }
+  return "unknown";
+}
+
+namespace {
+
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+
+}  // namespace
+
+ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
+    : request_duration(prometheus::BuildHistogram()
+                           .Name("balancer_request_duration_seconds")
+                           .Help("Time from the end of the request header to the end of the response.")
+                           .Register(r)
+                           .Add({}, metrics::LatencyBuckets())),
+      pool_updates(CounterFamily(r, "balancer_pool_updates_total", "Membership changes applied to the pool.").Add({})),
+      retries(CounterFamily(r, "balancer_retries_total", "Extra attempts on another member.").Add({})),
+      ejections(CounterFamily(r, "balancer_ejections_total", "Members ejected after refusing connections.").Add({})),
+      invalid_members(CounterFamily(r, "balancer_invalid_members_total",
+                                    "Member records ignored because they are not valid serverset JSON.")
+                          .Add({})),
+      zk_connected(GaugeFamily(r, "balancer_zk_connected", "1 while connected to ZooKeeper.").Add({})),
+      members_healthy(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "healthy"}})),
+      members_ejected(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "ejected"}})),
+      client_connections(GaugeFamily(r, "balancer_client_connections", "Open client connections.").Add({})),
+      rejected_connections(CounterFamily(r, "balancer_rejected_connections_total",
+                                         "Client connections closed at accept (over --max-connections).")
+                               .Add({})),
+      requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
+      upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {
+  auto& rejected = CounterFamily(r, "balancer_rejected_requests_total",
+                                 "Client requests refused before reaching a member, by reason.");
+  for (size_t i = 0; i < rejected_requests.size(); ++i)
+    rejected_requests[i] = &rejected.Add({{"reason", RejectionName(static_cast<Rejection>(i))}});
+  for (auto& c : by_code_) c.store(nullptr);
+}
+
+prometheus::Counter& ProxyMetrics::RequestsWithCode(int code) {
+  if (code < 100 || code >= 600) code = 599;
+  prometheus::Counter* c = by_code_[code].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    c = &requests_.Add({{"code", std::to_string(code)}});  // the same object for the same labels
+    by_code_[code].store(c, std::memory_order_release);
+  }
+  return *c;
+}
+
+std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> ProxyMetrics::UpstreamCounters(
+    const std::string& member) {
+  std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> out{};
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = &upstream_.Add({{"member", member}, {"outcome", OutcomeName(static_cast<Outcome>(i))}});
+  return out;
+}
+
+}  // namespace webtier::balancer

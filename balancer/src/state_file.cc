@@ -1,0 +1,88 @@
+// State file encoding and the atomic write.
+#include "webtier/balancer/state_file.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+namespace webtier::balancer {
+
+using nlohmann::json;
+
+std::string FormatState(const std::vector<MemberRecord>& members) {
+  json list = json::array();
+  for (const auto& m : members) {
+    list.push_back({{"znode", m.key}, {"member", json::parse(serverset::Encode(m.member))}});
+  }
+  return json{{"version", 1}, {"members", list}}.dump(1) + "\n";
+}
+
+Status ParseState(std::string_view text, std::vector<MemberRecord>* members, int* invalid) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return Status(ErrorCode::kCorrupt, "state file is not a JSON object");
+  auto list = j.find("members");
+  if (list == j.end() || !list->is_array()) return Status(ErrorCode::kCorrupt, "state file has no members array");
+  members->clear();
+  for (const auto& e : *list) {
+    MemberRecord rec;
+    bool ok = e.is_object();
+    if (ok) {
+      auto key = e.find("znode");
+      auto m = e.find("member");
+      ok = key != e.end() && key->is_string() && !key->get_ref<const std::string&>().empty() && m != e.end() &&
+           serverset::Decode(m->dump(), &rec.member).ok();
+      if (ok) rec.key = key->get<std::string>();
+    }
+    if (ok) members->push_back(std::move(rec));
+    else if (invalid) ++*invalid;
+  }
+  return Status::Ok();
+}
+
+Status LoadStateFile(const std::string& path, std::vector<MemberRecord>* members, int* invalid) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    if (errno == ENOENT) return Status(ErrorCode::kNotFound, "no state file at " + path);
+    return Status(ErrorCode::kUnavailable, "cannot read " + path + ": " + std::strerror(errno));
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  Status s = ParseState(ss.str(), members, invalid);
+  if (!s.ok()) return Status(s.code(), s.message() + " (" + path + ")");
+  return s;
+}
+
+Status SaveStateFile(const std::string& path, const std::vector<MemberRecord>& members) {
+  const std::string data = FormatState(members);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return Status(ErrorCode::kUnavailable, "cannot create " + tmp + ": " + std::strerror(errno));
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::write(fd, data.data() + off, data.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = errno;
+      ::close(fd);
+      ::unlink(tmp.c_str());
+      return Status(ErrorCode::kUnavailable, "cannot write " + tmp + ": " + std::strerror(err));
+    }
+    off += static_cast<size_t>(n);
+  }
+  ::fsync(fd);
+  ::close(fd);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status(ErrorCode::kUnavailable, "cannot rename to " + path + ": " + std::strerror(err));
+  }
+  return Status::Ok();
+}
+
+}  // namespace webtier::balancer

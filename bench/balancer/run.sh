@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Benchmark: the webtier balancer vs HAProxy 2.6 vs nginx as reverse proxies,
+# same loopback backends (one nginx serving a small static response on 3
+# ports), same proxy thread count, same wrk load. One run each; prints req/s,
+# p99 and the balancer/HAProxy ratios.
+#
+#   bench/balancer/run.sh [build-dir]      (default: build)
+#   THREADS=2 CONNECTIONS=64 DURATION=10s WRK_THREADS=2 bench/balancer/run.sh
+#
+# The balancer runs without ZooKeeper: it boots from a state file listing the
+# backends (the same path it takes when ZooKeeper is down at start-up).
+# Numbers on a shared or small machine are noisy: wrk, the proxy and the
+# backends compete for the same cores.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+BUILD=${1:-$ROOT/build}
+BALANCER=$BUILD/bin/balancer
+THREADS=${THREADS:-2}
+CONNECTIONS=${CONNECTIONS:-64}
+DURATION=${DURATION:-10s}
+WRK_THREADS=${WRK_THREADS:-2}
+BODY_BYTES=${BODY_BYTES:-128}
+
+for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk; do
+  [[ -x $p ]] || { echo "run.sh: $p missing (build the balancer; scripts/install-deps.sh for the rest)" >&2; exit 1; }
+done
+
+WORK=$(mktemp -d /tmp/balancer-bench.XXXXXX)
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+# A loopback port nobody listens on (and that this script has not handed out yet).
+USED_PORTS=" "
+alloc_port() {  # VAR
+  local p
+  while :; do
+    p=$((20000 + RANDOM % 12000))  # below the ephemeral range (32768+)
+    [[ $USED_PORTS == *" $p "* ]] && continue
+    ss -Htan "sport = :$p" | grep -q . && continue
+    USED_PORTS+="$p "
+    printf -v "$1" '%s' "$p"
+    return
+  done
+}
+
+wait_http() {  # url
+  for _ in $(seq 1 200); do
+    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "run.sh: $1 did not come up" >&2
+  return 1
+}
+
+# ---- backends: one nginx, 3 ports, a static body
+alloc_port B1; alloc_port B2; alloc_port B3
+BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x')
+mkdir -p "$WORK/backend"
+cat >"$WORK/backend/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+error_log $WORK/backend/error.log;
+pid $WORK/backend/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/backend/body; proxy_temp_path $WORK/backend/proxy;
+  fastcgi_temp_path $WORK/backend/fcgi; uwsgi_temp_path $WORK/backend/uwsgi; scgi_temp_path $WORK/backend/scgi;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$B1; location / { add_header X-Served-By b1; return 200 "$BODY"; } }
+  server { listen 127.0.0.1:$B2; location / { add_header X-Served-By b2; return 200 "$BODY"; } }
+  server { listen 127.0.0.1:$B3; location / { add_header X-Served-By b3; return 200 "$BODY"; } }
+}
+EOF
+/usr/sbin/nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" &
+PIDS+=($!)
+for p in $B1 $B2 $B3; do wait_http "http://127.0.0.1:$p/" || exit 1; done
+
+# ---- the three proxies
+alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
+
+# The state file the balancer boots from (the same format it writes).
+{
+  printf '{"version":1,"members":['
+  i=0
+  for port in $B1 $B2 $B3; do
+    i=$((i + 1))
+    [[ $i -gt 1 ]] && printf ','
+    printf '{"znode":"member_%010d","member":{"serviceEndpoint":{"host":"127.0.0.1","port":%d},' "$i" "$port"
+    printf '"additionalEndpoints":{"http":{"host":"127.0.0.1","port":%d}},"status":"ALIVE","id":"b%d","weight":100}}' "$port" "$i"
+  done
+  printf ']}\n'
+} >"$WORK/state.json"
+WEBTIER_LOG_LEVEL=warn "$BALANCER" --listen 127.0.0.1:$P_BAL --admin-listen 127.0.0.1:$A_BAL \
+  --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" 2>"$WORK/balancer.log" &
+PIDS+=($!)
+
+cat >"$WORK/haproxy.cfg" <<EOF
+global
+  nbthread $THREADS
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 1s
+  timeout client 30s
+  timeout server 30s
+  option http-keep-alive
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$P_HAP
+  default_backend be
+backend be
+  balance roundrobin
+  server b1 127.0.0.1:$B1
+  server b2 127.0.0.1:$B2
+  server b3 127.0.0.1:$B3
+EOF
+/usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
+PIDS+=($!)
+
+mkdir -p "$WORK/proxy"
+cat >"$WORK/proxy/nginx.conf" <<EOF
+worker_processes $THREADS;
+daemon off;
+error_log $WORK/proxy/error.log;
+pid $WORK/proxy/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/proxy/body; proxy_temp_path $WORK/proxy/proxy;
+  fastcgi_temp_path $WORK/proxy/fcgi; uwsgi_temp_path $WORK/proxy/uwsgi; scgi_temp_path $WORK/proxy/scgi;
+  keepalive_requests 1000000;
+  upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 64; keepalive_requests 1000000; }
+  server { listen 127.0.0.1:$P_NGX;
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+}
+EOF
+/usr/sbin/nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
+PIDS+=($!)
+
+wait_http "http://127.0.0.1:$P_BAL/" || { cat "$WORK/balancer.log"; exit 1; }
+wait_http "http://127.0.0.1:$P_HAP/" || { cat "$WORK/haproxy.log"; exit 1; }
+wait_http "http://127.0.0.1:$P_NGX/" || { cat "$WORK/proxy/error.log"; exit 1; }
+
+# ---- load
+# ROUNDS>1 interleaves the proxies (b h n b h n ...) and reports the median,
+# which is less sensitive to whatever else the machine is doing.
+ROUNDS=${ROUNDS:-1}
+declare -A RPS P99
+run() {  # name port
+  local out rps p99
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
+  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2/")
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
+  echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/$1: /" || true
+  printf "  %-9s %12s req/s  p99 %8s ms\n" "$1" "$rps" "$p99"
+  RPS[$1]+="$rps "
+  P99[$1]+="$p99 "
+}
+to_ms() {  # wrk latency (e.g. 812.00us, 1.20ms, 2.00s) -> ms
+  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
+}
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS"
+for r in $(seq 1 "$ROUNDS"); do
+  echo "round $r"
+  run balancer "$P_BAL"
+  run haproxy "$P_HAP"
+  run nginx "$P_NGX"
+done
+
+declare -A MRPS MP99
+for n in balancer haproxy nginx; do
+  MRPS[$n]=$(echo "${RPS[$n]}" | median)
+  MP99[$n]=$(echo "${P99[$n]}" | median)
+done
+echo
+printf "%-10s %12s %10s   (median of %d)\n" proxy "req/s" "p99(ms)" "$ROUNDS"
+for n in balancer haproxy nginx; do printf "%-10s %12s %10s\n" "$n" "${MRPS[$n]}" "${MP99[$n]}"; done
+awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
+  -v bp="${MP99[balancer]}" -v hp="${MP99[haproxy]}" 'BEGIN {
+  printf "\nbalancer/haproxy req/s ratio: %.2f   p99 ratio: %.2f\n", b / h, bp / hp
+  printf "balancer/nginx   req/s ratio: %.2f\n", b / n }'
+echo "(wrk, proxies and backends share $(nproc) cores; on a shared machine expect 10-30% noise per run)"

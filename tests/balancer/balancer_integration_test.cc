@@ -1,0 +1,567 @@
+// Integration tests of the balancer binary: a real ZooKeeper, real backend
+// processes (balancer_test_backend, nginx, webnodes) registered as serverset
+// members, and the balancer as a child process. Every wait is on observable
+// state (WaitFor); no test asserts a performance threshold.
+#include <gtest/gtest.h>
+
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "echo_backend.h"
+#include "webtier/common/serverset.h"
+#include "webtier/common/zk_session.h"
+#include "webtier/testing/harness.h"
+
+namespace webtier::balancer {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using testing::BinaryPath;
+using testing::FreePort;
+using testing::HttpGet;
+using testing::HttpRequest;
+using testing::MetricValue;
+using testing::Process;
+using testing::RawExchange;
+using testing::TempDir;
+using testing::WaitFor;
+
+constexpr const char* kPath = "/webtier/nodes";
+
+// A backend process (balancer_test_backend) on a free port.
+class Backend {
+ public:
+  explicit Backend(std::string id) : id_(std::move(id)), port_(FreePort()) {
+    proc_ = std::make_unique<Process>(Process::Options{
+        .argv = {BinaryPath("balancer_test_backend"), "--port", std::to_string(port_), "--id", id_}});
+    if (!WaitFor([&] { return HttpGet(url("/"), 1s).status == 200; }, 10s))
+      throw std::runtime_error("backend " + id_ + " did not start: " + proc_->Log());
+  }
+  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  serverset::Member member(uint32_t weight = 100) const {
+    return {.id = id_, .host = "127.0.0.1", .port = port_, .zone = "test", .weight = weight};
+  }
+  Process& process() { return *proc_; }
+  const std::string& id() const { return id_; }
+
+ private:
+  std::string id_;
+  uint16_t port_;
+  std::unique_ptr<Process> proc_;
+};
+
+// nginx as a member that is not a webnode: it answers X-Served-By itself.
+class Nginx {
+ public:
+  explicit Nginx(std::string id) : id_(std::move(id)), port_(FreePort()), dir_("balancer-nginx") {
+    testing::RequireInstalled("/usr/sbin/nginx");
+    const std::string conf = dir_.path() + "/nginx.conf";
+    std::ofstream(conf) << "master_process off; daemon off; worker_processes 1;\n"
+                        << "error_log " << dir_.path() << "/error.log; pid " << dir_.path() << "/nginx.pid;\n"
+                        << "events { worker_connections 1024; }\n"
+                        << "http { access_log off;\n"
+                        << "  client_body_temp_path " << dir_.path() << "/body; proxy_temp_path " << dir_.path() << "/proxy;\n"
+                        << "  fastcgi_temp_path " << dir_.path() << "/fcgi; uwsgi_temp_path " << dir_.path() << "/uwsgi;\n"
+                        << "  scgi_temp_path " << dir_.path() << "/scgi;\n"
+                        << "  server { listen 127.0.0.1:" << port_ << ";\n"
+                        << "    location / { add_header X-Served-By " << id_ << " always; return 200 \"nginx\\n\"; } } }\n";
+    proc_ = std::make_unique<Process>(
+        Process::Options{.argv = {"/usr/sbin/nginx", "-p", dir_.path(), "-c", conf}, .env = {}, .log_path = {}, .cwd = {}});
+    if (!WaitFor([&] { return HttpGet("http://127.0.0.1:" + std::to_string(port_) + "/", 1s).status == 200; }, 10s))
+      throw std::runtime_error("nginx did not start: " + proc_->Log());
+  }
+  serverset::Member member() const { return {.id = id_, .host = "127.0.0.1", .port = port_}; }
+
+ private:
+  std::string id_;
+  uint16_t port_;
+  TempDir dir_;
+  std::unique_ptr<Process> proc_;
+};
+
+class BalancerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    zk_.Start();
+    session_ = std::make_unique<zk::Session>(zk::Session::Options{.connect = zk_.connect(), .session_timeout_ms = 6000, .component = "test-zk"});
+    ASSERT_TRUE(session_->Start().ok());
+    ASSERT_TRUE(WaitFor([&] { return session_->connected(); }, 20s));
+    ASSERT_TRUE(session_->EnsurePath(kPath).ok());
+  }
+
+  // Writes a member straight into ZooKeeper (ephemeral sequential, as webnodes do).
+  std::string RegisterRaw(const std::string& data) {
+    std::string created;
+    webtier::Status s = session_->Create(std::string(kPath) + "/member_", data, zk::kEphemeral | zk::kSequence, &created);
+    if (!s.ok()) throw std::runtime_error("register: " + s.ToString());
+    return created;
+  }
+  std::string Register(const serverset::Member& m) { return RegisterRaw(serverset::Encode(m)); }
+
+  void StartBalancer(std::vector<std::string> extra = {}) {
+    port_ = FreePort();
+    admin_port_ = FreePort();
+    std::vector<std::string> argv = {BinaryPath("balancer"), "--listen", "127.0.0.1:" + std::to_string(port_),
+                                     "--admin-listen", "127.0.0.1:" + std::to_string(admin_port_), "--zk",
+                                     zk_.connect(), "--zk-path", kPath, "--threads", "2"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    balancer_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+    ASSERT_TRUE(WaitFor([&] { return !balancer_->running() || HttpGet(Admin("/health"), 1s).status == 200; }, 20s));
+    ASSERT_TRUE(balancer_->running()) << balancer_->Log();
+  }
+
+  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string Admin(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(admin_port_) + path; }
+
+  json Status() {
+    auto r = HttpGet(Admin("/status"), 2s);
+    if (r.status != 200) return json::object();
+    return json::parse(r.body, nullptr, false);
+  }
+  size_t Members() {
+    json s = Status();
+    return s.contains("members") ? s["members"].size() : 0;
+  }
+  bool WaitMembers(size_t n, std::chrono::milliseconds timeout = 10s) {
+    return WaitFor([&] { return Members() == n; }, timeout);
+  }
+  double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    return MetricValue(HttpGet(Admin("/metrics"), 2s).body, name, labels).value_or(-1);
+  }
+  // X-Served-By of `n` sequential requests.
+  std::map<std::string, int> Shares(int n, const std::string& path = "/") {
+    std::map<std::string, int> counts;
+    for (int i = 0; i < n; ++i) {
+      auto r = HttpGet(Url(path));
+      EXPECT_EQ(r.status, 200) << r.error << r.body;
+      counts[r.header("x-served-by")]++;
+    }
+    return counts;
+  }
+
+  testing::ZooKeeperServer zk_;
+  std::unique_ptr<zk::Session> session_;
+  std::unique_ptr<Process> balancer_;
+  uint16_t port_ = 0, admin_port_ = 0;
+};
+
+// Sends GETs from `threads` threads until stopped; counts successes and failures.
+class Load {
+ public:
+  Load(std::string url, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      threads_.emplace_back([this, url] {
+        while (!stop_) {
+          auto r = HttpGet(url, 10s);
+          if (r.status == 200) ++ok_;
+          else {
+            ++failed_;
+            std::lock_guard lock(mu_);
+            if (errors_.size() < 10) errors_.push_back(std::to_string(r.status) + " " + r.error + " " + r.body);
+          }
+        }
+      });
+    }
+  }
+  ~Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) if (t.joinable()) t.join();
+  }
+  int ok() const { return ok_; }
+  int failed() const { return failed_; }
+  std::string errors() {
+    std::lock_guard lock(mu_);
+    std::string s;
+    for (auto& e : errors_) s += e + "\n";
+    return s;
+  }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::atomic<int> ok_{0}, failed_{0};
+  std::mutex mu_;
+  std::vector<std::string> errors_;
+  std::vector<std::thread> threads_;
+};
+
+TEST_F(BalancerTest, RoundRobinGivesThreeMembersEqualShares) {
+  Backend a("a"), b("b"), c("c");
+  for (auto* x : {&a, &b, &c}) Register(x->member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(3));
+  for (int run : {1, 2, 3, 30, 31, 299}) {
+    auto counts = Shares(run);
+    int lo = INT32_MAX, hi = 0, total = 0;
+    for (const auto& id : {"a", "b", "c"}) {
+      lo = std::min(lo, counts[id]);
+      hi = std::max(hi, counts[id]);
+      total += counts[id];
+    }
+    EXPECT_EQ(total, run);
+    EXPECT_LE(hi - lo, 1) << "run of " << run;
+  }
+}
+
+TEST_F(BalancerTest, NonWebnodeMemberWrittenIntoZooKeeperGetsItsShare) {
+  Backend a("a"), b("b");
+  Nginx nginx("nginx-1");
+  Register(a.member());
+  Register(b.member());
+  // A hand-written serverset record with extra fields and no weight.
+  auto m = nginx.member();
+  RegisterRaw(R"({"serviceEndpoint":{"host":"127.0.0.1","port":)" + std::to_string(m.port) +
+              R"(},"additionalEndpoints":{},"status":"ALIVE","id":"nginx-1","extra":{"x":1}})");
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(3));
+  auto counts = Shares(90);
+  EXPECT_EQ(counts["nginx-1"], 30);
+  EXPECT_EQ(counts["a"], 30);
+  EXPECT_EQ(counts["b"], 30);
+}
+
+TEST_F(BalancerTest, FollowsMembersAddedAndRemoved) {
+  Backend a("a"), b("b"), c("c");
+  const std::string pa = Register(a.member());
+  Register(b.member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(2));
+  EXPECT_EQ(Shares(10).count("c"), 0u);
+
+  const auto t0 = std::chrono::steady_clock::now();
+  Register(c.member());
+  ASSERT_TRUE(WaitMembers(3));
+  // Informational only (the poll adds up to 10 ms plus an HTTP round trip).
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+  RecordProperty("member_added_visible_ms", static_cast<int>(ms));
+  std::cout << "member visible in /status " << ms << " ms after the znode was created\n";
+  auto counts = Shares(30);
+  EXPECT_EQ(counts["c"], 10);
+
+  ASSERT_TRUE(session_->Delete(pa).ok());
+  ASSERT_TRUE(WaitMembers(2));
+  counts = Shares(30);
+  EXPECT_EQ(counts.count("a"), 0u);
+  EXPECT_EQ(counts["b"], 15);
+  EXPECT_EQ(counts["c"], 15);
+  EXPECT_GE(Metric("balancer_pool_updates_total"), 3);
+}
+
+TEST_F(BalancerTest, SigkillOfAMemberUnderLoadLosesNoRequest) {
+  Backend a("a"), b("b"), c("c");
+  for (auto* x : {&a, &b, &c}) Register(x->member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(3));
+  Load load(Url("/"), 4);
+  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 300; }, 30s));
+  b.process().Kill();  // its znode stays (our session owns it): only ejection and retries protect clients
+  const int at_kill = load.ok();
+  ASSERT_TRUE(WaitFor([&] { return load.ok() >= at_kill + 600; }, 60s));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.errors();
+  EXPECT_GE(Metric("balancer_ejections_total"), 1);
+  json s = Status();
+  bool saw_ejected = false;
+  for (const auto& m : s["members"]) saw_ejected |= m["id"] == "b" && m["state"] == "ejected";
+  EXPECT_TRUE(saw_ejected) << s.dump();
+}
+
+TEST_F(BalancerTest, ZooKeeperStoppedKeepsServingTheFullPool) {
+  Backend a("a"), b("b"), c("c");
+  for (auto* x : {&a, &b, &c}) Register(x->member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(3));
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_zk_connected") == 1; }, 10s));
+  zk_.Stop();
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_zk_connected") == 0; }, 20s));
+  EXPECT_NE(Status()["zookeeper"]["state"], "connected");
+  EXPECT_EQ(Members(), 3u);
+  auto counts = Shares(30);
+  EXPECT_EQ(counts["a"], 10);
+  EXPECT_EQ(counts["b"], 10);
+  EXPECT_EQ(counts["c"], 10);
+}
+
+TEST_F(BalancerTest, ZooKeeperRestartIsFollowed) {
+  Backend a("a"), d("d");
+  Register(a.member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1));
+  zk_.Stop();
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_zk_connected") == 0; }, 20s));
+  zk_.Start();
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_zk_connected") == 1; }, 30s));
+  // Whether the sessions survived the restart or expired, the balancer has
+  // re-listed and re-armed its watches: a member added now is followed.
+  ASSERT_TRUE(WaitFor([&] { return session_->connected(); }, 30s));
+  ASSERT_TRUE(session_->EnsurePath(kPath).ok());
+  Register(d.member());
+  ASSERT_TRUE(WaitFor([&] {
+    const json status = Status();  // keep it alive: the loop must not iterate a destroyed temporary
+    for (const auto& m : status["members"]) if (m["id"] == "d") return true;
+    return false;
+  }, 20s)) << Status().dump();
+  bool served_by_d = false;
+  for (int i = 0; i < 4 && !served_by_d; ++i) served_by_d = HttpGet(Url("/")).header("x-served-by") == "d";
+  EXPECT_TRUE(served_by_d);
+}
+
+TEST_F(BalancerTest, BootWithZooKeeperDownServesFromTheStateFile) {
+  TempDir dir("balancer-state");
+  const std::string state = dir.path() + "/pool.json";
+  Backend a("a"), b("b");
+  Register(a.member());
+  Register(b.member());
+  StartBalancer({"--state-file", state});
+  ASSERT_TRUE(WaitMembers(2));
+  ASSERT_TRUE(WaitFor([&] {
+    std::ifstream in(state);
+    json j = json::parse(in, nullptr, false);
+    return !j.is_discarded() && j["members"].size() == 2;
+  }, 10s));
+  balancer_->Signal(SIGTERM);
+  EXPECT_EQ(balancer_->Wait(20s), 0) << balancer_->Log();
+
+  zk_.Stop();
+  StartBalancer({"--state-file", state});
+  EXPECT_EQ(Status()["source"], "state_file");
+  EXPECT_EQ(Members(), 2u);
+  auto counts = Shares(20);
+  EXPECT_EQ(counts["a"], 10);
+  EXPECT_EQ(counts["b"], 10);
+}
+
+TEST_F(BalancerTest, InvalidMemberDataIsIgnoredCountedAndHarmless) {
+  Backend a("a");
+  Register(a.member());
+  RegisterRaw("this is not json");
+  RegisterRaw(R"({"serviceEndpoint":{"port":8080},"status":"ALIVE"})");
+  RegisterRaw(R"({"serviceEndpoint":{"host":"127.0.0.1","port":70000},"status":"ALIVE"})");
+  RegisterRaw(R"({"serviceEndpoint":{"host":"127.0.0.1","port":8080},"status":"DEAD"})");
+  RegisterRaw("");
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1));
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_invalid_members_total") == 5; }, 10s));
+  EXPECT_EQ(Shares(5)["a"], 5);
+  // A member that turns invalid later is dropped and counted too.
+  const std::string later = Register({.id = "later", .host = "127.0.0.1", .port = FreePort()});
+  ASSERT_TRUE(WaitMembers(2));
+  ASSERT_TRUE(session_->Set(later, "{broken").ok());
+  ASSERT_TRUE(WaitMembers(1));
+  EXPECT_TRUE(WaitFor([&] { return Metric("balancer_invalid_members_total") == 6; }, 10s));
+  EXPECT_TRUE(balancer_->running());
+}
+
+TEST_F(BalancerTest, SmugglingOversizedAndSlowRequestsAreAnsweredWhileTrafficFlows) {
+  Backend a("a"), b("b");
+  Register(a.member());
+  Register(b.member());
+  StartBalancer({"--max-header-bytes", "2048", "--max-body-bytes", "10000", "--header-timeout-ms", "500"});
+  ASSERT_TRUE(WaitMembers(2));
+  Load load(Url("/"), 2);
+  auto status_of = [&](const std::string& raw, size_t pause_after = std::string::npos) {
+    return RawExchange(port_, raw, 5s, pause_after, 1500ms).substr(0, 12);
+  };
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            "HTTP/1.1 400");
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n"),
+            "HTTP/1.1 400");
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx"), "HTTP/1.1 400");
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nxy"), "HTTP/1.1 400");
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nCookie: " + std::string(5000, 'c') + "\r\n\r\n"), "HTTP/1.1 431");
+  EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 20000\r\n\r\n" + std::string(20000, 'b')),
+            "HTTP/1.1 413");
+  // Slowloris: the header arrives in two parts, the second after the header timeout.
+  EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n\r\n", 20), "HTTP/1.1 408");
+  // A body under the limit still goes through, chunked.
+  auto ok = RawExchange(port_, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", 5s);
+  EXPECT_EQ(ok.substr(0, 12), "HTTP/1.1 200");
+  EXPECT_NE(ok.find("\"body_size\":4"), std::string::npos) << ok;
+  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 50; }, 20s));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.errors();
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "smuggling"}}), 4);
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "header_too_large"}}), 1);
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "body_too_large"}}), 1);
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "header_timeout"}}), 1);
+  EXPECT_TRUE(balancer_->running());
+}
+
+TEST_F(BalancerTest, WeightedRoundRobinFollowsWeights) {
+  Backend a("a"), b("b"), c("c");
+  Register(a.member(300));
+  Register(b.member(100));
+  Register(c.member(100));
+  StartBalancer({"--policy", "weighted_round_robin"});
+  ASSERT_TRUE(WaitMembers(3));
+  auto counts = Shares(250);
+  EXPECT_EQ(counts["a"], 150);
+  EXPECT_EQ(counts["b"], 50);
+  EXPECT_EQ(counts["c"], 50);
+}
+
+TEST_F(BalancerTest, LeastRequestSpreadsAndAvoidsTheBusyMember) {
+  Backend a("a"), b("b"), c("c");
+  for (auto* x : {&a, &b, &c}) Register(x->member());
+  StartBalancer({"--policy", "least_request"});
+  ASSERT_TRUE(WaitMembers(3));
+  auto counts = Shares(300);
+  for (const auto& id : {"a", "b", "c"}) EXPECT_GT(counts[id], 50) << id;  // random ties: all get a fair part
+
+  // Stall a (SIGSTOP): requests sent to it hang. Round robin would soon have
+  // every client thread stuck there; least_request keeps the rest flowing.
+  auto requests_of = [&](const json& status) {
+    std::map<std::string, uint64_t> out;
+    for (const auto& m : status["members"]) out[m["id"].get<std::string>()] = m["requests"].get<uint64_t>();
+    return out;
+  };
+  auto before = requests_of(Status());
+  a.process().Signal(SIGSTOP);
+  {
+    Load load(Url("/"), 4);
+    ASSERT_TRUE(WaitFor([&] { return load.ok() >= 300; }, 20s)) << load.ok();
+    a.process().Signal(SIGCONT);
+    load.Stop();
+    EXPECT_EQ(load.failed(), 0) << load.errors();
+  }
+  json status = Status();
+  SCOPED_TRACE(status.dump());
+  auto after = requests_of(status);
+  EXPECT_LE(after["a"] - before["a"], 8u);  // only the few that were stuck there (at most one per client thread, plus ties)
+  EXPECT_GT(after["b"] - before["b"], 100u);
+  EXPECT_GT(after["c"] - before["c"], 100u);
+}
+
+TEST_F(BalancerTest, ConsistentHashKeepsAPathOnOneMember) {
+  Backend a("a"), b("b"), c("c");
+  for (auto* x : {&a, &b, &c}) Register(x->member());
+  StartBalancer({"--policy", "consistent_hash"});
+  ASSERT_TRUE(WaitMembers(3));
+  std::map<std::string, int> spread;
+  for (int i = 0; i < 150; ++i) {
+    const std::string path = "/item/" + std::to_string(i);
+    auto first = HttpGet(Url(path)).header("x-served-by");
+    EXPECT_EQ(HttpGet(Url(path + "?q=1")).header("x-served-by"), first) << path;  // query ignored
+    spread[first]++;
+  }
+  for (const auto& id : {"a", "b", "c"}) EXPECT_GT(spread[id], 20) << id;
+}
+
+TEST_F(BalancerTest, StatusMetricsAndHealthFollowTheSpec) {
+  Backend a("a");
+  Register(a.member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1));
+  ASSERT_EQ(HttpGet(Url("/")).status, 200);
+  // The attempt is accounted for just after the client has its response.
+  ASSERT_TRUE(WaitFor([&] { return Status()["members"][0]["in_flight"] == 0; }, 5s));
+  json s = Status();
+  EXPECT_EQ(s["policy"], "round_robin");
+  EXPECT_EQ(s["zookeeper"]["state"], "connected");
+  ASSERT_EQ(s["members"].size(), 1u);
+  const auto& m = s["members"][0];
+  EXPECT_EQ(m["id"], "a");
+  EXPECT_EQ(m["address"], "127.0.0.1:" + std::to_string(a.member().port));
+  EXPECT_EQ(m["state"], "healthy");
+  EXPECT_EQ(m["in_flight"], 0);
+  EXPECT_EQ(m["requests"], 1);
+
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_requests_total", {{"code", "200"}}) == 1; }, 5s));
+  const std::string text = HttpGet(Admin("/metrics")).body;
+  for (const char* name :
+       {"balancer_request_duration_seconds_bucket", "balancer_upstream_requests_total", "balancer_pool_members",
+        "balancer_pool_updates_total", "balancer_retries_total", "balancer_ejections_total",
+        "balancer_invalid_members_total", "balancer_zk_connected", "balancer_build_info",
+        "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds",
+        "process_start_time_seconds"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name;
+  }
+  EXPECT_EQ(MetricValue(text, "balancer_pool_members", {{"state", "healthy"}}), 1);
+  EXPECT_EQ(MetricValue(text, "balancer_upstream_requests_total", {{"member", "a"}, {"outcome", "ok"}}), 1);
+  EXPECT_EQ(HttpGet(Admin("/health")).status, 200);
+  auto page = HttpGet(Admin("/status.html"));
+  EXPECT_EQ(page.status, 200);
+  EXPECT_NE(page.header("content-type").find("text/html"), std::string::npos);
+  EXPECT_EQ(HttpGet(Admin("/nope")).status, 404);
+}
+
+TEST_F(BalancerTest, EmptyPoolAnswers503AndPathMayAppearLater) {
+  StartBalancer({"--zk-path", "/not/yet/there"});
+  auto r = HttpGet(Url("/"));
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(json::parse(r.body)["error"], "no members");
+  Backend a("a");
+  ASSERT_TRUE(session_->EnsurePath("/not/yet/there").ok());
+  std::string created;
+  ASSERT_TRUE(session_->Create("/not/yet/there/member_", serverset::Encode(a.member()), zk::kEphemeral | zk::kSequence, &created).ok());
+  ASSERT_TRUE(WaitMembers(1));
+  EXPECT_EQ(HttpGet(Url("/")).status, 200);
+}
+
+TEST_F(BalancerTest, SigtermFinishesRequestsInFlightAndExitsZero) {
+  Backend a("a");
+  Register(a.member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1));
+  std::atomic<int> status{0};
+  std::thread slow([&] { status = HttpGet(Url("/sleep/1500"), 10s).status; });
+  ASSERT_TRUE(WaitFor([&] { return Status()["members"][0]["in_flight"] == 1; }, 5s));
+  balancer_->Signal(SIGTERM);
+  slow.join();
+  EXPECT_EQ(status.load(), 200);
+  EXPECT_EQ(balancer_->Wait(10s), 0) << balancer_->Log();
+}
+
+TEST_F(BalancerTest, RealWebnodesShareEquallyAndSurviveASigkill) {
+  try {
+    BinaryPath("webnode");
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << e.what();
+  }
+  std::vector<std::unique_ptr<testing::Webnode>> nodes;
+  for (int i = 1; i <= 3; ++i) {
+    nodes.push_back(std::make_unique<testing::Webnode>("node-" + std::to_string(i), zk_.connect()));
+    nodes.back()->WaitHealthy();
+    ASSERT_TRUE(nodes.back()->WaitReady());
+  }
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(3));
+  auto counts = Shares(300);
+  for (int i = 1; i <= 3; ++i) EXPECT_EQ(counts["node-" + std::to_string(i)], 100) << "node-" << i;
+
+  Load load(Url("/"), 4);
+  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 200; }, 30s));
+  nodes[1]->process().Kill();
+  const int at_kill = load.ok();
+  // Its ephemeral znode goes when its session times out; traffic flows meanwhile.
+  ASSERT_TRUE(WaitMembers(2, 30s));
+  ASSERT_TRUE(WaitFor([&] { return load.ok() >= at_kill + 300; }, 60s));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.errors();
+}
+
+TEST(BalancerFlags, BadFlagsExitWithTwo) {
+  for (std::vector<std::string> bad : {std::vector<std::string>{"--policy", "random"}, {"--retries", "x"},
+                                       {"--listen", "nohostport"}, {"--no-such-flag"}, {"--zk-path", "relative"}}) {
+    std::vector<std::string> argv = {BinaryPath("balancer")};
+    argv.insert(argv.end(), bad.begin(), bad.end());
+    Process p(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+    EXPECT_EQ(p.Wait(10s), 2) << bad[0] << ": " << p.Log();
+    EXPECT_NE(p.Log().find("error"), std::string::npos) << p.Log();
+  }
+  Process env(Process::Options{.argv = {BinaryPath("balancer")}, .env = {{"BALANCER_POLICY", "bogus"}}, .log_path = {}, .cwd = {}});
+  EXPECT_EQ(env.Wait(10s), 2) << env.Log();
+}
+
+}  // namespace
+}  // namespace webtier::balancer
