@@ -480,11 +480,12 @@ TEST_F(FaultTest, S11_AbusiveClients) {
 class ReportEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
-    std::string report = RenderReport();
     const char* path = std::getenv("WEBTIER_FAULT_REPORT");
     std::string file = path != nullptr && *path != '\0' ? path : "fault-report.md";
-    std::ofstream(file, std::ios::app) << report;
-    std::cout << "\nFault-injection report (" << file << "):\n" << report << std::flush;
+    std::ifstream existing(file);
+    const bool empty = !existing || existing.peek() == std::ifstream::traits_type::eof();
+    std::ofstream(file, std::ios::app) << RenderReport(empty);
+    std::cout << "\nFault-injection report (" << file << "):\n" << RenderReport(true) << std::flush;
   }
 };
 

@@ -89,10 +89,10 @@ void AddResult(ScenarioResult row) {
   Rows().push_back(std::move(row));
 }
 
-std::string RenderReport() {
+std::string RenderReport(bool with_header) {
   std::lock_guard<std::mutex> l(g_report_mu);
   std::ostringstream o;
-  o << "| scenario | requests | failures | time to recover | notes |\n|---|---:|---:|---|---|\n";
+  if (with_header) o << "| scenario | requests | failures | time to recover | notes |\n|---|---:|---:|---|---|\n";
   for (const auto& r : Rows()) {
     o << "| " << r.scenario << " | " << r.requests << " | " << r.failures << " | " << r.recovery << " | " << r.notes
       << " |\n";

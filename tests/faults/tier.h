@@ -71,9 +71,11 @@ struct ScenarioResult {
   std::string notes;
 };
 
-// Collects rows; printed and written to $WEBTIER_FAULT_REPORT (default
+// Collects rows; printed and appended to $WEBTIER_FAULT_REPORT (default
 // fault-report.md in the working directory) when the test program ends.
+// ctest runs each scenario as its own process, so rows accumulate in the file;
+// the table header is written only into an empty file.
 void AddResult(ScenarioResult row);
-std::string RenderReport();
+std::string RenderReport(bool with_header);
 
 }  // namespace webtier::faults
