@@ -17,6 +17,7 @@
 #include "webtier/balancer/proxy_server.h"
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
+#include "webtier/common/stop_signals.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/monitoring/metrics.h"
 
@@ -73,13 +74,7 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &rl);
   }
 
-  // Signals are taken synchronously by main; every thread started below inherits the mask.
-  ::signal(SIGPIPE, SIG_IGN);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  StopSignals stop_signals;  // before any thread starts
 
   metrics::Registry registry("balancer", WEBTIER_VERSION);
   ProxyMetrics metrics(registry.prom());
@@ -120,8 +115,7 @@ int main(int argc, char** argv) {
       .kv("zk", config.zk)
       .kv("zk_path", config.zk_path);
 
-  int signo = 0;
-  sigwait(&stop_signals, &signo);
+  const int signo = stop_signals.Wait();
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   proxy.Shutdown(std::chrono::milliseconds(config.request_timeout_ms));
   admin.Stop();

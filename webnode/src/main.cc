@@ -8,6 +8,7 @@
 
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
+#include "webtier/common/stop_signals.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/monitoring/metrics.h"
 #include "webtier/webnode/config.h"
@@ -44,13 +45,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  // Signals are taken synchronously by main(); every thread inherits the mask.
-  ::signal(SIGPIPE, SIG_IGN);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  StopSignals stop_signals;  // before any thread starts
 
   metrics::Registry registry("webnode", WEBTIER_VERSION);
 #ifdef WEBTIER_HAVE_CACHE
@@ -89,8 +84,7 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  int signo = 0;
-  sigwait(&stop_signals, &signo);
+  const int signo = stop_signals.Wait();
   log::Info("webnode", "stopping: deregistering, then draining").kv("signal", signo).kv("drain_ms", config.drain_ms);
   server.SetDraining();
   registration.Deregister();
