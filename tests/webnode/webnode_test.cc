@@ -1,8 +1,12 @@
 // The webnode as a process against a real ZooKeeper: what it registers, and
 // how registration behaves through SIGTERM, SIGKILL, a ZooKeeper restart, a
 // session expiry (SIGSTOP past the timeout) and ZooKeeper absent at start.
+#include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -242,6 +246,55 @@ TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {
   auto r = HttpGet(url);
   EXPECT_EQ(r.header("x-served-by"), "from-flag");
   EXPECT_NE(r.body.find("Hello from EnvName!"), std::string::npos);
+}
+
+// Sends `raw` on `fd` and reads one small response (until the closing brace
+// of the JSON body of GET /), EOF or a 2 s silence.
+std::string Exchange(int fd, const std::string& raw) {
+  ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
+  std::string got;
+  char buf[4096];
+  timeval tv{2, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (;;) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+    if (got.find("}") != std::string::npos) break;  // the JSON body of / ends the response
+  }
+  return got;
+}
+
+int ConnectTo(uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { ::close(fd); return -1; }
+  return fd;
+}
+
+TEST_F(WebnodeTest, Http11IsPersistentByDefaultAndHttp10IsNot) {
+  Webnode node("node-ka", zk_.connect());
+  node.WaitHealthy();
+  int fd = ConnectTo(node.port());
+  ASSERT_GE(fd, 0);
+  // No Connection header: HTTP/1.1 keeps the connection (Pistache 0.0.5 alone would close it).
+  std::string first = Exchange(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(first.find("HTTP/1.1 200"), std::string::npos) << first;
+  EXPECT_NE(first.find("Connection: Keep-Alive"), std::string::npos) << first;
+  std::string second = Exchange(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+  EXPECT_NE(second.find("HTTP/1.1 200"), std::string::npos) << "second request on the same connection: " << second;
+  // An explicit close is honoured.
+  std::string last = Exchange(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+  EXPECT_NE(last.find("Connection: Close"), std::string::npos) << last;
+  ::close(fd);
+  int fd10 = ConnectTo(node.port());
+  std::string old = Exchange(fd10, "GET / HTTP/1.0\r\n\r\n");
+  EXPECT_NE(old.find("200"), std::string::npos) << old;
+  EXPECT_NE(old.find("Connection: Close"), std::string::npos) << old;
+  ::close(fd10);
 }
 
 TEST_F(WebnodeTest, BadRequestsGetAClearStatusAndTheNodeKeepsServing) {

@@ -35,13 +35,11 @@ namespace {
 // default. Restore it: HTTP/1.1 keeps the connection unless the client asked
 // to close; HTTP/1.0 closes unless it asked for keep-alive.
 void KeepAliveByDefault(const Http::Request& request, Http::ResponseWriter& writer) {
-  auto asked = request.headers().tryGet<Http::Header::Connection>();
-  Http::ConnectionControl control;
-  if (asked) control = asked->control();
-  else control = request.version() == Http::Version::Http11 ? Http::ConnectionControl::KeepAlive
-                                                           : Http::ConnectionControl::Close;
+  // With a Connection header Pistache already mirrors it: nothing to fix.
+  if (request.headers().has<Http::Header::Connection>()) return;
+  if (request.version() != Http::Version::Http11) return;  // 1.0 without keep-alive: close is right
   writer.headers().remove<Http::Header::Connection>();
-  writer.headers().add<Http::Header::Connection>(control);
+  writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
 }
 
 class NodeHandler : public Http::Handler {
