@@ -4,6 +4,8 @@
 # missing packages are installed. Used by the README, CI and the Dockerfiles.
 #   scripts/install-deps.sh            # everything
 #   scripts/install-deps.sh --runtime  # only what the built programs need to run
+#   scripts/install-deps.sh --build    # runtime + compilers and -dev packages (no tests; Dockerfiles)
+#   scripts/install-deps.sh --podman   # everything, plus podman and what the container e2e test needs
 set -euo pipefail
 
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
@@ -12,12 +14,19 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
 RUNTIME_PKGS=(libpistache0 libzookeeper-mt2 libhiredis0.14 libprometheus-cpp-core1.0
   libcurl4 ca-certificates curl procps)
 TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools
-  prometheus curl procps iproute2 psmisc wrk haproxy nginx-light clang libclang-rt-14-dev)
+  prometheus prometheus-redis-exporter curl procps iproute2 iptables psmisc wrk haproxy nginx-light clang
+  libclang-rt-14-dev python3 python3-yaml systemd shellcheck jq)
+# Containers without a Docker engine: podman under gVisor-like sandboxes needs runc and cgroupfs.
+PODMAN_PKGS=(podman podman-compose debootstrap runc slirp4netns uidmap fuse-overlayfs aardvark-dns netavark
+  netcat-openbsd)
 
 want=("${RUNTIME_PKGS[@]}")
-if [[ "${1:-}" != "--runtime" ]]; then
-  want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}")
-fi
+case "${1:-}" in
+  --runtime) ;;
+  --build) want+=("${BUILD_PKGS[@]}") ;;
+  --podman) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PODMAN_PKGS[@]}") ;;
+  *) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
+esac
 
 missing=()
 for p in "${want[@]}"; do

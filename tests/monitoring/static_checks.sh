@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# Offline checks of the deploy and monitoring files (no servers started):
+#   static_checks.sh prometheus_config|alert_rules|alert_rule_tests|dashboards|
+#                    systemd_units|shell_scripts|compose_file
+# Exit 77 (ctest SKIP) when the tool a check needs is not installed.
+set -euo pipefail
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+PROM=$REPO/monitoring/prometheus
+skip() { echo "SKIP: $*"; exit 77; }
+need() { command -v "$1" >/dev/null || skip "$1 is not installed (scripts/install-deps.sh)"; }
+
+case ${1:-} in
+  prometheus_config)
+    need promtool
+    promtool check config --syntax-only "$PROM/prometheus.yml" "$PROM/prometheus-zk-ensemble.yml"
+    ;;
+  alert_rules)
+    need promtool
+    promtool check rules "$PROM"/rules/*.yml
+    ;;
+  alert_rule_tests)
+    need promtool
+    promtool test rules "$PROM"/tests/*.yml
+    ;;
+  dashboards)
+    python3 - "$REPO" <<'PY'
+import glob, json, os, re, sys
+repo = sys.argv[1]
+errors = []
+prov = open(f"{repo}/monitoring/grafana/provisioning/datasources/prometheus.yml").read()
+ds_uids = set(re.findall(r"^\s+uid:\s*(\S+)", prov, re.M))
+uids = set()
+boards = sorted(glob.glob(f"{repo}/monitoring/grafana/dashboards/*.json"))
+if not boards:
+    errors.append("no dashboards")
+for path in boards:
+    name = os.path.basename(path)
+    b = json.load(open(path))
+    if b.get("uid") in uids: errors.append(f"{name}: duplicate uid {b.get('uid')}")
+    uids.add(b.get("uid"))
+    variables = {v["name"] for v in b.get("templating", {}).get("list", [])}
+    ids, count = set(), 0
+    for p in b["panels"]:
+        if p["id"] in ids: errors.append(f"{name}: duplicate panel id {p['id']}")
+        ids.add(p["id"])
+        g = p["gridPos"]
+        if g["x"] + g["w"] > 24: errors.append(f"{name}: panel {p['title']} wider than the grid")
+        if p["type"] == "row": continue
+        if p.get("datasource", {}).get("uid") not in ds_uids:
+            errors.append(f"{name}: {p['title']}: datasource uid not provisioned ({ds_uids})")
+        if not p.get("targets"): errors.append(f"{name}: {p['title']}: no queries")
+        for t in p.get("targets", []):
+            count += 1
+            expr = t.get("expr", "")
+            if not expr.strip(): errors.append(f"{name}: {p['title']}: empty query")
+            if expr.count("(") != expr.count(")"): errors.append(f"{name}: {p['title']}: unbalanced parentheses")
+            for v in re.findall(r"\$\{?(\w+)", expr):
+                if not v.startswith("__") and v not in variables:
+                    errors.append(f"{name}: {p['title']}: undefined variable ${v}")
+    print(f"{name}: {len(ids)} panels, {count} queries")
+for e in errors: print("ERROR", e)
+sys.exit(1 if errors else 0)
+PY
+    ;;
+  systemd_units)
+    need systemd-analyze
+    tmp=$(mktemp -d)
+    trap 'rm -rf "$tmp"' EXIT
+    mkdir -p "$tmp/etc"
+    # Verify the units as written, except that the programs and env files
+    # need not be installed here: point them at stand-ins.
+    touch "$tmp/etc/webnode.env" "$tmp/etc/balancer.env"
+    for f in "$REPO"/deploy/systemd/*.service; do
+      sed -e "s|^ExecStart=/usr/local/bin/[a-z]*|ExecStart=/bin/true|" \
+          -e "s|/etc/webtier/|$tmp/etc/|g" "$f" >"$tmp/$(basename "$f")"
+    done
+    cp "$tmp/webnode@.service" "$tmp/webnode@8081.service"
+    units=()
+    for f in "$tmp"/*.service; do [[ $f == *@.service ]] || units+=("$f"); done
+    out=$(systemd-analyze verify "${units[@]}" 2>&1) || { echo "$out"; exit 1; }
+    # verify only warns about unknown or bad settings: treat any output as failure.
+    rest=$(grep -v -e 'Failed to .*cgroup' -e 'Unit is bound to inactive unit' <<<"$out" || true)
+    if [[ -n $rest ]]; then echo "$out"; exit 1; fi
+    printf 'verified: %s\n' "${units[@]##*/}"
+    ;;
+  shell_scripts)
+    scripts=("$REPO/deploy/local/webtier" "$REPO"/deploy/podman/*.sh "$REPO"/deploy/docker/*.sh
+             "$REPO"/deploy/podman/standins/zookeeper/entrypoint.sh "$REPO/tests/monitoring/static_checks.sh")
+    for s in "${scripts[@]}"; do bash -n "$s"; done
+    if command -v shellcheck >/dev/null; then
+      shellcheck -S warning "${scripts[@]}"
+      echo "shellcheck: ${#scripts[@]} scripts clean"
+    else
+      echo "bash -n: ${#scripts[@]} scripts parse (shellcheck not installed)"
+    fi
+    ;;
+  compose_file)
+    python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
+    python3 - "$REPO" <<'PY'
+import os, sys, yaml
+repo = sys.argv[1]
+deploy = f"{repo}/deploy"
+errors = []
+c = yaml.safe_load(open(f"{deploy}/docker-compose.yml"))
+s = c["services"]
+want = {"zookeeper", "redis", "webnode", "balancer", "prometheus", "grafana", "redis-exporter"}
+if set(s) != want: errors.append(f"services {sorted(s)} != {sorted(want)}")
+w = s["webnode"]
+for key in ("container_name", "ports", "hostname"):
+    if key in w: errors.append(f"webnode must not set {key} (it is scaled)")
+if "8000" not in str(s["balancer"].get("ports")): errors.append("balancer must publish 8000")
+for name, svc in s.items():
+    if svc.get("restart") not in ("always", "unless-stopped", "on-failure"): errors.append(f"{name}: no restart policy")
+    for v in svc.get("volumes", []):
+        src = v.split(":")[0]
+        if src.startswith("."):
+            if not os.path.exists(os.path.join(deploy, src)): errors.append(f"{name}: {src} does not exist")
+    b = svc.get("build")
+    if b and not os.path.exists(os.path.join(deploy, b["context"], b["dockerfile"])):
+        errors.append(f"{name}: {b['dockerfile']} not found")
+e = yaml.safe_load(open(f"{deploy}/docker-compose.zk-ensemble.yml"))
+for z in ("zookeeper", "zookeeper-2", "zookeeper-3"):
+    if "ZOO_SERVERS" not in e["services"][z]["environment"]: errors.append(f"ensemble: {z} has no ZOO_SERVERS")
+for v in e["services"]["prometheus"]["volumes"]:
+    if not os.path.exists(os.path.join(deploy, v.split(":")[0])): errors.append(f"ensemble: {v} missing")
+for e_ in errors: print("ERROR", e_)
+print(f"docker-compose.yml: {len(s)} services; ensemble override ok" if not errors else "")
+sys.exit(1 if errors else 0)
+PY
+    ;;
+  *)
+    echo "usage: $0 prometheus_config|alert_rules|alert_rule_tests|dashboards|systemd_units|shell_scripts|compose_file" >&2
+    exit 2
+    ;;
+esac
