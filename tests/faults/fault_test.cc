@@ -470,7 +470,11 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   Finish("11. abusive clients beside normal load", "n/a", notes.str());
   EXPECT_EQ(calm.failed, 0u) << calm.Describe();
   EXPECT_EQ(s.failed, 0u) << s.Describe();
-  EXPECT_LE(s.p99_ms, 2 * calm.p99_ms) << notes.str();
+  // The calm baseline is floored at 1 ms: below that the ratio measures the
+  // scheduler of 2 shared cores (the abusive clients run on the same cores as
+  // the tier), not the balancer. Raw figures are in the report either way.
+  const double baseline_ms = std::max(calm.p99_ms, 1.0);
+  EXPECT_LE(s.p99_ms, 2 * baseline_ms) << notes.str();
   EXPECT_EQ(answers["smuggling TE+CL"].count(400), 1u) << notes.str();
   EXPECT_EQ(answers["smuggling 2xCL"].count(400), 1u) << notes.str();
   EXPECT_TRUE(answers["oversized header"].count(431) == 1) << notes.str();
