@@ -12,6 +12,7 @@
 # Numbers on a shared or small machine are noisy: wrk, the proxy and the
 # backends compete for the same cores.
 set -euo pipefail
+source "$(dirname "$0")/../lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
@@ -49,14 +50,6 @@ alloc_port() {  # VAR
   done
 }
 
-wait_http() {  # url
-  for _ in $(seq 1 200); do
-    curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "run.sh: $1 did not come up" >&2
-  return 1
-}
 
 # ---- backends: one nginx, 3 ports, a static body
 alloc_port B1; alloc_port B2; alloc_port B3
@@ -154,20 +147,13 @@ wait_http "http://127.0.0.1:$P_NGX/" || { cat "$WORK/proxy/error.log"; exit 1; }
 ROUNDS=${ROUNDS:-1}
 declare -A RPS P99
 run() {  # name port
-  local out rps p99
+  local rps p99
   wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
-  out=$(wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$2/")
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(to_ms "$(echo "$out" | awk '$1 == "99%" {print $2}')")
-  echo "$out" | grep -E "Non-2xx|Socket errors" | sed "s/^/$1: /" || true
+  read -r rps p99 < <(run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}")
   printf "  %-9s %12s req/s  p99 %8s ms\n" "$1" "$rps" "$p99"
   RPS[$1]+="$rps "
   P99[$1]+="$p99 "
 }
-to_ms() {  # wrk latency (e.g. 812.00us, 1.20ms, 2.00s) -> ms
-  awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n *= 1; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
-}
-median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS"
 for r in $(seq 1 "$ROUNDS"); do
@@ -179,8 +165,8 @@ done
 
 declare -A MRPS MP99
 for n in balancer haproxy nginx; do
-  MRPS[$n]=$(echo "${RPS[$n]}" | median)
-  MP99[$n]=$(echo "${P99[$n]}" | median)
+  MRPS[$n]=$(median "${RPS[$n]}")
+  MP99[$n]=$(median "${P99[$n]}")
 done
 echo
 printf "%-10s %12s %10s   (median of %d)\n" proxy "req/s" "p99(ms)" "$ROUNDS"

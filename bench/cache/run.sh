@@ -65,7 +65,6 @@ for r in $(seq 1 "$ROUNDS"); do
     rps[$s]+="$x "; p99s[$s]+="$p "
   done
 done
-median() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 best() { tr ' ' '\n' <<<"$1" | grep -v '^$' | sort -g | tail -1; }
 bare_best=$(best "${rps[bare-pistache]}"); hit_best=$(best "${rps[webnode-hit]}"); root_best=$(best "${rps[webnode-root]}")
 bare_med=$(median "${rps[bare-pistache]}"); hit_med=$(median "${rps[webnode-hit]}"); root_med=$(median "${rps[webnode-root]}")
