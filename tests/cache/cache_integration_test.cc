@@ -19,32 +19,29 @@ using namespace std::chrono_literals;
 using namespace webtier::testing;
 using webtier::cache::testing::TestOrigin;
 
-// One webnode process on a free port.
+// One webnode (testing::Webnode) on this suite's membership path and Redis.
 class Node {
  public:
   Node(const std::string& id, const std::string& zk, const std::string& redis, std::vector<std::string> extra = {})
-      : port_(FreePort()) {
-    Process::Options o;
-    o.argv = {BinaryPath("webnode"), "--listen", "127.0.0.1:" + std::to_string(port_), "--id", id,
-              "--zk", zk, "--zk-path", "/webtier/cache-test", "--redis", redis, "--threads", "2"};
-    for (auto& e : extra) o.argv.push_back(std::move(e));
-    proc_ = std::make_unique<Process>(o);
-    if (!WaitFor([&] { return HttpGet(url("/health"), 1s).status == 200; }, 15s)) {
-      throw std::runtime_error("webnode " + id + " did not start:\n" + proc_->Log());
-    }
+      : node_(id, zk, Args(redis, std::move(extra))) {
+    node_.WaitHealthy();
   }
-  std::string url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
+  std::string url(const std::string& path) const { return node_.url(path); }
   HttpResponse Get(const std::string& path, std::vector<std::string> headers = {}) const {
     return HttpRequest("GET", url(path), headers, "", 15s);
   }
   double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
-    return MetricValue(HttpGet(url("/metrics")).body, name, labels).value_or(0);
+    return MetricValue(node_.Metrics(), name, labels).value_or(0);
   }
-  Process& process() { return *proc_; }
+  Process& process() { return node_.process(); }
 
  private:
-  uint16_t port_;
-  std::unique_ptr<Process> proc_;
+  static std::vector<std::string> Args(const std::string& redis, std::vector<std::string> extra) {
+    std::vector<std::string> args = {"--zk-path", "/webtier/cache-test", "--redis", redis};
+    args.insert(args.end(), std::make_move_iterator(extra.begin()), std::make_move_iterator(extra.end()));
+    return args;
+  }
+  Webnode node_;
 };
 
 class CacheTierTest : public ::testing::Test {
