@@ -99,7 +99,9 @@ class ResponseCacheTest : public ::testing::Test {
     routes_.Add(pinned);
   }
 
+  // Tests call it from several threads at once: the first call makes the cache.
   ResponseCache& Cache() {
+    std::lock_guard<std::mutex> lock(caches_mu_);
     if (caches_.empty()) Make(&store_);
     return *caches_.front();
   }
@@ -164,6 +166,7 @@ class ResponseCacheTest : public ::testing::Test {
   Headers extra_headers_;
   CircuitBreaker breaker_b_{BreakerOptions{}, &clock_};  // a second node's
   std::vector<std::unique_ptr<HotCache>> hots_;
+  std::mutex caches_mu_;  // serializes Cache()'s first call
   std::vector<std::unique_ptr<ResponseCache>> caches_;
   WorkerPool workers_{"test", 32};  // last: destroyed first, while the caches live
 };
