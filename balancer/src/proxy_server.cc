@@ -62,6 +62,75 @@ bool StillOpen(tcp::socket& s) {
   return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
+// Feeds `parser` from `buffer`, reading from `socket` whenever it needs more,
+// until the header (whole=false) or the whole message is in. The parser is
+// driven directly (no composed Beast operation per message): a request that
+// arrived in one segment costs one read and no extra scheduling. `received`
+// counts the bytes read from the socket. EOF before any byte of the message is
+// http::error::end_of_stream; in the middle of one, http::error::partial_message.
+template <bool isRequest>
+awaitable<error_code> ReadMessage(tcp::socket& socket, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser,
+                                  bool whole, size_t* received = nullptr) {
+  if (whole) parser.eager(true);
+  auto done = [&] { return whole ? parser.is_done() : parser.is_header_done(); };
+  for (;;) {
+    while (buffer.size() > 0 && !done()) {
+      error_code ec;
+      const size_t used = parser.put(buffer.data(), ec);
+      buffer.consume(used);
+      if (ec == http::error::need_more) break;
+      if (ec) co_return ec;
+      if (used == 0) break;
+    }
+    if (done()) co_return error_code{};
+    const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), 1024, 65536);
+    auto [ec, n] = co_await socket.async_read_some(buffer.prepare(room), kUse);
+    if (received != nullptr) *received += n;
+    buffer.commit(n);
+    if (ec == asio::error::eof) {
+      if (!parser.got_some()) co_return error_code(http::error::end_of_stream);
+      error_code eof_ec;
+      parser.put_eof(eof_ec);
+      if (eof_ec) co_return eof_ec;
+      co_return done() ? error_code{} : error_code(http::error::partial_message);
+    }
+    if (ec) co_return ec;
+  }
+}
+
+// Writes all of `buffers`: first straight from the calling handler (the
+// sockets are non-blocking), which is how nearly every write ends on a
+// healthy connection; only what the kernel did not take waits for
+// writability. Saves a round through the scheduler per write compared with
+// async_write, whose immediate completion is posted behind all queued work.
+template <typename ConstBuffers>
+awaitable<error_code> WriteAll(tcp::socket& socket, const ConstBuffers& buffers) {
+  error_code ec;
+  const size_t total = asio::buffer_size(buffers);
+  const size_t n = socket.write_some(buffers, ec);
+  if (!ec && n == total) co_return ec;
+  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+  beast::buffers_suffix<ConstBuffers> rest(buffers);
+  rest.consume(n);
+  auto [wec, wn] = co_await asio::async_write(socket, rest, kUse);
+  co_return wec;
+}
+
+// Chunk-size line for `n` body bytes: hex digits and CRLF.
+size_t ChunkHeader(size_t n, char (&out)[20]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char digits[16];
+  size_t len = 0;
+  do {
+    digits[len++] = kHex[n & 0xf];
+    n >>= 4;
+  } while (n != 0);
+  for (size_t i = 0; i < len; ++i) out[i] = digits[len - 1 - i];
+  out[len] = '\r';
+  out[len + 1] = '\n';
+  return len + 2;
+}
+
 }  // namespace
 
 // A connection to a member, pooled per worker between requests.
@@ -84,6 +153,9 @@ struct UpstreamConnection {
 struct ClientConnection {
   explicit ClientConnection(tcp::socket s) : stream(std::move(s)) {}
   tcp::socket stream;
+  // Serialized heads, reused from request to request (their capacity stays).
+  std::string request_head;   // as sent to the member (kept for a retry)
+  std::string response_head;  // as sent to the client
   bool idle = true;  // between requests
   Clock::time_point deadline = Clock::time_point::max();
   bool timed_out = false;
@@ -156,7 +228,7 @@ class Worker {
   awaitable<int> Forward(ClientConnection& conn, http::request<http::string_body>& req, const std::string& client_ip,
                          bool& keep);
   awaitable<bool> Relay(ClientConnection& conn, UpstreamConnection& up, http::response_parser<http::buffer_body>& rp,
-                        bool head, unsigned client_version, bool& keep);
+                        bool head, unsigned client_version, std::string_view request_id, bool& keep);
   awaitable<void> WriteError(ClientConnection& conn, unsigned version, int status, std::string_view error, bool keep);
   awaitable<void> Reject(ClientConnection& conn, int status, Rejection reason, std::string_view why,
                          const std::string& client_ip);
@@ -230,6 +302,7 @@ awaitable<void> Worker::Accept() {
 awaitable<void> Worker::Serve(tcp::socket socket) {
   error_code ec0;
   socket.set_option(tcp::no_delay(true), ec0);
+  socket.non_blocking(true, ec0);  // WriteAll writes from the handler
   ClientConnection conn(std::move(socket));
   auto registered = clients_.insert(clients_.end(), &conn);
   struct Unregister {
@@ -274,7 +347,7 @@ awaitable<void> Worker::Serve(tcp::socket socket) {
       parser.header_limit(config_.max_header_bytes);
       parser.body_limit(config_.max_body_bytes);
       conn.SetDeadline(header_timeout);
-      auto [ec, n] = co_await http::async_read_header(conn.stream, buffer, parser, kUse);
+      error_code ec = co_await ReadMessage(conn.stream, buffer, parser, /*whole=*/false);
       conn.ClearDeadline();
       if (conn.timed_out) ec = beast::error::timeout;
       if (ec) {
@@ -312,7 +385,7 @@ awaitable<void> Worker::Serve(tcp::socket socket) {
           if (wec) break;
         }
         conn.SetDeadline(std::chrono::milliseconds(config_.request_timeout_ms));
-        auto [bec, bn] = co_await http::async_read(conn.stream, buffer, parser, kUse);
+        error_code bec = co_await ReadMessage(conn.stream, buffer, parser, /*whole=*/true);
         conn.ClearDeadline();
         if (conn.timed_out) bec = beast::error::timeout;
         if (bec) {
@@ -360,7 +433,11 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
     co_await WriteError(conn, client_version, 503, "no members", keep);
     co_return 503;
   }
-  RewriteRequestForUpstream(req, client_ip, req.count("X-Request-Id") ? std::string() : NewRequestId());
+  char new_id[kRequestIdLength];
+  WriteRequestId(new_id);
+  const std::string_view request_id =
+      SerializeUpstreamRequest(req, client_ip, std::string_view(new_id, sizeof new_id), conn.request_head);
+  const std::array<asio::const_buffer, 2> request_bytes{asio::buffer(conn.request_head), asio::buffer(req.body())};
   const bool idempotent = IsIdempotent(req.method());
   const bool head = req.method() == http::verb::head;
   std::string_view path(req.target().data(), req.target().size());
@@ -410,11 +487,11 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       }
       error_code ignored;
       up->stream.set_option(tcp::no_delay(true), ignored);
+      up->stream.non_blocking(true, ignored);  // WriteAll writes from the handler
     }
 
     conn.SetUpstreamDeadline(&up->stream, std::chrono::milliseconds(config_.request_timeout_ms));
-    auto [wec_raw, wn] = co_await http::async_write(up->stream, req, kUse);
-    error_code wec = wec_raw;
+    error_code wec = co_await WriteAll(up->stream, request_bytes);
     if (conn.upstream_timed_out) wec = beast::error::timeout;
     if (wec) {
       if (wec == beast::error::timeout) {
@@ -431,17 +508,15 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
 
     std::optional<http::response_parser<http::buffer_body>> rp;
     error_code rec;
-    size_t consumed = 0;
+    size_t received = 0;
     for (;;) {  // interim 1xx responses are skipped
       rp.emplace();
       rp->header_limit(kMaxUpstreamHeaderBytes);
       rp->body_limit(boost::none);
       if (head) rp->skip(true);
-      auto [ec, n] = co_await http::async_read_header(up->stream, up->buffer, *rp, kUse);
-      rec = ec;
+      rec = co_await ReadMessage(up->stream, up->buffer, *rp, /*whole=*/false, &received);
       if (conn.upstream_timed_out) rec = beast::error::timeout;
-      consumed += n;
-      if (ec) break;
+      if (rec) break;
       const int code = rp->get().result_int();
       if (code < 100 || code >= 200 || code == 101) break;
     }
@@ -456,7 +531,7 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       host->Count(Outcome::kReset);
       error = "member closed the connection";
       // Retry only when the member cannot have answered: no byte of a response.
-      if (idempotent && consumed == 0 && up->buffer.size() == 0) continue;
+      if (idempotent && received == 0 && up->buffer.size() == 0) continue;
       log::Warn(kComponent, "upstream failed mid-response").kv("member", host->member().id).kv("err", rec.message());
       break;
     }
@@ -465,12 +540,8 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
     const int code = rp->get().result_int();
     const bool upstream_keep = rp->get().keep_alive();
     conn.ClearUpstream();
-    // The client can correlate its response with the members' logs.
-    if (rp->get().find("X-Request-Id") == rp->get().end()) rp->get().set("X-Request-Id", req["X-Request-Id"]);
-    const bool relayed = co_await Relay(conn, *up, *rp, head, client_version, keep);
-    if (relayed && upstream_keep && rp->is_done() && !rp->need_eof() && up->buffer.size() == 0) {
-      ReturnIdle(std::move(up));
-    }
+    const bool reusable = co_await Relay(conn, *up, *rp, head, client_version, request_id, keep);
+    if (reusable && upstream_keep && up->buffer.size() == 0) ReturnIdle(std::move(up));
     co_return code;
   }
   if (status == 502) log::Warn(kComponent, "no member answered").kv("target", req.target()).kv("attempts", tried).kv("err", error);
@@ -478,35 +549,90 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
   co_return status;
 }
 
+// Sends the member's response (its header already parsed into `rp`) to the
+// client. True when it went through whole and the member's connection is
+// clean for another request.
 awaitable<bool> Worker::Relay(ClientConnection& conn, UpstreamConnection& up,
                               http::response_parser<http::buffer_body>& rp, bool head, unsigned client_version,
-                              bool& keep) {
+                              std::string_view request_id, bool& keep) {
   auto& res = rp.get();
-  StripHopByHop(res.base());
-  res.version(client_version);
   const bool bodyless = HasNoBody(res.result_int(), head);
-  if (!bodyless && !res.has_content_length() && !res.chunked()) {
-    // Close-delimited upstream body: re-frame it for the client.
-    if (client_version >= 11) res.chunked(true);
-    else keep = false;
+  const bool sized = bodyless || (!rp.chunked() && rp.content_length().has_value());
+  BodyFraming framing = BodyFraming::kAsIs;
+  if (!sized) {
+    // Chunked or close-delimited: re-chunk for an HTTP/1.1 client; an
+    // HTTP/1.0 client gets the plain body and the end of the connection.
+    if (client_version >= 11) {
+      framing = BodyFraming::kChunked;
+    } else {
+      framing = BodyFraming::kCloseDelimited;
+      keep = false;
+    }
   }
-  res.keep_alive(keep);
-  http::response_serializer<http::buffer_body> sr{res};
+  SerializeResponseHead(res, client_version, keep, framing, request_id, conn.response_head);
   const auto idle_timeout = std::chrono::milliseconds(config_.idle_timeout_ms);
-  if (bodyless) {
+  const auto request_timeout = std::chrono::milliseconds(config_.request_timeout_ms);
+
+  if (sized) {
+    // The common case: the head and the body bytes already read go out in
+    // one write, the rest of the body is copied as it comes.
+    uint64_t left = bodyless ? 0 : *rp.content_length();
+    const size_t first = static_cast<size_t>(std::min<uint64_t>(left, up.buffer.size()));
+    const std::array<asio::const_buffer, 2> out{asio::buffer(conn.response_head),
+                                                asio::buffer(up.buffer.data().data(), first)};
     conn.SetDeadline(idle_timeout);
-    auto [ec, n] = co_await http::async_write_header(conn.stream, sr, kUse);
-    if (ec) keep = false;
+    const error_code wec = co_await WriteAll(conn.stream, out);
     conn.ClearDeadline();
-    co_return !ec && rp.is_done();
+    if (wec) {
+      keep = false;
+      co_return false;
+    }
+    up.buffer.consume(first);
+    left -= first;
+    bool ok = true;
+    if (left > 0) {
+      auto buf = TakeRelayBuffer();
+      while (left > 0) {
+        conn.SetUpstreamDeadline(&up.stream, request_timeout);
+        auto [rec, n] = co_await up.stream.async_read_some(
+            asio::buffer(buf.get(), static_cast<size_t>(std::min<uint64_t>(left, kRelayBufferBytes))), kUse);
+        const bool timed_out = conn.upstream_timed_out;
+        conn.ClearUpstream();
+        if (rec || n == 0) {
+          log::Warn(kComponent, "upstream failed mid-body")
+              .kv("member", up.host->member().id)
+              .kv("err", timed_out ? "timeout" : rec.message());
+          ok = false;
+          break;
+        }
+        left -= n;
+        conn.SetDeadline(idle_timeout);
+        const error_code cwec = co_await WriteAll(conn.stream, asio::buffer(buf.get(), n));
+        conn.ClearDeadline();
+        if (cwec) {
+          ok = false;
+          break;
+        }
+      }
+      ReturnRelayBuffer(std::move(buf));
+    }
+    if (!ok) keep = false;  // the client saw a truncated response: only closing tells it
+    co_return ok && (bodyless ? rp.is_done() : true);
   }
+
+  // Chunked or close-delimited: Beast decodes the member's framing into
+  // `buf`; each piece goes out as one chunk (or as is, to HTTP/1.0).
   auto buf = TakeRelayBuffer();
   bool ok = true;
-  do {
+  bool head_sent = false;
+  static constexpr std::string_view kCrlf = "\r\n";
+  static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+  for (;;) {
+    size_t got = 0;
     if (!rp.is_done()) {
       res.body().data = buf.get();
       res.body().size = kRelayBufferBytes;
-      conn.SetUpstreamDeadline(&up.stream, std::chrono::milliseconds(config_.request_timeout_ms));
+      conn.SetUpstreamDeadline(&up.stream, request_timeout);
       auto [ec_raw, n] = co_await http::async_read_some(up.stream, up.buffer, rp, kUse);
       conn.ClearUpstream();
       error_code ec = ec_raw;
@@ -517,30 +643,37 @@ awaitable<bool> Worker::Relay(ClientConnection& conn, UpstreamConnection& up,
         ok = false;
         break;
       }
-      const size_t got = kRelayBufferBytes - res.body().size;
-      // Nothing for the client yet (only chunk framing arrived): an empty
-      // buffer would be serialized as a zero-size, i.e. final, chunk.
-      if (got == 0 && !rp.is_done()) continue;
-      res.body().data = got ? buf.get() : nullptr;
-      res.body().size = got;
-      res.body().more = !rp.is_done();
-    } else {
-      res.body().data = nullptr;
-      res.body().size = 0;
-      res.body().more = false;
+      got = kRelayBufferBytes - res.body().size;
+      if (got == 0 && !rp.is_done()) continue;  // only chunk framing arrived
+    }
+    const bool last = rp.is_done();
+    std::array<asio::const_buffer, 5> out;
+    size_t count = 0;
+    if (!head_sent) out[count++] = asio::buffer(conn.response_head);
+    char size_line[20];
+    if (framing == BodyFraming::kChunked) {
+      if (got > 0) {
+        out[count++] = asio::buffer(size_line, ChunkHeader(got, size_line));
+        out[count++] = asio::buffer(buf.get(), got);
+        out[count++] = asio::buffer(kCrlf.data(), kCrlf.size());
+      }
+      if (last) out[count++] = asio::buffer(kLastChunk.data(), kLastChunk.size());
+    } else if (got > 0) {
+      out[count++] = asio::buffer(buf.get(), got);
     }
     conn.SetDeadline(idle_timeout);
-    auto [wec, wn] = co_await http::async_write(conn.stream, sr, kUse);
+    const error_code wec = co_await WriteAll(conn.stream, std::span<const asio::const_buffer>(out.data(), count));
     conn.ClearDeadline();
-    if (wec == http::error::need_buffer) wec = {};
     if (wec) {
       ok = false;
       break;
     }
-  } while (!rp.is_done() || !sr.is_done());
+    head_sent = true;
+    if (last) break;
+  }
   ReturnRelayBuffer(std::move(buf));
-  if (!ok) keep = false;  // the client saw a truncated response: only closing tells it
-  co_return ok;
+  if (!ok) keep = false;
+  co_return ok && !rp.need_eof();
 }
 
 awaitable<void> Worker::WriteError(ClientConnection& conn, unsigned version, int status, std::string_view error,

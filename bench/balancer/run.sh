@@ -9,6 +9,9 @@
 #
 # The balancer runs without ZooKeeper: it boots from a state file listing the
 # backends (the same path it takes when ZooKeeper is down at start-up).
+# HAProxy and nginx are configured to do the header work the balancer does on
+# every request (X-Forwarded-For/-Proto to the member, an X-Request-Id to the
+# member and back to the client); SAME_HEADERS=0 runs them bare instead.
 # Numbers on a shared or small machine are noisy: wrk, the proxy and the
 # backends compete for the same cores.
 set -euo pipefail
@@ -22,6 +25,7 @@ CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
 WRK_THREADS=${WRK_THREADS:-2}
 BODY_BYTES=${BODY_BYTES:-128}
+SAME_HEADERS=${SAME_HEADERS:-1}
 
 for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk; do
   [[ -x $p ]] || { echo "run.sh: $p missing (build the balancer; scripts/install-deps.sh for the rest)" >&2; exit 1; }
@@ -107,6 +111,14 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:$P_HAP
+$(if [[ $SAME_HEADERS == 1 ]]; then cat <<EOH
+  option forwardfor
+  http-request set-header X-Forwarded-Proto http
+  unique-id-format %[rand,hex]%[rand,hex]
+  unique-id-header X-Request-Id
+  http-response set-header X-Request-Id %[unique-id]
+EOH
+fi)
   default_backend be
 backend be
   balance roundrobin
@@ -131,7 +143,13 @@ http {
   keepalive_requests 1000000;
   upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 64; keepalive_requests 1000000; }
   server { listen 127.0.0.1:$P_NGX;
-    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection ""; } }
+    location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
+$(if [[ $SAME_HEADERS == 1 ]]; then cat <<EOH
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto \$scheme;
+      proxy_set_header X-Request-Id \$request_id; add_header X-Request-Id \$request_id;
+EOH
+fi)
+    } }
 }
 EOF
 /usr/sbin/nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
@@ -155,7 +173,7 @@ run() {  # name port
   P99[$1]+="$p99 "
 }
 
-echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS"
+echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
   run balancer "$P_BAL"

@@ -46,20 +46,34 @@ TEST(CheckRequestFraming, RejectsSmugglingShapes) {
   EXPECT_NE(Verdict("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), "");
 }
 
-TEST(StripHopByHop, RemovesConnectionScopedFields) {
-  http::fields f;
-  f.set(http::field::connection, "keep-alive, X-Secret, Content-Length");
-  f.set("X-Secret", "1");
-  f.set(http::field::keep_alive, "timeout=5");
-  f.set("Proxy-Authorization", "Basic x");
-  f.set("Proxy-Connection", "keep-alive");
-  f.set(http::field::te, "trailers");
-  f.set(http::field::trailer, "X");
-  f.set(http::field::upgrade, "websocket");
-  f.set(http::field::content_length, "3");
-  f.set("X-Kept", "yes");
-  StripHopByHop(f);
-  EXPECT_EQ(f.count(http::field::connection), 0u);
+// Parses a serialized head back, as the member or the client would.
+template <bool isRequest>
+http::message<isRequest, http::string_body> Reparse(const std::string& head, const std::string& body = "") {
+  http::parser<isRequest, http::string_body> p;
+  if constexpr (!isRequest) p.skip(body.empty());
+  p.eager(true);
+  boost::beast::error_code ec;
+  const std::string raw = head + body;
+  const size_t used = p.put(boost::asio::buffer(raw), ec);
+  EXPECT_FALSE(ec) << ec.message() << " in:\n" << raw;
+  EXPECT_EQ(used, raw.size()) << raw;
+  EXPECT_TRUE(p.is_done()) << raw;
+  return p.release();
+}
+
+void AddConnectionScopedFields(http::fields& f) {
+  f.insert(http::field::connection, "keep-alive, X-Secret, Content-Length");
+  f.insert("X-Secret", "1");
+  f.insert(http::field::keep_alive, "timeout=5");
+  f.insert("Proxy-Authorization", "Basic x");
+  f.insert("Proxy-Connection", "keep-alive");
+  f.insert(http::field::te, "trailers");
+  f.insert(http::field::trailer, "X");
+  f.insert(http::field::upgrade, "websocket");
+  f.insert("X-Kept", "yes");
+}
+
+void ExpectNoConnectionScopedFields(const http::fields& f) {
   EXPECT_EQ(f.count("X-Secret"), 0u);
   EXPECT_EQ(f.count(http::field::keep_alive), 0u);
   EXPECT_EQ(f.count("Proxy-Authorization"), 0u);
@@ -67,30 +81,112 @@ TEST(StripHopByHop, RemovesConnectionScopedFields) {
   EXPECT_EQ(f.count(http::field::te), 0u);
   EXPECT_EQ(f.count(http::field::trailer), 0u);
   EXPECT_EQ(f.count(http::field::upgrade), 0u);
-  EXPECT_EQ(f[http::field::content_length], "3");  // framing is never dropped by Connection
   EXPECT_EQ(f["X-Kept"], "yes");
 }
 
-TEST(RewriteRequestForUpstream, ForwardingHeaders) {
-  http::request<http::string_body> req{http::verb::post, "/x", 11};
-  req.set(http::field::host, "h");
-  req.set(http::field::transfer_encoding, "chunked");
-  req.set("X-Forwarded-For", "10.0.0.1");
-  req.body() = "hello";
-  RewriteRequestForUpstream(req, "127.0.0.1", "abc");
-  EXPECT_EQ(req["X-Forwarded-For"], "10.0.0.1, 127.0.0.1");
-  EXPECT_EQ(req["X-Forwarded-Proto"], "http");
-  EXPECT_EQ(req["X-Request-Id"], "abc");
-  EXPECT_EQ(req.count(http::field::transfer_encoding), 0u);
-  EXPECT_EQ(req[http::field::content_length], "5");
+TEST(SerializeResponseHead, DropsHopByHopFieldsButNeverTheFraming) {
+  http::response_header<> res;
+  res.result(200);
+  res.version(11);
+  AddConnectionScopedFields(res);
+  res.insert(http::field::content_length, "3");
+  std::string out;
+  SerializeResponseHead(res, 11, /*keep_alive=*/true, BodyFraming::kAsIs, "rid", out);
+  auto back = Reparse<false>(out, "abc");
+  ExpectNoConnectionScopedFields(back);
+  EXPECT_EQ(back.count(http::field::connection), 0u);  // HTTP/1.1 persists by default
+  EXPECT_EQ(back[http::field::content_length], "3");   // Connection cannot name the framing away
+  EXPECT_EQ(back.body(), "abc");
+  EXPECT_EQ(back["X-Request-Id"], "rid");
+  EXPECT_EQ(back.result_int(), 200u);
+  EXPECT_EQ(back.reason(), "OK");
+}
 
+TEST(SerializeResponseHead, ConnectionFollowsTheClientsVersion) {
+  http::response_header<> res;
+  res.result(404);
+  res.reason("Nope");
+  res.insert(http::field::content_length, "0");
+  res.insert("X-Request-Id", "from-member");
+  std::string out;
+  SerializeResponseHead(res, 11, /*keep_alive=*/false, BodyFraming::kAsIs, "ignored", out);
+  auto a = Reparse<false>(out);
+  EXPECT_EQ(a[http::field::connection], "close");
+  EXPECT_EQ(a.reason(), "Nope");
+  EXPECT_EQ(a.count("X-Request-Id"), 1u);
+  EXPECT_EQ(a["X-Request-Id"], "from-member");
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 404 Nope\r\n")) << out;
+
+  SerializeResponseHead(res, 10, /*keep_alive=*/true, BodyFraming::kAsIs, "", out);
+  EXPECT_TRUE(out.starts_with("HTTP/1.0 404 Nope\r\n")) << out;
+  EXPECT_EQ(Reparse<false>(out)[http::field::connection], "keep-alive");
+  SerializeResponseHead(res, 10, /*keep_alive=*/false, BodyFraming::kAsIs, "", out);
+  EXPECT_EQ(Reparse<false>(out).count(http::field::connection), 0u);  // HTTP/1.0 closes by default
+}
+
+TEST(SerializeResponseHead, ReframesBodiesThatAreNotSized) {
+  http::response_header<> res;
+  res.result(200);
+  res.insert(http::field::transfer_encoding, "chunked");
+  std::string out;
+  SerializeResponseHead(res, 11, true, BodyFraming::kChunked, "", out);
+  auto chunked = Reparse<false>(out, "3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(chunked[http::field::transfer_encoding], "chunked");
+  EXPECT_EQ(chunked.count(http::field::transfer_encoding), 1u);
+  EXPECT_EQ(chunked.body(), "abc");
+
+  SerializeResponseHead(res, 10, false, BodyFraming::kCloseDelimited, "", out);
+  EXPECT_EQ(out.find("Transfer-Encoding"), std::string::npos) << out;
+  EXPECT_EQ(out.find("Content-Length"), std::string::npos) << out;
+}
+
+TEST(SerializeUpstreamRequest, ForwardingHeaders) {
+  http::request<http::string_body> req{http::verb::post, "/x?a=1", 11};
+  req.insert(http::field::host, "h");
+  req.insert(http::field::transfer_encoding, "chunked");
+  req.insert(http::field::expect, "100-continue");
+  req.insert("X-Forwarded-For", "10.0.0.1");
+  req.insert("X-Forwarded-For", "10.0.0.2");
+  req.insert("X-Forwarded-Proto", "https");  // a client's claim is replaced
+  AddConnectionScopedFields(req);
+  req.body() = "hello";
+  std::string out;
+  EXPECT_EQ(SerializeUpstreamRequest(req, "127.0.0.1", "abc", out), "abc");
+  auto back = Reparse<true>(out, req.body());
+  EXPECT_EQ(back.method(), http::verb::post);
+  EXPECT_EQ(back.target(), "/x?a=1");
+  EXPECT_EQ(back.version(), 11u);
+  EXPECT_EQ(back["X-Forwarded-For"], "10.0.0.1, 10.0.0.2, 127.0.0.1");
+  EXPECT_EQ(back.count("X-Forwarded-For"), 1u);
+  EXPECT_EQ(back["X-Forwarded-Proto"], "http");
+  EXPECT_EQ(back.count("X-Forwarded-Proto"), 1u);
+  EXPECT_EQ(back["X-Request-Id"], "abc");
+  EXPECT_EQ(back.count(http::field::transfer_encoding), 0u);
+  EXPECT_EQ(back.count(http::field::expect), 0u);
+  EXPECT_EQ(back.count(http::field::connection), 0u);
+  EXPECT_EQ(back[http::field::content_length], "5");
+  EXPECT_EQ(back[http::field::host], "h");
+  EXPECT_EQ(back.body(), "hello");
+  ExpectNoConnectionScopedFields(back);
+}
+
+TEST(SerializeUpstreamRequest, KeepsOneRequestIdAndAddsNoEmptyBody) {
   http::request<http::string_body> keep{http::verb::get, "/", 10};
-  keep.set("X-Request-Id", "given");
-  RewriteRequestForUpstream(keep, "::1", "new");
-  EXPECT_EQ(keep["X-Request-Id"], "given");
-  EXPECT_EQ(keep["X-Forwarded-For"], "::1");
-  EXPECT_EQ(keep.count(http::field::content_length), 0u);
-  EXPECT_EQ(keep.version(), 11u);
+  keep.insert("X-Request-Id", "");
+  keep.insert("X-Request-Id", "given");
+  keep.insert("X-Request-Id", "second");
+  std::string out;
+  EXPECT_EQ(SerializeUpstreamRequest(keep, "::1", "new", out), "given");
+  auto back = Reparse<true>(out);
+  EXPECT_EQ(back.count("X-Request-Id"), 1u);
+  EXPECT_EQ(back["X-Request-Id"], "given");
+  EXPECT_EQ(back["X-Forwarded-For"], "::1");
+  EXPECT_EQ(back.count(http::field::content_length), 0u);
+  EXPECT_EQ(back.version(), 11u);
+  // HTTP/1.0 without Host goes on as HTTP/1.1, which needs one: it is sent empty.
+  EXPECT_EQ(back.count(http::field::host), 1u);
+  EXPECT_EQ(back[http::field::host], "");
+  EXPECT_EQ(CheckRequestFraming(back), "");
 }
 
 TEST(IsIdempotent, FollowsRfc9110) {

@@ -103,6 +103,17 @@ TEST_F(ProxyTest, ChunkedBothWaysAndCloseDelimitedResponses) {
   EXPECT_EQ(r.body.size(), 1000000u);
   r = HttpRequest("HEAD", Url("/big/1000"));
   EXPECT_EQ(r.status, 200) << r.error;
+
+  // The member's chunked body, re-chunked for HTTP/1.1 on the wire.
+  raw = RawExchange(proxy_->port(), "GET /chunked HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s);
+  EXPECT_NE(raw.find("Transfer-Encoding: chunked\r\n"), std::string::npos) << raw;
+  EXPECT_NE(raw.find("\r\n0\r\n\r\n"), std::string::npos) << raw;
+  // HTTP/1.0 knows no chunking: the plain body, ended by closing.
+  raw = RawExchange(proxy_->port(), "GET /chunked HTTP/1.0\r\n\r\n", 5s);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.0 200")) << raw;
+  EXPECT_EQ(raw.find("Transfer-Encoding"), std::string::npos) << raw;
+  EXPECT_EQ(raw.find("Content-Length"), std::string::npos) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\nalpha-beta-gamma")) << raw;
 }
 
 TEST_F(ProxyTest, KeepAliveServesSeveralRequestsOnOneConnection) {

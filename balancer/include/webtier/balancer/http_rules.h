@@ -1,6 +1,8 @@
 // The HTTP rules the proxy applies to every message, kept free of sockets so
 // they can be unit-tested and fuzzed: request framing checks (no smuggling),
-// hop-by-hop stripping and the forwarding headers.
+// and the serialization of what goes to a member and back to the client
+// (hop-by-hop fields dropped, forwarding headers added). The heads are written
+// straight into a reused string: no copy of the message is modified.
 #pragma once
 
 #include <string>
@@ -20,22 +22,55 @@ namespace webtier::balancer {
 // HTTP/1.1. Returns "" when the framing is fine, else the reason (for the log).
 std::string_view CheckRequestFraming(const boost::beast::http::request_header<>& header);
 
-// Removes hop-by-hop fields: those named in Connection, then Connection,
-// Keep-Alive, Proxy-*, TE, Trailer, Upgrade. Transfer-Encoding is left to the
-// caller (it frames the body).
-void StripHopByHop(boost::beast::http::fields& fields);
+// The hop-by-hop fields of one message: Connection, Keep-Alive, Proxy-*, TE,
+// Trailer, Upgrade, and every field the Connection header names (except the
+// fields that frame the message: a client cannot make the proxy drop those).
+// Built once per message; Drops() is asked for each field while serializing.
+class HopByHop {
+ public:
+  explicit HopByHop(const boost::beast::http::fields& fields);
+  bool Drops(const boost::beast::http::fields::value_type& field) const;
+
+ private:
+  boost::beast::string_view connection_;  // the Connection value, "" when absent
+};
 
 // GET, HEAD, OPTIONS, PUT, DELETE (and TRACE): safe to send twice.
 bool IsIdempotent(boost::beast::http::verb method);
 
-// Prepares a parsed client request for the upstream: hop-by-hop fields and
-// Transfer-Encoding removed (the body is whole, so it is sent with a
-// Content-Length), X-Forwarded-For appended with `client_ip`,
-// X-Forwarded-Proto set to http, X-Request-Id kept or set to `new_request_id`.
-void RewriteRequestForUpstream(boost::beast::http::request<boost::beast::http::string_body>& req,
-                               std::string_view client_ip, std::string_view new_request_id);
+// Writes the head of `req` as it goes to a member into `out` (replacing its
+// contents; the caller reuses the string): the request line as HTTP/1.1, the
+// client's fields without the hop-by-hop ones, Transfer-Encoding and Expect
+// (the body is whole and the balancer answered any 100-continue), then an
+// empty Host if the client (HTTP/1.0) sent none, Content-Length when the
+// request had a body or body framing, X-Forwarded-For with `client_ip`
+// appended to what the client sent, X-Forwarded-Proto: http, and one
+// X-Request-Id: the client's, else `new_request_id`. The body (req.body())
+// follows the head unchanged. Returns the X-Request-Id sent (a view into
+// `req` or `new_request_id`).
+std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boost::beast::http::string_body>& req,
+                                          std::string_view client_ip, std::string_view new_request_id,
+                                          std::string& out);
 
-// 32 lower-case hex digits from a per-thread random generator.
+// How the response body travels to the client.
+enum class BodyFraming {
+  kAsIs,            // bodyless, or Content-Length kept as the member sent it
+  kChunked,         // chunked by the balancer (member sent chunked or close-delimited; client HTTP/1.1)
+  kCloseDelimited,  // ends when the balancer closes (an HTTP/1.0 client without Content-Length)
+};
+
+// Writes the head of a member's response as it goes to the client into `out`
+// (replacing its contents): the status line in the client's HTTP version, the
+// member's fields without the hop-by-hop ones (and without Content-Length and
+// Transfer-Encoding unless kAsIs), Transfer-Encoding: chunked for kChunked,
+// the Connection field the client's version needs for `keep_alive`, and
+// X-Request-Id: `request_id` when the member did not send one.
+void SerializeResponseHead(const boost::beast::http::response_header<>& res, unsigned client_version,
+                           bool keep_alive, BodyFraming framing, std::string_view request_id, std::string& out);
+
+// Request ids: 32 lower-case hex digits from a per-thread random generator.
+inline constexpr size_t kRequestIdLength = 32;
+void WriteRequestId(char (&out)[kRequestIdLength]);
 std::string NewRequestId();
 
 }  // namespace webtier::balancer
