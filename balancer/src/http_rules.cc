@@ -204,10 +204,4 @@ void WriteRequestId(char (&out)[kRequestIdLength]) {
   }
 }
 
-std::string NewRequestId() {
-  char id[kRequestIdLength];
-  WriteRequestId(id);
-  return std::string(id, sizeof id);
-}
-
 }  // namespace webtier::balancer

@@ -109,7 +109,7 @@ awaitable<error_code> WriteAll(tcp::socket& socket, const ConstBuffers& buffers)
   const size_t total = asio::buffer_size(buffers);
   const size_t n = socket.write_some(buffers, ec);
   if (!ec && n == total) co_return ec;
-  if (ec && ec != asio::error::would_block && ec != asio::error::try_again) co_return ec;
+  if (ec && ec != asio::error::would_block) co_return ec;
   beast::buffers_suffix<ConstBuffers> rest(buffers);
   rest.consume(n);
   auto [wec, wn] = co_await asio::async_write(socket, rest, kUse);
@@ -617,7 +617,7 @@ awaitable<bool> Worker::Relay(ClientConnection& conn, UpstreamConnection& up,
       ReturnRelayBuffer(std::move(buf));
     }
     if (!ok) keep = false;  // the client saw a truncated response: only closing tells it
-    co_return ok && (bodyless ? rp.is_done() : true);
+    co_return ok && (!bodyless || rp.is_done());
   }
 
   // Chunked or close-delimited: Beast decodes the member's framing into

@@ -197,8 +197,11 @@ TEST(IsIdempotent, FollowsRfc9110) {
   EXPECT_FALSE(IsIdempotent(http::verb::patch));
 }
 
-TEST(NewRequestId, IsHexAndUnique) {
-  auto a = NewRequestId(), b = NewRequestId();
+TEST(WriteRequestId, IsHexAndUnique) {
+  char ida[kRequestIdLength], idb[kRequestIdLength];
+  WriteRequestId(ida);
+  WriteRequestId(idb);
+  const std::string a(ida, sizeof ida), b(idb, sizeof idb);
   EXPECT_EQ(a.size(), 32u);
   EXPECT_NE(a, b);
   EXPECT_EQ(a.find_first_not_of("0123456789abcdef"), std::string::npos);

@@ -71,6 +71,5 @@ void SerializeResponseHead(const boost::beast::http::response_header<>& res, uns
 // Request ids: 32 lower-case hex digits from a per-thread random generator.
 inline constexpr size_t kRequestIdLength = 32;
 void WriteRequestId(char (&out)[kRequestIdLength]);
-std::string NewRequestId();
 
 }  // namespace webtier::balancer
