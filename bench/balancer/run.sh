@@ -6,6 +6,8 @@
 #
 #   bench/balancer/run.sh [build-dir]      (default: build)
 #   THREADS=2 CONNECTIONS=64 DURATION=10s WRK_THREADS=2 bench/balancer/run.sh
+#   ROUNDS=7 THREADS=1 PIN=1 bench/balancer/run.sh   # interleaved rounds, proxies on their own core
+#   PACE_MS=1 bench/balancer/run.sh                  # latency at a fixed offered load
 #
 # The balancer runs without ZooKeeper: it boots from a state file listing the
 # backends (the same path it takes when ZooKeeper is down at start-up).
@@ -26,6 +28,8 @@ DURATION=${DURATION:-10s}
 WRK_THREADS=${WRK_THREADS:-2}
 BODY_BYTES=${BODY_BYTES:-128}
 SAME_HEADERS=${SAME_HEADERS:-1}
+PACE_MS=${PACE_MS:-0}
+PIN=${PIN:-0}
 
 for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk; do
   [[ -x $p ]] || { echo "run.sh: $p missing (build the balancer; scripts/install-deps.sh for the rest)" >&2; exit 1; }
@@ -39,6 +43,19 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+
+# PIN=1 keeps the load generator off the proxy's cores: the proxies get the
+# last THREADS cores, wrk and the backend nginx the others (as far as a small
+# machine allows; it needs more cores than THREADS). Same layout for all three.
+LOAD_CPUS="" PROXY_CPUS="" ON_LOAD=() ON_PROXY=()
+if [[ $PIN == 1 ]]; then
+  ncpu=$(nproc)
+  (( ncpu > THREADS )) || { echo "run.sh: PIN=1 needs more cores than THREADS ($ncpu <= $THREADS)" >&2; exit 1; }
+  LOAD_CPUS="0-$((ncpu - THREADS - 1))"
+  PROXY_CPUS="$((ncpu - THREADS))-$((ncpu - 1))"
+  ON_LOAD=(taskset -c "$LOAD_CPUS")    # taskset execs the command: $! stays its pid
+  ON_PROXY=(taskset -c "$PROXY_CPUS")
+fi
 
 # A loopback port nobody listens on (and that this script has not handed out yet).
 USED_PORTS=" "
@@ -75,7 +92,7 @@ http {
   server { listen 127.0.0.1:$B3; location / { add_header X-Served-By b3; return 200 "$BODY"; } }
 }
 EOF
-/usr/sbin/nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" &
+"${ON_LOAD[@]}" /usr/sbin/nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" &
 PIDS+=($!)
 for p in $B1 $B2 $B3; do wait_http "http://127.0.0.1:$p/" || exit 1; done
 
@@ -94,7 +111,7 @@ alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
   done
   printf ']}\n'
 } >"$WORK/state.json"
-WEBTIER_LOG_LEVEL=warn "$BALANCER" --listen 127.0.0.1:$P_BAL --admin-listen 127.0.0.1:$A_BAL \
+WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen 127.0.0.1:$P_BAL --admin-listen 127.0.0.1:$A_BAL \
   --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" 2>"$WORK/balancer.log" &
 PIDS+=($!)
 
@@ -126,7 +143,7 @@ backend be
   server b2 127.0.0.1:$B2
   server b3 127.0.0.1:$B3
 EOF
-/usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
+"${ON_PROXY[@]}" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
 PIDS+=($!)
 
 mkdir -p "$WORK/proxy"
@@ -152,7 +169,7 @@ fi)
     } }
 }
 EOF
-/usr/sbin/nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
+"${ON_PROXY[@]}" /usr/sbin/nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
 PIDS+=($!)
 
 wait_http "http://127.0.0.1:$P_BAL/" || { cat "$WORK/balancer.log"; exit 1; }
@@ -160,25 +177,51 @@ wait_http "http://127.0.0.1:$P_HAP/" || { cat "$WORK/haproxy.log"; exit 1; }
 wait_http "http://127.0.0.1:$P_NGX/" || { cat "$WORK/proxy/error.log"; exit 1; }
 
 # ---- load
-# ROUNDS>1 interleaves the proxies (b h n b h n ...) and reports the median,
-# which is less sensitive to whatever else the machine is doing.
+# PACE_MS>0: every connection waits that long after each answer before its next
+# request (wrk's delay()), so the offered load is about CONNECTIONS/PACE_MS per
+# ms whatever the proxy; latency is then compared at (nearly) the same rate
+# instead of at each proxy's own saturation point.
+WRK_ARGS=()
+if [[ $PACE_MS != 0 ]]; then
+  printf 'function delay() return %s end\n' "$PACE_MS" >"$WORK/pace.lua"
+  WRK_ARGS=(-s "$WORK/pace.lua")
+fi
+# ROUNDS>1 interleaves the proxies, swapping which of the balancer and HAProxy
+# goes first in every other round, and reports medians: of each proxy's
+# figures, and of the balancer/HAProxy ratios taken within each round (paired,
+# so slow drifts of the machine cancel), with their range.
 ROUNDS=${ROUNDS:-1}
-declare -A RPS P99
+declare -A RPS P99 LAST_RPS LAST_P99
+RPS_RATIOS="" P99_RATIOS=""
 run() {  # name port
   local rps p99
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
-  read -r rps p99 < <(run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}")
+  "${ON_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
+  read -r rps p99 < <(on_load_wrk "http://127.0.0.1:$2/")
   printf "  %-9s %12s req/s  p99 %8s ms\n" "$1" "$rps" "$p99"
   RPS[$1]+="$rps "
   P99[$1]+="$p99 "
+  LAST_RPS[$1]=$rps
+  LAST_P99[$1]=$p99
+}
+on_load_wrk() {
+  if [[ -n $LOAD_CPUS ]]; then
+    # run_wrk is a shell function: pin this subshell, wrk inherits it.
+    taskset -pc "$LOAD_CPUS" "$BASHPID" >/dev/null
+  fi
+  run_wrk "$1" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}"
 }
 
-echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS"
+echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   pinned: ${PIN}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk and backend on $LOAD_CPUS)}"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
-  run balancer "$P_BAL"
-  run haproxy "$P_HAP"
+  if (( r % 2 )); then
+    run balancer "$P_BAL"; run haproxy "$P_HAP"
+  else
+    run haproxy "$P_HAP"; run balancer "$P_BAL"
+  fi
   run nginx "$P_NGX"
+  RPS_RATIOS+="$(ratio "${LAST_RPS[balancer]}" "${LAST_RPS[haproxy]}") "
+  P99_RATIOS+="$(ratio "${LAST_P99[balancer]}" "${LAST_P99[haproxy]}") "
 done
 
 declare -A MRPS MP99
@@ -193,4 +236,12 @@ awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
   -v bp="${MP99[balancer]}" -v hp="${MP99[haproxy]}" 'BEGIN {
   printf "\nbalancer/haproxy req/s ratio: %.2f   p99 ratio: %.2f\n", b / h, bp / hp
   printf "balancer/nginx   req/s ratio: %.2f\n", b / n }'
-echo "(wrk, proxies and backends share $(nproc) cores; on a shared machine expect 10-30% noise per run)"
+if (( ROUNDS > 1 )); then
+  range() { tr ' ' '\n' <<<"$*" | grep . | sort -g | sed -n '1p;$p' | paste -sd-; }
+  echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS"))"
+fi
+if [[ -n $PROXY_CPUS ]]; then
+  echo "(proxies pinned to cpu $PROXY_CPUS, wrk and the backend to $LOAD_CPUS; expect 10-30% noise per run)"
+else
+  echo "(wrk, proxies and backends share $(nproc) cores; on a shared machine expect 10-30% noise per run)"
+fi
