@@ -152,13 +152,9 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
   }
   out.append(client_ip);
   out.append("\r\nX-Forwarded-Proto: http\r\n");
-  if (request_id.empty()) {
-    AppendField(out, "X-Request-Id", new_request_id);
-    out.append("\r\n", 2);
-    return new_request_id;
-  }
+  if (request_id.empty()) AppendField(out, "X-Request-Id", new_request_id);  // else it went out with the fields
   out.append("\r\n", 2);
-  return std::string_view(request_id.data(), request_id.size());
+  return request_id.empty() ? new_request_id : std::string_view(request_id.data(), request_id.size());
 }
 
 void SerializeResponseHead(const http::response_header<>& res, unsigned client_version, bool keep_alive,

@@ -47,14 +47,16 @@ trap cleanup EXIT
 # PIN=1 keeps the load generator off the proxy's cores: the proxies get the
 # last THREADS cores, wrk and the backend nginx the others (as far as a small
 # machine allows; it needs more cores than THREADS). Same layout for all three.
-LOAD_CPUS="" PROXY_CPUS="" ON_LOAD=() ON_PROXY=()
+# The script itself moves to the load cores, so the backend and every wrk
+# inherit them; the proxies are started on theirs.
+LOAD_CPUS="" PROXY_CPUS="" ON_PROXY=()
 if [[ $PIN == 1 ]]; then
   ncpu=$(nproc)
   (( ncpu > THREADS )) || { echo "run.sh: PIN=1 needs more cores than THREADS ($ncpu <= $THREADS)" >&2; exit 1; }
   LOAD_CPUS="0-$((ncpu - THREADS - 1))"
   PROXY_CPUS="$((ncpu - THREADS))-$((ncpu - 1))"
-  ON_LOAD=(taskset -c "$LOAD_CPUS")    # taskset execs the command: $! stays its pid
-  ON_PROXY=(taskset -c "$PROXY_CPUS")
+  taskset -pc "$LOAD_CPUS" $$ >/dev/null
+  ON_PROXY=(taskset -c "$PROXY_CPUS")  # taskset execs the command: $! stays its pid
 fi
 
 # A loopback port nobody listens on (and that this script has not handed out yet).
@@ -70,7 +72,6 @@ alloc_port() {  # VAR
     return
   done
 }
-
 
 # ---- backends: one nginx, 3 ports, a static body
 alloc_port B1; alloc_port B2; alloc_port B3
@@ -92,7 +93,7 @@ http {
   server { listen 127.0.0.1:$B3; location / { add_header X-Served-By b3; return 200 "$BODY"; } }
 }
 EOF
-"${ON_LOAD[@]}" /usr/sbin/nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" &
+/usr/sbin/nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" &
 PIDS+=($!)
 for p in $B1 $B2 $B3; do wait_http "http://127.0.0.1:$p/" || exit 1; done
 
@@ -195,20 +196,13 @@ declare -A RPS P99 LAST_RPS LAST_P99
 RPS_RATIOS="" P99_RATIOS=""
 run() {  # name port
   local rps p99
-  "${ON_LOAD[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
-  read -r rps p99 < <(on_load_wrk "http://127.0.0.1:$2/")
+  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
+  read -r rps p99 < <(run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}")
   printf "  %-9s %12s req/s  p99 %8s ms\n" "$1" "$rps" "$p99"
   RPS[$1]+="$rps "
   P99[$1]+="$p99 "
   LAST_RPS[$1]=$rps
   LAST_P99[$1]=$p99
-}
-on_load_wrk() {
-  if [[ -n $LOAD_CPUS ]]; then
-    # run_wrk is a shell function: pin this subshell, wrk inherits it.
-    taskset -pc "$LOAD_CPUS" "$BASHPID" >/dev/null
-  fi
-  run_wrk "$1" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}"
 }
 
 echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   pinned: ${PIN}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk and backend on $LOAD_CPUS)}"
