@@ -52,6 +52,11 @@ int main(int argc, char** argv) {
   app.add_option("--retries", config.retries, "extra attempts on other members")->capture_default_str()->check(CLI::Range(0, 10));
   app.add_option("--connect-timeout-ms", config.connect_timeout_ms)->capture_default_str()->check(CLI::Range(1, 600000));
   app.add_option("--request-timeout-ms", config.request_timeout_ms)->capture_default_str()->check(CLI::Range(1, 3600000));
+  app.add_option("--try-timeout-ms", config.try_timeout_ms,
+                 "idempotent requests: a member that sends no response byte within this time is ejected and the "
+                 "request retried on another (counts against --retries; 0 = off)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
   app.add_option("--idle-timeout-ms", config.idle_timeout_ms)->capture_default_str()->check(CLI::Range(1, 3600000));
   app.add_option("--header-timeout-ms", config.header_timeout_ms)->capture_default_str()->check(CLI::Range(1, 600000));
   app.add_option("--max-header-bytes", config.max_header_bytes)->capture_default_str()->check(CLI::Range(256u, 1u << 24));

@@ -246,6 +246,8 @@ class Worker {
   }
 
   std::unique_ptr<UpstreamConnection> TakeIdle(Host* host);
+  // Passive ejection after a failed attempt; logs and counts a new ejection.
+  void EjectAfterFailure(Host& host, std::string_view why);
   void ReturnIdle(std::unique_ptr<UpstreamConnection> up);
 
   std::unique_ptr<char[]> TakeRelayBuffer() {
@@ -474,14 +476,8 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       if (conn.upstream_timed_out) cec = beast::error::timeout;
       if (cec) {
         host->Count(Outcome::kConnectFailure);
-        if (host->Eject(Clock::now())) {
-          server_.metrics_.ejections.Increment();
-          log::Warn(kComponent, "member ejected")
-              .kv("member", host->member().id)
-              .kv("address", host->member().Address())
-              .kv("err", cec.message())
-              .kv("for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(host->ejected_until() - Clock::now()).count());
-        }
+        EjectAfterFailure(*host, cec.message());
+        status = 502;
         error = "member refused the connection";
         continue;  // nothing was sent: safe to try another member whatever the method
       }
@@ -490,10 +486,28 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       up->stream.non_blocking(true, ignored);  // WriteAll writes from the handler
     }
 
-    conn.SetUpstreamDeadline(&up->stream, std::chrono::milliseconds(config_.request_timeout_ms));
+    // --try-timeout-ms bounds this attempt only while another member is
+    // left to try; the last attempt gets the whole request timeout.
+    const bool bounded_try = idempotent && config_.try_timeout_ms > 0 &&
+                             config_.try_timeout_ms < config_.request_timeout_ms && attempt + 1 < attempts &&
+                             tried < hosts.hosts.size() && tried < std::size(tried_storage);
+    conn.SetUpstreamDeadline(&up->stream, std::chrono::milliseconds(bounded_try ? config_.try_timeout_ms
+                                                                                : config_.request_timeout_ms));
+    // A stalled member (frozen, overloaded): give up on it and ask another.
+    // The request is idempotent, so the member acting on it late is harmless.
+    auto abandon_try = [&](std::string_view why) {
+      host->Count(Outcome::kTimeout);
+      EjectAfterFailure(*host, why);
+      status = 504;
+      error = "upstream timeout";
+    };
     error_code wec = co_await WriteAll(up->stream, request_bytes);
     if (conn.upstream_timed_out) wec = beast::error::timeout;
     if (wec) {
+      if (wec == beast::error::timeout && bounded_try) {
+        abandon_try("request not taken within the try timeout");
+        continue;  // the connection closes with `up`
+      }
       if (wec == beast::error::timeout) {
         host->Count(Outcome::kTimeout);
         status = 504;
@@ -501,6 +515,7 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
         break;
       }
       host->Count(Outcome::kReset);
+      status = 502;
       error = "member closed the connection";
       if (idempotent) continue;
       break;
@@ -521,6 +536,10 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       if (code < 100 || code >= 200 || code == 101) break;
     }
     if (rec) {
+      if (rec == beast::error::timeout && bounded_try && received == 0 && up->buffer.size() == 0) {
+        abandon_try("no response within the try timeout");
+        continue;
+      }
       if (rec == beast::error::timeout) {
         host->Count(Outcome::kTimeout);
         log::Warn(kComponent, "upstream timeout").kv("member", host->member().id).kv("target", req.target());
@@ -529,6 +548,7 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
         break;
       }
       host->Count(Outcome::kReset);
+      status = 502;
       error = "member closed the connection";
       // Retry only when the member cannot have answered: no byte of a response.
       if (idempotent && received == 0 && up->buffer.size() == 0) continue;
@@ -736,6 +756,16 @@ std::unique_ptr<UpstreamConnection> Worker::TakeIdle(Host* host) {
   }
   idle_.erase(it);
   return nullptr;
+}
+
+void Worker::EjectAfterFailure(Host& host, std::string_view why) {
+  if (!host.Eject(Clock::now())) return;
+  server_.metrics_.ejections.Increment();
+  log::Warn(kComponent, "member ejected")
+      .kv("member", host.member().id)
+      .kv("address", host.member().Address())
+      .kv("err", why)
+      .kv("for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(host.ejected_until() - Clock::now()).count());
 }
 
 void Worker::ReturnIdle(std::unique_ptr<UpstreamConnection> up) {

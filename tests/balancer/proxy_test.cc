@@ -3,7 +3,14 @@
 // these run under ASan+UBSan in CI.
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <thread>
@@ -183,6 +190,76 @@ TEST_F(ProxyTest, SlowUpstreamGives504) {
   EXPECT_EQ(r.status, 504);
   EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "a"}, {"outcome", "timeout"}}), 1);
   EXPECT_EQ(HttpRequest("GET", Url("/")).status, 200);
+}
+
+// A member that is there but never answers, like a SIGSTOPped process: the
+// kernel completes the handshakes and buffers the requests; nobody reads them.
+class StalledMember {
+ public:
+  StalledMember() {
+    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 64) != 0 ||
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+      ADD_FAILURE() << "stalled member: " << std::strerror(errno);
+    port_ = ntohs(a.sin_port);
+  }
+  ~StalledMember() { ::close(fd_); }
+  uint16_t port() const { return port_; }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+};
+
+TEST_F(ProxyTest, TryTimeoutMovesIdempotentRequestsOffAStalledMember) {
+  EchoBackend a("a");
+  StalledMember stalled;
+  Add("a", a.port());
+  Add("stalled", stalled.port());
+  config_.try_timeout_ms = 200;
+  config_.request_timeout_ms = 5000;
+  StartProxy();
+  // Round robin sends one of the first two requests to the stalled member;
+  // after 200 ms it is ejected and the request answered by `a`.
+  for (int i = 0; i < 6; ++i) {
+    auto r = HttpRequest("GET", Url("/"));
+    ASSERT_EQ(r.status, 200) << r.error;
+    EXPECT_EQ(r.header("x-served-by"), "a");
+  }
+  EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "stalled"}, {"outcome", "timeout"}}), 1);
+  EXPECT_EQ(Metric("balancer_ejections_total"), 1);
+  EXPECT_EQ(Metric("balancer_retries_total"), 1);
+}
+
+TEST_F(ProxyTest, TryTimeoutNeverRetriesAPostOrTheLastMember) {
+  StalledMember stalled;
+  Add("stalled", stalled.port());
+  config_.try_timeout_ms = 100;
+  config_.request_timeout_ms = 700;
+  StartProxy();
+  // Only one member: nobody else to ask, so it gets the whole request timeout.
+  const auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(HttpRequest("GET", Url("/")).status, 504);
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 650ms);
+  EXPECT_EQ(Metric("balancer_ejections_total"), 0);
+
+  EchoBackend a("a");
+  Add("a", a.port());
+  // A POST that meets the stalled member waits the whole request timeout
+  // too and is not retried: the member may still act on it.
+  int posts_504 = 0;
+  for (int i = 0; i < 2; ++i) {
+    const int status = HttpRequest("POST", Url("/"), {}, "body").status;
+    EXPECT_TRUE(status == 200 || status == 504) << status;
+    posts_504 += status == 504;
+  }
+  EXPECT_EQ(posts_504, 1);  // round robin over two members
+  EXPECT_EQ(Metric("balancer_retries_total"), 0);
+  EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "stalled"}, {"outcome", "timeout"}}), 2);
 }
 
 TEST_F(ProxyTest, BadRequestsGetTheirStatusAndAreCounted) {

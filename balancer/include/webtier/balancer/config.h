@@ -29,6 +29,7 @@ struct Config {
   int retries = 2;                              // extra attempts on other members
   int connect_timeout_ms = 1000;                // upstream TCP connect
   int request_timeout_ms = 30000;               // upstream: request sent -> response header (then per read)
+  int try_timeout_ms = 0;                       // idempotent: no response byte by then -> next member; 0 = off
   int idle_timeout_ms = 60000;                  // idle keep-alive connections, both sides
   int header_timeout_ms = 10000;                // client: first byte -> end of request header (slowloris)
   uint32_t max_header_bytes = 16 * 1024;        // request line + headers; more -> 431
