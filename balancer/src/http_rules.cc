@@ -101,7 +101,7 @@ bool IsIdempotent(http::verb method) {
 }
 
 std::string_view SerializeUpstreamRequest(const http::request<http::string_body>& req, std::string_view client_ip,
-                                          std::string_view new_request_id, std::string& out) {
+                                          std::string_view new_request_id, std::string& out, const UpstreamBody& body) {
   out.clear();
   const auto method = req.method_string();
   const auto target = req.target();
@@ -139,9 +139,11 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
   // An HTTP/1.0 request may come without Host; as HTTP/1.1 it needs one, and
   // with no authority to name, RFC 9112 (3.2) says send it empty.
   if (!host) out.append("Host: \r\n");
-  if (body_framing || !req.body().empty()) {
+  if (body.streamed && !body.length) {
+    out.append("Transfer-Encoding: chunked\r\n");
+  } else if (body.streamed || body_framing || !req.body().empty()) {
     out.append("Content-Length: ");
-    out.append(std::to_string(req.body().size()));
+    out.append(std::to_string(body.streamed ? *body.length : req.body().size()));
     out.append("\r\n", 2);
   }
   out.append("X-Forwarded-For: ");

@@ -42,6 +42,12 @@ constexpr size_t kRelayBufferBytes = 32 * 1024;
 constexpr uint32_t kMaxUpstreamHeaderBytes = 64 * 1024;
 constexpr auto kTrustIdleConnection = std::chrono::milliseconds(100);
 
+// Request bodies up to this size are read whole before the request goes to
+// a member, so that an idempotent request can be tried again on another one.
+// Larger bodies are streamed: the head leaves when this much has arrived, then
+// the rest as it comes (no retry once the head has left).
+constexpr size_t kBufferedBodyBytes = 64 * 1024;
+
 using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
 
 std::string ErrorBody(int status, std::string_view error) {
@@ -63,16 +69,15 @@ bool StillOpen(tcp::socket& s) {
 }
 
 // Feeds `parser` from `buffer`, reading from `socket` whenever it needs more,
-// until the header (whole=false) or the whole message is in. The parser is
-// driven directly (no composed Beast operation per message): a request that
-// arrived in one segment costs one read and no extra scheduling. `received`
-// counts the bytes read from the socket. EOF before any byte of the message is
-// http::error::end_of_stream; in the middle of one, http::error::partial_message.
-template <bool isRequest>
+// until `done()` holds (HeaderIn: the header is in; for a body, an eager
+// parser and a condition on it). The parser is driven directly (no composed
+// Beast operation per message): a request that arrived in one segment costs
+// one read and no extra scheduling. `received` counts the bytes read from the
+// socket. EOF before any byte of the message is http::error::end_of_stream; in
+// the middle of one, http::error::partial_message.
+template <bool isRequest, typename Done>
 awaitable<error_code> ReadMessage(tcp::socket& socket, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser,
-                                  bool whole, size_t* received = nullptr) {
-  if (whole) parser.eager(true);
-  auto done = [&] { return whole ? parser.is_done() : parser.is_header_done(); };
+                                  Done done, size_t* received = nullptr) {
   for (;;) {
     while (buffer.size() > 0 && !done()) {
       error_code ec;
@@ -96,6 +101,11 @@ awaitable<error_code> ReadMessage(tcp::socket& socket, beast::flat_buffer& buffe
     }
     if (ec) co_return ec;
   }
+}
+
+template <bool isRequest>
+auto HeaderIn(const http::basic_parser<isRequest>& parser) {
+  return [&parser] { return parser.is_header_done(); };
 }
 
 // Writes all of `buffers`: first straight from the calling handler (the
@@ -182,6 +192,16 @@ struct ClientConnection {
 
 constexpr std::chrono::milliseconds kTick{50};
 
+// A request whose body was still arriving when it went to a member: the rest
+// is read from `buffer` and the client's socket through `parser` (eager, its
+// body string emptied as each part is sent on).
+struct StreamedBody {
+  beast::flat_buffer& buffer;
+  http::request_parser<http::string_body>& parser;
+  error_code client_error;
+  bool chunked() const { return !parser.content_length().has_value(); }
+};
+
 class Worker {
  public:
   Worker(ProxyServer& server, int index) : server_(server), config_(server.config_), index_(index) {}
@@ -225,13 +245,23 @@ class Worker {
  private:
   awaitable<void> Accept();
   awaitable<void> Serve(tcp::socket socket);
+  // Sends `req` to a member (retries as --retries allows) and relays the
+  // answer; returns the status the client got, 0 if it got none (it went
+  // away mid-body). `streamed`: the body is not whole yet, see StreamedBody.
   awaitable<int> Forward(ClientConnection& conn, http::request<http::string_body>& req, const std::string& client_ip,
-                         bool& keep);
+                         bool& keep, struct StreamedBody* streamed);
+  // Sends the rest of a streamed body to `up` as it arrives from the client.
+  // A client failure (too large, too slow, malformed, gone) is left in
+  // `streamed.client_error`; the result is the member's write error.
+  awaitable<error_code> StreamBody(ClientConnection& conn, UpstreamConnection& up, StreamedBody& streamed);
   awaitable<bool> Relay(ClientConnection& conn, UpstreamConnection& up, http::response_parser<http::buffer_body>& rp,
                         bool head, unsigned client_version, std::string_view request_id, bool& keep);
   awaitable<void> WriteError(ClientConnection& conn, unsigned version, int status, std::string_view error, bool keep);
   awaitable<void> Reject(ClientConnection& conn, int status, Rejection reason, std::string_view why,
                          const std::string& client_ip);
+  // Answers a failure to read a request body (413, 408, 400); false when
+  // the client went away and nobody is left to answer.
+  awaitable<bool> RejectBody(ClientConnection& conn, error_code ec, const std::string& client_ip);
   awaitable<void> LingeringClose(ClientConnection& conn);
   awaitable<void> SweepIdle();
   awaitable<void> Watchdog();
@@ -349,7 +379,7 @@ awaitable<void> Worker::Serve(tcp::socket socket) {
       parser.header_limit(config_.max_header_bytes);
       parser.body_limit(config_.max_body_bytes);
       conn.SetDeadline(header_timeout);
-      error_code ec = co_await ReadMessage(conn.stream, buffer, parser, /*whole=*/false);
+      error_code ec = co_await ReadMessage(conn.stream, buffer, parser, HeaderIn(parser));
       conn.ClearDeadline();
       if (conn.timed_out) ec = beast::error::timeout;
       if (ec) {
@@ -387,30 +417,34 @@ awaitable<void> Worker::Serve(tcp::socket socket) {
           if (wec) break;
         }
         conn.SetDeadline(std::chrono::milliseconds(config_.request_timeout_ms));
-        error_code bec = co_await ReadMessage(conn.stream, buffer, parser, /*whole=*/true);
+        parser.eager(true);
+        error_code bec = co_await ReadMessage(conn.stream, buffer, parser, [&parser] {
+          return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes;
+        });
         conn.ClearDeadline();
         if (conn.timed_out) bec = beast::error::timeout;
         if (bec) {
-          lingering = true;
-          if (bec == http::error::body_limit) {
-            co_await Reject(conn, 413, Rejection::kBodyTooLarge, "request body too large", client_ip);
-          } else if (bec == beast::error::timeout) {
-            co_await Reject(conn, 408, Rejection::kHeaderTimeout, "request body not complete in time", client_ip);
-          } else if (bec != http::error::end_of_stream && bec != asio::error::eof &&
-                     bec != asio::error::connection_reset && bec != http::error::partial_message) {
-            co_await Reject(conn, 400, Rejection::kBadRequest, bec.message(), client_ip);
-          } else {
-            lingering = false;
-          }
+          lingering = co_await RejectBody(conn, bec, client_ip);
           break;
         }
       }
       bool keep = parser.get().keep_alive() && !server_.draining_.load(std::memory_order_relaxed);
+      // A body not yet whole is streamed to the member by Forward.
+      std::optional<StreamedBody> streamed;
+      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser});
       server_.active_requests_.fetch_add(1, std::memory_order_relaxed);
-      const int code = co_await Forward(conn, parser.get(), client_ip, keep);
+      const int code = co_await Forward(conn, parser.get(), client_ip, keep, streamed ? &*streamed : nullptr);
       server_.active_requests_.fetch_sub(1, std::memory_order_relaxed);
-      server_.metrics_.RequestsWithCode(code).Increment();
+      if (code != 0) server_.metrics_.RequestsWithCode(code).Increment();
       server_.metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      if (streamed && streamed->client_error) {
+        lingering = co_await RejectBody(conn, streamed->client_error, client_ip);
+        break;
+      }
+      if (streamed && !parser.is_done()) {
+        lingering = true;  // answered (an error) before the body was all in
+        break;
+      }
       if (!keep) break;
     }
   } catch (const std::exception& e) {
@@ -426,20 +460,40 @@ awaitable<void> Worker::Serve(tcp::socket socket) {
 }
 
 awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::string_body>& req,
-                               const std::string& client_ip, bool& keep) {
+                               const std::string& client_ip, bool& keep, StreamedBody* streamed) {
   const unsigned client_version = req.version();
   const HostSet& hosts = Snapshot();
   // Keep the generation alive across suspensions even if the pool moves on.
   std::shared_ptr<const HostSet> hold = snapshot_;
+  // An error answered while the client is still sending its body ends the
+  // connection: the rest of the body is not read.
+  if (streamed != nullptr) keep = false;
   if (hosts.hosts.empty()) {
     co_await WriteError(conn, client_version, 503, "no members", keep);
     co_return 503;
   }
   char new_id[kRequestIdLength];
   WriteRequestId(new_id);
+  UpstreamBody framing;
+  if (streamed != nullptr) {
+    framing.streamed = true;
+    if (auto length = streamed->parser.content_length()) framing.length = *length;
+  }
   const std::string_view request_id =
-      SerializeUpstreamRequest(req, client_ip, std::string_view(new_id, sizeof new_id), conn.request_head);
-  const std::array<asio::const_buffer, 2> request_bytes{asio::buffer(conn.request_head), asio::buffer(req.body())};
+      SerializeUpstreamRequest(req, client_ip, std::string_view(new_id, sizeof new_id), conn.request_head, framing);
+  // The head, then the body (a streamed one: what has arrived so far).
+  char chunk_header[20];
+  std::array<asio::const_buffer, 4> request_parts{asio::buffer(conn.request_head), asio::buffer(req.body())};
+  size_t request_part_count = 2;
+  if (streamed != nullptr && streamed->chunked() && !req.body().empty()) {
+    request_parts = {asio::buffer(conn.request_head), asio::buffer(chunk_header, ChunkHeader(req.body().size(), chunk_header)),
+                     asio::buffer(req.body()), asio::buffer("\r\n", 2)};
+    request_part_count = 4;
+  }
+  const std::span<const asio::const_buffer> request_bytes(request_parts.data(), request_part_count);
+  // A streamed body cannot be sent twice: once it is under way (its first
+  // part accepted by a member), no retry.
+  const bool replayable = streamed == nullptr;
   const bool idempotent = IsIdempotent(req.method());
   const bool head = req.method() == http::verb::head;
   std::string_view path(req.target().data(), req.target().size());
@@ -462,7 +516,10 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       ~InFlight() { h->in_flight.fetch_sub(1, std::memory_order_relaxed); }
     } in_flight{host};
 
-    std::unique_ptr<UpstreamConnection> up = TakeIdle(host);
+    // A streamed body gets a fresh connection: on a pooled one that the
+    // member has meanwhile closed, the failure would show only after the
+    // body has been consumed, too late for a retry.
+    std::unique_ptr<UpstreamConnection> up = streamed == nullptr ? TakeIdle(host) : nullptr;
     // Declared after `up`: unhooks the watchdog before the connection goes.
     struct Unwatch {
       ClientConnection& c;
@@ -488,7 +545,7 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
 
     // --try-timeout-ms bounds this attempt only while another member is
     // left to try; the last attempt gets the whole request timeout.
-    const bool bounded_try = idempotent && config_.try_timeout_ms > 0 &&
+    const bool bounded_try = idempotent && replayable && config_.try_timeout_ms > 0 &&
                              config_.try_timeout_ms < config_.request_timeout_ms && attempt + 1 < attempts &&
                              tried < hosts.hosts.size() && tried < std::size(tried_storage);
     conn.SetUpstreamDeadline(&up->stream, std::chrono::milliseconds(bounded_try ? config_.try_timeout_ms
@@ -517,8 +574,21 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       host->Count(Outcome::kReset);
       status = 502;
       error = "member closed the connection";
-      if (idempotent) continue;
+      if (idempotent) continue;  // a streamed body too: what has arrived is still in req.body()
       break;
+    }
+    if (streamed != nullptr) {
+      error_code sec = co_await StreamBody(conn, *up, *streamed);
+      if (streamed->client_error) co_return 0;  // Serve answers it; the member's connection closes with `up`
+      if (sec) {
+        host->Count(sec == beast::error::timeout ? Outcome::kTimeout : Outcome::kReset);
+        status = sec == beast::error::timeout ? 504 : 502;
+        error = sec == beast::error::timeout ? "upstream timeout" : "member closed the connection";
+        break;
+      }
+      keep = req.keep_alive() && !server_.draining_.load(std::memory_order_relaxed);  // the body is all read
+      // The response is due within the request timeout of the body's end.
+      conn.SetUpstreamDeadline(&up->stream, std::chrono::milliseconds(config_.request_timeout_ms));
     }
 
     std::optional<http::response_parser<http::buffer_body>> rp;
@@ -529,7 +599,7 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       rp->header_limit(kMaxUpstreamHeaderBytes);
       rp->body_limit(boost::none);
       if (head) rp->skip(true);
-      rec = co_await ReadMessage(up->stream, up->buffer, *rp, /*whole=*/false, &received);
+      rec = co_await ReadMessage(up->stream, up->buffer, *rp, HeaderIn(*rp), &received);
       if (conn.upstream_timed_out) rec = beast::error::timeout;
       if (rec) break;
       const int code = rp->get().result_int();
@@ -551,7 +621,7 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
       status = 502;
       error = "member closed the connection";
       // Retry only when the member cannot have answered: no byte of a response.
-      if (idempotent && received == 0 && up->buffer.size() == 0) continue;
+      if (idempotent && replayable && received == 0 && up->buffer.size() == 0) continue;
       log::Warn(kComponent, "upstream failed mid-response").kv("member", host->member().id).kv("err", rec.message());
       break;
     }
@@ -567,6 +637,46 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
   if (status == 502) log::Warn(kComponent, "no member answered").kv("target", req.target()).kv("attempts", tried).kv("err", error);
   co_await WriteError(conn, client_version, status, error, keep);
   co_return status;
+}
+
+awaitable<error_code> Worker::StreamBody(ClientConnection& conn, UpstreamConnection& up, StreamedBody& streamed) {
+  auto& parser = streamed.parser;
+  std::string& body = parser.get().body();
+  const bool chunked = streamed.chunked();
+  const auto request_timeout = std::chrono::milliseconds(config_.request_timeout_ms);
+  body.clear();  // the part before the head went with it
+  // Waiting on the client is the client deadline's business; each write to
+  // the member has its own deadline.
+  auto write = [&](const auto& buffers) -> awaitable<error_code> {
+    conn.SetUpstreamDeadline(&up.stream, request_timeout);
+    const error_code ec = co_await WriteAll(up.stream, buffers);
+    conn.ClearUpstream();
+    co_return ec && conn.upstream_timed_out ? error_code(beast::error::timeout) : ec;
+  };
+  while (!parser.is_done()) {
+    conn.ClearUpstream();
+    conn.SetDeadline(request_timeout);
+    error_code cec =
+        co_await ReadMessage(conn.stream, streamed.buffer, parser, [&] { return parser.is_done() || !body.empty(); });
+    conn.ClearDeadline();
+    if (conn.timed_out) cec = beast::error::timeout;
+    if (cec) {
+      streamed.client_error = cec;
+      co_return error_code{};
+    }
+    if (body.empty()) continue;
+    char chunk_header[20];
+    const std::array<asio::const_buffer, 3> chunk{asio::buffer(chunk_header, ChunkHeader(body.size(), chunk_header)),
+                                                  asio::buffer(body), asio::buffer("\r\n", 2)};
+    const error_code wec = chunked ? co_await write(chunk) : co_await write(asio::buffer(body));
+    if (wec) co_return wec;
+    body.clear();
+  }
+  if (chunked) {
+    static constexpr std::string_view kLastChunk = "0\r\n\r\n";
+    co_return co_await write(asio::buffer(kLastChunk.data(), kLastChunk.size()));
+  }
+  co_return error_code{};
 }
 
 // Sends the member's response (its header already parsed into `rp`) to the
@@ -718,6 +828,20 @@ awaitable<void> Worker::Reject(ClientConnection& conn, int status, Rejection rea
   server_.metrics_.rejected_requests[static_cast<size_t>(reason)]->Increment();
   server_.metrics_.RequestsWithCode(status).Increment();
   co_await WriteError(conn, 11, status, why, /*keep=*/false);
+}
+
+awaitable<bool> Worker::RejectBody(ClientConnection& conn, error_code ec, const std::string& client_ip) {
+  if (ec == http::error::body_limit) {
+    co_await Reject(conn, 413, Rejection::kBodyTooLarge, "request body too large", client_ip);
+  } else if (ec == beast::error::timeout) {
+    co_await Reject(conn, 408, Rejection::kHeaderTimeout, "request body not complete in time", client_ip);
+  } else if (ec != http::error::end_of_stream && ec != asio::error::eof && ec != asio::error::connection_reset &&
+             ec != http::error::partial_message) {
+    co_await Reject(conn, 400, Rejection::kBadRequest, ec.message(), client_ip);
+  } else {
+    co_return false;
+  }
+  co_return true;
 }
 
 awaitable<void> Worker::LingeringClose(ClientConnection& conn) {

@@ -189,6 +189,28 @@ TEST(SerializeUpstreamRequest, KeepsOneRequestIdAndAddsNoEmptyBody) {
   EXPECT_EQ(CheckRequestFraming(back), "");
 }
 
+TEST(SerializeUpstreamRequest, StreamedBodyKeepsItsLengthOrGoesChunked) {
+  http::request<http::string_body> req{http::verb::put, "/up", 11};
+  req.insert(http::field::host, "h");
+  req.insert(http::field::content_length, "100000");
+  req.body() = std::string(70000, 'a');  // what has arrived so far
+  std::string out;
+  SerializeUpstreamRequest(req, "127.0.0.1", "id", out, UpstreamBody{true, 100000});
+  auto back = Reparse<true>(out + std::string(100000, 'a'));
+  EXPECT_EQ(back[http::field::content_length], "100000");  // the declared length, not the part in hand
+  EXPECT_EQ(back.count(http::field::transfer_encoding), 0u);
+  EXPECT_EQ(back.body().size(), 100000u);
+
+  req.erase(http::field::content_length);
+  req.insert(http::field::transfer_encoding, "chunked");
+  SerializeUpstreamRequest(req, "127.0.0.1", "id", out, UpstreamBody{true, std::nullopt});
+  back = Reparse<true>(out + "3\r\nabc\r\n0\r\n\r\n");
+  EXPECT_EQ(back[http::field::transfer_encoding], "chunked");
+  EXPECT_EQ(back.count(http::field::content_length), 0u);
+  EXPECT_EQ(back.body(), "abc");
+  EXPECT_EQ(CheckRequestFraming(back), "");
+}
+
 TEST(IsIdempotent, FollowsRfc9110) {
   EXPECT_TRUE(IsIdempotent(http::verb::get));
   EXPECT_TRUE(IsIdempotent(http::verb::put));

@@ -11,10 +11,12 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <thread>
 
+#include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
 #include "echo_backend.h"
@@ -32,6 +34,7 @@ using testing::EchoBackend;
 using testing::HttpRequest;
 using testing::MetricValue;
 using testing::RawExchange;
+namespace http = boost::beast::http;
 
 MemberRecord Record(const std::string& id, uint16_t port) {
   MemberRecord r;
@@ -192,11 +195,12 @@ TEST_F(ProxyTest, SlowUpstreamGives504) {
   EXPECT_EQ(HttpRequest("GET", Url("/")).status, 200);
 }
 
-// A member that is there but never answers, like a SIGSTOPped process: the
+// A member driven by hand, on a plain listening socket. Left alone it is a
+// member that is there but never answers, like a SIGSTOPped process: the
 // kernel completes the handshakes and buffers the requests; nobody reads them.
-class StalledMember {
+class RawMember {
  public:
-  StalledMember() {
+  RawMember() {
     fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -207,8 +211,17 @@ class StalledMember {
       ADD_FAILURE() << "stalled member: " << std::strerror(errno);
     port_ = ntohs(a.sin_port);
   }
-  ~StalledMember() { ::close(fd_); }
+  ~RawMember() { ::close(fd_); }
   uint16_t port() const { return port_; }
+
+  // The next connection from the balancer, or -1 after `timeout`.
+  int Accept(std::chrono::milliseconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const int c = ::accept(fd_, nullptr, nullptr);
+    if (c >= 0) ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    return c;
+  }
 
  private:
   int fd_ = -1;
@@ -217,7 +230,7 @@ class StalledMember {
 
 TEST_F(ProxyTest, TryTimeoutMovesIdempotentRequestsOffAStalledMember) {
   EchoBackend a("a");
-  StalledMember stalled;
+  RawMember stalled;
   Add("a", a.port());
   Add("stalled", stalled.port());
   config_.try_timeout_ms = 200;
@@ -236,7 +249,7 @@ TEST_F(ProxyTest, TryTimeoutMovesIdempotentRequestsOffAStalledMember) {
 }
 
 TEST_F(ProxyTest, TryTimeoutNeverRetriesAPostOrTheLastMember) {
-  StalledMember stalled;
+  RawMember stalled;
   Add("stalled", stalled.port());
   config_.try_timeout_ms = 100;
   config_.request_timeout_ms = 700;
@@ -260,6 +273,127 @@ TEST_F(ProxyTest, TryTimeoutNeverRetriesAPostOrTheLastMember) {
   EXPECT_EQ(posts_504, 1);  // round robin over two members
   EXPECT_EQ(Metric("balancer_retries_total"), 0);
   EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "stalled"}, {"outcome", "timeout"}}), 2);
+}
+
+// Reads from `fd` into `into` until `enough(into)` or the socket's receive
+// timeout; false on timeout or close.
+bool ReadUntil(int fd, std::string& into, const std::function<bool(const std::string&)>& enough) {
+  char buf[65536];
+  while (!enough(into)) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return false;
+    into.append(buf, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+int ConnectTo(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ADD_FAILURE() << std::strerror(errno);
+  return fd;
+}
+
+void SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n <= 0) {
+      ADD_FAILURE() << "send: " << std::strerror(errno);
+      return;
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+size_t BodyBytes(const std::string& raw) {
+  const size_t end = raw.find("\r\n\r\n");
+  return end == std::string::npos ? 0 : raw.size() - end - 4;
+}
+
+// A large body goes to the member as it arrives: the member has the head and
+// the first part while the client still holds the rest back (if the balancer
+// read bodies whole, the member would see nothing and the wait would fail).
+TEST_F(ProxyTest, LargeBodiesAreStreamedNotReadWhole) {
+  RawMember m;
+  Add("m", m.port());
+  StartProxy();
+  for (const bool chunked : {false, true}) {
+    SCOPED_TRACE(chunked ? "chunked" : "content-length");
+    const std::string part(100000, 'z');
+    const int client = ConnectTo(proxy_->port());
+    SendAll(client, std::string("PUT /up HTTP/1.1\r\nHost: x\r\n") +
+                        (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 300000\r\n\r\n"));
+    auto send_part = [&] { SendAll(client, chunked ? "186a0\r\n" + part + "\r\n" : part); };  // 0x186a0 = 100000
+    send_part();
+    const int up = m.Accept(10s);
+    ASSERT_GE(up, 0);
+    std::string seen;
+    ASSERT_TRUE(ReadUntil(up, seen, [](const std::string& r) { return BodyBytes(r) >= 100000; }))
+        << "the member got " << BodyBytes(seen) << " body bytes before the client sent the rest";
+    EXPECT_NE(seen.find(chunked ? "Transfer-Encoding: chunked\r\n" : "Content-Length: 300000\r\n"), std::string::npos)
+        << seen.substr(0, seen.find("\r\n\r\n"));
+    send_part();
+    send_part();
+    if (chunked) SendAll(client, "0\r\n\r\n");
+    // The whole body, through a parser: framing intact, every byte there.
+    http::request_parser<http::string_body> parser;
+    parser.body_limit(1 << 20);
+    parser.eager(true);
+    std::string rest = seen;
+    size_t fed = 0;
+    ASSERT_TRUE(ReadUntil(up, rest, [&](const std::string& r) {
+      boost::beast::error_code ec;
+      while (fed < r.size() && !parser.is_done()) {
+        const size_t n = parser.put(boost::asio::buffer(r.data() + fed, r.size() - fed), ec);
+        fed += n;
+        if (ec == http::error::need_more) break;
+        if (ec) {
+          ADD_FAILURE() << ec.message() << " at byte " << fed;
+          return true;
+        }
+        if (n == 0) break;
+      }
+      return parser.is_done();
+    }));
+    ASSERT_TRUE(parser.is_done());
+    EXPECT_EQ(parser.get().body(), part + part + part);
+    SendAll(up, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    std::string reply;
+    ASSERT_TRUE(ReadUntil(client, reply, [](const std::string& r) { return r.ends_with("ok"); })) << reply;
+    EXPECT_TRUE(reply.starts_with("HTTP/1.1 200")) << reply;
+    ::close(client);
+    ::close(up);
+  }
+}
+
+TEST_F(ProxyTest, StreamedBodiesReachTheMemberWholeAndKeepTheirLimit) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  config_.max_body_bytes = 2'000'000;
+  StartProxy();
+  const std::string big(1'500'000, 'q');
+  auto r = HttpRequest("POST", Url("/up"), {}, big);
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(nlohmann::json::parse(r.body)["body_size"], big.size());
+
+  std::string chunked = "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+  for (int i = 0; i < 15; ++i) chunked += "186a0\r\n" + std::string(100000, 'c') + "\r\n";
+  auto raw = RawExchange(proxy_->port(), chunked + "0\r\n\r\n", 10s);
+  EXPECT_NE(raw.find("HTTP/1.1 200"), std::string::npos) << raw.substr(0, 200);
+  EXPECT_NE(raw.find("\"body_size\":1500000"), std::string::npos) << raw.substr(0, 400);
+
+  // Over the limit in the middle of the stream: 413, the member's request is
+  // abandoned, and the next request is served.
+  for (int i = 0; i < 10; ++i) chunked += "186a0\r\n" + std::string(100000, 'c') + "\r\n";
+  raw = RawExchange(proxy_->port(), chunked + "0\r\n\r\n", 10s);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 413")) << raw.substr(0, 200);
+  EXPECT_EQ(HttpRequest("GET", Url("/")).status, 200);
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "body_too_large"}}), 1);
 }
 
 TEST_F(ProxyTest, BadRequestsGetTheirStatusAndAreCounted) {

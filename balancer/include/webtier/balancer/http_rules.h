@@ -5,6 +5,8 @@
 // straight into a reused string: no copy of the message is modified.
 #pragma once
 
+#include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,19 +40,28 @@ class HopByHop {
 // GET, HEAD, OPTIONS, PUT, DELETE (and TRACE): safe to send twice.
 bool IsIdempotent(boost::beast::http::verb method);
 
+// How a request body follows its head to the member.
+struct UpstreamBody {
+  // False: the body is whole in req.body() and goes with its Content-Length.
+  // True: it is streamed after the head as it arrives.
+  bool streamed = false;
+  // Streamed: the client's Content-Length; none = sent chunked.
+  std::optional<uint64_t> length;
+};
+
 // Writes the head of `req` as it goes to a member into `out` (replacing its
 // contents; the caller reuses the string): the request line as HTTP/1.1, the
 // client's fields without the hop-by-hop ones, Transfer-Encoding and Expect
-// (the body is whole and the balancer answered any 100-continue), then an
-// empty Host if the client (HTTP/1.0) sent none, Content-Length when the
-// request had a body or body framing, X-Forwarded-For with `client_ip`
-// appended to what the client sent, X-Forwarded-Proto: http, and one
-// X-Request-Id: the client's, else `new_request_id`. The body (req.body())
-// follows the head unchanged. Returns the X-Request-Id sent (a view into
-// `req` or `new_request_id`).
+// (the balancer re-frames the body and answered any 100-continue), then an
+// empty Host if the client (HTTP/1.0) sent none, the body framing (see
+// UpstreamBody; for a whole body, Content-Length when the request had a body
+// or body framing), X-Forwarded-For with `client_ip` appended to what the
+// client sent, X-Forwarded-Proto: http, and one X-Request-Id: the client's,
+// else `new_request_id`. Returns the X-Request-Id sent (a view into `req` or
+// `new_request_id`).
 std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boost::beast::http::string_body>& req,
                                           std::string_view client_ip, std::string_view new_request_id,
-                                          std::string& out);
+                                          std::string& out, const UpstreamBody& body = {});
 
 // How the response body travels to the client.
 enum class BodyFraming {
