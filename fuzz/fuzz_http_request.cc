@@ -4,6 +4,8 @@
 // to the same request.
 #include <cstddef>
 #include <cstdint>
+#include <cstdio>
+#include <optional>
 #include <string>
 
 #include <boost/beast/http.hpp>
@@ -34,19 +36,29 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!parser.is_done()) return 0;
   auto req = parser.release();
   std::string head;
-  webtier::balancer::SerializeUpstreamRequest(req, "127.0.0.1", "0123456789abcdef0123456789abcdef", head);
   // What goes to the member must parse back to one whole request with the
   // same method, target and body: anything else would be a smuggling vector.
-  http::request_parser<http::string_body> back;
-  back.header_limit(64 * 1024);
-  back.body_limit(64 * 1024);
-  back.eager(true);
-  const std::string raw = head + req.body();
-  const size_t n = back.put(boost::asio::buffer(raw), ec);
-  if (ec || n != raw.size() || !back.is_done()) __builtin_trap();
-  const auto& out = back.get();
-  if (out.method_string() != req.method_string() || out.target() != req.target() || out.body() != req.body())
-    __builtin_trap();
-  if (!webtier::balancer::CheckRequestFraming(out).empty()) __builtin_trap();
+  // Three ways out: the body whole, streamed with its length, streamed chunked.
+  const std::string& body = req.body();
+  char size_line[24];
+  const int size_len = std::snprintf(size_line, sizeof size_line, "%zx\r\n", body.size());
+  const std::string chunked_body =
+      body.empty() ? "0\r\n\r\n" : std::string(size_line, static_cast<size_t>(size_len)) + body + "\r\n0\r\n\r\n";
+  const webtier::balancer::UpstreamBody framings[] = {{}, {true, body.size()}, {true, std::nullopt}};
+  for (const auto& framing : framings) {
+    std::string head;
+    webtier::balancer::SerializeUpstreamRequest(req, "127.0.0.1", "0123456789abcdef0123456789abcdef", head, framing);
+    http::request_parser<http::string_body> back;
+    back.header_limit(64 * 1024);
+    back.body_limit(64 * 1024);
+    back.eager(true);
+    const std::string raw = head + (framing.streamed && !framing.length ? chunked_body : body);
+    const size_t n = back.put(boost::asio::buffer(raw), ec);
+    if (ec || n != raw.size() || !back.is_done()) __builtin_trap();
+    const auto& out = back.get();
+    if (out.method_string() != req.method_string() || out.target() != req.target() || out.body() != body)
+      __builtin_trap();
+    if (!webtier::balancer::CheckRequestFraming(out).empty()) __builtin_trap();
+  }
   return 0;
 }

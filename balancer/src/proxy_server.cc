@@ -249,7 +249,7 @@ class Worker {
   // answer; returns the status the client got, 0 if it got none (it went
   // away mid-body). `streamed`: the body is not whole yet, see StreamedBody.
   awaitable<int> Forward(ClientConnection& conn, http::request<http::string_body>& req, const std::string& client_ip,
-                         bool& keep, struct StreamedBody* streamed);
+                         bool& keep, StreamedBody* streamed);
   // Sends the rest of a streamed body to `up` as it arrives from the client.
   // A client failure (too large, too slow, malformed, gone) is left in
   // `streamed.client_error`; the result is the member's write error.
