@@ -141,6 +141,16 @@ size_t ChunkHeader(size_t n, char (&out)[20]) {
   return len + 2;
 }
 
+constexpr std::string_view kCrlf = "\r\n";
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+
+// `data` as one chunk: size line (written into `size_line`, which must
+// outlive the write), the bytes, CRLF. `data` must not be empty: a zero-size
+// chunk ends the body.
+std::array<asio::const_buffer, 3> Chunk(asio::const_buffer data, char (&size_line)[20]) {
+  return {asio::buffer(size_line, ChunkHeader(data.size(), size_line)), data, asio::buffer(kCrlf.data(), kCrlf.size())};
+}
+
 }  // namespace
 
 // A connection to a member, pooled per worker between requests.
@@ -486,8 +496,8 @@ awaitable<int> Worker::Forward(ClientConnection& conn, http::request<http::strin
   std::array<asio::const_buffer, 4> request_parts{asio::buffer(conn.request_head), asio::buffer(req.body())};
   size_t request_part_count = 2;
   if (streamed != nullptr && streamed->chunked() && !req.body().empty()) {
-    request_parts = {asio::buffer(conn.request_head), asio::buffer(chunk_header, ChunkHeader(req.body().size(), chunk_header)),
-                     asio::buffer(req.body()), asio::buffer("\r\n", 2)};
+    const auto chunk = Chunk(asio::buffer(req.body()), chunk_header);
+    request_parts = {asio::buffer(conn.request_head), chunk[0], chunk[1], chunk[2]};
     request_part_count = 4;
   }
   const std::span<const asio::const_buffer> request_bytes(request_parts.data(), request_part_count);
@@ -653,8 +663,8 @@ awaitable<error_code> Worker::StreamBody(ClientConnection& conn, UpstreamConnect
     conn.ClearUpstream();
     co_return ec && conn.upstream_timed_out ? error_code(beast::error::timeout) : ec;
   };
+  conn.ClearUpstream();
   while (!parser.is_done()) {
-    conn.ClearUpstream();
     conn.SetDeadline(request_timeout);
     error_code cec =
         co_await ReadMessage(conn.stream, streamed.buffer, parser, [&] { return parser.is_done() || !body.empty(); });
@@ -665,17 +675,13 @@ awaitable<error_code> Worker::StreamBody(ClientConnection& conn, UpstreamConnect
       co_return error_code{};
     }
     if (body.empty()) continue;
-    char chunk_header[20];
-    const std::array<asio::const_buffer, 3> chunk{asio::buffer(chunk_header, ChunkHeader(body.size(), chunk_header)),
-                                                  asio::buffer(body), asio::buffer("\r\n", 2)};
-    const error_code wec = chunked ? co_await write(chunk) : co_await write(asio::buffer(body));
+    char size_line[20];
+    const error_code wec =
+        chunked ? co_await write(Chunk(asio::buffer(body), size_line)) : co_await write(asio::buffer(body));
     if (wec) co_return wec;
     body.clear();
   }
-  if (chunked) {
-    static constexpr std::string_view kLastChunk = "0\r\n\r\n";
-    co_return co_await write(asio::buffer(kLastChunk.data(), kLastChunk.size()));
-  }
+  if (chunked) co_return co_await write(asio::buffer(kLastChunk.data(), kLastChunk.size()));
   co_return error_code{};
 }
 
@@ -755,8 +761,6 @@ awaitable<bool> Worker::Relay(ClientConnection& conn, UpstreamConnection& up,
   auto buf = TakeRelayBuffer();
   bool ok = true;
   bool head_sent = false;
-  static constexpr std::string_view kCrlf = "\r\n";
-  static constexpr std::string_view kLastChunk = "0\r\n\r\n";
   for (;;) {
     size_t got = 0;
     if (!rp.is_done()) {
@@ -783,9 +787,7 @@ awaitable<bool> Worker::Relay(ClientConnection& conn, UpstreamConnection& up,
     char size_line[20];
     if (framing == BodyFraming::kChunked) {
       if (got > 0) {
-        out[count++] = asio::buffer(size_line, ChunkHeader(got, size_line));
-        out[count++] = asio::buffer(buf.get(), got);
-        out[count++] = asio::buffer(kCrlf.data(), kCrlf.size());
+        for (const auto& part : Chunk(asio::buffer(buf.get(), got), size_line)) out[count++] = part;
       }
       if (last) out[count++] = asio::buffer(kLastChunk.data(), kLastChunk.size());
     } else if (got > 0) {
