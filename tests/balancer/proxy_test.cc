@@ -30,10 +30,12 @@ namespace webtier::balancer {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::ConnectLoopback;
 using testing::EchoBackend;
 using testing::HttpRequest;
 using testing::MetricValue;
 using testing::RawExchange;
+using testing::SendAll;
 namespace http = boost::beast::http;
 
 MemberRecord Record(const std::string& id, uint16_t port) {
@@ -287,29 +289,6 @@ bool ReadUntil(int fd, std::string& into, const std::function<bool(const std::st
   return true;
 }
 
-int ConnectTo(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  timeval tv{10, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) ADD_FAILURE() << std::strerror(errno);
-  return fd;
-}
-
-void SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n <= 0) {
-      ADD_FAILURE() << "send: " << std::strerror(errno);
-      return;
-    }
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-}
-
 size_t BodyBytes(const std::string& raw) {
   const size_t end = raw.find("\r\n\r\n");
   return end == std::string::npos ? 0 : raw.size() - end - 4;
@@ -325,10 +304,11 @@ TEST_F(ProxyTest, LargeBodiesAreStreamedNotReadWhole) {
   for (const bool chunked : {false, true}) {
     SCOPED_TRACE(chunked ? "chunked" : "content-length");
     const std::string part(100000, 'z');
-    const int client = ConnectTo(proxy_->port());
-    SendAll(client, std::string("PUT /up HTTP/1.1\r\nHost: x\r\n") +
-                        (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 300000\r\n\r\n"));
-    auto send_part = [&] { SendAll(client, chunked ? "186a0\r\n" + part + "\r\n" : part); };  // 0x186a0 = 100000
+    const int client = ConnectLoopback(proxy_->port(), 10s);
+    ASSERT_GE(client, 0);
+    ASSERT_TRUE(SendAll(client, std::string("PUT /up HTTP/1.1\r\nHost: x\r\n") +
+                        (chunked ? "Transfer-Encoding: chunked\r\n\r\n" : "Content-Length: 300000\r\n\r\n")));
+    auto send_part = [&] { EXPECT_TRUE(SendAll(client, chunked ? "186a0\r\n" + part + "\r\n" : part)); };  // 0x186a0 = 100000
     send_part();
     const int up = m.Accept(10s);
     ASSERT_GE(up, 0);
@@ -339,7 +319,9 @@ TEST_F(ProxyTest, LargeBodiesAreStreamedNotReadWhole) {
         << seen.substr(0, seen.find("\r\n\r\n"));
     send_part();
     send_part();
-    if (chunked) SendAll(client, "0\r\n\r\n");
+    if (chunked) {
+      EXPECT_TRUE(SendAll(client, "0\r\n\r\n"));
+    }
     // The whole body, through a parser: framing intact, every byte there.
     http::request_parser<http::string_body> parser;
     parser.body_limit(1 << 20);
@@ -362,7 +344,7 @@ TEST_F(ProxyTest, LargeBodiesAreStreamedNotReadWhole) {
     }));
     ASSERT_TRUE(parser.is_done());
     EXPECT_EQ(parser.get().body(), part + part + part);
-    SendAll(up, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    EXPECT_TRUE(SendAll(up, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"));
     std::string reply;
     ASSERT_TRUE(ReadUntil(client, reply, [](const std::string& r) { return r.ends_with("ok"); })) << reply;
     EXPECT_TRUE(reply.starts_with("HTTP/1.1 200")) << reply;

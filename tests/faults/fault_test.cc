@@ -393,21 +393,9 @@ TEST_F(FaultTest, S10_BalancerRestartWithZooKeeperDown) {
 
 // 11. Abusive clients beside the normal load: the normal load sees no
 //     failures and its p99 stays within 2x of the calm run.
-int Connect(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { ::close(fd); return -1; }
-  timeval tv{5, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
 // Sends `raw` and returns the status code of the answer (0: none).
 int RawStatus(uint16_t port, const std::string& raw) {
-  int fd = Connect(port);
+  int fd = ConnectLoopback(port, 5s);
   if (fd < 0) return -1;
   ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
   char buf[256] = {};
@@ -437,7 +425,7 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   abusers.emplace_back([&] {
     std::vector<int> fds;
     for (int i = 0; i < 100; ++i) {
-      int fd = Connect(balancer->port());
+      int fd = ConnectLoopback(balancer->port(), 5s);
       if (fd >= 0) { ::send(fd, "GET / HTTP/1.1\r\n", 16, MSG_NOSIGNAL); fds.push_back(fd); }
     }
     while (abuse) {

@@ -265,20 +265,10 @@ std::string Exchange(int fd, const std::string& raw) {
   return got;
 }
 
-int ConnectTo(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) { ::close(fd); return -1; }
-  return fd;
-}
-
 TEST_F(WebnodeTest, Http11IsPersistentByDefaultAndHttp10IsNot) {
   Webnode node("node-ka", zk_.connect());
   node.WaitHealthy();
-  int fd = ConnectTo(node.port());
+  int fd = ConnectLoopback(node.port());
   ASSERT_GE(fd, 0);
   // No Connection header: HTTP/1.1 keeps the connection (Pistache 0.0.5 alone would close it).
   std::string first = Exchange(fd, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -290,7 +280,7 @@ TEST_F(WebnodeTest, Http11IsPersistentByDefaultAndHttp10IsNot) {
   std::string last = Exchange(fd, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
   EXPECT_NE(last.find("Connection: Close"), std::string::npos) << last;
   ::close(fd);
-  int fd10 = ConnectTo(node.port());
+  int fd10 = ConnectLoopback(node.port());
   std::string old = Exchange(fd10, "GET / HTTP/1.0\r\n\r\n");
   EXPECT_NE(old.find("200"), std::string::npos) << old;
   EXPECT_NE(old.find("Connection: Close"), std::string::npos) << old;

@@ -24,6 +24,13 @@ using namespace std::chrono_literals;
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
 uint16_t FreePort();
 
+// A blocking TCP connection to 127.0.0.1:`port`, or -1 when refused. With
+// `recv_timeout` > 0, each recv on it gives up after that long.
+int ConnectLoopback(uint16_t port, std::chrono::milliseconds recv_timeout = 0ms);
+
+// Sends all of `data` on `fd` (no SIGPIPE); false when the peer is gone.
+bool SendAll(int fd, std::string_view data);
+
 // A fresh directory under $TMPDIR (or /tmp); removed with its contents by ~TempDir.
 class TempDir {
  public:
