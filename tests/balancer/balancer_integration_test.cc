@@ -397,6 +397,34 @@ TEST_F(BalancerTest, SmugglingOversizedAndSlowRequestsAreAnsweredWhileTrafficFlo
   EXPECT_TRUE(balancer_->running());
 }
 
+// Bodies past 64 KiB are streamed to the member; the limit still holds for
+// the whole body, also when it is only passed partway through a chunked one.
+TEST_F(BalancerTest, LargeBodiesAreStreamedWithinTheLimitWhileTrafficFlows) {
+  Backend a("a"), b("b");
+  Register(a.member());
+  Register(b.member());
+  StartBalancer({"--max-body-bytes", "1000000"});
+  ASSERT_TRUE(WaitMembers(2));
+  Load load(Url("/"), 2);
+  auto chunked = [](int pieces) {
+    std::string raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    for (int i = 0; i < pieces; ++i) raw += "186a0\r\n" + std::string(100000, 'c') + "\r\n";  // 100000 bytes
+    return raw + "0\r\n\r\n";
+  };
+  auto r = HttpRequest("POST", Url("/"), {}, std::string(600000, 'q'));
+  ASSERT_EQ(r.status, 200) << r.error;
+  EXPECT_EQ(json::parse(r.body)["body_size"], 600000);
+  auto ok = RawExchange(port_, chunked(7), 10s);
+  EXPECT_EQ(ok.substr(0, 12), "HTTP/1.1 200");
+  EXPECT_NE(ok.find("\"body_size\":700000"), std::string::npos) << ok.substr(0, 300);
+  EXPECT_EQ(RawExchange(port_, chunked(12), 10s).substr(0, 12), "HTTP/1.1 413");
+  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 50; }, 20s));
+  load.Stop();
+  EXPECT_EQ(load.failed(), 0) << load.errors();
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "body_too_large"}}), 1);
+  EXPECT_TRUE(balancer_->running());
+}
+
 TEST_F(BalancerTest, WeightedRoundRobinFollowsWeights) {
   Backend a("a"), b("b"), c("c");
   Register(a.member(300));
