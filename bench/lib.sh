@@ -17,10 +17,11 @@ wait_http() {  # wait_http URL [seconds]
 }
 
 # run_wrk URL THREADS CONNS SECONDS [extra wrk args] -> prints "req_per_s p99_ms"
+# (WRK="taskset -c 0 wrk" runs it through a prefix)
 run_wrk() {
   local url=$1 t=$2 c=$3 d=$4; shift 4
   local out
-  out=$(wrk -t"$t" -c"$c" -d"${d}s" --latency "$@" "$url")
+  out=$(${WRK:-wrk} -t"$t" -c"$c" -d"${d}s" --latency "$@" "$url")
   local rps p99
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")

@@ -6,30 +6,53 @@
 #
 #   bench/balancer/run.sh [build-dir]      (default: build)
 #   THREADS=2 CONNECTIONS=64 DURATION=10s WRK_THREADS=2 bench/balancer/run.sh
-#   ROUNDS=7 THREADS=1 PIN=1 bench/balancer/run.sh   # interleaved rounds, proxies on their own core
+#   ROUNDS=7 bench/balancer/run.sh                   # interleaved rounds, paired ratios
+#   LAYOUT=shared bench/balancer/run.sh              # where the processes run: see LAYOUT below
 #   PACE_MS=1 bench/balancer/run.sh                  # latency at a fixed offered load
+#   WIRE=1 bench/balancer/run.sh                     # also the time spent inside each proxy (tcpdump)
 #
 # The balancer runs without ZooKeeper: it boots from a state file listing the
 # backends (the same path it takes when ZooKeeper is down at start-up).
 # HAProxy and nginx are configured to do the header work the balancer does on
 # every request (X-Forwarded-For/-Proto to the member, an X-Request-Id to the
 # member and back to the client); SAME_HEADERS=0 runs them bare instead.
-# Numbers on a shared or small machine are noisy: wrk, the proxy and the
-# backends compete for the same cores.
+# Numbers on a shared or small machine are noisy.
+#
+# LAYOUT says which cores each process gets (the same for all three proxies):
+#   client (default)  wrk on the first core, the proxy and the backend on the
+#                     others: the load generator plays the client machines and
+#                     does not compete with what it measures.
+#   proxy             the proxy on the last THREADS cores, wrk and the backend
+#                     on the others: the proxy alone on its cores.  (PIN=1 is
+#                     the old name of this layout.)
+#   shared            everything on every core: the p99 then includes wrk
+#                     waiting for a core beside the proxy.
+# THREADS defaults to the number of cores the proxy gets in the layout.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=${1:-$ROOT/build}
 BALANCER=$BUILD/bin/balancer
-THREADS=${THREADS:-2}
 CONNECTIONS=${CONNECTIONS:-64}
 DURATION=${DURATION:-10s}
 WRK_THREADS=${WRK_THREADS:-2}
 BODY_BYTES=${BODY_BYTES:-128}
 SAME_HEADERS=${SAME_HEADERS:-1}
 PACE_MS=${PACE_MS:-0}
-PIN=${PIN:-0}
+WIRE=${WIRE:-0}
+if [[ $WIRE == 1 ]]; then
+  command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
+  (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
+fi
+LAYOUT=${LAYOUT:-$([[ ${PIN:-0} == 1 ]] && echo proxy || echo client)}
+NCPU=$(nproc)
+case $LAYOUT in
+  client) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
+  proxy) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
+  shared) THREADS=${THREADS:-$NCPU} ;;
+  *) echo "run.sh: LAYOUT must be client, proxy or shared (got '$LAYOUT')" >&2; exit 1 ;;
+esac
 
 for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk; do
   [[ -x $p ]] || { echo "run.sh: $p missing (build the balancer; scripts/install-deps.sh for the rest)" >&2; exit 1; }
@@ -44,19 +67,25 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# PIN=1 keeps the load generator off the proxy's cores: the proxies get the
-# last THREADS cores, wrk and the backend nginx the others (as far as a small
-# machine allows; it needs more cores than THREADS). Same layout for all three.
-# The script itself moves to the load cores, so the backend and every wrk
-# inherit them; the proxies are started on theirs.
-LOAD_CPUS="" PROXY_CPUS="" ON_PROXY=()
-if [[ $PIN == 1 ]]; then
-  ncpu=$(nproc)
-  (( ncpu > THREADS )) || { echo "run.sh: PIN=1 needs more cores than THREADS ($ncpu <= $THREADS)" >&2; exit 1; }
-  LOAD_CPUS="0-$((ncpu - THREADS - 1))"
-  PROXY_CPUS="$((ncpu - THREADS))-$((ncpu - 1))"
-  taskset -pc "$LOAD_CPUS" $$ >/dev/null
-  ON_PROXY=(taskset -c "$PROXY_CPUS")  # taskset execs the command: $! stays its pid
+# The script itself moves to the cores of the backend, so the backend nginx
+# inherits them; the proxies and wrk are started on theirs through taskset
+# (which execs the command, so $! stays its pid).
+LOAD_CPUS="" PROXY_CPUS="" WRK_CPUS="" ON_PROXY=() ON_WRK=()
+if [[ $LAYOUT != shared ]]; then
+  (( NCPU > 1 )) || { echo "run.sh: LAYOUT=$LAYOUT needs 2 or more cores; use LAYOUT=shared" >&2; exit 1; }
+  if [[ $LAYOUT == proxy ]]; then
+    (( NCPU > THREADS )) || { echo "run.sh: LAYOUT=proxy needs more cores than THREADS ($NCPU <= $THREADS)" >&2; exit 1; }
+    LOAD_CPUS="0-$((NCPU - THREADS - 1))"
+    PROXY_CPUS="$((NCPU - THREADS))-$((NCPU - 1))"
+    WRK_CPUS=$LOAD_CPUS
+    taskset -pc "$LOAD_CPUS" $$ >/dev/null
+  else
+    WRK_CPUS=0
+    PROXY_CPUS="1-$((NCPU - 1))"
+    taskset -pc "$PROXY_CPUS" $$ >/dev/null  # the backend shares the proxy's cores
+  fi
+  ON_PROXY=(taskset -c "$PROXY_CPUS")
+  ON_WRK=(taskset -c "$WRK_CPUS")
 fi
 
 # A loopback port nobody listens on (and that this script has not handed out yet).
@@ -194,18 +223,49 @@ fi
 ROUNDS=${ROUNDS:-1}
 declare -A RPS P99 LAST_RPS LAST_P99
 RPS_RATIOS="" P99_RATIOS=""
+# WIRE=1 also captures 1.5 s of the client side of each proxy with tcpdump
+# (on wrk's cores) and prints, per request, the time from the request's first
+# byte reaching the proxy to the response's first byte leaving it. Together
+# with wrk's own figure this splits the latency into the proxy's part and the
+# load generator's (waiting for a core to send or to read). tcpdump costs
+# some CPU during the capture, the same for each proxy.
+declare -A WIRE_P99 LAST_WIRE
+WIRE_RATIOS=""
+wire_inside() {  # port capture -> "p50 p99" in ms
+  tcpdump -q -n -tt -r "$2" 2>/dev/null | awk -v port="$1" '
+    $7 > 0 {
+      n = split($3, a, "."); sp = a[n]; sub(/:$/, "", $5); n = split($5, b, "."); dp = b[n]
+      if (dp == port && !(sp in req)) req[sp] = $1
+      else if (sp == port && (dp in req)) { printf "%.6f\n", ($1 - req[dp]) * 1000; delete req[dp] }
+    }' | sort -g | awk '{v[NR] = $1} END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1]; else print "n/a n/a" }'
+}
 run() {  # name port
-  local rps p99
-  wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
-  read -r rps p99 < <(run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}")
-  printf "  %-9s %12s req/s  p99 %8s ms\n" "$1" "$rps" "$p99"
+  local rps p99 wire=""
+  "${ON_WRK[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
+  if [[ $WIRE == 1 ]]; then
+    WRK="${ON_WRK[*]} wrk" run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" >"$WORK/wrk.out" &
+    local wrk_pid=$!
+    sleep 2
+    "${ON_WRK[@]}" timeout 1.5 tcpdump -i lo -q -n -s 96 -w "$WORK/capture" "tcp port $2" 2>/dev/null || true
+    wait "$wrk_pid"
+    read -r rps p99 <"$WORK/wrk.out"
+    local in50 in99
+    read -r in50 in99 < <(wire_inside "$2" "$WORK/capture")
+    rm -f "$WORK/capture"
+    wire=$(printf "   inside the proxy: p50 %5s ms  p99 %5s ms" "$in50" "$in99")
+    WIRE_P99[$1]+="$in99 "
+    LAST_WIRE[$1]=$in99
+  else
+    read -r rps p99 < <(WRK="${ON_WRK[*]} wrk" run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}")
+  fi
+  printf "  %-9s %12s req/s  p99 %8s ms%s\n" "$1" "$rps" "$p99" "$wire"
   RPS[$1]+="$rps "
   P99[$1]+="$p99 "
   LAST_RPS[$1]=$rps
   LAST_P99[$1]=$p99
 }
 
-echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   pinned: ${PIN}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk and backend on $LOAD_CPUS)}"
+echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
   if (( r % 2 )); then
@@ -216,6 +276,7 @@ for r in $(seq 1 "$ROUNDS"); do
   run nginx "$P_NGX"
   RPS_RATIOS+="$(ratio "${LAST_RPS[balancer]}" "${LAST_RPS[haproxy]}") "
   P99_RATIOS+="$(ratio "${LAST_P99[balancer]}" "${LAST_P99[haproxy]}") "
+  [[ $WIRE == 1 ]] && WIRE_RATIOS+="$(ratio "${LAST_WIRE[balancer]}" "${LAST_WIRE[haproxy]}") "
 done
 
 declare -A MRPS MP99
@@ -225,7 +286,11 @@ for n in balancer haproxy nginx; do
 done
 echo
 printf "%-10s %12s %10s   (median of %d)\n" proxy "req/s" "p99(ms)" "$ROUNDS"
-for n in balancer haproxy nginx; do printf "%-10s %12s %10s\n" "$n" "${MRPS[$n]}" "${MP99[$n]}"; done
+for n in balancer haproxy nginx; do
+  printf "%-10s %12s %10s" "$n" "${MRPS[$n]}" "${MP99[$n]}"
+  [[ $WIRE == 1 ]] && printf "   p99 inside the proxy %s ms" "$(median "${WIRE_P99[$n]}")"
+  echo
+done
 awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
   -v bp="${MP99[balancer]}" -v hp="${MP99[haproxy]}" 'BEGIN {
   printf "\nbalancer/haproxy req/s ratio: %.2f   p99 ratio: %.2f\n", b / h, bp / hp
@@ -233,9 +298,10 @@ awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
 if (( ROUNDS > 1 )); then
   range() { tr ' ' '\n' <<<"$*" | grep . | sort -g | sed -n '1p;$p' | paste -sd-; }
   echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS"))"
+  [[ $WIRE == 1 ]] && echo "paired per-round balancer/haproxy p99 inside the proxy: ratio median $(median "$WIRE_RATIOS") (range $(range "$WIRE_RATIOS"))"
 fi
-if [[ -n $PROXY_CPUS ]]; then
-  echo "(proxies pinned to cpu $PROXY_CPUS, wrk and the backend to $LOAD_CPUS; expect 10-30% noise per run)"
-else
-  echo "(wrk, proxies and backends share $(nproc) cores; on a shared machine expect 10-30% noise per run)"
-fi
+case $LAYOUT in
+  client) echo "(wrk on cpu $WRK_CPUS, proxies and the backend on $PROXY_CPUS; expect 10-30% noise per run)" ;;
+  proxy) echo "(proxies on cpu $PROXY_CPUS, wrk and the backend on $LOAD_CPUS; expect 10-30% noise per run)" ;;
+  shared) echo "(wrk, proxies and backends share $NCPU cores; on a shared machine expect 10-30% noise per run)" ;;
+esac
