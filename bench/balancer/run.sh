@@ -19,14 +19,15 @@
 # Numbers on a shared or small machine are noisy.
 #
 # LAYOUT says which cores each process gets (the same for all three proxies):
-#   client (default)  wrk on the first core, the proxy and the backend on the
-#                     others: the load generator plays the client machines and
-#                     does not compete with what it measures.
+#   client            (the default on 2 or more cores) wrk on the first core,
+#                     the proxy and the backend on the others: the load
+#                     generator plays the client machines and does not compete
+#                     with what it measures.
 #   proxy             the proxy on the last THREADS cores, wrk and the backend
 #                     on the others: the proxy alone on its cores.  (PIN=1 is
 #                     the old name of this layout.)
-#   shared            everything on every core: the p99 then includes wrk
-#                     waiting for a core beside the proxy.
+#   shared            everything on every core (the default on 1 core): the
+#                     p99 then includes wrk waiting for a core beside the proxy.
 # THREADS defaults to the number of cores the proxy gets in the layout.
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
@@ -45,8 +46,10 @@ if [[ $WIRE == 1 ]]; then
   command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
   (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
 fi
-LAYOUT=${LAYOUT:-$([[ ${PIN:-0} == 1 ]] && echo proxy || echo client)}
 NCPU=$(nproc)
+if [[ -z ${LAYOUT:-} ]]; then
+  if [[ ${PIN:-0} == 1 ]]; then LAYOUT=proxy; elif (( NCPU > 1 )); then LAYOUT=client; else LAYOUT=shared; fi
+fi
 case $LAYOUT in
   client) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
   proxy) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
