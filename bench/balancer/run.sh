@@ -51,8 +51,7 @@ if [[ -z ${LAYOUT:-} ]]; then
   if [[ ${PIN:-0} == 1 ]]; then LAYOUT=proxy; elif (( NCPU > 1 )); then LAYOUT=client; else LAYOUT=shared; fi
 fi
 case $LAYOUT in
-  client) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
-  proxy) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
+  client|proxy) THREADS=${THREADS:-$(( NCPU > 1 ? NCPU - 1 : 1 ))} ;;
   shared) THREADS=${THREADS:-$NCPU} ;;
   *) echo "run.sh: LAYOUT must be client, proxy or shared (got '$LAYOUT')" >&2; exit 1 ;;
 esac
@@ -245,21 +244,21 @@ wire_inside() {  # port capture -> "p50 p99" in ms
 run() {  # name port
   local rps p99 wire=""
   "${ON_WRK[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
+  WRK="${ON_WRK[*]} wrk" run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" >"$WORK/wrk.out" &
+  local wrk_pid=$!
   if [[ $WIRE == 1 ]]; then
-    WRK="${ON_WRK[*]} wrk" run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" >"$WORK/wrk.out" &
-    local wrk_pid=$!
     sleep 2
     "${ON_WRK[@]}" timeout 1.5 tcpdump -i lo -q -n -s 96 -w "$WORK/capture" "tcp port $2" 2>/dev/null || true
-    wait "$wrk_pid"
-    read -r rps p99 <"$WORK/wrk.out"
+  fi
+  wait "$wrk_pid" || true  # a failed wrk leaves the figures empty, as before
+  read -r rps p99 <"$WORK/wrk.out"
+  if [[ $WIRE == 1 ]]; then
     local in50 in99
     read -r in50 in99 < <(wire_inside "$2" "$WORK/capture")
     rm -f "$WORK/capture"
     wire=$(printf "   inside the proxy: p50 %5s ms  p99 %5s ms" "$in50" "$in99")
     WIRE_P99[$1]+="$in99 "
     LAST_WIRE[$1]=$in99
-  else
-    read -r rps p99 < <(WRK="${ON_WRK[*]} wrk" run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}")
   fi
   printf "  %-9s %12s req/s  p99 %8s ms%s\n" "$1" "$rps" "$p99" "$wire"
   RPS[$1]+="$rps "
