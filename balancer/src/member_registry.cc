@@ -14,10 +14,10 @@ namespace {
 constexpr const char* kComponent = "members";
 }
 
-MemberRegistry::MemberRegistry(zk::Session& session, Options options, MembershipListener& listener,
+MemberRegistry::MemberRegistry(zk::Client& session, Options options, MembershipListener& listener,
                                ProxyMetrics* metrics)
     : session_(session), options_(std::move(options)), listener_(listener), metrics_(metrics) {
-  session_.AddListener([this](zk::Session::Event e) { OnSessionEvent(e); });
+  session_.AddListener([this](zk::Client::Event e) { OnSessionEvent(e); });
 }
 
 std::string MemberRegistry::zk_state() const {
@@ -54,9 +54,9 @@ Status MemberRegistry::LoadStateFile() {
   return Status::Ok();
 }
 
-void MemberRegistry::OnSessionEvent(zk::Session::Event event) {
+void MemberRegistry::OnSessionEvent(zk::Client::Event event) {
   switch (event) {
-    case zk::Session::Event::kSessionStarted: {
+    case zk::Client::Event::kSessionStarted: {
       {
         std::lock_guard lock(mu_);
         children_watched_ = exists_watched_ = false;  // a new session has none of our watches
@@ -67,19 +67,19 @@ void MemberRegistry::OnSessionEvent(zk::Session::Event event) {
       Sync();
       break;
     }
-    case zk::Session::Event::kReconnected:
+    case zk::Client::Event::kReconnected:
       state_ = 1;
       if (metrics_) metrics_->zk_connected.Set(1);
       Sync();  // changes may have been missed while away; watches are still armed
       break;
-    case zk::Session::Event::kDisconnected: {
+    case zk::Client::Event::kDisconnected: {
       std::lock_guard lock(mu_);
       state_ = 2;
       if (metrics_) metrics_->zk_connected.Set(0);
       log::Warn(kComponent, "ZooKeeper disconnected; keeping the last known pool").kv("members", current_.size());
       break;
     }
-    case zk::Session::Event::kExpired: {
+    case zk::Client::Event::kExpired: {
       std::lock_guard lock(mu_);
       children_watched_ = exists_watched_ = false;
       data_watched_.clear();
@@ -98,7 +98,7 @@ void MemberRegistry::Sync() {
 
 void MemberRegistry::SyncLocked() {
   std::vector<std::string> children;
-  zk::Session::Watch watch;
+  zk::Client::Watch watch;
   if (!children_watched_) {
     watch = [this] {
       {
@@ -164,7 +164,7 @@ void MemberRegistry::SyncLocked() {
 bool MemberRegistry::ReadMemberLocked(const std::string& key, MemberRecord* out) {
   std::string data;
   const std::string path = options_.path + "/" + key;
-  zk::Session::Watch watch;
+  zk::Client::Watch watch;
   const bool arm = !data_watched_.count(key);
   if (arm) watch = [this, key] { OnMemberChanged(key); };
   Status s = session_.Get(path, &data, nullptr, std::move(watch));

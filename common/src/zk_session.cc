@@ -380,16 +380,70 @@ Status Session::GetChildren(const std::string& path, std::vector<std::string>* c
   return FromZkCode(rc, "get_children " + path);
 }
 
-Status Session::EnsurePath(const std::string& path) {
-  if (path.empty() || path.front() != '/') return Status(ErrorCode::kInvalidArgument, "bad znode path: " + path);
-  for (size_t pos = 1; pos <= path.size(); ++pos) {
-    if (pos != path.size() && path[pos] != '/') continue;
-    std::string prefix = path.substr(0, pos);
-    if (prefix.size() <= 1) continue;
-    Status s = Create(prefix, "", kPersistent, nullptr);
-    if (!s.ok() && s.code() != ErrorCode::kAlreadyExists) return s;
+namespace {
+
+// The answers of one GetMany, filled in by the completion thread.
+struct GetBatch {
+  std::mutex mu;
+  std::condition_variable cv;
+  size_t pending = 0;
+  std::vector<int> rc;
+  std::vector<GetResult>* out = nullptr;
+};
+
+struct GetRequest {
+  std::shared_ptr<GetBatch> batch;
+  size_t index;
+};
+
+void OnGetDone(int rc, const char* value, int value_len, const struct Stat* st, const void* data) {
+  std::unique_ptr<GetRequest> req(static_cast<GetRequest*>(const_cast<void*>(data)));
+  GetBatch& b = *req->batch;
+  std::lock_guard<std::mutex> l(b.mu);
+  GetResult& r = (*b.out)[req->index];
+  b.rc[req->index] = rc;
+  if (rc == ZOK) {
+    if (value != nullptr && value_len > 0) r.data.assign(value, static_cast<size_t>(value_len));
+    if (st != nullptr) r.stat = NodeStat{st->version, st->ephemeralOwner, st->numChildren};
   }
-  return Status::Ok();
+  if (--b.pending == 0) b.cv.notify_all();
+}
+
+}  // namespace
+
+std::vector<GetResult> Session::GetMany(const std::vector<std::string>& paths, std::vector<Watch> watches) {
+  std::vector<GetResult> out(paths.size());
+  auto batch = std::make_shared<GetBatch>();
+  batch->rc.assign(paths.size(), ZOK);
+  batch->out = &out;
+  std::vector<uint64_t> wids(paths.size(), 0);
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (i < watches.size() && watches[i]) wids[i] = impl_->AddWatch(impl_->data_watches, paths[i], std::move(watches[i]));
+    auto req = std::make_unique<GetRequest>(GetRequest{batch, i});
+    {
+      std::lock_guard<std::mutex> l(batch->mu);
+      ++batch->pending;
+    }
+    int rc = impl_->WithHandle([&](zhandle_t* zh) {
+      return zoo_aget(zh, paths[i].c_str(), wids[i] != 0 ? 1 : 0, &OnGetDone, req.get());
+    });
+    if (rc == ZOK) {
+      req.release();  // owned by the completion now
+    } else {
+      std::lock_guard<std::mutex> l(batch->mu);
+      --batch->pending;
+      batch->rc[i] = rc;
+    }
+  }
+  {
+    std::unique_lock<std::mutex> l(batch->mu);
+    batch->cv.wait(l, [&] { return batch->pending == 0; });
+  }
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (batch->rc[i] != ZOK && wids[i] != 0) impl_->RemoveWatch(impl_->data_watches, paths[i], wids[i]);
+    out[i].status = FromZkCode(batch->rc[i], "get " + paths[i]);
+  }
+  return out;
 }
 
 }  // namespace webtier::zk

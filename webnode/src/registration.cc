@@ -7,11 +7,12 @@
 #include <vector>
 
 #include "webtier/common/log.h"
+#include "webtier/common/membership.h"
 #include "webtier/common/net.h"
 
 namespace webtier::webnode {
 
-MemberRegistration::MemberRegistration(zk::Session& session, std::string zk_path, serverset::Member member,
+MemberRegistration::MemberRegistration(zk::Client& session, std::string zk_path, serverset::Member member,
                                        prometheus::Registry& registry)
     : session_(session),
       path_(std::move(zk_path)),
@@ -27,7 +28,7 @@ MemberRegistration::MemberRegistration(zk::Session& session, std::string zk_path
                        .Help("ZooKeeper sessions lost to expiry (each one re-registers).")
                        .Register(registry)
                        .Add({})) {
-  session_.AddListener([this](zk::Session::Event e) { OnSessionEvent(e); });
+  session_.AddListener([this](zk::Client::Event e) { OnSessionEvent(e); });
 }
 
 MemberRegistration::~MemberRegistration() {
@@ -46,16 +47,16 @@ std::string MemberRegistration::znode() const {
   return znode_;
 }
 
-void MemberRegistration::OnSessionEvent(zk::Session::Event e) {
+void MemberRegistration::OnSessionEvent(zk::Client::Event e) {
   std::lock_guard<std::mutex> l(mu_);
   switch (e) {
-    case zk::Session::Event::kSessionStarted:
-    case zk::Session::Event::kReconnected:
+    case zk::Client::Event::kSessionStarted:
+    case zk::Client::Event::kReconnected:
       dirty_ = true;  // verify (or create) our znode
       break;
-    case zk::Session::Event::kDisconnected:
+    case zk::Client::Event::kDisconnected:
       break;  // the session, and with it our znode, may well survive
-    case zk::Session::Event::kExpired:
+    case zk::Client::Event::kExpired:
       expirations_.Increment();
       znode_.clear();
       registered_ = false;
@@ -83,67 +84,35 @@ void MemberRegistration::Run() {
     if (!s.ok()) {
       dirty_ = true;
       log::Warn("registration", "registration failed, retrying").kv("err", s.ToString());
-      cv_.wait_for(l, std::chrono::milliseconds(500), [&] { return stopping_; });
+      cv_.wait_for(l, retry_delay_, [&] { return stopping_; });
     }
   }
 }
 
 Status MemberRegistration::Reconcile() {
   const int64_t sid = session_.session_id();
-  std::vector<std::string> children;
-  Status s = session_.GetChildren(path_, &children);
-  if (s.code() == ErrorCode::kNotFound) {
-    s = session_.EnsurePath(path_);
-    if (!s.ok()) return s;
-    children.clear();
-  } else if (!s.ok()) {
-    return s;
-  }
-
-  // Find the member znodes our session owns (a create that returned
-  // connection loss may have succeeded; never leave a duplicate behind).
   std::string keep;
   {
     std::lock_guard<std::mutex> l(mu_);
     keep = znode_;
   }
-  std::vector<std::string> mine;
-  for (const auto& child : children) {
-    if (child.rfind("member_", 0) != 0) continue;
-    zk::NodeStat st;
-    std::string full = path_ + "/" + child;
-    Status g = session_.Get(full, nullptr, &st);
-    if (g.code() == ErrorCode::kNotFound) continue;
-    if (!g.ok()) return g;
-    if (st.ephemeral_owner == sid) mine.push_back(full);
-  }
-  if (!mine.empty()) {
-    if (keep.empty() || std::find(mine.begin(), mine.end(), keep) == mine.end()) keep = mine.front();
-    for (const auto& extra : mine) {
-      if (extra == keep) continue;
-      Status d = session_.Delete(extra);
-      log::Warn("registration", "removed duplicate member znode").kv("znode", extra).kv("result", d.ToString());
+  // The common case after a reconnect: our znode is known and still ours.
+  zk::NodeStat st;
+  if (keep.empty() || !WatchOwn(keep, &st).ok() || st.ephemeral_owner != sid) {
+    std::vector<std::string> mine;
+    if (Status s = FindOwn(sid, &mine); !s.ok()) return s;
+    if (mine.empty()) {
+      if (Status s = CreateOwn(&keep); !s.ok()) return s;  // on connection loss the next attempt finds it
+    } else {
+      if (std::find(mine.begin(), mine.end(), keep) == mine.end()) keep = mine.front();
+      for (const auto& extra : mine) {
+        if (extra == keep) continue;
+        Status d = session_.Delete(extra);
+        log::Warn("registration", "removed duplicate member znode").kv("znode", extra).kv("result", d.ToString());
+      }
     }
-  } else {
-    serverset::Member m = member_;
-    if (auto_host_) {
-      m.host = net::LocalAddressToward(session_.ConnectedServerIp());
-      if (m.host.empty()) return Status(ErrorCode::kUnavailable, "cannot detect the local address toward ZooKeeper");
-    }
-    std::string created;
-    s = session_.Create(path_ + "/member_", serverset::Encode(m), zk::kEphemeral | zk::kSequence, &created);
-    if (!s.ok()) return s;  // on connection loss the next reconnect reconciles again
-    keep = created;
-    log::Info("registration", "registered").kv("znode", created).kv("address", m.Address()).kv("id", m.id);
+    if (Status w = WatchOwn(keep, &st); !w.ok()) return w;
   }
-  // Watch our znode so that a delete by someone else makes us re-create it.
-  Status w = session_.Exists(keep, nullptr, [this] {
-    std::lock_guard<std::mutex> l(mu_);
-    dirty_ = true;
-    cv_.notify_all();
-  });
-  if (w.code() == ErrorCode::kNotFound) return Status(ErrorCode::kNotFound, "member znode vanished: " + keep);
-  if (!w.ok()) return w;
   {
     std::lock_guard<std::mutex> l(mu_);
     if (stopping_) return Status::Ok();
@@ -152,6 +121,48 @@ Status MemberRegistration::Reconcile() {
   registered_ = true;
   registered_gauge_.Set(1);
   return Status::Ok();
+}
+
+Status MemberRegistration::FindOwn(int64_t sid, std::vector<std::string>* mine) {
+  std::vector<std::string> children;
+  Status s = session_.GetChildren(path_, &children);
+  if (s.code() == ErrorCode::kNotFound) return session_.EnsurePath(path_);
+  if (!s.ok()) return s;
+  std::vector<std::string> paths;
+  for (const auto& child : children) {
+    if (membership::IsMemberName(child)) paths.push_back(path_ + "/" + child);
+  }
+  std::vector<zk::GetResult> got = session_.GetMany(paths);  // pipelined: thousands of members are fine
+  for (size_t i = 0; i < paths.size(); ++i) {
+    if (got[i].status.code() == ErrorCode::kNotFound) continue;
+    if (!got[i].status.ok()) return got[i].status;
+    if (got[i].stat.ephemeral_owner == sid) mine->push_back(paths[i]);
+  }
+  return Status::Ok();
+}
+
+Status MemberRegistration::CreateOwn(std::string* created) {
+  serverset::Member m = member_;
+  if (auto_host_) {
+    m.host = net::LocalAddressToward(session_.ConnectedServerIp());
+    if (m.host.empty()) return Status(ErrorCode::kUnavailable, "cannot detect the local address toward ZooKeeper");
+  }
+  const std::string prefix = path_ + "/" + std::string(membership::kMemberPrefix);
+  Status s = session_.Create(prefix, serverset::Encode(m), zk::kEphemeral | zk::kSequence, created);
+  if (s.ok()) log::Info("registration", "registered").kv("znode", *created).kv("address", m.Address()).kv("id", m.id);
+  return s;
+}
+
+Status MemberRegistration::WatchOwn(const std::string& znode, zk::NodeStat* stat) {
+  Status w = session_.Exists(znode, stat, [this] { MarkDirty(); });
+  if (w.code() == ErrorCode::kNotFound) return Status(ErrorCode::kNotFound, "member znode vanished: " + znode);
+  return w;
+}
+
+void MemberRegistration::MarkDirty() {
+  std::lock_guard<std::mutex> l(mu_);
+  dirty_ = true;
+  cv_.notify_all();
 }
 
 Status MemberRegistration::Deregister() {

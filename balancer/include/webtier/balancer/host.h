@@ -12,16 +12,13 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <prometheus/counter.h>
 
+#include "webtier/common/membership.h"
 #include "webtier/common/serverset.h"
 
 namespace webtier::balancer {
 
-// A member as stored under --zk-path: the znode name is its identity.
-struct MemberRecord {
-  std::string key;            // znode name, e.g. member_0000000007
-  serverset::Member member;
-  bool operator==(const MemberRecord&) const = default;
-};
+// The record writer and reader agree on (common/membership.h).
+using MemberRecord = membership::MemberRecord;
 
 // Outcome of one upstream attempt, the `outcome` label of
 // balancer_upstream_requests_total.

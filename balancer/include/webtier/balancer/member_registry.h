@@ -16,7 +16,7 @@
 #include "webtier/balancer/host.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/common/status.h"
-#include "webtier/common/zk_session.h"
+#include "webtier/common/zk_client.h"
 
 namespace webtier::balancer {
 
@@ -31,7 +31,7 @@ class MemberRegistry {
 
   // `session`, `listener` and `metrics` (may be null) must outlive this.
   // Registers a session listener: construct before session.Start().
-  MemberRegistry(zk::Session& session, Options options, MembershipListener& listener, ProxyMetrics* metrics);
+  MemberRegistry(zk::Client& session, Options options, MembershipListener& listener, ProxyMetrics* metrics);
   MemberRegistry(const MemberRegistry&) = delete;
   MemberRegistry& operator=(const MemberRegistry&) = delete;
 
@@ -47,7 +47,7 @@ class MemberRegistry {
   std::string source() const;
 
  private:
-  void OnSessionEvent(zk::Session::Event event);
+  void OnSessionEvent(zk::Client::Event event);
   void Sync();                              // re-list and diff; takes mu_
   void SyncLocked();
   void OnMemberChanged(const std::string& key);
@@ -56,7 +56,7 @@ class MemberRegistry {
   // Reads one member (arming its watch). false when it is gone or invalid.
   bool ReadMemberLocked(const std::string& key, MemberRecord* out);
 
-  zk::Session& session_;
+  zk::Client& session_;
   const Options options_;
   MembershipListener& listener_;
   ProxyMetrics* metrics_;

@@ -9,13 +9,15 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "webtier/common/serverset.h"
-#include "webtier/common/zk_session.h"
+#include "webtier/common/zk_client.h"
 
 namespace webtier::webnode {
 
@@ -23,8 +25,8 @@ class MemberRegistration {
  public:
   // `member.host` empty means: auto-detect it as the local address of the
   // connection to ZooKeeper (when the node listens on every interface).
-  // `session` must outlive this object. Call before session.Start().
-  MemberRegistration(zk::Session& session, std::string zk_path, serverset::Member member,
+  // `session` must outlive this object. Construct before the session starts.
+  MemberRegistration(zk::Client& session, std::string zk_path, serverset::Member member,
                      prometheus::Registry& registry);
   ~MemberRegistration();
   MemberRegistration(const MemberRegistration&) = delete;
@@ -38,13 +40,25 @@ class MemberRegistration {
   bool registered() const { return registered_.load(); }
   std::string znode() const;
 
+  // How long a failed attempt waits before the next one (default 500 ms).
+  void SetRetryDelayForTest(std::chrono::milliseconds delay) { retry_delay_ = delay; }
+
  private:
-  void OnSessionEvent(zk::Session::Event e);
+  void OnSessionEvent(zk::Client::Event e);
   void Run();
   // Makes ZooKeeper hold exactly one member znode owned by our session.
   Status Reconcile();
+  // The member znodes under path_ that session `sid` owns (a create that
+  // returned connection loss may have succeeded).
+  Status FindOwn(int64_t sid, std::vector<std::string>* mine);
+  // Creates our member znode; `*created` is its full path.
+  Status CreateOwn(std::string* created);
+  // Arms the watch that makes a delete by someone else re-create `znode`;
+  // kNotFound when it is gone.
+  Status WatchOwn(const std::string& znode, zk::NodeStat* stat);
+  void MarkDirty();
 
-  zk::Session& session_;
+  zk::Client& session_;
   const std::string path_;
   serverset::Member member_;
   const bool auto_host_;
@@ -58,6 +72,7 @@ class MemberRegistration {
   bool stopping_ = false;
   std::string znode_;  // full path of our member znode, empty when none
   std::atomic<bool> registered_{false};
+  std::chrono::milliseconds retry_delay_{500};
   std::thread thread_;
 };
 
