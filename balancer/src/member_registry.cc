@@ -1,10 +1,8 @@
-// ZooKeeper membership: list + watch, read + watch, decode, diff, persist.
+// ZooKeeper membership in batches: watches mark work, the registry thread
+// lists, reads (pipelined), decodes, diffs and hands one delta to the pool.
 #include "webtier/balancer/member_registry.h"
 
-#include <algorithm>
-
 #include "webtier/balancer/proxy_metrics.h"
-#include "webtier/balancer/state_file.h"
 #include "webtier/common/log.h"
 #include "webtier/common/serverset.h"
 
@@ -17,7 +15,20 @@ constexpr const char* kComponent = "members";
 MemberRegistry::MemberRegistry(zk::Client& session, Options options, MembershipListener& listener,
                                ProxyMetrics* metrics)
     : session_(session), options_(std::move(options)), listener_(listener), metrics_(metrics) {
+  if (!options_.state_file.empty())
+    state_writer_ = std::make_unique<StateFileWriter>(options_.state_file, options_.state_file_interval);
   session_.AddListener([this](zk::Client::Event e) { OnSessionEvent(e); });
+  thread_ = std::thread([this] { Run(); });
+}
+
+MemberRegistry::~MemberRegistry() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  state_writer_.reset();  // writes the last pool
 }
 
 std::string MemberRegistry::zk_state() const {
@@ -34,6 +45,10 @@ std::string MemberRegistry::source() const {
   return source_;
 }
 
+void MemberRegistry::FlushStateFileForTest() {
+  if (state_writer_) state_writer_->Flush();
+}
+
 Status MemberRegistry::LoadStateFile() {
   if (options_.state_file.empty()) return Status(ErrorCode::kNotFound, "no --state-file");
   std::vector<MemberRecord> records;
@@ -44,147 +59,231 @@ Status MemberRegistry::LoadStateFile() {
     log::Warn(kComponent, "state file entries ignored").kv("count", invalid).kv("path", options_.state_file);
     if (metrics_) metrics_->invalid_members.Increment(invalid);
   }
-  std::lock_guard lock(mu_);
+  std::lock_guard update(update_mu_);
   if (synced_.load()) return Status::Ok();  // ZooKeeper answered meanwhile: it wins
   std::map<std::string, MemberRecord> next;
   for (auto& r : records) next.emplace(r.key, std::move(r));
   ApplyLocked(std::move(next));
-  source_ = "state_file";
-  log::Info(kComponent, "pool loaded from state file").kv("members", current_.size()).kv("path", options_.state_file);
+  {
+    std::lock_guard lock(mu_);
+    source_ = "state_file";
+  }
+  log::Info(kComponent, "pool loaded from state file").kv("members", members_.load()).kv("path", options_.state_file);
   return Status::Ok();
 }
 
 void MemberRegistry::OnSessionEvent(zk::Client::Event event) {
+  std::lock_guard lock(mu_);
   switch (event) {
-    case zk::Client::Event::kSessionStarted: {
-      {
-        std::lock_guard lock(mu_);
-        children_watched_ = exists_watched_ = false;  // a new session has none of our watches
-        data_watched_.clear();
-      }
+    case zk::Client::Event::kSessionStarted:
+      ++epoch_;  // a new session has none of our watches
+      children_watched_ = exists_watched_ = false;
+      data_watched_.clear();
+      [[fallthrough]];
+    case zk::Client::Event::kReconnected:  // changes may have been missed while away; watches are still armed
       state_ = 1;
       if (metrics_) metrics_->zk_connected.Set(1);
-      Sync();
+      relist_ = true;
+      cv_.notify_all();
       break;
-    }
-    case zk::Client::Event::kReconnected:
-      state_ = 1;
-      if (metrics_) metrics_->zk_connected.Set(1);
-      Sync();  // changes may have been missed while away; watches are still armed
-      break;
-    case zk::Client::Event::kDisconnected: {
-      std::lock_guard lock(mu_);
+    case zk::Client::Event::kDisconnected:
       state_ = 2;
       if (metrics_) metrics_->zk_connected.Set(0);
-      log::Warn(kComponent, "ZooKeeper disconnected; keeping the last known pool").kv("members", current_.size());
+      log::Warn(kComponent, "ZooKeeper disconnected; keeping the last known pool").kv("members", members_.load());
       break;
-    }
-    case zk::Client::Event::kExpired: {
-      std::lock_guard lock(mu_);
+    case zk::Client::Event::kExpired:
+      ++epoch_;
       children_watched_ = exists_watched_ = false;
       data_watched_.clear();
       state_ = 3;
       if (metrics_) metrics_->zk_connected.Set(0);
-      log::Warn(kComponent, "ZooKeeper session expired; keeping the last known pool").kv("members", current_.size());
+      log::Warn(kComponent, "ZooKeeper session expired; keeping the last known pool").kv("members", members_.load());
       break;
-    }
   }
 }
 
-void MemberRegistry::Sync() {
+void MemberRegistry::OnMemberChanged(const std::string& key) {
   std::lock_guard lock(mu_);
-  SyncLocked();
+  data_watched_.erase(key);
+  changed_.insert(key);
+  cv_.notify_all();
 }
 
-void MemberRegistry::SyncLocked() {
-  std::vector<std::string> children;
+void MemberRegistry::Wake() {
+  std::lock_guard lock(mu_);
+  relist_ = true;
+  cv_.notify_all();
+}
+
+void MemberRegistry::Run() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || relist_ || !changed_.empty(); });
+    if (stopping_) return;
+    // Everything that arrived together is one batch; what arrives while it
+    // is read and applied is the next one.
+    const bool relist = std::exchange(relist_, false);
+    const std::set<std::string> changed = std::exchange(changed_, {});
+    lock.unlock();
+    Batch batch;
+    const auto start = std::chrono::steady_clock::now();
+    if (Fetch(relist, changed, &batch)) {
+      const auto fetched = std::chrono::steady_clock::now();
+      ApplyBatch(batch);
+      log::Debug(kComponent, "batch applied")
+          .kv("listed", batch.children.size())
+          .kv("read", batch.keys.size())
+          .kv("fetch_us", std::chrono::duration_cast<std::chrono::microseconds>(fetched - start).count())
+          .kv("apply_us",
+              std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - fetched).count());
+    }
+    lock.lock();
+  }
+}
+
+bool MemberRegistry::Fetch(bool relist, const std::set<std::string>& changed, Batch* batch) {
+  if (relist) {
+    if (!List(&batch->children)) return false;  // keep the pool; the next (re)connection lists again
+    batch->listed = true;
+    std::lock_guard lock(mu_);
+    for (const auto& key : batch->children) {
+      if (!data_watched_.count(key)) batch->keys.push_back(key);  // watched ones would have told us
+    }
+  } else {
+    batch->keys.assign(changed.begin(), changed.end());
+  }
+  Read(batch);
+  return true;
+}
+
+bool MemberRegistry::List(std::vector<std::string>* children) {
   zk::Client::Watch watch;
-  if (!children_watched_) {
-    watch = [this] {
+  {
+    std::lock_guard lock(mu_);
+    if (!children_watched_) watch = [this] {
       {
-        std::lock_guard lock(mu_);
+        std::lock_guard l(mu_);
         children_watched_ = false;
       }
-      Sync();
+      Wake();
     };
   }
-  Status s = session_.GetChildren(options_.path, &children, std::move(watch));
-  if (s.code() == ErrorCode::kNotFound) {
-    // The path does not exist (yet): no members. Wait for it to appear.
-    if (!exists_watched_) {
-      exists_watched_ = true;
-      Status e = session_.Exists(options_.path, nullptr, [this] {
-        {
-          std::lock_guard lock(mu_);
-          exists_watched_ = false;
-        }
-        Sync();
-      });
-      if (e.ok()) {  // created between the two calls
-        SyncLocked();
-        return;
-      }
-      if (e.code() != ErrorCode::kNotFound) {
-        exists_watched_ = false;
-        log::Warn(kComponent, "exists failed").kv("path", options_.path).kv("err", e.ToString());
-        return;
-      }
-    }
-    log::Info(kComponent, "membership path does not exist yet; waiting").kv("path", options_.path);
-    ApplyLocked({});
-    source_ = "zookeeper";
-    synced_ = true;
-    return;
+  const bool arming = static_cast<bool>(watch);
+  Status s = session_.GetChildren(options_.path, children, std::move(watch));
+  if (s.ok()) {
+    std::lock_guard lock(mu_);
+    if (arming && !relist_) children_watched_ = true;  // unless it fired already, or the session changed
+    return true;
   }
-  if (!s.ok()) {
+  if (s.code() != ErrorCode::kNotFound) {
     log::Warn(kComponent, "listing members failed; keeping the pool").kv("path", options_.path).kv("err", s.ToString());
-    return;
-  }
-  if (!children_watched_) children_watched_ = true;
-
-  std::map<std::string, MemberRecord> next;
-  for (const auto& key : children) {
-    if (data_watched_.count(key)) {  // known and watched: a change would have told us
-      if (auto it = current_.find(key); it != current_.end()) next.emplace(key, it->second);
-      continue;
-    }
-    MemberRecord rec;
-    if (ReadMemberLocked(key, &rec)) next.emplace(key, std::move(rec));
-  }
-  // Forget invalid records whose znodes are gone, so a new one is counted again.
-  for (auto it = invalid_.begin(); it != invalid_.end();) {
-    if (std::find(children.begin(), children.end(), it->first) == children.end()) it = invalid_.erase(it);
-    else ++it;
-  }
-  ApplyLocked(std::move(next));
-  source_ = "zookeeper";
-  synced_ = true;
-}
-
-bool MemberRegistry::ReadMemberLocked(const std::string& key, MemberRecord* out) {
-  std::string data;
-  const std::string path = options_.path + "/" + key;
-  zk::Client::Watch watch;
-  const bool arm = !data_watched_.count(key);
-  if (arm) watch = [this, key] { OnMemberChanged(key); };
-  Status s = session_.Get(path, &data, nullptr, std::move(watch));
-  if (s.code() == ErrorCode::kNotFound) return false;  // deleted between list and read: not an error
-  if (!s.ok()) {
-    log::Warn(kComponent, "reading member failed").kv("path", path).kv("err", s.ToString());
-    // Keep what we had for it, if anything.
-    if (auto it = current_.find(key); it != current_.end()) {
-      *out = it->second;
-      return true;
-    }
     return false;
   }
-  if (arm) data_watched_.insert(key);
-  Status d = serverset::Decode(data, &out->member);
-  if (!d.ok()) {
-    auto [it, fresh] = invalid_.emplace(key, data);
-    if (fresh || it->second != data) {
-      it->second = data;
-      log::Warn(kComponent, "invalid member ignored").kv("path", path).kv("err", d.message());
+  // The path does not exist (yet): no members. Wait for it to appear.
+  children->clear();
+  zk::Client::Watch exists;
+  {
+    std::lock_guard lock(mu_);
+    if (!exists_watched_) exists = [this] {
+      {
+        std::lock_guard l(mu_);
+        exists_watched_ = false;
+      }
+      Wake();
+    };
+  }
+  if (exists) {
+    Status e = session_.Exists(options_.path, nullptr, std::move(exists));
+    std::lock_guard lock(mu_);
+    if (e.ok()) {  // created between the two calls: list again
+      relist_ = true;
+      return false;
+    }
+    if (e.code() != ErrorCode::kNotFound) {
+      log::Warn(kComponent, "exists failed").kv("path", options_.path).kv("err", e.ToString());
+      return false;
+    }
+    if (!relist_) exists_watched_ = true;
+  }
+  log::Info(kComponent, "membership path does not exist yet; waiting").kv("path", options_.path);
+  return true;
+}
+
+void MemberRegistry::Read(Batch* batch) {
+  uint64_t epoch;
+  {
+    std::lock_guard lock(mu_);
+    epoch = epoch_;
+  }
+  std::vector<std::string> paths;
+  std::vector<zk::Client::Watch> watches;
+  paths.reserve(batch->keys.size());
+  watches.reserve(batch->keys.size());
+  for (const auto& key : batch->keys) {
+    paths.push_back(options_.path + "/" + key);
+    watches.emplace_back([this, key] { OnMemberChanged(key); });
+  }
+  batch->results = session_.GetMany(paths, std::move(watches));
+  std::lock_guard lock(mu_);
+  if (epoch != epoch_) return;  // the session changed: those watches are gone
+  for (size_t i = 0; i < batch->keys.size(); ++i) {
+    const std::string& key = batch->keys[i];
+    // A watch that fired already put the key in changed_: it is read again.
+    if (batch->results[i].status.ok() && !changed_.count(key)) data_watched_.insert(key);
+  }
+}
+
+void MemberRegistry::ApplyBatch(const Batch& batch) {
+  std::lock_guard update(update_mu_);
+  std::map<std::string, MemberRecord> next;
+  if (batch.listed) {
+    const std::set<std::string> listed(batch.children.begin(), batch.children.end());
+    for (const auto& key : listed) {
+      if (auto it = current_.find(key); it != current_.end()) next.emplace(key, it->second);
+    }
+    // Forget invalid records whose znodes are gone, so a new one is counted again.
+    std::erase_if(invalid_, [&](const auto& entry) { return !listed.count(entry.first); });
+  } else {
+    next = current_;
+  }
+  int failed = 0;
+  for (size_t i = 0; i < batch.keys.size(); ++i) {
+    const std::string& key = batch.keys[i];
+    MemberRecord rec;
+    bool keep = false;
+    if (DecodeLocked(key, batch.results[i], &rec, &keep)) {
+      next[key] = std::move(rec);
+    } else if (keep) {
+      if (failed++ == 0)
+        log::Warn(kComponent, "reading member failed").kv("path", options_.path + "/" + key)
+            .kv("err", batch.results[i].status.ToString());
+    } else {
+      next.erase(key);
+    }
+  }
+  if (failed > 1) log::Warn(kComponent, "reading members failed; keeping what was known").kv("count", failed);
+  ApplyLocked(std::move(next));
+  if (batch.listed) {
+    std::lock_guard lock(mu_);
+    source_ = "zookeeper";
+    synced_ = true;
+  }
+}
+
+bool MemberRegistry::DecodeLocked(const std::string& key, const zk::GetResult& got, MemberRecord* out, bool* keep) {
+  if (got.status.code() == ErrorCode::kNotFound) {  // deleted between list and read: not an error
+    invalid_.erase(key);
+    return false;
+  }
+  if (!got.status.ok()) {
+    *keep = true;  // keep what we had for it, if anything
+    return false;
+  }
+  if (Status d = serverset::Decode(got.data, &out->member); !d.ok()) {
+    auto [it, fresh] = invalid_.emplace(key, got.data);
+    if (fresh || it->second != got.data) {
+      it->second = got.data;
+      log::Warn(kComponent, "invalid member ignored").kv("path", options_.path + "/" + key).kv("err", d.message());
       if (metrics_) metrics_->invalid_members.Increment();
     }
     return false;
@@ -194,23 +293,14 @@ bool MemberRegistry::ReadMemberLocked(const std::string& key, MemberRecord* out)
   return true;
 }
 
-void MemberRegistry::OnMemberChanged(const std::string& key) {
-  std::lock_guard lock(mu_);
-  data_watched_.erase(key);
-  std::map<std::string, MemberRecord> next = current_;
-  next.erase(key);
-  MemberRecord rec;
-  if (ReadMemberLocked(key, &rec)) next[key] = std::move(rec);
-  ApplyLocked(std::move(next));
-}
-
 void MemberRegistry::ApplyLocked(std::map<std::string, MemberRecord> next) {
   std::vector<MemberRecord> added;
   std::vector<std::string> removed;
   for (const auto& [key, rec] : current_) {
     auto it = next.find(key);
-    if (it == next.end()) removed.push_back(key);
-    else if (!(it->second == rec)) {
+    if (it == next.end()) {
+      removed.push_back(key);
+    } else if (!(it->second == rec)) {
       removed.push_back(key);
       added.push_back(it->second);
     }
@@ -220,12 +310,13 @@ void MemberRegistry::ApplyLocked(std::map<std::string, MemberRecord> next) {
   }
   if (added.empty() && removed.empty()) return;
   current_ = std::move(next);
+  members_ = current_.size();
   listener_.OnMembershipUpdate(added, removed);
-  if (!options_.state_file.empty()) {
+  if (state_writer_) {
     std::vector<MemberRecord> all;
+    all.reserve(current_.size());
     for (const auto& [key, rec] : current_) all.push_back(rec);
-    Status s = SaveStateFile(options_.state_file, all);
-    if (!s.ok()) log::Warn(kComponent, "saving state file failed").kv("err", s.ToString());
+    state_writer_->Save(std::move(all));
   }
 }
 

@@ -54,19 +54,10 @@ Pool::Pool(PolicyKind policy, ProxyMetrics* metrics) : policy_(policy), metrics_
   current_ = std::move(empty);
 }
 
-void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std::vector<std::string>& removed) {
-  if (added.empty() && removed.empty()) return;
-  std::lock_guard lock(mu_);
-  std::map<std::string, std::shared_ptr<Host>> hosts;
-  for (const auto& h : current_->hosts) hosts.emplace(h->key(), h);
-  for (const auto& key : removed) {
-    auto it = hosts.find(key);
-    if (it == hosts.end()) continue;
-    it->second->MarkRemoved();
-    log::Info("pool", "member removed").kv("member", it->second->member().id).kv("address", it->second->member().Address());
-    hosts.erase(it);
-  }
-  for (const auto& rec : added) {
+std::vector<std::shared_ptr<Host>> Pool::MakeHosts(const std::vector<MemberRecord>& records) const {
+  std::vector<std::shared_ptr<Host>> out;
+  out.reserve(records.size());
+  for (const auto& rec : records) {
     tcp::endpoint ep;
     if (!ResolveMember(rec.member, &ep)) {
       log::Warn("pool", "member host does not resolve; ignored").kv("member", rec.member.id).kv("host", rec.member.host);
@@ -74,20 +65,45 @@ void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std:
     }
     std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> counters{};
     if (metrics_) counters = metrics_->UpstreamCounters(rec.member.id);
-    if (auto it = hosts.find(rec.key); it != hosts.end()) it->second->MarkRemoved();
-    hosts[rec.key] = std::make_shared<Host>(rec, ep, counters);
-    log::Info("pool", "member added").kv("member", rec.member.id).kv("address", rec.member.Address());
+    out.push_back(std::make_shared<Host>(rec, ep, counters));
+  }
+  return out;
+}
+
+void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std::vector<std::string>& removed) {
+  if (added.empty() && removed.empty()) return;
+  std::lock_guard update(update_mu_);  // one update at a time; readers only wait for the final swap
+  std::vector<std::shared_ptr<Host>> fresh = MakeHosts(added);  // may block on DNS: no reader waits for it
+  std::map<std::string, std::shared_ptr<Host>> hosts;
+  for (const auto& h : Snapshot()->hosts) hosts.emplace(h->key(), h);
+  for (const auto& key : removed) {
+    auto it = hosts.find(key);
+    if (it == hosts.end()) continue;
+    it->second->MarkRemoved();
+    log::Info("pool", "member removed").kv("member", it->second->member().id).kv("address", it->second->member().Address());
+    hosts.erase(it);
+  }
+  for (auto& h : fresh) {
+    if (auto it = hosts.find(h->key()); it != hosts.end()) it->second->MarkRemoved();
+    log::Info("pool", "member added").kv("member", h->member().id).kv("address", h->member().Address());
+    hosts[h->key()] = std::move(h);
   }
   auto next = std::make_shared<HostSet>();
+  next->hosts.reserve(hosts.size());
   for (auto& [key, h] : hosts) next->hosts.push_back(h);  // ordered by znode name: stable across updates
   std::vector<Host*> raw;
+  raw.reserve(next->hosts.size());
   for (auto& h : next->hosts) raw.push_back(h.get());
   seed_ = seed_ * 6364136223846793005ULL + 1442695040888963407ULL;
   next->policy = MakePolicy(policy_, std::move(raw), seed_);
-  current_ = std::move(next);
-  version_.fetch_add(1, std::memory_order_acq_rel);
+  const size_t members = next->hosts.size();
+  {
+    std::lock_guard lock(mu_);
+    current_ = std::move(next);
+    version_.fetch_add(1, std::memory_order_acq_rel);
+  }
   if (metrics_) metrics_->pool_updates.Increment();
-  log::Info("pool", "pool updated").kv("members", current_->hosts.size());
+  log::Info("pool", "pool updated").kv("members", members);
 }
 
 std::shared_ptr<const HostSet> Pool::Snapshot() const {

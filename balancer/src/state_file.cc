@@ -1,4 +1,4 @@
-// State file encoding and the atomic write.
+// State file encoding, the atomic write and the coalescing background writer.
 #include "webtier/balancer/state_file.h"
 
 #include <fcntl.h>
@@ -8,6 +8,8 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+
+#include "webtier/common/log.h"
 
 #include <nlohmann/json.hpp>
 
@@ -83,6 +85,58 @@ Status SaveStateFile(const std::string& path, const std::vector<MemberRecord>& m
     return Status(ErrorCode::kUnavailable, "cannot rename to " + path + ": " + std::strerror(err));
   }
   return Status::Ok();
+}
+
+StateFileWriter::StateFileWriter(std::string path, std::chrono::milliseconds interval)
+    : path_(std::move(path)), interval_(interval), thread_([this] { Run(); }) {}
+
+StateFileWriter::~StateFileWriter() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  std::unique_lock lock(mu_);
+  if (pending_) WriteLocked(lock);  // the last pool survives a clean shutdown
+}
+
+void StateFileWriter::Save(std::vector<MemberRecord> members) {
+  {
+    std::lock_guard lock(mu_);
+    pending_ = std::move(members);  // an older pending version is superseded
+  }
+  cv_.notify_all();
+}
+
+void StateFileWriter::Flush() {
+  std::unique_lock lock(mu_);
+  cv_.wait(lock, [&] { return (!pending_ && !writing_) || stopping_; });
+}
+
+void StateFileWriter::Run() {
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return stopping_ || pending_.has_value(); });
+    if (stopping_) return;
+    // Coalesce: wait out the interval since the last write, taking newer versions.
+    cv_.wait_until(lock, last_write_ + interval_, [&] { return stopping_; });
+    if (stopping_) return;
+    if (pending_) WriteLocked(lock);
+  }
+}
+
+void StateFileWriter::WriteLocked(std::unique_lock<std::mutex>& lock) {
+  std::vector<MemberRecord> members = std::move(*pending_);
+  pending_.reset();
+  writing_ = true;
+  lock.unlock();
+  Status s = SaveStateFile(path_, members);
+  if (!s.ok()) log::Warn("members", "saving state file failed").kv("err", s.ToString());
+  lock.lock();
+  writing_ = false;
+  last_write_ = std::chrono::steady_clock::now();
+  cv_.notify_all();
 }
 
 }  // namespace webtier::balancer

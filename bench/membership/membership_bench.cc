@@ -32,8 +32,13 @@ class TimedPool : public balancer::MembershipListener {
   explicit TimedPool(size_t want) : pool_(balancer::PolicyKind::kRoundRobin, nullptr), want_(want) {}
   void OnMembershipUpdate(const std::vector<balancer::MemberRecord>& added,
                           const std::vector<std::string>& removed) override {  // balancer::MembershipListener
+    const auto start = Clock::now();
     pool_.OnMembershipUpdate(added, removed);
     ++updates_;
+    if (std::getenv("BENCH_VERBOSE") != nullptr)
+      std::fprintf(stderr, "update: +%zu -%zu -> %zu members, pool took %.1f ms, at %.1f ms\n", added.size(), removed.size(),
+                   pool_.Snapshot()->hosts.size(), std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
+                   std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count());
     if (pool_.Snapshot()->hosts.size() == want_) {
       std::lock_guard l(mu_);
       if (!full_) full_ = Clock::now();
@@ -102,6 +107,10 @@ int Run(const std::string& connect, zhandle_t* zh, int n) {
   zk::Session session({.connect = connect, .session_timeout_ms = 30000, .component = "zk"});
   TimedPool pool(static_cast<size_t>(n));
   balancer::MemberRegistry registry(session, {.path = path, .state_file = ""}, pool, nullptr);
+  struct CloseSession {  // no watch may reach `registry` once it is gone
+    zk::Session& s;
+    ~CloseSession() { s.Close(); }
+  } close_session{session};
   if (!session.Start().ok()) return 1;
   if (!testing::WaitFor([&] { return registry.synced(); }, std::chrono::seconds(30))) {
     std::fprintf(stderr, "registry did not sync\n");
@@ -114,6 +123,10 @@ int Run(const std::string& connect, zhandle_t* zh, int n) {
   Writer writer;
   const auto t0 = Clock::now();
   const auto last = writer.Write(zh, path, n);
+  if (std::getenv("BENCH_VERBOSE") != nullptr)
+    std::fprintf(stderr, "first write at %.1f ms, last at %.1f ms\n",
+                 std::chrono::duration<double, std::milli>(t0.time_since_epoch()).count(),
+                 std::chrono::duration<double, std::milli>(last.time_since_epoch()).count());
   const auto full = pool.WaitFull(std::chrono::seconds(120));
   using ms = std::chrono::duration<double, std::milli>;
   if (!full || writer.failed != 0) {
@@ -123,7 +136,6 @@ int Run(const std::string& connect, zhandle_t* zh, int n) {
   std::printf("members=%d write_ms=%.1f last_write_to_pool_ms=%.1f pool_updates=%d\n", n, ms(last - t0).count(),
               ms(*full - last).count(), pool.updates());
   std::fflush(stdout);
-  session.Close();
   return 0;
 }
 
@@ -133,7 +145,9 @@ int main(int argc, char** argv) {
   std::vector<int> sizes;
   for (int i = 1; i < argc; ++i) sizes.push_back(std::atoi(argv[i]));
   if (sizes.empty()) sizes = {1000, 10000};
-  log::SetLevel(log::Level::kWarn);  // one "member added" line per member would measure stderr
+  // One "member added" line per member would measure stderr; BENCH_VERBOSE=1
+  // shows the registry's batches (and every line) instead.
+  log::SetLevel(std::getenv("BENCH_VERBOSE") != nullptr ? log::Level::kDebug : log::Level::kWarn);
   zoo_set_debug_level(ZOO_LOG_LEVEL_ERROR);
 
   testing::ZooKeeperServer zk(2000);

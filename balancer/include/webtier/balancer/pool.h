@@ -41,8 +41,9 @@ struct HostSet {
   Host* Pick(std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now) const;
 };
 
-// Thread-safe. Updates come from the membership thread; readers are the
-// proxy and admin threads.
+// Thread-safe. Updates (from the membership thread) are serialized and build
+// the next generation, resolving names, without holding the lock readers
+// (the proxy and admin threads) take: they only wait for the pointer swap.
 class Pool : public MembershipListener {
  public:
   // `metrics` may be null (tests).
@@ -58,12 +59,16 @@ class Pool : public MembershipListener {
   PolicyKind policy() const { return policy_; }
 
  private:
+  // Hosts for `records`; the ones whose host does not resolve are logged and left out.
+  std::vector<std::shared_ptr<Host>> MakeHosts(const std::vector<MemberRecord>& records) const;
+
   const PolicyKind policy_;
   ProxyMetrics* metrics_;
+  std::mutex update_mu_;                    // serializes OnMembershipUpdate
   mutable std::mutex mu_;
   std::shared_ptr<const HostSet> current_;  // guarded by mu_
   std::atomic<uint64_t> version_{0};
-  uint64_t seed_ = 0x9e3779b97f4a7c15ULL;
+  uint64_t seed_ = 0x9e3779b97f4a7c15ULL;   // guarded by update_mu_
 };
 
 // Resolves a member's host (IP literal, or a name through getaddrinfo; IPv4

@@ -2,7 +2,12 @@
 // down still has members: {"version":1,"members":[{"znode":..,"member":{serverset}}]}.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "webtier/balancer/host.h"
@@ -22,5 +27,36 @@ Status LoadStateFile(const std::string& path, std::vector<MemberRecord>* members
 // The same decoding from a string (the fuzz target's entry point).
 Status ParseState(std::string_view text, std::vector<MemberRecord>* members, int* invalid);
 std::string FormatState(const std::vector<MemberRecord>& members);
+
+// Saves the pool in the background so that membership updates never wait for
+// the disk: Save() hands over the latest members and returns; a writer thread
+// writes the newest at most once per `interval` (SaveStateFile: fsync and
+// rename kept), skipping the versions superseded meanwhile. The destructor
+// writes what is still pending. Thread-safe.
+class StateFileWriter {
+ public:
+  StateFileWriter(std::string path, std::chrono::milliseconds interval);
+  ~StateFileWriter();
+  StateFileWriter(const StateFileWriter&) = delete;
+  StateFileWriter& operator=(const StateFileWriter&) = delete;
+
+  void Save(std::vector<MemberRecord> members);
+  // Blocks until everything handed over so far is on disk.
+  void Flush();
+
+ private:
+  void Run();
+  void WriteLocked(std::unique_lock<std::mutex>& lock);
+
+  const std::string path_;
+  const std::chrono::milliseconds interval_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<std::vector<MemberRecord>> pending_;
+  bool writing_ = false;
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point last_write_{};
+  std::thread thread_;
+};
 
 }  // namespace webtier::balancer
