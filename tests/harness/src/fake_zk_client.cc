@@ -52,15 +52,22 @@ int64_t FakeClient::session_id() const {
 std::string FakeClient::ConnectedServerIp() const { return connected() ? "127.0.0.1" : ""; }
 int FakeClient::negotiated_timeout_ms() const { return 6000; }
 
-Status FakeClient::CheckConnected(const char* op, const std::string& path) {
+Status FakeClient::Begin(const char* op, const std::string& path, std::unique_lock<std::mutex>* lock) {
+  OperationHook hook;
+  {
+    std::lock_guard l(mu_);
+    hook = hook_;
+  }
+  if (hook) hook(op, path);
+  *lock = std::unique_lock(mu_);
   ++operations_;
   if (connected_) return Status::Ok();
   return Status(ErrorCode::kConnectionLoss, std::string(op) + " " + path + ": connection loss");
 }
 
 Status FakeClient::Create(const std::string& path, std::string_view data, int flags, std::string* created_path) {
-  std::lock_guard l(mu_);
-  if (Status s = CheckConnected("create", path); !s.ok()) return s;
+  std::unique_lock<std::mutex> l;
+  if (Status s = Begin("create", path, &l); !s.ok()) return s;
   Status s = CreateLocked(path, data, flags, (flags & kEphemeral) ? session_ : 0, created_path);
   if (s.ok() && fail_next_create_) {
     fail_next_create_ = false;
@@ -70,14 +77,14 @@ Status FakeClient::Create(const std::string& path, std::string_view data, int fl
 }
 
 Status FakeClient::Delete(const std::string& path, int version) {
-  std::lock_guard l(mu_);
-  if (Status s = CheckConnected("delete", path); !s.ok()) return s;
+  std::unique_lock<std::mutex> l;
+  if (Status s = Begin("delete", path, &l); !s.ok()) return s;
   return DeleteLocked(path, version);
 }
 
 Status FakeClient::Get(const std::string& path, std::string* data, NodeStat* stat, Watch watch) {
-  std::lock_guard l(mu_);
-  if (Status s = CheckConnected("get", path); !s.ok()) return s;
+  std::unique_lock<std::mutex> l;
+  if (Status s = Begin("get", path, &l); !s.ok()) return s;
   auto it = tree_.find(path);
   if (it == tree_.end()) return NoNode("get", path);
   if (data != nullptr) *data = it->second.data;
@@ -87,14 +94,14 @@ Status FakeClient::Get(const std::string& path, std::string* data, NodeStat* sta
 }
 
 Status FakeClient::Set(const std::string& path, std::string_view data, int version) {
-  std::lock_guard l(mu_);
-  if (Status s = CheckConnected("set", path); !s.ok()) return s;
+  std::unique_lock<std::mutex> l;
+  if (Status s = Begin("set", path, &l); !s.ok()) return s;
   return SetLocked(path, data, version);
 }
 
 Status FakeClient::Exists(const std::string& path, NodeStat* stat, Watch watch) {
-  std::lock_guard l(mu_);
-  if (Status s = CheckConnected("exists", path); !s.ok()) return s;
+  std::unique_lock<std::mutex> l;
+  if (Status s = Begin("exists", path, &l); !s.ok()) return s;
   if (watch) data_watches_[path].push_back(std::move(watch));  // armed even when missing
   auto st = StatForTestLocked(path);
   if (!st) return NoNode("exists", path);
@@ -103,8 +110,8 @@ Status FakeClient::Exists(const std::string& path, NodeStat* stat, Watch watch) 
 }
 
 Status FakeClient::GetChildren(const std::string& path, std::vector<std::string>* children, Watch watch) {
-  std::lock_guard l(mu_);
-  if (Status s = CheckConnected("get_children", path); !s.ok()) return s;
+  std::unique_lock<std::mutex> l;
+  if (Status s = Begin("get_children", path, &l); !s.ok()) return s;
   if (!tree_.count(path)) return NoNode("get_children", path);
   if (children != nullptr) *children = ChildrenLocked(path);
   if (watch) child_watches_[path].push_back(std::move(watch));
@@ -258,6 +265,11 @@ void FakeClient::ExpireSession(bool start_new) {
     NotifyLocked(Event::kExpired);
   }
   if (start_new) StartSession();
+}
+
+void FakeClient::SetOperationHookForTest(OperationHook hook) {
+  std::lock_guard l(mu_);
+  hook_ = std::move(hook);
 }
 
 void FakeClient::FailNextCreateAfterApplyingForTest() {

@@ -62,6 +62,12 @@ class FakeClient : public Client {
   // clients' watches only: ours are dropped first), kExpired; then, when
   // `start_new`, StartSession().
   void ExpireSession(bool start_new = true);
+  // Runs `hook(op, path)` at the start of every operation ("create", "get",
+  // "get_children", ...), on the calling thread with no fake lock held: a
+  // test plays another client's move between two of ours (e.g. a delete
+  // between a listing and a read).
+  using OperationHook = std::function<void(std::string_view op, const std::string& path)>;
+  void SetOperationHookForTest(OperationHook hook);
   // The next Create is applied but answers kConnectionLoss.
   void FailNextCreateAfterApplyingForTest();
   // Operations of another client (session kOtherSession), connected or not.
@@ -88,7 +94,8 @@ class FakeClient : public Client {
   };
   using WatchTable = std::map<std::string, std::vector<Watch>>;
 
-  Status CheckConnected(const char* op, const std::string& path);
+  // Runs the operation hook, then takes the lock; kConnectionLoss when disconnected.
+  Status Begin(const char* op, const std::string& path, std::unique_lock<std::mutex>* lock);
   Status CreateLocked(const std::string& path, std::string_view data, int flags, int64_t owner,
                       std::string* created_path);
   Status DeleteLocked(const std::string& path, int version);
@@ -111,6 +118,7 @@ class FakeClient : public Client {
   int64_t session_ = 0;
   int64_t next_session_ = 0x1000;
   bool fail_next_create_ = false;
+  OperationHook hook_;
   int64_t operations_ = 0;
 
   std::deque<std::function<void()>> queue_;
