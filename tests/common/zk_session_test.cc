@@ -79,6 +79,38 @@ TEST(ZkSession, OperationsAndOneShotWatches) {
   ASSERT_TRUE(WaitFor([&] { return exists_fired == 1; }, 5s));
 }
 
+TEST(ZkSession, GetManyAnswersInOrderAndArmsEachWatch) {
+  ZooKeeperServer zk;
+  zk.Start();
+  Session s({.connect = zk.connect(), .session_timeout_ms = 4000});
+  ASSERT_TRUE(s.Start().ok());
+  ASSERT_TRUE(WaitFor([&] { return s.connected(); }, 10s));
+  ASSERT_TRUE(s.EnsurePath("/many").ok());
+  std::vector<std::string> paths;
+  for (int i = 0; i < 500; ++i) {
+    paths.push_back("/many/n" + std::to_string(i));
+    ASSERT_TRUE(s.Create(paths.back(), "v" + std::to_string(i), kPersistent, nullptr).ok());
+  }
+  paths.push_back("/many/absent");
+  std::atomic<int> fired{0};
+  std::vector<Session::Watch> watches(paths.size(), [&] { ++fired; });
+  std::vector<GetResult> got = s.GetMany(paths, watches);
+  ASSERT_EQ(got.size(), paths.size());
+  for (int i = 0; i < 500; ++i) {
+    ASSERT_TRUE(got[static_cast<size_t>(i)].status.ok()) << got[static_cast<size_t>(i)].status.ToString();
+    EXPECT_EQ(got[static_cast<size_t>(i)].data, "v" + std::to_string(i));
+  }
+  EXPECT_EQ(got.back().status.code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(s.Set("/many/n7", "changed").ok());
+  ASSERT_TRUE(s.Delete("/many/n8").ok());
+  ASSERT_TRUE(WaitFor([&] { return fired == 2; }, 5s));
+  ASSERT_TRUE(s.Create("/many/absent", "", kPersistent, nullptr).ok());  // no watch was left on a missing node
+  ASSERT_TRUE(s.Set("/many/n7", "again").ok());                          // and watches are one-shot
+  std::string data;
+  ASSERT_TRUE(s.Get("/many/n7", &data).ok());
+  EXPECT_EQ(fired, 2);
+}
+
 TEST(ZkSession, LargeDataIsReadWhole) {
   ZooKeeperServer zk;
   zk.Start();
