@@ -32,8 +32,8 @@ void RaiseDescriptorLimit() {
   }
 }
 
-// Waits up to Config::zk_connect_wait_ms for the member list from ZooKeeper; without
-// it, starts from the state file's pool (if any) rather than an empty one.
+// Waits up to Config::zk_connect_wait_ms for the member list from ZooKeeper;
+// without it, starts from the state file's pool (if any), not an empty one.
 void FillPoolAtStart(const Config& config, MemberRegistry& members) {
   const auto wait_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(config.zk_connect_wait_ms);
   while (!members.synced() && std::chrono::steady_clock::now() < wait_until)

@@ -8,8 +8,9 @@
 namespace webtier::webnode {
 
 // A request as content sees it: plain values, no Pistache type. The server
-// converts each Pistache request once (server.cc); headers keep their order,
-// duplicates and case, and include the Cookie headers Pistache keeps apart.
+// converts each Pistache request once (server.cc), Cookie headers included
+// (Pistache keeps them apart). Headers are a list of name/value pairs, but
+// Pistache 0.0.5 has already kept one value per name and lost their order.
 using Request = cache::Request;
 
 class ContentService {
