@@ -18,6 +18,16 @@ void BindEnvironment(CLI::App& app, std::string_view prefix) {
   }
 }
 
+namespace {
+
+int ReportError(const CLI::App& app, std::string_view what) {
+  std::cerr << app.get_name() << ": error: " << what << "\n"
+            << "Run '" << app.get_name() << " --help' for the list of flags.\n";
+  return 2;
+}
+
+}  // namespace
+
 std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
   try {
     app.parse(argc, argv);
@@ -28,11 +38,15 @@ std::optional<int> Parse(CLI::App& app, int argc, char** argv) {
     std::cout << e.what() << "\n";
     return 0;
   } catch (const CLI::ParseError& e) {
-    std::cerr << app.get_name() << ": error: " << e.what() << "\n"
-              << "Run '" << app.get_name() << " --help' for the list of flags.\n";
-    return 2;
+    return ReportError(app, e.what());
   }
   return std::nullopt;
 }
+
+Status Invalid(std::string_view flag, std::string_view why) {
+  return Status(ErrorCode::kInvalidArgument, std::string(flag) + ": " + std::string(why));
+}
+
+int BadValue(const CLI::App& app, const Status& status) { return ReportError(app, status.message()); }
 
 }  // namespace webtier::flags

@@ -51,6 +51,35 @@ TEST(WebnodeConfig, EmptyRedisDisablesTheCacheAndIsValid) {
   Config c;
   c.redis = "";
   EXPECT_TRUE(Finalize(&c).ok());
+  EXPECT_FALSE(c.redis_addr.has_value());
+}
+
+TEST(WebnodeConfig, AddressesAreParsedOnceWithTheirDefaultPorts) {
+  Config c;
+  c.listen = "127.0.0.1:8181";
+  c.redis = "cache-host";
+  c.advertise = "10.9.8.7";
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.redis_addr, (net::HostPort{"cache-host", 6379}));
+  EXPECT_EQ(c.advertise_addr, (net::HostPort{"10.9.8.7", 8181}));
+}
+
+TEST(WebnodeConfig, MemberRecordPrefersAdvertiseThenASpecificListenHost) {
+  Config c;
+  c.id = "n1";
+  c.listen = "0.0.0.0:8080";
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(ThisMember(c).host, "");  // auto-detected at registration
+  EXPECT_EQ(ThisMember(c).port, 8080);
+  c.listen = "127.0.0.1:8080";
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(ThisMember(c).host, "127.0.0.1");
+  c.advertise = "10.9.8.7:9999";
+  ASSERT_TRUE(Finalize(&c).ok());
+  serverset::Member m = ThisMember(c);
+  EXPECT_EQ(m.id, "n1");
+  EXPECT_EQ(m.host, "10.9.8.7");
+  EXPECT_EQ(m.port, 9999);
 }
 
 }  // namespace

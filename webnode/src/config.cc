@@ -1,7 +1,9 @@
-// webnode flags and their validation.
+// webnode flags, their validation, and the member record they describe.
 #include "webtier/webnode/config.h"
 
 #include <thread>
+
+#include "webtier/common/flags.h"
 
 namespace webtier::webnode {
 
@@ -31,38 +33,55 @@ void AddFlags(CLI::App& app, Config* c) {
 }
 
 namespace {
-Status Bad(const std::string& flag, const std::string& why) {
-  return Status(ErrorCode::kInvalidArgument, flag + ": " + why);
-}
+constexpr uint16_t kRedisPort = 6379;  // when --redis names only a host
 }  // namespace
 
 Status Finalize(Config* c) {
-  if (Status s = net::ParseHostPort(c->listen, &c->listen_addr); !s.ok()) return Bad("--listen", s.message());
+  using flags::Invalid;
+  if (Status s = net::ParseHostPort(c->listen, &c->listen_addr); !s.ok()) return Invalid("--listen", s.message());
+  c->advertise_addr.reset();
   if (!c->advertise.empty()) {
     net::HostPort adv;
     if (Status s = net::ParseHostPort(c->advertise, &adv, c->listen_addr.port); !s.ok() || adv.host.empty())
-      return Bad("--advertise", s.ok() ? "empty host" : s.message());
+      return Invalid("--advertise", s.ok() ? "empty host" : s.message());
+    c->advertise_addr = std::move(adv);
   }
-  if (c->zk.empty()) return Bad("--zk", "must not be empty");
-  if (c->zk_path.size() < 2 || c->zk_path.front() != '/' || c->zk_path.back() == '/')
-    return Bad("--zk-path", "must be an absolute znode path like /webtier/nodes");
+  if (c->zk.empty()) return Invalid("--zk", "must not be empty");
+  if (Status s = serverset::ValidatePath(c->zk_path); !s.ok()) return Invalid("--zk-path", s.message());
   if (c->zk_session_timeout_ms < 1000 || c->zk_session_timeout_ms > 600000)
-    return Bad("--zk-session-timeout-ms", "must be within 1000..600000");
+    return Invalid("--zk-session-timeout-ms", "must be within 1000..600000");
+  c->redis_addr.reset();
   if (!c->redis.empty()) {
     net::HostPort r;
-    if (Status s = net::ParseHostPort(c->redis, &r, 6379); !s.ok()) return Bad("--redis", s.message());
+    if (Status s = net::ParseHostPort(c->redis, &r, kRedisPort); !s.ok()) return Invalid("--redis", s.message());
+    c->redis_addr = std::move(r);
   }
-  if (c->threads < 0 || c->threads > 256) return Bad("--threads", "must be within 1..256");
+  if (c->threads < 0 || c->threads > 256) return Invalid("--threads", "must be within 1..256");
   if (c->threads == 0) c->threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (!c->origin.empty() && c->origin.rfind("http://", 0) != 0 && c->origin.rfind("https://", 0) != 0)
-    return Bad("--origin", "must be an http:// or https:// URL");
-  if (c->cache_ttl < 0) return Bad("--cache-ttl", "must be >= 0");
-  if (c->drain_ms < 0) return Bad("--drain-ms", "must be >= 0");
+    return Invalid("--origin", "must be an http:// or https:// URL");
+  if (c->cache_ttl < 0) return Invalid("--cache-ttl", "must be >= 0");
+  if (c->drain_ms < 0) return Invalid("--drain-ms", "must be >= 0");
   if (c->max_request_bytes < 1024 || c->max_request_bytes > (64u << 20))
-    return Bad("--max-request-bytes", "must be within 1024..67108864");
+    return Invalid("--max-request-bytes", "must be within 1024..67108864");
   if (c->id.empty()) c->id = net::Hostname() + "-" + std::to_string(c->listen_addr.port);
   if (c->name.empty()) c->name = c->id;
   return Status::Ok();
+}
+
+serverset::Member ThisMember(const Config& c) {
+  serverset::Member member;
+  member.id = c.id;
+  member.zone = c.zone;
+  member.version = WEBTIER_VERSION;
+  member.port = c.listen_addr.port;
+  if (c.advertise_addr.has_value()) {
+    member.host = c.advertise_addr->host;
+    member.port = c.advertise_addr->port;
+  } else if (!net::IsWildcard(c.listen_addr.host)) {
+    member.host = c.listen_addr.host;  // a specific listen address is what peers must use
+  }  // else: auto-detected from the connection to ZooKeeper
+  return member;
 }
 
 }  // namespace webtier::webnode

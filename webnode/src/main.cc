@@ -1,6 +1,4 @@
 // webnode: parse flags into the Config, build the parts, serve, drain on SIGTERM.
-#include <signal.h>
-
 #include <chrono>
 #include <iostream>
 #include <memory>
@@ -11,65 +9,26 @@
 #include "webtier/common/stop_signals.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/monitoring/metrics.h"
+#include "webtier/webnode/cached_content.h"
 #include "webtier/webnode/config.h"
-#include "webtier/webnode/content.h"
 #include "webtier/webnode/registration.h"
 #include "webtier/webnode/server.h"
-#ifdef WEBTIER_HAVE_CACHE
-#include "webtier/cache/cached_content.h"
-#endif
-
-namespace {
-
-using namespace webtier;
-
-// Builds without the cache (-DWEBTIER_WITH_CACHE=OFF): everything else is 404.
-class NotFoundContent : public webnode::ContentService {
- public:
-  void Handle(const Pistache::Http::Request&, webnode::Reply reply) override {  // webnode::ContentService
-    reply.set_route("other");
-    reply.Send(404, R"({"error":"not found"})");
-  }
-};
-
-}  // namespace
 
 int main(int argc, char** argv) {
+  using namespace webtier;
   webnode::Config config;
   CLI::App app{"webnode: a Pistache web node that registers itself in ZooKeeper and caches in Redis", "webnode"};
   webnode::AddFlags(app, &config);
   flags::BindEnvironment(app, "WEBNODE");
   if (auto rc = flags::Parse(app, argc, argv)) return *rc;
-  if (Status s = webnode::Finalize(&config); !s.ok()) {
-    std::cerr << "webnode: error: " << s.message() << "\nRun 'webnode --help' for the list of flags.\n";
-    return 2;
-  }
+  if (Status s = webnode::Finalize(&config); !s.ok()) return flags::BadValue(app, s);
 
   StopSignals stop_signals;  // before any thread starts
 
   metrics::Registry registry("webnode", WEBTIER_VERSION);
-#ifdef WEBTIER_HAVE_CACHE
-  std::unique_ptr<webnode::ContentService> content = cache::MakeCachedContent(config, registry.prom());
-#else
-  std::unique_ptr<webnode::ContentService> content = std::make_unique<NotFoundContent>();
-#endif
-
+  std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom());
   zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
-  serverset::Member member;
-  member.id = config.id;
-  member.zone = config.zone;
-  member.version = WEBTIER_VERSION;
-  member.port = config.listen_addr.port;
-  if (!config.advertise.empty()) {
-    net::HostPort adv;
-    net::ParseHostPort(config.advertise, &adv, config.listen_addr.port);
-    member.host = adv.host;
-    member.port = adv.port;
-  } else if (!net::IsWildcard(config.listen_addr.host)) {
-    member.host = config.listen_addr.host;  // a specific listen address is what peers must use
-  }  // else: auto-detected from the connection to ZooKeeper
-  webnode::MemberRegistration registration(session, config.zk_path, member, registry.prom());
-
+  webnode::MemberRegistration registration(session, config.zk_path, webnode::ThisMember(config), registry.prom());
   webnode::NodeServer server(config, registry, *content,
                              {.registered = [&] { return registration.registered(); },
                               .zk_connected = [&] { return session.connected(); }});

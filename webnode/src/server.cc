@@ -4,6 +4,7 @@
 #include <pistache/http.h>
 
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "webtier/common/log.h"
 
@@ -40,6 +41,35 @@ void KeepAliveByDefault(const Http::Request& request, Http::ResponseWriter& writ
   if (request.version() != Http::Version::Http11) return;  // 1.0 without keep-alive: close is right
   writer.headers().remove<Http::Header::Connection>();
   writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
+}
+
+// The one place a Pistache request becomes the plain Request content sees.
+Request ToContentRequest(const Http::Request& in) {
+  Request r;
+  r.method = Http::methodString(in.method());
+  r.path = in.resource();
+  r.query = in.query().as_str();
+  if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
+  for (const auto& h : in.headers().list()) {
+    std::ostringstream value;
+    h->write(value);
+    r.headers.emplace_back(h->name(), value.str());
+    if (cache::EqualsIgnoreCase(h->name(), "Host")) r.host = value.str();
+  }
+  for (const auto& [name, raw] : in.headers().rawList()) {
+    r.headers.emplace_back(raw.name(), raw.value());
+    if (cache::EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
+  }
+  // Pistache moves Cookie headers into a jar; put them back for the origin
+  // (and so the cache sees that the request carries credentials).
+  std::string cookie;
+  for (const auto& c : in.cookies()) {
+    if (!cookie.empty()) cookie += "; ";
+    cookie += c.name + "=" + c.value;
+  }
+  if (!cookie.empty()) r.headers.emplace_back("Cookie", std::move(cookie));
+  r.body = in.body();
+  return r;
 }
 
 class NodeHandler : public Http::Handler {
@@ -84,7 +114,7 @@ class NodeHandler : public Http::Handler {
       reply.set_route("/metrics");
       reply.Send(200, s.registry.Render(), "text/plain; version=0.0.4; charset=utf-8");
     } else {
-      s.content.Handle(request, std::move(reply));
+      s.content.Handle(ToContentRequest(request), std::move(reply));
     }
   }
 

@@ -1,13 +1,17 @@
 // Everything the balancer can be told, with its default. Filled in main()
-// from flags/environment only; components take `const Config&`.
+// from flags and BALANCER_* environment variables (flag wins) by AddFlags()
+// and Finalize(); components take `const Config&`.
 #pragma once
 
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
-#include <optional>
 
 #include "webtier/common/net.h"
+#include "webtier/common/status.h"
 
 namespace webtier::balancer {
 
@@ -37,6 +41,20 @@ struct Config {
   int max_connections = 10000;                  // open client connections; more are closed at accept
   int max_idle_upstream_per_member = 64;        // per proxy thread
   std::string state_file;                       // last known pool; empty = off
+
+  // The text of the flags with typed fields above, as given (defaults: those
+  // fields' defaults). Finalize() parses it into listen, admin_listen, policy.
+  std::string listen_flag = listen.ToString();              // --listen
+  std::string admin_listen_flag = admin_listen.ToString();  // --admin-listen
+  std::string policy_flag{PolicyName(policy)};              // --policy
 };
+
+// Adds every flag above to `app`, with its range check (env fallbacks are
+// bound by the caller).
+void AddFlags(CLI::App& app, Config* config);
+
+// Validates and fills the typed fields from the *_flag text.
+// kInvalidArgument's message starts with the flag: "--listen: ...".
+Status Finalize(Config* config);
 
 }  // namespace webtier::balancer

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string_view>
 
+#include "webtier/common/status.h"
+
 namespace webtier::flags {
 
 // Gives every long option of `app` an environment fallback:
@@ -18,5 +20,14 @@ void BindEnvironment(CLI::App& app, std::string_view prefix);
 // exit code: 0 after --help/--version, 2 after printing a one-line error and
 // a hint to stderr for an unknown flag or a bad value.
 std::optional<int> Parse(CLI::App& app, int argc, char** argv);
+
+// What a program's own validation (its Finalize) returns for a bad value:
+// kInvalidArgument "<flag>: <why>", e.g. "--listen: invalid address 'x'".
+Status Invalid(std::string_view flag, std::string_view why);
+
+// For a value the program's own validation (its Finalize) rejected: prints
+// "<program>: error: <status message>" and the same hint as Parse() to
+// stderr, and returns the exit code, 2.
+int BadValue(const CLI::App& app, const Status& status);
 
 }  // namespace webtier::flags

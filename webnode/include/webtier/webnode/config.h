@@ -5,9 +5,12 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "webtier/common/net.h"
+#include "webtier/common/serverset.h"
+#include "webtier/common/status.h"
 
 namespace webtier::webnode {
 
@@ -29,8 +32,11 @@ struct Config {
   std::string admin_token;                      // bearer token for /admin/*; empty = 403
   size_t max_request_bytes = 64 * 1024;         // request size limit (Pistache default is 4 KiB)
 
-  // Derived by Finalize(): parsed listen address and effective id/name/threads.
-  net::HostPort listen_addr;
+  // Derived by Finalize(), which also fills in id, name and threads. The
+  // flags above are parsed here once; everything else reads these.
+  net::HostPort listen_addr;                    // --listen
+  std::optional<net::HostPort> advertise_addr;  // --advertise, port defaulting to listen's; nullopt = auto
+  std::optional<net::HostPort> redis_addr;      // --redis, port defaulting to 6379; nullopt = cache off
 };
 
 // Adds every flag above to `app` (env fallbacks are bound by the caller).
@@ -38,5 +44,10 @@ void AddFlags(CLI::App& app, Config* config);
 
 // Validates and fills the derived fields. kInvalidArgument names the flag.
 Status Finalize(Config* config);
+
+// The member record this node registers in ZooKeeper, from a finalized
+// config: the advertised address, else a specific listen host, else no host
+// (the registration fills in the address it reaches ZooKeeper from).
+serverset::Member ThisMember(const Config& config);
 
 }  // namespace webtier::webnode

@@ -2,11 +2,16 @@
 // routes (/, /health, /ready, /metrics): the cache, the demo app, --origin.
 #pragma once
 
-#include <pistache/http.h>
-
+#include "webtier/cache/message.h"
 #include "webtier/webnode/reply.h"
 
 namespace webtier::webnode {
+
+// A request as content sees it: plain values, no Pistache type. The server
+// converts each Pistache request once (server.cc), Cookie headers included
+// (Pistache keeps them apart). Headers are a list of name/value pairs, but
+// Pistache 0.0.5 has already kept one value per name and lost their order.
+using Request = cache::Request;
 
 class ContentService {
  public:
@@ -14,7 +19,7 @@ class ContentService {
   // Called on a Pistache reactor thread for every request that is not a
   // built-in route. Must not block that thread on slow work (origin fetches,
   // CPU-heavy routes): hand `reply` to another thread and Send() from there.
-  virtual void Handle(const Pistache::Http::Request& request, Reply reply) = 0;
+  virtual void Handle(Request request, Reply reply) = 0;
 };
 
 }  // namespace webtier::webnode

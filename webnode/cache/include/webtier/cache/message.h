@@ -1,6 +1,7 @@
-// The HTTP request and response as the cache, the demo app and the origin see
-// them: plain values, independent of Pistache and libcurl, so every piece can
-// be tested without a server.
+// The HTTP request and response as the cache, the routes and the origin see
+// them: plain values, independent of the HTTP server and libcurl, so every
+// piece can be tested without a server. The webnode's content services take
+// the same Request.
 #pragma once
 
 #include <string>
@@ -35,8 +36,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 std::string_view FindHeader(const Headers& headers, std::string_view name);
 bool HasHeader(const Headers& headers, std::string_view name);
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and the framing headers Pistache and
-// libcurl write themselves: never forwarded in either direction.
+// Hop-by-hop headers (RFC 9110 7.6.1) and the framing headers the HTTP server
+// and libcurl write themselves: never forwarded in either direction.
 bool IsHopByHop(std::string_view name);
 
 // A small JSON error body: {"error":"<message>"}; `message` must not need escaping.

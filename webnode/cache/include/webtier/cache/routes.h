@@ -11,9 +11,9 @@
 //                                  {"Cache-Control", "public, max-age=300"}},
 //                            "report for " + std::string(rest)};
 //   };
-//   auto content = cache::MakeCachedContent(config, registry, {std::move(route)});
+//   auto content = webnode::MakeCachedContent(config, registry, {std::move(route)});
 //
-// Handlers run on worker threads (never a Pistache reactor thread), may block
+// Handlers run on worker threads (never an HTTP server I/O thread), may block
 // and must be thread-safe. A handler that throws answers 500 (not cached).
 #pragma once
 

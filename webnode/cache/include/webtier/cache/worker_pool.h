@@ -1,5 +1,5 @@
 // A fixed set of threads running queued tasks: where origin fetches, demo-app
-// CPU work and lock waits run, never on a Pistache reactor thread.
+// CPU work and lock waits run, never on an HTTP server I/O thread.
 #pragma once
 
 #include <condition_variable>

@@ -1,5 +1,5 @@
 // The built-in demo app.
-#include "webtier/cache/demo_app.h"
+#include "webtier/webnode/demo_app.h"
 
 #include <charconv>
 #include <chrono>
@@ -7,8 +7,13 @@
 #include <thread>
 #include <vector>
 
-namespace webtier::cache {
+namespace webtier::webnode {
 namespace {
+
+using cache::ErrorResponse;
+using cache::Request;
+using cache::Response;
+using cache::Route;
 
 constexpr char kCacheable[] = "public, max-age=60";
 
@@ -48,7 +53,7 @@ int64_t CountPrimes(int64_t n) {
   return count;
 }
 
-void AddDemoRoutes(RouteTable* routes, std::string node_id) {
+void AddDemoRoutes(cache::RouteTable* routes, std::string node_id) {
   Route primes;
   primes.prefix = "/api/primes/";
   primes.label = "/api/primes";
@@ -86,4 +91,4 @@ void AddDemoRoutes(RouteTable* routes, std::string node_id) {
   routes->Add(std::move(time));
 }
 
-}  // namespace webtier::cache
+}  // namespace webtier::webnode

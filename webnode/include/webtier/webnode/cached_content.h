@@ -1,5 +1,5 @@
 // The webnode's ContentService: the demo app (or --origin) behind the shared
-// response cache, plus POST /admin/purge.
+// response cache (webtier::cache), plus POST /admin/purge.
 #pragma once
 
 #include <prometheus/registry.h>
@@ -11,20 +11,20 @@
 #include "webtier/webnode/config.h"
 #include "webtier/webnode/content.h"
 
-namespace webtier::cache {
+namespace webtier::webnode {
 
-// Builds everything from `config` (no I/O: Redis and the origin are contacted
-// on first use, so neither being down at start-up is fatal). Registers the
+// Builds everything from `config`, which Finalize() has accepted (no I/O:
+// Redis and the origin are contacted on first use, so neither being down at
+// start-up is fatal; without a Redis address the cache is off). Registers the
 // cache/origin/redis metrics on `registry`, which must outlive the service.
 // `routes` are added before the demo app's (which are only present without
-// --origin); see routes.h for the extension point.
+// --origin); see webtier/cache/routes.h for the extension point.
 //
 // Shutdown order: destroy the service after the HTTP server has stopped
 // dispatching (NodeServer::Shutdown) and before the server object itself.
 // The destructor waits for in-flight fills (at most the slowest origin fetch)
 // and sends their Replies, which point into the server's state.
-std::unique_ptr<webnode::ContentService> MakeCachedContent(const webnode::Config& config,
-                                                           prometheus::Registry& registry,
-                                                           std::vector<Route> routes = {});
+std::unique_ptr<ContentService> MakeCachedContent(const Config& config, prometheus::Registry& registry,
+                                                  std::vector<cache::Route> routes = {});
 
-}  // namespace webtier::cache
+}  // namespace webtier::webnode

@@ -1,25 +1,24 @@
-// The ContentService wiring: Pistache request in, cache::Request to the
-// ResponseCache, Outcome back out through the webnode's Reply.
-#include "webtier/cache/cached_content.h"
+// The ContentService wiring: the webnode's Request to the ResponseCache,
+// Outcome back out through the webnode's Reply.
+#include "webtier/webnode/cached_content.h"
 
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <stdexcept>
 
 #include "webtier/cache/cache_metrics.h"
 #include "webtier/cache/circuit_breaker.h"
 #include "webtier/cache/clock.h"
 #include "webtier/cache/curl_origin.h"
-#include "webtier/cache/demo_app.h"
 #include "webtier/cache/hot_cache.h"
 #include "webtier/cache/redis_store.h"
 #include "webtier/cache/response_cache.h"
 #include "webtier/cache/worker_pool.h"
 #include "webtier/common/log.h"
-#include "webtier/common/net.h"
+#include "webtier/webnode/demo_app.h"
 
-namespace webtier::cache {
+namespace webtier::webnode {
 namespace {
+
+using namespace cache;
 
 // Origin fetches, demo CPU work and lock waits all park a worker; slow ones
 // (/api/sleep) must not starve the rest, so there are many more than cores.
@@ -28,34 +27,6 @@ constexpr size_t kWorkerThreads = 64;
 // Purges reach it through kPurgeChannel; everything else it serves is fresh.
 constexpr auto kHotWindow = std::chrono::milliseconds(1000);
 constexpr size_t kHotEntries = 10000;
-
-Request FromPistache(const Pistache::Http::Request& in) {
-  Request r;
-  r.method = Pistache::Http::methodString(in.method());
-  r.path = in.resource();
-  r.query = in.query().as_str();
-  if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
-  for (const auto& h : in.headers().list()) {
-    std::ostringstream value;
-    h->write(value);
-    r.headers.emplace_back(h->name(), value.str());
-    if (EqualsIgnoreCase(h->name(), "Host")) r.host = value.str();
-  }
-  for (const auto& [name, raw] : in.headers().rawList()) {
-    r.headers.emplace_back(raw.name(), raw.value());
-    if (EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
-  }
-  // Pistache moves Cookie headers into a jar; put them back for the origin
-  // (and so the cache sees that the request carries credentials).
-  std::string cookie;
-  for (const auto& c : in.cookies()) {
-    if (!cookie.empty()) cookie += "; ";
-    cookie += c.name + "=" + c.value;
-  }
-  if (!cookie.empty()) r.headers.emplace_back("Cookie", std::move(cookie));
-  r.body = in.body();
-  return r;
-}
 
 std::string PercentDecode(std::string_view in) {
   std::string out;
@@ -87,7 +58,7 @@ bool SameSecret(std::string_view a, std::string_view b) {
   return diff == 0;
 }
 
-void Send(webnode::Reply& reply, Outcome outcome) {
+void Send(Reply& reply, Outcome outcome) {
   reply.set_route(outcome.route);
   std::string content_type = "application/octet-stream";
   for (auto& [name, value] : outcome.response.headers) {
@@ -103,13 +74,13 @@ void Send(webnode::Reply& reply, Outcome outcome) {
   reply.Send(outcome.response.status, std::move(outcome.response.body), content_type);
 }
 
-void SendJson(webnode::Reply& reply, int status, std::string body) {
+void SendJson(Reply& reply, int status, std::string body) {
   reply.Send(status, std::move(body), "application/json");
 }
 
-class CachedContent final : public webnode::ContentService {
+class CachedContent final : public ContentService {
  public:
-  CachedContent(const webnode::Config& config, prometheus::Registry& registry, std::vector<Route> routes)
+  CachedContent(const Config& config, prometheus::Registry& registry, std::vector<Route> routes)
       : admin_token_(config.admin_token), metrics_(registry), breaker_(BreakerOptions{}, &SystemClock::Get()) {
     for (auto& r : routes) routes_.Add(std::move(r));
     if (config.origin.empty()) {
@@ -117,11 +88,9 @@ class CachedContent final : public webnode::ContentService {
     } else {
       origin_ = std::make_unique<CurlOrigin>(CurlOriginOptions{config.origin});
     }
-    if (!config.redis.empty()) {
+    if (config.redis_addr.has_value()) {
       RedisOptions redis;
-      if (Status s = net::ParseHostPort(config.redis, &redis.address, 6379); !s.ok()) {
-        throw std::invalid_argument("--redis: " + s.ToString());
-      }
+      redis.address = *config.redis_addr;
       redis.password = config.redis_password;
       store_ = std::make_unique<RedisStore>(redis);
       hot_ = std::make_unique<HotCache>(kHotEntries, kHotWindow, &SystemClock::Get());
@@ -150,18 +119,17 @@ class CachedContent final : public webnode::ContentService {
     workers_.reset();  // queued fills finish while the cache they use is alive
   }
 
-  void Handle(const Pistache::Http::Request& request, webnode::Reply reply) override {  // webnode::ContentService
-    Request req = FromPistache(request);
+  void Handle(Request req, Reply reply) override {  // webnode::ContentService
     if (req.path.rfind("/admin/", 0) == 0) {
       Admin(std::move(req), std::move(reply));
       return;
     }
-    auto shared = std::make_shared<webnode::Reply>(std::move(reply));
+    auto shared = std::make_shared<Reply>(std::move(reply));
     cache_->Serve(std::move(req), [shared](Outcome outcome) { Send(*shared, std::move(outcome)); });
   }
 
  private:
-  void Admin(Request req, webnode::Reply reply) {
+  void Admin(Request req, Reply reply) {
     if (req.path != "/admin/purge") {
       reply.set_route("/admin");
       SendJson(reply, 404, R"({"error":"not found"})");
@@ -197,7 +165,7 @@ class CachedContent final : public webnode::ContentService {
       return;
     }
     // One Redis DEL, bounded by its timeouts, but still off the reactor.
-    auto shared = std::make_shared<webnode::Reply>(std::move(reply));
+    auto shared = std::make_shared<Reply>(std::move(reply));
     const bool queued = workers_->Submit([this, shared, path, host = req.host] {
       Status s = cache_->Purge(path, host);
       if (s.ok()) {
@@ -223,10 +191,9 @@ class CachedContent final : public webnode::ContentService {
 
 }  // namespace
 
-std::unique_ptr<webnode::ContentService> MakeCachedContent(const webnode::Config& config,
-                                                           prometheus::Registry& registry,
-                                                           std::vector<Route> routes) {
+std::unique_ptr<ContentService> MakeCachedContent(const Config& config, prometheus::Registry& registry,
+                                                  std::vector<cache::Route> routes) {
   return std::make_unique<CachedContent>(config, registry, std::move(routes));
 }
 
-}  // namespace webtier::cache
+}  // namespace webtier::webnode

@@ -1,0 +1,68 @@
+// balancer Config: defaults, flag text parsed by Finalize and its error messages.
+#include "webtier/balancer/config.h"
+
+#include <gtest/gtest.h>
+
+namespace webtier::balancer {
+namespace {
+
+TEST(BalancerConfig, DefaultsMatchTheSpec) {
+  Config c;
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.listen, (net::HostPort{"0.0.0.0", 8000}));
+  EXPECT_EQ(c.admin_listen, (net::HostPort{"0.0.0.0", 9000}));
+  EXPECT_EQ(c.zk, "127.0.0.1:2181");
+  EXPECT_EQ(c.zk_path, "/webtier/nodes");
+  EXPECT_EQ(c.zk_session_timeout_ms, 6000);
+  EXPECT_EQ(c.policy, PolicyKind::kRoundRobin);
+  EXPECT_EQ(c.retries, 2);
+}
+
+TEST(BalancerConfig, EachBadValueNamesItsFlag) {
+  struct Case {
+    void (*mutate)(Config*);
+    const char* flag;
+  } cases[] = {
+      {[](Config* c) { c->listen_flag = "nohostport"; }, "--listen"},
+      {[](Config* c) { c->listen_flag = "h:99999"; }, "--listen"},
+      {[](Config* c) { c->admin_listen_flag = ""; }, "--admin-listen"},
+      {[](Config* c) { c->policy_flag = "random"; }, "--policy"},
+      {[](Config* c) { c->zk_path = "relative"; }, "--zk-path"},
+      {[](Config* c) { c->zk_path = "/trailing/"; }, "--zk-path"},
+      {[](Config* c) { c->zk_path = "/"; }, "--zk-path"},
+  };
+  for (const auto& tc : cases) {
+    Config c;
+    tc.mutate(&c);
+    Status s = Finalize(&c);
+    EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << tc.flag;
+    EXPECT_EQ(s.message().rfind(std::string(tc.flag) + ": ", 0), 0u) << s.message();
+  }
+}
+
+TEST(BalancerConfig, FlagsReachTheTypedFields) {
+  Config c;
+  CLI::App app;
+  AddFlags(app, &c);
+  app.parse("--listen 127.0.0.1:8100 --admin-listen [::1]:9100 --policy least_request --zk-path /a/b --retries 5",
+            false);
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.listen, (net::HostPort{"127.0.0.1", 8100}));
+  EXPECT_EQ(c.admin_listen, (net::HostPort{"::1", 9100}));
+  EXPECT_EQ(c.policy, PolicyKind::kLeastRequest);
+  EXPECT_EQ(c.zk_path, "/a/b");
+  EXPECT_EQ(c.retries, 5);
+}
+
+TEST(BalancerConfig, EveryPolicyNameParsesBack) {
+  for (auto k : {PolicyKind::kRoundRobin, PolicyKind::kWeightedRoundRobin, PolicyKind::kLeastRequest,
+                 PolicyKind::kConsistentHash}) {
+    Config c;
+    c.policy_flag = std::string(PolicyName(k));
+    ASSERT_TRUE(Finalize(&c).ok()) << c.policy_flag;
+    EXPECT_EQ(c.policy, k);
+  }
+}
+
+}  // namespace
+}  // namespace webtier::balancer
