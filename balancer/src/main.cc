@@ -65,8 +65,8 @@ int main(int argc, char** argv) {
   app.add_option("--state-file", config.state_file, "where the last known pool is saved")->capture_default_str();
   flags::BindEnvironment(app, "BALANCER");
   if (auto rc = flags::Parse(app, argc, argv)) return *rc;
-  if (Status s = net::ParseHostPort(listen, &config.listen); !s.ok()) return BadFlag("--listen: " + s.message());
-  if (Status s = net::ParseHostPort(admin_listen, &config.admin_listen); !s.ok())
+  if (Status s = net::ParseListenAddress(listen, &config.listen); !s.ok()) return BadFlag("--listen: " + s.message());
+  if (Status s = net::ParseListenAddress(admin_listen, &config.admin_listen); !s.ok())
     return BadFlag("--admin-listen: " + s.message());
   config.policy = *ParsePolicy(policy);
   if (config.zk_path.empty() || config.zk_path.front() != '/' || (config.zk_path.size() > 1 && config.zk_path.back() == '/'))

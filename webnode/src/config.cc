@@ -37,7 +37,7 @@ Status Bad(const std::string& flag, const std::string& why) {
 }  // namespace
 
 Status Finalize(Config* c) {
-  if (Status s = net::ParseHostPort(c->listen, &c->listen_addr); !s.ok()) return Bad("--listen", s.message());
+  if (Status s = net::ParseListenAddress(c->listen, &c->listen_addr); !s.ok()) return Bad("--listen", s.message());
   if (!c->advertise.empty()) {
     net::HostPort adv;
     if (Status s = net::ParseHostPort(c->advertise, &adv, c->listen_addr.port); !s.ok() || adv.host.empty())

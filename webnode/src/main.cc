@@ -1,9 +1,11 @@
 // webnode: parse flags into the Config, build the parts, serve, drain on SIGTERM.
 #include <signal.h>
 
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "webtier/common/flags.h"
@@ -55,30 +57,34 @@ int main(int argc, char** argv) {
 #endif
 
   zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
-  serverset::Member member;
-  member.id = config.id;
-  member.zone = config.zone;
-  member.version = WEBTIER_VERSION;
-  member.port = config.listen_addr.port;
-  if (!config.advertise.empty()) {
-    net::HostPort adv;
-    net::ParseHostPort(config.advertise, &adv, config.listen_addr.port);
-    member.host = adv.host;
-    member.port = adv.port;
-  } else if (!net::IsWildcard(config.listen_addr.host)) {
-    member.host = config.listen_addr.host;  // a specific listen address is what peers must use
-  }  // else: auto-detected from the connection to ZooKeeper
-  webnode::MemberRegistration registration(session, config.zk_path, member, registry.prom());
+  // Built once listening: the member carries the bound port (--listen host:0).
+  std::optional<webnode::MemberRegistration> registration;
+  std::atomic<bool> registration_built{false};  // publishes `registration` to the server's threads
 
   webnode::NodeServer server(config, registry, *content,
-                             {.registered = [&] { return registration.registered(); },
+                             {.registered = [&] { return registration_built.load() && registration->registered(); },
                               .zk_connected = [&] { return session.connected(); }});
   if (Status s = server.Start(); !s.ok()) {
     log::Error("webnode", "cannot start").kv("err", s.ToString());
     return 1;
   }
+  serverset::Member member;
+  member.id = config.id;
+  member.zone = config.zone;
+  member.version = WEBTIER_VERSION;
+  member.port = server.port();
+  if (!config.advertise.empty()) {
+    net::HostPort adv;
+    net::ParseHostPort(config.advertise, &adv, server.port());
+    member.host = adv.host;
+    member.port = adv.port;
+  } else if (!net::IsWildcard(config.listen_addr.host)) {
+    member.host = config.listen_addr.host;  // a specific listen address is what peers must use
+  }  // else: auto-detected from the connection to ZooKeeper
+  registration.emplace(session, config.zk_path, member, registry.prom());
+  registration_built = true;
   // Register only once listening.
-  registration.Start();
+  registration->Start();
   if (Status s = session.Start(); !s.ok()) {
     log::Error("webnode", "cannot start ZooKeeper client").kv("err", s.ToString());
     return 2;
@@ -87,7 +93,7 @@ int main(int argc, char** argv) {
   const int signo = stop_signals.Wait();
   log::Info("webnode", "stopping: deregistering, then draining").kv("signal", signo).kv("drain_ms", config.drain_ms);
   server.SetDraining();
-  registration.Deregister();
+  registration->Deregister();
   std::this_thread::sleep_for(std::chrono::milliseconds(config.drain_ms));
   log::Debug("webnode", "drain over: closing the listener");
   server.Shutdown();
