@@ -1,7 +1,10 @@
 // Test harness: real ZooKeeper and Redis servers on free loopback ports,
-// child processes that can be signalled (TERM/KILL/STOP/CONT), and a small
-// HTTP client. Every object cleans up in its destructor, so a failing test
-// leaves no process behind. Setup failures throw std::runtime_error.
+// child processes that can be signalled (TERM/KILL/STOP/CONT), launchers for
+// the webnode and balancer programs (on ports they bind themselves and log),
+// and a small HTTP client. Every object cleans up in its destructor, so a
+// failing test leaves no process behind. Setup failures throw
+// std::runtime_error. Objects are for the test's own thread; the free
+// functions are thread-safe. The load generator is in load.h.
 #pragma once
 
 #include <signal.h>
