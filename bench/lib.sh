@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # Shared helpers for the wrk benchmarks (sourced by bench/*/run.sh).
 # Numbers are only comparable within one run: each script measures its
 # reference (bare Pistache, HAProxy, nginx) in the same run, same load.
 
 BENCH_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$BENCH_ROOT/build}
+# shellcheck disable=SC2034  # used by the bench/*/run.sh that source this file
 BIN=$BUILD_DIR/bin
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -76,8 +76,8 @@ void AddFlags(CLI::App& app, Config* c) {
 
 Status Finalize(Config* c) {
   using flags::Invalid;
-  if (Status s = net::ParseHostPort(c->listen_flag, &c->listen); !s.ok()) return Invalid("--listen", s.message());
-  if (Status s = net::ParseHostPort(c->admin_listen_flag, &c->admin_listen); !s.ok())
+  if (Status s = net::ParseListenAddress(c->listen_flag, &c->listen); !s.ok()) return Invalid("--listen", s.message());
+  if (Status s = net::ParseListenAddress(c->admin_listen_flag, &c->admin_listen); !s.ok())
     return Invalid("--admin-listen", s.message());
   std::optional<PolicyKind> policy = ParsePolicy(c->policy_flag);
   if (!policy) return Invalid("--policy", "must be one of " + PolicyNames());

@@ -143,7 +143,7 @@ alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
   done
   printf ']}\n'
 } >"$WORK/state.json"
-WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen 127.0.0.1:$P_BAL --admin-listen 127.0.0.1:$A_BAL \
+WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL" --admin-listen "127.0.0.1:$A_BAL" \
   --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" 2>"$WORK/balancer.log" &
 PIDS+=($!)
 

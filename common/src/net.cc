@@ -15,7 +15,9 @@ std::string HostPort::ToString() const {
   return host + ":" + std::to_string(port);
 }
 
-Status ParseHostPort(std::string_view text, HostPort* out, std::optional<uint16_t> default_port) {
+namespace {
+
+Status Parse(std::string_view text, HostPort* out, std::optional<uint16_t> default_port, unsigned min_port) {
   auto bad = [&](const char* why) {
     return Status(ErrorCode::kInvalidArgument, "invalid address '" + std::string(text) + "': " + why);
   };
@@ -48,13 +50,21 @@ Status ParseHostPort(std::string_view text, HostPort* out, std::optional<uint16_
     unsigned v = 0;
     auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), v);
     if (port.empty() || ec != std::errc() || ptr != port.data() + port.size()) return bad("port is not a number");
-    if (v == 0 || v > 65535) return bad("port out of range 1..65535");
+    if (v < min_port || v > 65535) return bad(min_port == 0 ? "port out of range 0..65535" : "port out of range 1..65535");
     p = static_cast<uint16_t>(v);
   }
   out->host = std::string(host);
   out->port = p;
   return Status::Ok();
 }
+
+}  // namespace
+
+Status ParseHostPort(std::string_view text, HostPort* out, std::optional<uint16_t> default_port) {
+  return Parse(text, out, default_port, 1);
+}
+
+Status ParseListenAddress(std::string_view text, HostPort* out) { return Parse(text, out, std::nullopt, 0); }
 
 std::string LocalAddressToward(const std::string& remote_ip) {
   sockaddr_storage ss{};

@@ -20,6 +20,7 @@
 #include "webtier/common/serverset.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/testing/harness.h"
+#include "webtier/testing/load.h"
 
 namespace webtier::balancer {
 namespace {
@@ -30,6 +31,8 @@ using testing::BinaryPath;
 using testing::FreePort;
 using testing::HttpGet;
 using testing::HttpRequest;
+using testing::LoadGenerator;
+using testing::LoadStats;
 using testing::MetricValue;
 using testing::Process;
 using testing::RawExchange;
@@ -38,12 +41,13 @@ using testing::WaitFor;
 
 constexpr const char* kPath = "/webtier/nodes";
 
-// A backend process (balancer_test_backend) on a free port.
+// A backend process (balancer_test_backend) on a port it picks.
 class Backend {
  public:
-  explicit Backend(std::string id) : id_(std::move(id)), port_(FreePort()) {
-    proc_ = std::make_unique<Process>(Process::Options{
-        .argv = {BinaryPath("balancer_test_backend"), "--port", std::to_string(port_), "--id", id_}});
+  explicit Backend(std::string id) : id_(std::move(id)) {
+    proc_ = std::make_unique<Process>(
+        Process::Options{.argv = {BinaryPath("balancer_test_backend"), "--port", "0", "--id", id_}});
+    port_ = testing::WaitListeningPort(*proc_, "backend", 10s);
     if (!WaitFor([&] { return HttpGet(url("/"), 1s).status == 200; }, 10s))
       throw std::runtime_error("backend " + id_ + " did not start: " + proc_->Log());
   }
@@ -56,8 +60,8 @@ class Backend {
 
  private:
   std::string id_;
-  uint16_t port_;
   std::unique_ptr<Process> proc_;
+  uint16_t port_ = 0;
 };
 
 // nginx as a member that is not a webnode: it answers X-Served-By itself.
@@ -109,34 +113,33 @@ class BalancerTest : public ::testing::Test {
   std::string Register(const serverset::Member& m) { return RegisterRaw(serverset::Encode(m)); }
 
   void StartBalancer(std::vector<std::string> extra = {}) {
-    port_ = FreePort();
-    admin_port_ = FreePort();
-    std::vector<std::string> argv = {BinaryPath("balancer"), "--listen", "127.0.0.1:" + std::to_string(port_),
-                                     "--admin-listen", "127.0.0.1:" + std::to_string(admin_port_), "--zk",
-                                     zk_.connect(), "--zk-path", kPath, "--threads", "2"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    balancer_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
-    ASSERT_TRUE(WaitFor([&] { return !balancer_->running() || HttpGet(Admin("/health"), 1s).status == 200; }, 20s));
-    ASSERT_TRUE(balancer_->running()) << balancer_->Log();
+    balancer_ = std::make_unique<testing::Balancer>(zk_.connect(), kPath, std::move(extra));
   }
 
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(port_) + path; }
-  std::string Admin(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(admin_port_) + path; }
+  std::string Url(const std::string& path) const { return balancer_->url(path); }
+  std::string Admin(const std::string& path) const { return balancer_->admin_url(path); }
 
   json Status() {
-    auto r = HttpGet(Admin("/status"), 2s);
-    if (r.status != 200) return json::object();
-    return json::parse(r.body, nullptr, false);
+    json j = json::parse(balancer_->StatusBody(), nullptr, false);
+    return j.is_discarded() ? json::object() : j;
   }
   size_t Members() {
-    json s = Status();
-    return s.contains("members") ? s["members"].size() : 0;
+    auto members = balancer_->Members();
+    return members ? members->size() : 0;
   }
   bool WaitMembers(size_t n, std::chrono::milliseconds timeout = 10s) {
     return WaitFor([&] { return Members() == n; }, timeout);
   }
   double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
-    return MetricValue(HttpGet(Admin("/metrics"), 2s).body, name, labels).value_or(-1);
+    return MetricValue(balancer_->Metrics(), name, labels).value_or(-1);
+  }
+  // GETs of / through the balancer from `threads` threads, each sending its
+  // next request once answered, on a fresh connection every time.
+  std::unique_ptr<LoadGenerator> StartLoad(int threads) {
+    auto load = std::make_unique<LoadGenerator>(LoadGenerator::Options{
+        .port = balancer_->port(), .threads = threads, .rate_per_sec = 0, .timeout = 10s, .keep_alive = false});
+    load->Start();
+    return load;
   }
   // X-Served-By of `n` sequential requests.
   std::map<std::string, int> Shares(int n, const std::string& path = "/") {
@@ -151,48 +154,7 @@ class BalancerTest : public ::testing::Test {
 
   testing::ZooKeeperServer zk_;
   std::unique_ptr<zk::Session> session_;
-  std::unique_ptr<Process> balancer_;
-  uint16_t port_ = 0, admin_port_ = 0;
-};
-
-// Sends GETs from `threads` threads until stopped; counts successes and failures.
-class Load {
- public:
-  Load(std::string url, int threads) {
-    for (int i = 0; i < threads; ++i) {
-      threads_.emplace_back([this, url] {
-        while (!stop_) {
-          auto r = HttpGet(url, 10s);
-          if (r.status == 200) ++ok_;
-          else {
-            ++failed_;
-            std::lock_guard lock(mu_);
-            if (errors_.size() < 10) errors_.push_back(std::to_string(r.status) + " " + r.error + " " + r.body);
-          }
-        }
-      });
-    }
-  }
-  ~Load() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) if (t.joinable()) t.join();
-  }
-  int ok() const { return ok_; }
-  int failed() const { return failed_; }
-  std::string errors() {
-    std::lock_guard lock(mu_);
-    std::string s;
-    for (auto& e : errors_) s += e + "\n";
-    return s;
-  }
-
- private:
-  std::atomic<bool> stop_{false};
-  std::atomic<int> ok_{0}, failed_{0};
-  std::mutex mu_;
-  std::vector<std::string> errors_;
-  std::vector<std::thread> threads_;
+  std::unique_ptr<testing::Balancer> balancer_;
 };
 
 TEST_F(BalancerTest, RoundRobinGivesThreeMembersEqualShares) {
@@ -262,13 +224,13 @@ TEST_F(BalancerTest, SigkillOfAMemberUnderLoadLosesNoRequest) {
   for (auto* x : {&a, &b, &c}) Register(x->member());
   StartBalancer();
   ASSERT_TRUE(WaitMembers(3));
-  Load load(Url("/"), 4);
-  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 300; }, 30s));
+  auto load = StartLoad(4);
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= 300; }, 30s));
   b.process().Kill();  // its znode stays (our session owns it): only ejection and retries protect clients
-  const int at_kill = load.ok();
-  ASSERT_TRUE(WaitFor([&] { return load.ok() >= at_kill + 600; }, 60s));
-  load.Stop();
-  EXPECT_EQ(load.failed(), 0) << load.errors();
+  const uint64_t at_kill = load->Snapshot().ok;
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= at_kill + 600; }, 60s));
+  load->Stop();
+  EXPECT_EQ(load->Snapshot().failed, 0u) << load->Snapshot().Describe();
   EXPECT_GE(Metric("balancer_ejections_total"), 1);
   json s = Status();
   bool saw_ejected = false;
@@ -329,8 +291,7 @@ TEST_F(BalancerTest, BootWithZooKeeperDownServesFromTheStateFile) {
     json j = json::parse(in, nullptr, false);
     return !j.is_discarded() && j["members"].size() == 2;
   }, 10s));
-  balancer_->Signal(SIGTERM);
-  EXPECT_EQ(balancer_->Wait(20s), 0) << balancer_->Log();
+  EXPECT_EQ(balancer_->Stop(SIGTERM, 20s), 0) << balancer_->process().Log();
 
   zk_.Stop();
   StartBalancer({"--state-file", state});
@@ -359,7 +320,7 @@ TEST_F(BalancerTest, InvalidMemberDataIsIgnoredCountedAndHarmless) {
   ASSERT_TRUE(session_->Set(later, "{broken").ok());
   ASSERT_TRUE(WaitMembers(1));
   EXPECT_TRUE(WaitFor([&] { return Metric("balancer_invalid_members_total") == 6; }, 10s));
-  EXPECT_TRUE(balancer_->running());
+  EXPECT_TRUE(balancer_->process().running());
 }
 
 TEST_F(BalancerTest, SmugglingOversizedAndSlowRequestsAreAnsweredWhileTrafficFlows) {
@@ -368,9 +329,9 @@ TEST_F(BalancerTest, SmugglingOversizedAndSlowRequestsAreAnsweredWhileTrafficFlo
   Register(b.member());
   StartBalancer({"--max-header-bytes", "2048", "--max-body-bytes", "10000", "--header-timeout-ms", "500"});
   ASSERT_TRUE(WaitMembers(2));
-  Load load(Url("/"), 2);
+  auto load = StartLoad(2);
   auto status_of = [&](const std::string& raw, size_t pause_after = std::string::npos) {
-    return RawExchange(port_, raw, 5s, pause_after, 1500ms).substr(0, 12);
+    return RawExchange(balancer_->port(), raw, 5s, pause_after, 1500ms).substr(0, 12);
   };
   EXPECT_EQ(status_of("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
             "HTTP/1.1 400");
@@ -384,17 +345,17 @@ TEST_F(BalancerTest, SmugglingOversizedAndSlowRequestsAreAnsweredWhileTrafficFlo
   // Slowloris: the header arrives in two parts, the second after the header timeout.
   EXPECT_EQ(status_of("GET / HTTP/1.1\r\nHost: x\r\nX-Slow: 1\r\n\r\n", 20), "HTTP/1.1 408");
   // A body under the limit still goes through, chunked.
-  auto ok = RawExchange(port_, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", 5s);
+  auto ok = RawExchange(balancer_->port(), "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", 5s);
   EXPECT_EQ(ok.substr(0, 12), "HTTP/1.1 200");
   EXPECT_NE(ok.find("\"body_size\":4"), std::string::npos) << ok;
-  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 50; }, 20s));
-  load.Stop();
-  EXPECT_EQ(load.failed(), 0) << load.errors();
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= 50; }, 20s));
+  load->Stop();
+  EXPECT_EQ(load->Snapshot().failed, 0u) << load->Snapshot().Describe();
   EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "smuggling"}}), 4);
   EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "header_too_large"}}), 1);
   EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "body_too_large"}}), 1);
   EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "header_timeout"}}), 1);
-  EXPECT_TRUE(balancer_->running());
+  EXPECT_TRUE(balancer_->process().running());
 }
 
 // Bodies past 64 KiB are streamed to the member; the limit still holds for
@@ -405,7 +366,7 @@ TEST_F(BalancerTest, LargeBodiesAreStreamedWithinTheLimitWhileTrafficFlows) {
   Register(b.member());
   StartBalancer({"--max-body-bytes", "1000000"});
   ASSERT_TRUE(WaitMembers(2));
-  Load load(Url("/"), 2);
+  auto load = StartLoad(2);
   auto chunked = [](int pieces) {
     std::string raw = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
     for (int i = 0; i < pieces; ++i) raw += "186a0\r\n" + std::string(100000, 'c') + "\r\n";  // 100000 bytes
@@ -414,15 +375,15 @@ TEST_F(BalancerTest, LargeBodiesAreStreamedWithinTheLimitWhileTrafficFlows) {
   auto r = HttpRequest("POST", Url("/"), {}, std::string(600000, 'q'));
   ASSERT_EQ(r.status, 200) << r.error;
   EXPECT_EQ(json::parse(r.body)["body_size"], 600000);
-  auto ok = RawExchange(port_, chunked(7), 10s);
+  auto ok = RawExchange(balancer_->port(), chunked(7), 10s);
   EXPECT_EQ(ok.substr(0, 12), "HTTP/1.1 200");
   EXPECT_NE(ok.find("\"body_size\":700000"), std::string::npos) << ok.substr(0, 300);
-  EXPECT_EQ(RawExchange(port_, chunked(12), 10s).substr(0, 12), "HTTP/1.1 413");
-  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 50; }, 20s));
-  load.Stop();
-  EXPECT_EQ(load.failed(), 0) << load.errors();
+  EXPECT_EQ(RawExchange(balancer_->port(), chunked(12), 10s).substr(0, 12), "HTTP/1.1 413");
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= 50; }, 20s));
+  load->Stop();
+  EXPECT_EQ(load->Snapshot().failed, 0u) << load->Snapshot().Describe();
   EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "body_too_large"}}), 1);
-  EXPECT_TRUE(balancer_->running());
+  EXPECT_TRUE(balancer_->process().running());
 }
 
 TEST_F(BalancerTest, WeightedRoundRobinFollowsWeights) {
@@ -456,11 +417,11 @@ TEST_F(BalancerTest, LeastRequestSpreadsAndAvoidsTheBusyMember) {
   auto before = requests_of(Status());
   a.process().Signal(SIGSTOP);
   {
-    Load load(Url("/"), 4);
-    ASSERT_TRUE(WaitFor([&] { return load.ok() >= 300; }, 20s)) << load.ok();
+    auto load = StartLoad(4);
+    ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= 300; }, 20s)) << load->Snapshot().Describe();
     a.process().Signal(SIGCONT);
-    load.Stop();
-    EXPECT_EQ(load.failed(), 0) << load.errors();
+    load->Stop();
+    EXPECT_EQ(load->Snapshot().failed, 0u) << load->Snapshot().Describe();
   }
   json status = Status();
   SCOPED_TRACE(status.dump());
@@ -544,10 +505,10 @@ TEST_F(BalancerTest, SigtermFinishesRequestsInFlightAndExitsZero) {
   std::atomic<int> status{0};
   std::thread slow([&] { status = HttpGet(Url("/sleep/1500"), 10s).status; });
   ASSERT_TRUE(WaitFor([&] { return Status()["members"][0]["in_flight"] == 1; }, 5s));
-  balancer_->Signal(SIGTERM);
+  balancer_->process().Signal(SIGTERM);
   slow.join();
   EXPECT_EQ(status.load(), 200);
-  EXPECT_EQ(balancer_->Wait(10s), 0) << balancer_->Log();
+  EXPECT_EQ(balancer_->process().Wait(10s), 0) << balancer_->process().Log();
 }
 
 TEST_F(BalancerTest, RealWebnodesShareEquallyAndSurviveASigkill) {
@@ -567,15 +528,15 @@ TEST_F(BalancerTest, RealWebnodesShareEquallyAndSurviveASigkill) {
   auto counts = Shares(300);
   for (int i = 1; i <= 3; ++i) EXPECT_EQ(counts["node-" + std::to_string(i)], 100) << "node-" << i;
 
-  Load load(Url("/"), 4);
-  ASSERT_TRUE(WaitFor([&] { return load.ok() >= 200; }, 30s));
+  auto load = StartLoad(4);
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= 200; }, 30s));
   nodes[1]->process().Kill();
-  const int at_kill = load.ok();
+  const uint64_t at_kill = load->Snapshot().ok;
   // Its ephemeral znode goes when its session times out; traffic flows meanwhile.
   ASSERT_TRUE(WaitMembers(2, 30s));
-  ASSERT_TRUE(WaitFor([&] { return load.ok() >= at_kill + 300; }, 60s));
-  load.Stop();
-  EXPECT_EQ(load.failed(), 0) << load.errors();
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= at_kill + 300; }, 60s));
+  load->Stop();
+  EXPECT_EQ(load->Snapshot().failed, 0u) << load->Snapshot().Describe();
 }
 
 TEST(BalancerFlags, BadFlagsExitWithTwo) {

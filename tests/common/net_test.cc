@@ -28,6 +28,17 @@ TEST(ParseHostPort, RejectsGarbageWithAReason) {
   }
 }
 
+TEST(ParseListenAddress, AcceptsPortZeroForAnyFreePort) {
+  HostPort hp;
+  ASSERT_TRUE(ParseListenAddress("127.0.0.1:0", &hp).ok());
+  EXPECT_EQ(hp, (HostPort{"127.0.0.1", 0}));
+  ASSERT_TRUE(ParseListenAddress("[::1]:8080", &hp).ok());
+  EXPECT_EQ(hp, (HostPort{"::1", 8080}));
+  for (const char* bad : {"", "host", "host:", "host:65536", "host:-1", "::1:80"}) {
+    EXPECT_EQ(ParseListenAddress(bad, &hp).code(), ErrorCode::kInvalidArgument) << bad;
+  }
+}
+
 TEST(Net, ClassifiesAddresses) {
   EXPECT_TRUE(IsLoopback("127.0.0.1"));
   EXPECT_TRUE(IsLoopback("127.1.2.3"));

@@ -16,9 +16,10 @@
 #include <set>
 #include <sstream>
 
-#include "load.h"
 #include "net_host.h"
-#include "tier.h"
+#include "report.h"
+#include "webtier/testing/harness.h"
+#include "webtier/testing/load.h"
 
 namespace webtier::faults {
 namespace {
@@ -55,8 +56,8 @@ class FaultTest : public ::testing::Test {
     zk_connect_ = zk_connect;
     node_args_ = node_args;
     for (int i = 0; i < n; ++i) AddNode("node-" + std::to_string(i + 1));
-    balancer = std::make_unique<BalancerProcess>(zk_connect_, balancer_args);
-    balancer->Start();
+    balancer_args.insert(balancer_args.begin(), {"--state-file", state_file(), "--threads", "1"});
+    balancer = std::make_unique<Balancer>(zk_connect_, "/webtier/nodes", balancer_args);
     ASSERT_TRUE(WaitPool(n, 10s)) << "balancer pool never reached " << n;
   }
 
@@ -67,6 +68,17 @@ class FaultTest : public ::testing::Test {
     nodes.push_back(std::make_unique<Webnode>(id, zk_connect_, args));
     nodes.back()->WaitHealthy();
     return *nodes.back();
+  }
+
+  // Where the balancer saves its pool (kept across its restarts).
+  std::string state_file() const { return state_dir.path() + "/pool.json"; }
+
+  // A webnode inside `host`'s network namespace, listening on its address
+  // so the balancer reaches it over the veth.
+  std::unique_ptr<Webnode> NamespacedNode(NetHost& host, const std::string& id, std::vector<std::string> extra) {
+    extra.insert(extra.begin(), {"--threads", "1"});
+    return std::make_unique<Webnode>(id, host.outside_ip() + ":" + std::to_string(zk->port()), extra, host.inside_ip(),
+                                     [&](std::vector<std::string> argv) { return host.Wrap(argv); });
   }
 
   bool WaitPool(int healthy, std::chrono::milliseconds timeout) {
@@ -104,7 +116,8 @@ class FaultTest : public ::testing::Test {
   std::string zk_bind = "127.0.0.1";
   std::unique_ptr<ZooKeeperServer> zk;
   std::vector<std::unique_ptr<Webnode>> nodes;
-  std::unique_ptr<BalancerProcess> balancer;
+  TempDir state_dir{"webtier-bal"};
+  std::unique_ptr<Balancer> balancer;
   std::unique_ptr<LoadGenerator> load;
   std::string zk_connect_;
   std::vector<std::string> node_args_;
@@ -289,7 +302,8 @@ TEST_F(FaultTest, S07_WebnodeCutOffFromZooKeeper) {
   zk_bind = "0.0.0.0";
   StartTier(2, kFastSession);
   NetHost host(7);
-  NamespacedWebnode island(host, "node-island", host.outside_ip() + ":" + std::to_string(zk->port()), kFastSession);
+  auto island_node = NamespacedNode(host, "node-island", kFastSession);
+  Webnode& island = *island_node;
   ASSERT_TRUE(WaitPool(3, 20s)) << island.process().Log();
   StartLoad();
   const auto t0 = Clock::now();
@@ -317,7 +331,8 @@ TEST_F(FaultTest, S08_WebnodeCutOffFromBalancer) {
   zk_bind = "0.0.0.0";
   StartTier(2, kFastSession);
   NetHost host(8);
-  NamespacedWebnode island(host, "node-island", host.outside_ip() + ":" + std::to_string(zk->port()), kFastSession);
+  auto island_node = NamespacedNode(host, "node-island", kFastSession);
+  Webnode& island = *island_node;
   ASSERT_TRUE(WaitPool(3, 20s)) << island.process().Log();
   StartLoad();
   host.RejectInbound(island.port());
@@ -386,7 +401,7 @@ TEST_F(FaultTest, S10_BalancerRestartWithZooKeeperDown) {
   Pause(3s);
   auto s = Finish("10. balancer restarted, ZooKeeper down", Secs(pool_after) + " to serve the saved pool",
                   std::to_string(load->Snapshot().served_by.size()) + " members served");
-  ASSERT_TRUE(pool) << "pool not restored from " << balancer->state_file();
+  ASSERT_TRUE(pool) << "pool not restored from " << state_file();
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   EXPECT_EQ(s.served_by.size(), 3u) << s.Describe();
 }

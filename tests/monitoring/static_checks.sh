@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Offline checks of the deploy and monitoring files (no servers started):
 #   static_checks.sh prometheus_config|alert_rules|alert_rule_tests|dashboards|
-#                    systemd_units|shell_scripts|compose_file
+#                    systemd_units|compose_file
 # Exit 77 (ctest SKIP) when the tool a check needs is not installed.
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
@@ -83,17 +83,6 @@ PY
     if [[ -n $rest ]]; then echo "$out"; exit 1; fi
     printf 'verified: %s\n' "${units[@]##*/}"
     ;;
-  shell_scripts)
-    scripts=("$REPO/deploy/local/webtier" "$REPO"/deploy/podman/*.sh "$REPO"/deploy/docker/*.sh
-             "$REPO"/deploy/podman/standins/zookeeper/entrypoint.sh "$REPO/tests/monitoring/static_checks.sh")
-    for s in "${scripts[@]}"; do bash -n "$s"; done
-    if command -v shellcheck >/dev/null; then
-      shellcheck -S warning "${scripts[@]}"
-      echo "shellcheck: ${#scripts[@]} scripts clean"
-    else
-      echo "bash -n: ${#scripts[@]} scripts parse (shellcheck not installed)"
-    fi
-    ;;
   compose_file)
     python3 -c 'import yaml' 2>/dev/null || skip "python3-yaml is not installed"
     python3 - "$REPO" <<'PY'
@@ -129,7 +118,7 @@ sys.exit(1 if errors else 0)
 PY
     ;;
   *)
-    echo "usage: $0 prometheus_config|alert_rules|alert_rule_tests|dashboards|systemd_units|shell_scripts|compose_file" >&2
+    echo "usage: $0 prometheus_config|alert_rules|alert_rule_tests|dashboards|systemd_units|compose_file" >&2
     exit 2
     ;;
 esac

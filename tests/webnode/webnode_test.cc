@@ -94,10 +94,10 @@ TEST_F(WebnodeTest, RegistersServersetMemberAndServesBuiltInRoutes) {
 TEST_F(WebnodeTest, AdvertiseAndAutoDetectedHost) {
   Webnode adv("node-adv", zk_.connect(), {"--advertise", "10.9.8.7:9999"});
   // Listening on every interface: the host is the local address toward ZooKeeper.
-  uint16_t port = FreePort();
-  Process wild(Process::Options{.argv = {BinaryPath("webnode"), "--listen", "0.0.0.0:" + std::to_string(port), "--zk",
-                                         zk_.connect(), "--id", "node-wild", "--redis", ""},
+  Process wild(Process::Options{.argv = {BinaryPath("webnode"), "--listen", "0.0.0.0:0", "--zk", zk_.connect(), "--id",
+                                         "node-wild", "--redis", ""},
                                 .env = {}, .log_path = {}, .cwd = {}});
+  const uint16_t port = WaitListeningPort(wild, "http");  // the bound port is the one registered
   Observer obs(zk_.connect());
   ASSERT_TRUE(WaitFor([&] { return obs.Members().size() == 2; }, 20s));
   std::map<std::string, serverset::Member> by_id;
@@ -235,12 +235,12 @@ TEST(WebnodeFlags, BadFlagsExitTwoWithAClearError) {
 TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {
   ZooKeeperServer zk;
   zk.Start();
-  uint16_t port = FreePort();
   Process p(Process::Options{
       .argv = {BinaryPath("webnode"), "--id", "from-flag"},
-      .env = {{"WEBNODE_LISTEN", "127.0.0.1:" + std::to_string(port)}, {"WEBNODE_ZK", zk.connect()},
+      .env = {{"WEBNODE_LISTEN", "127.0.0.1:0"}, {"WEBNODE_ZK", zk.connect()},
               {"WEBNODE_ID", "from-env"}, {"WEBNODE_REDIS", ""}, {"WEBNODE_NAME", "EnvName"}},
       .log_path = {}, .cwd = {}});
+  const uint16_t port = WaitListeningPort(p, "http");
   std::string url = "http://127.0.0.1:" + std::to_string(port) + "/";
   ASSERT_TRUE(WaitFor([&] { return HttpGet(url, 1s).status == 200; }, 20s)) << p.Log();
   auto r = HttpGet(url);

@@ -38,7 +38,7 @@ constexpr uint16_t kRedisPort = 6379;  // when --redis names only a host
 
 Status Finalize(Config* c) {
   using flags::Invalid;
-  if (Status s = net::ParseHostPort(c->listen, &c->listen_addr); !s.ok()) return Invalid("--listen", s.message());
+  if (Status s = net::ParseListenAddress(c->listen, &c->listen_addr); !s.ok()) return Invalid("--listen", s.message());
   c->advertise_addr.reset();
   if (!c->advertise.empty()) {
     net::HostPort adv;
@@ -69,15 +69,16 @@ Status Finalize(Config* c) {
   return Status::Ok();
 }
 
-serverset::Member ThisMember(const Config& c) {
+serverset::Member ThisMember(const Config& c, uint16_t bound_port) {
   serverset::Member member;
   member.id = c.id;
   member.zone = c.zone;
   member.version = WEBTIER_VERSION;
-  member.port = c.listen_addr.port;
+  member.port = bound_port != 0 ? bound_port : c.listen_addr.port;
   if (c.advertise_addr.has_value()) {
     member.host = c.advertise_addr->host;
-    member.port = c.advertise_addr->port;
+    // --advertise without a port, with --listen host:0: the port bound.
+    if (c.advertise_addr->port != 0) member.port = c.advertise_addr->port;
   } else if (!net::IsWildcard(c.listen_addr.host)) {
     member.host = c.listen_addr.host;  // a specific listen address is what peers must use
   }  // else: auto-detected from the connection to ZooKeeper

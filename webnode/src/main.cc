@@ -1,7 +1,9 @@
 // webnode: parse flags into the Config, build the parts, serve, drain on SIGTERM.
+#include <atomic>
 #include <chrono>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include "webtier/common/flags.h"
@@ -28,16 +30,21 @@ int main(int argc, char** argv) {
   metrics::Registry registry("webnode", WEBTIER_VERSION);
   std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom());
   zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
-  webnode::MemberRegistration registration(session, config.zk_path, webnode::ThisMember(config), registry.prom());
+  // Built once listening: the member carries the bound port (--listen host:0).
+  std::optional<webnode::MemberRegistration> registration;
+  std::atomic<bool> registration_built{false};  // publishes `registration` to the server's threads
+
   webnode::NodeServer server(config, registry, *content,
-                             {.registered = [&] { return registration.registered(); },
+                             {.registered = [&] { return registration_built.load() && registration->registered(); },
                               .zk_connected = [&] { return session.connected(); }});
   if (Status s = server.Start(); !s.ok()) {
     log::Error("webnode", "cannot start").kv("err", s.ToString());
     return 1;
   }
+  registration.emplace(session, config.zk_path, webnode::ThisMember(config, server.port()), registry.prom());
+  registration_built = true;
   // Register only once listening.
-  registration.Start();
+  registration->Start();
   if (Status s = session.Start(); !s.ok()) {
     log::Error("webnode", "cannot start ZooKeeper client").kv("err", s.ToString());
     return 2;
@@ -46,7 +53,7 @@ int main(int argc, char** argv) {
   const int signo = stop_signals.Wait();
   log::Info("webnode", "stopping: deregistering, then draining").kv("signal", signo).kv("drain_ms", config.drain_ms);
   server.SetDraining();
-  registration.Deregister();
+  registration->Deregister();
   std::this_thread::sleep_for(std::chrono::milliseconds(config.drain_ms));
   log::Debug("webnode", "drain over: closing the listener");
   server.Shutdown();

@@ -149,7 +149,10 @@ Status NodeServer::Start() {
     endpoint_.reset();
     return Status(ErrorCode::kUnavailable, "cannot listen on " + c.listen + ": " + e.what());
   }
-  log::Info("http", "listening").kv("address", c.listen).kv("threads", c.threads).kv("id", c.id);
+  // The bound port, not the configured one: with --listen host:0 this line is
+  // how a supervisor (or the test harness) learns the port.
+  const std::string host = c.listen_addr.host.empty() ? "0.0.0.0" : c.listen_addr.host;
+  log::Info("http", "listening").kv("address", host + ":" + std::to_string(port())).kv("threads", c.threads).kv("id", c.id);
   return Status::Ok();
 }
 

@@ -21,6 +21,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 extern char** environ;
 
 namespace webtier::testing {
@@ -528,14 +530,52 @@ std::optional<double> MetricValue(const std::string& text, const std::string& na
   return std::nullopt;
 }
 
+
+// ---------------------------------------------------------------- listening ports
+
+std::optional<uint16_t> ListeningPort(const std::string& log, std::string_view component) {
+  const std::string marker = "component=" + std::string(component) + " msg=listening ";
+  std::istringstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.find(marker) == std::string::npos) continue;
+    const auto at = line.find(" address=");
+    if (at == std::string::npos) continue;
+    const auto end = line.find(' ', at + 1);
+    const std::string address = line.substr(at + 9, end == std::string::npos ? std::string::npos : end - at - 9);
+    const auto colon = address.rfind(':');
+    if (colon == std::string::npos) continue;
+    try {
+      const int port = std::stoi(address.substr(colon + 1));
+      if (port > 0 && port < 65536) return static_cast<uint16_t>(port);
+    } catch (...) {
+    }
+  }
+  return std::nullopt;
+}
+
+uint16_t WaitListeningPort(Process& process, std::string_view component, std::chrono::milliseconds timeout) {
+  std::optional<uint16_t> port;
+  WaitFor([&] { return (port = ListeningPort(process.Log(), component)).has_value() || !process.running(); }, timeout);
+  if (!port) port = ListeningPort(process.Log(), component);  // it may have logged, then exited
+  if (!port) {
+    throw std::runtime_error("no '" + std::string(component) + " listening' line from pid " +
+                             std::to_string(process.pid()) + ": " + process.Log());
+  }
+  return *port;
+}
+
 // ---------------------------------------------------------------- Webnode
 
-Webnode::Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args)
-    : id_(std::move(id)), port_(FreePort()) {
-  std::vector<std::string> argv = {BinaryPath("webnode"), "--listen", "127.0.0.1:" + std::to_string(port_),
-                                   "--zk", zk_connect, "--id", id_, "--redis", "", "--threads", "2"};
+Webnode::Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args, std::string host,
+                 const std::function<std::vector<std::string>(std::vector<std::string>)>& wrap)
+    : id_(std::move(id)), host_(std::move(host)) {
+  std::vector<std::string> argv = {BinaryPath("webnode"), "--listen", host_ + ":0", "--zk", zk_connect,
+                                   "--id", id_, "--redis", "", "--threads", "2"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  if (wrap) argv = wrap(std::move(argv));
   proc_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+  port_ = WaitListeningPort(*proc_, "http");
 }
 
 void Webnode::WaitHealthy() {
@@ -548,9 +588,89 @@ bool Webnode::WaitReady(std::chrono::milliseconds timeout) {
 }
 
 std::string Webnode::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return "http://" + host_ + ":" + std::to_string(port_) + path;
 }
 
 std::string Webnode::Metrics() const { return HttpGet(url("/metrics"), 2s).body; }
+
+// ---------------------------------------------------------------- Balancer
+
+Balancer::Balancer(std::string zk_connect, std::string zk_path, std::vector<std::string> extra_args)
+    : zk_(std::move(zk_connect)), zk_path_(std::move(zk_path)), extra_(std::move(extra_args)) {
+  Start();
+}
+
+Balancer::~Balancer() = default;  // ~Process kills it
+
+void Balancer::Start() {
+  if (proc_ && proc_->running()) throw std::runtime_error("Balancer::Start: already running");
+  std::vector<std::string> argv = {BinaryPath("balancer"), "--listen", "127.0.0.1:" + std::to_string(port_),
+                                   "--admin-listen", "127.0.0.1:" + std::to_string(admin_port_), "--zk", zk_,
+                                   "--zk-path", zk_path_, "--threads", "2"};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  proc_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+  // Both listen once the pool is loaded (or ZooKeeper's start-up wait ran out).
+  admin_port_ = WaitListeningPort(*proc_, "admin");
+  port_ = WaitListeningPort(*proc_, "proxy");
+  WaitHealthy();
+}
+
+std::optional<int> Balancer::Stop(int signo, std::chrono::milliseconds timeout) {
+  if (!proc_) return std::nullopt;
+  proc_->Signal(signo);
+  auto rc = proc_->Wait(timeout);
+  if (!rc) proc_->Kill();
+  return rc;
+}
+
+void Balancer::WaitHealthy(std::chrono::milliseconds timeout) {
+  bool ok = WaitFor([&] { return !proc_->running() || HttpGet(admin_url("/health"), 1s).status == 200; }, timeout);
+  if (!ok || !proc_->running()) throw std::runtime_error("balancer did not become healthy: " + proc_->Log());
+}
+
+bool Balancer::WaitSynced(std::chrono::milliseconds timeout) {
+  return WaitFor(
+      [&] {
+        auto j = nlohmann::json::parse(StatusBody(), nullptr, false);
+        return !j.is_discarded() && j.value("source", "") == "zookeeper" &&
+               j["zookeeper"].value("state", "") == "connected";
+      },
+      timeout);
+}
+
+std::string Balancer::url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(port_) + path;
+}
+
+std::string Balancer::admin_url(const std::string& path) const {
+  return "http://127.0.0.1:" + std::to_string(admin_port_) + path;
+}
+
+std::string Balancer::Metrics() const { return HttpGet(admin_url("/metrics"), 2s).body; }
+
+std::string Balancer::StatusBody() const {
+  auto r = HttpGet(admin_url("/status"), 2s);
+  return r.status == 200 ? r.body : std::string();
+}
+
+std::optional<std::vector<PoolMember>> Balancer::Members() const {
+  auto j = nlohmann::json::parse(StatusBody(), nullptr, false);
+  if (j.is_discarded() || !j.contains("members")) return std::nullopt;
+  std::vector<PoolMember> out;
+  for (const auto& m : j["members"]) {
+    out.push_back({.id = m.value("id", ""),
+                   .address = m.value("address", ""),
+                   .state = m.value("state", ""),
+                   .requests = m.value("requests", 0L),
+                   .in_flight = m.value("in_flight", 0L)});
+  }
+  return out;
+}
+
+int Balancer::HealthyCount() const {
+  auto m = Members();
+  if (!m) return -1;
+  return static_cast<int>(std::count_if(m->begin(), m->end(), [](const PoolMember& x) { return x.state == "healthy"; }));
+}
 
 }  // namespace webtier::testing

@@ -22,6 +22,11 @@ struct HostPort {
 // `default_port` is given, a bare "host". Port must be 1..65535.
 Status ParseHostPort(std::string_view text, HostPort* out, std::optional<uint16_t> default_port = {});
 
+// An address to listen on: "host:port" as ParseHostPort takes it (no default
+// port), where port 0 is accepted too and means any free port (the programs
+// log the port they bound in their "listening" line).
+Status ParseListenAddress(std::string_view text, HostPort* out);
+
 // The local address the kernel would use to reach `remote_ip` (UDP connect +
 // getsockname, nothing is sent). Empty on failure.
 std::string LocalAddressToward(const std::string& remote_ip);

@@ -17,5 +17,5 @@ if [ -n "$ZOO_SERVERS" ]; then
   for s in $ZOO_SERVERS; do echo "$s" >>/conf/zoo.cfg; done
 fi
 echo "${ZOO_MY_ID:-1}" >/data/myid
-exec java -Xmx${ZOO_HEAP_MB:-256}m -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
+exec java "-Xmx${ZOO_HEAP_MB:-256}m" -cp /etc/zookeeper/conf:/usr/share/java/zookeeper.jar \
   org.apache.zookeeper.server.quorum.QuorumPeerMain /conf/zoo.cfg

@@ -48,6 +48,8 @@ Status Finalize(Config* config);
 // The member record this node registers in ZooKeeper, from a finalized
 // config: the advertised address, else a specific listen host, else no host
 // (the registration fills in the address it reaches ZooKeeper from).
-serverset::Member ThisMember(const Config& config);
+// `bound_port`: the port the server bound (differs from --listen's for port
+// 0); 0 = take --listen's.
+serverset::Member ThisMember(const Config& config, uint16_t bound_port = 0);
 
 }  // namespace webtier::webnode

@@ -40,6 +40,7 @@ class NodeServer {
   // Stops accepting and joins the worker threads.
   void Shutdown();
 
+  // The bound port (the real one with --listen host:0); 0 before Start().
   uint16_t port() const;
 
   struct Shared;  // state shared by the per-thread handler clones

@@ -1,9 +1,13 @@
 // Test harness: real ZooKeeper and Redis servers on free loopback ports,
-// child processes that can be signalled (TERM/KILL/STOP/CONT), and a small
-// HTTP client. Every object cleans up in its destructor, so a failing test
-// leaves no process behind. Setup failures throw std::runtime_error.
+// child processes that can be signalled (TERM/KILL/STOP/CONT), launchers for
+// the webnode and balancer programs (on ports they bind themselves and log),
+// and a small HTTP client. Every object cleans up in its destructor, so a
+// failing test leaves no process behind. Setup failures throw
+// std::runtime_error. Objects are for the test's own thread; the free
+// functions are thread-safe. The load generator is in load.h.
 #pragma once
 
+#include <signal.h>
 #include <sys/types.h>
 
 #include <chrono>
@@ -176,12 +180,28 @@ inline HttpResponse HttpGet(const std::string& url, std::chrono::milliseconds ti
 std::optional<double> MetricValue(const std::string& text, const std::string& name,
                                   const std::map<std::string, std::string>& labels = {});
 
-// A webnode process on a free loopback port (127.0.0.1), started with
-// `--listen 127.0.0.1:PORT --zk <zk> --id <id> --redis ""` plus `extra_args`
-// (later flags win, so extra_args may override --redis etc.).
+// The port a webtier program bound, from its log: both programs print one
+// logfmt line per listener once it accepts connections,
+//   ... component=<component> msg=listening address=<host>:<port> ...
+// (balancer: components "proxy" and "admin"; webnode: "http"), with the real
+// port also when started with port 0. nullopt until that line is there.
+std::optional<uint16_t> ListeningPort(const std::string& log, std::string_view component);
+
+// Waits for that line in `process`'s log; throws (with the log) when the
+// process exits first or `timeout` passes.
+uint16_t WaitListeningPort(Process& process, std::string_view component, std::chrono::milliseconds timeout = 20s);
+
+// A webnode process started with `--listen <host>:0 --zk <zk> --id <id>
+// --redis "" --threads 2` plus `extra_args` (later flags win, so extra_args
+// may override --redis etc.). The constructor returns once the node listens
+// (its port read from the log; throws when it exits first or after 20 s).
+// `wrap` prefixes the command (e.g. to run it inside a network namespace;
+// then `host` is an address of that namespace).
 class Webnode {
  public:
-  Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args = {});
+  Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args = {},
+          std::string host = "127.0.0.1",
+          const std::function<std::vector<std::string>(std::vector<std::string>)>& wrap = nullptr);
   // Waits until GET /health answers 200; throws after 20 s.
   void WaitHealthy();
   // Waits until GET /ready answers 200 (registered); false after `timeout`.
@@ -194,7 +214,55 @@ class Webnode {
 
  private:
   std::string id_;
-  uint16_t port_;
+  std::string host_;
+  std::unique_ptr<Process> proc_;
+  uint16_t port_ = 0;
+};
+
+// One member of the balancer's pool as its /status reports it.
+struct PoolMember {
+  std::string id, address, state;  // state: "healthy" or "ejected"
+  long requests = 0;
+  long in_flight = 0;
+};
+
+// A balancer process: `--listen 127.0.0.1:P --admin-listen 127.0.0.1:A --zk
+// <zk> --zk-path <path> --threads 2` plus `extra_args` (later flags win). The
+// first start binds port 0 for both and reads the real ports from the log;
+// Start() after Stop() binds the same ports again (clients keep their URL).
+// The constructor starts it and waits for /health (throws after 20 s).
+class Balancer {
+ public:
+  Balancer(std::string zk_connect, std::string zk_path = "/webtier/nodes", std::vector<std::string> extra_args = {});
+  ~Balancer();
+  Balancer(const Balancer&) = delete;
+  Balancer& operator=(const Balancer&) = delete;
+
+  // Starts the program (it must not be running) and waits as WaitHealthy does.
+  void Start();
+  // Signals it and waits for its exit code (SIGKILL after `timeout`: nullopt).
+  std::optional<int> Stop(int signo = SIGTERM, std::chrono::milliseconds timeout = 15s);
+  // Waits until admin GET /health answers 200; throws (with the log) when the
+  // process exits first or after `timeout`.
+  void WaitHealthy(std::chrono::milliseconds timeout = 20s);
+  // Waits until /status says the pool comes from ZooKeeper over a connected
+  // session; false after `timeout`.
+  bool WaitSynced(std::chrono::milliseconds timeout = 20s);
+  std::string url(const std::string& path = "/") const;
+  std::string admin_url(const std::string& path) const;
+  uint16_t port() const { return port_; }
+  uint16_t admin_port() const { return admin_port_; }
+  std::string Metrics() const;     // admin GET /metrics body ("" on failure)
+  std::string StatusBody() const;  // admin GET /status body ("" unless 200)
+  // The members /status reports, or nullopt when /status does not answer.
+  std::optional<std::vector<PoolMember>> Members() const;
+  int HealthyCount() const;  // members in state "healthy"; -1 when /status does not answer
+  Process& process() { return *proc_; }
+
+ private:
+  std::string zk_, zk_path_;
+  std::vector<std::string> extra_;
+  uint16_t port_ = 0, admin_port_ = 0;
   std::unique_ptr<Process> proc_;
 };
 

@@ -1,7 +1,9 @@
-// A steady HTTP load for failure tests: keep-alive connections from several
-// threads at a fixed total rate, counting every non-2xx answer and every
+// A steady HTTP load for tests under faults: HTTP/1.1 GETs from several
+// threads (keep-alive or a fresh connection per request; at a fixed total
+// rate or as fast as answers come), counting every non-2xx answer and every
 // connection error (refused, reset, timeout, malformed). Nothing is retried:
 // one failed attempt is one failure.
+// Threading: Start/Stop/Reset from one thread; Snapshot and last_failure from any.
 #pragma once
 
 #include <atomic>
@@ -13,7 +15,7 @@
 #include <thread>
 #include <vector>
 
-namespace webtier::faults {
+namespace webtier::testing {
 
 struct LoadStats {
   uint64_t requests = 0;   // attempts finished (ok + failed)
@@ -24,9 +26,10 @@ struct LoadStats {
   std::map<std::string, uint64_t> served_by;    // X-Served-By of 2xx answers
   std::map<std::string, uint64_t> x_cache;      // X-Cache of 2xx answers
   double p50_ms = 0, p99_ms = 0, max_ms = 0;    // latency of 2xx answers
-  std::string Describe() const;                  // one line for failure messages
+  std::vector<std::string> failure_samples;      // the first few failures: status or error, start of the body
+  std::string Describe() const;                  // counts and samples, for failure messages
   // Counts accumulated since `earlier` (a snapshot of the same run); the
-  // latency fields stay those of the whole run.
+  // latency fields and samples stay those of the whole run.
   LoadStats Since(const LoadStats& earlier) const;
 };
 
@@ -37,8 +40,9 @@ class LoadGenerator {
     uint16_t port = 0;
     std::vector<std::string> paths = {"/"};  // cycled through
     int threads = 4;
-    int rate_per_sec = 400;                  // total across threads
+    int rate_per_sec = 400;                  // total across threads; 0: each thread sends as soon as answered
     std::chrono::milliseconds timeout{5000}; // per request
+    bool keep_alive = true;                  // false: "Connection: close", a new connection per request
   };
   explicit LoadGenerator(Options options);
   ~LoadGenerator();  // stops
@@ -56,7 +60,7 @@ class LoadGenerator {
  private:
   void Worker(int index);
   void Record(int status, const std::string& served_by, const std::string& x_cache, double ms,
-              const std::string& error);
+              const std::string& error, const std::string& body);
 
   Options options_;
   std::atomic<bool> running_{false};
@@ -67,4 +71,4 @@ class LoadGenerator {
   std::chrono::steady_clock::time_point last_failure_{};
 };
 
-}  // namespace webtier::faults
+}  // namespace webtier::testing

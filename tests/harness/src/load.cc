@@ -1,5 +1,5 @@
 // LoadGenerator: blocking keep-alive HTTP/1.1 clients on raw sockets.
-#include "load.h"
+#include "webtier/testing/load.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -13,7 +13,7 @@
 #include <cstring>
 #include <sstream>
 
-namespace webtier::faults {
+namespace webtier::testing {
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -71,9 +71,10 @@ class Conn {
     return "";
   }
 
-  // Reads one response. Sets status, headers (lower-case names), keep_alive.
+  // Reads one response. Sets status, headers (lower-case names), keep_alive
+  // and, for a body with a length, its first bytes.
   std::string Receive(Clock::time_point deadline, int* status, std::map<std::string, std::string>* headers,
-                      bool* keep_alive, bool* got_bytes) {
+                      bool* keep_alive, bool* got_bytes, std::string* body_start) {
     size_t header_end;
     while ((header_end = buf_.find("\r\n\r\n")) == std::string::npos) {
       std::string e = Fill(deadline);
@@ -128,6 +129,7 @@ class Conn {
       std::string e = Fill(deadline);
       if (!e.empty()) return e == "eof" ? "truncated" : e;
     }
+    *body_start = buf_.substr(0, std::min<size_t>(len, 200));
     buf_.erase(0, len);
     return "";
   }
@@ -171,6 +173,7 @@ std::string LoadStats::Describe() const {
   for (auto& [e, n] : errors) o << ", " << n << "x" << e;
   o << "; served_by:";
   for (auto& [id, n] : served_by) o << " " << id << "=" << n;
+  for (auto& sample : failure_samples) o << "\n  failed: " << sample;
   return o.str();
 }
 
@@ -226,36 +229,40 @@ LoadStats LoadGenerator::Snapshot() const {
 }
 
 void LoadGenerator::Record(int status, const std::string& served_by, const std::string& x_cache, double ms,
-                           const std::string& error) {
+                           const std::string& error, const std::string& body) {
+  constexpr size_t kSamples = 10;
   std::lock_guard<std::mutex> l(mu_);
   ++stats_.requests;
-  if (!error.empty()) {
-    ++stats_.failed;
-    ++stats_.errors[error];
-    last_failure_ = Clock::now();
-    return;
-  }
-  ++stats_.by_status[status];
-  if (status >= 200 && status < 300) {
+  const bool ok = error.empty() && status >= 200 && status < 300;
+  if (error.empty()) ++stats_.by_status[status];
+  if (ok) {
     ++stats_.ok;
     ++stats_.served_by[served_by];
     if (!x_cache.empty()) ++stats_.x_cache[x_cache];
     latencies_.push_back(ms);
-  } else {
-    ++stats_.failed;
-    last_failure_ = Clock::now();
+    return;
   }
+  ++stats_.failed;
+  if (!error.empty()) ++stats_.errors[error];
+  last_failure_ = Clock::now();
+  if (stats_.failure_samples.size() < kSamples)
+    stats_.failure_samples.push_back(error.empty() ? std::to_string(status) + " " + body : error);
 }
 
 void LoadGenerator::Worker(int index) {
-  const auto interval = std::chrono::microseconds(1'000'000LL * options_.threads / std::max(1, options_.rate_per_sec));
+  const bool paced = options_.rate_per_sec > 0;
+  const auto interval =
+      std::chrono::microseconds(paced ? 1'000'000LL * options_.threads / options_.rate_per_sec : 0);
   auto next = Clock::now() + interval * index / options_.threads;
+  const std::string connection = options_.keep_alive ? "" : "Connection: close\r\n";
   Conn conn;
   size_t path_index = static_cast<size_t>(index);
   while (running_) {
-    std::this_thread::sleep_until(next);
-    next += interval;
-    if (Clock::now() > next + std::chrono::seconds(1)) next = Clock::now();  // don't burst after a stall
+    if (paced) {
+      std::this_thread::sleep_until(next);
+      next += interval;
+      if (Clock::now() > next + std::chrono::seconds(1)) next = Clock::now();  // don't burst after a stall
+    }
     const std::string& path = options_.paths[path_index++ % options_.paths.size()];
     const auto start = Clock::now();
     const auto deadline = start + options_.timeout;
@@ -264,16 +271,18 @@ void LoadGenerator::Worker(int index) {
     int status = 0;
     std::map<std::string, std::string> headers;
     bool keep_alive = true, got_bytes = false;
+    std::string body;
     if (err.empty()) {
-      std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + options_.host + "\r\nUser-Agent: webtier-faults\r\n\r\n";
+      std::string req = "GET " + path + " HTTP/1.1\r\nHost: " + options_.host + "\r\nUser-Agent: webtier-load\r\n" +
+                        connection + "\r\n";
       err = conn.Send(req, deadline);
-      if (err.empty()) err = conn.Receive(deadline, &status, &headers, &keep_alive, &got_bytes);
+      if (err.empty()) err = conn.Receive(deadline, &status, &headers, &keep_alive, &got_bytes, &body);
       if (err == "eof") err = got_bytes ? "truncated" : "closed_before_response";
     }
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-    if (!err.empty() || !keep_alive) conn.Close();
-    Record(status, headers["x-served-by"], headers["x-cache"], ms, err);
+    if (!err.empty() || !keep_alive || !options_.keep_alive) conn.Close();
+    Record(status, headers["x-served-by"], headers["x-cache"], ms, err, body);
   }
 }
 
-}  // namespace webtier::faults
+}  // namespace webtier::testing
