@@ -89,7 +89,7 @@ struct AdminServer::Impl {
                          {"weight", h->member().weight}});
     }
     json doc = {{"policy", std::string(PolicyName(pool.policy()))},
-                {"zookeeper", {{"state", registry.zk_state()}, {"connect", config.zk}, {"path", config.zk_path}}},
+                {"zookeeper", {{"state", registry.zk_state()}, {"connect", config.zk.connect}, {"path", config.zk.path}}},
                 {"source", registry.source()},
                 {"members", members}};
     return doc.dump() + "\n";

@@ -43,11 +43,7 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--listen", c->listen_flag, "proxy address host:port")->capture_default_str();
   app.add_option("--admin-listen", c->admin_listen_flag, "admin address (/metrics, /health, /status)")
       ->capture_default_str();
-  app.add_option("--zk", c->zk, "ZooKeeper connect string")->capture_default_str();
-  app.add_option("--zk-path", c->zk_path, "membership path")->capture_default_str();
-  app.add_option("--zk-session-timeout-ms", c->zk_session_timeout_ms)
-      ->capture_default_str()
-      ->check(CLI::Range(1000, 600000));
+  membership::AddZkFlags(app, &c->zk);
   std::vector<std::string> policies;
   for (auto k : kPolicies) policies.emplace_back(PolicyName(k));
   app.add_option("--policy", c->policy_flag, PolicyNames())->capture_default_str()->check(CLI::IsMember(policies));
@@ -82,7 +78,7 @@ Status Finalize(Config* c) {
   std::optional<PolicyKind> policy = ParsePolicy(c->policy_flag);
   if (!policy) return Invalid("--policy", "must be one of " + PolicyNames());
   c->policy = *policy;
-  if (Status s = serverset::ValidatePath(c->zk_path); !s.ok()) return Invalid("--zk-path", s.message());
+  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
   return Status::Ok();
 }
 

@@ -39,7 +39,7 @@ void FillPoolAtStart(const Config& config, MemberRegistry& members) {
   while (!members.synced() && std::chrono::steady_clock::now() < wait_until)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   if (members.synced()) return;
-  log::Warn("balancer", "ZooKeeper not reachable yet").kv("zk", config.zk);
+  log::Warn("balancer", "ZooKeeper not reachable yet").kv("zk", config.zk.connect);
   if (config.state_file.empty()) return;
   if (Status s = members.LoadStateFile(); !s.ok())
     log::Warn("balancer", "no pool from the state file").kv("err", s.ToString());
@@ -61,8 +61,8 @@ int main(int argc, char** argv) {
   metrics::Registry registry("balancer", WEBTIER_VERSION);
   ProxyMetrics metrics(registry.prom());
   Pool pool(config.policy, &metrics);
-  zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
-  MemberRegistry members(session, {.path = config.zk_path, .state_file = config.state_file}, pool, &metrics);
+  zk::Session session({.connect = config.zk.connect, .session_timeout_ms = config.zk.session_timeout_ms, .component = "zk"});
+  MemberRegistry members(session, {.path = config.zk.path, .state_file = config.state_file}, pool, &metrics);
   // On every way out, stop the session's event thread before `members` goes.
   struct CloseSession {
     zk::Session& s;
@@ -85,8 +85,8 @@ int main(int argc, char** argv) {
   log::Info("balancer", "started")
       .kv("version", WEBTIER_VERSION)
       .kv("policy", PolicyName(config.policy))
-      .kv("zk", config.zk)
-      .kv("zk_path", config.zk_path);
+      .kv("zk", config.zk.connect)
+      .kv("zk_path", config.zk.path);
 
   const int signo = stop_signals.Wait();
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");

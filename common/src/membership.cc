@@ -1,13 +1,9 @@
 // Membership naming, path checks and the shared ZooKeeper flags.
 #include "webtier/common/membership.h"
 
-namespace webtier::membership {
+#include "webtier/common/flags.h"
 
-namespace {
-Status Bad(const std::string& flag, const std::string& why) {
-  return Status(ErrorCode::kInvalidArgument, flag + ": " + why);
-}
-}  // namespace
+namespace webtier::membership {
 
 bool IsMemberName(std::string_view child) { return child.substr(0, kMemberPrefix.size()) == kMemberPrefix; }
 
@@ -27,10 +23,10 @@ void AddZkFlags(CLI::App& app, ZkOptions* options) {
 }
 
 Status ValidateZkOptions(const ZkOptions& options) {
-  if (options.connect.empty()) return Bad("--zk", "must not be empty");
-  if (Status s = ValidatePath(options.path); !s.ok()) return Bad("--zk-path", s.message());
+  if (options.connect.empty()) return flags::Invalid("--zk", "must not be empty");
+  if (Status s = ValidatePath(options.path); !s.ok()) return flags::Invalid("--zk-path", s.message());
   if (options.session_timeout_ms < 1000 || options.session_timeout_ms > 600000)
-    return Bad("--zk-session-timeout-ms", "must be within 1000..600000");
+    return flags::Invalid("--zk-session-timeout-ms", "must be within 1000..600000");
   return Status::Ok();
 }
 

@@ -74,10 +74,4 @@ Status Decode(std::string_view text, Member* out) {
   return Status::Ok();
 }
 
-Status ValidatePath(std::string_view path) {
-  if (path.size() < 2 || path.front() != '/' || path.back() == '/')
-    return Status(ErrorCode::kInvalidArgument, "must be an absolute znode path like /webtier/nodes");
-  return Status::Ok();
-}
-
 }  // namespace webtier::serverset

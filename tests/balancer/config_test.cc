@@ -11,9 +11,9 @@ TEST(BalancerConfig, DefaultsMatchTheSpec) {
   ASSERT_TRUE(Finalize(&c).ok());
   EXPECT_EQ(c.listen, (net::HostPort{"0.0.0.0", 8000}));
   EXPECT_EQ(c.admin_listen, (net::HostPort{"0.0.0.0", 9000}));
-  EXPECT_EQ(c.zk, "127.0.0.1:2181");
-  EXPECT_EQ(c.zk_path, "/webtier/nodes");
-  EXPECT_EQ(c.zk_session_timeout_ms, 6000);
+  EXPECT_EQ(c.zk.connect, "127.0.0.1:2181");
+  EXPECT_EQ(c.zk.path, "/webtier/nodes");
+  EXPECT_EQ(c.zk.session_timeout_ms, 6000);
   EXPECT_EQ(c.policy, PolicyKind::kRoundRobin);
   EXPECT_EQ(c.retries, 2);
 }
@@ -27,9 +27,9 @@ TEST(BalancerConfig, EachBadValueNamesItsFlag) {
       {[](Config* c) { c->listen_flag = "h:99999"; }, "--listen"},
       {[](Config* c) { c->admin_listen_flag = ""; }, "--admin-listen"},
       {[](Config* c) { c->policy_flag = "random"; }, "--policy"},
-      {[](Config* c) { c->zk_path = "relative"; }, "--zk-path"},
-      {[](Config* c) { c->zk_path = "/trailing/"; }, "--zk-path"},
-      {[](Config* c) { c->zk_path = "/"; }, "--zk-path"},
+      {[](Config* c) { c->zk.path = "relative"; }, "--zk-path"},
+      {[](Config* c) { c->zk.path = "/trailing/"; }, "--zk-path"},
+      {[](Config* c) { c->zk.path = "/"; }, "--zk-path"},
   };
   for (const auto& tc : cases) {
     Config c;
@@ -50,7 +50,7 @@ TEST(BalancerConfig, FlagsReachTheTypedFields) {
   EXPECT_EQ(c.listen, (net::HostPort{"127.0.0.1", 8100}));
   EXPECT_EQ(c.admin_listen, (net::HostPort{"::1", 9100}));
   EXPECT_EQ(c.policy, PolicyKind::kLeastRequest);
-  EXPECT_EQ(c.zk_path, "/a/b");
+  EXPECT_EQ(c.zk.path, "/a/b");
   EXPECT_EQ(c.retries, 5);
 }
 

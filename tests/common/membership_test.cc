@@ -15,7 +15,7 @@ TEST(Membership, MemberNamesCarryThePrefix) {
 TEST(Membership, PathMustBeAbsoluteWithoutTrailingOrEmptySegments) {
   EXPECT_TRUE(ValidatePath(kDefaultPath).ok());
   EXPECT_TRUE(ValidatePath("/a").ok());
-  for (const char* bad : {"", "/", "relative", "/trailing/", "/a//b"}) {
+  for (const char* bad : {"", "/", "relative", "webtier/nodes", "/trailing/", "/a//b"}) {
     EXPECT_EQ(ValidatePath(bad).code(), ErrorCode::kInvalidArgument) << bad;
   }
 }

@@ -60,13 +60,6 @@ TEST(Serverset, RejectsInvalidMembers) {
   }
 }
 
-TEST(Serverset, PathMustBeAbsoluteWithoutTrailingSlash) {
-  EXPECT_TRUE(ValidatePath("/webtier/nodes").ok());
-  EXPECT_TRUE(ValidatePath("/n").ok());
-  for (const char* bad : {"", "/", "relative", "webtier/nodes", "/trailing/"}) {
-    EXPECT_EQ(ValidatePath(bad).code(), ErrorCode::kInvalidArgument) << "accepted: '" << bad << "'";
-  }
-}
 
 }  // namespace
 }  // namespace webtier::serverset

@@ -10,9 +10,9 @@ TEST(WebnodeConfig, DefaultsMatchTheSpec) {
   Config c;
   ASSERT_TRUE(Finalize(&c).ok());
   EXPECT_EQ(c.listen_addr, (net::HostPort{"0.0.0.0", 8080}));
-  EXPECT_EQ(c.zk, "127.0.0.1:2181");
-  EXPECT_EQ(c.zk_path, "/webtier/nodes");
-  EXPECT_EQ(c.zk_session_timeout_ms, 6000);
+  EXPECT_EQ(c.zk.connect, "127.0.0.1:2181");
+  EXPECT_EQ(c.zk.path, "/webtier/nodes");
+  EXPECT_EQ(c.zk.session_timeout_ms, 6000);
   EXPECT_EQ(c.redis, "127.0.0.1:6379");
   EXPECT_EQ(c.cache_ttl, 60);
   EXPECT_EQ(c.drain_ms, 2000);
@@ -28,10 +28,10 @@ TEST(WebnodeConfig, EachBadValueNamesItsFlag) {
   } cases[] = {
       {[](Config* c) { c->listen = "nope"; }, "--listen"},
       {[](Config* c) { c->advertise = "h:0"; }, "--advertise"},
-      {[](Config* c) { c->zk = ""; }, "--zk"},
-      {[](Config* c) { c->zk_path = "relative"; }, "--zk-path"},
-      {[](Config* c) { c->zk_path = "/trailing/"; }, "--zk-path"},
-      {[](Config* c) { c->zk_session_timeout_ms = 10; }, "--zk-session-timeout-ms"},
+      {[](Config* c) { c->zk.connect = ""; }, "--zk"},
+      {[](Config* c) { c->zk.path = "relative"; }, "--zk-path"},
+      {[](Config* c) { c->zk.path = "/trailing/"; }, "--zk-path"},
+      {[](Config* c) { c->zk.session_timeout_ms = 10; }, "--zk-session-timeout-ms"},
       {[](Config* c) { c->redis = "h:99999"; }, "--redis"},
       {[](Config* c) { c->threads = -1; }, "--threads"},
       {[](Config* c) { c->origin = "ftp://x"; }, "--origin"},

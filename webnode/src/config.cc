@@ -15,10 +15,7 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--id", c->id, "member id, also sent as X-Served-By (default: hostname-port)");
   app.add_option("--name", c->name, "display name used in the greeting (default: id)");
   app.add_option("--zone", c->zone, "free label written into the member record")->capture_default_str();
-  app.add_option("--zk", c->zk, "ZooKeeper connect string (comma-separated host:port)")->capture_default_str();
-  app.add_option("--zk-path", c->zk_path, "membership path")->capture_default_str();
-  app.add_option("--zk-session-timeout-ms", c->zk_session_timeout_ms, "ZooKeeper session timeout")
-      ->capture_default_str();
+  membership::AddZkFlags(app, &c->zk);
   app.add_option("--redis", c->redis, "Redis host:port; empty disables the cache")->capture_default_str();
   app.add_option("--redis-password", c->redis_password, "Redis AUTH password");
   app.add_option("--threads", c->threads, "Pistache worker threads (default: number of cores)");
@@ -46,10 +43,7 @@ Status Finalize(Config* c) {
       return Invalid("--advertise", s.ok() ? "empty host" : s.message());
     c->advertise_addr = std::move(adv);
   }
-  if (c->zk.empty()) return Invalid("--zk", "must not be empty");
-  if (Status s = serverset::ValidatePath(c->zk_path); !s.ok()) return Invalid("--zk-path", s.message());
-  if (c->zk_session_timeout_ms < 1000 || c->zk_session_timeout_ms > 600000)
-    return Invalid("--zk-session-timeout-ms", "must be within 1000..600000");
+  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
   c->redis_addr.reset();
   if (!c->redis.empty()) {
     net::HostPort r;

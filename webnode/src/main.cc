@@ -29,7 +29,7 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry("webnode", WEBTIER_VERSION);
   std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom());
-  zk::Session session({.connect = config.zk, .session_timeout_ms = config.zk_session_timeout_ms, .component = "zk"});
+  zk::Session session({.connect = config.zk.connect, .session_timeout_ms = config.zk.session_timeout_ms, .component = "zk"});
   // Built once listening: the member carries the bound port (--listen host:0).
   std::optional<webnode::MemberRegistration> registration;
   std::atomic<bool> registration_built{false};  // publishes `registration` to the server's threads
@@ -41,7 +41,7 @@ int main(int argc, char** argv) {
     log::Error("webnode", "cannot start").kv("err", s.ToString());
     return 1;
   }
-  registration.emplace(session, config.zk_path, webnode::ThisMember(config, server.port()), registry.prom());
+  registration.emplace(session, config.zk.path, webnode::ThisMember(config, server.port()), registry.prom());
   registration_built = true;
   // Register only once listening.
   registration->Start();

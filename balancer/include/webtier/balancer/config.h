@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+#include "webtier/common/membership.h"
 #include "webtier/common/net.h"
 #include "webtier/common/status.h"
 
@@ -24,9 +25,7 @@ std::optional<PolicyKind> ParsePolicy(std::string_view name);
 struct Config {
   net::HostPort listen{"0.0.0.0", 8000};        // proxy address
   net::HostPort admin_listen{"0.0.0.0", 9000};  // /metrics, /health, /status
-  std::string zk = "127.0.0.1:2181";            // ZooKeeper connect string
-  std::string zk_path = "/webtier/nodes";       // membership path
-  int zk_session_timeout_ms = 6000;             // asked for; the server may clamp it
+  membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
   int zk_connect_wait_ms = 2000;                // at start: wait this long for ZK before using the state file
   PolicyKind policy = PolicyKind::kRoundRobin;  // how a member is chosen per request
   int threads = 0;                              // proxy threads; 0 = one per core

@@ -32,8 +32,4 @@ std::string Encode(const Member& member);
 // weight not an integer in range. Never throws.
 Status Decode(std::string_view json, Member* out);
 
-// Checks a membership path (--zk-path) as both programs accept it: absolute,
-// at least one component, no trailing '/'. kInvalidArgument says what is wanted.
-Status ValidatePath(std::string_view path);
-
 }  // namespace webtier::serverset

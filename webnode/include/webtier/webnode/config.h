@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 
+#include "webtier/common/membership.h"
 #include "webtier/common/net.h"
 #include "webtier/common/serverset.h"
 #include "webtier/common/status.h"
@@ -20,9 +21,7 @@ struct Config {
   std::string id;                               // member id; empty = hostname-port
   std::string name;                             // greeting name; empty = id
   std::string zone = "local";                   // free label written into the member record
-  std::string zk = "127.0.0.1:2181";            // ZooKeeper connect string
-  std::string zk_path = "/webtier/nodes";       // membership path
-  int zk_session_timeout_ms = 6000;             // asked of ZooKeeper
+  membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
   std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
   std::string redis_password;                   // AUTH, empty = none
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
