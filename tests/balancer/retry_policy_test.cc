@@ -6,6 +6,14 @@
 #include <gtest/gtest.h>
 
 namespace webtier::balancer {
+
+// Found by gtest through ADL: failures print the decision, not its bytes.
+void PrintTo(const RetryDecision& d, std::ostream* os) {
+  *os << "{retry=" << d.retry << " eject=" << d.eject << " reason=\"" << d.eject_reason
+      << "\" outcome=" << OutcomeName(d.outcome) << " status=" << d.status << " error=\"" << d.error
+      << "\" log=" << static_cast<int>(d.log) << "}";
+}
+
 namespace {
 
 using namespace std::chrono_literals;
@@ -25,6 +33,16 @@ const RetryPolicy kPolicy(2, 500, 30000);
 // The same without a try timeout.
 const RetryPolicy kUnbounded(2, 0, 30000);
 
+// The decisions, spelled out: {retry, eject, eject_reason, outcome, status, error, log}.
+constexpr std::string_view kClosed = "member closed the connection";
+constexpr std::string_view kTimedOut = "upstream timeout";
+const RetryDecision kConnectRetried{true, true, "", Outcome::kConnectFailure, 502, "member refused the connection"};
+const RetryDecision kResetRetried{true, false, "", Outcome::kReset, 502, kClosed};
+const RetryDecision kResetFinal{false, false, "", Outcome::kReset, 502, kClosed};
+const RetryDecision kResetMidResponse{false, false, "", Outcome::kReset, 502, kClosed, FailureLog::kFailedMidResponse};
+const RetryDecision kTimeoutFinal{false, false, "", Outcome::kTimeout, 504, kTimedOut};
+const RetryDecision kTimeoutLogged{false, false, "", Outcome::kTimeout, 504, kTimedOut, FailureLog::kUpstreamTimeout};
+
 TEST(RetryPolicyTest, AttemptsAreTheFirstTryPlusRetries) {
   EXPECT_EQ(kPolicy.max_attempts(), 3);
   EXPECT_EQ(RetryPolicy(0, 0, 1000).max_attempts(), 1);
@@ -32,16 +50,7 @@ TEST(RetryPolicyTest, AttemptsAreTheFirstTryPlusRetries) {
 }
 
 TEST(RetryPolicyTest, AFailedConnectIsRetriedForAnyMethodAndEjectsTheMember) {
-  for (const Attempt& a : {kGet, kPost, kStreamedPut}) {
-    const RetryDecision d = kPolicy.Decide(Failure::kConnect, a);
-    EXPECT_TRUE(d.retry);
-    EXPECT_TRUE(d.eject);
-    EXPECT_EQ(d.eject_reason, "");  // the connect error's own message
-    EXPECT_EQ(d.outcome, Outcome::kConnectFailure);
-    EXPECT_EQ(d.status, 502);
-    EXPECT_EQ(d.error, "member refused the connection");
-    EXPECT_EQ(d.log, FailureLog::kNone);
-  }
+  for (const Attempt& a : {kGet, kPost, kStreamedPut}) EXPECT_EQ(kPolicy.Decide(Failure::kConnect, a), kConnectRetried);
 }
 
 TEST(RetryPolicyTest, NothingIsRetriedOnTheLastAttempt) {
@@ -53,56 +62,29 @@ TEST(RetryPolicyTest, NothingIsRetriedOnTheLastAttempt) {
 }
 
 TEST(RetryPolicyTest, AResetWhileSendingIsRetriedOnlyForIdempotentMethods) {
-  EXPECT_TRUE(kPolicy.Decide(Failure::kSendReset, kGet).retry);
+  EXPECT_EQ(kPolicy.Decide(Failure::kSendReset, kGet), kResetRetried);
   // The part of a streamed body sent so far is still whole in memory.
-  EXPECT_TRUE(kPolicy.Decide(Failure::kSendReset, kStreamedPut).retry);
-  const RetryDecision post = kPolicy.Decide(Failure::kSendReset, kPost);
-  EXPECT_FALSE(post.retry);
-  EXPECT_FALSE(post.eject);
-  EXPECT_EQ(post.outcome, Outcome::kReset);
-  EXPECT_EQ(post.status, 502);
-  EXPECT_EQ(post.error, "member closed the connection");
-  EXPECT_EQ(post.log, FailureLog::kNone);
+  EXPECT_EQ(kPolicy.Decide(Failure::kSendReset, kStreamedPut), kResetRetried);
+  EXPECT_EQ(kPolicy.Decide(Failure::kSendReset, kPost), kResetFinal);
 }
 
 TEST(RetryPolicyTest, AResetBeforeAnyResponseByteIsRetriedOnlyWhenTheRequestCanBeSentAgain) {
-  const RetryDecision get = kPolicy.Decide(Failure::kResetBeforeResponse, kGet);
-  EXPECT_TRUE(get.retry);
-  EXPECT_FALSE(get.eject);
-  EXPECT_EQ(get.outcome, Outcome::kReset);
-  EXPECT_EQ(get.log, FailureLog::kNone);
-  for (const Attempt& a : {kPost, kStreamedPut}) {
-    const RetryDecision d = kPolicy.Decide(Failure::kResetBeforeResponse, a);
-    EXPECT_FALSE(d.retry);
-    EXPECT_EQ(d.status, 502);
-    EXPECT_EQ(d.log, FailureLog::kFailedMidResponse);
-  }
+  EXPECT_EQ(kPolicy.Decide(Failure::kResetBeforeResponse, kGet), kResetRetried);
+  EXPECT_EQ(kPolicy.Decide(Failure::kResetBeforeResponse, kPost), kResetMidResponse);
+  EXPECT_EQ(kPolicy.Decide(Failure::kResetBeforeResponse, kStreamedPut), kResetMidResponse);
   // Out of attempts: not retried, but not worth the mid-response warning.
-  EXPECT_EQ(kPolicy.Decide(Failure::kResetBeforeResponse, Number(kGet, 2, 0)).log, FailureLog::kNone);
+  EXPECT_EQ(kPolicy.Decide(Failure::kResetBeforeResponse, Number(kGet, 2, 0)), kResetFinal);
 }
 
 TEST(RetryPolicyTest, AResponseCutShortIsNeverRetried) {
   for (const Attempt& a : {kGet, kPost, kStreamedPut}) {
-    const RetryDecision d = kPolicy.Decide(Failure::kResetMidResponse, a);
-    EXPECT_FALSE(d.retry);
-    EXPECT_FALSE(d.eject);
-    EXPECT_EQ(d.status, 502);
-    EXPECT_EQ(d.error, "member closed the connection");
-    EXPECT_EQ(d.log, FailureLog::kFailedMidResponse);
+    EXPECT_EQ(kPolicy.Decide(Failure::kResetMidResponse, a), kResetMidResponse);
   }
 }
 
 TEST(RetryPolicyTest, AStreamedBodyThatFailsIsNeverRetried) {
-  const RetryDecision reset = kPolicy.Decide(Failure::kBodyReset, kStreamedPut);
-  EXPECT_FALSE(reset.retry);
-  EXPECT_EQ(reset.outcome, Outcome::kReset);
-  EXPECT_EQ(reset.status, 502);
-  const RetryDecision timeout = kPolicy.Decide(Failure::kBodyTimeout, kStreamedPut);
-  EXPECT_FALSE(timeout.retry);
-  EXPECT_FALSE(timeout.eject);
-  EXPECT_EQ(timeout.outcome, Outcome::kTimeout);
-  EXPECT_EQ(timeout.status, 504);
-  EXPECT_EQ(timeout.error, "upstream timeout");
+  EXPECT_EQ(kPolicy.Decide(Failure::kBodyReset, kStreamedPut), kResetFinal);
+  EXPECT_EQ(kPolicy.Decide(Failure::kBodyTimeout, kStreamedPut), kTimeoutFinal);
 }
 
 TEST(RetryPolicyTest, TheTryTimeoutBoundsOnlyIdempotentReplayableAttemptsWithAnotherLeft) {
@@ -118,44 +100,24 @@ TEST(RetryPolicyTest, TheTryTimeoutBoundsOnlyIdempotentReplayableAttemptsWithAno
 }
 
 TEST(RetryPolicyTest, ABoundedTryThatTimesOutBeforeAnyResponseByteMovesOnAndEjects) {
-  for (Failure f : {Failure::kSendTimeout, Failure::kNoResponse}) {
-    const RetryDecision d = kPolicy.Decide(f, kGet);
-    EXPECT_TRUE(d.retry);
-    EXPECT_TRUE(d.eject);
-    EXPECT_NE(d.eject_reason, "");
-    EXPECT_EQ(d.outcome, Outcome::kTimeout);
-    EXPECT_EQ(d.status, 504);
-    EXPECT_EQ(d.error, "upstream timeout");
-    EXPECT_EQ(d.log, FailureLog::kNone);
-  }
-  EXPECT_EQ(kPolicy.Decide(Failure::kSendTimeout, kGet).eject_reason, "request not taken within the try timeout");
-  EXPECT_EQ(kPolicy.Decide(Failure::kNoResponse, kGet).eject_reason, "no response within the try timeout");
+  EXPECT_EQ(kPolicy.Decide(Failure::kSendTimeout, kGet),
+            (RetryDecision{true, true, "request not taken within the try timeout", Outcome::kTimeout, 504, kTimedOut}));
+  EXPECT_EQ(kPolicy.Decide(Failure::kNoResponse, kGet),
+            (RetryDecision{true, true, "no response within the try timeout", Outcome::kTimeout, 504, kTimedOut}));
 }
 
 TEST(RetryPolicyTest, AnUnboundedTimeoutGives504WithoutRetryOrEjection) {
   for (const Attempt& a : {kGet, kPost, Number(kGet, 2, 2)}) {
-    const RetryDecision send = kUnbounded.Decide(Failure::kSendTimeout, a);
-    EXPECT_FALSE(send.retry);
-    EXPECT_FALSE(send.eject);
-    EXPECT_EQ(send.status, 504);
-    EXPECT_EQ(send.log, FailureLog::kNone);
-    const RetryDecision response = kUnbounded.Decide(Failure::kNoResponse, a);
-    EXPECT_FALSE(response.retry);
-    EXPECT_FALSE(response.eject);
-    EXPECT_EQ(response.outcome, Outcome::kTimeout);
-    EXPECT_EQ(response.status, 504);
-    EXPECT_EQ(response.log, FailureLog::kUpstreamTimeout);
+    EXPECT_EQ(kUnbounded.Decide(Failure::kSendTimeout, a), kTimeoutFinal);
+    EXPECT_EQ(kUnbounded.Decide(Failure::kNoResponse, a), kTimeoutLogged);
   }
-  // A POST under a try timeout waits the whole request timeout the same way.
-  EXPECT_FALSE(kPolicy.Decide(Failure::kNoResponse, kPost).retry);
+  // Under a try timeout, a POST and the last attempt wait the whole request timeout the same way.
+  EXPECT_EQ(kPolicy.Decide(Failure::kNoResponse, kPost), kTimeoutLogged);
+  EXPECT_EQ(kPolicy.Decide(Failure::kSendTimeout, Number(kGet, 2, 2)), kTimeoutFinal);
 }
 
 TEST(RetryPolicyTest, ATimeoutAfterSomeResponseBytesIsNeverRetried) {
-  const RetryDecision d = kPolicy.Decide(Failure::kSlowResponse, kGet);
-  EXPECT_FALSE(d.retry);
-  EXPECT_FALSE(d.eject);
-  EXPECT_EQ(d.status, 504);
-  EXPECT_EQ(d.log, FailureLog::kUpstreamTimeout);
+  EXPECT_EQ(kPolicy.Decide(Failure::kSlowResponse, kGet), kTimeoutLogged);
 }
 
 }  // namespace

@@ -49,6 +49,7 @@ struct RetryDecision {
   int status = 502;                   // for the client if no later attempt answers
   std::string_view error;             // its JSON error text
   FailureLog log = FailureLog::kNone;
+  bool operator==(const RetryDecision&) const = default;
 };
 
 class RetryPolicy {
