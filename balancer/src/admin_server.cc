@@ -13,20 +13,12 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "io.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
-using asio::awaitable;
-using boost::system::error_code;
-
 namespace {
-
-constexpr auto kUse = asio::as_tuple(asio::use_awaitable);
 
 // The human page: renders /status every 2 s, no dependencies.
 constexpr std::string_view kStatusPage = R"html(<!doctype html>
@@ -178,28 +170,16 @@ AdminServer::AdminServer(const Config& config, Pool& pool, const MemberRegistry&
 AdminServer::~AdminServer() { Stop(); }
 
 Status AdminServer::Start() {
-  error_code ec;
   const auto& l = impl_->config.admin_listen;
-  auto addr = asio::ip::make_address(l.host.empty() ? "0.0.0.0" : l.host, ec);
-  if (ec) {
-    serverset::Member m;
-    m.host = l.host;
-    m.port = l.port;
-    tcp::endpoint ep;
-    if (!ResolveMember(m, &ep)) return webtier::Status(ErrorCode::kInvalidArgument, "cannot resolve --admin-listen host " + l.host);
-    addr = ep.address();
-  }
-  tcp::endpoint ep(addr, l.port);
+  const std::optional<asio::ip::address> addr = ListenAddress(l);
+  if (!addr) return webtier::Status(ErrorCode::kInvalidArgument, "cannot resolve --admin-listen host " + l.host);
   auto& a = impl_->acceptor;
-  a.open(ep.protocol(), ec);
-  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec) a.bind(ep, ec);
-  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec) return webtier::Status(ErrorCode::kUnavailable, "cannot listen on admin address " + l.ToString() + ": " + ec.message());
+  if (error_code ec = OpenListener(a, tcp::endpoint(*addr, l.port)))
+    return webtier::Status(ErrorCode::kUnavailable, "cannot listen on admin address " + l.ToString() + ": " + ec.message());
   impl_->port = a.local_endpoint().port();
   asio::co_spawn(impl_->ctx, impl_->Accept(), asio::detached);
   impl_->thread = std::thread([this] { impl_->ctx.run(); });
-  log::Info("admin", "listening").kv("address", addr.to_string() + ":" + std::to_string(impl_->port));
+  log::Info("admin", "listening").kv("address", addr->to_string() + ":" + std::to_string(impl_->port));
   return webtier::Status::Ok();
 }
 

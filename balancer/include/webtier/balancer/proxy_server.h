@@ -3,11 +3,11 @@
 // pool of upstream connections; threads share only the pool snapshot (read
 // through an atomic version), per-host atomics and the metrics. Timeouts are
 // coarse (a per-thread watchdog, 50 ms tick), so no timer is armed per I/O.
-// Requests are read whole (up to --max-body-bytes, so idempotent ones can be
-// replayed on another member); responses are streamed back.
+// Request bodies up to 64 KiB are read whole (so idempotent requests can be
+// replayed on another member), larger ones are streamed; responses are
+// streamed back. The engine's parts are listed in balancer/README.md.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -21,6 +21,7 @@
 namespace webtier::balancer {
 
 class Worker;
+struct ServerCounters;
 
 class ProxyServer {
  public:
@@ -40,17 +41,14 @@ class ProxyServer {
   void Shutdown(std::chrono::milliseconds drain);
 
   // Client connections open right now.
-  int open_connections() const { return open_connections_.load(); }
+  int open_connections() const;
 
  private:
-  friend class Worker;
   const Config& config_;
   Pool& pool_;
   ProxyMetrics& metrics_;
+  std::unique_ptr<ServerCounters> counters_;  // shared by the workers
   std::vector<std::unique_ptr<Worker>> workers_;
-  std::atomic<int> open_connections_{0};
-  std::atomic<int> active_requests_{0};
-  std::atomic<bool> draining_{false};
   uint16_t port_ = 0;
 };
 

@@ -1,0 +1,193 @@
+// One client connection's requests (see client_session.h).
+#include "client_session.h"
+
+#include <optional>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "exchange.h"
+#include "webtier/balancer/http_rules.h"
+#include "webtier/common/log.h"
+
+namespace webtier::balancer {
+
+namespace {
+
+constexpr const char* kComponent = "proxy";
+
+// Request bodies up to this size are read whole before the request goes to
+// a member, so that an idempotent request can be tried again on another one.
+// Larger bodies are streamed: the head leaves when this much has arrived, then
+// the rest as it comes (no retry once the head has left).
+constexpr size_t kBufferedBodyBytes = 64 * 1024;
+
+std::string ErrorBody(int status, std::string_view error) {
+  std::string body = "{\"error\":\"";
+  body.append(error);
+  body.append("\",\"status\":");
+  body.append(std::to_string(status));
+  body.append("}\n");
+  return body;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket)
+    : worker_(worker),
+      clients_(worker.clients),
+      counters_(worker.counters),
+      metrics_(worker.metrics),
+      conn_(std::move(socket)) {
+  error_code ec;
+  conn_.stream.set_option(tcp::no_delay(true), ec);
+  conn_.stream.non_blocking(true, ec);  // WriteAll writes from the handler
+  registered_ = clients_.insert(clients_.end(), &conn_);
+  auto ep = conn_.stream.remote_endpoint(ec);
+  if (!ec) client_ip_ = ep.address().to_string();
+}
+
+ClientSession::~ClientSession() {
+  clients_.erase(registered_);
+  counters_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  metrics_.client_connections.Decrement();
+}
+
+awaitable<void> ClientSession::Run() {
+  const Timeouts& timeouts = worker_.timeouts;
+  beast::flat_buffer buffer;
+  bool first = true;
+  bool lingering = false;
+  try {
+    for (;;) {
+      conn_.idle = true;
+      if (worker_.draining()) break;
+      if (buffer.size() == 0) {
+        // Waiting for the next request: the idle timeout applies (the header
+        // timeout for a fresh connection, which has sent nothing yet).
+        conn_.SetDeadline(first ? timeouts.header : timeouts.idle);
+        auto [ec, n] = co_await conn_.stream.async_read_some(buffer.prepare(8192), kUse);
+        conn_.ClearDeadline();
+        if (ec) break;
+        buffer.commit(n);
+      }
+      conn_.idle = false;
+      first = false;
+      const auto start = Clock::now();
+
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(worker_.config.max_header_bytes);
+      parser.body_limit(worker_.config.max_body_bytes);
+      conn_.SetDeadline(timeouts.header);
+      const error_code ec = conn_.ClientError(co_await ReadMessage(conn_.stream, buffer, parser, HeaderIn(parser)));
+      conn_.ClearDeadline();
+      if (ec) {
+        lingering = co_await RejectUnreadable(ec, RequestPart::kHeader);
+        break;
+      }
+      if (auto why = CheckRequestFraming(parser.get()); !why.empty()) {
+        lingering = true;
+        co_await Reject(400, FramingRejection(why), why);
+        break;
+      }
+      if (!parser.is_done()) {
+        auto expect = parser.get()[http::field::expect];
+        if (beast::iequals(expect, "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          conn_.SetDeadline(timeouts.idle);
+          auto [wec, wn] =
+              co_await asio::async_write(conn_.stream, asio::buffer(kContinue.data(), kContinue.size()), kUse);
+          if (wec) break;
+        }
+        conn_.SetDeadline(timeouts.request);
+        parser.eager(true);
+        const error_code bec = conn_.ClientError(co_await ReadMessage(conn_.stream, buffer, parser, [&parser] {
+          return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes;
+        }));
+        conn_.ClearDeadline();
+        if (bec) {
+          lingering = co_await RejectUnreadable(bec, RequestPart::kBody);
+          break;
+        }
+      }
+      // A body not yet whole is streamed to the member by the exchange.
+      std::optional<StreamedBody> streamed;
+      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser});
+      Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
+                        parser.get().keep_alive() && !worker_.draining());
+      counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
+      const ExchangeOutcome outcome = co_await exchange.Run();
+      if (!outcome.error.empty()) {
+        co_await WriteError(parser.get().version(), outcome.status, outcome.error, outcome.keep_alive);
+      }
+      counters_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+      if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status).Increment();
+      metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      if (streamed && streamed->client_error) {
+        lingering = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
+        break;
+      }
+      if (streamed && !parser.is_done()) {
+        lingering = true;  // answered (an error) before the body was all in
+        break;
+      }
+      if (!outcome.keep_alive) break;
+    }
+  } catch (const std::exception& e) {
+    log::Error(kComponent, "connection failed").kv("client", client_ip_).kv("err", e.what());
+  }
+  if (lingering) {
+    co_await LingeringClose();
+  } else {
+    error_code ec;
+    conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
+    conn_.stream.close(ec);
+  }
+}
+
+awaitable<bool> ClientSession::RejectUnreadable(error_code ec, RequestPart part) {
+  const std::optional<RequestError> error = ClassifyRequestError(ec, part);
+  if (!error) co_return false;
+  co_await Reject(error->status, error->reason, error->message);
+  co_return true;
+}
+
+awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_view why) {
+  log::Warn(kComponent, "request rejected")
+      .kv("status", status)
+      .kv("reason", RejectionName(reason))
+      .kv("detail", why)
+      .kv("client", client_ip_);
+  metrics_.rejected_requests[static_cast<size_t>(reason)]->Increment();
+  metrics_.RequestsWithCode(status).Increment();
+  co_await WriteError(11, status, why, /*keep=*/false);
+}
+
+awaitable<void> ClientSession::WriteError(unsigned version, int status, std::string_view error, bool keep) {
+  http::response<http::string_body> res{static_cast<http::status>(status), version < 10 ? 11u : version};
+  res.set(http::field::content_type, "application/json");
+  res.body() = ErrorBody(status, error);
+  res.keep_alive(keep);
+  res.prepare_payload();
+  conn_.SetDeadline(worker_.timeouts.idle);
+  co_await http::async_write(conn_.stream, res, kUse);
+  conn_.ClearDeadline();
+}
+
+awaitable<void> ClientSession::LingeringClose() {
+  error_code ec;
+  conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
+  conn_.SetDeadline(std::chrono::seconds(1));
+  char sink[4096];
+  size_t total = 0;
+  while (total < (1u << 20)) {
+    auto [rec, n] = co_await conn_.stream.async_read_some(asio::buffer(sink), kUse);
+    if (rec || conn_.timed_out) break;
+    total += n;
+  }
+  conn_.stream.close(ec);
+}
+
+}  // namespace webtier::balancer

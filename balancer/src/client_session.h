@@ -1,0 +1,52 @@
+// One client connection, from accept to close: reads its requests one after
+// another, refuses the unreadable ones (400/408/413/431, see
+// request_errors.h), hands each readable one to an Exchange and writes the
+// error when no member answered. Registered with its worker (for the
+// watchdog and drains) while it runs; used only from the worker's thread.
+#pragma once
+
+#include <string>
+
+#include <boost/beast/core/flat_buffer.hpp>
+
+#include "connection.h"
+#include "webtier/balancer/request_errors.h"
+#include "worker_context.h"
+
+namespace webtier::balancer {
+
+class ClientSession {
+ public:
+  // Counts the connection as open (it was counted by the acceptor) until
+  // destroyed. `worker` must outlive the session.
+  ClientSession(WorkerContext& worker, tcp::socket socket);
+  ~ClientSession();
+  ClientSession(const ClientSession&) = delete;
+  ClientSession& operator=(const ClientSession&) = delete;
+
+  // Serves requests until the client leaves, an error ends the connection,
+  // keep-alive ends or the server drains; then closes the connection.
+  awaitable<void> Run();
+
+ private:
+  // Answers a request that could not be read; false when the client went
+  // away and nobody is left to answer.
+  awaitable<bool> RejectUnreadable(error_code ec, RequestPart part);
+  awaitable<void> Reject(int status, Rejection reason, std::string_view why);
+  awaitable<void> WriteError(unsigned version, int status, std::string_view error, bool keep);
+  // Closes after an error response: half-close and read what the client
+  // still sends for a moment, so it gets the response instead of a reset.
+  awaitable<void> LingeringClose();
+
+  WorkerContext& worker_;
+  // Copied from worker_: the destructor may run while the worker's
+  // io_context is destroyed, after the WorkerContext; these outlive both.
+  std::list<ClientConnection*>& clients_;
+  ServerCounters& counters_;
+  ProxyMetrics& metrics_;
+  ClientConnection conn_;
+  std::list<ClientConnection*>::iterator registered_;
+  std::string client_ip_ = "unknown";
+};
+
+}  // namespace webtier::balancer

@@ -1,0 +1,95 @@
+// The connections of the proxy engine: a client connection with its coarse
+// deadlines, a (pooled) connection to a member, and a request body still
+// arriving while it is forwarded. Each belongs to one worker and is touched
+// only from that worker's thread.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "io.h"
+#include "webtier/balancer/config.h"
+#include "webtier/balancer/host.h"
+
+namespace webtier::balancer {
+
+// The configured timeouts as durations, converted once per worker.
+struct Timeouts {
+  explicit Timeouts(const Config& c)
+      : header(c.header_timeout_ms), idle(c.idle_timeout_ms), request(c.request_timeout_ms),
+        connect(c.connect_timeout_ms) {}
+  std::chrono::milliseconds header;   // --header-timeout-ms
+  std::chrono::milliseconds idle;     // --idle-timeout-ms, and each write to a client
+  std::chrono::milliseconds request;  // --request-timeout-ms
+  std::chrono::milliseconds connect;  // --connect-timeout-ms
+};
+
+// A connection to a member, pooled per worker between requests.
+struct UpstreamConnection {
+  UpstreamConnection(asio::io_context& ctx, std::shared_ptr<Host> h) : stream(ctx), host(std::move(h)) {}
+  tcp::socket stream;
+  beast::flat_buffer buffer;
+  std::shared_ptr<Host> host;
+  Clock::time_point idle_since;
+  bool reused = false;
+};
+
+// A client connection, registered with its worker so a drain can close the
+// idle ones and the watchdog can enforce its deadlines.
+//
+// Timeouts are coarse (the watchdog's tick): an operation sets a deadline (a
+// store, no timer), and the worker's watchdog cancels the socket's pending
+// operation once the deadline has passed, setting the matching *_timed_out
+// flag. This keeps timer work off the request path (HAProxy and nginx do the
+// same).
+struct ClientConnection {
+  explicit ClientConnection(tcp::socket s) : stream(std::move(s)) {}
+  tcp::socket stream;
+  // Serialized heads, reused from request to request (their capacity stays).
+  std::string request_head;   // as sent to the member (kept for a retry)
+  std::string response_head;  // as sent to the client
+  bool idle = true;  // between requests
+  Clock::time_point deadline = Clock::time_point::max();
+  bool timed_out = false;
+  // The member connection this client's request is using, if any.
+  tcp::socket* upstream = nullptr;
+  Clock::time_point upstream_deadline = Clock::time_point::max();
+  bool upstream_timed_out = false;
+
+  void SetDeadline(std::chrono::milliseconds d) {
+    deadline = Clock::now() + d;
+    timed_out = false;
+  }
+  void ClearDeadline() { deadline = Clock::time_point::max(); }
+  void SetUpstreamDeadline(tcp::socket* s, std::chrono::milliseconds d) {
+    upstream = s;
+    upstream_deadline = Clock::now() + d;
+    upstream_timed_out = false;
+  }
+  void ClearUpstream() {
+    upstream = nullptr;
+    upstream_deadline = Clock::time_point::max();
+  }
+  // `ec`, or a timeout when the watchdog cut the client's operation short.
+  error_code ClientError(error_code ec) const { return timed_out ? error_code(beast::error::timeout) : ec; }
+  // `ec`, or a timeout when the watchdog cut the member's operation short.
+  error_code UpstreamError(error_code ec) const {
+    return upstream_timed_out ? error_code(beast::error::timeout) : ec;
+  }
+};
+
+// A request whose body was still arriving when it went to a member: the rest
+// is read from `buffer` and the client's socket through `parser` (eager, its
+// body string emptied as each part is sent on).
+struct StreamedBody {
+  beast::flat_buffer& buffer;
+  http::request_parser<http::string_body>& parser;
+  error_code client_error;
+  bool chunked() const { return !parser.content_length().has_value(); }
+};
+
+}  // namespace webtier::balancer

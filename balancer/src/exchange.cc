@@ -1,0 +1,238 @@
+// One request forwarded to the members with retries (see exchange.h).
+#include "exchange.h"
+
+#include <algorithm>
+#include <optional>
+#include <span>
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "relay.h"
+#include "webtier/common/log.h"
+
+namespace webtier::balancer {
+
+namespace {
+
+constexpr const char* kComponent = "proxy";
+constexpr uint32_t kMaxUpstreamHeaderBytes = 64 * 1024;
+constexpr size_t kMaxTried = 16;  // members one request may try
+
+// Passive ejection after a failed attempt; logs and counts a new ejection.
+void EjectAfterFailure(ProxyMetrics& metrics, Host& host, std::string_view why) {
+  if (!host.Eject(Clock::now())) return;
+  metrics.ejections.Increment();
+  log::Warn(kComponent, "member ejected")
+      .kv("member", host.member().id)
+      .kv("address", host.member().Address())
+      .kv("err", why)
+      .kv("for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(host.ejected_until() - Clock::now()).count());
+}
+
+// A failure to read a response header, by whether any of it had come.
+Failure ResponseFailure(error_code ec, bool started) {
+  if (ec == beast::error::timeout) return started ? Failure::kSlowResponse : Failure::kNoResponse;
+  return started ? Failure::kResetMidResponse : Failure::kResetBeforeResponse;
+}
+
+}  // namespace
+
+Exchange::Exchange(WorkerContext& worker, ClientConnection& client, http::request<http::string_body>& request,
+                   const std::string& client_ip, StreamedBody* streamed, bool keep_alive)
+    : worker_(worker),
+      conn_(client),
+      req_(request),
+      client_ip_(client_ip),
+      streamed_(streamed),
+      // An error answered while the client is still sending its body ends the
+      // connection: the rest of the body is not read.
+      keep_alive_(keep_alive && streamed == nullptr) {}
+
+void Exchange::PrepareRequest() {
+  WriteRequestId(request_id_storage_);
+  UpstreamBody framing;
+  if (streamed_ != nullptr) {
+    framing.streamed = true;
+    if (auto length = streamed_->parser.content_length()) framing.length = *length;
+  }
+  request_id_ = SerializeUpstreamRequest(req_, client_ip_, std::string_view(request_id_storage_, kRequestIdLength),
+                                         conn_.request_head, framing);
+  request_parts_ = {asio::buffer(conn_.request_head), asio::buffer(req_.body())};
+  request_part_count_ = 2;
+  if (streamed_ != nullptr && streamed_->chunked() && !req_.body().empty()) {
+    const auto chunk = Chunk(asio::buffer(req_.body()), chunk_header_);
+    request_parts_ = {asio::buffer(conn_.request_head), chunk[0], chunk[1], chunk[2]};
+    request_part_count_ = 4;
+  }
+}
+
+awaitable<ExchangeOutcome> Exchange::Run() {
+  // Keep the generation alive across suspensions even if the pool moves on.
+  const std::shared_ptr<const HostSet> hold = worker_.Snapshot();
+  const HostSet& hosts = *hold;
+  if (hosts.hosts.empty()) co_return ExchangeOutcome{503, "no members", false, keep_alive_};
+  PrepareRequest();
+  const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
+  const RetryPolicy& policy = worker_.retry;
+  const bool head = req_.method() == http::verb::head;
+  std::string_view path(req_.target().data(), req_.target().size());
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+
+  Host* tried_storage[kMaxTried];
+  size_t tried = 0;
+  // A streamed body cannot be sent twice: once it is under way (its first
+  // part accepted by a member), no retry.
+  Attempt attempt{IsIdempotent(req_.method()), streamed_ == nullptr};
+  for (; attempt.number < policy.max_attempts() && tried < kMaxTried; ++attempt.number) {
+    Host* host = hosts.Pick(path, std::span<Host* const>(tried_storage, tried), Clock::now());
+    if (host == nullptr) break;
+    tried_storage[tried++] = host;
+    attempt.untried = std::min(hosts.hosts.size(), kMaxTried) - tried;
+    if (attempt.number > 0) worker_.metrics.retries.Increment();
+    host->requests.fetch_add(1, std::memory_order_relaxed);
+    host->in_flight.fetch_add(1, std::memory_order_relaxed);
+    struct InFlight {
+      Host* h;
+      ~InFlight() { h->in_flight.fetch_sub(1, std::memory_order_relaxed); }
+    } in_flight{host};
+
+    // A streamed body gets a fresh connection: on a pooled one that the
+    // member has meanwhile closed, the failure would show only after the
+    // body has been consumed, too late for a retry.
+    std::unique_ptr<UpstreamConnection> up = streamed_ == nullptr ? worker_.upstream_pool.TakeIdle(host) : nullptr;
+    // Declared after `up`: unhooks the watchdog before the connection goes.
+    struct Unwatch {
+      ClientConnection& c;
+      ~Unwatch() { c.ClearUpstream(); }
+    } unwatch{conn_};
+    if (!up) {
+      error_code cec;
+      up = co_await Connect(*host, cec);
+      if (!up) {
+        if (Failed(Failure::kConnect, *host, attempt, cec)) continue;
+        break;
+      }
+    }
+
+    conn_.SetUpstreamDeadline(&up->stream, policy.AttemptTimeout(attempt));
+    const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
+    if (wec) {  // the connection closes with `up`
+      if (Failed(wec == beast::error::timeout ? Failure::kSendTimeout : Failure::kSendReset, *host, attempt, wec))
+        continue;
+      break;
+    }
+    if (streamed_ != nullptr) {
+      const error_code sec = co_await StreamBody(*up);
+      // The session answers the client; the member's connection closes with `up`.
+      if (streamed_->client_error) co_return ExchangeOutcome{};
+      if (sec) {
+        if (Failed(sec == beast::error::timeout ? Failure::kBodyTimeout : Failure::kBodyReset, *host, attempt, sec))
+          continue;
+        break;
+      }
+      keep_alive_ = req_.keep_alive() && !worker_.draining();  // the body is all read
+      // The response is due within the request timeout of the body's end.
+      conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.request);
+    }
+
+    std::optional<http::response_parser<http::buffer_body>> rp;
+    error_code rec;
+    size_t received = 0;
+    for (;;) {  // interim 1xx responses are skipped
+      rp.emplace();
+      rp->header_limit(kMaxUpstreamHeaderBytes);
+      rp->body_limit(boost::none);
+      if (head) rp->skip(true);
+      rec = conn_.UpstreamError(co_await ReadMessage(up->stream, up->buffer, *rp, HeaderIn(*rp), &received));
+      if (rec) break;
+      const int code = rp->get().result_int();
+      if (code < 100 || code >= 200 || code == 101) break;
+    }
+    if (rec) {
+      if (Failed(ResponseFailure(rec, received != 0 || up->buffer.size() != 0), *host, attempt, rec)) continue;
+      break;
+    }
+    host->Count(Outcome::kOk);
+    host->RecordSuccess();
+    const int code = rp->get().result_int();
+    const bool upstream_keep = rp->get().keep_alive();
+    conn_.ClearUpstream();
+    RelayedResponse relayed{conn_, *up, *rp, head, req_.version(), request_id_, keep_alive_};
+    const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
+    keep_alive_ = relayed.keep_alive;
+    if (reusable && upstream_keep && up->buffer.size() == 0) worker_.upstream_pool.ReturnIdle(std::move(up));
+    co_return ExchangeOutcome{code, {}, true, keep_alive_};
+  }
+  if (status_ == 502) {
+    log::Warn(kComponent, "no member answered").kv("target", req_.target()).kv("attempts", tried).kv("err", error_);
+  }
+  co_return Unanswered();
+}
+
+bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec) {
+  const RetryDecision d = worker_.retry.Decide(failure, attempt);
+  host.Count(d.outcome);
+  if (d.eject) {
+    if (d.eject_reason.empty()) EjectAfterFailure(worker_.metrics, host, ec.message());
+    else EjectAfterFailure(worker_.metrics, host, d.eject_reason);
+  }
+  if (d.log == FailureLog::kUpstreamTimeout) {
+    log::Warn(kComponent, "upstream timeout").kv("member", host.member().id).kv("target", req_.target());
+  } else if (d.log == FailureLog::kFailedMidResponse) {
+    log::Warn(kComponent, "upstream failed mid-response").kv("member", host.member().id).kv("err", ec.message());
+  }
+  status_ = d.status;
+  error_ = d.error;
+  return d.retry;
+}
+
+awaitable<std::unique_ptr<UpstreamConnection>> Exchange::Connect(Host& host, error_code& error) {
+  auto up = std::make_unique<UpstreamConnection>(worker_.io, host.shared_from_this());
+  conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.connect);
+  auto [ec] = co_await up->stream.async_connect(host.endpoint(), kUse);
+  error = conn_.UpstreamError(ec);
+  conn_.ClearUpstream();
+  if (error) co_return nullptr;
+  error_code ignored;
+  up->stream.set_option(tcp::no_delay(true), ignored);
+  up->stream.non_blocking(true, ignored);  // WriteAll writes from the handler
+  co_return up;
+}
+
+awaitable<error_code> Exchange::StreamBody(UpstreamConnection& up) {
+  auto& parser = streamed_->parser;
+  std::string& body = parser.get().body();
+  const bool chunked = streamed_->chunked();
+  const auto request_timeout = worker_.timeouts.request;
+  body.clear();  // the part before the head went with it
+  // Waiting on the client is the client deadline's business; each write to
+  // the member has its own deadline.
+  auto write = [&](const auto& buffers) -> awaitable<error_code> {
+    conn_.SetUpstreamDeadline(&up.stream, request_timeout);
+    const error_code ec = co_await WriteAll(up.stream, buffers);
+    conn_.ClearUpstream();
+    co_return ec ? conn_.UpstreamError(ec) : ec;
+  };
+  conn_.ClearUpstream();
+  while (!parser.is_done()) {
+    conn_.SetDeadline(request_timeout);
+    const error_code cec = co_await ReadMessage(conn_.stream, streamed_->buffer, parser,
+                                                [&] { return parser.is_done() || !body.empty(); });
+    conn_.ClearDeadline();
+    if (const error_code client_error = conn_.ClientError(cec)) {
+      streamed_->client_error = client_error;
+      co_return error_code{};
+    }
+    if (body.empty()) continue;
+    char size_line[20];
+    const error_code wec =
+        chunked ? co_await write(Chunk(asio::buffer(body), size_line)) : co_await write(asio::buffer(body));
+    if (wec) co_return wec;
+    body.clear();
+  }
+  if (chunked) co_return co_await write(LastChunk());
+  co_return error_code{};
+}
+
+}  // namespace webtier::balancer

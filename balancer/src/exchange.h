@@ -1,0 +1,73 @@
+// One request forwarded to the members: pick a member, send the request,
+// retry as the RetryPolicy decides, relay the response. The exchange writes
+// to the client only a member's response; when no member answers it says so
+// in its outcome and the session writes the error. Lives on its session's
+// coroutine frame for one request; used only from the worker's thread.
+#pragma once
+
+#include <array>
+#include <string>
+#include <string_view>
+
+#include <boost/beast/http/message.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "connection.h"
+#include "webtier/balancer/http_rules.h"
+#include "webtier/balancer/retry_policy.h"
+#include "worker_context.h"
+
+namespace webtier::balancer {
+
+// How an exchange ended.
+struct ExchangeOutcome {
+  int status = 0;           // what the client got or is to get; 0: nothing (the client failed mid-body)
+  std::string_view error;   // set when no member answered: the session answers `status` with it
+  bool responded = false;   // a member's response went to the client (whole or cut short)
+  bool keep_alive = false;  // the client's connection may serve another request
+};
+
+class Exchange {
+ public:
+  // `request` must stay valid (and `streamed`, when the body is still
+  // arriving, see StreamedBody) until Run() completes. `keep_alive`: the
+  // client's connection may stay open as far as the session knows.
+  Exchange(WorkerContext& worker, ClientConnection& client, http::request<http::string_body>& request,
+           const std::string& client_ip, StreamedBody* streamed, bool keep_alive);
+
+  // Forwards the request (retries as --retries allows) and relays the answer.
+  // A client failure while its body streams is left in streamed->client_error.
+  awaitable<ExchangeOutcome> Run();
+
+ private:
+  // Serializes the head for the members and lays out the bytes of the first
+  // write: the head, then the body (a streamed one: what has arrived so far).
+  void PrepareRequest();
+  // A new connection to `host`; null with `error` set when it failed.
+  awaitable<std::unique_ptr<UpstreamConnection>> Connect(Host& host, error_code& error);
+  // Sends the rest of a streamed body to `up` as it arrives from the client.
+  // A client failure (too large, too slow, malformed, gone) is left in
+  // `streamed_->client_error`; the result is the member's write error.
+  awaitable<error_code> StreamBody(UpstreamConnection& up);
+  // Counts, ejects and logs `failure` of this attempt as the retry policy
+  // decides, keeps the status to report; true when another member is tried.
+  bool Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec);
+  // The outcome when no member answered with `status_`/`error_`.
+  ExchangeOutcome Unanswered() const { return {status_, error_, false, keep_alive_}; }
+
+  WorkerContext& worker_;
+  ClientConnection& conn_;
+  http::request<http::string_body>& req_;
+  const std::string& client_ip_;
+  StreamedBody* const streamed_;
+  bool keep_alive_;
+  std::string_view request_id_;
+  char request_id_storage_[kRequestIdLength];
+  char chunk_header_[20];
+  std::array<asio::const_buffer, 4> request_parts_;
+  size_t request_part_count_ = 0;
+  int status_ = 502;
+  std::string_view error_ = "no member answered";
+};
+
+}  // namespace webtier::balancer

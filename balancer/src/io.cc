@@ -1,0 +1,58 @@
+// Raw socket I/O helpers of the proxy engine (see io.h).
+#include "io.h"
+
+#include <sys/socket.h>
+
+#include <cerrno>
+
+#include "webtier/balancer/pool.h"
+
+namespace webtier::balancer {
+
+namespace {
+using ReusePort = asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>;
+}  // namespace
+
+error_code OpenListener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, ListenOptions options) {
+  error_code ec;
+  acceptor.open(endpoint.protocol(), ec);
+  if (!ec) acceptor.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && options.reuse_port) acceptor.set_option(ReusePort(true), ec);
+  if (!ec) acceptor.bind(endpoint, ec);
+  if (!ec && options.listen) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  return ec;
+}
+
+std::optional<asio::ip::address> ListenAddress(const net::HostPort& listen) {
+  error_code ec;
+  const asio::ip::address addr = asio::ip::make_address(listen.host.empty() ? "0.0.0.0" : listen.host, ec);
+  if (!ec) return addr;
+  serverset::Member m;
+  m.host = listen.host;
+  m.port = listen.port;
+  tcp::endpoint ep;
+  if (!ResolveMember(m, &ep)) return std::nullopt;
+  return ep.address();
+}
+
+bool StillOpen(tcp::socket& socket) {
+  char c;
+  ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+size_t ChunkHeader(size_t n, char (&out)[20]) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  char digits[16];
+  size_t len = 0;
+  do {
+    digits[len++] = kHex[n & 0xf];
+    n >>= 4;
+  } while (n != 0);
+  for (size_t i = 0; i < len; ++i) out[i] = digits[len - 1 - i];
+  out[len] = '\r';
+  out[len + 1] = '\n';
+  return len + 2;
+}
+
+}  // namespace webtier::balancer
