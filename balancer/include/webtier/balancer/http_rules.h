@@ -1,8 +1,11 @@
 // The HTTP rules the proxy applies to every message, kept free of sockets so
-// they can be unit-tested and fuzzed: request framing checks (no smuggling),
-// and the serialization of what goes to a member and back to the client
-// (hop-by-hop fields dropped, forwarding headers added). The heads are written
-// straight into a reused string: no copy of the message is modified.
+// they can be unit-tested and fuzzed: request framing and request-target
+// checks (no smuggling), the origin-form rewrite and the dropping of request
+// trailer fields (both edit the parsed request in place), and the
+// serialization of what goes to a member and back to the client (hop-by-hop
+// fields dropped, forwarding headers added). The heads are written straight
+// into a reused string: no copy of the message is made. Free functions are
+// pure and safe on any thread; a HeaderFields belongs to one session.
 #pragma once
 
 #include <cstdint>
