@@ -1,10 +1,12 @@
 // Fuzzes what the balancer does with client bytes before any member sees
 // them: Beast's request parser under the proxy's limits, the framing checks
-// (smuggling), and the head serialized for the member, which must parse back
-// to the same request.
+// (smuggling, request-target forms), the origin-form rewrite, the dropping of
+// trailer fields, and the head serialized for the member, which must parse
+// back to the same request.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <iterator>
 #include <optional>
 #include <string>
 
@@ -14,13 +16,21 @@
 
 namespace http = boost::beast::http;
 
+namespace {
+
+// Whether the header has a Transfer-Encoding field.
+bool HasTransferEncoding(const http::request_header<>& h) { return h.count(http::field::transfer_encoding) != 0; }
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using webtier::balancer::CheckRequestFraming;
   http::request_parser<http::string_body> parser;
   parser.header_limit(16 * 1024);
   parser.body_limit(64 * 1024);
-  parser.eager(true);
   boost::beast::error_code ec;
   size_t used = 0;
+  // The header first, as the proxy reads it (not eager), then the body.
   while (used < size) {
     size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
     if (ec == http::error::need_more) {
@@ -29,13 +39,36 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     if (ec || n == 0) break;
     used += n;
-    if (parser.is_done()) break;
+    if (parser.is_header_done()) break;
   }
   if (ec || !parser.is_header_done()) return 0;
-  if (!webtier::balancer::CheckRequestFraming(parser.get()).empty()) return 0;
-  if (!parser.is_done()) return 0;
+  const webtier::balancer::RequestCheck check = CheckRequestFraming(parser.get());
+  if (!check.ok()) {
+    if (check.why.empty()) __builtin_trap();  // every refusal says why
+    return 0;
+  }
+  // An accepted Transfer-Encoding is exactly chunked: Beast must read it so.
+  if (HasTransferEncoding(parser.get()) != parser.chunked()) __builtin_trap();
+  webtier::balancer::ToOriginForm(parser.get());
+  {
+    const auto target = parser.get().target();
+    if (!(target.starts_with('/') || target == "*")) __builtin_trap();
+  }
+  if (!CheckRequestFraming(parser.get()).ok()) __builtin_trap();
+  webtier::balancer::HeaderFields header_fields;
+  header_fields.Snapshot(parser.get());
+  const size_t header_count = std::distance(parser.get().begin(), parser.get().end());
+  parser.eager(true);
+  while (used < size && !parser.is_done()) {
+    size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
+    if (ec || n == 0) break;
+    used += n;
+  }
+  if (ec || !parser.is_done()) return 0;
+  header_fields.DropTrailers(parser.get());
+  // Trailers are gone, every header field is still there.
+  if (static_cast<size_t>(std::distance(parser.get().begin(), parser.get().end())) != header_count) __builtin_trap();
   auto req = parser.release();
-  std::string head;
   // What goes to the member must parse back to one whole request with the
   // same method, target and body: anything else would be a smuggling vector.
   // Three ways out: the body whole, streamed with its length, streamed chunked.
@@ -58,7 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const auto& out = back.get();
     if (out.method_string() != req.method_string() || out.target() != req.target() || out.body() != body)
       __builtin_trap();
-    if (!webtier::balancer::CheckRequestFraming(out).empty()) __builtin_trap();
+    if (!CheckRequestFraming(out).ok()) __builtin_trap();
   }
   return 0;
 }

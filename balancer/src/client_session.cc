@@ -87,14 +87,18 @@ awaitable<void> ClientSession::Run() {
         lingering = co_await RejectUnreadable(ec, RequestPart::kHeader);
         break;
       }
-      if (auto why = CheckRequestFraming(parser.get()); !why.empty()) {
+      if (const RequestCheck check = CheckRequestFraming(parser.get()); !check.ok()) {
         lingering = true;
-        co_await Reject(400, FramingRejection(why), why);
+        const RequestError refused = RefusedRequest(check);
+        co_await Reject(refused.status, refused.reason, refused.message);
         break;
       }
+      ToOriginForm(parser.get());
+      header_fields_.Snapshot(parser.get());
       if (!parser.is_done()) {
+        // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
         auto expect = parser.get()[http::field::expect];
-        if (beast::iequals(expect, "100-continue")) {
+        if (parser.get().version() >= 11 && beast::iequals(expect, "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
           conn_.SetDeadline(timeouts.idle);
           auto [wec, wn] =
@@ -112,9 +116,11 @@ awaitable<void> ClientSession::Run() {
           break;
         }
       }
-      // A body not yet whole is streamed to the member by the exchange.
+      // A body not yet whole is streamed to the member by the exchange, which
+      // ends it with an empty last chunk: its trailer never leaves.
       std::optional<StreamedBody> streamed;
-      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser});
+      if (parser.is_done()) header_fields_.DropTrailers(parser.get());
+      else streamed.emplace(StreamedBody{buffer, parser});
       Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
                         parser.get().keep_alive() && !worker_.draining());
       counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
@@ -169,6 +175,7 @@ awaitable<void> ClientSession::WriteError(unsigned version, int status, std::str
   http::response<http::string_body> res{static_cast<http::status>(status), version < 10 ? 11u : version};
   res.set(http::field::content_type, "application/json");
   res.body() = ErrorBody(status, error);
+  if (status == 405) res.set(http::field::allow, kAllowedMethods);
   res.keep_alive(keep);
   res.prepare_payload();
   conn_.SetDeadline(worker_.timeouts.idle);

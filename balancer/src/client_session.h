@@ -1,6 +1,6 @@
 // One client connection, from accept to close: reads its requests one after
-// another, refuses the unreadable ones (400/408/413/431, see
-// request_errors.h), hands each readable one to an Exchange and writes the
+// another, refuses the unreadable and unforwardable ones (400/405/408/413/431/501,
+// see request_errors.h), hands each readable one to an Exchange and writes the
 // error when no member answered. Registered with its worker (for the
 // watchdog and drains) while it runs; used only from the worker's thread.
 #pragma once
@@ -10,6 +10,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include "connection.h"
+#include "webtier/balancer/http_rules.h"
 #include "webtier/balancer/request_errors.h"
 #include "worker_context.h"
 
@@ -47,6 +48,7 @@ class ClientSession {
   ClientConnection conn_;
   std::list<ClientConnection*>::iterator registered_;
   std::string client_ip_ = "unknown";
+  HeaderFields header_fields_;  // the current request's header fields (not its trailer)
 };
 
 }  // namespace webtier::balancer

@@ -4,6 +4,8 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/rfc7230.hpp>
 
+#include <algorithm>
+#include <functional>
 #include <random>
 
 namespace webtier::balancer {
@@ -11,32 +13,146 @@ namespace webtier::balancer {
 namespace http = boost::beast::http;
 using boost::beast::iequals;
 
-std::string_view CheckRequestFraming(const http::request_header<>& h) {
+namespace {
+
+constexpr RequestCheck Fault(RequestFault fault, std::string_view why) { return RequestCheck{fault, why}; }
+
+bool IsTokenChar(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+bool IsToken(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
+}
+
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+bool IsKnownCoding(std::string_view name) {
+  for (std::string_view known : {"chunked", "gzip", "x-gzip", "deflate", "compress", "identity"}) {
+    if (iequals(name, known)) return true;
+  }
+  return false;
+}
+
+std::string_view View(boost::beast::string_view s) { return {s.data(), s.size()}; }
+
+// All the Transfer-Encoding field lines as one list: exactly `chunked`, else
+// a refusal (501 when it names a coding not known at all).
+RequestCheck CheckTransferEncoding(const http::request_header<>& h) {
+  size_t elements = 0;
+  bool only_chunked = true, unknown = false;
+  for (const auto& f : h) {
+    if (f.name() != http::field::transfer_encoding) continue;
+    std::string_view rest = View(f.value());
+    for (;;) {
+      const size_t comma = rest.find(',');
+      const std::string_view element = TrimOws(rest.substr(0, comma));
+      ++elements;
+      if (!iequals(element, "chunked")) only_chunked = false;
+      const std::string_view coding = TrimOws(element.substr(0, element.find(';')));
+      if (IsToken(coding) && !IsKnownCoding(coding)) unknown = true;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+  if (unknown) return Fault(RequestFault::kUnknownCoding, "unsupported Transfer-Encoding");
+  if (elements != 1 || !only_chunked) return Fault(RequestFault::kFraming, "Transfer-Encoding is not exactly chunked");
+  return {};
+}
+
+// An absolute-form target split at the end of its authority.
+struct AbsoluteTarget {
+  std::string_view authority;
+  std::string_view rest;  // path and query, possibly empty
+};
+
+bool IsAuthorityChar(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::string_view("-._~!$&'()*+,;=:[]%").find(c) != std::string_view::npos;
+}
+
+// http[s]://authority[/path][?query], without userinfo or fragment.
+std::optional<AbsoluteTarget> ParseAbsoluteForm(std::string_view target) {
+  const size_t colon = target.find("://");
+  if (colon == std::string_view::npos) return std::nullopt;
+  const std::string_view scheme = target.substr(0, colon);
+  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return std::nullopt;
+  target.remove_prefix(colon + 3);
+  const size_t end = std::min(target.find_first_of("/?"), target.size());
+  AbsoluteTarget t{target.substr(0, end), target.substr(end)};
+  if (t.authority.empty() || !std::all_of(t.authority.begin(), t.authority.end(), IsAuthorityChar)) return std::nullopt;
+  if (t.rest.find('#') != std::string_view::npos) return std::nullopt;
+  return t;
+}
+
+RequestCheck CheckTarget(const http::request_header<>& h) {
+  if (h.method() == http::verb::connect) return Fault(RequestFault::kConnect, "CONNECT is not supported");
+  const std::string_view target = View(h.target());
+  if (target.starts_with('/')) return {};
+  if (target == "*") {
+    if (h.method() == http::verb::options) return {};
+    return Fault(RequestFault::kBadRequest, "asterisk-form target is for OPTIONS only");
+  }
+  if (ParseAbsoluteForm(target)) return {};
+  return Fault(RequestFault::kBadRequest, "request-target is not origin-form or absolute-form");
+}
+
+}  // namespace
+
+RequestCheck CheckRequestFraming(const http::request_header<>& h) {
   size_t content_lengths = 0, transfer_encodings = 0, hosts = 0;
   for (const auto& f : h) {
     switch (f.name()) {
       case http::field::content_length:
         ++content_lengths;
-        if (f.value().find(',') != boost::beast::string_view::npos) return "Content-Length is a list";
+        if (f.value().find(',') != boost::beast::string_view::npos)
+          return Fault(RequestFault::kFraming, "Content-Length is a list");
         break;
       case http::field::transfer_encoding: ++transfer_encodings; break;
       case http::field::host: ++hosts; break;
       default: break;
     }
   }
-  if (content_lengths > 1) return "duplicate Content-Length";
+  if (content_lengths > 1) return Fault(RequestFault::kFraming, "duplicate Content-Length");
   if (transfer_encodings > 0) {
-    if (content_lengths > 0) return "Content-Length with Transfer-Encoding";
-    if (transfer_encodings > 1) return "duplicate Transfer-Encoding";
-    if (h.version() < 11) return "Transfer-Encoding on HTTP/1.0";
-    http::token_list codings{h[http::field::transfer_encoding]};
-    boost::beast::string_view last;
-    for (auto c : codings) last = c;
-    if (!iequals(last, "chunked")) return "Transfer-Encoding does not end in chunked";
+    if (content_lengths > 0) return Fault(RequestFault::kFraming, "Content-Length with Transfer-Encoding");
+    if (h.version() < 11) return Fault(RequestFault::kFraming, "Transfer-Encoding on HTTP/1.0");
+    if (const RequestCheck te = CheckTransferEncoding(h); !te.ok()) return te;
   }
-  if (h.version() >= 11 && hosts == 0) return "missing Host";
-  if (hosts > 1) return "duplicate Host";
-  return {};
+  if (h.version() >= 11 && hosts == 0) return Fault(RequestFault::kBadRequest, "missing Host");
+  if (hosts > 1) return Fault(RequestFault::kBadRequest, "duplicate Host");
+  return CheckTarget(h);
+}
+
+void ToOriginForm(http::request_header<>& h) {
+  const auto absolute = ParseAbsoluteForm(View(h.target()));
+  if (!absolute) return;
+  // Host first: its value is copied out of the target before the target goes.
+  h.set(http::field::host, boost::beast::string_view(absolute->authority.data(), absolute->authority.size()));
+  std::string origin;
+  if (absolute->rest.empty()) origin = h.method() == http::verb::options ? "*" : "/";
+  else if (absolute->rest.starts_with('?')) origin = "/";
+  origin.append(absolute->rest);
+  h.target(origin);
+}
+
+void HeaderFields::Snapshot(const http::fields& fields) {
+  fields_.clear();
+  for (const auto& f : fields) fields_.push_back(&f);
+  std::sort(fields_.begin(), fields_.end(), std::less<>());
+}
+
+void HeaderFields::DropTrailers(http::fields& fields) const {
+  for (auto it = fields.begin(); it != fields.end();) {
+    const void* field = &*it;
+    if (std::binary_search(fields_.begin(), fields_.end(), field, std::less<>())) ++it;
+    else it = fields.erase(it);
+  }
 }
 
 namespace {

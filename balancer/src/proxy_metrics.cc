@@ -12,6 +12,7 @@ const char* RejectionName(Rejection reason) {
     case Rejection::kHeaderTooLarge: return "header_too_large";
     case Rejection::kBodyTooLarge: return "body_too_large";
     case Rejection::kHeaderTimeout: return "header_timeout";
+    case Rejection::kUnsupportedCoding: return "unsupported_coding";
     case Rejection::kCount: break;
   }
   return "unknown";

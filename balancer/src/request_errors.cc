@@ -42,8 +42,16 @@ std::optional<RequestError> ClassifyRequestError(boost::system::error_code ec, R
   return RequestError{400, Rejection::kBadRequest, ec.message()};
 }
 
-Rejection FramingRejection(std::string_view why) {
-  return why.find("Host") == std::string_view::npos ? Rejection::kSmuggling : Rejection::kBadRequest;
+RequestError RefusedRequest(const RequestCheck& check) {
+  const std::string why(check.why);
+  switch (check.fault) {
+    case RequestFault::kFraming: return RequestError{400, Rejection::kSmuggling, why};
+    case RequestFault::kUnknownCoding: return RequestError{501, Rejection::kUnsupportedCoding, why};
+    case RequestFault::kConnect: return RequestError{405, Rejection::kBadRequest, why};
+    case RequestFault::kBadRequest:
+    case RequestFault::kNone: break;
+  }
+  return RequestError{400, Rejection::kBadRequest, why};
 }
 
 }  // namespace webtier::balancer

@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "echo_backend.h"
+#include "loopback_member.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/proxy_server.h"
@@ -38,15 +39,6 @@ using testing::RawExchange;
 using testing::SendAll;
 namespace http = boost::beast::http;
 
-MemberRecord Record(const std::string& id, uint16_t port) {
-  MemberRecord r;
-  r.key = "member_" + id;
-  r.member.id = id;
-  r.member.host = "127.0.0.1";
-  r.member.port = port;
-  return r;
-}
-
 class ProxyTest : public ::testing::Test {
  protected:
   void StartProxy() {
@@ -55,7 +47,7 @@ class ProxyTest : public ::testing::Test {
     proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_);
     ASSERT_TRUE(proxy_->Start().ok());
   }
-  void Add(const std::string& id, uint16_t port) { pool_.OnMembershipUpdate({Record(id, port)}, {}); }
+  void Add(const std::string& id, uint16_t port) { pool_.OnMembershipUpdate({LoopbackMember(id, port)}, {}); }
   std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(proxy_->port()) + path; }
   double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
     return MetricValue(registry_.Render(), name, labels).value_or(0);

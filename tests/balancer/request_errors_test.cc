@@ -83,8 +83,23 @@ TEST(RequestErrorsTest, AnythingElseMalformedIsABadRequestWithTheParserMessage) 
 }
 
 TEST(RequestErrorsTest, FramingRefusalsAreSmugglingUnlessAboutHost) {
-  EXPECT_EQ(FramingRejection("Content-Length with Transfer-Encoding"), Rejection::kSmuggling);
-  EXPECT_EQ(FramingRejection("missing Host"), Rejection::kBadRequest);
+  const RequestError te = RefusedRequest({RequestFault::kFraming, "Content-Length with Transfer-Encoding"});
+  EXPECT_EQ(te.status, 400);
+  EXPECT_EQ(te.reason, Rejection::kSmuggling);
+  EXPECT_EQ(te.message, "Content-Length with Transfer-Encoding");
+  const RequestError host = RefusedRequest({RequestFault::kBadRequest, "missing Host"});
+  EXPECT_EQ(host.status, 400);
+  EXPECT_EQ(host.reason, Rejection::kBadRequest);
+}
+
+TEST(RequestErrorsTest, UnknownCodingIs501AndConnect405) {
+  const RequestError coding = RefusedRequest({RequestFault::kUnknownCoding, "unsupported Transfer-Encoding"});
+  EXPECT_EQ(coding.status, 501);
+  EXPECT_EQ(coding.reason, Rejection::kUnsupportedCoding);
+  EXPECT_STREQ(RejectionName(coding.reason), "unsupported_coding");
+  const RequestError connect = RefusedRequest({RequestFault::kConnect, "CONNECT is not supported"});
+  EXPECT_EQ(connect.status, 405);
+  EXPECT_EQ(connect.reason, Rejection::kBadRequest);
 }
 
 }  // namespace

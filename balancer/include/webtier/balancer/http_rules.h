@@ -1,14 +1,18 @@
 // The HTTP rules the proxy applies to every message, kept free of sockets so
-// they can be unit-tested and fuzzed: request framing checks (no smuggling),
-// and the serialization of what goes to a member and back to the client
-// (hop-by-hop fields dropped, forwarding headers added). The heads are written
-// straight into a reused string: no copy of the message is modified.
+// they can be unit-tested and fuzzed: request framing and request-target
+// checks (no smuggling), the origin-form rewrite and the dropping of request
+// trailer fields (both edit the parsed request in place), and the
+// serialization of what goes to a member and back to the client (hop-by-hop
+// fields dropped, forwarding headers added). The heads are written straight
+// into a reused string: no copy of the message is made. Free functions are
+// pure and safe on any thread; a HeaderFields belongs to one session.
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <boost/beast/http/fields.hpp>
 #include <boost/beast/http/message.hpp>
@@ -17,12 +21,66 @@
 
 namespace webtier::balancer {
 
-// Checks what Beast's parser lets through but a proxy must not forward:
-// Content-Length repeated (even with equal values) or given as a list,
-// Content-Length together with Transfer-Encoding, a Transfer-Encoding whose
-// last coding is not chunked or on HTTP/1.0, a missing or repeated Host on
-// HTTP/1.1. Returns "" when the framing is fine, else the reason (for the log).
-std::string_view CheckRequestFraming(const boost::beast::http::request_header<>& header);
+// Why a request must not go to a member; each kind has its own answer.
+enum class RequestFault {
+  kNone,
+  kFraming,        // 400: framing a member could read differently from the balancer (smuggling)
+  kUnknownCoding,  // 501: a Transfer-Encoding coding the balancer does not implement
+  kBadRequest,     // 400: Host missing or repeated, a request-target of the wrong form
+  kConnect,        // 405: CONNECT; the balancer tunnels nothing (the answer names kAllowedMethods)
+};
+
+// The verdict on a request's head: the fault and its text (for the log and
+// the error body; "" when the request may go on).
+struct RequestCheck {
+  RequestFault fault = RequestFault::kNone;
+  std::string_view why;
+  bool ok() const { return fault == RequestFault::kNone; }
+};
+
+// The methods a 405 answer lists in Allow.
+inline constexpr std::string_view kAllowedMethods = "GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE";
+
+// Checks what Beast's parser lets through but a proxy must not forward, in
+// this order:
+// - framing (kFraming): Content-Length repeated (even with equal values) or
+//   given as a list, Content-Length together with Transfer-Encoding,
+//   Transfer-Encoding on HTTP/1.0, and any Transfer-Encoding (all its field
+//   lines together, OWS trimmed) other than exactly one `chunked` token
+//   (case-insensitive): repeated chunked, codings before it, parameters,
+//   empty elements. A list naming a coding other than chunked, gzip, x-gzip,
+//   deflate, compress or identity is kUnknownCoding instead;
+// - Host (kBadRequest): missing or repeated on HTTP/1.1, repeated on 1.0;
+// - the request-target: CONNECT is kConnect whatever its target; otherwise
+//   origin-form (`/path?query`), absolute-form with an http or https scheme
+//   and a non-empty authority without userinfo or fragment (see
+//   ToOriginForm), and asterisk-form (`*`) for OPTIONS only; anything else
+//   (authority-form included) is kBadRequest.
+RequestCheck CheckRequestFraming(const boost::beast::http::request_header<>& header);
+
+// Rewrites an absolute-form target (`http://host:port/a?b`) to origin-form
+// (`/a?b`; `/` when the path is empty, `*` for an OPTIONS without path) and
+// sets Host to the target's authority, replacing the client's Host. Leaves
+// other targets alone. Call only on a head CheckRequestFraming accepted.
+void ToOriginForm(boost::beast::http::request_header<>& header);
+
+// The fields a request had when its header was complete. Beast's parser adds
+// the trailer fields of a chunked body to the same container (next to header
+// fields of the same name, so neither position nor count tells them apart);
+// DropTrailers erases every field that was not there at Snapshot time, so no
+// trailer field ever reaches a member as a header field. The balancer drops
+// request trailers (nginx does too; it never forwards them as trailers either).
+// One per connection, reused from request to request.
+class HeaderFields {
+ public:
+  // Records the fields of a complete header (after ToOriginForm).
+  void Snapshot(const boost::beast::http::fields& fields);
+  // Erases from `fields` every field added since Snapshot.
+  void DropTrailers(boost::beast::http::fields& fields) const;
+
+ private:
+  std::vector<const void*> fields_;  // the fields' addresses, sorted
+};
 
 // The hop-by-hop fields of one message: Connection, Keep-Alive, Proxy-*, TE,
 // Trailer, Upgrade, and every field the Connection header names (except the

@@ -19,7 +19,15 @@ namespace webtier::balancer {
 
 // Why a client request was refused before it reached a member: the `reason`
 // label of balancer_rejected_requests_total.
-enum class Rejection { kBadRequest = 0, kSmuggling, kHeaderTooLarge, kBodyTooLarge, kHeaderTimeout, kCount };
+enum class Rejection {
+  kBadRequest = 0,
+  kSmuggling,
+  kHeaderTooLarge,
+  kBodyTooLarge,
+  kHeaderTimeout,
+  kUnsupportedCoding,  // a Transfer-Encoding the balancer does not implement (501)
+  kCount
+};
 const char* RejectionName(Rejection reason);
 
 class ProxyMetrics {

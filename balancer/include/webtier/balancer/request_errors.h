@@ -9,6 +9,7 @@
 
 #include <boost/system/error_code.hpp>
 
+#include "webtier/balancer/http_rules.h"
 #include "webtier/balancer/proxy_metrics.h"
 
 namespace webtier::balancer {
@@ -17,7 +18,7 @@ namespace webtier::balancer {
 enum class RequestPart { kHeader, kBody };
 
 struct RequestError {
-  int status;          // 400, 408, 413 or 431
+  int status;          // 400, 405, 408, 413, 431 or 501
   Rejection reason;
   std::string message;  // for the log and the JSON body
 };
@@ -30,8 +31,9 @@ struct RequestError {
 // left to answer.
 std::optional<RequestError> ClassifyRequestError(boost::system::error_code ec, RequestPart part);
 
-// The reason to count for a request CheckRequestFraming refused with `why`:
-// a Host problem is a bad request, anything else smuggling.
-Rejection FramingRejection(std::string_view why);
+// The answer to a request CheckRequestFraming refused: kFraming is a 400
+// counted as kSmuggling, kUnknownCoding a 501 (kUnsupportedCoding),
+// kBadRequest a 400 and kConnect a 405 (both kBadRequest). `check` must not be ok().
+RequestError RefusedRequest(const RequestCheck& check);
 
 }  // namespace webtier::balancer

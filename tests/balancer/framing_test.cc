@@ -1,0 +1,318 @@
+// Raw-socket regression suite for the edge's request framing (SPEC.md,
+// "Balancer: the edge"): each case sends exact bytes to an in-process
+// ProxyServer and checks the status line the client gets AND the exact
+// requests the member got, read off its socket by a recording member (so a
+// smuggled second request or a trailer turned header field would show).
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/beast/http.hpp>
+
+#include "echo_backend.h"
+#include "loopback_member.h"
+#include "webtier/balancer/pool.h"
+#include "webtier/balancer/proxy_metrics.h"
+#include "webtier/balancer/proxy_server.h"
+#include "webtier/monitoring/metrics.h"
+#include "webtier/testing/harness.h"
+
+namespace webtier::balancer {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::RawExchange;
+namespace http = boost::beast::http;
+
+// A member that keeps the bytes of every request it gets (one string per
+// request, split where a strict parser says the request ends) and answers
+// each with 200 "ok". A connection whose bytes do not parse is recorded whole
+// and closed.
+class RecordingMember {
+ public:
+  RecordingMember() {
+    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(listen_fd_, 16) != 0 ||
+        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
+      throw std::runtime_error("recording member: cannot listen");
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { Accept(); });
+  }
+  ~RecordingMember() {
+    stop_ = true;
+    acceptor_.join();
+    for (auto& t : connections_) t.join();
+    ::close(listen_fd_);
+  }
+  uint16_t port() const { return port_; }
+  std::vector<std::string> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+
+ private:
+  void Accept() {
+    while (!stop_) {
+      pollfd p{listen_fd_, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd >= 0) connections_.emplace_back([this, fd] { Serve(fd); });
+    }
+  }
+
+  void Serve(int fd) {
+    std::string pending;
+    char buf[65536];
+    while (!stop_) {
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) <= 0) continue;
+      const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      pending.append(buf, static_cast<size_t>(n));
+      if (!AnswerWholeRequests(fd, pending)) break;
+    }
+    ::close(fd);
+  }
+
+  // Records and answers every whole request at the front of `pending`;
+  // false when the bytes are not HTTP.
+  bool AnswerWholeRequests(int fd, std::string& pending) {
+    for (;;) {
+      http::request_parser<http::string_body> parser;
+      parser.eager(true);
+      parser.body_limit(1 << 24);
+      boost::beast::error_code ec;
+      size_t used = 0;
+      while (used < pending.size() && !parser.is_done()) {
+        const size_t k = parser.put(boost::asio::buffer(pending.data() + used, pending.size() - used), ec);
+        used += k;
+        if (ec || k == 0) break;
+      }
+      if (ec && ec != http::error::need_more) {
+        Record(pending);
+        return false;
+      }
+      if (!parser.is_done()) return true;
+      Record(pending.substr(0, used));
+      pending.erase(0, used);
+      static constexpr std::string_view kOk = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+      if (!testing::SendAll(fd, kOk)) return false;
+    }
+  }
+
+  void Record(std::string request) {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_.push_back(std::move(request));
+  }
+
+  int listen_fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::thread acceptor_;
+  std::vector<std::thread> connections_;  // touched by the acceptor thread only until it is joined
+  mutable std::mutex mu_;
+  std::vector<std::string> requests_;
+};
+
+http::request<http::string_body> ParseRequest(const std::string& raw) {
+  http::request_parser<http::string_body> p;
+  p.eager(true);
+  boost::beast::error_code ec;
+  p.put(boost::asio::buffer(raw), ec);
+  EXPECT_FALSE(ec) << ec.message() << " in:\n" << raw;
+  EXPECT_TRUE(p.is_done()) << raw;
+  return p.release();
+}
+
+std::string Head(const std::string& raw) { return raw.substr(0, raw.find("\r\n\r\n") + 4); }
+
+class FramingTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    pool_.OnMembershipUpdate({LoopbackMember("m", member_.port())}, {});
+    config_.listen = {"127.0.0.1", 0};
+    config_.threads = 1;
+    proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_);
+    ASSERT_TRUE(proxy_->Start().ok());
+  }
+  std::string Send(const std::string& raw, std::chrono::milliseconds pause = 0ms, size_t pause_after = std::string::npos) {
+    return RawExchange(proxy_->port(), raw, 5s, pause_after, pause);
+  }
+  double Rejected(const std::string& reason) {
+    return testing::MetricValue(registry_.Render(), "balancer_rejected_requests_total", {{"reason", reason}})
+        .value_or(0);
+  }
+
+  RecordingMember member_;
+  Config config_;
+  metrics::Registry registry_{"balancer", "test"};
+  ProxyMetrics metrics_{registry_.prom()};
+  Pool pool_{PolicyKind::kRoundRobin, &metrics_};
+  std::unique_ptr<ProxyServer> proxy_;
+};
+
+// A request the balancer must refuse before any byte reaches the member.
+struct Refused {
+  std::string bytes;
+  std::string status_line;
+  std::string reason;  // balancer_rejected_requests_total{reason}
+};
+
+// The second request hidden in a body: it must never reach the member.
+constexpr char kSmuggled[] = "0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n";
+
+std::string ChunkedPost(const std::string& transfer_encoding) {
+  return "POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + transfer_encoding + "\r\n\r\n" + kSmuggled;
+}
+
+TEST_F(FramingTest, RefusesEveryAmbiguousOrUnsupportedFramingAndTarget) {
+  const std::vector<Refused> cases = {
+      {ChunkedPost("chunked, chunked"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {ChunkedPost("identity, chunked, chunked"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {ChunkedPost("gzip, chunked"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {ChunkedPost("chunked;q=1"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {ChunkedPost("chunked=1"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {ChunkedPost("chunked, identity"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {ChunkedPost(", chunked"), "HTTP/1.1 400 Bad Request", "smuggling"},
+      {"POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n" +
+           std::string(kSmuggled),
+       "HTTP/1.1 400 Bad Request", "smuggling"},
+      {"POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n" +
+           std::string(kSmuggled),
+       "HTTP/1.1 400 Bad Request", "smuggling"},
+      {"POST /in HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n" + std::string(kSmuggled), "HTTP/1.1 400 Bad Request",
+       "smuggling"},
+      {ChunkedPost("br, chunked"), "HTTP/1.1 501 Not Implemented", "unsupported_coding"},
+      {ChunkedPost("foo"), "HTTP/1.1 501 Not Implemented", "unsupported_coding"},
+      {"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", "HTTP/1.1 405 Method Not Allowed",
+       "bad_request"},
+      {"GET example.com:80 HTTP/1.1\r\nHost: example.com\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET ftp://example.com/a HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET http://user@example.com/a HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      // A trailer may not frame the message either (Beast refuses it; nothing left).
+      {"POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "3\r\nabc\r\n0\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "HTTP/1.1 400 Bad Request", "bad_request"},
+  };
+  std::map<std::string, double> expected;
+  for (const auto& c : cases) {
+    const std::string got = Send(c.bytes);
+    EXPECT_TRUE(got.starts_with(c.status_line + "\r\n")) << "sent:\n" << c.bytes << "\ngot:\n" << got;
+    EXPECT_NE(got.find("Connection: close\r\n"), std::string::npos) << got;
+    if (c.status_line.find(" 405 ") != std::string::npos) {
+      EXPECT_NE(got.find("\r\nAllow: GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH, TRACE\r\n"), std::string::npos)
+          << got;
+    }
+    ++expected[c.reason];
+  }
+  for (const auto& [reason, count] : expected) EXPECT_EQ(Rejected(reason), count) << reason;
+  // Nothing went to the member: neither the refused requests nor what their bodies hid.
+  EXPECT_TRUE(member_.requests().empty()) << member_.requests().front();
+}
+
+TEST_F(FramingTest, ChunkedBodyGoesOnAloneAndItsTrailerNeverBecomesAHeader) {
+  auto with_trailer = [](const std::string& extra) {
+    return "POST /in HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nTransfer-Encoding: chunked\r\n"
+           "Connection: close\r\n\r\n"
+           "5\r\nhello\r\n0\r\nHost: evil\r\nX-Forwarded-For: 6.6.6.6\r\nAuthorization: Bearer stolen\r\n" +
+           extra + "X-Trailer: t\r\n\r\n";
+  };
+  // Beast refuses a Content-Length in the trailer of a chunked body: a plain 400, nothing forwarded.
+  const std::string got = Send(with_trailer("Content-Length: 100\r\n"));
+  ASSERT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request\r\n")) << got;
+  EXPECT_TRUE(member_.requests().empty());
+
+  const std::string ok = with_trailer("");
+  const std::string answer = Send(ok);
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n")) << answer;
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  const std::string head = Head(requests[0]);
+  EXPECT_TRUE(head.starts_with("POST /in HTTP/1.1\r\n")) << head;
+  for (const char* leaked : {"evil", "6.6.6.6", "Authorization", "stolen", "X-Trailer"}) {
+    EXPECT_EQ(requests[0].find(leaked), std::string::npos) << leaked << " in:\n" << requests[0];
+  }
+  const auto req = ParseRequest(requests[0]);
+  EXPECT_EQ(req[http::field::host], "a");
+  EXPECT_EQ(req["X-Forwarded-For"], "10.0.0.1, 127.0.0.1");
+  EXPECT_EQ(req[http::field::content_length], "5");
+  EXPECT_EQ(req.body(), "hello");
+}
+
+TEST_F(FramingTest, StreamedChunkedBodyEndsWithoutItsTrailer) {
+  const std::string chunk(70000, 'z');
+  const std::string sent =
+      "POST /big HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+      std::string("11170\r\n") + chunk +  // 0x11170 = 70000: over the 64 KiB buffered, so streamed
+      "\r\n0\r\nHost: evil\r\nAuthorization: Bearer stolen\r\nX-Trailer: t\r\n\r\n";
+  // The trailer comes after a pause: the head has left with the first 64 KiB by then.
+  const std::string answer = Send(sent, 300ms, sent.find("\r\n0\r\n"));
+  EXPECT_TRUE(answer.starts_with("HTTP/1.1 200 OK\r\n")) << answer.substr(0, 200);
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  for (const char* leaked : {"evil", "Authorization", "stolen", "X-Trailer"}) {
+    EXPECT_EQ(requests[0].find(leaked), std::string::npos) << leaked;
+  }
+  EXPECT_TRUE(requests[0].ends_with("\r\n0\r\n\r\n"));
+  const auto req = ParseRequest(requests[0]);
+  EXPECT_EQ(req[http::field::transfer_encoding], "chunked");
+  EXPECT_EQ(req.body(), chunk);
+}
+
+TEST_F(FramingTest, AbsoluteFormBecomesOriginFormWithHostFromTheTarget) {
+  std::string got = Send("GET http://example.com:8080/a?b HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 200 OK\r\n")) << got;
+  got = Send("OPTIONS * HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 200 OK\r\n")) << got;
+  got = Send("GET HTTP://example.org?q HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.0 200 OK\r\n")) << got;
+
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 3u);
+  EXPECT_TRUE(requests[0].starts_with("GET /a?b HTTP/1.1\r\n")) << requests[0];
+  auto req = ParseRequest(requests[0]);
+  EXPECT_EQ(req.count(http::field::host), 1u);
+  EXPECT_EQ(req[http::field::host], "example.com:8080");
+  EXPECT_TRUE(requests[1].starts_with("OPTIONS * HTTP/1.1\r\n")) << requests[1];
+  EXPECT_TRUE(requests[2].starts_with("GET /?q HTTP/1.1\r\n")) << requests[2];
+  EXPECT_EQ(ParseRequest(requests[2])[http::field::host], "example.org");
+}
+
+TEST_F(FramingTest, ContinueOnlyForHttp11) {
+  const std::string head10 = "POST /c HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+  std::string got = Send(head10 + "hello", 300ms, head10.size());
+  EXPECT_TRUE(got.starts_with("HTTP/1.0 200 OK\r\n")) << got;
+  EXPECT_EQ(got.find("100 Continue"), std::string::npos) << got;
+
+  const std::string head11 =
+      "POST /c HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n";
+  got = Send(head11 + "hello", 300ms, head11.size());
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n")) << got;
+
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  for (const auto& r : requests) {
+    EXPECT_EQ(r.find("Expect"), std::string::npos) << r;
+    EXPECT_EQ(ParseRequest(r).body(), "hello");
+  }
+}
+
+}  // namespace
+}  // namespace webtier::balancer
