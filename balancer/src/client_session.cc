@@ -94,7 +94,9 @@ awaitable<void> ClientSession::Run() {
         break;
       }
       ToOriginForm(parser.get());
-      header_fields_.Snapshot(parser.get());
+      // Only a chunked body can carry a trailer.
+      const bool chunked = parser.chunked();
+      if (chunked) header_fields_.Snapshot(parser.get());
       if (!parser.is_done()) {
         // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
         auto expect = parser.get()[http::field::expect];
@@ -119,8 +121,8 @@ awaitable<void> ClientSession::Run() {
       // A body not yet whole is streamed to the member by the exchange, which
       // ends it with an empty last chunk: its trailer never leaves.
       std::optional<StreamedBody> streamed;
-      if (parser.is_done()) header_fields_.DropTrailers(parser.get());
-      else streamed.emplace(StreamedBody{buffer, parser});
+      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser});
+      else if (chunked) header_fields_.DropTrailers(parser.get());
       Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
                         parser.get().keep_alive() && !worker_.draining());
       counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
