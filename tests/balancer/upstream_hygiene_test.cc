@@ -15,7 +15,6 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -24,10 +23,7 @@
 #include <vector>
 
 #include "echo_backend.h"
-#include "webtier/balancer/pool.h"
-#include "webtier/balancer/proxy_metrics.h"
-#include "webtier/balancer/proxy_server.h"
-#include "webtier/monitoring/metrics.h"
+#include "proxy_fixture.h"
 #include "webtier/testing/harness.h"
 
 namespace webtier::balancer {
@@ -36,7 +32,6 @@ namespace {
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 using testing::ConnectLoopback;
-using testing::MetricValue;
 using testing::RawExchange;
 using testing::SendAll;
 
@@ -73,44 +68,35 @@ bool SeesEof(int fd, std::chrono::milliseconds timeout) {
   }
 }
 
-// A member on a plain listening socket that runs `serve(fd)` for each
-// connection on a thread of its own (the fd is closed after it returns).
+// A member that runs `serve(fd)` for each connection on a thread of its own
+// (the connection is shut down after it returns, closed with the member).
 class ScriptedMember {
  public:
   using Serve = std::function<void(int fd)>;
   explicit ScriptedMember(Serve serve) : serve_(std::move(serve)) {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(listen_fd_, 64) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      ADD_FAILURE() << "scripted member cannot listen";
-    port_ = ntohs(a.sin_port);
     acceptor_ = std::thread([this] { AcceptLoop(); });
   }
   ScriptedMember(const ScriptedMember&) = delete;
   ScriptedMember& operator=(const ScriptedMember&) = delete;
   ~ScriptedMember() {
-    ::shutdown(listen_fd_, SHUT_RDWR);
+    stop_ = true;
     acceptor_.join();
     {
       std::lock_guard lock(mu_);
       for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
     }
     for (auto& t : threads_) t.join();
-    ::close(listen_fd_);
+    for (int fd : fds_) ::close(fd);
   }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return listener_.port(); }
   int connections() const { return connections_.load(); }
 
  private:
   void AcceptLoop() {
-    for (;;) {
-      const int fd = ::accept(listen_fd_, nullptr, nullptr);
-      if (fd < 0) return;
-      timeval tv{5, 0};
+    while (!stop_) {
+      const int fd = listener_.Accept(100ms);  // so that stop_ is seen
+      if (fd < 0) continue;
+      timeval tv{5, 0};  // a member's own receive timeout
       ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
       connections_.fetch_add(1);
       std::lock_guard lock(mu_);
@@ -123,8 +109,8 @@ class ScriptedMember {
   }
 
   Serve serve_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
+  RawMember listener_;
+  std::atomic<bool> stop_{false};
   std::atomic<int> connections_{0};
   std::thread acceptor_;
   std::mutex mu_;
@@ -168,22 +154,12 @@ void ServeScript(int fd, const std::function<void(const std::string&)>& on_reque
   }
 }
 
-class UpstreamHygieneTest : public ::testing::Test {
+class UpstreamHygieneTest : public ProxyFixture {
  protected:
+  // One worker: every client shares one pool of idle member connections.
   void Start(uint16_t member_port, const std::string& id = "m") {
-    Add(member_port, id);
-    config_.listen = {"127.0.0.1", 0};
-    config_.threads = 1;  // one pool of idle member connections for every client
-    proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_);
-    ASSERT_TRUE(proxy_->Start().ok());
-  }
-  void Add(uint16_t port, const std::string& id) {
-    MemberRecord r;
-    r.key = "member_" + id;
-    r.member.id = id;
-    r.member.host = "127.0.0.1";
-    r.member.port = port;
-    pool_.OnMembershipUpdate({r}, {});
+    Add(id, member_port);
+    StartProxy(1);
   }
   std::string Get(const std::string& target, const std::string& method = "GET") {
     return RawExchange(proxy_->port(), method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s);
@@ -196,13 +172,6 @@ class UpstreamHygieneTest : public ::testing::Test {
     EXPECT_EQ(raw.find("stray"), std::string::npos) << raw;
     EXPECT_EQ(raw.find("switched"), std::string::npos) << raw;
   }
-  double Metric(const std::string& name) { return MetricValue(registry_.Render(), name).value_or(-1); }
-
-  Config config_;
-  metrics::Registry registry_{"balancer", "test"};
-  ProxyMetrics metrics_{registry_.prom()};
-  Pool pool_{PolicyKind::kRoundRobin, &metrics_};
-  std::unique_ptr<ProxyServer> proxy_;
 };
 
 TEST_F(UpstreamHygieneTest, StrayBytesAfterACompleteAnswerNeverReachTheNextClient) {
@@ -353,7 +322,7 @@ TEST_F(UpstreamHygieneTest, AClientThatLeavesHasItsMemberRequestAbandoned) {
   };
   ScriptedMember a(slow), b(slow);
   config_.request_timeout_ms = 10000;
-  Add(b.port(), "b");
+  Add("b", b.port());
   Start(a.port(), "a");
 
   const int fd = ConnectLoopback(proxy_->port(), 5s);
