@@ -9,6 +9,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "exchange.h"
+#include "tunnel.h"
 #include "webtier/balancer/http_rules.h"
 #include "webtier/common/log.h"
 
@@ -139,6 +140,10 @@ awaitable<void> ClientSession::Run() {
       }
       if (streamed && !parser.is_done()) {
         lingering = true;  // answered (an error) before the body was all in
+        break;
+      }
+      if (outcome.tunnel) {  // the member switched protocols: the connection is a tunnel now
+        co_await RunTunnel(conn_, buffer, *outcome.tunnel, timeouts.idle, worker_.relay_buffers, metrics_);
         break;
       }
       if (!outcome.keep_alive) break;

@@ -45,7 +45,10 @@ struct UpstreamConnection {
 // store, no timer), and the worker's watchdog cancels the socket's pending
 // operation once the deadline has passed, setting the matching *_timed_out
 // flag. This keeps timer work off the request path (HAProxy and nginx do the
-// same).
+// same). While a member connection is in use (`upstream` set) the watchdog
+// also peeks at the client's socket: an EOF or reset there means the client
+// went away, so it sets `client_gone` and cancels the member's operation
+// (the exchange then closes that connection and stops; no retry).
 struct ClientConnection {
   explicit ClientConnection(tcp::socket s) : stream(std::move(s)) {}
   tcp::socket stream;
@@ -59,6 +62,7 @@ struct ClientConnection {
   tcp::socket* upstream = nullptr;
   Clock::time_point upstream_deadline = Clock::time_point::max();
   bool upstream_timed_out = false;
+  bool client_gone = false;  // the watchdog saw the client's EOF or reset (for good)
 
   void SetDeadline(std::chrono::milliseconds d) {
     deadline = Clock::now() + d;

@@ -83,7 +83,10 @@ awaitable<ExchangeOutcome> Exchange::Run() {
   size_t tried = 0;
   // A streamed body cannot be sent twice: once it is under way (its first
   // part accepted by a member), no retry.
-  Attempt attempt{IsIdempotent(req_.method()), streamed_ == nullptr};
+  // An Upgrade request is sent once: after a reset the member may have
+  // switched already (only a failed connect moves it on).
+  const bool upgrade = IsUpgradeRequest(req_);
+  Attempt attempt{IsIdempotent(req_.method()) && !upgrade, streamed_ == nullptr};
   for (; attempt.number < policy.max_attempts() && tried < kMaxTried; ++attempt.number) {
     Host* host = hosts.Pick(path, std::span<Host* const>(tried_storage, tried), Clock::now());
     if (host == nullptr) break;
@@ -153,16 +156,27 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       if (Failed(ResponseFailure(rec, received != 0 || up->buffer.size() != 0), *host, attempt, rec)) continue;
       break;
     }
+    const int code = rp->get().result_int();
+    if (code == 101 && !upgrade) {  // a switch nobody asked for: the connection is unusable
+      Failed(Failure::kResetMidResponse, *host, attempt, http::error::bad_status);
+      break;
+    }
     host->Count(Outcome::kOk);
     host->RecordSuccess();
-    const int code = rp->get().result_int();
     const bool upstream_keep = rp->get().keep_alive();
     conn_.ClearUpstream();
+    if (code == 101) co_return co_await SwitchProtocols(std::move(up), rp->get());
     RelayedResponse relayed{conn_, *up, *rp, head, req_.version(), request_id_, keep_alive_};
     const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
     keep_alive_ = relayed.keep_alive;
-    if (reusable && upstream_keep && up->buffer.size() == 0) worker_.upstream_pool.ReturnIdle(std::move(up));
+    // After an Upgrade request the member may have switched anyway.
+    if (reusable && upstream_keep && !upgrade && up->buffer.size() == 0)
+      worker_.upstream_pool.ReturnIdle(std::move(up));
     co_return ExchangeOutcome{code, {}, true, keep_alive_};
+  }
+  if (conn_.client_gone) {
+    log::Debug(kComponent, "client gone; request abandoned").kv("target", req_.target()).kv("attempts", tried);
+    co_return ExchangeOutcome{};
   }
   if (status_ == 502) {
     log::Warn(kComponent, "no member answered").kv("target", req_.target()).kv("attempts", tried).kv("err", error_);
@@ -170,7 +184,20 @@ awaitable<ExchangeOutcome> Exchange::Run() {
   co_return Unanswered();
 }
 
+awaitable<ExchangeOutcome> Exchange::SwitchProtocols(std::unique_ptr<UpstreamConnection> up,
+                                                     const http::response_header<>& head) {
+  SerializeResponseHead(head, 11, false, BodyFraming::kAsIs, request_id_, conn_.response_head);
+  conn_.SetDeadline(worker_.timeouts.idle);
+  const error_code ec = co_await WriteAll(conn_.stream, asio::buffer(conn_.response_head));
+  conn_.ClearDeadline();
+  ExchangeOutcome outcome{101, {}, true, false};
+  if (!ec) outcome.tunnel = std::move(up);  // else the member's connection closes with `up`
+  co_return outcome;
+}
+
 bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec) {
+  // Not the member's failure: the watchdog cut it short for a client that left.
+  if (conn_.client_gone) return false;
   const RetryDecision d = worker_.retry.Decide(failure, attempt);
   host.Count(d.outcome);
   if (d.eject) {

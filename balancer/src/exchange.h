@@ -6,6 +6,7 @@
 #pragma once
 
 #include <array>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -25,6 +26,9 @@ struct ExchangeOutcome {
   std::string_view error;   // set when no member answered: the session answers `status` with it
   bool responded = false;   // a member's response went to the client (whole or cut short)
   bool keep_alive = false;  // the client's connection may serve another request
+  // Set when the member switched protocols (101) for an Upgrade request and
+  // the client has the 101 head: the session tunnels (tunnel.h) and ends.
+  std::unique_ptr<UpstreamConnection> tunnel;
 };
 
 class Exchange {
@@ -37,6 +41,10 @@ class Exchange {
 
   // Forwards the request (retries as --retries allows) and relays the answer.
   // A client failure while its body streams is left in streamed->client_error.
+  // A client that goes away meanwhile (ClientConnection::client_gone) ends
+  // it at once: the member's connection closes, no retry, nothing to answer.
+  // A member connection goes back to the pool only after a cleanly framed
+  // answer read whole with nothing left over; never after an Upgrade request.
   awaitable<ExchangeOutcome> Run();
 
  private:
@@ -52,6 +60,10 @@ class Exchange {
   // Counts, ejects and logs `failure` of this attempt as the retry policy
   // decides, keeps the status to report; true when another member is tried.
   bool Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec);
+  // Sends the member's 101 to the client and hands the connection over for
+  // the tunnel.
+  awaitable<ExchangeOutcome> SwitchProtocols(std::unique_ptr<UpstreamConnection> up,
+                                             const http::response_header<>& head);
   // The outcome when no member answered with `status_`/`error_`.
   ExchangeOutcome Unanswered() const { return {status_, error_, false, keep_alive_}; }
 

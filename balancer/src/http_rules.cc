@@ -216,6 +216,16 @@ bool IsIdempotent(http::verb method) {
   }
 }
 
+bool IsUpgradeRequest(const http::request<http::string_body>& req) {
+  if (req.version() != 11 || req.method() != http::verb::get || !req.body().empty()) return false;
+  if (req.count(http::field::content_length) != 0 || req.count(http::field::transfer_encoding) != 0) return false;
+  if (req[http::field::upgrade].empty()) return false;
+  for (auto token : http::token_list{req[http::field::connection]}) {
+    if (iequals(token, "upgrade")) return true;
+  }
+  return false;
+}
+
 std::string_view SerializeUpstreamRequest(const http::request<http::string_body>& req, std::string_view client_ip,
                                           std::string_view new_request_id, std::string& out, const UpstreamBody& body) {
   out.clear();
@@ -262,6 +272,10 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     out.append(std::to_string(body.streamed ? *body.length : req.body().size()));
     out.append("\r\n", 2);
   }
+  if (IsUpgradeRequest(req)) {  // the one hop-by-hop request that goes on: the member may switch
+    out.append("Connection: upgrade\r\n");
+    AppendField(out, "Upgrade", req[http::field::upgrade]);
+  }
   out.append("X-Forwarded-For: ");
   for (const auto& f : req) {
     if (!IsForwardedFor(f) || f.value().empty()) continue;
@@ -299,7 +313,10 @@ void SerializeResponseHead(const http::response_header<>& res, unsigned client_v
     AppendField(out, f.name_string(), f.value());
   }
   if (framing == BodyFraming::kChunked) out.append("Transfer-Encoding: chunked\r\n");
-  if (client_version >= 11) {
+  if (code == 101) {  // the tunnel's head: the switch goes through to the client
+    out.append("Connection: upgrade\r\n");
+    AppendField(out, "Upgrade", res[http::field::upgrade]);
+  } else if (client_version >= 11) {
     if (!keep_alive) out.append("Connection: close\r\n");
   } else if (keep_alive) {
     out.append("Connection: keep-alive\r\n");

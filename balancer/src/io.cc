@@ -35,10 +35,20 @@ std::optional<asio::ip::address> ListenAddress(const net::HostPort& listen) {
   return ep.address();
 }
 
-bool StillOpen(tcp::socket& socket) {
+namespace {
+// One byte peeked without blocking: its count, 0 for EOF, -1 with errno.
+ssize_t Peek(tcp::socket& socket) {
   char c;
-  ssize_t n = ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+  return ::recv(socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+}
+bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
+}  // namespace
+
+bool StillOpen(tcp::socket& socket) { return Peek(socket) < 0 && WouldBlock(); }
+
+bool PeerGone(tcp::socket& socket) {
+  const ssize_t n = Peek(socket);
+  return n == 0 || (n < 0 && !WouldBlock() && errno != EINTR);
 }
 
 size_t ChunkHeader(size_t n, char (&out)[20]) {

@@ -51,6 +51,11 @@ std::optional<asio::ip::address> ListenAddress(const net::HostPort& listen);
 // True when an idle pooled connection is still usable: no EOF, no stray bytes.
 bool StillOpen(tcp::socket& socket);
 
+// True when the peer of a connection the proxy is not reading from has left:
+// a non-blocking peek sees EOF or an error (reset). Bytes waiting (a client
+// pipelining its next request) or nothing yet: false.
+bool PeerGone(tcp::socket& socket);
+
 // Feeds `parser` from `buffer`, reading from `socket` whenever it needs more,
 // until `done()` holds (HeaderIn: the header is in; for a body, an eager
 // parser and a condition on it). The parser is driven directly (no composed

@@ -45,6 +45,8 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
       members_healthy(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "healthy"}})),
       members_ejected(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "ejected"}})),
       client_connections(GaugeFamily(r, "balancer_client_connections", "Open client connections.").Add({})),
+      upgraded_connections(
+          GaugeFamily(r, "balancer_upgraded_connections", "Upgraded (tunnelled) client connections open.").Add({})),
       rejected_connections(CounterFamily(r, "balancer_rejected_connections_total",
                                          "Client connections closed at accept (over --max-connections).")
                                .Add({})),

@@ -74,7 +74,8 @@ class Worker {
 
  private:
   awaitable<void> Accept();
-  // Cancels the operations whose deadline passed (see ClientConnection).
+  // Cancels the operations whose deadline passed, and the member operation
+  // of a client that went away (see ClientConnection).
   awaitable<void> Watchdog();
   awaitable<void> SweepIdle();
 
@@ -129,8 +130,14 @@ awaitable<void> Worker::Watchdog() {
         c->timed_out = true;
         c->stream.cancel(ignored);
       }
-      if (c->upstream != nullptr && now >= c->upstream_deadline) {
+      if (c->upstream == nullptr) continue;
+      if (now >= c->upstream_deadline) {
         c->upstream_timed_out = true;
+        c->upstream->cancel(ignored);
+      } else if (!c->client_gone && PeerGone(c->stream)) {
+        // The client left while its request is with a member: abandon it
+        // there too (the exchange closes the member's connection).
+        c->client_gone = true;
         c->upstream->cancel(ignored);
       }
     }

@@ -18,8 +18,22 @@ constexpr size_t kBufferBytes = RelayBuffers::kBytes;
 
 bool HasNoBody(int status, bool head) { return head || (status >= 100 && status < 200) || status == 204 || status == 304; }
 
-void LogMidBodyFailure(const UpstreamConnection& up, std::string_view err) {
-  log::Warn(kComponent, "upstream failed mid-body").kv("member", up.host->member().id).kv("err", err);
+void LogMidBodyFailure(const RelayedResponse& r, std::string_view err) {
+  const std::string& member = r.upstream.host->member().id;
+  if (r.client.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", member);
+  else log::Warn(kComponent, "upstream failed mid-body").kv("member", member).kv("err", err);
+}
+
+// A response that cannot have a body (1xx, 204) but announces one: the
+// member may well send it, so its connection is not kept. (HEAD and 304
+// answers carry the length of the body they stand for; what such a member
+// sends anyway is caught by the check before reuse.)
+bool AnnouncesForbiddenBody(const http::response_header<>& res) {
+  const int status = res.result_int();
+  if (status != 204 && (status < 100 || status >= 200)) return false;
+  if (res.count(http::field::transfer_encoding) != 0) return true;
+  const auto length = res[http::field::content_length];
+  return !length.empty() && length != "0";
 }
 
 // The common case, a bodyless or Content-Length response: the head and the
@@ -51,7 +65,7 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
       const bool timed_out = conn.upstream_timed_out;
       conn.ClearUpstream();
       if (rec || n == 0) {
-        LogMidBodyFailure(up, timed_out ? "timeout" : rec.message());
+        LogMidBodyFailure(r, timed_out ? "timeout" : rec.message());
         ok = false;
         break;
       }
@@ -67,7 +81,7 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
     buffers.Return(std::move(buf));
   }
   if (!ok) r.keep_alive = false;  // the client saw a truncated response: only closing tells it
-  co_return ok && (!bodyless || r.parser.is_done());
+  co_return ok && (!bodyless || (r.parser.is_done() && !AnnouncesForbiddenBody(r.parser.get())));
 }
 
 // Chunked or close-delimited: Beast decodes the member's framing into a
@@ -92,7 +106,7 @@ awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Time
       error_code ec = conn.UpstreamError(ec_raw);
       if (ec == http::error::need_buffer) ec = {};
       if (ec) {
-        LogMidBodyFailure(up, ec.message());
+        LogMidBodyFailure(r, ec.message());
         ok = false;
         break;
       }

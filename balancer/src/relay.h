@@ -41,7 +41,9 @@ struct RelayedResponse {
 // Sends the response (its header already parsed) to the client; a member
 // failing mid-body is logged and ends the client's connection (a truncated
 // response can only be told by closing). True when it went through whole and
-// the member's connection is clean for another request.
+// the member's connection is clean for another request: its framing ended
+// the response (not close-delimited, no body announced on a 204) and no
+// member failure or client write error cut it short.
 awaitable<bool> RelayResponse(RelayedResponse& r, const Timeouts& timeouts, RelayBuffers& buffers);
 
 }  // namespace webtier::balancer

@@ -3,10 +3,6 @@
 
 namespace webtier::balancer {
 
-namespace {
-constexpr auto kTrustIdleConnection = std::chrono::milliseconds(100);
-}  // namespace
-
 UpstreamPool::UpstreamPool(const Config& config, const std::atomic<bool>& draining)
     : idle_timeout_(config.idle_timeout_ms), max_per_member_(config.max_idle_upstream_per_member), draining_(draining) {}
 
@@ -18,11 +14,10 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(Host* host) {
   while (!list.empty()) {
     auto up = std::move(list.back());
     list.pop_back();
-    const auto idle = now - up->idle_since;
-    // A connection back in the pool moments ago is trusted without a syscall
-    // (under load that is nearly every one); older ones are checked for an
-    // EOF the member sent meanwhile. A miss is caught by the retry anyway.
-    if (idle < idle_timeout_ && (idle < kTrustIdleConnection || StillOpen(up->stream))) {
+    // Checked every time, however briefly it was idle: bytes a member sent
+    // after its answer (past a HEAD, a 204, a complete body) must not be
+    // read as the next request's answer. One syscall per reuse.
+    if (now - up->idle_since < idle_timeout_ && StillOpen(up->stream)) {
       up->reused = true;
       return up;
     }

@@ -19,10 +19,12 @@ class UpstreamPool {
   UpstreamPool(const Config& config, const std::atomic<bool>& draining);
 
   // A usable idle connection to `host`, or null (then open a new one).
-  // Connections back for less than 100 ms are trusted without a syscall;
-  // older ones are checked for an EOF the member sent meanwhile.
+  // Every one is checked before reuse (StillOpen, one non-blocking peek): a
+  // connection on which the member sent an EOF or stray bytes meanwhile is
+  // closed, so those bytes never become another client's answer.
   std::unique_ptr<UpstreamConnection> TakeIdle(Host* host);
-  // Keeps `up` for another request unless its member left, the worker
+  // Keeps `up` for another request (the caller vouches that its last
+  // response was framed cleanly and read whole, nothing left over) unless its member left, the worker
   // drains, or --max-idle-upstream-per-member are kept already.
   void ReturnIdle(std::unique_ptr<UpstreamConnection> up);
   // Closes the connections idle for --idle-timeout-ms or to removed members.

@@ -330,6 +330,60 @@ TEST(SerializeUpstreamRequest, StreamedBodyKeepsItsLengthOrGoesChunked) {
   EXPECT_EQ(CheckRequestFraming(back).why, "");
 }
 
+TEST(SerializeUpstreamRequest, AnUpgradeRequestKeepsConnectionUpgradeAndUpgrade) {
+  http::request<http::string_body> req{http::verb::get, "/ws", 11};
+  req.insert(http::field::host, "h");
+  req.insert(http::field::connection, "keep-alive, Upgrade");
+  req.insert(http::field::upgrade, "websocket");
+  req.insert("Sec-WebSocket-Key", "k");
+  ASSERT_TRUE(IsUpgradeRequest(req));
+  std::string out;
+  SerializeUpstreamRequest(req, "127.0.0.1", "id", out);
+  auto back = Reparse<true>(out);
+  EXPECT_EQ(back[http::field::connection], "upgrade");
+  EXPECT_EQ(back.count(http::field::connection), 1u);
+  EXPECT_EQ(back[http::field::upgrade], "websocket");
+  EXPECT_EQ(back.count(http::field::upgrade), 1u);
+  EXPECT_EQ(back["Sec-WebSocket-Key"], "k");
+
+  // Not tunnelled, so both stay hop-by-hop: no Connection token, a body, HTTP/1.0, not GET.
+  auto dropped = [](http::request<http::string_body> r) {
+    EXPECT_FALSE(IsUpgradeRequest(r));
+    std::string o;
+    SerializeUpstreamRequest(r, "127.0.0.1", "id", o);
+    auto b = Reparse<true>(o, r.body());
+    EXPECT_EQ(b.count(http::field::upgrade), 0u) << o;
+    EXPECT_EQ(b.count(http::field::connection), 0u) << o;
+  };
+  auto r = req;
+  r.set(http::field::connection, "keep-alive");
+  dropped(r);
+  r = req;
+  r.body() = "x";
+  r.set(http::field::content_length, "1");
+  dropped(r);
+  r = req;
+  r.version(10);
+  dropped(r);
+  r = req;
+  r.method(http::verb::post);
+  dropped(r);
+}
+
+TEST(SerializeResponseHead, A101KeepsItsUpgradeForTheClient) {
+  http::response<http::string_body> res{http::status::switching_protocols, 11};
+  res.insert(http::field::connection, "Upgrade");
+  res.insert(http::field::upgrade, "websocket");
+  res.insert("Sec-WebSocket-Accept", "a");
+  std::string out;
+  SerializeResponseHead(res, 11, /*keep_alive=*/false, BodyFraming::kAsIs, "rid", out);
+  EXPECT_TRUE(out.starts_with("HTTP/1.1 101 ")) << out;
+  EXPECT_NE(out.find("\r\nConnection: upgrade\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nUpgrade: websocket\r\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("\r\nSec-WebSocket-Accept: a\r\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find("close"), std::string::npos) << out;
+}
+
 TEST(IsIdempotent, FollowsRfc9110) {
   EXPECT_TRUE(IsIdempotent(http::verb::get));
   EXPECT_TRUE(IsIdempotent(http::verb::put));

@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "echo_backend.h"
-#include "loopback_member.h"
+#include "proxy_fixture.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/proxy_server.h"
@@ -39,26 +39,7 @@ using testing::RawExchange;
 using testing::SendAll;
 namespace http = boost::beast::http;
 
-class ProxyTest : public ::testing::Test {
- protected:
-  void StartProxy() {
-    config_.listen = {"127.0.0.1", 0};
-    config_.threads = 2;
-    proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_);
-    ASSERT_TRUE(proxy_->Start().ok());
-  }
-  void Add(const std::string& id, uint16_t port) { pool_.OnMembershipUpdate({LoopbackMember(id, port)}, {}); }
-  std::string Url(const std::string& path) const { return "http://127.0.0.1:" + std::to_string(proxy_->port()) + path; }
-  double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
-    return MetricValue(registry_.Render(), name, labels).value_or(0);
-  }
-
-  Config config_;
-  metrics::Registry registry_{"balancer", "test"};
-  ProxyMetrics metrics_{registry_.prom()};
-  Pool pool_{PolicyKind::kRoundRobin, &metrics_};
-  std::unique_ptr<ProxyServer> proxy_;
-};
+using ProxyTest = ProxyFixture;
 
 TEST_F(ProxyTest, ForwardsWithForwardingHeadersAndStripsHopByHop) {
   EchoBackend a("a");
@@ -188,39 +169,6 @@ TEST_F(ProxyTest, SlowUpstreamGives504) {
   EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "a"}, {"outcome", "timeout"}}), 1);
   EXPECT_EQ(HttpRequest("GET", Url("/")).status, 200);
 }
-
-// A member driven by hand, on a plain listening socket. Left alone it is a
-// member that is there but never answers, like a SIGSTOPped process: the
-// kernel completes the handshakes and buffers the requests; nobody reads them.
-class RawMember {
- public:
-  RawMember() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 64) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      ADD_FAILURE() << "stalled member: " << std::strerror(errno);
-    port_ = ntohs(a.sin_port);
-  }
-  ~RawMember() { ::close(fd_); }
-  uint16_t port() const { return port_; }
-
-  // The next connection from the balancer, or -1 after `timeout`.
-  int Accept(std::chrono::milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000), static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    const int c = ::accept(fd_, nullptr, nullptr);
-    if (c >= 0) ::setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    return c;
-  }
-
- private:
-  int fd_ = -1;
-  uint16_t port_ = 0;
-};
 
 TEST_F(ProxyTest, TryTimeoutMovesIdempotentRequestsOffAStalledMember) {
   EchoBackend a("a");

@@ -98,6 +98,10 @@ class HopByHop {
 // GET, HEAD, OPTIONS, PUT, DELETE (and TRACE): safe to send twice.
 bool IsIdempotent(boost::beast::http::verb method);
 
+// An Upgrade request the proxy tunnels (WebSocket): HTTP/1.1 GET without a
+// body, an `Upgrade` field and `upgrade` among the Connection tokens.
+bool IsUpgradeRequest(const boost::beast::http::request<boost::beast::http::string_body>& req);
+
 // How a request body follows its head to the member.
 struct UpstreamBody {
   // False: the body is whole in req.body() and goes with its Content-Length.
@@ -115,7 +119,8 @@ struct UpstreamBody {
 // UpstreamBody; for a whole body, Content-Length when the request had a body
 // or body framing), X-Forwarded-For with `client_ip` appended to what the
 // client sent, X-Forwarded-Proto: http, and one X-Request-Id: the client's,
-// else `new_request_id`. Returns the X-Request-Id sent (a view into `req` or
+// else `new_request_id`. For an IsUpgradeRequest, `Connection: upgrade` and
+// the client's `Upgrade` go on too (else both are hop-by-hop). Returns the X-Request-Id sent (a view into `req` or
 // `new_request_id`).
 std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boost::beast::http::string_body>& req,
                                           std::string_view client_ip, std::string_view new_request_id,
@@ -132,7 +137,8 @@ enum class BodyFraming {
 // (replacing its contents): the status line in the client's HTTP version, the
 // member's fields without the hop-by-hop ones (and without Content-Length and
 // Transfer-Encoding unless kAsIs), Transfer-Encoding: chunked for kChunked,
-// the Connection field the client's version needs for `keep_alive`, and
+// the Connection field the client's version needs for `keep_alive` (for a
+// 101: `Connection: upgrade` and the member's `Upgrade`), and
 // X-Request-Id: `request_id` when the member did not send one.
 void SerializeResponseHead(const boost::beast::http::response_header<>& res, unsigned client_version,
                            bool keep_alive, BodyFraming framing, std::string_view request_id, std::string& out);

@@ -50,6 +50,7 @@ class ProxyMetrics {
   prometheus::Gauge& members_healthy;       // balancer_pool_members{state="healthy"}
   prometheus::Gauge& members_ejected;       // balancer_pool_members{state="ejected"}
   prometheus::Gauge& client_connections;    // balancer_client_connections
+  prometheus::Gauge& upgraded_connections;  // balancer_upgraded_connections (tunnels open)
   prometheus::Counter& rejected_connections;  // balancer_rejected_connections_total (over --max-connections)
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
 

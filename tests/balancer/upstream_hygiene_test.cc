@@ -1,0 +1,359 @@
+// Regression cases for the proxy's member connections (issue 15), against an
+// in-process ProxyServer with one worker (so every request shares one pool of
+// idle member connections) in front of scripted raw-socket members: stray
+// bytes after an answer never reach another client, a switched (101)
+// connection is never reused, Upgrade requests are tunnelled both ways, and a
+// client that leaves has its member request abandoned, not retried.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "echo_backend.h"
+#include "proxy_fixture.h"
+#include "webtier/testing/harness.h"
+
+namespace webtier::balancer {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+using testing::ConnectLoopback;
+using testing::RawExchange;
+using testing::SendAll;
+
+constexpr std::string_view kGood = "HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\ngood";
+constexpr std::string_view kStray = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstray";
+
+// Reads from `fd` into `pending` until it holds `marker`; returns everything
+// up to and including the marker (removed from `pending`), or nullopt on EOF,
+// error or the socket's receive timeout.
+std::optional<std::string> ReadThrough(int fd, std::string& pending, std::string_view marker) {
+  for (;;) {
+    if (auto p = pending.find(marker); p != std::string::npos) {
+      std::string out = pending.substr(0, p + marker.size());
+      pending.erase(0, p + marker.size());
+      return out;
+    }
+    char buf[4096];
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return std::nullopt;
+    pending.append(buf, static_cast<size_t>(n));
+  }
+}
+
+// True when `fd` sees EOF (or a reset) within `timeout`; bytes are skipped.
+bool SeesEof(int fd, std::chrono::milliseconds timeout) {
+  const auto until = Clock::now() + timeout;
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(until - Clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char buf[4096];
+    if (::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) return true;
+  }
+}
+
+// A member that runs `serve(fd)` for each connection on a thread of its own
+// (the connection is shut down after it returns, closed with the member).
+class ScriptedMember {
+ public:
+  using Serve = std::function<void(int fd)>;
+  explicit ScriptedMember(Serve serve) : serve_(std::move(serve)) {
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ScriptedMember(const ScriptedMember&) = delete;
+  ScriptedMember& operator=(const ScriptedMember&) = delete;
+  ~ScriptedMember() {
+    stop_ = true;
+    acceptor_.join();
+    {
+      std::lock_guard lock(mu_);
+      for (int fd : fds_) ::shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : threads_) t.join();
+    for (int fd : fds_) ::close(fd);
+  }
+  uint16_t port() const { return listener_.port(); }
+  int connections() const { return connections_.load(); }
+
+ private:
+  void AcceptLoop() {
+    while (!stop_) {
+      const int fd = listener_.Accept(100ms);  // so that stop_ is seen
+      if (fd < 0) continue;
+      timeval tv{5, 0};  // a member's own receive timeout
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      connections_.fetch_add(1);
+      std::lock_guard lock(mu_);
+      fds_.push_back(fd);
+      threads_.emplace_back([this, fd] {
+        serve_(fd);
+        ::shutdown(fd, SHUT_RDWR);
+      });
+    }
+  }
+
+  Serve serve_;
+  RawMember listener_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> connections_{0};
+  std::thread acceptor_;
+  std::mutex mu_;
+  std::vector<int> fds_;  // closed at destruction (after their threads)
+  std::vector<std::thread> threads_;
+};
+
+// The scripted answers, by request target; every connection serves requests
+// until the balancer closes it. `on_request` sees each request head.
+void ServeScript(int fd, const std::function<void(const std::string&)>& on_request = {}) {
+  std::string pending;
+  while (auto head = ReadThrough(fd, pending, "\r\n\r\n")) {
+    if (on_request) on_request(*head);
+    const size_t from = head->find(' ') + 1;
+    const std::string target = head->substr(from, head->find(' ', from) - from);
+    if (target == "/stray") {  // the answer and a second one in the same segment
+      SendAll(fd, std::string(kGood) + std::string(kStray));
+    } else if (target == "/stray-late") {  // the second one a moment later
+      SendAll(fd, kGood);
+      std::this_thread::sleep_for(20ms);
+      SendAll(fd, kStray);
+    } else if (target == "/head") {  // HEAD answer followed by bytes
+      SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n");
+      std::this_thread::sleep_for(20ms);
+      SendAll(fd, kStray);
+    } else if (target == "/204") {
+      SendAll(fd, std::string("HTTP/1.1 204 No Content\r\n\r\n") + std::string(kStray));
+    } else if (target == "/204-body") {  // a 204 announcing a body it sends late
+      SendAll(fd, "HTTP/1.1 204 No Content\r\nContent-Length: 38\r\n\r\n");
+      std::this_thread::sleep_for(150ms);
+      SendAll(fd, kStray);
+    } else if (target == "/switch") {  // switches whoever asked; then echoes with a prefix
+      SendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n");
+      if (!pending.empty()) SendAll(fd, "switched:" + pending);
+      char buf[4096];
+      for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) SendAll(fd, "switched:" + std::string(buf, n));
+      return;
+    } else {
+      SendAll(fd, kGood);
+    }
+  }
+}
+
+class UpstreamHygieneTest : public ProxyFixture {
+ protected:
+  // One worker: every client shares one pool of idle member connections.
+  void Start(uint16_t member_port, const std::string& id = "m") {
+    Add(id, member_port);
+    StartProxy(1);
+  }
+  std::string Get(const std::string& target, const std::string& method = "GET") {
+    return RawExchange(proxy_->port(), method + " " + target + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s);
+  }
+  // What the next client gets from the same member: exactly the good answer.
+  void ExpectNextClientGetsItsOwnAnswer() {
+    const std::string raw = Get("/ok");
+    EXPECT_TRUE(raw.starts_with("HTTP/1.1 200 OK\r\n")) << raw;
+    EXPECT_TRUE(raw.ends_with("\r\n\r\ngood")) << raw;
+    EXPECT_EQ(raw.find("stray"), std::string::npos) << raw;
+    EXPECT_EQ(raw.find("switched"), std::string::npos) << raw;
+  }
+};
+
+TEST_F(UpstreamHygieneTest, StrayBytesAfterACompleteAnswerNeverReachTheNextClient) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  for (const char* target : {"/stray", "/stray-late"}) {
+    const std::string raw = Get(target);
+    EXPECT_TRUE(raw.starts_with("HTTP/1.1 200 OK\r\n")) << target << raw;
+    EXPECT_TRUE(raw.ends_with("\r\n\r\ngood")) << target << raw;
+    std::this_thread::sleep_for(50ms);  // the late bytes are in; well inside any trust window
+    ExpectNextClientGetsItsOwnAnswer();
+  }
+}
+
+TEST_F(UpstreamHygieneTest, StrayBytesAfterHeadAnd204NeverReachTheNextClient) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  std::string raw = Get("/head", "HEAD");
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 200 OK\r\n")) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\n")) << raw;  // no body after a HEAD answer
+  std::this_thread::sleep_for(50ms);
+  ExpectNextClientGetsItsOwnAnswer();
+
+  raw = Get("/204");
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 204 No Content\r\n")) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\n")) << raw;
+  ExpectNextClientGetsItsOwnAnswer();
+
+  // The body comes after the next request has gone out: only not pooling helps.
+  raw = Get("/204-body");
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 204 No Content\r\n")) << raw;
+  ExpectNextClientGetsItsOwnAnswer();
+  std::this_thread::sleep_for(200ms);
+  ExpectNextClientGetsItsOwnAnswer();
+}
+
+TEST_F(UpstreamHygieneTest, AnUnasked101IsA502AndItsConnectionIsNotReused) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  const std::string raw = Get("/switch");
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 502 ")) << raw;
+  const int before = member.connections();
+  ExpectNextClientGetsItsOwnAnswer();
+  EXPECT_EQ(member.connections(), before + 1);  // a fresh connection, not the switched one
+}
+
+// An upgrade request on a raw client connection; returns its fd after the
+// 101 head (what followed the head is left in `pending`), or -1.
+int OpenTunnel(uint16_t port, std::string& pending, const std::string& target, const std::string& early = "") {
+  const int fd = ConnectLoopback(port, 5s);
+  if (fd < 0) return -1;
+  SendAll(fd, "GET " + target +
+                  " HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                  "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n" +
+                  early);
+  const auto head = ReadThrough(fd, pending, "\r\n\r\n");
+  if (!head || !head->starts_with("HTTP/1.1 101 ")) {
+    ADD_FAILURE() << "no 101: " << head.value_or("(closed)");
+    ::close(fd);
+    return -1;
+  }
+  EXPECT_NE(head->find("Connection: upgrade\r\n"), std::string::npos) << *head;
+  EXPECT_NE(head->find("Upgrade: websocket\r\n"), std::string::npos) << *head;
+  return fd;
+}
+
+TEST_F(UpstreamHygieneTest, AnAsked101TunnelsAndTheNextClientGetsAnotherConnection) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  std::string pending;
+  const int tunnel = OpenTunnel(proxy_->port(), pending, "/switch");
+  ASSERT_GE(tunnel, 0);
+  ExpectNextClientGetsItsOwnAnswer();
+  EXPECT_EQ(member.connections(), 2);
+  ::close(tunnel);
+  EXPECT_TRUE(testing::WaitFor([&] { return Metric("balancer_upgraded_connections") == 0; }, 3s));
+  ExpectNextClientGetsItsOwnAnswer();
+}
+
+TEST_F(UpstreamHygieneTest, WebSocketEchoGoesThroughTheTunnelBothWays) {
+  std::mutex mu;
+  std::string seen_head;
+  std::atomic<bool> member_saw_eof{false};
+  ScriptedMember member([&](int fd) {
+    std::string pending;
+    auto head = ReadThrough(fd, pending, "\r\n\r\n");
+    if (!head) return;
+    {
+      std::lock_guard lock(mu);
+      seen_head = *head;
+    }
+    SendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nhello");
+    if (!pending.empty()) SendAll(fd, pending);
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) SendAll(fd, std::string(buf, static_cast<size_t>(n)));
+    member_saw_eof = n == 0;
+  });
+  config_.idle_timeout_ms = 400;
+  Start(member.port());
+
+  std::string pending;
+  const int fd = OpenTunnel(proxy_->port(), pending, "/ws", "early");
+  ASSERT_GE(fd, 0);
+  // The member's bytes right after its 101, then the client's early bytes echoed.
+  EXPECT_TRUE(ReadThrough(fd, pending, "helloearly").has_value()) << pending;
+  {
+    std::lock_guard lock(mu);
+    EXPECT_NE(seen_head.find("Connection: upgrade\r\n"), std::string::npos) << seen_head;
+    EXPECT_NE(seen_head.find("Upgrade: websocket\r\n"), std::string::npos) << seen_head;
+    EXPECT_NE(seen_head.find("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"), std::string::npos) << seen_head;
+  }
+  EXPECT_EQ(Metric("balancer_upgraded_connections"), 1);  // counted before its first bytes went through
+  for (const std::string& msg : {std::string("ping"), std::string("pong-pong"), std::string(100000, 'w')}) {
+    ASSERT_TRUE(SendAll(fd, msg));
+    pending.clear();
+    ASSERT_TRUE(ReadThrough(fd, pending, msg).has_value()) << msg.size();
+  }
+  ::close(fd);  // the client leaves: the member sees the tunnel close
+  EXPECT_TRUE(testing::WaitFor([&] { return member_saw_eof.load(); }, 3s));
+  EXPECT_TRUE(testing::WaitFor([&] { return Metric("balancer_upgraded_connections") == 0; }, 3s));
+
+  // Left silent, the tunnel closes after --idle-timeout-ms.
+  pending.clear();
+  const int idle = OpenTunnel(proxy_->port(), pending, "/ws");
+  ASSERT_GE(idle, 0);
+  // Counted once the 101 has gone out: wait rather than race.
+  EXPECT_TRUE(testing::WaitFor([&] { return Metric("balancer_upgraded_connections") == 1; }, 3s));
+  const auto start = Clock::now();
+  EXPECT_TRUE(SeesEof(idle, 3s));
+  const auto took = Clock::now() - start;
+  EXPECT_GE(took, 300ms);
+  EXPECT_LT(took, 2s);
+  ::close(idle);
+  EXPECT_TRUE(testing::WaitFor([&] { return Metric("balancer_upgraded_connections") == 0; }, 3s));
+}
+
+TEST_F(UpstreamHygieneTest, AClientThatLeavesHasItsMemberRequestAbandoned) {
+  std::atomic<int> requests{0};
+  std::atomic<int64_t> eof_at_ms{-1};
+  const auto t0 = Clock::now();
+  auto slow = [&](int fd) {  // takes the request, never answers, notes when the balancer closes
+    std::string pending;
+    if (!ReadThrough(fd, pending, "\r\n\r\n")) return;
+    requests.fetch_add(1);
+    if (SeesEof(fd, 5s))
+      eof_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  };
+  ScriptedMember a(slow), b(slow);
+  config_.request_timeout_ms = 10000;
+  Add("b", b.port());
+  Start(a.port(), "a");
+
+  const int fd = ConnectLoopback(proxy_->port(), 5s);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(testing::WaitFor([&] { return requests.load() == 1; }, 3s));
+  std::this_thread::sleep_for(100ms);
+  const int64_t closed_at = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  ::close(fd);
+  ASSERT_TRUE(testing::WaitFor([&] { return eof_at_ms.load() >= 0; }, 3s));
+  EXPECT_LT(eof_at_ms.load() - closed_at, 250);  // a watchdog tick or so, not the request timeout
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(requests.load(), 1);  // not retried on the other member
+  EXPECT_EQ(a.connections() + b.connections(), 1);
+}
+
+TEST_F(UpstreamHygieneTest, AClientThatPipelinesIsNotGone) {
+  ScriptedMember member([](int fd) {
+    std::string pending;
+    while (ReadThrough(fd, pending, "\r\n\r\n")) {
+      std::this_thread::sleep_for(200ms);  // across several watchdog ticks
+      SendAll(fd, kGood);
+    }
+  });
+  Start(member.port());
+  const std::string raw = RawExchange(
+      proxy_->port(), "GET /1 HTTP/1.1\r\nHost: x\r\n\r\nGET /2 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 5s);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 200 OK\r\n")) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\ngood")) << raw;
+  EXPECT_NE(raw.find("good"), raw.rfind("good")) << raw;  // both answered
+}
+
+}  // namespace
+}  // namespace webtier::balancer
