@@ -47,7 +47,8 @@ Exchange::Exchange(WorkerContext& worker, ClientConnection& client, http::reques
       streamed_(streamed),
       // An error answered while the client is still sending its body ends the
       // connection: the rest of the body is not read.
-      keep_alive_(keep_alive && streamed == nullptr) {}
+      keep_alive_(keep_alive && streamed == nullptr),
+      header_keep_alive_(keep_alive) {}
 
 void Exchange::PrepareRequest() {
   WriteRequestId(request_id_storage_);
@@ -134,7 +135,7 @@ awaitable<ExchangeOutcome> Exchange::Run() {
           continue;
         break;
       }
-      keep_alive_ = req_.keep_alive() && !worker_.draining();  // the body is all read
+      keep_alive_ = header_keep_alive_ && !worker_.draining();  // the body is all read
       // The response is due within the request timeout of the body's end.
       conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.request);
     }

@@ -73,6 +73,7 @@ class Exchange {
   const std::string& client_ip_;
   StreamedBody* const streamed_;
   bool keep_alive_;
+  const bool header_keep_alive_;  // what the request's header asked for (a trailer cannot change it)
   std::string_view request_id_;
   char request_id_storage_[kRequestIdLength];
   char chunk_header_[20];

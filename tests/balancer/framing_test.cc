@@ -22,7 +22,7 @@
 #include <boost/beast/http.hpp>
 
 #include "echo_backend.h"
-#include "loopback_member.h"
+#include "proxy_fixture.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/proxy_server.h"
@@ -142,29 +142,20 @@ http::request<http::string_body> ParseRequest(const std::string& raw) {
 
 std::string Head(const std::string& raw) { return raw.substr(0, raw.find("\r\n\r\n") + 4); }
 
-class FramingTest : public ::testing::Test {
+class FramingTest : public ProxyFixture {
  protected:
   void SetUp() override {
-    pool_.OnMembershipUpdate({LoopbackMember("m", member_.port())}, {});
-    config_.listen = {"127.0.0.1", 0};
-    config_.threads = 1;
-    proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_);
-    ASSERT_TRUE(proxy_->Start().ok());
+    Add("m", member_.port());
+    StartProxy(1);
   }
+  // The proxy goes before the member it holds connections to.
+  void TearDown() override { proxy_.reset(); }
   std::string Send(const std::string& raw, std::chrono::milliseconds pause = 0ms, size_t pause_after = std::string::npos) {
     return RawExchange(proxy_->port(), raw, 5s, pause_after, pause);
   }
-  double Rejected(const std::string& reason) {
-    return testing::MetricValue(registry_.Render(), "balancer_rejected_requests_total", {{"reason", reason}})
-        .value_or(0);
-  }
+  double Rejected(const std::string& reason) { return Metric("balancer_rejected_requests_total", {{"reason", reason}}); }
 
   RecordingMember member_;
-  Config config_;
-  metrics::Registry registry_{"balancer", "test"};
-  ProxyMetrics metrics_{registry_.prom()};
-  Pool pool_{PolicyKind::kRoundRobin, &metrics_};
-  std::unique_ptr<ProxyServer> proxy_;
 };
 
 // A request the balancer must refuse before any byte reaches the member.
