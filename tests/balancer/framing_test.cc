@@ -43,15 +43,7 @@ namespace http = boost::beast::http;
 class RecordingMember {
  public:
   RecordingMember() {
-    listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), len) != 0 || ::listen(listen_fd_, 16) != 0 ||
-        ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0)
-      throw std::runtime_error("recording member: cannot listen");
-    port_ = ntohs(addr.sin_port);
+    listen_fd_ = testing::ListenLoopback(&port_, 16);
     acceptor_ = std::thread([this] { Accept(); });
   }
   ~RecordingMember() {

@@ -58,17 +58,7 @@ class ProxyFixture : public ::testing::Test {
 // kernel completes the handshakes and buffers the requests; nobody reads them.
 class RawMember {
  public:
-  RawMember() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd_, reinterpret_cast<sockaddr*>(&a), len) != 0 || ::listen(fd_, 64) != 0 ||
-        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len) != 0)
-      ADD_FAILURE() << "stalled member: " << std::strerror(errno);
-    port_ = ntohs(a.sin_port);
-  }
+  RawMember() { fd_ = testing::ListenLoopback(&port_); }
   ~RawMember() { ::close(fd_); }
   uint16_t port() const { return port_; }
 

@@ -28,6 +28,10 @@ using namespace std::chrono_literals;
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
 uint16_t FreePort();
 
+// A socket listening on 127.0.0.1 at a port the kernel picked (written to
+// `*port`), for test members driven by hand. Throws when it cannot listen.
+int ListenLoopback(uint16_t* port, int backlog = 64);
+
 // A blocking TCP connection to 127.0.0.1:`port`, or -1 when refused. With
 // `recv_timeout` > 0, each recv on it gives up after that long.
 int ConnectLoopback(uint16_t port, std::chrono::milliseconds recv_timeout = 0ms);
