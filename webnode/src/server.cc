@@ -98,6 +98,9 @@ class NodeHandler : public Http::Handler {
                           {"zk", s.probes.zk_connected() ? "connected" : "disconnected"},
                           {"registered", s.probes.registered()},
                           {"draining", s.draining.load()}};
+      // Reported, never judged: /health stays 200 whatever Redis's state.
+      if (std::string master = s.probes.redis_master ? s.probes.redis_master() : ""; !master.empty())
+        j["redis_master"] = std::move(master);
       reply.Send(200, j.dump());
     } else if (get && resource == "/ready") {
       reply.set_route("/ready");

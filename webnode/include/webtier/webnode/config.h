@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "webtier/common/membership.h"
 #include "webtier/common/net.h"
@@ -24,6 +25,8 @@ struct Config {
   membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
   std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
   std::string redis_password;                   // AUTH, empty = none
+  std::string redis_sentinel;                   // Sentinels "h:p,h:p"; set = master from Sentinel, --redis ignored
+  std::string redis_master_name = "webtier";    // the master's name in Sentinel
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
   std::string origin;                           // upstream base URL; empty = built-in demo app
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
@@ -35,7 +38,10 @@ struct Config {
   // flags above are parsed here once; everything else reads these.
   net::HostPort listen_addr;                    // --listen
   std::optional<net::HostPort> advertise_addr;  // --advertise, port defaulting to listen's; nullopt = auto
-  std::optional<net::HostPort> redis_addr;      // --redis, port defaulting to 6379; nullopt = cache off
+  std::optional<net::HostPort> redis_addr;      // --redis, port defaulting to 6379; nullopt = fixed address off
+  std::vector<net::HostPort> redis_sentinels;   // --redis-sentinel, port defaulting to 26379; empty = not used
+  // The response cache is on: a Redis address or Sentinels to ask for one.
+  bool cache_enabled() const { return redis_addr.has_value() || !redis_sentinels.empty(); }
 };
 
 // Adds every flag above to `app` (env fallbacks are bound by the caller).

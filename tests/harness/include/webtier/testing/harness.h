@@ -141,7 +141,13 @@ class ZooKeeperEnsemble {
 // "follower", "standalone", or "" when it does not answer.
 std::string ZooKeeperMode(uint16_t port);
 
+// Runs redis-cli against 127.0.0.1:`port` (a server or a Sentinel) and
+// returns what it printed (stdout and stderr), trailing newlines trimmed;
+// when nothing listens that is redis-cli's "Could not connect ..." line.
+std::string RedisCli(uint16_t port, const std::vector<std::string>& args, const std::string& password = "");
+
 // A real redis-server, no persistence, on a free loopback port.
+// (Replicas and Sentinel around it: redis_sentinel.h.)
 class RedisServer {
  public:
   explicit RedisServer(std::string password = "");
