@@ -13,7 +13,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
   nlohmann-json3-dev libboost1.81-dev libcli11-dev libcurl4-openssl-dev libssl-dev)
 RUNTIME_PKGS=(libpistache0 libzookeeper-mt2 libhiredis0.14 libprometheus-cpp-core1.0
   libcurl4 ca-certificates curl procps)
-TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools
+TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools redis-sentinel
   prometheus prometheus-redis-exporter curl procps iproute2 iptables psmisc wrk haproxy nginx-light tcpdump clang
   libclang-rt-14-dev python3 python3-yaml systemd shellcheck jq)
 # Containers without a Docker engine: podman under gVisor-like sandboxes needs runc and cgroupfs.
