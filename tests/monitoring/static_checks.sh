@@ -112,8 +112,28 @@ for z in ("zookeeper", "zookeeper-2", "zookeeper-3"):
     if "ZOO_SERVERS" not in e["services"][z]["environment"]: errors.append(f"ensemble: {z} has no ZOO_SERVERS")
 for v in e["services"]["prometheus"]["volumes"]:
     if not os.path.exists(os.path.join(deploy, v.split(":")[0])): errors.append(f"ensemble: {v} missing")
+# Redis failover override: a replica of redis, 3 Sentinels monitoring it, web nodes asking them.
+h = yaml.safe_load(open(f"{deploy}/docker-compose.redis-ha.yml"))
+hs = h["services"]
+sentinels = [f"sentinel-{i}" for i in (1, 2, 3)]
+for name in ["redis-replica"] + sentinels:
+    if name not in hs: errors.append(f"redis-ha: no service {name}"); continue
+    if hs[name].get("restart") not in ("always", "unless-stopped", "on-failure"): errors.append(f"redis-ha: {name}: no restart policy")
+    if not hs[name].get("image", "").startswith("redis:"): errors.append(f"redis-ha: {name}: not a redis image")
+if "--replicaof" not in hs.get("redis-replica", {}).get("command", []): errors.append("redis-ha: redis-replica has no --replicaof")
+for name in sentinels:
+    svc = hs.get(name, {})
+    cmd = " ".join(svc.get("command", []))
+    if "sentinel monitor webtier redis 6379 2" not in cmd: errors.append(f"redis-ha: {name} does not monitor redis as webtier (quorum 2)")
+    vols = [v.split(":")[0] for v in svc.get("volumes", [])]
+    if not vols or vols[0] not in (h.get("volumes") or {}): errors.append(f"redis-ha: {name}: Sentinel's config needs a declared volume")
+env = hs.get("webnode", {}).get("environment", {})
+listed = [x.split(":")[0] for x in str(env.get("WEBNODE_REDIS_SENTINEL", "")).split(",")]
+if sorted(listed) != sentinels: errors.append(f"redis-ha: WEBNODE_REDIS_SENTINEL lists {listed}")
+for name in hs:
+    if name not in s and "image" not in hs[name]: errors.append(f"redis-ha: {name} is neither in the main file nor has an image")
 for e_ in errors: print("ERROR", e_)
-print(f"docker-compose.yml: {len(s)} services; ensemble override ok" if not errors else "")
+print(f"docker-compose.yml: {len(s)} services; ensemble and redis-ha overrides ok" if not errors else "")
 sys.exit(1 if errors else 0)
 PY
     ;;
