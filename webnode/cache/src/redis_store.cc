@@ -164,6 +164,7 @@ void RedisSubscriber::Run() {
     Status s = Listen();
     subscribed_.store(false);
     if (stop_.load()) return;
+    if (s.ok()) continue;  // the master changed: subscribe on the new one at once
     log::Debug("redis", "purge channel disconnected").kv("err", s.ToString());
     for (auto slept = std::chrono::milliseconds(0); slept < retry_ && !stop_.load(); slept += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
