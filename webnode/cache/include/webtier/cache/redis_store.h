@@ -42,7 +42,8 @@ struct RedisOptions {
 // Following a master (options.master): connections go to the address the
 // RedisMaster names now; pooled ones opened to an earlier master are closed
 // instead of reused. When it asks (VerifyRole), a new connection is used only
-// after ROLE says "master", so nothing is written to a former master. Every
+// after ROLE says "master" (one more command timeout on a new connection),
+// so nothing is written to a former master. Every
 // I/O error and every READONLY answer is reported to it (Suspect) and fails
 // the call; while no master is known every call fails with kUnavailable.
 class RedisStore final : public Store {
