@@ -45,10 +45,11 @@ SentinelOptions Options(std::vector<net::HostPort> sentinels) {
 
 TEST(SentinelUnitTest, NoSentinelListeningMeansNoMasterAndTheStoreFailsAtOnce) {
   const SentinelOptions o = Options({{"127.0.0.1", testing::FreePort()}, {"127.0.0.1", testing::FreePort()}});
-  net::HostPort master;
-  Status asked = AskSentinels(o, 0, &master);
+  SentinelAnswer answer;
+  Status asked = AskSentinels(o, &answer);
   EXPECT_EQ(asked.code(), ErrorCode::kUnavailable) << asked.ToString();
 
+  net::HostPort master;
   auto followed = std::make_shared<SentinelMaster>(o);
   uint64_t generation = 0;
   EXPECT_EQ(followed->Current(&master, &generation).code(), ErrorCode::kUnavailable);
@@ -68,9 +69,9 @@ TEST(SentinelUnitTest, NoSentinelListeningMeansNoMasterAndTheStoreFailsAtOnce) {
 TEST(SentinelUnitTest, SilentSentinelsCostTheirTimeoutsAndStopPromptly) {
   SilentPort a, b;
   const SentinelOptions o = Options({a.address(), b.address()});
-  net::HostPort master;
+  SentinelAnswer answer;
   auto start = Clock::now();
-  Status asked = AskSentinels(o, 1, &master);
+  Status asked = AskSentinels(o, &answer);
   const auto took = Clock::now() - start;
   EXPECT_EQ(asked.code(), ErrorCode::kUnavailable) << asked.ToString();
   EXPECT_GE(took, 200ms) << "each silent Sentinel should cost its command timeout";

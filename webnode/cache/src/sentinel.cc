@@ -26,38 +26,51 @@ hiredis::DialOptions DialFor(const SentinelOptions& o) {
   return {.connect_timeout = o.connect_timeout, .command_timeout = o.command_timeout, .password = {}};
 }
 
-// One Sentinel's answer to get-master-addr-by-name.
-Status AskOne(const SentinelOptions& options, const net::HostPort& sentinel, net::HostPort* master) {
+// The value after `key` in a flat [key, value, key, value, ...] reply.
+const std::string* Field(const hiredis::Reply& r, std::string_view key) {
+  for (size_t i = 0; i + 1 < r.elements.size(); i += 2) {
+    if (r.elements[i].str == key) return &r.elements[i + 1].str;
+  }
+  return nullptr;
+}
+
+// One Sentinel's view of the master (SENTINEL MASTER <name>).
+Status AskOne(const SentinelOptions& options, const net::HostPort& sentinel, SentinelAnswer* answer) {
   std::unique_ptr<hiredis::Connection> conn;
   if (Status s = hiredis::Dial(sentinel, DialFor(options), &conn); !s.ok()) return s;
   hiredis::Reply r;
-  if (Status s = hiredis::Command(*conn, {"SENTINEL", "get-master-addr-by-name", options.master_name}, &r); !s.ok())
-    return s;
-  if (Status s = hiredis::FromErrorReply(r, "SENTINEL get-master-addr-by-name"); !s.ok()) return s;
-  if (r.type == hiredis::Reply::Type::kNil)
-    return Status(ErrorCode::kNotFound, "sentinel " + sentinel.ToString() + " does not monitor " + options.master_name);
-  if (r.type != hiredis::Reply::Type::kArray || r.elements.size() != 2 || r.elements[0].str.empty() ||
-      !ParsePort(r.elements[1].str, &master->port)) {
-    return Status(ErrorCode::kInternal, "sentinel " + sentinel.ToString() + ": unexpected reply");
+  if (Status s = hiredis::Command(*conn, {"SENTINEL", "MASTER", options.master_name}, &r); !s.ok()) return s;
+  const std::string who = "sentinel " + sentinel.ToString();
+  if (Status s = hiredis::FromErrorReply(r, who); !s.ok()) return s;  // "ERR No such master with that name"
+  const std::string* ip = Field(r, "ip");
+  const std::string* port = Field(r, "port");
+  const std::string* epoch = Field(r, "config-epoch");
+  unsigned long long e = 0;
+  if (ip == nullptr || ip->empty() || port == nullptr || !ParsePort(*port, &answer->master.port) ||
+      epoch == nullptr || std::from_chars(epoch->data(), epoch->data() + epoch->size(), e).ec != std::errc()) {
+    return Status(ErrorCode::kInternal, who + ": unexpected SENTINEL MASTER reply");
   }
-  master->host = r.elements[0].str;
+  answer->master.host = *ip;
+  answer->config_epoch = e;
   return Status::Ok();
 }
 
 }  // namespace
 
-Status AskSentinels(const SentinelOptions& options, size_t first, net::HostPort* master, size_t* answered) {
-  const size_t n = options.sentinels.size();
+Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer) {
+  bool any = false;
   Status last(ErrorCode::kUnavailable, "no sentinel configured");
-  for (size_t i = 0; i < n; ++i) {
-    const size_t index = (first + i) % n;
-    Status s = AskOne(options, options.sentinels[index], master);
-    if (s.ok()) {
-      if (answered != nullptr) *answered = index;
-      return s;
+  for (const net::HostPort& sentinel : options.sentinels) {
+    SentinelAnswer one;
+    Status s = AskOne(options, sentinel, &one);
+    if (!s.ok()) {
+      last = s;
+      continue;
     }
-    last = s;
+    if (!any || one.config_epoch > answer->config_epoch) *answer = one;
+    any = true;
   }
+  if (any) return Status::Ok();
   return Status(ErrorCode::kUnavailable, "no sentinel knows master " + options.master_name + ": " + last.message());
 }
 
@@ -80,28 +93,19 @@ Status SentinelMaster::Current(net::HostPort* address, uint64_t* generation) con
 void SentinelMaster::Suspect(uint64_t generation) {
   std::lock_guard<std::mutex> lock(mu_);
   if (known_ && generation != generation_) return;  // already moved on
-  const auto soon = last_ask_ + options_.retry;
-  if (soon < next_ask_) {
-    next_ask_ = soon;
-    rotate_ = true;
-  }
+  next_ask_ = std::min(next_ask_, last_ask_ + options_.retry);
 }
 
 void SentinelMaster::AskIfDue() {
-  size_t first = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
     const auto now = std::chrono::steady_clock::now();
     if (now < next_ask_) return;
-    if (rotate_) first_ = (first_ + 1) % options_.sentinels.size();
-    rotate_ = false;
-    first = first_;
     last_ask_ = now;
     next_ask_ = now + options_.retry;  // until an answer says otherwise
   }
-  net::HostPort master;
-  size_t answered = first;
-  Status s = AskSentinels(options_, first, &master, &answered);
+  SentinelAnswer answer;
+  Status s = AskSentinels(options_, &answer);
   if (!s.ok()) {
     if (answering_) log::Warn("redis", "sentinels do not answer; asking again").kv("err", s.ToString());
     answering_ = false;
@@ -110,47 +114,49 @@ void SentinelMaster::AskIfDue() {
   answering_ = true;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    first_ = answered;
     next_ask_ = last_ask_ + options_.recheck;
   }
-  Adopt(master, "asked");
+  Adopt(answer);
 }
 
-void SentinelMaster::Adopt(const net::HostPort& address, const char* how) {
+void SentinelMaster::Adopt(const SentinelAnswer& answer) {
   net::HostPort old;
   bool failover = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (known_ && master_ == address) return;
+    // An older configuration (a Sentinel that missed the failover) never
+    // sends the node back to a former master.
+    if (known_ && answer.config_epoch < epoch_) return;
+    epoch_ = answer.config_epoch;
+    if (known_ && master_ == answer.master) return;
     failover = known_;
     old = master_;
-    master_ = address;
+    master_ = answer.master;
     known_ = true;
     ++generation_;
   }
+  const std::string address = answer.master.ToString();
   if (!failover) {
-    log::Info("redis", "master found through sentinel").kv("master", address.ToString()).kv("name", options_.master_name);
+    log::Info("redis", "master found through sentinel").kv("master", address).kv("name", options_.master_name);
     return;
   }
   failovers_.fetch_add(1);
   if (failovers_metric_ != nullptr) failovers_metric_->Increment();
   log::Warn("redis", "master changed: following the failover")
       .kv("from", old.ToString())
-      .kv("to", address.ToString())
-      .kv("via", how);
+      .kv("to", address)
+      .kv("config_epoch", answer.config_epoch);
 }
 
 void SentinelMaster::OnSwitch(const std::string& payload) {
+  // The message carries no epoch: ask every Sentinel now (the one that sent
+  // it already has the new configuration, with its higher epoch).
   std::istringstream in(payload);
-  std::string name, old_host, old_port, host, port;
-  net::HostPort master;
-  if (!(in >> name >> old_host >> old_port >> host >> port) || !ParsePort(port, &master.port)) {
-    log::Warn("redis", "ignoring a malformed +switch-master message").kv("payload", payload);
-    return;
-  }
-  if (name != options_.master_name) return;
-  master.host = host;
-  Adopt(master, kSwitchChannel);
+  std::string name;
+  if (!(in >> name) || name != options_.master_name) return;
+  log::Debug("redis", "+switch-master: asking the sentinels").kv("payload", payload);
+  std::lock_guard<std::mutex> lock(mu_);
+  next_ask_ = last_ask_;
 }
 
 void SentinelMaster::Run() {

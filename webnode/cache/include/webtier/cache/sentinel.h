@@ -27,23 +27,31 @@ struct SentinelOptions {
   std::chrono::milliseconds retry{200};             // ask again this soon while no answer / after Suspect
 };
 
-// Asks the Sentinels one after another, starting at index `first` (mod the
-// count), for the master's address; the first one that answers wins and
-// `*answered` (optional) gets its index. kUnavailable when none knows it
-// (unreachable, or the name is not monitored). Blocks at most
+// What the Sentinels say about the master: its address and the config epoch
+// of that configuration (every failover raises it).
+struct SentinelAnswer {
+  net::HostPort master;
+  uint64_t config_epoch = 0;
+};
+
+// Asks every Sentinel in turn (SENTINEL MASTER <name>) and keeps the answer
+// with the highest config epoch, so one Sentinel that has not yet heard of a
+// failover cannot send the caller back to the old master. kUnavailable when
+// none answers (unreachable, or the name is not monitored). Blocks at most
 // count * (connect + command timeouts).
-Status AskSentinels(const SentinelOptions& options, size_t first, net::HostPort* master, size_t* answered = nullptr);
+Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer);
 
 // RedisMaster from Sentinel. One thread of its own:
-//  - asks (AskSentinels) at start, every `recheck`, and within `retry` of a
-//    Suspect() (starting with the next Sentinel, so one that lags behind a
-//    failover is not asked first again) and while no Sentinel answers;
-//  - holds a pub/sub connection to one Sentinel on `+switch-master` and
-//    switches as soon as it names this master; reconnects (to the next
+//  - asks (AskSentinels) at start, every `recheck`, within `retry` of a
+//    Suspect(), and while no Sentinel answers;
+//  - holds a pub/sub connection to one Sentinel on `+switch-master` and asks
+//    at once when a message names this master; reconnects (to the next
 //    Sentinel) when that connection fails.
-// A change of address (not the first discovery) is a failover: it bumps the
-// generation, logs one line and counts in `failovers`. While no Sentinel has
-// answered, Current() is kUnavailable (the cache bypasses Redis).
+// An answer with a lower config epoch than the one held is ignored, so the
+// master never moves back to a former one. A change of address (not the first
+// discovery) is a failover: it bumps the generation, logs one line and counts
+// in `failovers`. While no Sentinel has answered, Current() is kUnavailable
+// (the cache bypasses Redis); later, the last answer stays while none answers.
 // Thread-safe; the destructor stops the thread within ~100 ms plus one ask.
 class SentinelMaster final : public RedisMaster {
  public:
@@ -66,8 +74,8 @@ class SentinelMaster final : public RedisMaster {
   void Run();
   // Asks the Sentinels when due and adopts the answer.
   void AskIfDue();
-  // Adopts `address` as the master (a failover when it differs).
-  void Adopt(const net::HostPort& address, const char* how);
+  // Adopts the answer unless its epoch is older (a failover when the address changes).
+  void Adopt(const SentinelAnswer& answer);
   // A +switch-master payload: "<name> <old-ip> <old-port> <new-ip> <new-port>".
   void OnSwitch(const std::string& payload);
 
@@ -80,11 +88,10 @@ class SentinelMaster final : public RedisMaster {
   mutable std::mutex mu_;
   bool known_ = false;                                 // guarded by mu_
   net::HostPort master_;                               // guarded by mu_
+  uint64_t epoch_ = 0;                                 // guarded by mu_: config epoch of master_
   uint64_t generation_ = 0;                            // guarded by mu_
   std::chrono::steady_clock::time_point last_ask_{};   // guarded by mu_
   std::chrono::steady_clock::time_point next_ask_{};   // guarded by mu_
-  size_t first_ = 0;                                   // guarded by mu_: the Sentinel asked first
-  bool rotate_ = false;                                // guarded by mu_: start the next ask one further
   bool answering_ = true;                              // the thread's own: last ask got an answer
   std::thread thread_;                                 // last: starts once the rest is built
 };
