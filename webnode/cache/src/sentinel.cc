@@ -58,7 +58,7 @@ Status AskOne(const SentinelOptions& options, const net::HostPort& sentinel, Sen
 }  // namespace
 
 Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer) {
-  bool any = false;
+  size_t answered = 0;
   Status last(ErrorCode::kUnavailable, "no sentinel configured");
   for (const net::HostPort& sentinel : options.sentinels) {
     SentinelAnswer one;
@@ -67,10 +67,10 @@ Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer) {
       last = s;
       continue;
     }
-    if (!any || one.config_epoch > answer->config_epoch) *answer = one;
-    any = true;
+    if (answered++ == 0 || one.config_epoch > answer->config_epoch) *answer = one;
   }
-  if (any) return Status::Ok();
+  answer->from_all = answered == options.sentinels.size();
+  if (answered > 0) return Status::Ok();
   return Status(ErrorCode::kUnavailable, "no sentinel knows master " + options.master_name + ": " + last.message());
 }
 
@@ -125,8 +125,8 @@ void SentinelMaster::Adopt(const SentinelAnswer& answer) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     // An older configuration (a Sentinel that missed the failover) never
-    // sends the node back to a former master.
-    if (known_ && answer.config_epoch < epoch_) return;
+    // sends the node back to a former master, unless all of them say so.
+    if (known_ && answer.config_epoch < epoch_ && !answer.from_all) return;
     epoch_ = answer.config_epoch;
     if (known_ && master_ == answer.master) return;
     failover = known_;

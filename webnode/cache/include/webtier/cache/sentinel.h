@@ -32,6 +32,7 @@ struct SentinelOptions {
 struct SentinelAnswer {
   net::HostPort master;
   uint64_t config_epoch = 0;
+  bool from_all = false;  // every configured Sentinel answered
 };
 
 // Asks every Sentinel in turn (SENTINEL MASTER <name>) and keeps the answer
@@ -48,7 +49,8 @@ Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer);
 //    at once when a message names this master; reconnects (to the next
 //    Sentinel) when that connection fails.
 // An answer with a lower config epoch than the one held is ignored, so the
-// master never moves back to a former one. A change of address (not the first
+// master never moves back to a former one; only when every Sentinel answers
+// with an older epoch (they were reset) is it followed. A change of address (not the first
 // discovery) is a failover: it bumps the generation, logs one line and counts
 // in `failovers`. While no Sentinel has answered, Current() is kUnavailable
 // (the cache bypasses Redis); later, the last answer stays while none answers.
