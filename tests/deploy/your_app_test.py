@@ -159,6 +159,27 @@ def main():
         status, _, body = request("GET", f"http://127.0.0.1:{port}/")
         assert (status, body) == (200, "my app root"), f"webnode-3 after scale: {status} {body!r}"
         log("scale started webnode-3 serving the same app")
+
+        # The upgrade path (docs/operating.md): roll every node under load.
+        stop, counts = threading.Event(), {"ok": 0, "failed": 0}
+
+        def traffic():
+            while not stop.is_set():
+                try:
+                    ok_answer = request("GET", public + "/", timeout=5)[0] == 200
+                except OSError:
+                    ok_answer = False
+                counts["ok" if ok_answer else "failed"] += 1
+
+        client = threading.Thread(target=traffic)
+        client.start()
+        try:
+            webtier("roll")
+        finally:
+            stop.set()
+            client.join()
+        assert counts["failed"] == 0 and counts["ok"] > 0, f"requests during roll: {counts}"
+        log(f"roll restarted every node under load: {counts['ok']} requests, none failed")
         ok = True
         log("PASSED")
         return 0
