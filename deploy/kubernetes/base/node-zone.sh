@@ -10,7 +10,7 @@ zone=""
 if [ -n "${NODE_NAME:-}" ] && [ -r "$sa/token" ]; then
   zone=$(curl -fsS --max-time 5 --cacert "$sa/ca.crt" -H "Authorization: Bearer $(cat "$sa/token")" \
       "https://kubernetes.default.svc/api/v1/nodes/$NODE_NAME" 2>/dev/null |
-    tr ',{}' '\n\n\n' | sed -n 's|^ *"topology.kubernetes.io/zone": *"\([^"]*\)".*|\1|p' | head -n 1)
+    tr ',{}' '\n' | sed -n 's|^ *"topology.kubernetes.io/zone": *"\([^"]*\)".*|\1|p' | head -n 1)
 fi
 [ -n "$zone" ] || zone=${DEFAULT_ZONE:-local}
 echo "node-zone: node ${NODE_NAME:-?} zone $zone"
