@@ -32,6 +32,12 @@ FOUR_LETTER_WORDS = {"conf", "cons", "crst", "dump", "envi", "ruok", "srst", "sr
                      "wchc", "wchp", "mntr", "isro", "hash", "gtmk", "dirs"}
 # What the programs serve (SPEC.md "webnode", "balancer").
 WEBNODE_PATHS = {"/", "/health", "/ready", "/metrics"}
+# The ConfigMaps monitoring/kustomization.yaml generates, and their folder.
+MONITORING_CONFIG_MAPS = {
+    "prometheus-config": "prometheus", "prometheus-rules": "prometheus/rules", "grafana-config": "grafana",
+    "grafana-datasources": "grafana/provisioning/datasources",
+    "grafana-dashboard-providers": "grafana/provisioning/dashboards", "grafana-dashboards": "grafana/dashboards",
+}
 BALANCER_ADMIN_PATHS = {"/health", "/healthz", "/status", "/metrics"}
 
 
@@ -414,6 +420,13 @@ class Lint:
             if on_disk - have:
                 self.errors.append(f"ConfigMap {cm_name} lacks {sorted(on_disk - have)} "
                                    "(list them in monitoring/kustomization.yaml)")
+        # One source of truth: the generated ConfigMaps hold the files as they are.
+        for cm_name, folder in MONITORING_CONFIG_MAPS.items():
+            obj = self.find("ConfigMap", cm_name)
+            for key, text in (obj or {}).get("data", {}).items():
+                path = os.path.join(mon, folder, key)
+                if not os.path.exists(path) or open(path).read() != text:
+                    self.errors.append(f"ConfigMap {cm_name} key {key} differs from monitoring/{folder}/{key}")
 
     def run(self):
         self.check_selectors()

@@ -147,6 +147,11 @@ class Mutations(unittest.TestCase):
         del get(self.o, "ConfigMap", "grafana-dashboards")["data"]["webtier-node.json"]
         self.assertFinds("grafana-dashboards lacks ['webtier-node.json']")
 
+    def test_config_map_edited_copy(self):
+        cm = get(self.o, "ConfigMap", "prometheus-config")
+        cm["data"]["prometheus.yml"] = cm["data"]["prometheus.yml"].replace("scrape_interval: 5s", "scrape_interval: 9s")
+        self.assertFinds("prometheus-config key prometheus.yml differs from monitoring/prometheus/prometheus.yml")
+
     def test_no_limits(self):
         del container(self.o, "Deployment", "grafana")["resources"]["limits"]
         self.assertFinds("Deployment/grafana", "no limits.cpu")
