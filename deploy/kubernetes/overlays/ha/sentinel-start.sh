@@ -2,8 +2,10 @@
 # Starts one Sentinel of the ha overlay. It monitors the primary that the
 # other Sentinels name (after a failover that is no longer redis-0), else
 # redis-0. Sentinel rewrites its configuration file, so it lives on an
-# emptyDir, written fresh at every start.
+# emptyDir, written fresh at every start (SENTINEL_CONF, default
+# /etc/sentinel/sentinel.conf).
 set -u
+conf=${SENTINEL_CONF:-/etc/sentinel/sentinel.conf}
 self="$(hostname).$HEADLESS"
 master=""
 for s in $(echo "$SENTINELS" | tr ',' ' '); do
@@ -12,7 +14,7 @@ for s in $(echo "$SENTINELS" | tr ',' ' '); do
   [ -n "$master" ] && break
 done
 if [ -z "$master" ]; then master="$BOOTSTRAP_PRIMARY"; fi
-cat >/etc/sentinel/sentinel.conf <<CONF
+cat >"$conf" <<CONF
 port 26379
 sentinel resolve-hostnames yes
 sentinel announce-hostnames yes
@@ -23,4 +25,4 @@ sentinel failover-timeout $MASTER_NAME 30000
 sentinel parallel-syncs $MASTER_NAME 1
 CONF
 echo "sentinel-start: monitoring $MASTER_NAME at $master"
-exec redis-server /etc/sentinel/sentinel.conf --sentinel
+exec redis-server "$conf" --sentinel
