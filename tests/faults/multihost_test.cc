@@ -55,6 +55,7 @@ class MultiHostTest : public ::testing::Test {
   }
 
   void StartRedis() {
+    RequireInstalled("/usr/bin/redis-server");
     redis_host_ = lan_->AddHost();
     redis_ = std::make_unique<Process>(Process::Options{
         .argv = WrapFor(redis_host_)({"/usr/bin/redis-server", "--bind", lan_->Ip(redis_host_), "--port", "6379",
