@@ -112,8 +112,17 @@ for z in ("zookeeper", "zookeeper-2", "zookeeper-3"):
     if "ZOO_SERVERS" not in e["services"][z]["environment"]: errors.append(f"ensemble: {z} has no ZOO_SERVERS")
 for v in e["services"]["prometheus"]["volumes"]:
     if not os.path.exists(os.path.join(deploy, v.split(":")[0])): errors.append(f"ensemble: {v} missing")
+h = yaml.safe_load(open(f"{deploy}/docker-compose.hosts.yml"))["services"]
+hw = h["webnode"]
+if hw.get("network_mode") != "host": errors.append("hosts: webnode must use the host's network")
+if not hw["environment"].get("WEBNODE_LISTEN", "").endswith(":0"): errors.append("hosts: webnode must listen on port 0")
+if "WEBTIER_HOST_IP" not in hw["environment"].get("WEBNODE_ADVERTISE", ""): errors.append("hosts: webnode must advertise WEBTIER_HOST_IP")
+for name, svc in h.items():
+    if name not in s: errors.append(f"hosts: {name} is no service of docker-compose.yml")
+    for k, v in svc.get("environment", {}).items():
+        if k.endswith("_ZK") and "WEBTIER_ZK" not in v: errors.append(f"hosts: {name} {k} must come from WEBTIER_ZK")
 for e_ in errors: print("ERROR", e_)
-print(f"docker-compose.yml: {len(s)} services; ensemble override ok" if not errors else "")
+print(f"docker-compose.yml: {len(s)} services; ensemble and hosts overrides ok" if not errors else "")
 sys.exit(1 if errors else 0)
 PY
     ;;
