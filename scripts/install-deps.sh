@@ -28,6 +28,17 @@ case "${1:-}" in
   *) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
 esac
 
+# The Kubernetes tests (tests/deploy) need kubectl with kustomize v5 and Node.js
+# with npm. Debian 12's kubernetes-client (1.20) is too old for the manifests,
+# so kubectl comes from an apt source that offers a current one (Google's or
+# Kubernetes' own), where configured; without it those tests report SKIPPED.
+if [[ ${1:-} == "" || ${1:-} == --podman ]]; then
+  if ! command -v kubectl >/dev/null && apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    want+=(kubectl)
+  fi
+  command -v node >/dev/null || want+=(nodejs npm)
+fi
+
 missing=()
 for p in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

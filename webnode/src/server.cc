@@ -87,7 +87,8 @@ class NodeHandler : public Http::Handler {
     KeepAliveByDefault(request, writer);
     Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
 
-    if (get && resource == "/") {
+    // With --origin the app owns "/" too; the node keeps only its probes and metrics.
+    if (get && resource == "/" && s.config.origin.empty()) {
       reply.set_route("/");
       reply.Send(200, s.greeting);
     } else if (get && resource == "/health") {

@@ -32,7 +32,10 @@ struct Config {
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
   int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
   std::string admin_token;                      // bearer token for /admin/*; empty = 403
-  size_t max_request_bytes = 64 * 1024;         // request size limit (Pistache default is 4 KiB)
+  // Request size limit (Pistache's default is 4 KiB): the balancer's default
+  // --max-body-bytes (10 MiB) plus room for the head, so an upload the balancer
+  // passes is never refused by the node behind it.
+  size_t max_request_bytes = (10u << 20) + 64 * 1024;
 
   // Derived by Finalize(), which also fills in id, name and threads. The
   // flags above are parsed here once; everything else reads these.
