@@ -68,6 +68,7 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--max-body-bytes", c->max_body_bytes)->capture_default_str();
   app.add_option("--max-connections", c->max_connections)->capture_default_str()->check(CLI::Range(1, 1000000));
   app.add_option("--state-file", c->state_file, "where the last known pool is saved")->capture_default_str();
+  AddHealthFlags(app, &c->health);
 }
 
 Status Finalize(Config* c) {
@@ -79,7 +80,7 @@ Status Finalize(Config* c) {
   if (!policy) return Invalid("--policy", "must be one of " + PolicyNames());
   c->policy = *policy;
   if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
-  return Status::Ok();
+  return FinalizeHealth(c->health);
 }
 
 }  // namespace webtier::balancer
