@@ -59,9 +59,12 @@ Host* HostSet::Pick(std::string_view hash_key, std::span<Host* const> tried, Clo
   Policy& second = local_first ? *remote_policy : *local_policy;
   if (Host* h = PickIn(first, hash_key, tried, now, false)) return h;
   if (Host* h = PickIn(second, hash_key, tried, now, false)) return h;
-  // Panic, judged per zone: the local zone's members when it has any, else the others.
-  if (Host* h = PickIn(local_hosts.empty() ? second : first, hash_key, tried, now, true)) return h;
-  return PickIn(local_hosts.empty() ? first : second, hash_key, tried, now, true);
+  // No routable member in either zone: panic, in the local zone when it has
+  // members, else among the others.
+  Policy& near = local_hosts.empty() ? *remote_policy : *local_policy;
+  Policy& far = local_hosts.empty() ? *local_policy : *remote_policy;
+  if (Host* h = PickIn(near, hash_key, tried, now, true)) return h;
+  return PickIn(far, hash_key, tried, now, true);
 }
 
 bool HostSet::TryEject(Host& host, Clock::time_point now, std::optional<std::chrono::milliseconds> duration) const {

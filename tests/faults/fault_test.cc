@@ -16,6 +16,7 @@
 #include <set>
 #include <sstream>
 
+#include "foreign_member.h"
 #include "net_host.h"
 #include "report.h"
 #include "webtier/testing/harness.h"
@@ -92,6 +93,22 @@ class FaultTest : public ::testing::Test {
     return false;
   }
 
+  // The member's state in /status ("" when not in the pool).
+  std::string StateOf(const std::string& id) {
+    auto m = balancer->Members();
+    if (!m) return "";
+    for (auto& x : *m) if (x.id == id) return x.state;
+    return "";
+  }
+
+  // A foreign member registered beside the webnodes; waits until it is in
+  // the pool and has passed its first check.
+  ForeignMember& AddForeign(const std::string& id) {
+    foreign = std::make_unique<ForeignMember>(id, zk->connect(), "/webtier/nodes");
+    EXPECT_TRUE(WaitFor([&] { return StateOf(id) == "healthy"; }, 10s)) << "foreign member never healthy";
+    return *foreign;
+  }
+
   void StartLoad(std::vector<std::string> paths = {"/"}, int rate = 400) {
     LoadGenerator::Options o;
     o.port = balancer->port();
@@ -119,6 +136,7 @@ class FaultTest : public ::testing::Test {
   TempDir state_dir{"webtier-bal"};
   std::unique_ptr<Balancer> balancer;
   std::unique_ptr<LoadGenerator> load;
+  std::unique_ptr<ForeignMember> foreign;
   std::string zk_connect_;
   std::vector<std::string> node_args_;
 };
@@ -485,6 +503,132 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   EXPECT_EQ(answers["smuggling 2xCL"].count(400), 1u) << notes.str();
   EXPECT_TRUE(answers["oversized header"].count(431) == 1) << notes.str();
   EXPECT_TRUE(answers["garbage"].count(400) == 1) << notes.str();
+}
+
+// The balancer's --outlier-consecutive-5xx default.
+constexpr int kOutlierThreshold = 5;
+
+// 12. A registered member answering 503 to everything while its /health
+//     passes, under load: zero failed requests (its 503s are retried on
+//     another member), ejected after the threshold.
+TEST_F(FaultTest, S12_MemberAnswering503) {
+  StartTier(2);
+  ForeignMember& gray = AddForeign("gray-503");
+  StartLoad();
+  const auto t0 = Clock::now();
+  gray.SetMode(ForeignMember::Mode::kAnswer503);
+  bool ejected = WaitFor([&] { return StateOf(gray.id()) == "ejected"; }, 10s);
+  auto ejected_after = Clock::now() - t0;
+  const uint64_t at_ejection = gray.requests();
+  Pause(2s);
+  const uint64_t after = gray.requests() - at_ejection;
+  auto s = Finish("12. member answers 503 to everything, /health passes", Secs(ejected_after) + " to eject",
+                  "503s retried on other members; requests reaching it after the ejection: " + std::to_string(after));
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(ejected) << "a member answering only 503 was never ejected";
+  EXPECT_LE(after, static_cast<uint64_t>(kLoadThreads)) << "ejected member kept receiving new requests";
+  EXPECT_GE(MetricValue(balancer->Metrics(), "balancer_outlier_ejections_total",
+                        {{"member", gray.id()}, {"reason", "5xx"}}).value_or(0), 1);
+}
+
+// 12b. The same with 500 (not retried: the member may have acted): one
+//      client in sequence sees at most the threshold's count of 500s, then
+//      the member is ejected.
+TEST_F(FaultTest, S12b_MemberAnswering500) {
+  StartTier(2);
+  ForeignMember& gray = AddForeign("gray-500");
+  LoadGenerator::Options o;
+  o.port = balancer->port();
+  o.threads = 1;
+  o.rate_per_sec = 200;
+  load = std::make_unique<LoadGenerator>(o);
+  load->Start();
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().requests >= 50; }, 10s));
+  gray.SetMode(ForeignMember::Mode::kAnswer500);
+  const auto t0 = Clock::now();
+  bool ejected = WaitFor([&] { return StateOf(gray.id()) == "ejected"; }, 10s);
+  auto ejected_after = Clock::now() - t0;
+  Pause(2s);
+  load->Stop();
+  LoadStats s = load->Snapshot();
+  const uint64_t errors = s.by_status[500];
+  AddResult({"12b. member answers 500 to everything (one client)", s.requests, s.failed,
+             Secs(ejected_after) + " to eject",
+             std::to_string(errors) + " answers 500 reached the client (threshold " +
+                 std::to_string(kOutlierThreshold) + ")"});
+  ASSERT_TRUE(ejected) << "a member answering only 500 was never ejected";
+  EXPECT_GE(errors, 1u) << "the 500s are the member's answers: they reach the client";
+  EXPECT_LE(errors, static_cast<uint64_t>(kOutlierThreshold)) << s.Describe();
+  EXPECT_EQ(s.failed, errors) << "nothing but the member's 500s failed: " << s.Describe();
+}
+
+// 13. A registered member whose /health starts failing: out of the pool
+//     within interval x unhealthy threshold (plus jitter), back once it
+//     passes again, ramping up under --slow-start-ms (shares measured).
+TEST_F(FaultTest, S13_HealthCheckStartsFailing) {
+  constexpr int kIntervalMs = 1000, kUnhealthy = 3, kSlowStartMs = 4000;
+  StartTier(2, {}, "", {"--slow-start-ms", std::to_string(kSlowStartMs)});
+  ForeignMember& gray = AddForeign("gray-health");
+  StartLoad();
+  const auto t0 = Clock::now();
+  gray.SetMode(ForeignMember::Mode::kHealthFails);
+  bool out = WaitFor([&] { return StateOf(gray.id()) == "unhealthy"; }, 10s);
+  auto out_after = Clock::now() - t0;
+  const uint64_t at_out = gray.requests();
+  Pause(1s);
+  const uint64_t while_out = gray.requests() - at_out;
+  gray.SetMode(ForeignMember::Mode::kNormal);
+  const auto healed = Clock::now();
+  bool back = WaitFor([&] { return StateOf(gray.id()) == "healthy"; }, 10s);
+  auto back_after = Clock::now() - healed;
+  LoadStats mark = load->Snapshot();
+  Pause(1s);  // the first quarter of the ramp: 10% .. 32%
+  LoadStats early = load->Snapshot().Since(mark);
+  Pause(std::chrono::milliseconds(kSlowStartMs));
+  mark = load->Snapshot();
+  Pause(2s);  // ramped up
+  LoadStats late = load->Snapshot().Since(mark);
+  auto share = [&](LoadStats& w) {
+    return static_cast<double>(w.served_by[gray.id()]) / static_cast<double>(std::max<uint64_t>(1, w.ok));
+  };
+  std::ostringstream notes;
+  notes << std::setprecision(2) << "requests while out: " << while_out << "; share in the ramp's first second "
+        << share(early) << ", after it " << share(late) << " (slow start " << kSlowStartMs << " ms)";
+  auto s = Finish("13. member's /health starts failing",
+                  Secs(out_after) + " to leave, " + Secs(back_after) + " to return after passing", notes.str());
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(out) << "failing member never left";
+  // Up to one interval (+10% jitter) until the first failing check, then
+  // threshold-1 more intervals, plus this side's polling.
+  EXPECT_LE(out_after, std::chrono::milliseconds(kIntervalMs * kUnhealthy * 11 / 10 + 300)) << Secs(out_after);
+  EXPECT_LE(while_out, static_cast<uint64_t>(kLoadThreads)) << "unhealthy member kept receiving new requests";
+  ASSERT_TRUE(back) << "member never came back after passing";
+  EXPECT_LT(share(early), share(late)) << notes.str();
+  EXPECT_GT(share(late), 0.25) << notes.str();
+}
+
+// 14. A registered member whose request handling hangs (its ZooKeeper
+//     session stays alive): zero failed idempotent requests with the
+//     defaults (no --try-timeout-ms): requests held there move to another
+//     member when its checks fail; out of the pool by those checks.
+TEST_F(FaultTest, S14_MemberHangsWithSessionAlive) {
+  StartTier(2);
+  ForeignMember& gray = AddForeign("gray-hang");
+  StartLoad();
+  const auto t0 = Clock::now();
+  gray.SetMode(ForeignMember::Mode::kHang);
+  bool out = WaitFor([&] { return StateOf(gray.id()) == "unhealthy"; }, 10s);
+  auto out_after = Clock::now() - t0;
+  Pause(2s);
+  const bool still_registered = InPool(gray.id());
+  auto s = Finish("14. member hangs, ZooKeeper session alive", Secs(out_after) + " to leave by failed checks",
+                  "p99 " + std::to_string(static_cast<int>(load->Snapshot().p99_ms)) + " ms, max " +
+                      std::to_string(static_cast<int>(load->Snapshot().max_ms)) +
+                      " ms (requests held by the hung member until it failed its checks)");
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(out) << "hung member never failed its checks";
+  EXPECT_TRUE(still_registered) << "the member is still in ZooKeeper: only its checks took it out";
+  gray.SetMode(ForeignMember::Mode::kNormal);  // releases the held connections
 }
 
 class ReportEnvironment : public ::testing::Environment {
