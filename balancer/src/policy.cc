@@ -51,14 +51,18 @@ std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Host*> hosts, ui
 Host* RoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
   const size_t n = hosts_.size();
   if (n == 0) return nullptr;
-  const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
-  Host* fallback = nullptr;  // a ramping host passed over, when no other is admitted
+  // A host that is passed over (ejected, unhealthy, tried, ramping) spends
+  // its turn of the shared counter, so the others keep equal shares rather
+  // than the next one in the list taking its turns too.
+  uint64_t turn = 0;
   for (size_t i = 0; i < n; ++i) {
-    Host* h = hosts_[(start + i) % n];
-    if (filter.Draws(*h)) return h;
-    if (fallback == nullptr && filter.Admits(*h)) fallback = h;
+    turn = next_.fetch_add(1, std::memory_order_relaxed);
+    if (Host* h = hosts_[turn % n]; filter.Draws(*h)) return h;
   }
-  return fallback;
+  for (size_t i = 0; i < n; ++i) {  // only ramping hosts, or other threads took the turns
+    if (Host* h = hosts_[(turn + i) % n]; filter.Admits(*h)) return h;
+  }
+  return nullptr;
 }
 
 WeightedRoundRobinPolicy::WeightedRoundRobinPolicy(std::vector<Host*> hosts)
