@@ -13,6 +13,7 @@
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -107,6 +108,22 @@ class FaultTest : public ::testing::Test {
     foreign = std::make_unique<ForeignMember>(id, zk->connect(), "/webtier/nodes");
     EXPECT_TRUE(WaitFor([&] { return StateOf(id) == "healthy"; }, 10s)) << "foreign member never healthy";
     return *foreign;
+  }
+
+  // Puts `m` in `mode` and waits (10 s at most) until /status shows it in
+  // `state`: how long that took, or nullopt.
+  std::optional<Clock::duration> Misbehave(ForeignMember& m, ForeignMember::Mode mode, const std::string& state) {
+    const auto t0 = Clock::now();
+    m.SetMode(mode);
+    if (!WaitFor([&] { return StateOf(m.id()) == state; }, 10s)) return std::nullopt;
+    return Clock::now() - t0;
+  }
+
+  // Requests that reach `m` during the next `d`.
+  uint64_t RequestsDuring(ForeignMember& m, std::chrono::milliseconds d) {
+    const uint64_t before = m.requests();
+    Pause(d);
+    return m.requests() - before;
   }
 
   void StartLoad(std::vector<std::string> paths = {"/"}, int rate = 400) {
@@ -515,14 +532,9 @@ TEST_F(FaultTest, S12_MemberAnswering503) {
   StartTier(2);
   ForeignMember& gray = AddForeign("gray-503");
   StartLoad();
-  const auto t0 = Clock::now();
-  gray.SetMode(ForeignMember::Mode::kAnswer503);
-  bool ejected = WaitFor([&] { return StateOf(gray.id()) == "ejected"; }, 10s);
-  auto ejected_after = Clock::now() - t0;
-  const uint64_t at_ejection = gray.requests();
-  Pause(2s);
-  const uint64_t after = gray.requests() - at_ejection;
-  auto s = Finish("12. member answers 503 to everything, /health passes", Secs(ejected_after) + " to eject",
+  const auto ejected = Misbehave(gray, ForeignMember::Mode::kAnswer503, "ejected");
+  const uint64_t after = RequestsDuring(gray, 2s);
+  auto s = Finish("12. member answers 503 to everything, /health passes", Secs(ejected.value_or(0s)) + " to eject",
                   "503s retried on other members; requests reaching it after the ejection: " + std::to_string(after));
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   ASSERT_TRUE(ejected) << "a member answering only 503 was never ejected";
@@ -544,16 +556,13 @@ TEST_F(FaultTest, S12b_MemberAnswering500) {
   load = std::make_unique<LoadGenerator>(o);
   load->Start();
   ASSERT_TRUE(WaitFor([&] { return load->Snapshot().requests >= 50; }, 10s));
-  gray.SetMode(ForeignMember::Mode::kAnswer500);
-  const auto t0 = Clock::now();
-  bool ejected = WaitFor([&] { return StateOf(gray.id()) == "ejected"; }, 10s);
-  auto ejected_after = Clock::now() - t0;
+  const auto ejected = Misbehave(gray, ForeignMember::Mode::kAnswer500, "ejected");
   Pause(2s);
   load->Stop();
   LoadStats s = load->Snapshot();
   const uint64_t errors = s.by_status[500];
   AddResult({"12b. member answers 500 to everything (one client)", s.requests, s.failed,
-             Secs(ejected_after) + " to eject",
+             Secs(ejected.value_or(0s)) + " to eject",
              std::to_string(errors) + " answers 500 reached the client (threshold " +
                  std::to_string(kOutlierThreshold) + ")"});
   ASSERT_TRUE(ejected) << "a member answering only 500 was never ejected";
@@ -570,17 +579,9 @@ TEST_F(FaultTest, S13_HealthCheckStartsFailing) {
   StartTier(2, {}, "", {"--slow-start-ms", std::to_string(kSlowStartMs)});
   ForeignMember& gray = AddForeign("gray-health");
   StartLoad();
-  const auto t0 = Clock::now();
-  gray.SetMode(ForeignMember::Mode::kHealthFails);
-  bool out = WaitFor([&] { return StateOf(gray.id()) == "unhealthy"; }, 10s);
-  auto out_after = Clock::now() - t0;
-  const uint64_t at_out = gray.requests();
-  Pause(1s);
-  const uint64_t while_out = gray.requests() - at_out;
-  gray.SetMode(ForeignMember::Mode::kNormal);
-  const auto healed = Clock::now();
-  bool back = WaitFor([&] { return StateOf(gray.id()) == "healthy"; }, 10s);
-  auto back_after = Clock::now() - healed;
+  const auto out = Misbehave(gray, ForeignMember::Mode::kHealthFails, "unhealthy");
+  const uint64_t while_out = RequestsDuring(gray, 1s);
+  const auto back = Misbehave(gray, ForeignMember::Mode::kNormal, "healthy");
   LoadStats mark = load->Snapshot();
   Pause(1s);  // the first quarter of the ramp: 10% .. 32%
   LoadStats early = load->Snapshot().Since(mark);
@@ -595,12 +596,13 @@ TEST_F(FaultTest, S13_HealthCheckStartsFailing) {
   notes << std::setprecision(2) << "requests while out: " << while_out << "; share in the ramp's first second "
         << share(early) << ", after it " << share(late) << " (slow start " << kSlowStartMs << " ms)";
   auto s = Finish("13. member's /health starts failing",
-                  Secs(out_after) + " to leave, " + Secs(back_after) + " to return after passing", notes.str());
+                  Secs(out.value_or(0s)) + " to leave, " + Secs(back.value_or(0s)) + " to return after passing",
+                  notes.str());
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   ASSERT_TRUE(out) << "failing member never left";
   // Up to one interval (+10% jitter) until the first failing check, then
   // threshold-1 more intervals, plus this side's polling.
-  EXPECT_LE(out_after, std::chrono::milliseconds(kIntervalMs * kUnhealthy * 11 / 10 + 300)) << Secs(out_after);
+  EXPECT_LE(*out, std::chrono::milliseconds(kIntervalMs * kUnhealthy * 11 / 10 + 300)) << Secs(*out);
   EXPECT_LE(while_out, static_cast<uint64_t>(kLoadThreads)) << "unhealthy member kept receiving new requests";
   ASSERT_TRUE(back) << "member never came back after passing";
   EXPECT_LT(share(early), share(late)) << notes.str();
@@ -615,13 +617,10 @@ TEST_F(FaultTest, S14_MemberHangsWithSessionAlive) {
   StartTier(2);
   ForeignMember& gray = AddForeign("gray-hang");
   StartLoad();
-  const auto t0 = Clock::now();
-  gray.SetMode(ForeignMember::Mode::kHang);
-  bool out = WaitFor([&] { return StateOf(gray.id()) == "unhealthy"; }, 10s);
-  auto out_after = Clock::now() - t0;
+  const auto out = Misbehave(gray, ForeignMember::Mode::kHang, "unhealthy");
   Pause(2s);
   const bool still_registered = InPool(gray.id());
-  auto s = Finish("14. member hangs, ZooKeeper session alive", Secs(out_after) + " to leave by failed checks",
+  auto s = Finish("14. member hangs, ZooKeeper session alive", Secs(out.value_or(0s)) + " to leave by failed checks",
                   "p99 " + std::to_string(static_cast<int>(load->Snapshot().p99_ms)) + " ms, max " +
                       std::to_string(static_cast<int>(load->Snapshot().max_ms)) +
                       " ms (requests held by the hung member until it failed its checks)");
