@@ -630,6 +630,59 @@ TEST_F(FaultTest, S14_MemberHangsWithSessionAlive) {
   gray.SetMode(ForeignMember::Mode::kNormal);  // releases the held connections
 }
 
+// 15. Zones (on loopback: this kernel has no netem, so no zone latency, see
+//     README): a balancer with --zone keeps normal traffic in its zone; its
+//     zone's members SIGKILLed under load: zero failed requests, traffic
+//     spills to the other zones; members back in the zone: traffic returns.
+TEST_F(FaultTest, S15_ZonesSpillOverAndReturn) {
+  StartTier(0, kFastSession, "", {"--zone", "us-east"});
+  for (const char* zone : {"us-east", "us-west", "eu-west"}) {
+    for (int i = 1; i <= 2; ++i) AddNode(std::string(zone) + "-" + std::to_string(i), {"--zone", zone});
+  }
+  ASSERT_TRUE(WaitPool(6, 10s));
+  StartLoad();
+  auto local_share = [](LoadStats& w) {
+    const uint64_t local = w.served_by["us-east-1"] + w.served_by["us-east-2"] + w.served_by["us-east-3"] +
+                           w.served_by["us-east-4"];
+    return static_cast<double>(local) / static_cast<double>(std::max<uint64_t>(1, w.ok));
+  };
+  LoadStats mark = load->Snapshot();
+  Pause(2s);
+  LoadStats calm = load->Snapshot().Since(mark);
+
+  const auto t0 = Clock::now();
+  nodes[0]->process().Kill();
+  nodes[1]->process().Kill();
+  const bool spilled = WaitFor([&] { return StateOf("us-east-1") != "healthy" && StateOf("us-east-2") != "healthy"; }, 10s);
+  const auto spilled_after = Clock::now() - t0;
+  mark = load->Snapshot();
+  Pause(2s);
+  LoadStats outage = load->Snapshot().Since(mark);
+
+  const auto t1 = Clock::now();
+  AddNode("us-east-3", {"--zone", "us-east"});
+  AddNode("us-east-4", {"--zone", "us-east"});
+  const bool returned = WaitFor([&] { return StateOf("us-east-3") == "healthy" && StateOf("us-east-4") == "healthy"; }, 10s);
+  const auto returned_after = Clock::now() - t1;
+  mark = load->Snapshot();
+  Pause(2s);
+  LoadStats after = load->Snapshot().Since(mark);
+
+  std::ostringstream notes;
+  notes << std::setprecision(3) << "local share: calm " << local_share(calm) << ", local zone killed "
+        << local_share(outage) << ", back " << local_share(after)
+        << "; no netem here, so no p50 with/without --zone (all zones on loopback)";
+  auto s = Finish("15. zones: local members killed and back (loopback)",
+                  Secs(spilled_after) + " to spill over, " + Secs(returned_after) + " to return", notes.str());
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(spilled);
+  ASSERT_TRUE(returned);
+  EXPECT_EQ(local_share(calm), 1.0) << notes.str();
+  EXPECT_EQ(local_share(outage), 0.0) << notes.str();
+  EXPECT_EQ(local_share(after), 1.0) << notes.str();
+  EXPECT_GT(MetricValue(balancer->Metrics(), "balancer_locality_requests_total", {{"locality", "remote"}}).value_or(0), 0);
+}
+
 class ReportEnvironment : public ::testing::Environment {
  public:
   void TearDown() override {
