@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 namespace webtier::balancer {
 namespace {
 
@@ -70,7 +74,11 @@ TEST(BalancerConfig, HealthFlagsParseAndRangesRefuseBadValues) {
   Config c;
   CLI::App app;
   AddFlags(app, &c);
-  app.parse("--health-path= --zone us-east --slow-start-ms 5000 --max-ejection-percent 30", false);
+  // As argv (CLI11 takes it last first): an empty --health-path turns the checks off.
+  std::vector<std::string> args = {"--health-path", "", "--zone", "us-east", "--slow-start-ms", "5000",
+                                   "--max-ejection-percent", "30"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
   ASSERT_TRUE(Finalize(&c).ok());
   EXPECT_FALSE(c.health.checks());
   EXPECT_EQ(c.health.zone, "us-east");
