@@ -218,10 +218,11 @@ TEST_F(MemberRegistryTest, PathSuddenlyEmptyKeepsTheLastPool) {
   ASSERT_TRUE(zk_.DeleteAsOther(Path(a)).ok());  // both gone at once, as the reconnection's listing sees it
   ASSERT_TRUE(zk_.DeleteAsOther(Path(b)).ok());
   zk_.WaitIdleForTest();
+  const int64_t ops = zk_.operations_for_test();
   zk_.Reconnect();
-  ASSERT_TRUE(WaitFor([&] { return registry_->zk_state() == "connected"; }, 5s));
-  zk_.WaitIdleForTest();
-  std::this_thread::sleep_for(100ms);  // the registry thread's relist
+  // The reconnection's listing was answered (empty), then applied a moment later.
+  ASSERT_TRUE(WaitFor([&] { return zk_.operations_for_test() > ops; }, 5s));
+  std::this_thread::sleep_for(50ms);
   EXPECT_EQ(listener_.size(), 2u) << "an emptied path keeps the last pool";
   const std::string c = AddMember(8003);  // members appearing again replace it
   ASSERT_TRUE(WaitPool(1));
