@@ -10,9 +10,8 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
-#include <thread>
-#include <vector>
+
+#include "loopback_server.h"
 
 namespace webtier::faults {
 
@@ -23,24 +22,18 @@ class DelayRelay {
   DelayRelay(const DelayRelay&) = delete;
   DelayRelay& operator=(const DelayRelay&) = delete;
 
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
   // Where connections go (127.0.0.1:port); until set, they are closed at once.
   void SetTarget(uint16_t port) { target_.store(port); }
 
  private:
-  void Accept();
   void Relay(int client);
   // Copies `from` to `to` with the delay until EOF, an error or the stop.
   void Pump(int from, int to);
 
   const std::chrono::milliseconds one_way_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
   std::atomic<uint16_t> target_{0};
-  std::atomic<bool> stopping_{false};
-  std::mutex mu_;
-  std::vector<std::thread> threads_;  // guarded by mu_
-  std::thread acceptor_;
+  LoopbackServer server_;  // last: its threads use the members above
 };
 
 }  // namespace webtier::faults

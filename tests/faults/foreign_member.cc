@@ -1,7 +1,6 @@
 // The misbehaving test member (see foreign_member.h).
 #include "foreign_member.h"
 
-#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,15 +15,13 @@ namespace webtier::faults {
 using namespace std::chrono_literals;
 
 ForeignMember::ForeignMember(std::string id, const std::string& zk_connect, const std::string& zk_path)
-    : id_(std::move(id)) {
-  listen_fd_ = testing::ListenLoopback(&port_, 256);
-  acceptor_ = std::thread([this] { Accept(); });
+    : id_(std::move(id)), server_([this](int fd) { Serve(fd); }) {
   session_ = std::make_unique<zk::Session>(
       zk::Session::Options{.connect = zk_connect, .session_timeout_ms = 6000, .component = "test-member"});
   if (!session_->Start().ok() || !testing::WaitFor([&] { return session_->connected(); }, 20s))
     throw std::runtime_error("foreign member: no ZooKeeper session");
   if (!session_->EnsurePath(zk_path).ok()) throw std::runtime_error("foreign member: cannot create " + zk_path);
-  serverset::Member m{.id = id_, .host = "127.0.0.1", .port = port_, .zone = "test"};
+  serverset::Member m{.id = id_, .host = "127.0.0.1", .port = server_.port(), .zone = "test"};
   std::string created;
   if (!session_->Create(zk_path + "/member_", serverset::Encode(m), zk::kEphemeral | zk::kSequence, &created).ok())
     throw std::runtime_error("foreign member: cannot register");
@@ -32,30 +29,7 @@ ForeignMember::ForeignMember(std::string id, const std::string& zk_connect, cons
 
 ForeignMember::~ForeignMember() {
   session_->Close();  // deregistered first: the balancer stops sending
-  stopping_ = true;
-  ::shutdown(listen_fd_, SHUT_RDWR);
-  acceptor_.join();
-  std::vector<std::thread> threads;
-  {
-    std::lock_guard lock(mu_);
-    threads.swap(threads_);
-  }
-  for (auto& t : threads) t.join();
-  ::close(listen_fd_);
-}
-
-void ForeignMember::Accept() {
-  while (!stopping_) {
-    pollfd p{listen_fd_, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    const int fd = ::accept(listen_fd_, nullptr, nullptr);
-    if (fd < 0) continue;
-    timeval tv{0, 100 * 1000};  // recv wakes up to notice stopping_
-    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    std::lock_guard lock(mu_);
-    threads_.emplace_back([this, fd] { Serve(fd); });
-  }
-}
+}  // then server_ stops and joins its threads
 
 int ForeignMember::StatusFor(const std::string& path) const {
   const bool health = path == "/health";
@@ -70,9 +44,10 @@ int ForeignMember::StatusFor(const std::string& path) const {
 }
 
 void ForeignMember::Serve(int fd) {
+  WakeEvery100ms(fd);  // recv wakes up to notice the stop
   std::string in;
   char buf[4096];
-  while (!stopping_) {
+  while (!server_.stopping()) {
     const size_t end = in.find("\r\n\r\n");
     if (end == std::string::npos) {
       const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -86,11 +61,11 @@ void ForeignMember::Serve(int fd) {
     in.erase(0, end + 4);
     if (path != "/health") requests_.fetch_add(1);
     int status = StatusFor(path);
-    while (status == 0 && !stopping_) {  // hung: hold the request
+    while (status == 0 && !server_.stopping()) {  // hung: hold the request
       std::this_thread::sleep_for(10ms);
       status = StatusFor(path);
     }
-    if (stopping_) break;
+    if (server_.stopping()) break;
     const std::string body = std::to_string(status) + " from " + id_ + "\n";
     const std::string head = "HTTP/1.1 " + std::to_string(status) + " X\r\nContent-Type: text/plain\r\nX-Served-By: " +
                              id_ + "\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n";

@@ -9,10 +9,9 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
-#include <vector>
+
+#include "loopback_server.h"
 
 namespace webtier::zk { class Session; }
 
@@ -37,25 +36,19 @@ class ForeignMember {
 
   void SetMode(Mode mode) { mode_.store(mode); }
   const std::string& id() const { return id_; }
-  uint16_t port() const { return port_; }
+  uint16_t port() const { return server_.port(); }
   // Requests other than /health that reached it.
   uint64_t requests() const { return requests_.load(); }
 
  private:
-  void Accept();
   void Serve(int fd);
   // The status for `path` in the current mode; 0: hold the request.
   int StatusFor(const std::string& path) const;
 
   std::string id_;
-  int listen_fd_ = -1;
-  uint16_t port_ = 0;
   std::atomic<Mode> mode_{Mode::kNormal};
-  std::atomic<bool> stopping_{false};
   std::atomic<uint64_t> requests_{0};
-  std::mutex mu_;
-  std::vector<std::thread> threads_;  // guarded by mu_
-  std::thread acceptor_;
+  LoopbackServer server_;  // after what its threads use
   std::unique_ptr<zk::Session> session_;
 };
 
