@@ -4,9 +4,9 @@
 #include <pistache/http.h>
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "webtier/common/log.h"
+#include "webtier/webnode/raw_request_headers.h"
 
 namespace webtier::webnode {
 
@@ -50,12 +50,8 @@ Request ToContentRequest(const Http::Request& in) {
   r.path = in.resource();
   r.query = in.query().as_str();
   if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
-  for (const auto& h : in.headers().list()) {
-    std::ostringstream value;
-    h->write(value);
-    r.headers.emplace_back(h->name(), value.str());
-    if (cache::EqualsIgnoreCase(h->name(), "Host")) r.host = value.str();
-  }
+  // Every header as it arrived (ParseRequestHeadersRaw: Pistache keeps a raw
+  // copy of each, typed or not; one value per name).
   for (const auto& [name, raw] : in.headers().rawList()) {
     r.headers.emplace_back(raw.name(), raw.value());
     if (cache::EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
@@ -131,6 +127,7 @@ NodeServer::~NodeServer() { Shutdown(); }
 
 Status NodeServer::Start() {
   const auto& c = shared_->config;
+  ParseRequestHeadersRaw();
   try {
     Address addr(c.listen_addr.host.empty() ? "0.0.0.0" : c.listen_addr.host, Port(c.listen_addr.port));
     endpoint_ = std::make_unique<Http::Endpoint>(addr);
