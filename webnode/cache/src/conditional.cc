@@ -1,0 +1,104 @@
+// Conditional request handling.
+#include "webtier/cache/conditional.h"
+
+#include <array>
+
+#include "webtier/cache/http_date.h"
+
+namespace webtier::cache {
+namespace {
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view Opaque(std::string_view tag) {
+  tag = Trim(tag);
+  if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
+  return tag;
+}
+
+// Weak comparison (RFC 9110 8.8.3.2) of `etag` against a list or "*".
+bool MatchesAny(std::string_view list, std::string_view etag) {
+  if (Trim(list) == "*") return true;
+  const std::string_view mine = Opaque(etag);
+  while (!list.empty()) {
+    size_t comma = list.find(',');
+    if (Opaque(list.substr(0, comma)) == mine) return true;
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+bool IsClientOnly(std::string_view name) {
+  static constexpr std::array<std::string_view, 8> kNames = {
+      "Range", "If-Range", "If-Match", "If-None-Match", "If-Modified-Since", "If-Unmodified-Since",
+      "Authorization", "Cookie"};
+  for (auto n : kNames) {
+    if (EqualsIgnoreCase(n, name)) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+bool ClientHasIt(const Request& request, const Response& response) {
+  if (response.status != 200) return false;
+  if (HasHeader(request.headers, "If-None-Match")) {
+    std::string_view etag = FindHeader(response.headers, "ETag");
+    return !etag.empty() && MatchesAny(FindHeader(request.headers, "If-None-Match"), etag);
+  }
+  if (!HasHeader(request.headers, "If-Modified-Since")) return false;
+  auto since = ParseHttpDate(Trim(FindHeader(request.headers, "If-Modified-Since")));
+  auto modified = ParseHttpDate(Trim(FindHeader(response.headers, "Last-Modified")));
+  return since.has_value() && modified.has_value() && *modified <= *since;
+}
+
+Response NotModifiedFor(const Response& full) {
+  Response r;
+  r.status = 304;
+  for (const auto& [name, value] : full.headers) {
+    const bool content = name.size() >= 8 && EqualsIgnoreCase(std::string_view(name).substr(0, 8), "Content-") &&
+                         !EqualsIgnoreCase(name, "Content-Location");
+    if (!content) r.headers.emplace_back(name, value);
+  }
+  return r;
+}
+
+void UpdateFrom304(Response* stored, const Response& not_modified) {
+  Headers updated;
+  for (const auto& [name, value] : stored->headers) {
+    if (EqualsIgnoreCase(name, "Content-Length") || !HasHeader(not_modified.headers, name)) {
+      updated.emplace_back(name, value);
+    }
+  }
+  for (const auto& [name, value] : not_modified.headers) {
+    if (!EqualsIgnoreCase(name, "Content-Length") && !IsHopByHop(name)) updated.emplace_back(name, value);
+  }
+  stored->headers = std::move(updated);
+}
+
+Request OriginRequestFor(const Request& client, const Response* validate) {
+  Request r;
+  r.method = "GET";
+  r.path = client.path;
+  r.query = client.query;
+  r.host = client.host;
+  for (const auto& [name, value] : client.headers) {
+    if (!IsClientOnly(name)) r.headers.emplace_back(name, value);
+  }
+  if (validate != nullptr) {
+    if (HasHeader(validate->headers, "ETag")) {
+      r.headers.emplace_back("If-None-Match", std::string(FindHeader(validate->headers, "ETag")));
+    }
+    if (HasHeader(validate->headers, "Last-Modified")) {
+      r.headers.emplace_back("If-Modified-Since", std::string(FindHeader(validate->headers, "Last-Modified")));
+    }
+  }
+  return r;
+}
+
+}  // namespace webtier::cache
