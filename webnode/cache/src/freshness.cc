@@ -70,9 +70,10 @@ Freshness Assess(const Response& response, int64_t request_ms, int64_t response_
   const int64_t now_s = response_ms / 1000;
   const std::optional<int64_t> date_s = DateField(h, "Date", now_s);
 
-  // Age (4.2.3).
+  // Age (4.2.3). Date has whole seconds: so does the apparent age, or a Date
+  // stamped on receipt would make every response up to 1 s old.
   const int64_t date_ms = date_s.has_value() ? *date_s * 1000 : response_ms;
-  const int64_t apparent = std::max<int64_t>(0, response_ms - date_ms);
+  const int64_t apparent = std::max<int64_t>(0, (response_ms / 1000) * 1000 - date_ms);
   const int64_t corrected_age = AgeValue(h).value_or(0) * 1000 + std::max<int64_t>(0, response_ms - request_ms);
   f.initial_age_ms = std::max(apparent, corrected_age);
 
