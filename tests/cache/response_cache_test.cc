@@ -327,9 +327,13 @@ TEST_F(ResponseCacheTest, UnstorableResponsesAreNeverCached) {
   EXPECT_EQ(Get("/r/vary").cache, CacheStatus::kMiss);
   extra_headers_ = {};
   SetStatus(500);
+  SetCacheControl("public");  // an error without explicit freshness
   Get("/r/err");
   EXPECT_EQ(Get("/r/err").cache, CacheStatus::kMiss);
   EXPECT_EQ(metrics_.stores.Value(), 0);
+  SetCacheControl("max-age=60");  // the origin says to keep it: RFC 9111 3 allows it
+  Get("/r/err60");
+  EXPECT_EQ(Get("/r/err60").cache, CacheStatus::kHit);
 }
 
 TEST_F(ResponseCacheTest, NotEligibleRequestsSkipTheCache) {
@@ -641,6 +645,50 @@ TEST_F(ResponseCacheTest, ClientConditionalsAreAnsweredFromTheCache) {
   EXPECT_TRUE(nm.response.body.empty());
   EXPECT_EQ(Get("/v/c", "", "GET", {{"If-None-Match", "\"other\""}}).response.status, 200);
   EXPECT_EQ(fetches_.load(), 1);
+}
+
+TEST_F(ResponseCacheTest, AByteRangeOfAStoredResponseIsA206) {
+  Outcome full = Get("/r/range");
+  const std::string body = full.response.body;
+  Outcome part = Get("/r/range", "", "GET", {{"Range", "bytes=0-1"}});
+  EXPECT_EQ(part.cache, CacheStatus::kHit);
+  EXPECT_EQ(part.response.status, 206);
+  EXPECT_EQ(part.response.body, body.substr(0, 2));
+  EXPECT_EQ(FindHeader(part.response.headers, "Content-Range"), "bytes 0-1/" + std::to_string(body.size()));
+  EXPECT_EQ(Get("/r/range", "", "GET", {{"Range", "bytes=-3"}}).response.body, body.substr(body.size() - 3));
+  EXPECT_EQ(Get("/r/range", "", "GET", {{"Range", "bytes=2-"}}).response.body, body.substr(2));
+  // Several ranges, unsatisfiable ones, other units: the whole response.
+  for (const char* r : {"bytes=0-1,3-4", "bytes=999-", "items=0-1", "bytes=x-"}) {
+    Outcome whole = Get("/r/range", "", "GET", {{"Range", r}});
+    EXPECT_EQ(whole.response.status, 200) << r;
+    EXPECT_EQ(whole.response.body, body) << r;
+  }
+  EXPECT_EQ(fetches_.load(), 1);
+}
+
+TEST_F(ResponseCacheTest, TheClientsOwnDirectivesAreHonoured) {
+  Get("/v/cc");
+  clock_.Advance(500ms);
+  // no-cache / max-age=0: revalidated with the origin (a conditional request).
+  Outcome revalidated = Get("/v/cc", "", "GET", {{"Cache-Control", "no-cache"}});
+  EXPECT_EQ(revalidated.forward, Forward::kStale);
+  EXPECT_EQ(revalidated.forward_status, 304);
+  EXPECT_EQ(fetches_.load(), 2);
+  // min-fresh beyond what is left: to the origin; within: a hit.
+  EXPECT_EQ(Get("/v/cc", "", "GET", {{"Cache-Control", "min-fresh=50"}}).cache, CacheStatus::kHit);
+  EXPECT_EQ(Get("/v/cc", "", "GET", {{"Cache-Control", "min-fresh=500"}}).cache, CacheStatus::kMiss);
+  // max-stale accepts a stale response the origin did not forbid.
+  SetCacheControl("max-age=1");
+  Get("/r/ms");
+  clock_.Advance(5s);
+  Outcome stale = Get("/r/ms", "", "GET", {{"Cache-Control", "max-stale=100"}});
+  EXPECT_EQ(stale.cache, CacheStatus::kStale);
+  EXPECT_EQ(Get("/r/ms", "", "GET", {{"Cache-Control", "max-stale=1"}}).cache, CacheStatus::kMiss);
+  // only-if-cached without a stored response: 504, the origin is not asked.
+  const int before = fetches_.load();
+  Outcome none = Get("/r/oic", "", "GET", {{"Cache-Control", "only-if-cached"}});
+  EXPECT_EQ(none.response.status, 504);
+  EXPECT_EQ(fetches_.load(), before);
 }
 
 TEST_F(ResponseCacheTest, VariantsAreKeyedOnEveryVaryLine) {

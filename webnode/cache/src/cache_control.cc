@@ -83,6 +83,12 @@ void Apply(CacheControl* cc, std::string_view name, std::string_view arg, bool h
     if (auto s = ParseDeltaSeconds(Unquote(arg))) SetOnce(&cc->stale_while_revalidate, s);
   } else if (EqualsIgnoreCase(name, "stale-if-error")) {
     if (auto s = ParseDeltaSeconds(Unquote(arg))) SetOnce(&cc->stale_if_error, s);
+  } else if (EqualsIgnoreCase(name, "max-stale")) {
+    if (!cc->max_stale.has_value()) cc->max_stale = has_arg ? ParseDeltaSeconds(Unquote(arg)).value_or(0) : kMaxDelta;
+  } else if (EqualsIgnoreCase(name, "min-fresh")) {
+    SetOnce(&cc->min_fresh, ParseDeltaSeconds(Unquote(arg)));
+  } else if (EqualsIgnoreCase(name, "only-if-cached")) {
+    cc->only_if_cached = true;
   }
 }
 

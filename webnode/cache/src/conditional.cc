@@ -1,7 +1,9 @@
 // Conditional request handling.
 #include "webtier/cache/conditional.h"
 
+#include <algorithm>
 #include <array>
+#include <optional>
 
 #include "webtier/cache/http_date.h"
 
@@ -53,8 +55,56 @@ bool ClientHasIt(const Request& request, const Response& response) {
   }
   if (!HasHeader(request.headers, "If-Modified-Since")) return false;
   auto since = ParseHttpDate(Trim(FindHeader(request.headers, "If-Modified-Since")));
-  auto modified = ParseHttpDate(Trim(FindHeader(response.headers, "Last-Modified")));
+  std::string_view validator = HasHeader(response.headers, "Last-Modified") ? FindHeader(response.headers, "Last-Modified")
+                                                                             : FindHeader(response.headers, "Date");
+  auto modified = ParseHttpDate(Trim(validator));
   return since.has_value() && modified.has_value() && *modified <= *since;
+}
+
+bool ApplyRange(const Request& request, Response* response) {
+  if (response->status != 200 || !HasHeader(request.headers, "Range")) return false;
+  if (HasHeader(request.headers, "If-Range")) {
+    std::string_view if_range = Trim(FindHeader(request.headers, "If-Range"));
+    std::string_view etag = FindHeader(response->headers, "ETag");
+    const bool strong_match = !etag.empty() && etag.substr(0, 2) != "W/" && if_range == Trim(etag);
+    const bool date_match = if_range == Trim(FindHeader(response->headers, "Last-Modified"));
+    if (!strong_match && !date_match) return false;
+  }
+  std::string_view spec = Trim(FindHeader(request.headers, "Range"));
+  if (spec.substr(0, 6) != "bytes=" || spec.find(',') != std::string_view::npos) return false;
+  spec.remove_prefix(6);
+  const size_t dash = spec.find('-');
+  if (dash == std::string_view::npos) return false;
+  auto number = [](std::string_view digits) -> std::optional<uint64_t> {
+    digits = Trim(digits);
+    if (digits.empty() || digits.size() > 18) return std::nullopt;
+    uint64_t v = 0;
+    for (char c : digits) {
+      if (c < '0' || c > '9') return std::nullopt;
+      v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    return v;
+  };
+  const uint64_t size = response->body.size();
+  uint64_t first = 0, last = 0;
+  if (dash == 0) {  // suffix: the last n bytes
+    auto n = number(spec.substr(1));
+    if (!n || *n == 0 || size == 0) return false;
+    first = *n >= size ? 0 : size - *n;
+    last = size - 1;
+  } else {
+    auto a = number(spec.substr(0, dash));
+    if (!a || *a >= size) return false;
+    first = *a;
+    auto b = Trim(spec.substr(dash + 1)).empty() ? std::optional<uint64_t>(size - 1) : number(spec.substr(dash + 1));
+    if (!b || *b < first) return false;
+    last = std::min<uint64_t>(*b, size - 1);
+  }
+  response->status = 206;
+  response->headers.emplace_back("Content-Range", "bytes " + std::to_string(first) + "-" + std::to_string(last) + "/" +
+                                                      std::to_string(size));
+  response->body = response->body.substr(first, last - first + 1);
+  return true;
 }
 
 Response NotModifiedFor(const Response& full) {

@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdio>
+#include <ctime>
 
 #include "webtier/cache/message.h"
 
@@ -85,7 +86,8 @@ std::optional<int64_t> ParseHttpDate(std::string_view s, int64_t now_unix_s) {
   if (OneOf(&t, kLongDays, &wd) && Literal(&t, ", ") && Digits(&t, 2, &day) && Literal(&t, "-") &&
       OneOf(&t, kMonths, &month) && Literal(&t, "-") && Digits(&t, 2, &year) && Literal(&t, " ") &&
       Time(&t, &h, &m, &sec) && Literal(&t, " GMT") && t.empty()) {
-    const int64_t now_year = 1970 + now_unix_s / 31556952;
+    const int64_t now = now_unix_s != 0 ? now_unix_s : static_cast<int64_t>(std::time(nullptr));
+    const int64_t now_year = 1970 + now / 31556952;
     int full = 2000 + year;
     if (full > now_year + 50) full -= 100;
     return ToUnix(full, month, day, h, m, sec);

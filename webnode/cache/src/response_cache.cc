@@ -52,6 +52,33 @@ bool OtherVariant(const Outcome& o, const Request& request) {
   return !vary.names.empty() && SelectingFields(vary, request.headers) != o.variant;
 }
 
+// The full response as this client asked for it: a 304 when it has it, a 206
+// for one byte range.
+void AnswerFor(const Request& request, Response* response) {
+  if (ClientHasIt(request, *response)) {
+    *response = NotModifiedFor(*response);
+  } else {
+    ApplyRange(request, response);
+  }
+}
+
+// RFC 9111 5.2.1: whether the client's own directives accept `record` as it is now.
+enum class ClientView { kFresh, kStaleAccepted, kNeedsOrigin };
+ClientView AsTheClientSeesIt(const CacheControl& rd, const Record& record, int64_t now) {
+  const int64_t age_s = record.AgeMs(now) / 1000;
+  const int64_t left_s = (record.ttl_ms - record.AgeMs(now)) / 1000;
+  const bool fresh = record.At(now) == Record::Freshness::kFresh;
+  if (fresh && !rd.no_cache && (!rd.max_age || age_s <= *rd.max_age) && (!rd.min_fresh || left_s >= *rd.min_fresh)) {
+    return ClientView::kFresh;
+  }
+  const bool may_be_stale = (record.flags & (Record::kNoStale | Record::kAlwaysRevalidate)) == 0;
+  if (!fresh && may_be_stale && !rd.no_cache && rd.max_stale.has_value() && -left_s <= *rd.max_stale &&
+      (!rd.max_age || age_s <= *rd.max_age)) {
+    return ClientView::kStaleAccepted;
+  }
+  return ClientView::kNeedsOrigin;
+}
+
 Response Overloaded() {
   Response r = ErrorResponse(503, "overloaded");
   r.headers.emplace_back("Retry-After", "1");
@@ -202,7 +229,7 @@ Outcome ResponseCache::FromRecord(const Request& request, const Record& record, 
   Outcome out{record.response, status, record.AgeSeconds(now), label};
   out.ttl_s = (record.ttl_ms - record.AgeMs(now)) / 1000;
   out.variant = record.variant;
-  if (ClientHasIt(request, out.response)) out.response = NotModifiedFor(out.response);
+  AnswerFor(request, &out.response);
   return out;
 }
 
@@ -224,21 +251,35 @@ void ResponseCache::Serve(Request request, Done done) {
 
   std::string key = CacheKey(request.path, request.query, options_.key_includes_host ? request.host : "");
   request.method = "GET";  // HEAD is answered from the GET entry (the Reply drops the body)
+  const CacheControl asked = ParseCacheControl(JoinedField(request.headers, "Cache-Control"));
   Lookup found = Resolve(key, request);
   Previous previous;
   previous.generation = found.generation;
   previous.vary_miss = found.vary_miss;
+  const int64_t now = clock_->UnixMillis();
+  const ClientView view =
+      found.kind == Lookup::Kind::kFound ? AsTheClientSeesIt(asked, found.record, now) : ClientView::kNeedsOrigin;
+  if (view == ClientView::kFresh || view == ClientView::kStaleAccepted) {
+    metrics_->hit.Increment();
+    Outcome out = FromRecord(request, found.record, view == ClientView::kFresh ? CacheStatus::kHit : CacheStatus::kStale,
+                             label);
+    if (view == ClientView::kStaleAccepted) out.detail = "max-stale";
+    done(std::move(out));
+    return;
+  }
+  if (asked.only_if_cached) {  // RFC 9111 5.2.1.7: nothing usable stored
+    done(Outcome{ErrorResponse(504, "not cached (only-if-cached)"), CacheStatus::kMiss, std::nullopt, label});
+    return;
+  }
+  const bool client_revalidates = asked.no_cache || asked.max_age.has_value() || asked.min_fresh.has_value();
   switch (found.kind) {
     case Lookup::Kind::kUnavailable:
       metrics_->bypass.Increment();
       FetchOnWorker(route, std::move(request), std::move(done), CacheStatus::kBypass, label);
       return;
     case Lookup::Kind::kFound:
-      switch (found.record.At(clock_->UnixMillis())) {
-        case Record::Freshness::kFresh:
-          metrics_->hit.Increment();
-          done(FromRecord(request, found.record, CacheStatus::kHit, label));
-          return;
+      switch (client_revalidates ? Record::Freshness::kExpired : found.record.At(now)) {
+        case Record::Freshness::kFresh:  // handled above
         case Record::Freshness::kStaleRevalidate: {
           metrics_->stale.Increment();
           Outcome out = FromRecord(request, found.record, CacheStatus::kStale, label);
@@ -277,7 +318,7 @@ void ResponseCache::StartFill(const std::string& key, const Route* route, Reques
       }
       Outcome mine = o;
       mine.collapsed = mine.collapsed || !*leader;
-      if (ClientHasIt(*own, mine.response)) mine.response = NotModifiedFor(mine.response);
+      AnswerFor(*own, &mine.response);
       done(std::move(mine));
     };
   }
@@ -324,10 +365,13 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
   const std::string token = NewToken();
   bool locked = false;
   bool store_up = true;
+  // A fresh record stored by someone else's fill (newer than the one this
+  // fill replaces: a client may have asked to revalidate a fresh one).
   auto fresh_elsewhere = [&](Lookup* l) {
     *l = Resolve(key, request, /*count_corrupt=*/false);
     if (l->kind == Lookup::Kind::kUnavailable) store_up = false;
-    return l->kind == Lookup::Kind::kFound && l->record.At(clock_->UnixMillis()) == Record::Freshness::kFresh;
+    return l->kind == Lookup::Kind::kFound && l->record.At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
+           (!previous.record.has_value() || l->record.stored_at_ms > previous.record->stored_at_ms);
   };
   // Another node holds the lock: wait for its record, or for the lock to be
   // released or to expire (a dead holder), then take it.
@@ -400,7 +444,7 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
     out.cache = store_up ? CacheStatus::kMiss : CacheStatus::kBypass;
     out.shareable = Shareable(f.response);
     const CachePolicy policy = route != nullptr ? route->policy : CachePolicy{};
-    if (store_up && !f.failed) {
+    if (store_up) {  // a 5xx too, when the origin gave it explicit freshness (Assess)
       out.stored = StoreResponse(key, policy, request, f.response, request_ms, now, previous.generation);
     }
     if (HasHeader(f.response.headers, "Age") || out.forward_status == 304) {

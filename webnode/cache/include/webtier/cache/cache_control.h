@@ -26,6 +26,10 @@ struct CacheControl {
   std::optional<int64_t> s_maxage;                // wins over max_age
   std::optional<int64_t> stale_while_revalidate;  // seconds (RFC 5861)
   std::optional<int64_t> stale_if_error;          // seconds (RFC 5861)
+  // Request directives (RFC 9111 5.2.1).
+  std::optional<int64_t> max_stale;  // seconds; without a value: any staleness (2^31)
+  std::optional<int64_t> min_fresh;  // seconds
+  bool only_if_cached = false;
 };
 
 // Tolerant: unknown directives are ignored; names are case-insensitive;

@@ -9,9 +9,16 @@
 
 namespace webtier::cache {
 
-// True when `request`'s If-None-Match (or, without it, If-Modified-Since)
-// says the client already has `response` (a 200): answer it with a 304.
+// True when `request`'s If-None-Match (or, without it, If-Modified-Since,
+// compared with Last-Modified, else Date: RFC 9111 4.3.2) says the client
+// already has `response` (a 200): answer it with a 304.
 bool ClientHasIt(const Request& request, const Response& response);
+
+// A single byte range (RFC 9110 14) of a 200 `response` the client asked for
+// with Range (and a matching If-Range, if any): turns it into a 206 with
+// Content-Range. Other ranges (several, unsatisfiable, not bytes) leave the
+// full response, which RFC 9110 14.2 allows. True when it made a 206.
+bool ApplyRange(const Request& request, Response* response);
 
 // The 304 for `full`: its fields without the body's own metadata.
 Response NotModifiedFor(const Response& full);
