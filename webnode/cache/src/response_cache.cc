@@ -144,8 +144,8 @@ ResponseCache::ResponseCache(CacheOptions options, Parts parts)
       clock_(parts.clock),
       rng_(std::random_device{}()) {}
 
-void ResponseCache::KeepHot(const std::string& key, const Record& record) {
-  if (hot_ != nullptr) hot_->Put(key, std::make_shared<const Record>(record));
+void ResponseCache::KeepHot(const std::string& key, std::shared_ptr<const Record> record) {
+  if (hot_ != nullptr) hot_->Put(key, std::move(record));
 }
 
 Status ResponseCache::Guarded(const std::function<Status()>& op) {
@@ -173,9 +173,15 @@ ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_cor
   Status s = Guarded([&] { return store_->Get(key, &bytes); });
   if (s.code() == ErrorCode::kNotFound) {
     out.kind = Lookup::Kind::kMissing;
-  } else if (!s.ok()) {
+    return out;
+  }
+  if (!s.ok()) {
     out.kind = Lookup::Kind::kUnavailable;
-  } else if (Status d = DecodeRecord(bytes, &out.record); d.code() == ErrorCode::kNotFound) {
+    return out;
+  }
+  auto decoded = std::make_shared<Record>();
+  Status d = DecodeRecord(bytes, decoded.get());
+  if (d.code() == ErrorCode::kNotFound) {
     out.kind = Lookup::Kind::kMissing;  // another format version: replaced by the fill
   } else if (!d.ok()) {
     if (count_corrupt) {
@@ -185,6 +191,7 @@ ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_cor
     out.kind = Lookup::Kind::kCorrupt;
   } else {
     out.kind = Lookup::Kind::kFound;
+    out.record = std::move(decoded);
   }
   return out;
 }
@@ -195,12 +202,12 @@ ResponseCache::Lookup ResponseCache::FindHot(const std::string& key, bool count_
       metrics_->hot_hits.Increment();
       Lookup l;
       l.kind = Lookup::Kind::kFound;
-      l.record = *hot;
+      l.record = std::move(hot);
       return l;
     }
   }
   Lookup l = Find(key, count_corrupt);
-  if (l.kind == Lookup::Kind::kFound && l.record.At(clock_->UnixMillis()) == Record::Freshness::kFresh) {
+  if (l.kind == Lookup::Kind::kFound && l.record->At(clock_->UnixMillis()) == Record::Freshness::kFresh) {
     KeepHot(key, l.record);
   }
   return l;
@@ -209,14 +216,14 @@ ResponseCache::Lookup ResponseCache::FindHot(const std::string& key, bool count_
 ResponseCache::Lookup ResponseCache::Resolve(const std::string& key, const Request& request, bool count_corrupt) {
   Lookup url = FindHot(key, count_corrupt);
   if (url.kind != Lookup::Kind::kFound) return url;
-  const Vary vary = ParseVary(url.record.response.headers);
+  const Vary vary = ParseVary(url.record->response.headers);
   if (vary.empty()) return url;
   const std::string variant = SelectingFields(vary, request.headers);
-  url.generation = url.record.generation;
-  if (!vary.star && url.record.variant == variant) return url;
-  Lookup v = vary.star ? Lookup{} : FindHot(VariantKey(key, url.record.generation, variant), count_corrupt);
-  v.generation = url.record.generation;
-  if (v.kind == Lookup::Kind::kFound && v.record.variant == variant) return v;
+  url.generation = url.record->generation;
+  if (!vary.star && url.record->variant == variant) return url;
+  Lookup v = vary.star ? Lookup{} : FindHot(VariantKey(key, url.record->generation, variant), count_corrupt);
+  v.generation = url.record->generation;
+  if (v.kind == Lookup::Kind::kFound && v.record->variant == variant) return v;
   if (v.kind == Lookup::Kind::kUnavailable) return v;
   v.kind = Lookup::Kind::kMissing;
   v.vary_miss = true;
@@ -258,10 +265,10 @@ void ResponseCache::Serve(Request request, Done done) {
   previous.vary_miss = found.vary_miss;
   const int64_t now = clock_->UnixMillis();
   const ClientView view =
-      found.kind == Lookup::Kind::kFound ? AsTheClientSeesIt(asked, found.record, now) : ClientView::kNeedsOrigin;
+      found.kind == Lookup::Kind::kFound ? AsTheClientSeesIt(asked, *found.record, now) : ClientView::kNeedsOrigin;
   if (view == ClientView::kFresh || view == ClientView::kStaleAccepted) {
     metrics_->hit.Increment();
-    Outcome out = FromRecord(request, found.record, view == ClientView::kFresh ? CacheStatus::kHit : CacheStatus::kStale,
+    Outcome out = FromRecord(request, *found.record, view == ClientView::kFresh ? CacheStatus::kHit : CacheStatus::kStale,
                              label);
     if (view == ClientView::kStaleAccepted) out.detail = "max-stale";
     done(std::move(out));
@@ -278,11 +285,11 @@ void ResponseCache::Serve(Request request, Done done) {
       FetchOnWorker(route, std::move(request), std::move(done), CacheStatus::kBypass, label);
       return;
     case Lookup::Kind::kFound:
-      switch (client_revalidates ? Record::Freshness::kExpired : found.record.At(now)) {
+      switch (client_revalidates ? Record::Freshness::kExpired : found.record->At(now)) {
         case Record::Freshness::kFresh:  // handled above
         case Record::Freshness::kStaleRevalidate: {
           metrics_->stale.Increment();
-          Outcome out = FromRecord(request, found.record, CacheStatus::kStale, label);
+          Outcome out = FromRecord(request, *found.record, CacheStatus::kStale, label);
           out.detail = "stale-while-revalidate";
           previous.record = std::move(found.record);
           StartFill(key, route, std::move(request), std::move(previous), nullptr, label);
@@ -370,8 +377,8 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
   auto fresh_elsewhere = [&](Lookup* l) {
     *l = Resolve(key, request, /*count_corrupt=*/false);
     if (l->kind == Lookup::Kind::kUnavailable) store_up = false;
-    return l->kind == Lookup::Kind::kFound && l->record.At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
-           (!previous.record.has_value() || l->record.stored_at_ms > previous.record->stored_at_ms);
+    return l->kind == Lookup::Kind::kFound && l->record->At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
+           (previous.record == nullptr || l->record->stored_at_ms > previous.record->stored_at_ms);
   };
   // Another node holds the lock: wait for its record, or for the lock to be
   // released or to expire (a dead holder), then take it.
@@ -385,8 +392,8 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
     Lookup l;
     if (fresh_elsewhere(&l)) {
       metrics_->coalesced_remote.Increment();
-      Outcome out = FromRecord(request, l.record, CacheStatus::kMiss, label);
-      out.response = l.record.response;  // the waiters' own conditionals are applied by each
+      Outcome out = FromRecord(request, *l.record, CacheStatus::kMiss, label);
+      out.response = l.record->response;  // the waiters' own conditionals are applied by each
       out.collapsed = true;
       return out;
     }
@@ -406,14 +413,14 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
     if (fresh_elsewhere(&l)) {
       unlock();
       metrics_->coalesced_remote.Increment();
-      Outcome out = FromRecord(request, l.record, CacheStatus::kMiss, label);
-      out.response = l.record.response;
+      Outcome out = FromRecord(request, *l.record, CacheStatus::kMiss, label);
+      out.response = l.record->response;
       out.collapsed = true;
       return out;
     }
   }
 
-  const Record* stale = previous.record.has_value() ? &*previous.record : nullptr;
+  const Record* stale = previous.record.get();
   const bool validating = stale != nullptr && stale->response.status == 200 && HasValidator(stale->response);
   const Request origin_request = OriginRequestFor(request, validating ? &stale->response : nullptr);
   const int64_t request_ms = clock_->UnixMillis();
@@ -503,7 +510,8 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
   }
   metrics_->stores.Increment();
   if (record.At(response_ms) == Record::Freshness::kFresh) {
-    for (const auto& k : keys) KeepHot(k, record);
+    auto shared = std::make_shared<const Record>(std::move(record));
+    for (const auto& k : keys) KeepHot(k, shared);
   }
   // Surrogate-Key: space-separated tags, each an index of the URLs to purge with it.
   std::string_view tags = FindHeader(response.headers, "Surrogate-Key");

@@ -113,7 +113,7 @@ class ResponseCache {
  private:
   struct Lookup {
     enum class Kind { kFound, kMissing, kCorrupt, kUnavailable } kind = Kind::kMissing;
-    Record record;
+    std::shared_ptr<const Record> record;  // set when found (shared with the hot copy)
     bool vary_miss = false;   // the URL has entries, none for this request's variant
     uint64_t generation = 0;  // the URL entry's variant generation (0: none)
   };
@@ -123,7 +123,7 @@ class ResponseCache {
   };
   // What a fill starts from: the entry it may revalidate or fall back to.
   struct Previous {
-    std::optional<Record> record;
+    std::shared_ptr<const Record> record;
     uint64_t generation = 0;
     bool vary_miss = false;
   };
@@ -160,7 +160,7 @@ class ResponseCache {
   std::string NewToken();
 
   // Keeps a fresh record in the hot cache, if there is one.
-  void KeepHot(const std::string& key, const Record& record);
+  void KeepHot(const std::string& key, std::shared_ptr<const Record> record);
 
   const CacheOptions options_;
   const RouteTable* const routes_;
