@@ -10,12 +10,6 @@ namespace {
 
 constexpr int64_t kMaxDelta = int64_t{1} << 31;
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // Splits on `sep` outside double quotes (a backslash escapes inside them).
 std::vector<std::string_view> SplitOutsideQuotes(std::string_view s, char sep) {
   std::vector<std::string_view> out;
@@ -43,7 +37,7 @@ std::string_view Unquote(std::string_view v) {
 std::vector<std::string> FieldNames(std::string_view list) {
   std::vector<std::string> out;
   for (std::string_view name : SplitOutsideQuotes(Unquote(list), ',')) {
-    name = Trim(name);
+    name = TrimOws(name);
     if (!name.empty()) out.emplace_back(name);
   }
   return out;
@@ -107,7 +101,7 @@ enum class SfType { kInvalid, kInteger, kDecimal, kString, kToken, kBoolean };
 
 // The type of a Structured Fields bare item (RFC 8941 3.3), parameters stripped.
 SfType BareItemType(std::string_view item) {
-  item = Trim(SplitOutsideQuotes(item, ';').front());
+  item = TrimOws(SplitOutsideQuotes(item, ';').front());
   if (item.empty()) return SfType::kInvalid;
   if (item.front() == '"') return item.size() >= 2 && item.back() == '"' ? SfType::kString : SfType::kInvalid;
   if (item == "?0" || item == "?1") return SfType::kBoolean;
@@ -149,11 +143,11 @@ std::optional<int64_t> ParseDeltaSeconds(std::string_view v) {
 CacheControl ParseCacheControl(std::string_view value) {
   CacheControl cc;
   for (std::string_view item : SplitOutsideQuotes(value, ',')) {
-    item = Trim(item);
+    item = TrimOws(item);
     if (item.empty()) continue;
     size_t eq = item.find('=');
-    std::string_view name = Trim(item.substr(0, eq));
-    std::string_view arg = eq == std::string_view::npos ? std::string_view() : Trim(item.substr(eq + 1));
+    std::string_view name = TrimOws(item.substr(0, eq));
+    std::string_view arg = eq == std::string_view::npos ? std::string_view() : TrimOws(item.substr(eq + 1));
     Apply(&cc, name, arg, eq != std::string_view::npos);
   }
   return cc;
@@ -162,7 +156,7 @@ CacheControl ParseCacheControl(std::string_view value) {
 std::optional<CacheControl> ParseCdnCacheControl(std::string_view value) {
   CacheControl cc;
   for (std::string_view member : SplitOutsideQuotes(value, ',')) {
-    member = Trim(member);
+    member = TrimOws(member);
     if (member.empty()) return std::nullopt;
     size_t eq = member.find('=');
     size_t semi = member.find(';');
@@ -180,7 +174,7 @@ std::optional<CacheControl> ParseCdnCacheControl(std::string_view value) {
                          key == "stale-if-error";
     if (numeric && type != SfType::kInteger) continue;  // wrong type: the directive is ignored
     if (type == SfType::kBoolean && item.substr(0, 2) == "?0") continue;
-    Apply(&cc, key, Trim(SplitOutsideQuotes(item, ';').front()), type != SfType::kBoolean);
+    Apply(&cc, key, TrimOws(SplitOutsideQuotes(item, ';').front()), type != SfType::kBoolean);
   }
   return cc;
 }

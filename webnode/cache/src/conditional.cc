@@ -1,4 +1,5 @@
 // Conditional request handling.
+#include "webtier/cache/message.h"
 #include "webtier/cache/conditional.h"
 
 #include <algorithm>
@@ -10,21 +11,15 @@
 namespace webtier::cache {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 std::string_view Opaque(std::string_view tag) {
-  tag = Trim(tag);
+  tag = TrimOws(tag);
   if (tag.substr(0, 2) == "W/") tag.remove_prefix(2);
   return tag;
 }
 
 // Weak comparison (RFC 9110 8.8.3.2) of `etag` against a list or "*".
 bool MatchesAny(std::string_view list, std::string_view etag) {
-  if (Trim(list) == "*") return true;
+  if (TrimOws(list) == "*") return true;
   const std::string_view mine = Opaque(etag);
   while (!list.empty()) {
     size_t comma = list.find(',');
@@ -54,29 +49,29 @@ bool ClientHasIt(const Request& request, const Response& response) {
     return !etag.empty() && MatchesAny(FindHeader(request.headers, "If-None-Match"), etag);
   }
   if (!HasHeader(request.headers, "If-Modified-Since")) return false;
-  auto since = ParseHttpDate(Trim(FindHeader(request.headers, "If-Modified-Since")));
+  auto since = ParseHttpDate(TrimOws(FindHeader(request.headers, "If-Modified-Since")));
   std::string_view validator = HasHeader(response.headers, "Last-Modified") ? FindHeader(response.headers, "Last-Modified")
                                                                              : FindHeader(response.headers, "Date");
-  auto modified = ParseHttpDate(Trim(validator));
+  auto modified = ParseHttpDate(TrimOws(validator));
   return since.has_value() && modified.has_value() && *modified <= *since;
 }
 
 bool ApplyRange(const Request& request, Response* response) {
   if (response->status != 200 || !HasHeader(request.headers, "Range")) return false;
   if (HasHeader(request.headers, "If-Range")) {
-    std::string_view if_range = Trim(FindHeader(request.headers, "If-Range"));
+    std::string_view if_range = TrimOws(FindHeader(request.headers, "If-Range"));
     std::string_view etag = FindHeader(response->headers, "ETag");
-    const bool strong_match = !etag.empty() && etag.substr(0, 2) != "W/" && if_range == Trim(etag);
-    const bool date_match = if_range == Trim(FindHeader(response->headers, "Last-Modified"));
+    const bool strong_match = !etag.empty() && etag.substr(0, 2) != "W/" && if_range == TrimOws(etag);
+    const bool date_match = if_range == TrimOws(FindHeader(response->headers, "Last-Modified"));
     if (!strong_match && !date_match) return false;
   }
-  std::string_view spec = Trim(FindHeader(request.headers, "Range"));
+  std::string_view spec = TrimOws(FindHeader(request.headers, "Range"));
   if (spec.substr(0, 6) != "bytes=" || spec.find(',') != std::string_view::npos) return false;
   spec.remove_prefix(6);
   const size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return false;
   auto number = [](std::string_view digits) -> std::optional<uint64_t> {
-    digits = Trim(digits);
+    digits = TrimOws(digits);
     if (digits.empty() || digits.size() > 18) return std::nullopt;
     uint64_t v = 0;
     for (char c : digits) {
@@ -96,7 +91,7 @@ bool ApplyRange(const Request& request, Response* response) {
     auto a = number(spec.substr(0, dash));
     if (!a || *a >= size) return false;
     first = *a;
-    auto b = Trim(spec.substr(dash + 1)).empty() ? std::optional<uint64_t>(size - 1) : number(spec.substr(dash + 1));
+    auto b = TrimOws(spec.substr(dash + 1)).empty() ? std::optional<uint64_t>(size - 1) : number(spec.substr(dash + 1));
     if (!b || *b < first) return false;
     last = std::min<uint64_t>(*b, size - 1);
   }

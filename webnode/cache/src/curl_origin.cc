@@ -58,10 +58,7 @@ struct HeaderSink {
 bool ListedIn(std::string_view connection, std::string_view name) {
   while (!connection.empty()) {
     size_t comma = connection.find(',');
-    std::string_view token = connection.substr(0, comma);
-    while (!token.empty() && (token.front() == ' ' || token.front() == '\t')) token.remove_prefix(1);
-    while (!token.empty() && (token.back() == ' ' || token.back() == '\t')) token.remove_suffix(1);
-    if (EqualsIgnoreCase(token, name)) return true;
+    if (EqualsIgnoreCase(TrimOws(connection.substr(0, comma)), name)) return true;
     if (comma == std::string_view::npos) break;
     connection.remove_prefix(comma + 1);
   }

@@ -1,4 +1,5 @@
 // Storability, freshness lifetime and age of a response (RFC 9111 3, 4.2).
+#include "webtier/cache/message.h"
 #include "webtier/cache/freshness.h"
 
 #include <algorithm>
@@ -8,22 +9,16 @@
 namespace webtier::cache {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 // The Age value: the first line's first member, ignored unless delta-seconds.
 std::optional<int64_t> AgeValue(const Headers& headers) {
   if (!HasHeader(headers, "Age")) return std::nullopt;
   std::string_view v = FindHeader(headers, "Age");
-  return ParseDeltaSeconds(Trim(v.substr(0, v.find(','))));
+  return ParseDeltaSeconds(TrimOws(v.substr(0, v.find(','))));
 }
 
 std::optional<int64_t> DateField(const Headers& headers, std::string_view name, int64_t now_s) {
   if (!HasHeader(headers, name)) return std::nullopt;
-  return ParseHttpDate(Trim(FindHeader(headers, name)), now_s);
+  return ParseHttpDate(TrimOws(FindHeader(headers, name)), now_s);
 }
 
 }  // namespace

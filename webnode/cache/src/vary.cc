@@ -1,4 +1,5 @@
 // Vary parsing and variant identity.
+#include "webtier/cache/message.h"
 #include "webtier/cache/vary.h"
 
 #include <algorithm>
@@ -10,12 +11,6 @@
 namespace webtier::cache {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -26,7 +21,7 @@ std::vector<std::string> Members(std::string_view list) {
   std::vector<std::string> out;
   while (true) {
     size_t comma = list.find(',');
-    std::string_view m = Trim(list.substr(0, comma));
+    std::string_view m = TrimOws(list.substr(0, comma));
     if (!m.empty()) out.emplace_back(m);
     if (comma == std::string_view::npos) break;
     list.remove_prefix(comma + 1);
