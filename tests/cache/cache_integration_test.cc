@@ -218,10 +218,11 @@ TEST_F(CacheTierTest, ARangeFirstRequestLeadsTheSharedFetchWithoutItsRange) {
   for (int i = 0; i < 6; ++i) {
     plain.push_back(std::async(std::launch::async, [&, i] { return (i % 2 == 0 ? a : b)->Get("/co"); }));
   }
-  // This cache ignores Range (RFC 9110 14.2 allows it): the whole body, for everyone.
+  // The first client gets its range, cut from the whole response the others get.
   HttpResponse f = first.get();
-  EXPECT_EQ(f.status, 200);
-  EXPECT_EQ(f.body, "0123456789");
+  EXPECT_EQ(f.status, 206);
+  EXPECT_EQ(f.body, "01");
+  EXPECT_EQ(f.header("content-range"), "bytes 0-1/10");
   for (auto& p : plain) {
     HttpResponse r = p.get();
     EXPECT_EQ(r.status, 200);
