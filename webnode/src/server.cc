@@ -56,14 +56,15 @@ Request ToContentRequest(const Http::Request& in) {
     r.headers.emplace_back(raw.name(), raw.value());
     if (cache::EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
   }
-  // Pistache moves Cookie headers into a jar; put them back for the origin
-  // (and so the cache sees that the request carries credentials).
+  // Pistache also parses Cookie into a jar; without the raw line (older
+  // Pistache builds keep none), rebuild it for the origin and so the cache
+  // sees that the request carries credentials.
   std::string cookie;
   for (const auto& c : in.cookies()) {
     if (!cookie.empty()) cookie += "; ";
     cookie += c.name + "=" + c.value;
   }
-  if (!cookie.empty()) r.headers.emplace_back("Cookie", std::move(cookie));
+  if (!cookie.empty() && !cache::HasHeader(r.headers, "Cookie")) r.headers.emplace_back("Cookie", std::move(cookie));
   r.body = in.body();
   return r;
 }
