@@ -2,7 +2,6 @@
 // invalidation, breaker bypass.
 #include "webtier/cache/response_cache.h"
 
-#include <cstdio>
 #include <exception>
 #include <thread>
 
