@@ -59,6 +59,18 @@ std::vector<std::pair<std::string, std::string>> Combined(std::vector<std::pair<
   return out;
 }
 
+// The current time as an HTTP-date, formatted once per second per thread.
+const std::string& Now() {
+  thread_local std::time_t second = 0;
+  thread_local std::string formatted;
+  const std::time_t now = std::time(nullptr);
+  if (now != second) {
+    second = now;
+    formatted = cache::FormatHttpDate(now);
+  }
+  return formatted;
+}
+
 }  // namespace
 
 void Reply::SendWithoutBody(int status, std::optional<size_t> content_length) {
@@ -91,7 +103,7 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
     dated = dated || cache::EqualsIgnoreCase(name, "Date");
     SetHeader(headers, std::move(name), std::move(value));
   }
-  if (!dated) SetHeader(headers, "Date", cache::FormatHttpDate(std::time(nullptr)));
+  if (!dated) SetHeader(headers, "Date", Now());
   // Pistache writes Content-Length from the body it sends: a HEAD answer must
   // carry the GET's length without the body, and 204/304 none at all.
   if (method_ == "HEAD" || status == 204 || status == 304 || status < 200) {
