@@ -101,7 +101,14 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   bool dated = false;
   for (auto& [name, value] : Combined(std::move(headers_))) {
     dated = dated || cache::EqualsIgnoreCase(name, "Date");
-    SetHeader(headers, std::move(name), std::move(value));
+    // Names are unique after Combined(); only the ones set above (or by
+    // Pistache) need replacing, the rest skip a lookup in Pistache's map.
+    if (cache::EqualsIgnoreCase(name, "X-Served-By") || cache::EqualsIgnoreCase(name, "Content-Type") ||
+        cache::EqualsIgnoreCase(name, "Connection")) {
+      SetHeader(headers, std::move(name), std::move(value));
+    } else {
+      headers.add(std::make_shared<TextHeader>(std::move(name), std::move(value)));
+    }
   }
   if (!dated) SetHeader(headers, "Date", Now());
   // Pistache writes Content-Length from the body it sends: a HEAD answer must
