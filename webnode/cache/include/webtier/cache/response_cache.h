@@ -96,10 +96,11 @@ class ResponseCache {
   ResponseCache(CacheOptions options, Parts parts);
 
   // Answers `request` by calling `done` exactly once. Thread-safe. Hits and
-  // stale hits are answered on the calling thread after one store read (bounded
-  // by the store's timeouts, skipped while the breaker is open); everything
-  // that touches a route or the origin runs on `workers`, and `done` is then
-  // called there. When the workers' queue is full: 503 with Retry-After.
+  // stale hits are answered on the calling thread after at most two store
+  // reads (the second for a Vary variant; bounded by the store's timeouts,
+  // skipped while the breaker is open); everything that touches a route or
+  // the origin runs on `workers`, and `done` is then called there. When the
+  // workers' queue is full: 503 with Retry-After.
   void Serve(Request request, Done done);
 
   // Removes the entry for "path[?query]" (the key a GET of it would use, every
