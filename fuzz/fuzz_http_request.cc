@@ -1,6 +1,6 @@
 // Fuzzes what the balancer does with client bytes before any member sees
 // them: Beast's request parser under the proxy's limits, the framing checks
-// (smuggling, request-target forms), the origin-form rewrite, the dropping of
+// (smuggling, request-target forms), the origin-form rewrite, the admin-path check, the dropping of
 // trailer fields, and the head serialized for the member, which must parse
 // back to the same request.
 #include <cstddef>
@@ -12,6 +12,7 @@
 
 #include <boost/beast/http.hpp>
 
+#include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
 
 namespace http = boost::beast::http;
@@ -53,6 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   {
     const auto target = parser.get().target();
     if (!(target.starts_with('/') || target == "*")) __builtin_trap();
+    // The admin-route check the public listener applies: the literal spelling
+    // is always caught, whatever else the path holds.
+    const bool admin = webtier::balancer::IsAdminPath(std::string_view(target.data(), target.size()));
+    if ((target.starts_with("/admin/") || target == "/admin") && !admin) __builtin_trap();
   }
   if (!CheckRequestFraming(parser.get()).ok()) __builtin_trap();
   webtier::balancer::HeaderFields header_fields;

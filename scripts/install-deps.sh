@@ -13,7 +13,7 @@ BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
   nlohmann-json3-dev libboost1.81-dev libcli11-dev libcurl4-openssl-dev libssl-dev)
 RUNTIME_PKGS=(libpistache0 libzookeeper-mt2 libhiredis0.14 libprometheus-cpp-core1.0
   libcurl4 ca-certificates curl procps)
-TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools
+TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools redis-sentinel
   prometheus prometheus-redis-exporter curl procps iproute2 iptables psmisc wrk haproxy nginx-light tcpdump clang
   libclang-rt-14-dev python3 python3-yaml systemd shellcheck jq)
 # Containers without a Docker engine: podman under gVisor-like sandboxes needs runc and cgroupfs.
@@ -27,6 +27,17 @@ case "${1:-}" in
   --podman) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" "${PODMAN_PKGS[@]}") ;;
   *) want+=("${BUILD_PKGS[@]}" "${TEST_PKGS[@]}") ;;
 esac
+
+# The Kubernetes tests (tests/deploy) need kubectl with kustomize v5 and Node.js
+# with npm. Debian 12's kubernetes-client (1.20) is too old for the manifests,
+# so kubectl comes from an apt source that offers a current one (Google's or
+# Kubernetes' own), where configured; without it those tests report SKIPPED.
+if [[ ${1:-} == "" || ${1:-} == --podman ]]; then
+  if ! command -v kubectl >/dev/null && apt-cache policy kubectl 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    want+=(kubectl)
+  fi
+  command -v node >/dev/null || want+=(nodejs npm)
+fi
 
 missing=()
 for p in "${want[@]}"; do

@@ -13,7 +13,9 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
+#include "admin_forward.h"
 #include "io.h"
+#include "webtier/balancer/admin_path.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
@@ -142,7 +144,15 @@ struct AdminServer::Impl {
       stream.expires_after(std::chrono::seconds(30));
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUse);
       if (ec) break;
-      auto res = Handle(parser.get());
+      const auto& req = parser.get();
+      http::response<http::string_body> res;
+      if (IsAdminPath(std::string_view(req.target().data(), req.target().size()))) {
+        res = co_await ForwardAdminRequest(req, pool.Snapshot()->hosts,
+                                           std::chrono::milliseconds(config.request_timeout_ms));
+        res.keep_alive(req.keep_alive());
+      } else {
+        res = Handle(req);
+      }
       const bool keep = res.keep_alive();
       auto [wec, wn] = co_await http::async_write(stream, res, kUse);
       if (wec || !keep) break;

@@ -10,6 +10,7 @@
 
 #include "exchange.h"
 #include "tunnel.h"
+#include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
 #include "webtier/common/log.h"
 
@@ -95,6 +96,11 @@ awaitable<void> ClientSession::Run() {
         break;
       }
       ToOriginForm(parser.get());
+      if (IsAdminPath(std::string_view(parser.get().target().data(), parser.get().target().size()))) {
+        lingering = true;
+        co_await Reject(404, Rejection::kAdminPath, "admin routes are served on the balancer's admin port only");
+        break;
+      }
       // Only a chunked body can carry a trailer.
       const bool chunked = parser.chunked();
       if (chunked) header_fields_.Snapshot(parser.get());

@@ -13,6 +13,7 @@ const char* RejectionName(Rejection reason) {
     case Rejection::kBodyTooLarge: return "body_too_large";
     case Rejection::kHeaderTimeout: return "header_timeout";
     case Rejection::kUnsupportedCoding: return "unsupported_coding";
+    case Rejection::kAdminPath: return "admin_path";
     case Rejection::kCount: break;
   }
   return "unknown";

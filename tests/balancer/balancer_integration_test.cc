@@ -542,6 +542,41 @@ TEST_F(BalancerTest, RealWebnodesShareEquallyAndSurviveASigkill) {
   EXPECT_EQ(load->Snapshot().failed, 0u) << load->Snapshot().Describe();
 }
 
+TEST_F(BalancerTest, AdminRoutesAreRefusedPubliclyAndForwardedFromTheAdminPort) {
+  Backend a("a");
+  Register(a.member());
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1));
+  // The public listener: 404 for every spelling, nothing reaches the member.
+  const uint64_t before = Status()["members"][0]["requests"].get<uint64_t>();
+  for (const char* target : {"/admin/purge?path=/", "/%61dmin/purge", "//admin/purge", "/x/../admin/purge"}) {
+    const std::string raw = std::string("POST ") + target +
+                            " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t\r\nContent-Length: 0\r\n\r\n";
+    const std::string answer = RawExchange(balancer_->port(), raw, 5s);
+    EXPECT_EQ(answer.substr(0, 12), "HTTP/1.1 404") << target << ": " << answer;
+    EXPECT_NE(answer.find("admin port"), std::string::npos) << answer;
+  }
+  EXPECT_EQ(Status()["members"][0]["requests"].get<uint64_t>(), before);
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "admin_path"}}), 4);
+  EXPECT_EQ(HttpGet(Url("/administrator")).status, 200);  // only the admin routes
+
+  // The admin port: forwarded to a member with the token, its answer returned.
+  auto r = HttpRequest("POST", Admin("/admin/purge?path=/x"), {"Authorization: Bearer t", "Cookie: no"}, "");
+  ASSERT_EQ(r.status, 200) << r.error << r.body;
+  EXPECT_EQ(r.header("x-served-by"), "a");
+  json seen = json::parse(r.body);
+  EXPECT_EQ(seen["method"], "POST");
+  EXPECT_EQ(seen["target"], "/admin/purge?path=/x");
+  EXPECT_EQ(seen["headers"]["authorization"], "Bearer t");
+  EXPECT_FALSE(seen["headers"].contains("cookie"));  // only the token goes along
+
+  // No member reachable: a clear 502, the admin port keeps serving.
+  a.process().Kill();
+  auto down = HttpRequest("POST", Admin("/admin/purge?path=/x"), {"Authorization: Bearer t"}, "");
+  EXPECT_EQ(down.status, 502) << down.body;
+  EXPECT_EQ(HttpGet(Admin("/health")).status, 200);
+}
+
 TEST(BalancerFlags, BadFlagsExitWithTwo) {
   for (std::vector<std::string> bad : {std::vector<std::string>{"--policy", "random"}, {"--retries", "x"},
                                        {"--listen", "nohostport"}, {"--no-such-flag"}, {"--zk-path", "relative"}}) {

@@ -112,8 +112,37 @@ for z in ("zookeeper", "zookeeper-2", "zookeeper-3"):
     if "ZOO_SERVERS" not in e["services"][z]["environment"]: errors.append(f"ensemble: {z} has no ZOO_SERVERS")
 for v in e["services"]["prometheus"]["volumes"]:
     if not os.path.exists(os.path.join(deploy, v.split(":")[0])): errors.append(f"ensemble: {v} missing")
+h = yaml.safe_load(open(f"{deploy}/docker-compose.hosts.yml"))["services"]
+hw = h["webnode"]
+if hw.get("network_mode") != "host": errors.append("hosts: webnode must use the host's network")
+if not hw["environment"].get("WEBNODE_LISTEN", "").endswith(":0"): errors.append("hosts: webnode must listen on port 0")
+if "WEBTIER_HOST_IP" not in hw["environment"].get("WEBNODE_ADVERTISE", ""): errors.append("hosts: webnode must advertise WEBTIER_HOST_IP")
+for name, svc in h.items():
+    if name not in s: errors.append(f"hosts: {name} is no service of docker-compose.yml")
+    for k, v in svc.get("environment", {}).items():
+        if k.endswith("_ZK") and "WEBTIER_ZK" not in v: errors.append(f"hosts: {name} {k} must come from WEBTIER_ZK")
+# Redis failover override: a replica of redis, 3 Sentinels monitoring it, web nodes asking them.
+ha = yaml.safe_load(open(f"{deploy}/docker-compose.redis-ha.yml"))
+hs = ha["services"]
+sentinels = [f"sentinel-{i}" for i in (1, 2, 3)]
+for name in ["redis-replica"] + sentinels:
+    if name not in hs: errors.append(f"redis-ha: no service {name}"); continue
+    if hs[name].get("restart") not in ("always", "unless-stopped", "on-failure"): errors.append(f"redis-ha: {name}: no restart policy")
+    if not hs[name].get("image", "").startswith("redis:"): errors.append(f"redis-ha: {name}: not a redis image")
+if "--replicaof" not in hs.get("redis-replica", {}).get("command", []): errors.append("redis-ha: redis-replica has no --replicaof")
+for name in sentinels:
+    svc = hs.get(name, {})
+    cmd = " ".join(svc.get("command", []))
+    if "sentinel monitor webtier redis 6379 2" not in cmd: errors.append(f"redis-ha: {name} does not monitor redis as webtier (quorum 2)")
+    vols = [v.split(":")[0] for v in svc.get("volumes", [])]
+    if not vols or vols[0] not in (ha.get("volumes") or {}): errors.append(f"redis-ha: {name}: Sentinel's config needs a declared volume")
+env = hs.get("webnode", {}).get("environment", {})
+listed = [x.split(":")[0] for x in str(env.get("WEBNODE_REDIS_SENTINEL", "")).split(",")]
+if sorted(listed) != sentinels: errors.append(f"redis-ha: WEBNODE_REDIS_SENTINEL lists {listed}")
+for name in hs:
+    if name not in s and "image" not in hs[name]: errors.append(f"redis-ha: {name} is neither in the main file nor has an image")
 for e_ in errors: print("ERROR", e_)
-print(f"docker-compose.yml: {len(s)} services; ensemble override ok" if not errors else "")
+print(f"docker-compose.yml: {len(s)} services; ensemble, hosts and redis-ha overrides ok" if not errors else "")
 sys.exit(1 if errors else 0)
 PY
     ;;

@@ -14,6 +14,9 @@ TEST(WebnodeConfig, DefaultsMatchTheSpec) {
   EXPECT_EQ(c.zk.path, "/webtier/nodes");
   EXPECT_EQ(c.zk.session_timeout_ms, 6000);
   EXPECT_EQ(c.redis, "127.0.0.1:6379");
+  EXPECT_EQ(c.redis_sentinel, "");
+  EXPECT_EQ(c.redis_master_name, "webtier");
+  EXPECT_TRUE(c.redis_sentinels.empty());
   EXPECT_EQ(c.cache_ttl, 60);
   EXPECT_EQ(c.drain_ms, 2000);
   EXPECT_GE(c.threads, 1);
@@ -33,6 +36,19 @@ TEST(WebnodeConfig, EachBadValueNamesItsFlag) {
       {[](Config* c) { c->zk.path = "/trailing/"; }, "--zk-path"},
       {[](Config* c) { c->zk.session_timeout_ms = 10; }, "--zk-session-timeout-ms"},
       {[](Config* c) { c->redis = "h:99999"; }, "--redis"},
+      {[](Config* c) { c->redis_sentinel = "s1:26379,,s2:26379"; }, "--redis-sentinel"},
+      {[](Config* c) { c->redis_sentinel = "s1:0"; }, "--redis-sentinel"},
+      {[](Config* c) { c->redis_sentinel = "s1:26379,"; }, "--redis-sentinel"},
+      {[](Config* c) {
+         c->redis_sentinel = "s1";
+         c->redis_master_name = "two words";
+       },
+       "--redis-master-name"},
+      {[](Config* c) {
+         c->redis_sentinel = "s1";
+         c->redis_master_name = "";
+       },
+       "--redis-master-name"},
       {[](Config* c) { c->threads = -1; }, "--threads"},
       {[](Config* c) { c->origin = "ftp://x"; }, "--origin"},
       {[](Config* c) { c->cache_ttl = -5; }, "--cache-ttl"},
@@ -52,6 +68,24 @@ TEST(WebnodeConfig, EmptyRedisDisablesTheCacheAndIsValid) {
   c.redis = "";
   EXPECT_TRUE(Finalize(&c).ok());
   EXPECT_FALSE(c.redis_addr.has_value());
+}
+
+TEST(WebnodeConfig, SentinelsReplaceTheRedisAddressWhichIsThenIgnored) {
+  Config c;
+  c.redis = "h:99999";  // ignored, not even validated
+  c.redis_sentinel = "s1,s2:5000,[::1]:26380";
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_FALSE(c.redis_addr.has_value());
+  ASSERT_EQ(c.redis_sentinels.size(), 3u);
+  EXPECT_EQ(c.redis_sentinels[0], (net::HostPort{"s1", 26379}));
+  EXPECT_EQ(c.redis_sentinels[1], (net::HostPort{"s2", 5000}));
+  EXPECT_EQ(c.redis_sentinels[2], (net::HostPort{"::1", 26380}));
+  EXPECT_TRUE(c.cache_enabled());
+  c.redis_sentinel = "";
+  c.redis = "";
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_TRUE(c.redis_sentinels.empty());
+  EXPECT_FALSE(c.cache_enabled());
 }
 
 TEST(WebnodeConfig, AddressesAreParsedOnceWithTheirDefaultPorts) {

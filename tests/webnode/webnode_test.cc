@@ -216,6 +216,7 @@ TEST(WebnodeFlags, BadFlagsExitTwoWithAClearError) {
       {{"--no-such-flag"}, "no-such-flag"},
       {{"--zk-path", "relative"}, "--zk-path"},
       {{"--drain-ms", "-4"}, "--drain-ms"},
+      {{"--redis-sentinel", "s1:26379,,s2"}, "--redis-sentinel"},
   };
   for (auto& c : cases) {
     std::vector<std::string> argv = {BinaryPath("webnode")};
@@ -230,6 +231,8 @@ TEST(WebnodeFlags, BadFlagsExitTwoWithAClearError) {
   Process help(Process::Options{.argv = {BinaryPath("webnode"), "--help"}, .env = {}, .log_path = {}, .cwd = {}});
   EXPECT_EQ(help.Wait(10s), 0);
   EXPECT_NE(help.Log().find("--zk-session-timeout-ms"), std::string::npos);
+  EXPECT_NE(help.Log().find("--redis-sentinel"), std::string::npos);
+  EXPECT_NE(help.Log().find("--redis-master-name"), std::string::npos);
 }
 
 TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {

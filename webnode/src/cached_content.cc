@@ -88,7 +88,8 @@ void SendJson(Reply& reply, int status, std::string body) {
 
 class CachedContent final : public ContentService {
  public:
-  CachedContent(const Config& config, prometheus::Registry& registry, std::vector<Route> routes)
+  CachedContent(const Config& config, prometheus::Registry& registry, std::shared_ptr<RedisMaster> redis_master,
+                std::vector<Route> routes)
       : admin_token_(config.admin_token), metrics_(registry), breaker_(BreakerOptions{}, &SystemClock::Get()) {
     for (auto& r : routes) routes_.Add(std::move(r));
     if (config.origin.empty()) {
@@ -96,16 +97,16 @@ class CachedContent final : public ContentService {
     } else {
       origin_ = std::make_unique<CurlOrigin>(CurlOriginOptions{config.origin});
     }
-    if (config.redis_addr.has_value()) {
+    if (redis_master) {
       RedisOptions redis;
-      redis.address = *config.redis_addr;
+      redis.master = std::move(redis_master);
       redis.password = config.redis_password;
       store_ = std::make_unique<RedisStore>(redis);
       hot_ = std::make_unique<HotCache>(kHotEntries, kHotWindow, &SystemClock::Get());
       purges_ = std::make_unique<RedisSubscriber>(redis, kPurgeChannel,
                                                   [hot = hot_.get()](const std::string& key) { hot->EraseWithVariants(key); });
     } else {
-      log::Warn("cache", "no --redis: the response cache is off");
+      log::Warn("cache", "no --redis nor --redis-sentinel: the response cache is off");
     }
     CacheOptions options;
     options.default_ttl = std::chrono::seconds(config.cache_ttl);  // heuristic freshness cap
@@ -204,8 +205,9 @@ class CachedContent final : public ContentService {
 }  // namespace
 
 std::unique_ptr<ContentService> MakeCachedContent(const Config& config, prometheus::Registry& registry,
+                                                  std::shared_ptr<cache::RedisMaster> redis_master,
                                                   std::vector<cache::Route> routes) {
-  return std::make_unique<CachedContent>(config, registry, std::move(routes));
+  return std::make_unique<CachedContent>(config, registry, std::move(redis_master), std::move(routes));
 }
 
 }  // namespace webtier::webnode

@@ -18,6 +18,10 @@ void AddFlags(CLI::App& app, Config* c) {
   membership::AddZkFlags(app, &c->zk);
   app.add_option("--redis", c->redis, "Redis host:port; empty disables the cache")->capture_default_str();
   app.add_option("--redis-password", c->redis_password, "Redis AUTH password");
+  app.add_option("--redis-sentinel", c->redis_sentinel,
+                 "Sentinels host:port,host:port; when set the Redis master comes from Sentinel and --redis is ignored");
+  app.add_option("--redis-master-name", c->redis_master_name, "the Redis master's name in Sentinel")
+      ->capture_default_str();
   app.add_option("--threads", c->threads, "Pistache worker threads (default: number of cores)");
   app.add_option("--origin", c->origin, "upstream base URL (default: the built-in demo app)");
   app.add_option("--cache-ttl", c->cache_ttl, "heuristic freshness cap in seconds (responses with Last-Modified and no explicit freshness)")
@@ -30,7 +34,28 @@ void AddFlags(CLI::App& app, Config* c) {
 }
 
 namespace {
-constexpr uint16_t kRedisPort = 6379;  // when --redis names only a host
+constexpr uint16_t kRedisPort = 6379;         // when --redis names only a host
+constexpr uint16_t kSentinelPort = 26379;     // when a --redis-sentinel entry names only a host
+
+// --redis-sentinel: a comma list of host[:port], none empty.
+Status ParseSentinels(const std::string& list, std::vector<net::HostPort>* out) {
+  out->clear();
+  for (size_t start = 0; start <= list.size();) {
+    size_t comma = list.find(',', start);
+    if (comma == std::string::npos) comma = list.size();
+    net::HostPort hp;
+    if (Status s = net::ParseHostPort(list.substr(start, comma - start), &hp, kSentinelPort); !s.ok() || hp.host.empty())
+      return flags::Invalid("--redis-sentinel", s.ok() ? "empty host in the list" : s.message());
+    out->push_back(std::move(hp));
+    start = comma + 1;
+  }
+  return Status::Ok();
+}
+
+// Sentinel names its masters with words: +switch-master messages are split on spaces.
+bool ValidMasterName(const std::string& name) {
+  return !name.empty() && name.find_first_of(" \t\r\n") == std::string::npos;
+}
 }  // namespace
 
 Status Finalize(Config* c) {
@@ -45,7 +70,11 @@ Status Finalize(Config* c) {
   }
   if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
   c->redis_addr.reset();
-  if (!c->redis.empty()) {
+  c->redis_sentinels.clear();
+  if (!c->redis_sentinel.empty()) {
+    if (Status s = ParseSentinels(c->redis_sentinel, &c->redis_sentinels); !s.ok()) return s;
+    if (!ValidMasterName(c->redis_master_name)) return Invalid("--redis-master-name", "must be one word");
+  } else if (!c->redis.empty()) {
     net::HostPort r;
     if (Status s = net::ParseHostPort(c->redis, &r, kRedisPort); !s.ok()) return Invalid("--redis", s.message());
     c->redis_addr = std::move(r);

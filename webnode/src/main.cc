@@ -13,6 +13,7 @@
 #include "webtier/monitoring/metrics.h"
 #include "webtier/webnode/cached_content.h"
 #include "webtier/webnode/config.h"
+#include "webtier/webnode/redis_master.h"
 #include "webtier/webnode/registration.h"
 #include "webtier/webnode/server.h"
 
@@ -28,7 +29,8 @@ int main(int argc, char** argv) {
   StopSignals stop_signals;  // before any thread starts
 
   metrics::Registry registry("webnode", WEBTIER_VERSION);
-  std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom());
+  std::shared_ptr<cache::RedisMaster> redis_master = webnode::MakeRedisMaster(config, registry.prom());
+  std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom(), redis_master);
   zk::Session session({.connect = config.zk.connect, .session_timeout_ms = config.zk.session_timeout_ms, .component = "zk"});
   // Built once listening: the member carries the bound port (--listen host:0).
   std::optional<webnode::MemberRegistration> registration;
@@ -36,7 +38,8 @@ int main(int argc, char** argv) {
 
   webnode::NodeServer server(config, registry, *content,
                              {.registered = [&] { return registration_built.load() && registration->registered(); },
-                              .zk_connected = [&] { return session.connected(); }});
+                              .zk_connected = [&] { return session.connected(); },
+                              .redis_master = [&] { return redis_master ? redis_master->Describe() : std::string(); }});
   if (Status s = server.Start(); !s.ok()) {
     log::Error("webnode", "cannot start").kv("err", s.ToString());
     return 1;

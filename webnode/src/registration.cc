@@ -28,6 +28,14 @@ MemberRegistration::MemberRegistration(zk::Client& session, std::string zk_path,
                        .Help("ZooKeeper sessions lost to expiry (each one re-registers).")
                        .Register(registry)
                        .Add({})) {
+  // The node's identity beside its address: `* on(instance) group_left(id, zone)
+  // webnode_member_info` puts the id on any webnode series.
+  prometheus::BuildGauge()
+      .Name("webnode_member_info")
+      .Help("Always 1; labels id and zone are this node's member record, for joins on instance.")
+      .Register(registry)
+      .Add({{"id", member_.id}, {"zone", member_.zone}})
+      .Set(1);
   session_.AddListener([this](zk::Client::Event e) { OnSessionEvent(e); });
 }
 

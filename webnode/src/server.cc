@@ -84,7 +84,8 @@ class NodeHandler : public Http::Handler {
     KeepAliveByDefault(request, writer);
     Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
 
-    if (get && resource == "/") {
+    // With --origin the app owns "/" too; the node keeps only its probes and metrics.
+    if (get && resource == "/" && s.config.origin.empty()) {
       reply.set_route("/");
       reply.Send(200, s.greeting);
     } else if (get && resource == "/health") {
@@ -95,6 +96,9 @@ class NodeHandler : public Http::Handler {
                           {"zk", s.probes.zk_connected() ? "connected" : "disconnected"},
                           {"registered", s.probes.registered()},
                           {"draining", s.draining.load()}};
+      // Reported, never judged: /health stays 200 whatever Redis's state.
+      if (std::string master = s.probes.redis_master ? s.probes.redis_master() : ""; !master.empty())
+        j["redis_master"] = std::move(master);
       reply.Send(200, j.dump());
     } else if (get && resource == "/ready") {
       reply.set_route("/ready");

@@ -239,20 +239,6 @@ std::string TcpExchange(uint16_t port, const std::string& request, std::chrono::
   return out;
 }
 
-// Runs QuorumPeerMain on <dir>/zoo.cfg with a small heap and fast start-up flags.
-std::unique_ptr<Process> StartZooKeeperProcess(const std::string& dir) {
-  RequireInstalled("/usr/share/java/zookeeper.jar");
-  RequireInstalled("/usr/bin/java");
-  return std::make_unique<Process>(Process::Options{
-      .argv = {"/usr/bin/java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
-               "-Dzookeeper.log.dir=" + dir, "-Dzookeeper.jmx.log4j.disable=true",
-               "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
-               "org.apache.zookeeper.server.quorum.QuorumPeerMain", dir + "/zoo.cfg"},
-      .env = {},
-      .log_path = dir + "/zookeeper.log",
-      .cwd = dir});
-}
-
 void StopProcess(std::unique_ptr<Process>& proc, int signo) {
   if (!proc) return;
   proc->Signal(signo);
@@ -261,6 +247,19 @@ void StopProcess(std::unique_ptr<Process>& proc, int signo) {
 }
 
 }  // namespace
+
+// Fast start-up flags: serial GC, C1 only.
+std::unique_ptr<Process> StartZooKeeperProcess(const std::string& dir, const CommandWrap& wrap) {
+  RequireInstalled("/usr/share/java/zookeeper.jar");
+  RequireInstalled("/usr/bin/java");
+  std::vector<std::string> argv = {"/usr/bin/java", "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1",
+                                   "-Dzookeeper.log.dir=" + dir, "-Dzookeeper.jmx.log4j.disable=true",
+                                   "-cp", "/etc/zookeeper/conf:/usr/share/java/zookeeper.jar",
+                                   "org.apache.zookeeper.server.quorum.QuorumPeerMain", dir + "/zoo.cfg"};
+  if (wrap) argv = wrap(std::move(argv));
+  return std::make_unique<Process>(
+      Process::Options{.argv = argv, .env = {}, .log_path = dir + "/zookeeper.log", .cwd = dir});
+}
 
 ZooKeeperServer::ZooKeeperServer(int tick_ms, std::string bind_address)
     : dir_("webtier-zk"), port_(FreePort()), tick_ms_(tick_ms), bind_address_(std::move(bind_address)) {
@@ -390,7 +389,9 @@ void RedisServer::Start() {
   if (proc_ && proc_->running()) return;
   std::vector<std::string> argv = {"/usr/bin/redis-server", "--port", std::to_string(port_), "--bind", "127.0.0.1",
                                    "--save", "", "--appendonly", "no", "--dir", dir_.path(),
-                                   "--daemonize", "no", "--protected-mode", "no"};
+                                   "--daemonize", "no", "--protected-mode", "no",
+                                   // A replica (redis_sentinel.h) syncs at once, not 5 s later.
+                                   "--repl-diskless-sync-delay", "0"};
   if (!password_.empty()) {
     argv.push_back("--requirepass");
     argv.push_back(password_);
@@ -416,12 +417,14 @@ void RedisServer::Kill() {
 }
 bool RedisServer::running() { return proc_ && proc_->running(); }
 
-std::string RedisServer::Cli(const std::vector<std::string>& args) const {
-  std::vector<std::string> argv = {"/usr/bin/redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port_)};
-  if (!password_.empty()) {
+std::string RedisServer::Cli(const std::vector<std::string>& args) const { return RedisCli(port_, args, password_); }
+
+std::string RedisCli(uint16_t port, const std::vector<std::string>& args, const std::string& password) {
+  std::vector<std::string> argv = {"/usr/bin/redis-cli", "-h", "127.0.0.1", "-p", std::to_string(port)};
+  if (!password.empty()) {
     argv.push_back("--no-auth-warning");
     argv.push_back("-a");
-    argv.push_back(password_);
+    argv.push_back(password);
   }
   argv.insert(argv.end(), args.begin(), args.end());
   TempDir tmp("webtier-cli");
@@ -602,8 +605,13 @@ std::string Webnode::Metrics() const { return HttpGet(url("/metrics"), 2s).body;
 
 // ---------------------------------------------------------------- Balancer
 
-Balancer::Balancer(std::string zk_connect, std::string zk_path, std::vector<std::string> extra_args)
-    : zk_(std::move(zk_connect)), zk_path_(std::move(zk_path)), extra_(std::move(extra_args)) {
+Balancer::Balancer(std::string zk_connect, std::string zk_path, std::vector<std::string> extra_args, std::string host,
+                   CommandWrap wrap)
+    : zk_(std::move(zk_connect)),
+      zk_path_(std::move(zk_path)),
+      extra_(std::move(extra_args)),
+      host_(std::move(host)),
+      wrap_(std::move(wrap)) {
   Start();
 }
 
@@ -611,10 +619,11 @@ Balancer::~Balancer() = default;  // ~Process kills it
 
 void Balancer::Start() {
   if (proc_ && proc_->running()) throw std::runtime_error("Balancer::Start: already running");
-  std::vector<std::string> argv = {BinaryPath("balancer"), "--listen", "127.0.0.1:" + std::to_string(port_),
-                                   "--admin-listen", "127.0.0.1:" + std::to_string(admin_port_), "--zk", zk_,
+  std::vector<std::string> argv = {BinaryPath("balancer"), "--listen", host_ + ":" + std::to_string(port_),
+                                   "--admin-listen", host_ + ":" + std::to_string(admin_port_), "--zk", zk_,
                                    "--zk-path", zk_path_, "--threads", "2"};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
+  if (wrap_) argv = wrap_(std::move(argv));
   proc_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
   // Both listen once the pool is loaded (or ZooKeeper's start-up wait ran out).
   admin_port_ = WaitListeningPort(*proc_, "admin");
@@ -646,11 +655,11 @@ bool Balancer::WaitSynced(std::chrono::milliseconds timeout) {
 }
 
 std::string Balancer::url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(port_) + path;
+  return "http://" + host_ + ":" + std::to_string(port_) + path;
 }
 
 std::string Balancer::admin_url(const std::string& path) const {
-  return "http://127.0.0.1:" + std::to_string(admin_port_) + path;
+  return "http://" + host_ + ":" + std::to_string(admin_port_) + path;
 }
 
 std::string Balancer::Metrics() const { return HttpGet(admin_url("/metrics"), 2s).body; }

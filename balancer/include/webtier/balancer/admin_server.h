@@ -3,6 +3,8 @@
 //   /health       200 {"status":"healthy",...}
 //   /status       JSON: members (id, address, state, in_flight, requests), zk state, policy
 //   /status.html  (and /) a small self-refreshing page over /status
+//   /admin/...    forwarded to one member (admin_forward.h): purge without
+//                 exposing the webnodes' admin routes on the public port
 #pragma once
 
 #include <cstdint>

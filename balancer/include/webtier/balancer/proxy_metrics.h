@@ -26,6 +26,7 @@ enum class Rejection {
   kBodyTooLarge,
   kHeaderTimeout,
   kUnsupportedCoding,  // a Transfer-Encoding the balancer does not implement (501)
+  kAdminPath,          // /admin/... on the public listener (404): admin goes through the admin port
   kCount
 };
 const char* RejectionName(Rejection reason);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "webtier/cache/redis_master.h"
 #include "webtier/cache/routes.h"
 #include "webtier/webnode/config.h"
 #include "webtier/webnode/content.h"
@@ -15,7 +16,8 @@ namespace webtier::webnode {
 
 // Builds everything from `config`, which Finalize() has accepted (no I/O:
 // Redis and the origin are contacted on first use, so neither being down at
-// start-up is fatal; without a Redis address the cache is off). Registers the
+// start-up is fatal). `redis_master` (MakeRedisMaster, redis_master.h) says
+// where Redis is; nullptr turns the cache off. Registers the
 // cache/origin/redis metrics on `registry`, which must outlive the service.
 // `routes` are added before the demo app's (which are only present without
 // --origin); see webtier/cache/routes.h for the extension point.
@@ -25,6 +27,7 @@ namespace webtier::webnode {
 // The destructor waits for in-flight fills (at most the slowest origin fetch)
 // and sends their Replies, which point into the server's state.
 std::unique_ptr<ContentService> MakeCachedContent(const Config& config, prometheus::Registry& registry,
+                                                  std::shared_ptr<cache::RedisMaster> redis_master,
                                                   std::vector<cache::Route> routes = {});
 
 }  // namespace webtier::webnode

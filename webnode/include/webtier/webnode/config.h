@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "webtier/common/membership.h"
 #include "webtier/common/net.h"
@@ -24,18 +25,26 @@ struct Config {
   membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
   std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
   std::string redis_password;                   // AUTH, empty = none
+  std::string redis_sentinel;                   // Sentinels "h:p,h:p"; set = master from Sentinel, --redis ignored
+  std::string redis_master_name = "webtier";    // the master's name in Sentinel
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
   std::string origin;                           // upstream base URL; empty = built-in demo app
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
   int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
   std::string admin_token;                      // bearer token for /admin/*; empty = 403
-  size_t max_request_bytes = 64 * 1024;         // request size limit (Pistache default is 4 KiB)
+  // Request size limit (Pistache's default is 4 KiB): the balancer's default
+  // --max-body-bytes (10 MiB) plus room for the head, so an upload the balancer
+  // passes is never refused by the node behind it.
+  size_t max_request_bytes = (10u << 20) + 64 * 1024;
 
   // Derived by Finalize(), which also fills in id, name and threads. The
   // flags above are parsed here once; everything else reads these.
   net::HostPort listen_addr;                    // --listen
   std::optional<net::HostPort> advertise_addr;  // --advertise, port defaulting to listen's; nullopt = auto
-  std::optional<net::HostPort> redis_addr;      // --redis, port defaulting to 6379; nullopt = cache off
+  std::optional<net::HostPort> redis_addr;      // --redis, port defaulting to 6379; nullopt = fixed address off
+  std::vector<net::HostPort> redis_sentinels;   // --redis-sentinel, port defaulting to 26379; empty = not used
+  // The response cache is on: a Redis address or Sentinels to ask for one.
+  bool cache_enabled() const { return redis_addr.has_value() || !redis_sentinels.empty(); }
 };
 
 // Adds every flag above to `app` (env fallbacks are bound by the caller).

@@ -22,6 +22,7 @@ namespace webtier::webnode {
 struct NodeProbes {
   std::function<bool()> registered;     // member znode exists
   std::function<bool()> zk_connected;   // ZooKeeper session connected
+  std::function<std::string()> redis_master;  // "host:port" / "unknown"; "" or unset = no Redis
 };
 
 class NodeServer {

@@ -93,6 +93,14 @@ class Process {
   std::string log_path_;
 };
 
+// Prefixes a command line, e.g. to run it inside a network namespace.
+using CommandWrap = std::function<std::vector<std::string>(std::vector<std::string>)>;
+
+// Starts ZooKeeper (Debian's zookeeper.jar on the JRE, QuorumPeerMain, small
+// heap) on <dir>/zoo.cfg, logging to <dir>/zookeeper.log, run through `wrap`
+// when given. Returns at once; the caller waits for it to serve.
+std::unique_ptr<Process> StartZooKeeperProcess(const std::string& dir, const CommandWrap& wrap = nullptr);
+
 // A real standalone ZooKeeper (Debian's zookeeper.jar on the JRE) with its own
 // config and data dir. Restart keeps port and data (sessions survive).
 class ZooKeeperServer {
@@ -141,7 +149,13 @@ class ZooKeeperEnsemble {
 // "follower", "standalone", or "" when it does not answer.
 std::string ZooKeeperMode(uint16_t port);
 
+// Runs redis-cli against 127.0.0.1:`port` (a server or a Sentinel) and
+// returns what it printed (stdout and stderr), trailing newlines trimmed;
+// when nothing listens that is redis-cli's "Could not connect ..." line.
+std::string RedisCli(uint16_t port, const std::vector<std::string>& args, const std::string& password = "");
+
 // A real redis-server, no persistence, on a free loopback port.
+// (Replicas and Sentinel around it: redis_sentinel.h.)
 class RedisServer {
  public:
   explicit RedisServer(std::string password = "");
@@ -230,14 +244,16 @@ struct PoolMember {
   long in_flight = 0;
 };
 
-// A balancer process: `--listen 127.0.0.1:P --admin-listen 127.0.0.1:A --zk
-// <zk> --zk-path <path> --threads 2` plus `extra_args` (later flags win). The
+// A balancer process: `--listen H:P --admin-listen H:A --zk <zk> --zk-path
+// <path> --threads 2` plus `extra_args` (later flags win), H = `host`
+// (127.0.0.1 unless it runs through `wrap`, e.g. in a network namespace). The
 // first start binds port 0 for both and reads the real ports from the log;
 // Start() after Stop() binds the same ports again (clients keep their URL).
 // The constructor starts it and waits for /health (throws after 20 s).
 class Balancer {
  public:
-  Balancer(std::string zk_connect, std::string zk_path = "/webtier/nodes", std::vector<std::string> extra_args = {});
+  Balancer(std::string zk_connect, std::string zk_path = "/webtier/nodes", std::vector<std::string> extra_args = {},
+           std::string host = "127.0.0.1", CommandWrap wrap = nullptr);
   ~Balancer();
   Balancer(const Balancer&) = delete;
   Balancer& operator=(const Balancer&) = delete;
@@ -266,6 +282,8 @@ class Balancer {
  private:
   std::string zk_, zk_path_;
   std::vector<std::string> extra_;
+  std::string host_;
+  CommandWrap wrap_;
   uint16_t port_ = 0, admin_port_ = 0;
   std::unique_ptr<Process> proc_;
 };

@@ -1,4 +1,5 @@
-// cache::Store on one Redis server through hiredis 0.14.
+// cache::Store on one Redis server through hiredis 0.14: a fixed address
+// (--redis) or the master Sentinel names (--redis-sentinel, sentinel.h).
 #pragma once
 
 #include <atomic>
@@ -10,25 +11,25 @@
 #include <thread>
 #include <vector>
 
+#include "webtier/cache/redis_master.h"
 #include "webtier/cache/store.h"
 #include "webtier/common/net.h"
 
-struct redisContext;
-
 namespace webtier::cache {
 
+namespace hiredis {
+class Connection;
+struct Reply;
+}
+
 struct RedisOptions {
-  net::HostPort address;                                  // the Redis server
+  net::HostPort address;                                  // the Redis server, when `master` is unset
+  std::shared_ptr<RedisMaster> master;                    // where the master is (overrides `address`)
   std::string password;                                   // AUTH; empty = none
   std::chrono::milliseconds connect_timeout{100};         // per connection attempt
   std::chrono::milliseconds command_timeout{250};         // per reply (redisSetTimeout)
   size_t max_idle_connections = 32;                       // kept open between requests
 };
-
-// One hiredis connection. A redisContext is not thread-safe and is dead after
-// any I/O error, so a connection is used by one thread at a time (the pool
-// hands it out) and thrown away after an error. Move-only RAII over redisContext*.
-class RedisConnection;
 
 // Thread-safe: a pool of connections, one per concurrent caller, opened on
 // demand (connect timeout, AUTH) and dropped after an error, so the next call
@@ -37,6 +38,14 @@ class RedisConnection;
 // connection. Blocks at most connect + command timeouts (twice that only in
 // that retry case). hiredis writes with write(2): the process must ignore
 // SIGPIPE (the webnode does), or a dead server's socket kills it.
+//
+// Following a master (options.master): connections go to the address the
+// RedisMaster names now; pooled ones opened to an earlier master are closed
+// instead of reused. When it asks (VerifyRole), a new connection is used only
+// after ROLE says "master" (one more command timeout on a new connection),
+// so nothing is written to a former master. Every
+// I/O error and every READONLY answer is reported to it (Suspect) and fails
+// the call; while no master is known every call fails with kUnavailable.
 class RedisStore final : public Store {
  public:
   explicit RedisStore(RedisOptions options);
@@ -53,24 +62,26 @@ class RedisStore final : public Store {
   Status TakeSet(const std::string& key, std::vector<std::string>* members) override;                // cache::Store
 
  private:
-  struct Reply;
-  // Runs one command (argv form, binary-safe) on a pooled connection.
-  Status Command(const std::vector<std::string>& argv, Reply* reply);
-  // A pooled connection (`*reused`) or a new one.
-  Status Acquire(std::unique_ptr<RedisConnection>* conn, bool* reused);
-  void Release(std::unique_ptr<RedisConnection> conn);
+  // Runs one command (argv form, binary-safe) on a pooled connection; an
+  // error reply is a failed Status.
+  Status Command(const std::vector<std::string>& argv, hiredis::Reply* reply);
+  // A pooled connection to the current master (`*reused`) or a new one.
+  Status Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reused);
+  void Release(std::unique_ptr<hiredis::Connection> conn);
   // Closes every pooled connection (after one turned out dead).
   void DropIdle();
 
   const RedisOptions options_;
+  const std::shared_ptr<RedisMaster> master_;
   std::mutex mu_;
-  std::vector<std::unique_ptr<RedisConnection>> idle_;  // guarded by mu_
+  std::vector<std::unique_ptr<hiredis::Connection>> idle_;  // guarded by mu_
 };
 
 // Listens on one Redis channel (SUBSCRIBE) on its own connection and thread
 // and calls `on_message` there for every message. While Redis is unreachable
-// it retries every `retry`; messages published meanwhile are lost. The
-// destructor stops the thread within ~200 ms.
+// it retries every `retry`; messages published meanwhile are lost. With
+// options.master it subscribes on the current master and moves when that
+// changes. The destructor stops the thread within ~100 ms.
 class RedisSubscriber {
  public:
   RedisSubscriber(RedisOptions options, std::string channel, std::function<void(const std::string&)> on_message,
@@ -88,6 +99,7 @@ class RedisSubscriber {
   Status Listen();
 
   const RedisOptions options_;
+  const std::shared_ptr<RedisMaster> master_;
   const std::string channel_;
   const std::function<void(const std::string&)> on_message_;
   const std::chrono::milliseconds retry_;

@@ -11,7 +11,7 @@
 //                                  {"Cache-Control", "public, max-age=300"}},
 //                            "report for " + std::string(rest)};
 //   };
-//   auto content = webnode::MakeCachedContent(config, registry, {std::move(route)});
+//   auto content = webnode::MakeCachedContent(config, registry, redis_master, {std::move(route)});
 //
 // Handlers run on worker threads (never an HTTP server I/O thread), may block
 // and must be thread-safe. A handler that throws answers 500 (not cached).

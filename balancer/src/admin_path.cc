@@ -1,0 +1,68 @@
+#include "webtier/balancer/admin_path.h"
+
+#include <string>
+#include <vector>
+
+#include <boost/beast/core/string.hpp>
+
+namespace webtier::balancer {
+namespace {
+
+int HexValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+// One round of %XX decoding; malformed escapes stay as they are.
+std::string PercentDecode(std::string_view in) {
+  std::string out;
+  out.reserve(in.size());
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (in[i] == '%' && i + 2 < in.size()) {
+      const int hi = HexValue(in[i + 1]), lo = HexValue(in[i + 2]);
+      if (hi >= 0 && lo >= 0) {
+        out.push_back(static_cast<char>(hi * 16 + lo));
+        i += 2;
+        continue;
+      }
+    }
+    out.push_back(in[i]);
+  }
+  return out;
+}
+
+// The first segment left after dropping empty and "." segments and resolving "..".
+std::string FirstSegment(std::string_view path) {
+  std::vector<std::string_view> segments;
+  while (!path.empty()) {
+    const size_t slash = path.find('/');
+    const std::string_view segment = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+    if (segment.empty() || segment == ".") continue;
+    if (segment == "..") {
+      if (!segments.empty()) segments.pop_back();
+      continue;
+    }
+    segments.push_back(segment);
+  }
+  return segments.empty() ? std::string() : std::string(segments.front());
+}
+
+}  // namespace
+
+bool IsAdminPath(std::string_view target) {
+  std::string path(target.substr(0, target.find_first_of("?#")));
+  for (int round = 0; round < 4 && path.find('%') != std::string::npos; ++round) {
+    std::string decoded = PercentDecode(path);
+    if (decoded == path) break;
+    path = std::move(decoded);
+  }
+  // A path parameter (";x") does not change which route a segment names.
+  std::string first = FirstSegment(path);
+  first = first.substr(0, first.find(';'));
+  return boost::beast::iequals(first, "admin");
+}
+
+}  // namespace webtier::balancer

@@ -1,0 +1,101 @@
+// Redis master discovery through Sentinel (--redis-sentinel): which node is
+// the master now, followed across failovers without a restart.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "webtier/cache/redis_master.h"
+
+namespace prometheus {
+class Counter;
+}
+
+namespace webtier::cache {
+
+struct SentinelOptions {
+  std::vector<net::HostPort> sentinels;             // tried in turn; at least one
+  std::string master_name = "webtier";              // SENTINEL get-master-addr-by-name <this>
+  std::chrono::milliseconds connect_timeout{100};   // per Sentinel connection attempt
+  std::chrono::milliseconds command_timeout{250};   // per Sentinel reply
+  std::chrono::milliseconds recheck{1000};          // ask again this often even when nothing is wrong
+  std::chrono::milliseconds retry{200};             // ask again this soon while no answer / after Suspect
+};
+
+// What the Sentinels say about the master: its address and the config epoch
+// of that configuration (every failover raises it).
+struct SentinelAnswer {
+  net::HostPort master;
+  uint64_t config_epoch = 0;
+  bool from_all = false;  // every configured Sentinel answered
+};
+
+// Asks every Sentinel in turn (SENTINEL MASTER <name>) and keeps the answer
+// with the highest config epoch, so one Sentinel that has not yet heard of a
+// failover cannot send the caller back to the old master. kUnavailable when
+// none answers (unreachable, or the name is not monitored). Blocks at most
+// count * (connect + command timeouts).
+Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer);
+
+// RedisMaster from Sentinel. One thread of its own:
+//  - asks (AskSentinels) at start, every `recheck`, within `retry` of a
+//    Suspect(), and while no Sentinel answers;
+//  - holds a pub/sub connection to one Sentinel on `+switch-master` and asks
+//    at once when a message names this master; reconnects (to the next
+//    Sentinel) when that connection fails.
+// An answer with a lower config epoch than the one held is ignored, so the
+// master never moves back to a former one; only when every Sentinel answers
+// with an older epoch (they were reset) is it followed. A change of address (not the first
+// discovery) is a failover: it bumps the generation, logs one line and counts
+// in `failovers`. While no Sentinel has answered, Current() is kUnavailable
+// (the cache bypasses Redis); later, the last answer stays while none answers.
+// Thread-safe; the destructor stops the thread within ~100 ms plus one ask.
+class SentinelMaster final : public RedisMaster {
+ public:
+  // `failovers` (optional, e.g. webnode_redis_failovers_total) must outlive this.
+  explicit SentinelMaster(SentinelOptions options, prometheus::Counter* failovers = nullptr);
+  ~SentinelMaster() override;
+  SentinelMaster(const SentinelMaster&) = delete;
+  SentinelMaster& operator=(const SentinelMaster&) = delete;
+
+  Status Current(net::HostPort* address, uint64_t* generation) const override;  // cache::RedisMaster
+  void Suspect(uint64_t generation) override;                                   // cache::RedisMaster
+  bool VerifyRole() const override { return true; }                             // cache::RedisMaster
+
+  // Master changes followed so far.
+  uint64_t failovers() const { return failovers_.load(); }
+  // True while the +switch-master subscription is up (for tests).
+  bool subscribed() const { return subscribed_.load(); }
+
+ private:
+  void Run();
+  // Asks the Sentinels when due and adopts the answer.
+  void AskIfDue();
+  // Adopts the answer unless its epoch is older (a failover when the address changes).
+  void Adopt(const SentinelAnswer& answer);
+  // A +switch-master payload: "<name> <old-ip> <old-port> <new-ip> <new-port>".
+  void OnSwitch(const std::string& payload);
+
+  const SentinelOptions options_;
+  prometheus::Counter* const failovers_metric_;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> subscribed_{false};
+  std::atomic<uint64_t> failovers_{0};
+
+  mutable std::mutex mu_;
+  bool known_ = false;                                 // guarded by mu_
+  net::HostPort master_;                               // guarded by mu_
+  uint64_t epoch_ = 0;                                 // guarded by mu_: config epoch of master_
+  uint64_t generation_ = 0;                            // guarded by mu_
+  std::chrono::steady_clock::time_point last_ask_{};   // guarded by mu_
+  std::chrono::steady_clock::time_point next_ask_{};   // guarded by mu_
+  bool answering_ = true;                              // the thread's own: last ask got an answer
+  std::thread thread_;                                 // last: starts once the rest is built
+};
+
+}  // namespace webtier::cache

@@ -1,0 +1,150 @@
+// hiredis wrapper: the one place hiredis failures become Status (FromContext).
+#include "hiredis_conn.h"
+
+#include <hiredis/hiredis.h>
+#include <poll.h>
+
+#include <cerrno>
+
+namespace webtier::cache::hiredis {
+namespace {
+
+timeval ToTimeval(std::chrono::milliseconds ms) {
+  timeval tv{};
+  tv.tv_sec = static_cast<time_t>(ms.count() / 1000);
+  tv.tv_usec = static_cast<suseconds_t>((ms.count() % 1000) * 1000);
+  return tv;
+}
+
+// The one translation of a failed hiredis context into Status.
+Status FromContext(const redisContext* ctx, std::string_view what) {
+  std::string msg = std::string(what) + ": " + (ctx ? ctx->errstr : "out of memory");
+  if (ctx == nullptr) return Status(ErrorCode::kInternal, msg);
+  switch (ctx->err) {
+    case REDIS_ERR_IO:
+      if (errno == EAGAIN || errno == ETIMEDOUT || errno == EINPROGRESS) return Status(ErrorCode::kTimeout, msg);
+      if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH)
+        return Status(ErrorCode::kUnavailable, msg);
+      return Status(ErrorCode::kConnectionLoss, msg);
+    case REDIS_ERR_EOF:
+      return Status(ErrorCode::kConnectionLoss, msg);
+    default:
+      return Status(ErrorCode::kUnavailable, msg);
+  }
+}
+
+Reply Copy(const redisReply* r) {
+  Reply out;
+  switch (r->type) {
+    case REDIS_REPLY_STRING:
+      out.type = Reply::Type::kString;
+      break;
+    case REDIS_REPLY_STATUS:
+      out.type = Reply::Type::kStatus;
+      break;
+    case REDIS_REPLY_ERROR:
+      out.type = Reply::Type::kError;
+      break;
+    case REDIS_REPLY_INTEGER:
+      out.type = Reply::Type::kInteger;
+      out.integer = r->integer;
+      break;
+    case REDIS_REPLY_ARRAY:
+      out.type = Reply::Type::kArray;
+      out.elements.reserve(r->elements);
+      for (size_t i = 0; i < r->elements; ++i) out.elements.push_back(Copy(r->element[i]));
+      break;
+    default:
+      out.type = Reply::Type::kNil;
+  }
+  if (out.type == Reply::Type::kString || out.type == Reply::Type::kStatus || out.type == Reply::Type::kError) {
+    out.str.assign(r->str, r->len);
+  }
+  return out;
+}
+
+// A pub/sub "message" push: ["message", channel, payload].
+bool IsMessage(const Reply& r) {
+  return r.type == Reply::Type::kArray && r.elements.size() == 3 && r.elements[0].str == "message" &&
+         r.elements[2].type == Reply::Type::kString;
+}
+
+}  // namespace
+
+Connection::~Connection() {
+  if (ctx_ != nullptr) redisFree(ctx_);
+}
+
+bool Connection::broken() const { return ctx_ == nullptr || ctx_->err != 0; }
+
+Status Dial(const net::HostPort& address, const DialOptions& options, std::unique_ptr<Connection>* out) {
+  auto conn = std::make_unique<Connection>(
+      redisConnectWithTimeout(address.host.c_str(), address.port, ToTimeval(options.connect_timeout)));
+  if (conn->broken()) return FromContext(conn->get(), "redis connect " + address.ToString());
+  if (redisSetTimeout(conn->get(), ToTimeval(options.command_timeout)) != REDIS_OK) {
+    return FromContext(conn->get(), "redis set timeout");
+  }
+  if (!options.password.empty()) {
+    Reply r;
+    if (Status s = Command(*conn, {"AUTH", options.password}, &r); !s.ok()) return s;
+    if (r.type == Reply::Type::kError) return Status(ErrorCode::kUnavailable, "redis auth: " + r.str);
+  }
+  *out = std::move(conn);
+  return Status::Ok();
+}
+
+Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* reply) {
+  std::vector<const char*> args;
+  std::vector<size_t> lens;
+  args.reserve(argv.size());
+  lens.reserve(argv.size());
+  for (const auto& a : argv) {
+    args.push_back(a.data());
+    lens.push_back(a.size());
+  }
+  auto* r = static_cast<redisReply*>(
+      redisCommandArgv(conn.get(), static_cast<int>(args.size()), args.data(), lens.data()));
+  if (r == nullptr) return FromContext(conn.get(), "redis " + argv[0]);
+  *reply = Copy(r);
+  freeReplyObject(r);
+  return Status::Ok();
+}
+
+Status FromErrorReply(const Reply& reply, std::string_view what) {
+  if (reply.type != Reply::Type::kError) return Status::Ok();
+  const std::string msg = std::string(what) + ": " + reply.str;
+  for (std::string_view busy : {"READONLY", "LOADING", "MASTERDOWN"}) {
+    if (reply.str.compare(0, busy.size(), busy) == 0) return Status(ErrorCode::kUnavailable, msg);
+  }
+  return Status(ErrorCode::kInternal, msg);
+}
+
+Status Subscribe(Connection& conn, const std::string& channel, const std::atomic<bool>& stop,
+                 const std::function<void()>& on_subscribed,
+                 const std::function<void(const std::string&)>& on_message,
+                 const std::function<bool()>& keep_going) {
+  Reply confirm;
+  if (Status s = Command(conn, {"SUBSCRIBE", channel}, &confirm); !s.ok()) return s;
+  if (Status s = FromErrorReply(confirm, "redis SUBSCRIBE"); !s.ok()) return s;
+  on_subscribed();
+  redisContext* ctx = conn.get();
+  // Non-blocking from here: poll the socket, then parse whatever arrived.
+  while (!stop.load() && keep_going()) {
+    void* raw = nullptr;
+    if (redisGetReplyFromReader(ctx, &raw) != REDIS_OK) return FromContext(ctx, "redis subscribe read");
+    if (raw != nullptr) {
+      Reply r = Copy(static_cast<redisReply*>(raw));
+      freeReplyObject(raw);
+      if (IsMessage(r)) on_message(r.elements[2].str);
+      continue;
+    }
+    pollfd pfd{ctx->fd, POLLIN, 0};
+    int n = ::poll(&pfd, 1, 100);
+    if (n < 0 && errno != EINTR) return Status(ErrorCode::kConnectionLoss, "redis subscribe: poll failed");
+    if (n <= 0) continue;
+    if (redisBufferRead(ctx) != REDIS_OK) return FromContext(ctx, "redis subscribe read");
+  }
+  return Status::Ok();
+}
+
+}  // namespace webtier::cache::hiredis

@@ -1,0 +1,26 @@
+// The webnode's Redis master: fixed or from Sentinel.
+#include "webtier/webnode/redis_master.h"
+
+#include <prometheus/counter.h>
+
+#include "webtier/cache/sentinel.h"
+
+namespace webtier::webnode {
+
+std::shared_ptr<cache::RedisMaster> MakeRedisMaster(const Config& config, prometheus::Registry& registry) {
+  prometheus::Counter& failovers = prometheus::BuildCounter()
+                                       .Name("webnode_redis_failovers_total")
+                                       .Help("Redis master changes this node followed (Sentinel failovers).")
+                                       .Register(registry)
+                                       .Add({});
+  if (!config.redis_sentinels.empty()) {
+    cache::SentinelOptions options;
+    options.sentinels = config.redis_sentinels;
+    options.master_name = config.redis_master_name;
+    return std::make_shared<cache::SentinelMaster>(std::move(options), &failovers);
+  }
+  if (config.redis_addr.has_value()) return std::make_shared<cache::FixedRedisMaster>(*config.redis_addr);
+  return nullptr;
+}
+
+}  // namespace webtier::webnode
