@@ -1,6 +1,7 @@
 // Admin endpoint: a small Beast server on its own thread and io_context.
 #include "webtier/balancer/admin_server.h"
 
+#include <map>
 #include <thread>
 
 #include <boost/asio/as_tuple.hpp>
@@ -28,11 +29,11 @@ constexpr std::string_view kStatusPage = R"html(<!doctype html>
 <style>
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
 table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-.healthy{color:#080}.ejected{color:#b00}.muted{color:#888}
+.healthy{color:#080}.ejected,.unhealthy{color:#b00}.muted{color:#888}
 </style></head><body>
 <h1>webtier balancer</h1>
 <p id="summary" class="muted">loading…</p>
-<table><thead><tr><th>id</th><th>address</th><th>state</th><th>in flight</th><th>requests</th><th>zone</th><th>weight</th></tr></thead>
+<table><thead><tr><th>id</th><th>address</th><th>state</th><th>health</th><th>last check</th><th>ejections</th><th>in flight</th><th>requests</th><th>zone</th><th>weight</th></tr></thead>
 <tbody id="members"></tbody></table>
 <p class="muted"><a href="/metrics">/metrics</a> · <a href="/status">/status</a> · refreshes every 2 s</p>
 <script>
@@ -41,15 +42,23 @@ async function refresh(){
   try{
     const s=await (await fetch('/status',{cache:'no-store'})).json();
     document.getElementById('summary').textContent=
-      'policy '+s.policy+' · ZooKeeper '+s.zookeeper.state+' · pool from '+s.source+' · '+s.members.length+' members';
+      'policy '+s.policy+' · zone '+(s.zone||'none')+' · ZooKeeper '+s.zookeeper.state+' · pool from '+s.source+' · '+s.members.length+' members';
     document.getElementById('members').innerHTML=s.members.map(m=>
       '<tr><td>'+esc(m.id)+'</td><td>'+esc(m.address)+'</td><td class="'+esc(m.state)+'">'+esc(m.state)+
+      '</td><td class="'+esc(m.health)+'">'+esc(m.health)+'</td><td>'+esc(m.last_check)+'</td><td>'+m.ejections+
       '</td><td>'+m.in_flight+'</td><td>'+m.requests+'</td><td>'+esc(m.zone)+'</td><td>'+m.weight+'</td></tr>').join('');
   }catch(e){document.getElementById('summary').textContent='status unavailable: '+e;}
 }
 refresh();setInterval(refresh,2000);
 </script></body></html>
 )html";
+
+// "ejected", "unhealthy" (failing its checks, or none passed yet) or "healthy":
+// whether and why the member gets no new requests.
+std::string_view MemberState(const Host& h, Clock::time_point now) {
+  if (h.Ejected(now)) return "ejected";
+  return HealthAdmits(h.health()) ? "healthy" : "unhealthy";
+}
 
 }  // namespace
 
@@ -76,7 +85,10 @@ struct AdminServer::Impl {
       members.push_back({{"id", h->member().id},
                          {"address", h->member().Address()},
                          {"znode", h->key()},
-                         {"state", h->Ejected(now) ? "ejected" : "healthy"},
+                         {"state", MemberState(*h, now)},
+                         {"health", HealthName(h->health())},
+                         {"last_check", CheckResultName(h->last_check())},
+                         {"ejections", h->ejections()},
                          {"in_flight", h->in_flight.load()},
                          {"requests", h->requests.load()},
                          {"zone", h->member().zone},
@@ -85,6 +97,7 @@ struct AdminServer::Impl {
     json doc = {{"policy", std::string(PolicyName(pool.policy()))},
                 {"zookeeper", {{"state", registry.zk_state()}, {"connect", config.zk.connect}, {"path", config.zk.path}}},
                 {"source", registry.source()},
+                {"zone", config.health.zone},
                 {"members", members}};
     return doc.dump() + "\n";
   }
@@ -92,10 +105,11 @@ struct AdminServer::Impl {
   void RefreshPoolGauges() {
     auto snap = pool.Snapshot();
     const auto now = Clock::now();
-    int healthy = 0, ejected = 0;
-    for (const auto& h : snap->hosts) (h->Ejected(now) ? ejected : healthy)++;
-    proxy_metrics.members_healthy.Set(healthy);
-    proxy_metrics.members_ejected.Set(ejected);
+    std::map<std::string_view, int> by_state;
+    for (const auto& h : snap->hosts) by_state[MemberState(*h, now)]++;
+    proxy_metrics.members_healthy.Set(by_state["healthy"]);
+    proxy_metrics.members_ejected.Set(by_state["ejected"]);
+    proxy_metrics.health.members_unhealthy.Set(by_state["unhealthy"]);
   }
 
   http::response<http::string_body> Handle(const http::request<http::string_body>& req) {

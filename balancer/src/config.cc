@@ -8,120 +8,91 @@
 namespace webtier::balancer {
 namespace {
 
-constexpr PolicyKind kPolicies[] = {
-    PolicyKind::kRoundRobin, PolicyKind::kWeightedRoundRobin,
-    PolicyKind::kLeastRequest, PolicyKind::kConsistentHash};
+constexpr PolicyKind kPolicies[] = {PolicyKind::kRoundRobin, PolicyKind::kWeightedRoundRobin,
+                                    PolicyKind::kLeastRequest, PolicyKind::kConsistentHash};
 
 // "round_robin|weighted_round_robin|..." in kPolicies order.
 std::string PolicyNames() {
   std::string names;
-  for (auto k : kPolicies)
-    names += (names.empty() ? "" : "|") + std::string(PolicyName(k));
+  for (auto k : kPolicies) names += (names.empty() ? "" : "|") + std::string(PolicyName(k));
   return names;
 }
 
-} // namespace
+}  // namespace
 
 std::string_view PolicyName(PolicyKind kind) {
   switch (kind) {
-  case PolicyKind::kRoundRobin:
-    return "round_robin";
-  case PolicyKind::kWeightedRoundRobin:
-    return "weighted_round_robin";
-  case PolicyKind::kLeastRequest:
-    return "least_request";
-  case PolicyKind::kConsistentHash:
-    return "consistent_hash";
+    case PolicyKind::kRoundRobin: return "round_robin";
+    case PolicyKind::kWeightedRoundRobin: return "weighted_round_robin";
+    case PolicyKind::kLeastRequest: return "least_request";
+    case PolicyKind::kConsistentHash: return "consistent_hash";
   }
   return "round_robin";
 }
 
 std::optional<PolicyKind> ParsePolicy(std::string_view name) {
   for (auto k : kPolicies) {
-    if (PolicyName(k) == name)
-      return k;
+    if (PolicyName(k) == name) return k;
   }
   return std::nullopt;
 }
 
-void AddFlags(CLI::App &app, Config *c) {
+void AddFlags(CLI::App& app, Config* c) {
   app.set_version_flag("--version", WEBTIER_VERSION);
-  app.option_defaults()->multi_option_policy(
-      CLI::MultiOptionPolicy::TakeLast); // a repeated flag: the last wins
-  app.add_option("--listen", c->listen_flag, "proxy address host:port")
-      ->capture_default_str();
-  app.add_option("--admin-listen", c->admin_listen_flag,
-                 "admin address (/metrics, /health, /status)")
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);  // a repeated flag: the last wins
+  app.add_option("--listen", c->listen_flag, "proxy address host:port")->capture_default_str();
+  app.add_option("--admin-listen", c->admin_listen_flag, "admin address (/metrics, /health, /status)")
       ->capture_default_str();
   membership::AddZkFlags(app, &c->zk);
   std::vector<std::string> policies;
-  for (auto k : kPolicies)
-    policies.emplace_back(PolicyName(k));
-  app.add_option("--policy", c->policy_flag, PolicyNames())
-      ->capture_default_str()
-      ->check(CLI::IsMember(policies));
+  for (auto k : kPolicies) policies.emplace_back(PolicyName(k));
+  app.add_option("--policy", c->policy_flag, PolicyNames())->capture_default_str()->check(CLI::IsMember(policies));
   app.add_option("--threads", c->threads, "proxy threads (0 = one per core)")
       ->capture_default_str()
       ->check(CLI::Range(0, 256));
   app.add_option("--retries", c->retries, "extra attempts on other members")
       ->capture_default_str()
       ->check(CLI::Range(0, 10));
-  app.add_option(
-         "--connect-timeout-ms", c->connect_timeout_ms,
-         "a connect to a member that takes longer fails (retried elsewhere)")
+  app.add_option("--connect-timeout-ms", c->connect_timeout_ms,
+                 "a connect to a member that takes longer fails (retried elsewhere)")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
-  app.add_option("--request-timeout-ms", c->request_timeout_ms,
-                 "whole exchange with a member; then 504")
+  app.add_option("--request-timeout-ms", c->request_timeout_ms, "whole exchange with a member; then 504")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
-  app.add_option(
-         "--try-timeout-ms", c->try_timeout_ms,
-         "idempotent requests: a member that sends no response byte within "
-         "this time is ejected and the "
-         "request retried on another (counts against --retries; 0 = off)")
+  app.add_option("--try-timeout-ms", c->try_timeout_ms,
+                 "idempotent requests: a member that sends no response byte within this time is ejected and the "
+                 "request retried on another (counts against --retries; 0 = off)")
       ->capture_default_str()
       ->check(CLI::Range(0, 3600000));
-  app.add_option(
-         "--idle-timeout-ms", c->idle_timeout_ms,
-         "idle keep-alive client connections and tunnels are closed after this")
+  app.add_option("--idle-timeout-ms", c->idle_timeout_ms,
+                 "idle keep-alive client connections and tunnels are closed after this")
       ->capture_default_str()
       ->check(CLI::Range(1, 3600000));
-  app.add_option("--header-timeout-ms", c->header_timeout_ms,
-                 "a request head must arrive within this (then 408)")
+  app.add_option("--header-timeout-ms", c->header_timeout_ms, "a request head must arrive within this (then 408)")
       ->capture_default_str()
       ->check(CLI::Range(1, 600000));
-  app.add_option("--max-header-bytes", c->max_header_bytes,
-                 "larger request heads get 431")
+  app.add_option("--max-header-bytes", c->max_header_bytes, "larger request heads get 431")
       ->capture_default_str()
       ->check(CLI::Range(256u, 1u << 24));
-  app.add_option("--max-body-bytes", c->max_body_bytes,
-                 "larger request bodies get 413")
-      ->capture_default_str();
-  app.add_option("--max-connections", c->max_connections,
-                 "client connections beyond this are closed at accept")
+  app.add_option("--max-body-bytes", c->max_body_bytes, "larger request bodies get 413")->capture_default_str();
+  app.add_option("--max-connections", c->max_connections, "client connections beyond this are closed at accept")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
-  app.add_option("--state-file", c->state_file,
-                 "where the last known pool is saved")
-      ->capture_default_str();
+  app.add_option("--state-file", c->state_file, "where the last known pool is saved")->capture_default_str();
+  AddHealthFlags(app, &c->health);
 }
 
-Status Finalize(Config *c) {
+Status Finalize(Config* c) {
   using flags::Invalid;
-  if (Status s = net::ParseListenAddress(c->listen_flag, &c->listen); !s.ok())
-    return Invalid("--listen", s.message());
-  if (Status s =
-          net::ParseListenAddress(c->admin_listen_flag, &c->admin_listen);
-      !s.ok())
+  if (Status s = net::ParseListenAddress(c->listen_flag, &c->listen); !s.ok()) return Invalid("--listen", s.message());
+  if (Status s = net::ParseListenAddress(c->admin_listen_flag, &c->admin_listen); !s.ok())
     return Invalid("--admin-listen", s.message());
   std::optional<PolicyKind> policy = ParsePolicy(c->policy_flag);
-  if (!policy)
-    return Invalid("--policy", "must be one of " + PolicyNames());
+  if (!policy) return Invalid("--policy", "must be one of " + PolicyNames());
   c->policy = *policy;
-  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok())
-    return s;
-  return Status::Ok();
+  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
+  return FinalizeHealth(c->health);
 }
 
-} // namespace webtier::balancer
+}  // namespace webtier::balancer

@@ -63,6 +63,10 @@ struct ClientConnection {
   Clock::time_point upstream_deadline = Clock::time_point::max();
   bool upstream_timed_out = false;
   bool client_gone = false;  // the watchdog saw the client's EOF or reset (for good)
+  // While set, the watchdog abandons the member's operation once this member
+  // fails its health checks (a movable attempt waiting for its response).
+  const Host* move_if_unhealthy = nullptr;
+  bool upstream_unhealthy = false;  // the watchdog did so
 
   void SetDeadline(std::chrono::milliseconds d) {
     deadline = Clock::now() + d;
@@ -73,16 +77,26 @@ struct ClientConnection {
     upstream = s;
     upstream_deadline = Clock::now() + d;
     upstream_timed_out = false;
+    upstream_unhealthy = false;
   }
   void ClearUpstream() {
     upstream = nullptr;
+    move_if_unhealthy = nullptr;
     upstream_deadline = Clock::time_point::max();
   }
   // `ec`, or a timeout when the watchdog cut the client's operation short.
   error_code ClientError(error_code ec) const { return timed_out ? error_code(beast::error::timeout) : ec; }
-  // `ec`, or a timeout when the watchdog cut the member's operation short.
+  // `ec`, or a timeout when the watchdog cut the member's operation short
+  // (for its deadline or its health).
   error_code UpstreamError(error_code ec) const {
-    return upstream_timed_out ? error_code(beast::error::timeout) : ec;
+    return upstream_timed_out || upstream_unhealthy ? error_code(beast::error::timeout) : ec;
+  }
+  // The watchdog's part: true when the member's operation is to be cut short
+  // because its member turned unhealthy (then upstream_unhealthy is set).
+  bool AbandonUnhealthy() {
+    if (move_if_unhealthy == nullptr || HealthAdmits(move_if_unhealthy->health())) return false;
+    upstream_unhealthy = true;
+    return true;
   }
 };
 

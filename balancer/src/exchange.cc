@@ -19,17 +19,6 @@ constexpr const char* kComponent = "proxy";
 constexpr uint32_t kMaxUpstreamHeaderBytes = 64 * 1024;
 constexpr size_t kMaxTried = 16;  // members one request may try
 
-// Passive ejection after a failed attempt; logs and counts a new ejection.
-void EjectAfterFailure(ProxyMetrics& metrics, Host& host, std::string_view why) {
-  if (!host.Eject(Clock::now())) return;
-  metrics.ejections.Increment();
-  log::Warn(kComponent, "member ejected")
-      .kv("member", host.member().id)
-      .kv("address", host.member().Address())
-      .kv("err", why)
-      .kv("for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(host.ejected_until() - Clock::now()).count());
-}
-
 // A failure to read a response header, by whether any of it had come.
 Failure ResponseFailure(error_code ec, bool started) {
   if (ec == beast::error::timeout) return started ? Failure::kSlowResponse : Failure::kNoResponse;
@@ -72,6 +61,7 @@ awaitable<ExchangeOutcome> Exchange::Run() {
   // Keep the generation alive across suspensions even if the pool moves on.
   const std::shared_ptr<const HostSet> hold = worker_.Snapshot();
   const HostSet& hosts = *hold;
+  hosts_ = &hosts;
   if (hosts.hosts.empty()) co_return ExchangeOutcome{503, "no members", false, keep_alive_};
   PrepareRequest();
   const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
@@ -94,6 +84,7 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     tried_storage[tried++] = host;
     attempt.untried = std::min(hosts.hosts.size(), kMaxTried) - tried;
     if (attempt.number > 0) worker_.metrics.retries.Increment();
+    else CountLocality(*host);
     host->requests.fetch_add(1, std::memory_order_relaxed);
     host->in_flight.fetch_add(1, std::memory_order_relaxed);
     struct InFlight {
@@ -140,6 +131,9 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.request);
     }
 
+    // Waiting for the answer: a member that fails its checks meanwhile is
+    // left for another (the watchdog cuts the wait short).
+    if (policy.Movable(attempt)) conn_.move_if_unhealthy = host;
     std::optional<http::response_parser<http::buffer_body>> rp;
     error_code rec;
     size_t received = 0;
@@ -154,7 +148,9 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       if (code < 100 || code >= 200 || code == 101) break;
     }
     if (rec) {
-      if (Failed(ResponseFailure(rec, received != 0 || up->buffer.size() != 0), *host, attempt, rec)) continue;
+      const bool started = received != 0 || up->buffer.size() != 0;
+      const Failure failure = conn_.upstream_unhealthy && !started ? Failure::kMemberUnhealthy : ResponseFailure(rec, started);
+      if (Failed(failure, *host, attempt, rec)) continue;
       break;
     }
     const int code = rp->get().result_int();
@@ -163,7 +159,8 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       break;
     }
     host->Count(Outcome::kOk);
-    host->RecordSuccess();
+    // Decided on the status line, before any of the body is relayed.
+    if (AnsweredError(code, *host, attempt)) continue;
     const bool upstream_keep = rp->get().keep_alive();
     conn_.ClearUpstream();
     if (code == 101) co_return co_await SwitchProtocols(std::move(up), rp->get());
@@ -201,9 +198,10 @@ bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error
   if (conn_.client_gone) return false;
   const RetryDecision d = worker_.retry.Decide(failure, attempt);
   host.Count(d.outcome);
+  if (failure == Failure::kConnect) host.RecordOutlierFailure(worker_.config.health.outlier_consecutive_5xx);
   if (d.eject) {
-    if (d.eject_reason.empty()) EjectAfterFailure(worker_.metrics, host, ec.message());
-    else EjectAfterFailure(worker_.metrics, host, d.eject_reason);
+    const std::string_view reason = d.outcome == Outcome::kConnectFailure ? "connect_failure" : "timeout";
+    Eject(host, reason, d.eject_reason.empty() ? std::string_view(ec.message()) : d.eject_reason, std::nullopt);
   }
   if (d.log == FailureLog::kUpstreamTimeout) {
     log::Warn(kComponent, "upstream timeout").kv("member", host.member().id).kv("target", req_.target());
@@ -213,6 +211,44 @@ bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error
   status_ = d.status;
   error_ = d.error;
   return d.retry;
+}
+
+bool Exchange::AnsweredError(int code, Host& host, const Attempt& attempt) {
+  if (code < 500) {
+    host.RecordSuccess();
+    return false;
+  }
+  const auto& options = worker_.config.health;
+  if (host.RecordOutlierFailure(options.outlier_consecutive_5xx)) {
+    const auto base = std::chrono::milliseconds(options.outlier_base_ejection_ms);
+    Eject(host, "5xx", "consecutive 5xx answers", OutlierEjectionTime(base, host.ejection_count() + 1));
+  }
+  if (!worker_.retry.RetriesStatus(code, attempt)) return false;
+  log::Debug(kComponent, "member answered a gateway error; retrying elsewhere")
+      .kv("member", host.member().id)
+      .kv("status", code)
+      .kv("target", req_.target());
+  status_ = code;
+  error_ = "no member answered";
+  return true;
+}
+
+void Exchange::Eject(Host& host, std::string_view reason, std::string_view why,
+                     std::optional<std::chrono::milliseconds> duration) {
+  if (!hosts_->TryEject(host, Clock::now(), duration)) return;
+  worker_.metrics.ejections.Increment();
+  worker_.metrics.health.CountEjection(host.member().id, reason);
+  log::Warn(kComponent, "member ejected")
+      .kv("member", host.member().id)
+      .kv("address", host.member().Address())
+      .kv("reason", reason)
+      .kv("err", why)
+      .kv("for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(host.ejected_until() - Clock::now()).count());
+}
+
+void Exchange::CountLocality(const Host& host) {
+  if (hosts_->options.zone.empty()) worker_.metrics.health.CountLocality(Locality::kNone);
+  else worker_.metrics.health.CountLocality(hosts_->Local(host) ? Locality::kLocal : Locality::kRemote);
 }
 
 awaitable<std::unique_ptr<UpstreamConnection>> Exchange::Connect(Host& host, error_code& error) {

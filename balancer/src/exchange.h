@@ -7,6 +7,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -60,6 +61,16 @@ class Exchange {
   // Counts, ejects and logs `failure` of this attempt as the retry policy
   // decides, keeps the status to report; true when another member is tried.
   bool Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec);
+  // A member's answer `code` (its head read, nothing relayed yet): counts a
+  // 5xx towards the member's outlier ejection, ends its run otherwise; true
+  // when the request goes to another member instead (RetriesStatus).
+  bool AnsweredError(int code, Host& host, const Attempt& attempt);
+  // Ejects `host` within this generation's cap (HostSet::TryEject), counting
+  // and logging a new ejection; `duration` nullopt: the connect back-off.
+  void Eject(Host& host, std::string_view reason, std::string_view why,
+             std::optional<std::chrono::milliseconds> duration);
+  // balancer_locality_requests_total for a request's first member.
+  void CountLocality(const Host& host);
   // Sends the member's 101 to the client and hands the connection over for
   // the tunnel.
   awaitable<ExchangeOutcome> SwitchProtocols(std::unique_ptr<UpstreamConnection> up,
@@ -79,6 +90,7 @@ class Exchange {
   char chunk_header_[20];
   std::array<asio::const_buffer, 4> request_parts_;
   size_t request_part_count_ = 0;
+  const HostSet* hosts_ = nullptr;  // the generation Run() holds
   int status_ = 502;
   std::string_view error_ = "no member answered";
 };

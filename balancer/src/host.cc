@@ -25,23 +25,34 @@ const char* OutcomeName(Outcome outcome) {
 }
 
 Host::Host(MemberRecord record, boost::asio::ip::tcp::endpoint endpoint,
-           std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes)
-    : record_(std::move(record)), endpoint_(std::move(endpoint)), outcomes_(outcomes) {}
+           std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes, Health health)
+    : record_(std::move(record)),
+      endpoint_(std::move(endpoint)),
+      outcomes_(outcomes),
+      health_(health),
+      healthy_since_ns_(Ns(Clock::now())) {}
 
 bool Host::Ejected(Clock::time_point now) const {
   return ejected_until_ns_.load(std::memory_order_relaxed) > Ns(now);
 }
 
 bool Host::Eject(Clock::time_point now) {
-  if (Ejected(now)) return false;
-  int n = consecutive_ejections_.fetch_add(1, std::memory_order_relaxed);
+  const int n = consecutive_ejections_.load(std::memory_order_relaxed);
   auto backoff = kFirstEjection * (1LL << std::min(n, 5));
-  backoff = std::min<std::chrono::milliseconds>(backoff, kMaxEjection);
-  int64_t until = Ns(now + backoff);
+  return Eject(now, std::min<std::chrono::milliseconds>(backoff, kMaxEjection));
+}
+
+bool Host::Eject(Clock::time_point now, std::chrono::milliseconds duration) {
+  if (Ejected(now)) return false;
+  consecutive_ejections_.fetch_add(1, std::memory_order_relaxed);
+  int64_t until = Ns(now + duration);
   int64_t prev = ejected_until_ns_.load(std::memory_order_relaxed);
   // Two threads may eject at once: only the one that moves the deadline counts.
   while (prev <= Ns(now)) {
-    if (ejected_until_ns_.compare_exchange_weak(prev, until, std::memory_order_relaxed)) return true;
+    if (ejected_until_ns_.compare_exchange_weak(prev, until, std::memory_order_relaxed)) {
+      ejections_.fetch_add(1, std::memory_order_relaxed);
+      return true;
+    }
   }
   consecutive_ejections_.fetch_sub(1, std::memory_order_relaxed);
   return false;
@@ -49,6 +60,26 @@ bool Host::Eject(Clock::time_point now) {
 
 void Host::RecordSuccess() {
   if (consecutive_ejections_.load(std::memory_order_relaxed) != 0) consecutive_ejections_.store(0, std::memory_order_relaxed);
+  if (consecutive_5xx_.load(std::memory_order_relaxed) != 0) consecutive_5xx_.store(0, std::memory_order_relaxed);
+}
+
+bool Host::RecordOutlierFailure(int threshold) {
+  if (threshold <= 0) return false;
+  if (consecutive_5xx_.fetch_add(1, std::memory_order_relaxed) + 1 < threshold) return false;
+  consecutive_5xx_.store(0, std::memory_order_relaxed);
+  return true;
+}
+
+void Host::SetHealth(Health health, Clock::time_point now) {
+  const Health before = health_.load(std::memory_order_relaxed);
+  if (before == health) return;
+  if (health == Health::kHealthy) healthy_since_ns_.store(Ns(now), std::memory_order_relaxed);
+  health_.store(health, std::memory_order_release);
+}
+
+double Host::Ramp(Clock::time_point now, std::chrono::milliseconds window) const {
+  if (window.count() <= 0) return 1.0;
+  return SlowStartFactor(std::chrono::nanoseconds(Ns(now) - healthy_since_ns_.load(std::memory_order_relaxed)), window);
 }
 
 Clock::time_point Host::ejected_until() const {

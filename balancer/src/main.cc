@@ -8,6 +8,7 @@
 
 #include "webtier/balancer/admin_server.h"
 #include "webtier/balancer/config.h"
+#include "webtier/balancer/health_checker.h"
 #include "webtier/balancer/member_registry.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry("balancer", WEBTIER_VERSION);
   ProxyMetrics metrics(registry.prom());
-  Pool pool(config.policy, &metrics);
+  Pool pool(config.policy, &metrics, PoolOptions::From(config.health));
+  HealthChecker checker(config.health, pool, &metrics);  // before `members`: hooks the pool's updates
   zk::Session session({.connect = config.zk.connect, .session_timeout_ms = config.zk.session_timeout_ms, .component = "zk"});
   MemberRegistry members(session, {.path = config.zk.path, .state_file = config.state_file}, pool, &metrics);
   // On every way out, stop the session's event thread before `members` goes.
@@ -71,6 +73,7 @@ int main(int argc, char** argv) {
   if (Status s = session.Start(); !s.ok()) return flags::BadValue(app, flags::Invalid("--zk", s.message()));
 
   FillPoolAtStart(config, members);
+  checker.Start();
 
   AdminServer admin(config, pool, members, metrics, registry);
   if (Status s = admin.Start(); !s.ok()) {
@@ -92,6 +95,7 @@ int main(int argc, char** argv) {
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   proxy.Shutdown(std::chrono::milliseconds(config.request_timeout_ms));
   admin.Stop();
+  checker.Stop();
   session.Close();
   log::Info("balancer", "stopped");
   return 0;

@@ -262,7 +262,16 @@ void MemberRegistry::ApplyBatch(const Batch& batch) {
     }
   }
   if (failed > 1) log::Warn(kComponent, "reading members failed; keeping what was known").kv("count", failed);
-  ApplyLocked(std::move(next));
+  // The whole path emptied at once (wiped, or a wrong ensemble), not members
+  // leaving one by one: keep the last pool, as SmartStack's synapse does
+  // (use_previous_backends); its members stay health-checked.
+  if (batch.listed && batch.children.empty() && current_.size() > 1) {
+    log::Warn(kComponent, "member path suddenly empty; keeping the last pool")
+        .kv("path", options_.path)
+        .kv("members", current_.size());
+  } else {
+    ApplyLocked(std::move(next));
+  }
   if (batch.listed) {
     std::lock_guard lock(mu_);
     source_ = "zookeeper";

@@ -22,7 +22,20 @@ bool HostFilter::Admits(const Host& host) const {
   for (const Host* t : tried) {
     if (t == &host) return false;
   }
-  return allow_ejected || !host.Ejected(now);
+  return allow_ejected || host.Routable(now);
+}
+
+double RandomUnit() {
+  thread_local uint64_t state = Mix(reinterpret_cast<uintptr_t>(&state) ^
+                                    static_cast<uint64_t>(Clock::now().time_since_epoch().count()));
+  state += 0x9e3779b97f4a7c15ULL;
+  return static_cast<double>(Mix(state) >> 11) * 0x1.0p-53;
+}
+
+bool HostFilter::Draws(const Host& host) const {
+  if (!Admits(host)) return false;
+  const double ramp = Ramp(host);
+  return ramp >= 1.0 || RandomUnit() < ramp;
 }
 
 std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Host*> hosts, uint64_t seed) {
@@ -38,10 +51,16 @@ std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Host*> hosts, ui
 Host* RoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
   const size_t n = hosts_.size();
   if (n == 0) return nullptr;
-  const uint64_t start = next_.fetch_add(1, std::memory_order_relaxed);
+  // A host that is passed over (ejected, unhealthy, tried, ramping) spends
+  // its turn of the shared counter, so the others keep equal shares rather
+  // than the next one in the list taking its turns too.
+  uint64_t turn = 0;
   for (size_t i = 0; i < n; ++i) {
-    Host* h = hosts_[(start + i) % n];
-    if (filter.Admits(*h)) return h;
+    turn = next_.fetch_add(1, std::memory_order_relaxed);
+    if (Host* h = hosts_[turn % n]; filter.Draws(*h)) return h;
+  }
+  for (size_t i = 0; i < n; ++i) {  // only ramping hosts, or other threads took the turns
+    if (Host* h = hosts_[(turn + i) % n]; filter.Admits(*h)) return h;
   }
   return nullptr;
 }
@@ -55,7 +74,8 @@ Host* WeightedRoundRobinPolicy::Pick(std::string_view, const HostFilter& filter)
   int best = -1;
   for (size_t i = 0; i < hosts_.size(); ++i) {
     if (!filter.Admits(*hosts_[i])) continue;
-    const int64_t w = hosts_[i]->member().weight;
+    // Weights in 1/1000 so a slow-start ramp scales them.
+    const int64_t w = static_cast<int64_t>(static_cast<double>(hosts_[i]->member().weight) * 1000 * filter.Ramp(*hosts_[i]));
     current_[i] += w;
     total += w;
     if (best < 0 || current_[i] > current_[best]) best = static_cast<int>(i);
@@ -68,10 +88,12 @@ Host* WeightedRoundRobinPolicy::Pick(std::string_view, const HostFilter& filter)
 Host* LeastRequestPolicy::Pick(std::string_view, const HostFilter& filter) {
   thread_local std::vector<Host*> admitted;
   admitted.clear();
+  Host* fallback = nullptr;  // a ramping host passed over, when no other is admitted
   for (Host* h : hosts_) {
-    if (filter.Admits(*h)) admitted.push_back(h);
+    if (filter.Draws(*h)) admitted.push_back(h);
+    else if (fallback == nullptr && filter.Admits(*h)) fallback = h;
   }
-  if (admitted.empty()) return nullptr;
+  if (admitted.empty()) return fallback;
   if (admitted.size() == 1) return admitted[0];
   const uint64_t r = Mix(seed_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed));
   const size_t n = admitted.size();

@@ -40,18 +40,64 @@ bool ResolveMember(const serverset::Member& member, tcp::endpoint* out) {
   return true;
 }
 
-Host* HostSet::Pick(std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now) const {
-  if (!policy) return nullptr;
-  HostFilter filter{tried, now, false};
-  if (Host* h = policy->Pick(hash_key, filter)) return h;
-  filter.allow_ejected = true;  // panic mode: never eject the whole pool
-  return policy->Pick(hash_key, filter);
+Host* HostSet::PickIn(Policy& p, std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now,
+                      bool panic) const {
+  return p.Pick(hash_key, HostFilter{tried, now, panic, options.slow_start});
 }
 
-Pool::Pool(PolicyKind policy, ProxyMetrics* metrics) : policy_(policy), metrics_(metrics) {
-  auto empty = std::make_shared<HostSet>();
-  empty->policy = MakePolicy(policy_, {}, seed_);
-  current_ = std::move(empty);
+Host* HostSet::Pick(std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now) const {
+  if (!policy) return nullptr;
+  if (!local_policy) {
+    if (Host* h = PickIn(*policy, hash_key, tried, now, false)) return h;
+    return PickIn(*policy, hash_key, tried, now, true);  // panic mode: never eject the whole pool
+  }
+  size_t routable = 0;
+  for (const Host* h : local_hosts) routable += h->Routable(now) ? 1 : 0;
+  const double share = LocalShare(routable, local_hosts.size());
+  const bool local_first = share >= 1.0 || (share > 0.0 && RandomUnit() < share);
+  Policy& first = local_first ? *local_policy : *remote_policy;
+  Policy& second = local_first ? *remote_policy : *local_policy;
+  if (Host* h = PickIn(first, hash_key, tried, now, false)) return h;
+  if (Host* h = PickIn(second, hash_key, tried, now, false)) return h;
+  // No routable member in either zone: panic, in the local zone when it has
+  // members, else among the others.
+  Policy& near = local_hosts.empty() ? *remote_policy : *local_policy;
+  Policy& far = local_hosts.empty() ? *local_policy : *remote_policy;
+  if (Host* h = PickIn(near, hash_key, tried, now, true)) return h;
+  return PickIn(far, hash_key, tried, now, true);
+}
+
+bool HostSet::TryEject(Host& host, Clock::time_point now, std::optional<std::chrono::milliseconds> duration) const {
+  std::lock_guard lock(eject_mu_);
+  if (host.Ejected(now)) return false;
+  size_t ejected = 0;
+  for (const auto& h : hosts) ejected += h->Ejected(now) ? 1 : 0;
+  if (!EjectionAllowed(ejected, hosts.size(), options.max_ejection_percent)) return false;
+  return duration ? host.Eject(now, *duration) : host.Eject(now);
+}
+
+Pool::Pool(PolicyKind policy, ProxyMetrics* metrics, PoolOptions options)
+    : policy_(policy), metrics_(metrics), options_(std::move(options)) {
+  current_ = MakeHostSet({});
+}
+
+std::shared_ptr<HostSet> Pool::MakeHostSet(std::vector<std::shared_ptr<Host>> hosts) {
+  auto next = std::make_shared<HostSet>();
+  next->options = options_;
+  next->hosts = std::move(hosts);
+  std::vector<Host*> all, local, remote;
+  for (auto& h : next->hosts) {
+    all.push_back(h.get());
+    (next->Local(*h) ? local : remote).push_back(h.get());
+  }
+  seed_ = seed_ * 6364136223846793005ULL + 1442695040888963407ULL;
+  next->policy = MakePolicy(policy_, std::move(all), seed_);
+  if (!options_.zone.empty()) {
+    next->local_hosts = local;
+    next->local_policy = MakePolicy(policy_, std::move(local), seed_ ^ 1);
+    next->remote_policy = MakePolicy(policy_, std::move(remote), seed_ ^ 2);
+  }
+  return next;
 }
 
 std::vector<std::shared_ptr<Host>> Pool::MakeHosts(const std::vector<MemberRecord>& records) const {
@@ -65,7 +111,7 @@ std::vector<std::shared_ptr<Host>> Pool::MakeHosts(const std::vector<MemberRecor
     }
     std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> counters{};
     if (metrics_) counters = metrics_->UpstreamCounters(rec.member.id);
-    out.push_back(std::make_shared<Host>(rec, ep, counters));
+    out.push_back(std::make_shared<Host>(rec, ep, counters, options_.initial_health));
   }
   return out;
 }
@@ -88,14 +134,10 @@ void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std:
     log::Info("pool", "member added").kv("member", h->member().id).kv("address", h->member().Address());
     hosts[h->key()] = std::move(h);
   }
-  auto next = std::make_shared<HostSet>();
-  next->hosts.reserve(hosts.size());
-  for (auto& [key, h] : hosts) next->hosts.push_back(h);  // ordered by znode name: stable across updates
-  std::vector<Host*> raw;
-  raw.reserve(next->hosts.size());
-  for (auto& h : next->hosts) raw.push_back(h.get());
-  seed_ = seed_ * 6364136223846793005ULL + 1442695040888963407ULL;
-  next->policy = MakePolicy(policy_, std::move(raw), seed_);
+  std::vector<std::shared_ptr<Host>> ordered;
+  ordered.reserve(hosts.size());
+  for (auto& [key, h] : hosts) ordered.push_back(h);  // ordered by znode name: stable across updates
+  std::shared_ptr<HostSet> next = MakeHostSet(std::move(ordered));
   const size_t members = next->hosts.size();
   {
     std::lock_guard lock(mu_);
@@ -104,6 +146,7 @@ void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std:
   }
   if (metrics_) metrics_->pool_updates.Increment();
   log::Info("pool", "pool updated").kv("members", members);
+  if (update_hook_) update_hook_();
 }
 
 std::shared_ptr<const HostSet> Pool::Snapshot() const {

@@ -51,6 +51,7 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
       rejected_connections(CounterFamily(r, "balancer_rejected_connections_total",
                                          "Client connections closed at accept (over --max-connections).")
                                .Add({})),
+      health(r),
       requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
       upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {
   auto& rejected = CounterFamily(r, "balancer_rejected_requests_total",

@@ -134,6 +134,8 @@ awaitable<void> Worker::Watchdog() {
       if (now >= c->upstream_deadline) {
         c->upstream_timed_out = true;
         c->upstream->cancel(ignored);
+      } else if (c->AbandonUnhealthy()) {
+        c->upstream->cancel(ignored);  // the exchange moves the request to another member
       } else if (!c->client_gone && PeerGone(c->stream)) {
         // The client left while its request is with a member: abandon it
         // there too (the exchange closes the member's connection).

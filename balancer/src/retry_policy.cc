@@ -23,8 +23,7 @@ RetryPolicy::RetryPolicy(int retries, int try_timeout_ms, int request_timeout_ms
     : max_attempts_(1 + std::max(0, retries)), try_timeout_(try_timeout_ms), request_timeout_(request_timeout_ms) {}
 
 bool RetryPolicy::BoundsTry(const Attempt& attempt) const {
-  return attempt.idempotent && attempt.replayable && try_timeout_.count() > 0 && try_timeout_ < request_timeout_ &&
-         AttemptLeft(attempt) && attempt.untried > 0;
+  return Movable(attempt) && try_timeout_.count() > 0 && try_timeout_ < request_timeout_;
 }
 
 RetryDecision RetryPolicy::Decide(Failure failure, const Attempt& attempt) const {
@@ -61,6 +60,10 @@ RetryDecision RetryPolicy::Decide(Failure failure, const Attempt& attempt) const
     case Failure::kResetMidResponse:
       d = Reset(false);
       d.log = FailureLog::kFailedMidResponse;
+      break;
+    case Failure::kMemberUnhealthy:
+      // Already out of the pool by its checks: no ejection on top.
+      d = {attempt.idempotent && attempt.replayable, false, "", Outcome::kTimeout, 504, kTimedOut};
       break;
   }
   d.retry = d.retry && AttemptLeft(attempt);

@@ -5,6 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -127,8 +129,21 @@ class BalancerTest : public ::testing::Test {
     auto members = balancer_->Members();
     return members ? members->size() : 0;
   }
-  bool WaitMembers(size_t n, std::chrono::milliseconds timeout = 10s) {
+  // n members in the pool, whatever their state.
+  bool WaitListed(size_t n, std::chrono::milliseconds timeout = 10s) {
     return WaitFor([&] { return Members() == n; }, timeout);
+  }
+  // n members in the pool, every one taking traffic (its first check passed).
+  bool WaitMembers(size_t n, std::chrono::milliseconds timeout = 10s) {
+    return WaitFor([&] { return Members() == n && static_cast<size_t>(balancer_->HealthyCount()) == n; }, timeout);
+  }
+  // The /status entry of member `id` (null when absent).
+  json MemberStatus(const std::string& id) {
+    const json status = Status();
+    for (const auto& m : status.value("members", json::array())) {
+      if (m.value("id", "") == id) return m;
+    }
+    return nullptr;
   }
   double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) {
     return MetricValue(balancer_->Metrics(), name, labels).value_or(-1);
@@ -315,10 +330,11 @@ TEST_F(BalancerTest, InvalidMemberDataIsIgnoredCountedAndHarmless) {
   ASSERT_TRUE(WaitFor([&] { return Metric("balancer_invalid_members_total") == 5; }, 10s));
   EXPECT_EQ(Shares(5)["a"], 5);
   // A member that turns invalid later is dropped and counted too.
+  // (Nothing listens there: it is listed, never healthy.)
   const std::string later = Register({.id = "later", .host = "127.0.0.1", .port = FreePort()});
-  ASSERT_TRUE(WaitMembers(2));
+  ASSERT_TRUE(WaitListed(2));
   ASSERT_TRUE(session_->Set(later, "{broken").ok());
-  ASSERT_TRUE(WaitMembers(1));
+  ASSERT_TRUE(WaitListed(1));
   EXPECT_TRUE(WaitFor([&] { return Metric("balancer_invalid_members_total") == 6; }, 10s));
   EXPECT_TRUE(balancer_->process().running());
 }
@@ -588,6 +604,131 @@ TEST(BalancerFlags, BadFlagsExitWithTwo) {
   }
   Process env(Process::Options{.argv = {BinaryPath("balancer")}, .env = {{"BALANCER_POLICY", "bogus"}}, .log_path = {}, .cwd = {}});
   EXPECT_EQ(env.Wait(10s), 2) << env.Log();
+}
+
+}  // namespace
+}  // namespace webtier::balancer
+
+namespace webtier::balancer {
+namespace {
+
+// A member that answers every request with one status (its /health too),
+// over keep-alive connections: /status/<n> of the test backend is per
+// request, this is per member. hits() counts requests other than checks.
+class FixedStatusMember {
+ public:
+  explicit FixedStatusMember(int status) : status_(status) {
+    fd_ = testing::ListenLoopback(&port_);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::thread([this, c] {
+          std::string in;
+          char buf[2048];
+          for (;;) {
+            const ssize_t n = ::recv(c, buf, sizeof buf, 0);
+            if (n <= 0) break;
+            in.append(buf, static_cast<size_t>(n));
+            for (size_t end; (end = in.find("\r\n\r\n")) != std::string::npos;) {
+              if (in.compare(0, 12, "GET /health ") != 0) hits_++;
+              in.erase(0, end + 4);
+              const std::string body = "fixed\n";
+              testing::SendAll(c, "HTTP/1.1 " + std::to_string(status_) + " X\r\nX-Served-By: fixed\r\nContent-Length: " +
+                                      std::to_string(body.size()) + "\r\n\r\n" + body);
+            }
+          }
+          ::close(c);
+        }).detach();
+      }
+    });
+  }
+  ~FixedStatusMember() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  serverset::Member member() const { return {.id = "fixed", .host = "127.0.0.1", .port = port_, .zone = "test"}; }
+  int hits() const { return hits_.load(); }
+
+ private:
+  int status_;
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::atomic<int> hits_{0};
+  std::thread thread_;
+};
+
+TEST_F(BalancerTest, MemberFailingItsChecksGetsNoTrafficAndStatusSaysWhy) {
+  Backend a("a"), b("b");
+  FixedStatusMember failing(404);  // no /health route: never admitted
+  Register(a.member());
+  Register(b.member());
+  Register(failing.member());
+  StartBalancer({"--health-interval-ms", "100", "--zone", "test"});
+  ASSERT_TRUE(WaitFor([&] { return MemberStatus("fixed").is_object() && MemberStatus("fixed")["health"] == "unhealthy"; }, 10s))
+      << balancer_->StatusBody();
+  ASSERT_TRUE(WaitFor([&] { return balancer_->HealthyCount() == 2; }, 5s));
+  const int hits_before = failing.hits();
+  auto counts = Shares(20);
+  EXPECT_EQ(counts["a"], 10);
+  EXPECT_EQ(counts["b"], 10);
+  EXPECT_EQ(counts.count("fixed"), 0u);
+  json s = Status();
+  EXPECT_EQ(s["zone"], "test");
+  const json fixed = MemberStatus("fixed");
+  EXPECT_EQ(fixed["state"], "unhealthy");
+  EXPECT_EQ(fixed["last_check"], "fail");
+  EXPECT_EQ(fixed["ejections"], 0);
+  const json ma = MemberStatus("a");
+  EXPECT_EQ(ma["health"], "healthy");
+  EXPECT_EQ(ma["last_check"], "pass");
+  EXPECT_EQ(failing.hits(), hits_before) << "requests reached a member failing its checks";
+  const std::string text = balancer_->Metrics();
+  EXPECT_GE(MetricValue(text, "balancer_health_checks_total", {{"member", "fixed"}, {"result", "fail"}}).value_or(0), 3);
+  EXPECT_GE(MetricValue(text, "balancer_health_checks_total", {{"member", "a"}, {"result", "pass"}}).value_or(0), 1);
+  EXPECT_EQ(MetricValue(text, "balancer_pool_members", {{"state", "unhealthy"}}), 1);
+  EXPECT_EQ(MetricValue(text, "balancer_locality_requests_total", {{"locality", "local"}}), 20);
+  // Checks off: every registered member takes traffic at once.
+  balancer_->Stop();
+  StartBalancer({"--health-path", ""});
+  ASSERT_TRUE(WaitFor([&] { return balancer_->HealthyCount() == 3; }, 10s));
+  EXPECT_EQ(MemberStatus("fixed")["health"], "unchecked");
+  std::set<std::string> served;
+  for (int i = 0; i < 3; ++i) served.insert(HttpGet(Url("/")).header("x-served-by"));
+  EXPECT_EQ(served.size(), 3u) << "round robin over all three, checked or not";
+}
+
+TEST_F(BalancerTest, GatewayErrorsAreRetriedElsewhereAndTheMemberEjected) {
+  Backend a("a");
+  FixedStatusMember gray(503);
+  Register(a.member());
+  Register(gray.member());
+  // Its /health answers 503 too: checks off, so only the answers count.
+  // Outlier ejection off first: an idempotent request never sees the 503, a
+  // POST (the member may have acted on it) gets it.
+  StartBalancer({"--health-path", "", "--outlier-consecutive-5xx", "0"});
+  ASSERT_TRUE(WaitMembers(2));
+  std::map<int, int> get_status, post_status;
+  for (int i = 0; i < 6; ++i) post_status[HttpRequest("POST", Url("/"), {}, "x").status]++;
+  for (int i = 0; i < 6; ++i) get_status[HttpGet(Url("/")).status]++;
+  EXPECT_EQ(get_status[200], 6);
+  EXPECT_EQ(post_status[503], 3) << "every other POST lands on the member answering 503";
+  EXPECT_GE(Metric("balancer_retries_total"), 3);
+  balancer_->Stop();
+
+  StartBalancer({"--health-path", "", "--outlier-consecutive-5xx", "3"});
+  ASSERT_TRUE(WaitMembers(2));
+  const int before = gray.hits();
+  for (int i = 0; i < 8; ++i) {
+    auto r = HttpGet(Url("/"));
+    EXPECT_EQ(r.status, 200) << "the 503 goes to another member";
+    EXPECT_EQ(r.header("x-served-by"), "a");
+  }
+  EXPECT_EQ(gray.hits() - before, 3) << "ejected after its third 503 in a row";
+  EXPECT_EQ(MemberStatus("fixed")["state"], "ejected");
+  EXPECT_EQ(MemberStatus("fixed")["ejections"], 1);
+  EXPECT_EQ(Metric("balancer_outlier_ejections_total", {{"member", "fixed"}, {"reason", "5xx"}}), 1);
 }
 
 }  // namespace

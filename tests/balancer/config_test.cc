@@ -3,6 +3,10 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 namespace webtier::balancer {
 namespace {
 
@@ -16,6 +20,16 @@ TEST(BalancerConfig, DefaultsMatchTheSpec) {
   EXPECT_EQ(c.zk.session_timeout_ms, 6000);
   EXPECT_EQ(c.policy, PolicyKind::kRoundRobin);
   EXPECT_EQ(c.retries, 2);
+  EXPECT_EQ(c.health.path, "/health");
+  EXPECT_EQ(c.health.interval_ms, 1000);
+  EXPECT_EQ(c.health.timeout_ms, 500);
+  EXPECT_EQ(c.health.healthy_threshold, 2);
+  EXPECT_EQ(c.health.unhealthy_threshold, 3);
+  EXPECT_EQ(c.health.outlier_consecutive_5xx, 5);
+  EXPECT_EQ(c.health.outlier_base_ejection_ms, 30000);
+  EXPECT_EQ(c.health.max_ejection_percent, 50);
+  EXPECT_EQ(c.health.slow_start_ms, 0);
+  EXPECT_EQ(c.health.zone, "");
 }
 
 TEST(BalancerConfig, EachBadValueNamesItsFlag) {
@@ -30,6 +44,8 @@ TEST(BalancerConfig, EachBadValueNamesItsFlag) {
       {[](Config* c) { c->zk.path = "relative"; }, "--zk-path"},
       {[](Config* c) { c->zk.path = "/trailing/"; }, "--zk-path"},
       {[](Config* c) { c->zk.path = "/"; }, "--zk-path"},
+      {[](Config* c) { c->health.path = "health"; }, "--health-path"},
+      {[](Config* c) { c->health.path = "/he alth"; }, "--health-path"},
   };
   for (const auto& tc : cases) {
     Config c;
@@ -52,6 +68,29 @@ TEST(BalancerConfig, FlagsReachTheTypedFields) {
   EXPECT_EQ(c.policy, PolicyKind::kLeastRequest);
   EXPECT_EQ(c.zk.path, "/a/b");
   EXPECT_EQ(c.retries, 5);
+}
+
+TEST(BalancerConfig, HealthFlagsParseAndRangesRefuseBadValues) {
+  Config c;
+  CLI::App app;
+  AddFlags(app, &c);
+  // As argv (CLI11 takes it last first): an empty --health-path turns the checks off.
+  std::vector<std::string> args = {"--health-path", "", "--zone", "us-east", "--slow-start-ms", "5000",
+                                   "--max-ejection-percent", "30"};
+  std::reverse(args.begin(), args.end());
+  app.parse(args);
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_FALSE(c.health.checks());
+  EXPECT_EQ(c.health.zone, "us-east");
+  EXPECT_EQ(c.health.slow_start_ms, 5000);
+  EXPECT_EQ(c.health.max_ejection_percent, 30);
+  for (const char* bad : {"--max-ejection-percent 101", "--healthy-threshold 0", "--health-interval-ms 1",
+                          "--outlier-consecutive-5xx -1"}) {
+    Config d;
+    CLI::App a;
+    AddFlags(a, &d);
+    EXPECT_THROW(a.parse(bad, false), CLI::ValidationError) << bad;
+  }
 }
 
 TEST(BalancerConfig, EveryPolicyNameParsesBack) {

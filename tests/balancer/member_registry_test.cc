@@ -7,6 +7,7 @@
 #include <prometheus/registry.h>
 
 #include <memory>
+#include <thread>
 
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/state_file.h"
@@ -205,6 +206,27 @@ TEST_F(MemberRegistryTest, ZooKeeperUnreachableKeepsTheLastPoolUntilReconnected)
   ASSERT_TRUE(WaitPool(1));
   EXPECT_TRUE(listener_.Find(a));
   EXPECT_EQ(metrics_.zk_connected.Value(), 1);
+}
+
+TEST_F(MemberRegistryTest, PathSuddenlyEmptyKeepsTheLastPool) {
+  ASSERT_TRUE(zk_.CreateAsOther(kPath, "").ok());
+  const std::string a = AddMember(8001), b = AddMember(8002);
+  StartRegistry();
+  zk_.StartSession();
+  ASSERT_TRUE(WaitPool(2));
+  zk_.DropConnection();
+  ASSERT_TRUE(zk_.DeleteAsOther(Path(a)).ok());  // both gone at once, as the reconnection's listing sees it
+  ASSERT_TRUE(zk_.DeleteAsOther(Path(b)).ok());
+  zk_.WaitIdleForTest();
+  const int64_t ops = zk_.operations_for_test();
+  zk_.Reconnect();
+  // The reconnection's listing was answered (empty), then applied a moment later.
+  ASSERT_TRUE(WaitFor([&] { return zk_.operations_for_test() > ops; }, 5s));
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(listener_.size(), 2u) << "an emptied path keeps the last pool";
+  const std::string c = AddMember(8003);  // members appearing again replace it
+  ASSERT_TRUE(WaitPool(1));
+  EXPECT_TRUE(listener_.Find(c));
 }
 
 TEST_F(MemberRegistryTest, MissingPathIsAnEmptyPoolUntilItAppears) {

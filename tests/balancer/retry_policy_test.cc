@@ -120,5 +120,25 @@ TEST(RetryPolicyTest, ATimeoutAfterSomeResponseBytesIsNeverRetried) {
   EXPECT_EQ(kPolicy.Decide(Failure::kSlowResponse, kGet), kTimeoutLogged);
 }
 
+TEST(RetryPolicyTest, GatewayErrorsOfMovableAttemptsGoToAnotherMember) {
+  for (int status : {502, 503, 504}) {
+    EXPECT_TRUE(kUnbounded.RetriesStatus(status, kGet)) << status;
+    EXPECT_FALSE(kUnbounded.RetriesStatus(status, kPost)) << "the member may have acted on it";
+    EXPECT_FALSE(kUnbounded.RetriesStatus(status, kStreamedPut)) << "the body is gone";
+    EXPECT_FALSE(kUnbounded.RetriesStatus(status, Number(kGet, 2, 2))) << "the last attempt's answer is relayed";
+    EXPECT_FALSE(kUnbounded.RetriesStatus(status, Number(kGet, 0, 0))) << "no member left to ask";
+  }
+  for (int status : {200, 404, 500, 501, 505}) EXPECT_FALSE(kUnbounded.RetriesStatus(status, kGet)) << status;
+}
+
+TEST(RetryPolicyTest, AMemberTurningUnhealthyMovesIdempotentRequestsWithoutEjection) {
+  const RetryDecision moved{true, false, "", Outcome::kTimeout, 504, kTimedOut};
+  EXPECT_EQ(kUnbounded.Decide(Failure::kMemberUnhealthy, kGet), moved);
+  EXPECT_FALSE(kUnbounded.Decide(Failure::kMemberUnhealthy, kPost).retry);
+  EXPECT_FALSE(kUnbounded.Decide(Failure::kMemberUnhealthy, Number(kGet, 2, 2)).retry);
+  EXPECT_TRUE(kUnbounded.Movable(kGet));
+  EXPECT_FALSE(kUnbounded.Movable(kStreamedPut));
+}
+
 }  // namespace
 }  // namespace webtier::balancer

@@ -17,6 +17,8 @@
 #include <set>
 #include <sstream>
 
+#include "delay_relay.h"
+#include "foreign_member.h"
 #include "net_host.h"
 #include "report.h"
 #include "webtier/testing/harness.h"
@@ -94,6 +96,38 @@ class FaultTest : public ::testing::Test {
     return false;
   }
 
+  // The member's state in /status ("" when not in the pool).
+  std::string StateOf(const std::string& id) {
+    auto m = balancer->Members();
+    if (!m) return "";
+    for (auto& x : *m) if (x.id == id) return x.state;
+    return "";
+  }
+
+  // A foreign member registered beside the webnodes; waits until it is in
+  // the pool and has passed its first check.
+  ForeignMember& AddForeign(const std::string& id) {
+    foreign = std::make_unique<ForeignMember>(id, zk->connect(), "/webtier/nodes");
+    EXPECT_TRUE(WaitFor([&] { return StateOf(id) == "healthy"; }, 10s)) << "foreign member never healthy";
+    return *foreign;
+  }
+
+  // Puts `m` in `mode` and waits (10 s at most) until /status shows it in
+  // `state`: how long that took, or nullopt.
+  std::optional<Clock::duration> Misbehave(ForeignMember& m, ForeignMember::Mode mode, const std::string& state) {
+    const auto t0 = Clock::now();
+    m.SetMode(mode);
+    if (!WaitFor([&] { return StateOf(m.id()) == state; }, 10s)) return std::nullopt;
+    return Clock::now() - t0;
+  }
+
+  // Requests that reach `m` during the next `d`.
+  uint64_t RequestsDuring(ForeignMember& m, std::chrono::milliseconds d) {
+    const uint64_t before = m.requests();
+    Pause(d);
+    return m.requests() - before;
+  }
+
   void StartLoad(std::vector<std::string> paths = {"/"}, int rate = 400) {
     LoadGenerator::Options o;
     o.port = balancer->port();
@@ -121,6 +155,7 @@ class FaultTest : public ::testing::Test {
   TempDir state_dir{"webtier-bal"};
   std::unique_ptr<Balancer> balancer;
   std::unique_ptr<LoadGenerator> load;
+  std::unique_ptr<ForeignMember> foreign;
   std::string zk_connect_;
   std::vector<std::string> node_args_;
 };
@@ -487,6 +522,199 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   EXPECT_EQ(answers["smuggling 2xCL"].count(400), 1u) << notes.str();
   EXPECT_TRUE(answers["oversized header"].count(431) == 1) << notes.str();
   EXPECT_TRUE(answers["garbage"].count(400) == 1) << notes.str();
+}
+
+// The balancer's --outlier-consecutive-5xx default.
+constexpr int kOutlierThreshold = 5;
+
+// 12. A registered member answering 503 to everything while its /health
+//     passes, under load: zero failed requests (its 503s are retried on
+//     another member), ejected after the threshold.
+TEST_F(FaultTest, S12_MemberAnswering503) {
+  StartTier(2);
+  ForeignMember& gray = AddForeign("gray-503");
+  StartLoad();
+  const auto ejected = Misbehave(gray, ForeignMember::Mode::kAnswer503, "ejected");
+  const uint64_t after = RequestsDuring(gray, 2s);
+  auto s = Finish("12. member answers 503 to everything, /health passes", Secs(ejected.value_or(0s)) + " to eject",
+                  "503s retried on other members; requests reaching it after the ejection: " + std::to_string(after));
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(ejected) << "a member answering only 503 was never ejected";
+  EXPECT_LE(after, static_cast<uint64_t>(kLoadThreads)) << "ejected member kept receiving new requests";
+  EXPECT_GE(MetricValue(balancer->Metrics(), "balancer_outlier_ejections_total",
+                        {{"member", gray.id()}, {"reason", "5xx"}}).value_or(0), 1);
+}
+
+// 12b. The same with 500 (not retried: the member may have acted): one
+//      client in sequence sees at most the threshold's count of 500s, then
+//      the member is ejected.
+TEST_F(FaultTest, S12b_MemberAnswering500) {
+  StartTier(2);
+  ForeignMember& gray = AddForeign("gray-500");
+  LoadGenerator::Options o;
+  o.port = balancer->port();
+  o.threads = 1;
+  o.rate_per_sec = 200;
+  load = std::make_unique<LoadGenerator>(o);
+  load->Start();
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().requests >= 50; }, 10s));
+  const auto ejected = Misbehave(gray, ForeignMember::Mode::kAnswer500, "ejected");
+  Pause(2s);
+  load->Stop();
+  LoadStats s = load->Snapshot();
+  const uint64_t errors = s.by_status[500];
+  AddResult({"12b. member answers 500 to everything (one client)", s.requests, s.failed,
+             Secs(ejected.value_or(0s)) + " to eject",
+             std::to_string(errors) + " answers 500 reached the client (threshold " +
+                 std::to_string(kOutlierThreshold) + ")"});
+  ASSERT_TRUE(ejected) << "a member answering only 500 was never ejected";
+  EXPECT_GE(errors, 1u) << "the 500s are the member's answers: they reach the client";
+  EXPECT_LE(errors, static_cast<uint64_t>(kOutlierThreshold)) << s.Describe();
+  EXPECT_EQ(s.failed, errors) << "nothing but the member's 500s failed: " << s.Describe();
+}
+
+// 13. A registered member whose /health starts failing: out of the pool
+//     within interval x unhealthy threshold (plus jitter), back once it
+//     passes again, ramping up under --slow-start-ms (shares measured).
+TEST_F(FaultTest, S13_HealthCheckStartsFailing) {
+  constexpr int kIntervalMs = 1000, kUnhealthy = 3, kSlowStartMs = 4000;
+  StartTier(2, {}, "", {"--slow-start-ms", std::to_string(kSlowStartMs)});
+  ForeignMember& gray = AddForeign("gray-health");
+  StartLoad();
+  const auto out = Misbehave(gray, ForeignMember::Mode::kHealthFails, "unhealthy");
+  const uint64_t while_out = RequestsDuring(gray, 1s);
+  const auto back = Misbehave(gray, ForeignMember::Mode::kNormal, "healthy");
+  LoadStats mark = load->Snapshot();
+  Pause(1s);  // the first quarter of the ramp: 10% .. 32%
+  LoadStats early = load->Snapshot().Since(mark);
+  Pause(std::chrono::milliseconds(kSlowStartMs));
+  mark = load->Snapshot();
+  Pause(2s);  // ramped up
+  LoadStats late = load->Snapshot().Since(mark);
+  auto share = [&](LoadStats& w) {
+    return static_cast<double>(w.served_by[gray.id()]) / static_cast<double>(std::max<uint64_t>(1, w.ok));
+  };
+  std::ostringstream notes;
+  notes << std::setprecision(2) << "requests while out: " << while_out << "; share in the ramp's first second "
+        << share(early) << ", after it " << share(late) << " (slow start " << kSlowStartMs << " ms)";
+  auto s = Finish("13. member's /health starts failing",
+                  Secs(out.value_or(0s)) + " to leave, " + Secs(back.value_or(0s)) + " to return after passing",
+                  notes.str());
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(out) << "failing member never left";
+  // Up to one interval (+10% jitter) until the first failing check, then
+  // threshold-1 more intervals, plus this side's polling.
+  EXPECT_LE(*out, std::chrono::milliseconds(kIntervalMs * kUnhealthy * 11 / 10 + 300)) << Secs(*out);
+  EXPECT_LE(while_out, static_cast<uint64_t>(kLoadThreads)) << "unhealthy member kept receiving new requests";
+  ASSERT_TRUE(back) << "member never came back after passing";
+  EXPECT_LT(share(early), share(late)) << notes.str();
+  EXPECT_GT(share(late), 0.25) << notes.str();
+}
+
+// 14. A registered member whose request handling hangs (its ZooKeeper
+//     session stays alive): zero failed idempotent requests with the
+//     defaults (no --try-timeout-ms): requests held there move to another
+//     member when its checks fail; out of the pool by those checks.
+TEST_F(FaultTest, S14_MemberHangsWithSessionAlive) {
+  StartTier(2);
+  ForeignMember& gray = AddForeign("gray-hang");
+  StartLoad();
+  const auto out = Misbehave(gray, ForeignMember::Mode::kHang, "unhealthy");
+  Pause(2s);
+  const bool still_registered = InPool(gray.id());
+  auto s = Finish("14. member hangs, ZooKeeper session alive", Secs(out.value_or(0s)) + " to leave by failed checks",
+                  "p99 " + std::to_string(static_cast<int>(load->Snapshot().p99_ms)) + " ms, max " +
+                      std::to_string(static_cast<int>(load->Snapshot().max_ms)) +
+                      " ms (requests held by the hung member until it failed its checks)");
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(out) << "hung member never failed its checks";
+  EXPECT_TRUE(still_registered) << "the member is still in ZooKeeper: only its checks took it out";
+  gray.SetMode(ForeignMember::Mode::kNormal);  // releases the held connections
+}
+
+// 15. Three zones: us-east (the balancer's, members on loopback) and
+//     us-west / eu-west behind relays adding 35 / 40 ms each way (this
+//     kernel has no netem for namespaces, see README). p50 through the tier
+//     without and with --zone; with it, the local members SIGKILLed under
+//     load: zero failed requests, traffic spills to the other zones; new
+//     local members: traffic comes back.
+TEST_F(FaultTest, S15_ZonesLocalitySpillOverAndReturn) {
+  StartTier(0, kFastSession);
+  AddNode("us-east-1", {"--zone", "us-east"});
+  AddNode("us-east-2", {"--zone", "us-east"});
+  std::vector<std::unique_ptr<DelayRelay>> relays;
+  for (auto [zone, ms] : {std::pair{"us-west", 35}, std::pair{"eu-west", 40}}) {
+    for (int i = 1; i <= 2; ++i) {
+      relays.push_back(std::make_unique<DelayRelay>(std::chrono::milliseconds(ms)));
+      const std::string advertise = "127.0.0.1:" + std::to_string(relays.back()->port());
+      relays.back()->SetTarget(AddNode(std::string(zone) + "-" + std::to_string(i),
+                                       {"--zone", zone, "--advertise", advertise}).port());
+    }
+  }
+  ASSERT_TRUE(WaitPool(6, 15s));
+  // Without --zone: round robin over all three zones.
+  StartLoad();
+  load->Reset();
+  Pause(3s);
+  LoadStats flat = load->Snapshot();
+  load->Stop();
+  // With --zone us-east.
+  balancer->Stop(SIGTERM);
+  balancer = std::make_unique<Balancer>(zk_connect_, "/webtier/nodes",
+                                        std::vector<std::string>{"--threads", "1", "--zone", "us-east"});
+  ASSERT_TRUE(WaitPool(6, 15s));
+  StartLoad();
+  auto local_share = [](LoadStats& w) {
+    uint64_t local = 0;
+    for (auto& [id, n] : w.served_by) local += id.rfind("us-east-", 0) == 0 ? n : 0;
+    return static_cast<double>(local) / static_cast<double>(std::max<uint64_t>(1, w.ok));
+  };
+  load->Reset();
+  Pause(3s);
+  LoadStats calm = load->Snapshot();
+
+  const auto t0 = Clock::now();
+  nodes[0]->process().Kill();
+  nodes[1]->process().Kill();
+  const bool spilled =
+      WaitFor([&] { return StateOf("us-east-1") != "healthy" && StateOf("us-east-2") != "healthy"; }, 10s);
+  const auto spilled_after = Clock::now() - t0;
+  LoadStats mark = load->Snapshot();
+  Pause(2s);
+  LoadStats outage = load->Snapshot().Since(mark);
+
+  const auto t1 = Clock::now();
+  AddNode("us-east-3", {"--zone", "us-east"});
+  AddNode("us-east-4", {"--zone", "us-east"});
+  // Until the killed members' sessions expire they count as local members
+  // (the local share is 1.4 x healthy / all local): wait for both.
+  const bool returned = WaitFor(
+      [&] {
+        return StateOf("us-east-3") == "healthy" && StateOf("us-east-4") == "healthy" && !InPool("us-east-1") &&
+               !InPool("us-east-2");
+      },
+      10s);
+  const auto returned_after = Clock::now() - t1;
+  Pause(300ms);  // requests already sent to the other zones (80 ms round trips) come back first
+  mark = load->Snapshot();
+  Pause(2s);
+  LoadStats after = load->Snapshot().Since(mark);
+
+  std::ostringstream notes;
+  notes << std::setprecision(3) << "p50 without --zone " << flat.p50_ms << " ms, with --zone " << calm.p50_ms
+        << " ms (other zones 35/40 ms each way); local share: with --zone " << local_share(calm)
+        << ", local members killed " << local_share(outage) << ", back " << local_share(after);
+  auto s = Finish("15. zones: locality, local members killed and back",
+                  Secs(spilled_after) + " to spill over, " + Secs(returned_after) + " to return", notes.str());
+  EXPECT_EQ(flat.failed, 0u) << flat.Describe();
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  ASSERT_TRUE(spilled);
+  ASSERT_TRUE(returned);
+  EXPECT_LT(calm.p50_ms, flat.p50_ms) << notes.str();
+  EXPECT_EQ(local_share(calm), 1.0) << notes.str();
+  EXPECT_EQ(local_share(outage), 0.0) << notes.str();
+  EXPECT_EQ(local_share(after), 1.0) << notes.str();
+  EXPECT_GT(MetricValue(balancer->Metrics(), "balancer_locality_requests_total", {{"locality", "remote"}}).value_or(0), 0);
 }
 
 // 16. The Redis primary SIGKILLed under steady load, with a replica and 3

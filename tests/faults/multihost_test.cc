@@ -105,10 +105,10 @@ class MultiHostTest : public ::testing::Test {
   std::unique_ptr<Balancer> balancer_;
 };
 
-// 12. The tier across hosts: 3 ZooKeeper hosts, a Redis host, two webnode
+// 17. The tier across hosts: 3 ZooKeeper hosts, a Redis host, two webnode
 //     hosts scaled 1+1 -> 3+3 -> 2+2 under load, the balancer on a host of
 //     its own. Every node serves; zero failed requests.
-TEST_F(MultiHostTest, S12_TierAcrossHosts) {
+TEST_F(MultiHostTest, S17_TierAcrossHosts) {
   if (!NetHost::Supported()) GTEST_SKIP() << "network namespaces need root here";
   lan_ = std::make_unique<NetLan>(kLanIndex);
   StartEnsemble();
@@ -156,7 +156,7 @@ TEST_F(MultiHostTest, S12_TierAcrossHosts) {
 
   std::string hosts;
   for (auto& m : balancer_->Members().value_or(std::vector<PoolMember>{})) hosts += m.id + "@" + m.address + " ";
-  AddResult({"12. tier across hosts (netns LAN): webnodes 1+1 -> 3+3 -> 2+2", s.requests, s.failed,
+  AddResult({"17. tier across hosts (netns LAN): webnodes 1+1 -> 3+3 -> 2+2", s.requests, s.failed,
              std::to_string(std::chrono::duration<double>(joined).count()).substr(0, 4) + " s from the first new node to a pool of 6",
              "pool: " + hosts});
   ASSERT_TRUE(six) << balancer_->StatusBody();

@@ -1,7 +1,8 @@
 // The admin HTTP endpoint on --admin-listen, on its own thread:
 //   /metrics      Prometheus text format
 //   /health       200 {"status":"healthy",...}
-//   /status       JSON: members (id, address, state, in_flight, requests), zk state, policy
+//   /status       JSON: members (id, address, state, health, last_check, ejections,
+//                 in_flight, requests), zk state, policy, zone
 //   /status.html  (and /) a small self-refreshing page over /status
 //   /admin/...    forwarded to one member (admin_forward.h): purge without
 //                 exposing the webnodes' admin routes on the public port

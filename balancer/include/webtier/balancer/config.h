@@ -22,6 +22,22 @@ enum class PolicyKind { kRoundRobin, kWeightedRoundRobin, kLeastRequest, kConsis
 std::string_view PolicyName(PolicyKind kind);
 std::optional<PolicyKind> ParsePolicy(std::string_view name);
 
+// Health checks, outlier detection, slow start and locality (SPEC.md
+// "Balancer: health, outliers, slow start, zones").
+struct HealthOptions {
+  std::string path = "/health";       // GET per member; empty = no active checks
+  int interval_ms = 1000;             // between check starts of one member (+ up to 10% jitter)
+  int timeout_ms = 500;               // a check that takes longer fails
+  int healthy_threshold = 2;          // passes in a row: unhealthy -> healthy
+  int unhealthy_threshold = 3;        // failures in a row: healthy -> unhealthy
+  int outlier_consecutive_5xx = 5;    // 5xx answers or failed connects in a row eject; 0 = off
+  int outlier_base_ejection_ms = 30000;  // x ejection count, capped at 10x
+  int max_ejection_percent = 50;      // of the pool, at least one member stays
+  int slow_start_ms = 0;              // 10% -> full share over this time; 0 = off
+  std::string zone;                   // own zone; empty = no locality
+  bool checks() const { return !path.empty(); }
+};
+
 struct Config {
   net::HostPort listen{"0.0.0.0", 8000};        // proxy address
   net::HostPort admin_listen{"0.0.0.0", 9000};  // /metrics, /health, /status
@@ -40,6 +56,7 @@ struct Config {
   int max_connections = 10000;                  // open client connections; more are closed at accept
   int max_idle_upstream_per_member = 64;        // per proxy thread
   std::string state_file;                       // last known pool; empty = off
+  HealthOptions health;                         // --health-*, --outlier-*, --slow-start-ms, --zone
 
   // The text of the flags with typed fields above, as given (defaults: those
   // fields' defaults). Finalize() parses it into listen, admin_listen, policy.
@@ -51,6 +68,11 @@ struct Config {
 // Adds every flag above to `app`, with its range check (env fallbacks are
 // bound by the caller).
 void AddFlags(CLI::App& app, Config* config);
+
+// The HealthOptions flags (health_config.cc); called by AddFlags.
+void AddHealthFlags(CLI::App& app, HealthOptions* health);
+// Checks what the ranges cannot (--health-path); called by Finalize.
+Status FinalizeHealth(const HealthOptions& health);
 
 // Validates and fills the typed fields from the *_flag text.
 // kInvalidArgument's message starts with the flag: "--listen: ...".

@@ -1,5 +1,7 @@
 // One upstream member as the proxy sees it: the record from ZooKeeper, its
-// resolved address, live counters and the passive-ejection state.
+// resolved address, live counters, the passive/outlier-ejection state and
+// what the health checker last published (health_checker.h). Workers read
+// all of it lock-free on the request path.
 #pragma once
 
 #include <array>
@@ -12,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <prometheus/counter.h>
 
+#include "webtier/balancer/health_rules.h"
 #include "webtier/common/membership.h"
 #include "webtier/common/serverset.h"
 
@@ -32,8 +35,10 @@ using Clock = std::chrono::steady_clock;
 class Host : public std::enable_shared_from_this<Host> {
  public:
   // `outcomes` may hold nullptrs (tests): then nothing is counted.
+  // `health`: kPending when active checks are on (no traffic before a pass).
   Host(MemberRecord record, boost::asio::ip::tcp::endpoint endpoint,
-       std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes = {});
+       std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes = {},
+       Health health = Health::kUnchecked);
 
   const std::string& key() const { return record_.key; }
   const serverset::Member& member() const { return record_.member; }
@@ -49,9 +54,28 @@ class Host : public std::enable_shared_from_this<Host> {
   // with each consecutive ejection (1 s, 2 s, 4 s ... capped at 30 s).
   // Returns true when this call ejected it (it was not ejected already).
   bool Eject(Clock::time_point now);
-  // A response arrived: the back-off starts again at 1 s.
+  // Ejects for `duration` (outlier ejection); true when this call ejected it.
+  bool Eject(Clock::time_point now, std::chrono::milliseconds duration);
+  // A non-5xx response arrived: the back-off starts again at 1 s and the run
+  // of 5xx answers ends.
   void RecordSuccess();
   Clock::time_point ejected_until() const;
+  // Ejections so far (each one also raises the next one's back-off).
+  int ejection_count() const { return consecutive_ejections_.load(std::memory_order_relaxed); }
+  uint64_t ejections() const { return ejections_.load(std::memory_order_relaxed); }
+  // A 5xx answer or a failed connect: true when it makes `threshold` in a
+  // row (the run then starts again); `threshold` 0 = never.
+  bool RecordOutlierFailure(int threshold);
+
+  // Health as the checker last published it (release/acquire).
+  Health health() const { return health_.load(std::memory_order_acquire); }
+  void SetHealth(Health health, Clock::time_point now);
+  CheckResult last_check() const { return last_check_.load(std::memory_order_relaxed); }
+  void SetLastCheck(CheckResult result) { last_check_.store(result, std::memory_order_relaxed); }
+  // Not ejected and admitted by the checks: may take new requests.
+  bool Routable(Clock::time_point now) const { return HealthAdmits(health()) && !Ejected(now); }
+  // Its slow-start share (SlowStartFactor) `window` after it became healthy.
+  double Ramp(Clock::time_point now, std::chrono::milliseconds window) const;
 
   void Count(Outcome outcome);
 
@@ -65,6 +89,11 @@ class Host : public std::enable_shared_from_this<Host> {
   std::atomic<bool> removed_{false};
   std::atomic<int64_t> ejected_until_ns_{0};   // steady clock, 0 = never ejected
   std::atomic<int> consecutive_ejections_{0};
+  std::atomic<uint64_t> ejections_{0};
+  std::atomic<int> consecutive_5xx_{0};
+  std::atomic<Health> health_;
+  std::atomic<CheckResult> last_check_{CheckResult::kNone};
+  std::atomic<int64_t> healthy_since_ns_;  // steady clock: when it last became healthy
 };
 
 }  // namespace webtier::balancer

@@ -17,14 +17,24 @@
 
 namespace webtier::balancer {
 
-// Which hosts may take this attempt: not tried yet for this request, and not
-// ejected unless `allow_ejected` (panic mode: every other host is ejected).
+// Which hosts may take this attempt: not tried yet for this request, and
+// routable (not ejected, not failing its checks) unless `allow_ejected`
+// (panic mode: no other host is routable).
 struct HostFilter {
   std::span<Host* const> tried;
   Clock::time_point now;
   bool allow_ejected = false;
+  std::chrono::milliseconds slow_start{0};  // --slow-start-ms
   bool Admits(const Host& host) const;
+  // The host's slow-start share (1 when off or done).
+  double Ramp(const Host& host) const { return slow_start.count() > 0 ? host.Ramp(now, slow_start) : 1.0; }
+  // Admits it, and (slow start) draws it with probability Ramp: a ramping
+  // host passed over leaves the pick to the next one.
+  bool Draws(const Host& host) const;
 };
+
+// Uniform in [0, 1), from a per-thread generator.
+double RandomUnit();
 
 // Thread-safe: Pick() may run on every proxy thread at once.
 class Policy {

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -31,14 +32,42 @@ class MembershipListener {
                                   const std::vector<std::string>& removed) = 0;
 };
 
+// What a pool generation needs from HealthOptions.
+struct PoolOptions {
+  Health initial_health = Health::kUnchecked;  // kPending when active checks are on
+  int max_ejection_percent = 50;
+  std::chrono::milliseconds slow_start{0};
+  std::string zone;  // empty: no locality
+  static PoolOptions From(const HealthOptions& h) {
+    return {h.checks() ? Health::kPending : Health::kUnchecked, h.max_ejection_percent,
+            std::chrono::milliseconds(h.slow_start_ms), h.zone};
+  }
+};
+
 // One immutable generation of the pool.
 struct HostSet {
   std::vector<std::shared_ptr<Host>> hosts;
   std::unique_ptr<Policy> policy;
+  PoolOptions options;
+  // With a zone: the policies over the hosts in it and over the others.
+  std::unique_ptr<Policy> local_policy, remote_policy;
+  std::vector<Host*> local_hosts;
 
-  // A host for this request that is not in `tried`: a healthy one if any,
-  // else (panic mode) an ejected one; nullptr when every host was tried.
+  // A host for this request that is not in `tried`: a routable one if any
+  // (not ejected, not failing its checks; with a zone, local ones for
+  // LocalShare of the requests, else the others), else (panic mode, judged
+  // per zone) any; nullptr when every host was tried.
   Host* Pick(std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now) const;
+  // Ejects `host` for `duration` (nullopt: the connect back-off) unless that
+  // would take more than --max-ejection-percent of this generation or its
+  // last member; true when this call ejected it.
+  bool TryEject(Host& host, Clock::time_point now, std::optional<std::chrono::milliseconds> duration) const;
+  bool Local(const Host& host) const { return !options.zone.empty() && host.member().zone == options.zone; }
+
+ private:
+  Host* PickIn(Policy& policy, std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now,
+               bool panic) const;
+  mutable std::mutex eject_mu_;  // ejections only: the cap counts and ejects as one step
 };
 
 // Thread-safe. Updates (from the membership thread) are serialized and build
@@ -47,7 +76,7 @@ struct HostSet {
 class Pool : public MembershipListener {
  public:
   // `metrics` may be null (tests).
-  Pool(PolicyKind policy, ProxyMetrics* metrics);
+  Pool(PolicyKind policy, ProxyMetrics* metrics, PoolOptions options = {});
 
   void OnMembershipUpdate(const std::vector<MemberRecord>& added,
                           const std::vector<std::string>& removed) override;  // balancer::MembershipListener
@@ -57,13 +86,22 @@ class Pool : public MembershipListener {
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
   std::vector<MemberRecord> Records() const;
   PolicyKind policy() const { return policy_; }
+  const PoolOptions& options() const { return options_; }
+  // Called (on the updating thread) after every new generation, e.g. by the
+  // health checker to check new members at once. Set before updates start.
+  void SetUpdateHook(std::function<void()> hook) { update_hook_ = std::move(hook); }
 
  private:
   // Hosts for `records`; the ones whose host does not resolve are logged and left out.
   std::vector<std::shared_ptr<Host>> MakeHosts(const std::vector<MemberRecord>& records) const;
 
+  // The next generation over `hosts` (ordered by key), its policies built.
+  std::shared_ptr<HostSet> MakeHostSet(std::vector<std::shared_ptr<Host>> hosts);
+
   const PolicyKind policy_;
   ProxyMetrics* metrics_;
+  const PoolOptions options_;
+  std::function<void()> update_hook_;
   std::mutex update_mu_;                    // serializes OnMembershipUpdate
   mutable std::mutex mu_;
   std::shared_ptr<const HostSet> current_;  // guarded by mu_

@@ -13,6 +13,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "webtier/balancer/health_metrics.h"
 #include "webtier/balancer/host.h"
 
 namespace webtier::balancer {
@@ -54,6 +55,7 @@ class ProxyMetrics {
   prometheus::Gauge& upgraded_connections;  // balancer_upgraded_connections (tunnels open)
   prometheus::Counter& rejected_connections;  // balancer_rejected_connections_total (over --max-connections)
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
+  HealthMetrics health;  // checks, outlier ejections, locality
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;

@@ -24,6 +24,7 @@ enum class Failure {
   kSlowResponse,         // timed out with the response header begun but not complete
   kResetBeforeResponse,  // reset or EOF before any byte of a response
   kResetMidResponse,     // reset, EOF or a malformed header after some response bytes
+  kMemberUnhealthy,      // no response byte yet and the member failed its health checks meanwhile
 };
 
 // What the decision depends on besides the failure.
@@ -67,6 +68,18 @@ class RetryPolicy {
   // with its body in memory and another attempt and member left. The last
   // attempt waits the whole request timeout.
   bool BoundsTry(const Attempt& attempt) const;
+  // True when the attempt may still move to another member before the
+  // response begins: idempotent, its body in memory, another attempt and
+  // member left. Then a member that turns unhealthy (kMemberUnhealthy) or
+  // answers 502/503/504 (RetriesStatus) is left for another.
+  bool Movable(const Attempt& attempt) const {
+    return attempt.idempotent && attempt.replayable && AttemptLeft(attempt) && attempt.untried > 0;
+  }
+  // A member's 502, 503 or 504 answer to a Movable attempt is not relayed:
+  // the request goes to another member (SPEC.md), whose answer the client gets.
+  bool RetriesStatus(int status, const Attempt& attempt) const {
+    return (status == 502 || status == 503 || status == 504) && Movable(attempt);
+  }
   // How long this attempt may wait for the member to take the request and
   // start its response.
   std::chrono::milliseconds AttemptTimeout(const Attempt& attempt) const {
@@ -77,7 +90,8 @@ class RetryPolicy {
   // connect for any method (nothing was sent); after a reset while sending
   // for an idempotent method; after a reset before any response byte for an
   // idempotent method whose body can be sent again; after a bounded try's
-  // timeout before any response byte (the member is ejected). Never once a
+  // timeout before any response byte (the member is ejected); after its
+  // member failed its health checks before any response byte. Never once a
   // streamed body is under way or a response has begun. Whether a member is
   // left is the load-balancing policy's answer (Pick), asked next.
   RetryDecision Decide(Failure failure, const Attempt& attempt) const;
