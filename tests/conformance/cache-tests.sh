@@ -43,7 +43,8 @@ wait_http() {  # wait_http URL: any HTTP answer within 20 s
   done
 }
 
-"$kit/cache-tests.sh" setup
+# The suite's npm dependencies (cached between runs); no registry, no suite.
+"$kit/cache-tests.sh" setup || skip "the suite's npm dependencies could not be installed (npm registry unreachable?)"
 redis_port=$(free_port); origin_port=$(free_port); node_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
