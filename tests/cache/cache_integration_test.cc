@@ -4,12 +4,16 @@
 #include <signal.h>
 
 #include <atomic>
+#include <ctime>
 #include <future>
 #include <map>
 #include <thread>
 
 #include "test_origin.h"
+#include "webtier/cache/http_date.h"
 #include "webtier/cache/message.h"
+#include "webtier/cache/record.h"
+#include "webtier/cache/redis_store.h"
 #include "webtier/testing/harness.h"
 
 namespace webtier::cache {
@@ -114,8 +118,10 @@ TEST_F(CacheTierTest, NodeBHitsWhatNodeAFetched) {
 
 TEST_F(CacheTierTest, EntriesExpireAfterTheTtl) {
   TestOrigin upstream;
-  // No max-age: --cache-ttl applies; no grace, so the entry is gone at the TTL.
-  upstream.Set("/ttl", {Response{200, {{"Cache-Control", "public, stale-while-revalidate=0, stale-if-error=0"}}, "v"}});
+  // No explicit freshness: heuristic freshness from Last-Modified, capped by
+  // --cache-ttl; no grace, so the entry is stale at the TTL.
+  upstream.Set("/ttl", {Response{200, {{"Cache-Control", "public, stale-while-revalidate=0, stale-if-error=0"},
+                                       {"Last-Modified", "Sun, 06 Nov 1994 08:49:37 GMT"}}, "v"}});
   auto a = StartNode("a", {"--origin", upstream.url(), "--cache-ttl", "1"});
   EXPECT_EQ(a->Get("/ttl").header("x-cache"), "MISS");
   EXPECT_EQ(a->Get("/ttl").header("x-cache"), "HIT");
@@ -123,6 +129,223 @@ TEST_F(CacheTierTest, EntriesExpireAfterTheTtl) {
   EXPECT_EQ(a->Get("/ttl").header("x-cache"), "MISS");
   EXPECT_EQ(upstream.Hits("/ttl"), 2);
   EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:c1:/ttl"}), "1");
+}
+
+TEST_F(CacheTierTest, CacheTtlIsHeuristicOnlyAndNeverOverridesExplicitFreshness) {
+  TestOrigin upstream;
+  const std::string lm = "Sun, 06 Nov 1994 08:49:37 GMT";
+  upstream.Set("/negative", {Response{200, {{"Cache-Control", "max-age=-3600"}, {"Last-Modified", lm}}, "n"}});
+  upstream.Set("/expired", {Response{200, {{"Expires", "Sun, 06 Nov 1994 08:49:37 GMT"}, {"Last-Modified", lm}}, "e"}});
+  upstream.Set("/bare", {Response{200, {{"Content-Type", "text/plain"}}, "b"}});
+  upstream.Set("/heuristic", {Response{200, {{"Last-Modified", lm}}, "h"}});
+  auto a = StartNode("a", {"--origin", upstream.url(), "--cache-ttl", "60"});
+  auto b = StartNode("b", {"--origin", upstream.url(), "--cache-ttl", "60"});
+  for (const char* path : {"/negative", "/expired", "/bare"}) {
+    EXPECT_EQ(a->Get(path).header("x-cache"), "MISS") << path;
+    EXPECT_EQ(b->Get(path).header("x-cache"), "MISS") << path;
+    EXPECT_EQ(upstream.Hits(path), 2) << path;
+  }
+  EXPECT_EQ(a->Get("/heuristic").header("x-cache"), "MISS");
+  EXPECT_EQ(b->Get("/heuristic").header("x-cache"), "HIT");
+}
+
+TEST_F(CacheTierTest, DateAgeAndCacheStatusAreSent) {
+  TestOrigin upstream;
+  const std::string date = FormatHttpDate(std::time(nullptr) - 1);
+  upstream.Set("/aged", {Response{200, {{"Cache-Control", "max-age=600"}, {"Age", "100"}, {"Date", date}}, "aged"}});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  auto b = StartNode("b", {"--origin", upstream.url()});
+  HttpResponse miss = a->Get("/aged");
+  EXPECT_GE(std::stoi(miss.header("age")), 100);  // the origin's Age counted
+  EXPECT_EQ(miss.header("date"), date);  // kept, not replaced
+  EXPECT_NE(miss.header("cache-status").find("webtier; fwd=uri-miss; fwd-status=200; stored"), std::string::npos)
+      << miss.header("cache-status");
+  HttpResponse hit = b->Get("/aged");
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_GE(std::stoi(hit.header("age")), 100);
+  EXPECT_EQ(hit.header("date"), date);
+  EXPECT_EQ(hit.header("cache-status").rfind("webtier; hit; ttl=", 0), 0u) << hit.header("cache-status");
+  // The node's own answers carry a Date too.
+  EXPECT_NE(HttpGet(a->url("/")).header("date"), "");
+  // HEAD carries the representation's length, not 0.
+  HttpResponse head = HttpRequest("HEAD", b->url("/aged"));
+  EXPECT_EQ(head.status, 200);
+  EXPECT_EQ(head.header("content-length"), "4");
+  EXPECT_EQ(head.body, "");
+}
+
+TEST_F(CacheTierTest, VariantsOnTwoVaryLinesAcrossTwoNodes) {
+  TestOrigin upstream;
+  // Two Vary lines on the wire. Pistache keeps one header per name, so the
+  // test origin writes the second line inside the first one's value.
+  TestOrigin::Canned canned{Response{200, {{"Cache-Control", "max-age=60"},
+                                           {"Vary", "Accept-Encoding\r\nVary: Accept-Language"}}, "lang="}};
+  canned.echo = "Accept-Language";
+  upstream.Set("/greeting", canned);
+  auto a = StartNode("a", {"--origin", upstream.url(), "--admin-token", "t"});
+  auto b = StartNode("b", {"--origin", upstream.url()});
+  EXPECT_EQ(a->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: de"}).body, "lang=de");
+  EXPECT_EQ(a->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: fr"}).body, "lang=fr");
+  HttpResponse de = b->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: de"});
+  EXPECT_EQ(de.header("x-cache"), "HIT");
+  EXPECT_EQ(de.body, "lang=de");
+  HttpResponse fr = b->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: fr"});
+  EXPECT_EQ(fr.header("x-cache"), "HIT");
+  EXPECT_EQ(fr.body, "lang=fr");
+  // The other Vary line selects too.
+  EXPECT_EQ(b->Get("/greeting", {"Accept-Encoding: br", "Accept-Language: de"}).header("x-cache"), "MISS");
+  EXPECT_EQ(upstream.Hits("/greeting"), 3);
+  // A purge removes every variant, on every node.
+  EXPECT_EQ(HttpRequest("POST", a->url("/admin/purge?path=/greeting"), {"Authorization: Bearer t"}).status, 200);
+  EXPECT_TRUE(WaitFor([&] {
+    return b->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: fr"}).header("x-cache") == "MISS";
+  }, 2s));
+  EXPECT_EQ(a->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: de"}).header("x-cache"), "MISS");
+  // Vary: * is never reused.
+  upstream.Set("/star", {Response{200, {{"Cache-Control", "max-age=60"}, {"Vary", "*"}}, "s"}});
+  a->Get("/star");
+  EXPECT_EQ(b->Get("/star").header("x-cache"), "MISS");
+}
+
+TEST_F(CacheTierTest, ARangeFirstRequestLeadsTheSharedFetchWithoutItsRange) {
+  TestOrigin upstream;
+  upstream.Set("/co", {Response{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"x\""}}, "0123456789"}, 400});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  auto b = StartNode("b", {"--origin", upstream.url()});
+  auto first = std::async(std::launch::async, [&] { return a->Get("/co", {"Range: bytes=0-1"}); });
+  std::this_thread::sleep_for(100ms);
+  std::vector<std::future<HttpResponse>> plain;
+  for (int i = 0; i < 6; ++i) {
+    plain.push_back(std::async(std::launch::async, [&, i] { return (i % 2 == 0 ? a : b)->Get("/co"); }));
+  }
+  // The first client gets its range, cut from the whole response the others get.
+  HttpResponse f = first.get();
+  EXPECT_EQ(f.status, 206);
+  EXPECT_EQ(f.body, "01");
+  EXPECT_EQ(f.header("content-range"), "bytes 0-1/10");
+  for (auto& p : plain) {
+    HttpResponse r = p.get();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "0123456789");
+  }
+  const auto seen = upstream.Requests("/co");
+  ASSERT_EQ(seen.size(), 1u);  // one fetch for the tier, without the first client's Range
+  EXPECT_FALSE(HasHeader(seen[0], "Range"));
+}
+
+TEST_F(CacheTierTest, ConditionalFirstRequestLeadsTheSharedFetch) {
+  TestOrigin upstream;
+  upstream.Set("/cond", {Response{200, {{"Cache-Control", "max-age=60"}, {"ETag", "\"x\""}}, "full body"}, 400});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  auto first = std::async(std::launch::async, [&] { return a->Get("/cond", {"If-None-Match: \"x\"", "Range: bytes=0-1"}); });
+  std::this_thread::sleep_for(100ms);
+  std::vector<std::future<HttpResponse>> plain;
+  for (int i = 0; i < 4; ++i) plain.push_back(std::async(std::launch::async, [&] { return a->Get("/cond"); }));
+  EXPECT_EQ(first.get().status, 304);
+  for (auto& p : plain) {
+    HttpResponse r = p.get();
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "full body");
+  }
+  const auto seen = upstream.Requests("/cond");
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_FALSE(HasHeader(seen[0], "If-None-Match"));
+  EXPECT_FALSE(HasHeader(seen[0], "Range"));
+  // A client conditional on a fresh entry: 304 from the cache.
+  HttpResponse nm = a->Get("/cond", {"If-None-Match: \"x\""});
+  EXPECT_EQ(nm.status, 304);
+  EXPECT_EQ(nm.header("x-cache"), "HIT");
+  EXPECT_EQ(upstream.Hits("/cond"), 1);
+}
+
+TEST_F(CacheTierTest, StaleEntriesAreRevalidatedAndA304UpdatesThem) {
+  TestOrigin upstream;
+  TestOrigin::Canned canned{Response{200, {{"Cache-Control", "max-age=1"}, {"ETag", "\"v1\""}, {"X-Version", "1"}}, "body"}};
+  canned.conditional = true;
+  upstream.Set("/rv", canned);
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  auto b = StartNode("b", {"--origin", upstream.url()});
+  EXPECT_EQ(a->Get("/rv").header("x-cache"), "MISS");
+  std::this_thread::sleep_for(1200ms);
+  canned.response.headers = {{"Cache-Control", "max-age=60"}, {"ETag", "\"v1\""}, {"X-Version", "2"}};
+  upstream.Set("/rv", canned);
+  HttpResponse revalidated = b->Get("/rv");
+  EXPECT_EQ(revalidated.status, 200);
+  EXPECT_EQ(revalidated.body, "body");
+  EXPECT_EQ(revalidated.header("x-version"), "2");
+  EXPECT_NE(revalidated.header("cache-status").find("fwd=stale; fwd-status=304"), std::string::npos)
+      << revalidated.header("cache-status");
+  const auto seen = upstream.Requests("/rv");
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(FindHeader(seen[1], "If-None-Match"), "\"v1\"");
+  HttpResponse hit = a->Get("/rv");  // the 304's max-age=60 now applies
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_EQ(hit.header("x-version"), "2");
+  EXPECT_EQ(upstream.Hits("/rv"), 2);
+}
+
+TEST_F(CacheTierTest, UnsafeMethodsInvalidateAcrossTheTier) {
+  TestOrigin upstream;
+  upstream.Set("/doc", {Response{200, {{"Cache-Control", "max-age=600"}}, "doc"}});
+  upstream.Set("/list", {Response{200, {{"Cache-Control", "max-age=600"}}, "list"}});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  auto b = StartNode("b", {"--origin", upstream.url()});
+  a->Get("/doc");
+  a->Get("/list");
+  EXPECT_EQ(b->Get("/doc").header("x-cache"), "HIT");
+  EXPECT_EQ(a->Get("/doc").header("x-cache"), "HIT");
+  // A POST whose answer names /list in Location invalidates /doc and /list.
+  upstream.Set("/doc", {Response{201, {{"Location", "/list"}}, "created"}});
+  EXPECT_EQ(HttpRequest("POST", b->url("/doc"), {}, "x").status, 201);
+  upstream.Set("/doc", {Response{200, {{"Cache-Control", "max-age=600"}}, "doc"}});
+  EXPECT_TRUE(WaitFor([&] { return a->Get("/doc").header("x-cache") == "MISS"; }, 2s));
+  EXPECT_EQ(a->Get("/list").header("x-cache"), "MISS");
+  // A failed DELETE changes nothing.
+  upstream.Set("/list", {Response{500, {}, "no"}});
+  EXPECT_EQ(HttpRequest("DELETE", b->url("/list")).status, 500);
+  EXPECT_EQ(a->Get("/list").header("x-cache"), "HIT");
+}
+
+TEST_F(CacheTierTest, SurrogateKeyTagPurgeReachesEveryNode) {
+  TestOrigin upstream;
+  upstream.Set("/t1", {Response{200, {{"Cache-Control", "max-age=600"}, {"Surrogate-Key", "news sport"}}, "1"}});
+  upstream.Set("/t2", {Response{200, {{"Cache-Control", "max-age=600"}, {"Surrogate-Key", "news"}}, "2"}});
+  upstream.Set("/t3", {Response{200, {{"Cache-Control", "max-age=600"}, {"Surrogate-Key", "weather"}}, "3"}});
+  auto a = StartNode("a", {"--origin", upstream.url(), "--admin-token", "t"});
+  auto b = StartNode("b", {"--origin", upstream.url(), "--admin-token", "t"});
+  for (const char* p : {"/t1", "/t2", "/t3"}) {
+    a->Get(p);
+    EXPECT_EQ(b->Get(p).header("x-cache"), "HIT") << p;
+  }
+  EXPECT_EQ(HttpRequest("POST", b->url("/admin/purge?tag=news")).status, 401);
+  HttpResponse purged = HttpRequest("POST", b->url("/admin/purge?tag=news"), {"Authorization: Bearer t"});
+  EXPECT_EQ(purged.status, 200);
+  EXPECT_NE(purged.body.find("\"urls\":2"), std::string::npos) << purged.body;
+  EXPECT_TRUE(WaitFor([&] { return a->Get("/t1").header("x-cache") == "MISS"; }, 2s));
+  EXPECT_EQ(a->Get("/t2").header("x-cache"), "MISS");
+  EXPECT_EQ(a->Get("/t3").header("x-cache"), "HIT");
+}
+
+TEST_F(CacheTierTest, ARecordOfTheFormerFormatIsAMissNotAnError) {
+  auto a = StartNode("a");
+  const std::string path = "/api/primes/" + std::to_string(6000 + ::getpid() % 1000);
+  Record old;
+  old.response = Response{200, {{"Content-Type", "application/json"}}, "{\"stale\":\"format\"}"};
+  old.stored_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  old.ttl_ms = 600'000;
+  std::string bytes = EncodeRecord(old);
+  bytes[3] = 1;  // as format version 1 wrote it
+  RedisOptions options;
+  options.address = net::HostPort{"127.0.0.1", redis_->port()};
+  RedisStore store(options);
+  ASSERT_TRUE(store.Put("webtier:c1:" + path, bytes, 60s).ok());
+  HttpResponse miss = a->Get(path);
+  EXPECT_EQ(miss.status, 200);
+  EXPECT_EQ(miss.header("x-cache"), "MISS");
+  EXPECT_EQ(miss.body.find("stale"), std::string::npos);
+  EXPECT_EQ(a->Metric("webnode_cache_corrupt_records_total"), 0);
+  EXPECT_EQ(a->Get(path).header("x-cache"), "HIT");
 }
 
 TEST_F(CacheTierTest, AnExpiredEntryIsServedStaleWhileOneRequestRefreshesIt) {

@@ -43,8 +43,35 @@ TEST(RecordTest, EveryFlippedByteIsDetected) {
     std::string bad = bytes;
     bad[i] = static_cast<char>(bad[i] ^ 0x5a);
     Record out;
-    EXPECT_EQ(DecodeRecord(bad, &out).code(), ErrorCode::kCorrupt) << "byte " << i;
+    // Byte 3 is the format version: another version is a miss, not corruption.
+    EXPECT_EQ(DecodeRecord(bad, &out).code(), i == 3 ? ErrorCode::kNotFound : ErrorCode::kCorrupt) << "byte " << i;
   }
+}
+
+// A record as format version 1 wrote it: no age, keep, flags, generation or variant.
+std::string VersionOneRecord() {
+  std::string out = "WTC";
+  out.push_back(1);
+  auto put = [&](uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  put(200, 2);
+  for (int64_t v : {int64_t{1'700'000'000'000}, int64_t{60'000}, int64_t{30'000}, int64_t{300'000}}) put(v, 8);
+  put(1, 4);
+  put(12, 4);
+  out += "Content-Type";
+  put(10, 4);
+  out += "text/plain";
+  put(2, 4);
+  out += "v1";
+  put(Crc32(out), 4);
+  return out;
+}
+
+TEST(RecordTest, ARecordOfTheFormerVersionIsAMissNotCorrupt) {
+  Record out;
+  Status s = DecodeRecord(VersionOneRecord(), &out);
+  EXPECT_EQ(s.code(), ErrorCode::kNotFound) << s.ToString();
 }
 
 TEST(RecordTest, TruncatedGarbageAndOtherVersionsAreCorrupt) {
@@ -54,9 +81,9 @@ TEST(RecordTest, TruncatedGarbageAndOtherVersionsAreCorrupt) {
     EXPECT_EQ(DecodeRecord(bytes.substr(0, n), &out).code(), ErrorCode::kCorrupt) << n;
   }
   EXPECT_EQ(DecodeRecord("not a record at all", &out).code(), ErrorCode::kCorrupt);
-  std::string v2 = bytes;
-  v2[3] = 2;
-  EXPECT_EQ(DecodeRecord(v2, &out).code(), ErrorCode::kCorrupt);
+  std::string v3 = bytes;
+  v3[3] = 3;
+  EXPECT_EQ(DecodeRecord(v3, &out).code(), ErrorCode::kNotFound);
 }
 
 TEST(RecordTest, RandomBytesNeverCrashTheDecoder) {
@@ -81,7 +108,7 @@ TEST(RecordTest, RandomBytesNeverCrashTheDecoder) {
     }
     Record out;
     Status s = DecodeRecord(bytes, &out);
-    EXPECT_TRUE(s.ok() || s.code() == ErrorCode::kCorrupt);
+    EXPECT_TRUE(s.ok() || s.code() == ErrorCode::kCorrupt || s.code() == ErrorCode::kNotFound);
   }
 }
 
@@ -113,8 +140,20 @@ TEST(CacheControlTest, ParsesDirectives) {
   EXPECT_TRUE(ns.no_store);
   EXPECT_TRUE(ParseCacheControl("private, max-age=10").is_private);
   EXPECT_TRUE(ParseCacheControl("no-cache").no_cache);
-  EXPECT_FALSE(ParseCacheControl("max-age=abc").max_age.has_value());
-  EXPECT_FALSE(ParseCacheControl("max-age=-1").max_age.has_value());
+  // A present but malformed max-age makes the response stale at once (RFC 9111 4.2.1).
+  EXPECT_EQ(ParseCacheControl("max-age=abc").max_age, 0);
+  EXPECT_EQ(ParseCacheControl("max-age=-1").max_age, 0);
+  EXPECT_EQ(ParseCacheControl("max-age='3600'").max_age, 0);
+  EXPECT_EQ(ParseCacheControl("max-age=003600").max_age, 3600);
+  EXPECT_EQ(ParseCacheControl("max-age=99999999999").max_age, int64_t{1} << 31);
+  EXPECT_EQ(ParseCacheControl("max-age=1800, max-age=1").max_age, 1800);  // the first one
+  // A comma inside quotes does not split; quoted strings are not directives.
+  EXPECT_EQ(ParseCacheControl("extension=\"max-age=3600, x\", max-age=1").max_age, 1);
+  CacheControl fields = ParseCacheControl("no-cache=\"Set-Cookie, X-A\", private=X-B, must-revalidate");
+  EXPECT_FALSE(fields.no_cache);
+  EXPECT_EQ(fields.no_cache_fields, (std::vector<std::string>{"Set-Cookie", "X-A"}));
+  EXPECT_EQ(fields.private_fields, (std::vector<std::string>{"X-B"}));
+  EXPECT_TRUE(fields.must_revalidate);
   EXPECT_FALSE(ParseCacheControl("").max_age.has_value());
 }
 

@@ -3,7 +3,9 @@
 #pragma once
 
 #include <atomic>
+#include <algorithm>
 #include <map>
+#include <set>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -84,6 +86,27 @@ class MemoryStore final : public Store {
     return Status::Ok();
   }
 
+  Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    auto& set = sets_[key];
+    set.members.insert(member);
+    set.expires_at_ms = std::max(set.expires_at_ms, clock_->UnixMillis() + ttl.count());
+    return Status::Ok();
+  }
+  Status TakeSet(const std::string& key, std::vector<std::string>* members) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    members->clear();
+    auto it = sets_.find(key);
+    if (it == sets_.end()) return Status::Ok();
+    if (it->second.expires_at_ms > clock_->UnixMillis()) members->assign(it->second.members.begin(), it->second.members.end());
+    sets_.erase(it);
+    return Status::Ok();
+  }
+
   std::vector<std::string> published() {
     std::lock_guard<std::mutex> lock(mu_);
     return published_;
@@ -110,6 +133,11 @@ class MemoryStore final : public Store {
     std::string value;
     int64_t expires_at_ms;
   };
+  struct Set {
+    std::set<std::string> members;
+    int64_t expires_at_ms = 0;
+  };
+  std::map<std::string, Set> sets_;  // guarded by mu_
   static Status Down() { return Status(ErrorCode::kUnavailable, "store down"); }
   std::map<std::string, Entry>::iterator Live(const std::string& key) {
     auto it = data_.find(key);

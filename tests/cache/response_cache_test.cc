@@ -9,9 +9,11 @@
 #include <future>
 #include <set>
 #include <thread>
+#include <tuple>
 
 #include "fakes.h"
 #include "webtier/cache/cache_key.h"
+#include "webtier/cache/http_date.h"
 
 namespace webtier::cache {
 namespace {
@@ -34,7 +36,6 @@ class ResponseCacheTest : public ::testing::Test {
   ResponseCacheTest() : metrics_(registry_), store_(&clock_), breaker_(BreakerOptions{3, 2000ms}, &clock_) {
     options_.default_ttl = 10s;
     options_.ttl_jitter = 0;
-    options_.stale_while_revalidate = 5s;
     options_.stale_if_error = 60s;
     options_.lock_ttl = 2000ms;
     options_.lock_poll = 2ms;
@@ -79,6 +80,39 @@ class ResponseCacheTest : public ::testing::Test {
       return out;
     };
     routes_.Add(personal);
+
+    // Validators: ETag "e<version>", fresh 1 s; a matching If-None-Match gets a
+    // 304 that makes it fresh for 100 s. Records the headers it was sent.
+    Route validating = r;
+    validating.prefix = "/v/";
+    validating.label = "/v";
+    validating.handler = [this](const Request& req, std::string_view) {
+      ++fetches_;
+      std::lock_guard<std::mutex> lock(mu_);
+      seen_.push_back(req.headers);
+      const std::string etag = "\"e" + std::to_string(version_) + "\"";
+      if (FindHeader(req.headers, "If-None-Match") == etag) {
+        return Response{304, {{"ETag", etag}, {"Cache-Control", "max-age=100"}, {"X-Updated", "yes"}}, ""};
+      }
+      return Response{200, {{"ETag", etag}, {"Cache-Control", "max-age=1"}, {"X-Updated", "no"}},
+                      "v" + std::to_string(version_)};
+    };
+    routes_.Add(validating);
+
+    // Slow, varies on X-Lang (one line each: Vary: X-Lang / Vary: X-Region).
+    Route varying = r;
+    varying.prefix = "/vary/";
+    varying.label = "/vary";
+    varying.handler = [this](const Request& req, std::string_view) {
+      int n = ++fetches_;
+      std::this_thread::sleep_for(50ms);
+      std::lock_guard<std::mutex> lock(mu_);
+      seen_.push_back(req.headers);
+      return Response{200, {{"Cache-Control", "max-age=60"}, {"Vary", "X-Lang"}, {"Vary", "X-Region"}, {"ETag", "\"t\""}},
+                      std::string(FindHeader(req.headers, "X-Lang")) + "/" +
+                          std::string(FindHeader(req.headers, "X-Region")) + "#" + std::to_string(n)};
+    };
+    routes_.Add(varying);
 
     Route never = r;
     never.prefix = "/never";
@@ -160,7 +194,9 @@ class ResponseCacheTest : public ::testing::Test {
   std::atomic<int> fetches_{0};
   std::string last_method_;
   std::mutex mu_;
-  std::string cache_control_ = "public, max-age=10";
+  std::string cache_control_ = "public, max-age=10, stale-while-revalidate=5";
+  int version_ = 1;
+  std::vector<Headers> seen_;  // request headers the /v/ and /vary/ routes were sent
   int status_ = 200;
   bool throw_ = false;
   Headers extra_headers_;
@@ -222,10 +258,35 @@ TEST_F(ResponseCacheTest, TtlComesFromSMaxAgeThenMaxAgeThenTheDefault) {
   clock_.Advance(20s);
   EXPECT_EQ(Get("/r/s").cache, CacheStatus::kHit);
 
-  SetCacheControl("public");  // no max-age: the default (10 s)
+  // No explicit freshness: heuristic freshness from Last-Modified (10% of its
+  // age), never more than --cache-ttl (10 s here); without Last-Modified none.
+  SetCacheControl("public");
+  extra_headers_ = {{"Last-Modified", FormatHttpDate(clock_.UnixMillis() / 1000 - 86400)}};
   Get("/r/d");
   clock_.Advance(9s);
   EXPECT_EQ(Get("/r/d").cache, CacheStatus::kHit);
+  clock_.Advance(2s);
+  EXPECT_EQ(Get("/r/d").cache, CacheStatus::kMiss);
+  extra_headers_ = {{"Last-Modified", FormatHttpDate(clock_.UnixMillis() / 1000 - 50)}};  // 10% = 5 s
+  Get("/r/d5");
+  clock_.Advance(6s);
+  EXPECT_EQ(Get("/r/d5").cache, CacheStatus::kMiss);
+  extra_headers_ = {};
+  Get("/r/none");
+  EXPECT_EQ(Get("/r/none").cache, CacheStatus::kMiss);
+  // Explicit freshness wins over the heuristic, also when it is stale at once.
+  for (const char* cc : {"max-age=-3600", "max-age=0"}) {
+    SetCacheControl(cc);
+    std::string path = std::string("/r/explicit") + cc;
+    Get(path);
+    EXPECT_EQ(Get(path).cache, CacheStatus::kMiss) << cc;
+  }
+  SetCacheControl("public");
+  extra_headers_ = {{"Expires", FormatHttpDate(clock_.UnixMillis() / 1000 - 10)},
+                    {"Last-Modified", FormatHttpDate(clock_.UnixMillis() / 1000 - 86400)}};
+  Get("/r/expired");
+  EXPECT_EQ(Get("/r/expired").cache, CacheStatus::kMiss);
+  extra_headers_ = {};
 
   SetCacheControl("max-age=1");  // the route's policy wins
   Get("/pinned/x");
@@ -261,14 +322,18 @@ TEST_F(ResponseCacheTest, UnstorableResponsesAreNeverCached) {
   extra_headers_ = {{"Set-Cookie", "session=1"}};
   Get("/r/cookie");
   EXPECT_EQ(Get("/r/cookie").cache, CacheStatus::kMiss);
-  extra_headers_ = {{"Vary", "User-Agent"}};
+  extra_headers_ = {{"Vary", "*"}};
   Get("/r/vary");
   EXPECT_EQ(Get("/r/vary").cache, CacheStatus::kMiss);
   extra_headers_ = {};
   SetStatus(500);
+  SetCacheControl("public");  // an error without explicit freshness
   Get("/r/err");
   EXPECT_EQ(Get("/r/err").cache, CacheStatus::kMiss);
   EXPECT_EQ(metrics_.stores.Value(), 0);
+  SetCacheControl("max-age=60");  // the origin says to keep it: RFC 9111 3 allows it
+  Get("/r/err60");
+  EXPECT_EQ(Get("/r/err60").cache, CacheStatus::kHit);
 }
 
 TEST_F(ResponseCacheTest, NotEligibleRequestsSkipTheCache) {
@@ -278,7 +343,7 @@ TEST_F(ResponseCacheTest, NotEligibleRequestsSkipTheCache) {
   EXPECT_EQ(Get("/r/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kNone);
   EXPECT_EQ(Get("/r/a", "", "GET", {{"Cookie", "a=b"}}).cache, CacheStatus::kNone);
   EXPECT_EQ(fetches_.load(), 5);
-  EXPECT_EQ(store_.calls(), 0);
+  EXPECT_EQ(store_.calls(), 2);  // only the POST's invalidation of its URL: DEL + PUBLISH
   // ...unless the route says so.
   EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kMiss);
   EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kHit);
@@ -314,6 +379,21 @@ TEST_F(ResponseCacheTest, ACorruptRecordIsAMissCountedAndOverwritten) {
   Outcome hit = Get("/r/c");
   EXPECT_EQ(hit.cache, CacheStatus::kHit);
   EXPECT_EQ(hit.response.body, miss.response.body);
+}
+
+TEST_F(ResponseCacheTest, ARecordOfTheFormerFormatIsAPlainMissAndIsReplaced) {
+  Record old;
+  old.response = Response{200, {{"Content-Type", "text/plain"}}, "old"};
+  old.stored_at_ms = clock_.UnixMillis();
+  old.ttl_ms = 60'000;
+  std::string bytes = EncodeRecord(old);
+  bytes[3] = 1;  // format version 1
+  store_.Raw(CacheKey("/r/old", ""), bytes);
+  Outcome miss = Get("/r/old");
+  EXPECT_EQ(miss.cache, CacheStatus::kMiss);
+  EXPECT_NE(miss.response.body, "old");
+  EXPECT_EQ(metrics_.corrupt_records.Value(), 0);
+  EXPECT_EQ(Get("/r/old").cache, CacheStatus::kHit);
 }
 
 TEST_F(ResponseCacheTest, StaleWhileRevalidateServesStaleAndRefreshesOnce) {
@@ -524,6 +604,207 @@ TEST_F(ResponseCacheTest, AFullWorkerQueueAnswers503Quickly) {
   EXPECT_EQ(running.get().response.status, 200);
   EXPECT_EQ(queued.get().response.status, 200);
   EXPECT_EQ(Get(*cache, "/slow/3").response.status, 200);  // room again: a normal miss
+}
+
+TEST_F(ResponseCacheTest, AStaleEntryIsRevalidatedAndA304UpdatesIt) {
+  Outcome first = Get("/v/x");
+  EXPECT_EQ(first.response.body, "v1");
+  clock_.Advance(2s);  // stale (max-age=1)
+  Outcome revalidated = Get("/v/x");
+  EXPECT_EQ(revalidated.cache, CacheStatus::kMiss);
+  EXPECT_EQ(revalidated.forward, Forward::kStale);
+  EXPECT_EQ(revalidated.forward_status, 304);
+  EXPECT_EQ(revalidated.response.status, 200);
+  EXPECT_EQ(revalidated.response.body, "v1");
+  EXPECT_EQ(FindHeader(revalidated.response.headers, "X-Updated"), "yes");
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSERT_EQ(seen_.size(), 2u);
+    EXPECT_EQ(FindHeader(seen_[1], "If-None-Match"), "\"e1\"");
+  }
+  clock_.Advance(50s);  // the 304's max-age=100 now applies
+  Outcome hit = Get("/v/x");
+  EXPECT_EQ(hit.cache, CacheStatus::kHit);
+  EXPECT_EQ(hit.response.body, "v1");
+  EXPECT_EQ(fetches_.load(), 2);
+  // A changed representation: the origin answers 200, which replaces the entry.
+  clock_.Advance(100s);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    version_ = 2;
+  }
+  EXPECT_EQ(Get("/v/x").response.body, "v2");
+  EXPECT_EQ(Get("/v/x").response.body, "v2");
+}
+
+TEST_F(ResponseCacheTest, ClientConditionalsAreAnsweredFromTheCache) {
+  Get("/v/c");
+  Outcome nm = Get("/v/c", "", "GET", {{"If-None-Match", "\"e1\""}});
+  EXPECT_EQ(nm.cache, CacheStatus::kHit);
+  EXPECT_EQ(nm.response.status, 304);
+  EXPECT_TRUE(nm.response.body.empty());
+  EXPECT_EQ(Get("/v/c", "", "GET", {{"If-None-Match", "\"other\""}}).response.status, 200);
+  EXPECT_EQ(fetches_.load(), 1);
+}
+
+TEST_F(ResponseCacheTest, AByteRangeOfAStoredResponseIsA206) {
+  Outcome full = Get("/r/range");
+  const std::string body = full.response.body;
+  Outcome part = Get("/r/range", "", "GET", {{"Range", "bytes=0-1"}});
+  EXPECT_EQ(part.cache, CacheStatus::kHit);
+  EXPECT_EQ(part.response.status, 206);
+  EXPECT_EQ(part.response.body, body.substr(0, 2));
+  EXPECT_EQ(FindHeader(part.response.headers, "Content-Range"), "bytes 0-1/" + std::to_string(body.size()));
+  EXPECT_EQ(Get("/r/range", "", "GET", {{"Range", "bytes=-3"}}).response.body, body.substr(body.size() - 3));
+  EXPECT_EQ(Get("/r/range", "", "GET", {{"Range", "bytes=2-"}}).response.body, body.substr(2));
+  // Several ranges, unsatisfiable ones, other units: the whole response.
+  for (const char* r : {"bytes=0-1,3-4", "bytes=999-", "items=0-1", "bytes=x-"}) {
+    Outcome whole = Get("/r/range", "", "GET", {{"Range", r}});
+    EXPECT_EQ(whole.response.status, 200) << r;
+    EXPECT_EQ(whole.response.body, body) << r;
+  }
+  EXPECT_EQ(fetches_.load(), 1);
+}
+
+TEST_F(ResponseCacheTest, TheClientsOwnDirectivesAreHonoured) {
+  Get("/v/cc");
+  clock_.Advance(500ms);
+  // no-cache / max-age=0: revalidated with the origin (a conditional request).
+  Outcome revalidated = Get("/v/cc", "", "GET", {{"Cache-Control", "no-cache"}});
+  EXPECT_EQ(revalidated.forward, Forward::kStale);
+  EXPECT_EQ(revalidated.forward_status, 304);
+  EXPECT_EQ(fetches_.load(), 2);
+  // min-fresh beyond what is left: to the origin; within: a hit.
+  EXPECT_EQ(Get("/v/cc", "", "GET", {{"Cache-Control", "min-fresh=50"}}).cache, CacheStatus::kHit);
+  EXPECT_EQ(Get("/v/cc", "", "GET", {{"Cache-Control", "min-fresh=500"}}).cache, CacheStatus::kMiss);
+  // max-stale accepts a stale response the origin did not forbid.
+  SetCacheControl("max-age=1");
+  Get("/r/ms");
+  clock_.Advance(5s);
+  Outcome stale = Get("/r/ms", "", "GET", {{"Cache-Control", "max-stale=100"}});
+  EXPECT_EQ(stale.cache, CacheStatus::kStale);
+  EXPECT_EQ(Get("/r/ms", "", "GET", {{"Cache-Control", "max-stale=1"}}).cache, CacheStatus::kMiss);
+  // only-if-cached without a stored response: 504, the origin is not asked.
+  const int before = fetches_.load();
+  Outcome none = Get("/r/oic", "", "GET", {{"Cache-Control", "only-if-cached"}});
+  EXPECT_EQ(none.response.status, 504);
+  EXPECT_EQ(fetches_.load(), before);
+}
+
+TEST_F(ResponseCacheTest, VariantsAreKeyedOnEveryVaryLine) {
+  Outcome de = Get("/vary/p", "", "GET", {{"X-Lang", "de"}, {"X-Region", "at"}});
+  Outcome fr = Get("/vary/p", "", "GET", {{"X-Lang", "fr"}, {"X-Region", "at"}});
+  Outcome de_ch = Get("/vary/p", "", "GET", {{"X-Lang", "de"}, {"X-Region", "ch"}});
+  EXPECT_EQ(de.response.body.substr(0, 5), "de/at");
+  EXPECT_EQ(fr.response.body.substr(0, 5), "fr/at");
+  EXPECT_EQ(de_ch.response.body.substr(0, 5), "de/ch");
+  EXPECT_EQ(fetches_.load(), 3);
+  // Every variant is a hit for its own request, never for another's.
+  for (const auto& [lang, region, body] : {std::tuple{"de", "at", de.response.body}, std::tuple{"fr", "at", fr.response.body},
+                                          std::tuple{"de", "ch", de_ch.response.body}}) {
+    Outcome o = Get("/vary/p", "", "GET", {{"X-Lang", lang}, {"X-Region", region}});
+    EXPECT_EQ(o.cache, CacheStatus::kHit) << lang << region;
+    EXPECT_EQ(o.response.body, body);
+  }
+  EXPECT_EQ(fetches_.load(), 3);
+  // A purge removes every variant.
+  ASSERT_TRUE(Cache().Purge("/vary/p").ok());
+  EXPECT_EQ(Get("/vary/p", "", "GET", {{"X-Lang", "fr"}, {"X-Region", "at"}}).cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/vary/p", "", "GET", {{"X-Lang", "de"}, {"X-Region", "at"}}).cache, CacheStatus::kMiss);
+}
+
+TEST_F(ResponseCacheTest, CoalescedRequestsAreEachAnsweredForTheirOwnRequest) {
+  // The first request carries Range and a conditional; plain GETs and another
+  // variant wait on its fetch. The fetch carries neither, and each request
+  // gets what it asked for: the leader a 304, the plain GETs the full body,
+  // the other variant its own fetch.
+  std::vector<std::future<Outcome>> futures;
+  futures.push_back(std::async(std::launch::async, [this] {
+    return Get("/vary/c", "", "GET", {{"X-Lang", "de"}, {"Range", "bytes=0-1"}, {"If-None-Match", "\"t\""}});
+  }));
+  std::this_thread::sleep_for(10ms);
+  for (int i = 0; i < 4; ++i) {
+    futures.push_back(std::async(std::launch::async, [this] { return Get("/vary/c", "", "GET", {{"X-Lang", "de"}}); }));
+  }
+  futures.push_back(std::async(std::launch::async, [this] { return Get("/vary/c", "", "GET", {{"X-Lang", "fr"}}); }));
+  std::vector<Outcome> got;
+  for (auto& f : futures) got.push_back(f.get());
+  EXPECT_EQ(got[0].response.status, 304);
+  for (int i = 1; i <= 4; ++i) {
+    EXPECT_EQ(got[i].response.status, 200) << i;
+    EXPECT_EQ(got[i].response.body.substr(0, 3), "de/") << i;
+  }
+  EXPECT_EQ(got[5].response.status, 200);
+  EXPECT_EQ(got[5].response.body.substr(0, 3), "fr/");
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& headers : seen_) {
+    EXPECT_FALSE(HasHeader(headers, "Range"));
+    EXPECT_FALSE(HasHeader(headers, "If-None-Match"));
+  }
+  EXPECT_EQ(seen_.size(), 2u);  // one fetch per variant
+}
+
+TEST_F(ResponseCacheTest, UnsafeMethodsInvalidateTheUrl) {
+  Get("/r/inv");
+  EXPECT_EQ(Get("/r/inv").cache, CacheStatus::kHit);
+  SetStatus(500);
+  Get("/r/inv", "", "POST");  // a failed POST changes nothing
+  SetStatus(200);
+  EXPECT_EQ(Get("/r/inv").cache, CacheStatus::kHit);
+  for (const char* method : {"POST", "PUT", "DELETE", "PATCH"}) {
+    Get("/r/inv", "", method);
+    EXPECT_EQ(Get("/r/inv").cache, CacheStatus::kMiss) << method;
+    EXPECT_EQ(Get("/r/inv").cache, CacheStatus::kHit) << method;
+  }
+  // Location and Content-Location on this origin go too; another origin's do not.
+  Get("/r/target");
+  Get("/r/other");
+  extra_headers_ = {{"Location", "target"}, {"Content-Location", "http://elsewhere.example/r/other"}};
+  Get("/r/form", "", "POST");
+  extra_headers_ = {};
+  EXPECT_EQ(Get("/r/target").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/r/other").cache, CacheStatus::kHit);
+}
+
+TEST_F(ResponseCacheTest, SurrogateKeyTagsPurgeEveryUrlThatListedThem) {
+  extra_headers_ = {{"Surrogate-Key", "news front"}};
+  Get("/r/a1");
+  extra_headers_ = {{"Surrogate-Key", "news"}};
+  Get("/r/a2");
+  extra_headers_ = {};
+  Get("/r/a3");
+  size_t purged = 0;
+  ASSERT_TRUE(Cache().PurgeTag("news", &purged).ok());
+  EXPECT_EQ(purged, 2u);
+  EXPECT_EQ(Get("/r/a1").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/r/a2").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get("/r/a3").cache, CacheStatus::kHit);
+  ASSERT_TRUE(Cache().PurgeTag("nothing", &purged).ok());
+  EXPECT_EQ(purged, 0u);
+}
+
+TEST_F(ResponseCacheTest, MustRevalidateAndSMaxAgeForbidStaleAnswers) {
+  for (const char* cc : {"max-age=10, must-revalidate, stale-while-revalidate=60", "s-maxage=10, stale-if-error=60",
+                         "max-age=10, proxy-revalidate"}) {
+    SetCacheControl(cc);
+    const std::string path = std::string("/r/mr") + cc;
+    Get(path);
+    clock_.Advance(11s);
+    SetStatus(503);
+    Outcome o = Get(path);
+    EXPECT_EQ(o.response.status, 503) << cc;
+    EXPECT_NE(o.cache, CacheStatus::kStale) << cc;
+    SetStatus(200);
+  }
+}
+
+TEST_F(ResponseCacheTest, CacheStatusNamesWhatHappened) {
+  Outcome miss = Get("/r/cs");
+  EXPECT_EQ(CacheStatusField(miss), "webtier; fwd=uri-miss; fwd-status=200; stored");
+  clock_.Advance(2s);
+  Outcome hit = Get("/r/cs");
+  EXPECT_EQ(CacheStatusField(hit), "webtier; hit; ttl=8");
+  EXPECT_EQ(CacheStatusField(Get("/r/cs", "", "POST")), "webtier; fwd=bypass; fwd-status=200");
 }
 
 TEST(HotCacheTest, IsBounded) {

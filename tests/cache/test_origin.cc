@@ -17,6 +17,7 @@ struct TestOrigin::State {
   mutable std::mutex mu;
   std::map<std::string, Canned> canned;
   std::map<std::string, int> hits;
+  std::map<std::string, std::vector<Headers>> requests;
   std::atomic<bool> failing{false};
 };
 
@@ -31,9 +32,12 @@ class Handler : public Http::Handler {
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {
     TestOrigin::Canned canned;
     bool found = false;
+    Headers seen;
+    for (const auto& [name, raw] : request.headers().rawList()) seen.emplace_back(raw.name(), raw.value());
     {
       std::lock_guard<std::mutex> lock(state_->mu);
       ++state_->hits[request.resource()];
+      state_->requests[request.resource()].push_back(seen);
       auto it = state_->canned.find(request.resource());
       if (it != state_->canned.end()) {
         canned = it->second;
@@ -51,6 +55,12 @@ class Handler : public Http::Handler {
     }
     for (const auto& [name, value] : canned.response.headers) {
       webnode::SetHeader(writer.headers(), name, value);  // Pistache drops addRaw() headers
+    }
+    if (!canned.echo.empty()) canned.response.body += std::string(FindHeader(seen, canned.echo));
+    std::string_view etag = FindHeader(canned.response.headers, "ETag");
+    if (canned.conditional && !etag.empty() && FindHeader(seen, "If-None-Match") == etag) {
+      writer.send(Http::Code::Not_Modified, "");
+      return;
     }
     writer.send(static_cast<Http::Code>(canned.response.status), canned.response.body);
   }
@@ -82,6 +92,12 @@ int TestOrigin::Hits(const std::string& path) const {
   std::lock_guard<std::mutex> lock(state_->mu);
   auto it = state_->hits.find(path);
   return it == state_->hits.end() ? 0 : it->second;
+}
+
+std::vector<Headers> TestOrigin::Requests(const std::string& path) const {
+  std::lock_guard<std::mutex> lock(state_->mu);
+  auto it = state_->requests.find(path);
+  return it == state_->requests.end() ? std::vector<Headers>{} : it->second;
 }
 
 int TestOrigin::TotalHits() const {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "webtier/cache/message.h"
 
@@ -24,6 +25,8 @@ class TestOrigin {
   struct Canned {
     Response response;
     int delay_ms = 0;
+    std::string echo;          // a request header whose value is appended to the body ("" = none)
+    bool conditional = false;  // If-None-Match equal to the canned ETag: 304 with the canned headers
   };
 
   TestOrigin();
@@ -33,6 +36,8 @@ class TestOrigin {
   void SetFailing(bool failing);
   int Hits(const std::string& path) const;  // requests seen for `path`
   int TotalHits() const;
+  // The headers of every request seen for `path`, in order (names as sent).
+  std::vector<Headers> Requests(const std::string& path) const;
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
   uint16_t port() const { return port_; }
 

@@ -302,5 +302,40 @@ TEST_F(WebnodeTest, BadRequestsGetAClearStatusAndTheNodeKeepsServing) {
   EXPECT_TRUE(node.process().running());
 }
 
+// Pistache 0.0.5 parses the request headers it knows before any handler runs
+// and answers 500 to a value its parser rejects. RFC 9111 5.2.3: unknown
+// Cache-Control directives are ignored; no request header may turn a request
+// into an error (raw_request_headers.h). Sent raw, each on its own connection.
+TEST_F(WebnodeTest, NoRequestHeaderValueCausesAServerError) {
+  RedisServer redis;
+  redis.Start();
+  Webnode node("node-hdr", zk_.connect(), {"--redis", redis.address()});
+  node.WaitHealthy();
+  const std::vector<std::string> odd = {
+      "Cache-Control: nothing-to-see-here", "Cache-Control: stale-if-error=60", "Cache-Control: max-age=\"x\", ,,",
+      "Cache-Control: no-cache=\"Set-Cookie", "Date: yesterday", "Date: Tue, 99 Foo 1994 99:99:99 GMT",
+      "Expires: 0", "Accept: ;;;q=", "Accept-Encoding: ;q=x", "Host: ::::", "User-Agent:", "Expect: 100-continue-ish",
+      "Location: ::", "If-Modified-Since: garbage", "If-None-Match: W/", "Connection: TE, foo",
+      "Content-Type: /", "Allow: ???", "Pragma: no-cache", "Authorization: Nope"};
+  for (const auto& header : odd) {
+    for (const std::string path : {"/", "/api/primes/10"}) {
+      int fd = ConnectLoopback(node.port());
+      ASSERT_GE(fd, 0);
+      std::string got = Exchange(fd, "GET " + path + " HTTP/1.1\r\nHost: x\r\n" + header + "\r\nConnection: close\r\n\r\n");
+      ::close(fd);
+      EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << header << " on " << path << ": " << got;
+    }
+  }
+  // A bad Content-Length is the client's error, not the server's.
+  for (const std::string cl : {"abc", "99999999999999999999999", "-1"}) {
+    int fd = ConnectLoopback(node.port());
+    std::string got = Exchange(fd, "POST /api/primes/10 HTTP/1.1\r\nHost: x\r\nContent-Length: " + cl +
+                                       "\r\nConnection: close\r\n\r\n");
+    ::close(fd);
+    EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << cl << ": " << got;
+  }
+  EXPECT_TRUE(node.process().running());
+}
+
 }  // namespace
 }  // namespace webtier

@@ -60,17 +60,25 @@ bool SameSecret(std::string_view a, std::string_view b) {
 
 void Send(Reply& reply, Outcome outcome) {
   reply.set_route(outcome.route);
-  std::string content_type = "application/octet-stream";
+  std::string content_type;
+  std::string cache_status = CacheStatusField(outcome);
   for (auto& [name, value] : outcome.response.headers) {
     if (EqualsIgnoreCase(name, "Content-Type")) {
       content_type = value;
+    } else if (EqualsIgnoreCase(name, "Cache-Status")) {
+      cache_status = value + ", " + cache_status;  // caches nearer the origin come first (RFC 9211)
     } else if (!IsHopByHop(name) && !EqualsIgnoreCase(name, "X-Served-By") && !EqualsIgnoreCase(name, "X-Cache") &&
-               !EqualsIgnoreCase(name, "Age") && !EqualsIgnoreCase(name, "Date") && !EqualsIgnoreCase(name, "Server")) {
+               !(EqualsIgnoreCase(name, "Age") && outcome.age_seconds.has_value()) &&
+               !EqualsIgnoreCase(name, "Server")) {
       reply.AddHeader(name, value);
     }
   }
   if (outcome.cache != CacheStatus::kNone) reply.AddHeader("X-Cache", std::string(CacheStatusName(outcome.cache)));
+  if (outcome.cache != CacheStatus::kNone || outcome.forward != Forward::kNone) {
+    reply.AddHeader("Cache-Status", std::move(cache_status));
+  }
   if (outcome.age_seconds.has_value()) reply.AddHeader("Age", std::to_string(*outcome.age_seconds));
+  if (content_type.empty() && !outcome.response.body.empty()) content_type = "application/octet-stream";
   reply.Send(outcome.response.status, std::move(outcome.response.body), content_type);
 }
 
@@ -96,12 +104,12 @@ class CachedContent final : public ContentService {
       store_ = std::make_unique<RedisStore>(redis);
       hot_ = std::make_unique<HotCache>(kHotEntries, kHotWindow, &SystemClock::Get());
       purges_ = std::make_unique<RedisSubscriber>(redis, kPurgeChannel,
-                                                  [hot = hot_.get()](const std::string& key) { hot->Erase(key); });
+                                                  [hot = hot_.get()](const std::string& key) { hot->EraseWithVariants(key); });
     } else {
       log::Warn("cache", "no --redis nor --redis-sentinel: the response cache is off");
     }
     CacheOptions options;
-    options.default_ttl = std::chrono::seconds(config.cache_ttl);
+    options.default_ttl = std::chrono::seconds(config.cache_ttl);  // heuristic freshness cap
     options.node_id = config.id;
     workers_ = std::make_unique<WorkerPool>("origin", kWorkerThreads);
     ResponseCache::Parts parts;
@@ -153,26 +161,30 @@ class CachedContent final : public ContentService {
       SendJson(reply, 401, R"({"error":"missing or wrong admin token"})");
       return;
     }
-    std::string path;
+    std::string path, tag;
     for (std::string_view q = req.query; !q.empty();) {
       size_t amp = q.find('&');
       std::string_view param = q.substr(0, amp);
       if (param.substr(0, 5) == "path=") path = PercentDecode(param.substr(5));
+      if (param.substr(0, 4) == "tag=") tag = PercentDecode(param.substr(4));
       if (amp == std::string_view::npos) break;
       q.remove_prefix(amp + 1);
     }
-    if (path.empty() || path.front() != '/') {
-      SendJson(reply, 400, R"({"error":"path=/... is required"})");
+    if (tag.empty() && (path.empty() || path.front() != '/')) {
+      SendJson(reply, 400, R"({"error":"path=/... or tag=... is required"})");
       return;
     }
-    // One Redis DEL, bounded by its timeouts, but still off the reactor.
+    // A few Redis commands, bounded by their timeouts, but still off the reactor.
     auto shared = std::make_shared<Reply>(std::move(reply));
-    const bool queued = workers_->Submit([this, shared, path, host = req.host] {
-      Status s = cache_->Purge(path, host);
-      if (s.ok()) {
+    const bool queued = workers_->Submit([this, shared, path, tag, host = req.host] {
+      size_t urls = 0;
+      Status s = tag.empty() ? cache_->Purge(path, host) : cache_->PurgeTag(tag, &urls);
+      if (!s.ok()) {
+        SendJson(*shared, 503, R"({"error":"cache unavailable"})");
+      } else if (tag.empty()) {
         SendJson(*shared, 200, nlohmann::json{{"purged", path}}.dump());
       } else {
-        SendJson(*shared, 503, R"({"error":"cache unavailable"})");
+        SendJson(*shared, 200, nlohmann::json{{"purged_tag", tag}, {"urls", urls}}.dump());
       }
     });
     if (!queued) SendJson(*shared, 503, R"({"error":"overloaded"})");

@@ -4,9 +4,9 @@
 #include <pistache/http.h>
 
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "webtier/common/log.h"
+#include "webtier/webnode/raw_request_headers.h"
 
 namespace webtier::webnode {
 
@@ -50,24 +50,21 @@ Request ToContentRequest(const Http::Request& in) {
   r.path = in.resource();
   r.query = in.query().as_str();
   if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
-  for (const auto& h : in.headers().list()) {
-    std::ostringstream value;
-    h->write(value);
-    r.headers.emplace_back(h->name(), value.str());
-    if (cache::EqualsIgnoreCase(h->name(), "Host")) r.host = value.str();
-  }
+  // Every header as it arrived (ParseRequestHeadersRaw: Pistache keeps a raw
+  // copy of each, typed or not; one value per name).
   for (const auto& [name, raw] : in.headers().rawList()) {
     r.headers.emplace_back(raw.name(), raw.value());
     if (cache::EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
   }
-  // Pistache moves Cookie headers into a jar; put them back for the origin
-  // (and so the cache sees that the request carries credentials).
+  // Pistache also parses Cookie into a jar; without the raw line (older
+  // Pistache builds keep none), rebuild it for the origin and so the cache
+  // sees that the request carries credentials.
   std::string cookie;
   for (const auto& c : in.cookies()) {
     if (!cookie.empty()) cookie += "; ";
     cookie += c.name + "=" + c.value;
   }
-  if (!cookie.empty()) r.headers.emplace_back("Cookie", std::move(cookie));
+  if (!cookie.empty() && !cache::HasHeader(r.headers, "Cookie")) r.headers.emplace_back("Cookie", std::move(cookie));
   r.body = in.body();
   return r;
 }
@@ -135,6 +132,7 @@ NodeServer::~NodeServer() { Shutdown(); }
 
 Status NodeServer::Start() {
   const auto& c = shared_->config;
+  ParseRequestHeadersRaw();
   try {
     Address addr(c.listen_addr.host.empty() ? "0.0.0.0" : c.listen_addr.host, Port(c.listen_addr.port));
     endpoint_ = std::make_unique<Http::Endpoint>(addr);

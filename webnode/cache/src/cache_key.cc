@@ -39,6 +39,8 @@ std::string CacheKey(std::string_view path, std::string_view query, std::string_
   return key;
 }
 
+std::string TagKey(std::string_view tag) { return "webtier:tag:" + std::string(tag); }
+
 std::string LockKey(std::string_view cache_key) { return "webtier:lock:" + std::string(cache_key); }
 
 }  // namespace webtier::cache

@@ -48,12 +48,36 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// The response being received, and the field names its Connection lines list.
+struct HeaderSink {
+  Response* response;
+  std::string connection;  // every Connection line, comma-joined
+};
+
+// RFC 9110 7.6.1: fields named in Connection are hop-by-hop too.
+bool ListedIn(std::string_view connection, std::string_view name) {
+  while (!connection.empty()) {
+    size_t comma = connection.find(',');
+    if (EqualsIgnoreCase(TrimOws(connection.substr(0, comma)), name)) return true;
+    if (comma == std::string_view::npos) break;
+    connection.remove_prefix(comma + 1);
+  }
+  return false;
+}
+
+void DropConnectionListed(std::string_view connection, Headers* headers) {
+  if (connection.empty()) return;
+  std::erase_if(*headers, [&](const auto& h) { return ListedIn(connection, h.first); });
+}
+
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
-  auto* response = static_cast<Response*>(user);
+  auto* sink = static_cast<HeaderSink*>(user);
+  Response* response = sink->response;
   std::string_view line(data, size * n);
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
   if (line.substr(0, 5) == "HTTP/") {
     response->headers.clear();  // a new response (after 100 Continue): start over
+    sink->connection.clear();
     return size * n;
   }
   size_t colon = line.find(':');
@@ -61,6 +85,10 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   std::string_view name = line.substr(0, colon);
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  if (EqualsIgnoreCase(name, "Connection")) {
+    if (!sink->connection.empty()) sink->connection += ',';
+    sink->connection.append(value);
+  }
   if (!IsHopByHop(name)) response->headers.emplace_back(std::string(name), std::string(value));
   return size * n;
 }
@@ -128,8 +156,17 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
     }
   }
 
+  // Bodies pass through as the origin encoded them (Content-Encoding is the
+  // client's business); chunked framing is still undone.
+  curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
+
+  std::string connection;
+  for (const auto& [name, value] : request.headers) {
+    if (EqualsIgnoreCase(name, "Connection")) connection += value + ",";
+  }
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
+    if (ListedIn(connection, name)) continue;
     // Host is the origin's; Accept-Encoding is dropped so the cache never stores
     // an encoding the next client did not ask for; Expect avoids 100-continue waits.
     if (IsHopByHop(name) || EqualsIgnoreCase(name, "Host") || EqualsIgnoreCase(name, "Accept-Encoding") ||
@@ -145,7 +182,8 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  curl_easy_setopt(c, CURLOPT_HEADERDATA, &out);
+  HeaderSink sink{&out, {}};
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
 
   CURLcode code = curl_easy_perform(c);
   curl_slist_free_all(headers);
@@ -155,6 +193,7 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     out.status = static_cast<int>(status);
+    DropConnectionListed(sink.connection, &out.headers);
     *response = std::move(out);
   }
   Give(std::move(h));

@@ -49,6 +49,17 @@ void HotCache::Erase(const std::string& key) {
   shard.entries.erase(key);
 }
 
+void HotCache::EraseWithVariants(const std::string& key) {
+  Erase(key);
+  const std::string prefix = key + "#";
+  for (auto& shard : shards_) {
+    std::lock_guard<std::mutex> lock(shard.mu);
+    for (auto it = shard.entries.begin(); it != shard.entries.end();) {
+      it = it->first.compare(0, prefix.size(), prefix) == 0 ? shard.entries.erase(it) : std::next(it);
+    }
+  }
+}
+
 size_t HotCache::size() {
   size_t n = 0;
   for (auto& shard : shards_) {

@@ -18,6 +18,12 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
+std::string_view TrimOws(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
 std::string_view FindHeader(const Headers& headers, std::string_view name) {
   for (const auto& [n, v] : headers) {
     if (EqualsIgnoreCase(n, name)) return v;

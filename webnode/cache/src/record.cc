@@ -2,6 +2,7 @@
 #include "webtier/cache/record.h"
 
 #include <array>
+#include <algorithm>
 #include <cstring>
 
 namespace webtier::cache {
@@ -70,19 +71,25 @@ uint32_t Crc32(std::string_view bytes) {
 }
 
 Record::Freshness Record::At(int64_t now_ms) const {
-  int64_t age = now_ms - stored_at_ms;
-  if (age < ttl_ms) return Freshness::kFresh;
+  const int64_t age = AgeMs(now_ms);
+  if (age < ttl_ms && (flags & kAlwaysRevalidate) == 0) return Freshness::kFresh;
+  if ((flags & kNoStale) != 0) return Freshness::kExpired;
   if (age < ttl_ms + swr_ms) return Freshness::kStaleRevalidate;
   if (age < ttl_ms + sie_ms) return Freshness::kStaleIfError;
   return Freshness::kExpired;
 }
 
-int64_t Record::AgeSeconds(int64_t now_ms) const {
-  int64_t age = now_ms - stored_at_ms;
-  return age > 0 ? age / 1000 : 0;
+int64_t Record::AgeMs(int64_t now_ms) const {
+  const int64_t age = age_ms + (now_ms - stored_at_ms);
+  return age > 0 ? age : 0;
 }
 
-int64_t Record::RetainMs() const { return ttl_ms + (swr_ms > sie_ms ? swr_ms : sie_ms); }
+int64_t Record::AgeSeconds(int64_t now_ms) const { return AgeMs(now_ms) / 1000; }
+
+int64_t Record::RetainMs() const {
+  const int64_t retain = ttl_ms - age_ms + std::max({swr_ms, sie_ms, keep_ms});
+  return retain > 1000 ? retain : 1000;
+}
 
 std::string EncodeRecord(const Record& record) {
   std::string out;
@@ -91,9 +98,14 @@ std::string EncodeRecord(const Record& record) {
   out.push_back(static_cast<char>(kRecordVersion));
   PutInt<uint16_t>(&out, static_cast<uint16_t>(record.response.status));
   PutInt<int64_t>(&out, record.stored_at_ms);
+  PutInt<int64_t>(&out, record.age_ms);
   PutInt<int64_t>(&out, record.ttl_ms);
   PutInt<int64_t>(&out, record.swr_ms);
   PutInt<int64_t>(&out, record.sie_ms);
+  PutInt<int64_t>(&out, record.keep_ms);
+  PutInt<uint8_t>(&out, record.flags);
+  PutInt<uint64_t>(&out, record.generation);
+  PutString(&out, record.variant);
   PutInt<uint32_t>(&out, static_cast<uint32_t>(record.response.headers.size()));
   for (const auto& [name, value] : record.response.headers) {
     PutString(&out, name);
@@ -107,7 +119,10 @@ std::string EncodeRecord(const Record& record) {
 Status DecodeRecord(std::string_view bytes, Record* record) {
   if (bytes.size() < kMagic.size() + 1 + 4) return Corrupt("truncated");
   if (bytes.substr(0, kMagic.size()) != kMagic) return Corrupt("bad magic");
-  if (static_cast<uint8_t>(bytes[kMagic.size()]) != kRecordVersion) return Corrupt("unknown version");
+  if (static_cast<uint8_t>(bytes[kMagic.size()]) != kRecordVersion) {
+    return Status(ErrorCode::kNotFound, "cache record: format version " +
+                                            std::to_string(static_cast<uint8_t>(bytes[kMagic.size()])));
+  }
   std::string_view payload = bytes.substr(0, bytes.size() - 4);
   uint32_t crc = 0;
   Reader trailer(bytes.substr(bytes.size() - 4));
@@ -117,8 +132,9 @@ Status DecodeRecord(std::string_view bytes, Record* record) {
   Reader in(payload.substr(kMagic.size() + 1));
   uint16_t status = 0;
   uint32_t header_count = 0;
-  if (!in.Int(&status) || !in.Int(&record->stored_at_ms) || !in.Int(&record->ttl_ms) ||
-      !in.Int(&record->swr_ms) || !in.Int(&record->sie_ms) || !in.Int(&header_count)) {
+  if (!in.Int(&status) || !in.Int(&record->stored_at_ms) || !in.Int(&record->age_ms) || !in.Int(&record->ttl_ms) ||
+      !in.Int(&record->swr_ms) || !in.Int(&record->sie_ms) || !in.Int(&record->keep_ms) || !in.Int(&record->flags) ||
+      !in.Int(&record->generation) || !in.String(&record->variant) || !in.Int(&header_count)) {
     return Corrupt("truncated");
   }
   // Each header takes at least 8 bytes; refuse counts the payload cannot hold.

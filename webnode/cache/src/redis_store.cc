@@ -145,6 +145,32 @@ Status RedisStore::Publish(const std::string& channel, const std::string& messag
   return Command({"PUBLISH", channel, message}, &r);
 }
 
+Status RedisStore::AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) {
+  static const std::string kScript =
+      "redis.call('sadd', KEYS[1], ARGV[1]) "
+      "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
+      "return 1";
+  Reply r;
+  return Command({"EVAL", kScript, "1", key, member, std::to_string(ttl.count() > 0 ? ttl.count() : 1)}, &r);
+}
+
+Status RedisStore::TakeSet(const std::string& key, std::vector<std::string>* members) {
+  // One round trip and atomic: the members come back joined by newlines.
+  static const std::string kScript =
+      "local m = redis.call('smembers', KEYS[1]) redis.call('del', KEYS[1]) return table.concat(m, '\\n')";
+  Reply r;
+  if (Status s = Command({"EVAL", kScript, "1", key}, &r); !s.ok()) return s;
+  members->clear();
+  std::string_view all = r.str;
+  while (!all.empty()) {
+    size_t nl = all.find('\n');
+    members->emplace_back(all.substr(0, nl));
+    if (nl == std::string_view::npos) break;
+    all.remove_prefix(nl + 1);
+  }
+  return Status::Ok();
+}
+
 RedisSubscriber::RedisSubscriber(RedisOptions options, std::string channel,
                                  std::function<void(const std::string&)> on_message, std::chrono::milliseconds retry)
     : options_(std::move(options)),

@@ -1,12 +1,16 @@
-// ResponseCache: lookup, coalesced fill, stale serving, breaker bypass.
+// ResponseCache: lookup, coalesced fill, revalidation, stale serving,
+// invalidation, breaker bypass.
 #include "webtier/cache/response_cache.h"
 
-#include <cstdio>
 #include <exception>
 #include <thread>
 
 #include "webtier/cache/cache_control.h"
 #include "webtier/cache/cache_key.h"
+#include "webtier/cache/conditional.h"
+#include "webtier/cache/freshness.h"
+#include "webtier/cache/http_date.h"
+#include "webtier/cache/vary.h"
 #include "webtier/common/log.h"
 
 namespace webtier::cache {
@@ -14,45 +18,51 @@ namespace {
 
 bool HasCredentials(const Request& r) { return HasHeader(r.headers, "Authorization") || HasHeader(r.headers, "Cookie"); }
 
-// Statuses a shared cache may store when the response allows it (RFC 9110
-// 15.1 "heuristically cacheable"), minus 5xx: an error is never stored.
-bool CacheableStatus(int status) {
-  switch (status) {
-    case 200: case 203: case 204: case 300: case 301: case 308: case 404: case 405: case 410: case 414:
-      return true;
-    default:
-      return false;
-  }
-}
-
-// Headers that describe one delivery, not the stored representation.
-bool KeepHeader(std::string_view name) {
-  return !IsHopByHop(name) && !EqualsIgnoreCase(name, "Set-Cookie") && !EqualsIgnoreCase(name, "Age") &&
-         !EqualsIgnoreCase(name, "Date") && !EqualsIgnoreCase(name, "X-Cache") && !EqualsIgnoreCase(name, "X-Served-By");
-}
-
-// Every Cache-Control header line joined, as RFC 9110 5.3 allows.
-std::string AllCacheControl(const Headers& headers) {
-  std::string out;
-  for (const auto& [n, v] : headers) {
-    if (!EqualsIgnoreCase(n, "Cache-Control")) continue;
-    if (!out.empty()) out += ',';
-    out += v;
-  }
-  return out;
+// RFC 9110 9.2.1: everything but these may change state on the origin.
+bool IsSafe(std::string_view method) {
+  return method == "GET" || method == "HEAD" || method == "OPTIONS" || method == "TRACE";
 }
 
 // Whether a response meant for one client may be given to another.
 bool Shareable(const Response& response) {
   if (HasHeader(response.headers, "Set-Cookie")) return false;
-  const CacheControl cc = ParseCacheControl(AllCacheControl(response.headers));
+  const CacheControl cc = EffectiveCacheControl(response.headers);
   return !cc.is_private && !cc.no_store;
 }
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
+// A coalesced request whose selecting fields differ from the fetching one's
+// (or any request, for Vary: *) must not be given the fetched response.
+bool OtherVariant(const Outcome& o, const Request& request) {
+  const Vary vary = ParseVary(o.response.headers);
+  if (vary.star) return true;
+  return !vary.names.empty() && SelectingFields(vary, request.headers) != o.variant;
+}
+
+// The full response as this client asked for it: a 304 when it has it, a 206
+// for one byte range.
+void AnswerFor(const Request& request, Response* response) {
+  if (ClientHasIt(request, *response)) {
+    *response = NotModifiedFor(*response);
+  } else {
+    ApplyRange(request, response);
+  }
+}
+
+// RFC 9111 5.2.1: whether the client's own directives accept `record` as it is now.
+enum class ClientView { kFresh, kStaleAccepted, kNeedsOrigin };
+ClientView AsTheClientSeesIt(const CacheControl& rd, const Record& record, int64_t now) {
+  const int64_t age_s = record.AgeMs(now) / 1000;
+  const int64_t left_s = (record.ttl_ms - record.AgeMs(now)) / 1000;
+  const bool fresh = record.At(now) == Record::Freshness::kFresh;
+  if (fresh && !rd.no_cache && (!rd.max_age || age_s <= *rd.max_age) && (!rd.min_fresh || left_s >= *rd.min_fresh)) {
+    return ClientView::kFresh;
+  }
+  const bool may_be_stale = (record.flags & (Record::kNoStale | Record::kAlwaysRevalidate)) == 0;
+  if (!fresh && may_be_stale && !rd.no_cache && rd.max_stale.has_value() && -left_s <= *rd.max_stale &&
+      (!rd.max_age || age_s <= *rd.max_age)) {
+    return ClientView::kStaleAccepted;
+  }
+  return ClientView::kNeedsOrigin;
 }
 
 Response Overloaded() {
@@ -62,17 +72,6 @@ Response Overloaded() {
 }
 
 }  // namespace
-
-std::string_view CacheStatusName(CacheStatus status) {
-  switch (status) {
-    case CacheStatus::kHit: return "HIT";
-    case CacheStatus::kMiss: return "MISS";
-    case CacheStatus::kStale: return "STALE";
-    case CacheStatus::kBypass: return "BYPASS";
-    case CacheStatus::kNone: break;
-  }
-  return "";
-}
 
 ResponseCache::ResponseCache(CacheOptions options, Parts parts)
     : options_(std::move(options)),
@@ -86,8 +85,8 @@ ResponseCache::ResponseCache(CacheOptions options, Parts parts)
       clock_(parts.clock),
       rng_(std::random_device{}()) {}
 
-void ResponseCache::KeepHot(const std::string& key, const Record& record) {
-  if (hot_ != nullptr) hot_->Put(key, std::make_shared<const Record>(record));
+void ResponseCache::KeepHot(const std::string& key, std::shared_ptr<const Record> record) {
+  if (hot_ != nullptr) hot_->Put(key, std::move(record));
 }
 
 Status ResponseCache::Guarded(const std::function<Status()>& op) {
@@ -115,9 +114,17 @@ ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_cor
   Status s = Guarded([&] { return store_->Get(key, &bytes); });
   if (s.code() == ErrorCode::kNotFound) {
     out.kind = Lookup::Kind::kMissing;
-  } else if (!s.ok()) {
+    return out;
+  }
+  if (!s.ok()) {
     out.kind = Lookup::Kind::kUnavailable;
-  } else if (Status d = DecodeRecord(bytes, &out.record); !d.ok()) {
+    return out;
+  }
+  auto decoded = std::make_shared<Record>();
+  Status d = DecodeRecord(bytes, decoded.get());
+  if (d.code() == ErrorCode::kNotFound) {
+    out.kind = Lookup::Kind::kMissing;  // another format version: replaced by the fill
+  } else if (!d.ok()) {
     if (count_corrupt) {
       metrics_->corrupt_records.Increment();
       log::Warn("cache", "undecodable record, treated as a miss").kv("key", key).kv("err", d.message());
@@ -125,7 +132,52 @@ ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_cor
     out.kind = Lookup::Kind::kCorrupt;
   } else {
     out.kind = Lookup::Kind::kFound;
+    out.record = std::move(decoded);
   }
+  return out;
+}
+
+ResponseCache::Lookup ResponseCache::FindHot(const std::string& key, bool count_corrupt) {
+  if (hot_ != nullptr) {
+    if (std::shared_ptr<const Record> hot = hot_->Get(key)) {
+      metrics_->hot_hits.Increment();
+      Lookup l;
+      l.kind = Lookup::Kind::kFound;
+      l.record = std::move(hot);
+      return l;
+    }
+  }
+  Lookup l = Find(key, count_corrupt);
+  if (l.kind == Lookup::Kind::kFound && l.record->At(clock_->UnixMillis()) == Record::Freshness::kFresh) {
+    KeepHot(key, l.record);
+  }
+  return l;
+}
+
+ResponseCache::Lookup ResponseCache::Resolve(const std::string& key, const Request& request, bool count_corrupt) {
+  Lookup url = FindHot(key, count_corrupt);
+  if (url.kind != Lookup::Kind::kFound) return url;
+  const Vary vary = ParseVary(url.record->response.headers);
+  if (vary.empty()) return url;
+  const std::string variant = SelectingFields(vary, request.headers);
+  url.generation = url.record->generation;
+  if (!vary.star && url.record->variant == variant) return url;
+  Lookup v = vary.star ? Lookup{} : FindHot(VariantKey(key, url.record->generation, variant), count_corrupt);
+  v.generation = url.record->generation;
+  if (v.kind == Lookup::Kind::kFound && v.record->variant == variant) return v;
+  if (v.kind == Lookup::Kind::kUnavailable) return v;
+  v.kind = Lookup::Kind::kMissing;
+  v.vary_miss = true;
+  return v;
+}
+
+Outcome ResponseCache::FromRecord(const Request& request, const Record& record, CacheStatus status,
+                                  const std::string& label) {
+  const int64_t now = clock_->UnixMillis();
+  Outcome out{record.response, status, record.AgeSeconds(now), label};
+  out.ttl_s = (record.ttl_ms - record.AgeMs(now)) / 1000;
+  out.variant = record.variant;
+  AnswerFor(request, &out.response);
   return out;
 }
 
@@ -147,40 +199,49 @@ void ResponseCache::Serve(Request request, Done done) {
 
   std::string key = CacheKey(request.path, request.query, options_.key_includes_host ? request.host : "");
   request.method = "GET";  // HEAD is answered from the GET entry (the Reply drops the body)
+  const CacheControl asked = ParseCacheControl(JoinedField(request.headers, "Cache-Control"));
+  Lookup found = Resolve(key, request);
+  Previous previous;
+  previous.generation = found.generation;
+  previous.vary_miss = found.vary_miss;
   const int64_t now = clock_->UnixMillis();
-  if (hot_ != nullptr) {
-    if (std::shared_ptr<const Record> hot = hot_->Get(key)) {
-      metrics_->hit.Increment();
-      metrics_->hot_hits.Increment();
-      done(Outcome{hot->response, CacheStatus::kHit, hot->AgeSeconds(now), label});
-      return;
-    }
+  const ClientView view =
+      found.kind == Lookup::Kind::kFound ? AsTheClientSeesIt(asked, *found.record, now) : ClientView::kNeedsOrigin;
+  if (view == ClientView::kFresh || view == ClientView::kStaleAccepted) {
+    metrics_->hit.Increment();
+    Outcome out = FromRecord(request, *found.record, view == ClientView::kFresh ? CacheStatus::kHit : CacheStatus::kStale,
+                             label);
+    if (view == ClientView::kStaleAccepted) out.detail = "max-stale";
+    done(std::move(out));
+    return;
   }
-  Lookup found = Find(key);
-  std::optional<Record> stale;
+  if (asked.only_if_cached) {  // RFC 9111 5.2.1.7: nothing usable stored
+    Outcome out{ErrorResponse(504, "not cached (only-if-cached)"), CacheStatus::kMiss, std::nullopt, label};
+    out.detail = "only-if-cached";
+    done(std::move(out));
+    return;
+  }
+  const bool client_revalidates = asked.no_cache || asked.max_age.has_value() || asked.min_fresh.has_value();
   switch (found.kind) {
     case Lookup::Kind::kUnavailable:
       metrics_->bypass.Increment();
       FetchOnWorker(route, std::move(request), std::move(done), CacheStatus::kBypass, label);
       return;
     case Lookup::Kind::kFound:
-      switch (found.record.At(now)) {
-        case Record::Freshness::kFresh:
-          metrics_->hit.Increment();
-          KeepHot(key, found.record);
-          done(Outcome{std::move(found.record.response), CacheStatus::kHit, found.record.AgeSeconds(now), label});
-          return;
+      switch (client_revalidates ? Record::Freshness::kExpired : found.record->At(now)) {
+        case Record::Freshness::kFresh:  // handled above
         case Record::Freshness::kStaleRevalidate: {
           metrics_->stale.Increment();
-          Outcome out{found.record.response, CacheStatus::kStale, found.record.AgeSeconds(now), label};
-          StartFill(key, route, std::move(request), std::move(found.record), nullptr, label);
+          Outcome out = FromRecord(request, *found.record, CacheStatus::kStale, label);
+          out.detail = "stale-while-revalidate";
+          previous.record = std::move(found.record);
+          StartFill(key, route, std::move(request), std::move(previous), nullptr, label);
           done(std::move(out));
           return;
         }
         case Record::Freshness::kStaleIfError:
-          stale = std::move(found.record);
-          break;
         case Record::Freshness::kExpired:
+          previous.record = std::move(found.record);
           break;
       }
       break;
@@ -189,23 +250,26 @@ void ResponseCache::Serve(Request request, Done done) {
       break;
   }
   metrics_->miss.Increment();
-  StartFill(key, route, std::move(request), std::move(stale), std::move(done), label);
+  StartFill(key, route, std::move(request), std::move(previous), std::move(done), label);
 }
 
-void ResponseCache::StartFill(const std::string& key, const Route* route, Request request,
-                              std::optional<Record> stale, Done done, const std::string& label) {
+void ResponseCache::StartFill(const std::string& key, const Route* route, Request request, Previous previous,
+                              Done done, const std::string& label) {
   const bool revalidation = !done;
   // Written before the fill is queued, read when it completes (the pool's lock orders them).
   auto leader = std::make_shared<bool>(false);
   SingleFlight<Outcome>::Callback waiter;
   if (!revalidation) {
-    auto own = std::make_shared<Request>(request);  // a follower may have to fetch for itself
+    auto own = std::make_shared<Request>(request);  // every waiter is answered for its own request
     waiter = [this, leader, own, route, label, done = std::move(done)](const Outcome& o) {
-      if (*leader || o.shareable) {
-        done(o);
-      } else {
+      if (!*leader && (!o.shareable || OtherVariant(o, *own))) {
         FetchOnWorker(route, *own, done, CacheStatus::kMiss, label);
+        return;
       }
+      Outcome mine = o;
+      mine.collapsed = mine.collapsed || !*leader;
+      AnswerFor(*own, &mine.response);
+      done(std::move(mine));
     };
   }
   if (!flights_.Join(key, std::move(waiter))) {
@@ -214,16 +278,17 @@ void ResponseCache::StartFill(const std::string& key, const Route* route, Reques
   }
   *leader = true;
   if (revalidation) metrics_->revalidations.Increment();
-  const bool queued = workers_->Submit([this, key, route, label, request = std::move(request), stale = std::move(stale)] {
-    Outcome out;
-    try {
-      out = Fill(key, route, request, stale, label);
-    } catch (const std::exception& e) {
-      log::Error("cache", "fill failed").kv("key", key).kv("err", e.what());
-      out = Outcome{ErrorResponse(500, "internal error"), CacheStatus::kNone, std::nullopt, label};
-    }
-    flights_.Complete(key, out);
-  });
+  const bool queued =
+      workers_->Submit([this, key, route, label, request = std::move(request), previous = std::move(previous)] {
+        Outcome out;
+        try {
+          out = Fill(key, route, request, previous, label);
+        } catch (const std::exception& e) {
+          log::Error("cache", "fill failed").kv("key", key).kv("err", e.what());
+          out = Outcome{ErrorResponse(500, "internal error"), CacheStatus::kNone, std::nullopt, label};
+        }
+        flights_.Complete(key, out);
+      });
   if (!queued) flights_.Complete(key, Outcome{Overloaded(), CacheStatus::kNone, std::nullopt, label});
 }
 
@@ -232,17 +297,32 @@ void ResponseCache::FetchOnWorker(const Route* route, Request request, Done done
   auto shared_done = std::make_shared<Done>(std::move(done));
   const bool queued = workers_->Submit([this, route, label, status, request = std::move(request), shared_done] {
     Fetched f = Fetch(route, request);
-    (*shared_done)(Outcome{std::move(f.response), status, std::nullopt, label});
+    if (!IsSafe(request.method) && store_ != nullptr && f.response.status >= 200 && f.response.status < 400) {
+      Invalidate(request, f.response);
+    }
+    Outcome out{std::move(f.response), status, std::nullopt, label};
+    out.forward = Forward::kBypass;
+    out.forward_status = out.response.status;
+    if (status == CacheStatus::kBypass) out.detail = "store-unavailable";
+    (*shared_done)(std::move(out));
   });
   if (!queued) (*shared_done)(Outcome{Overloaded(), CacheStatus::kNone, std::nullopt, label});
 }
 
 Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Request& request,
-                            const std::optional<Record>& stale, const std::string& label) {
+                            const Previous& previous, const std::string& label) {
   const std::string lock_key = LockKey(key);
   const std::string token = NewToken();
   bool locked = false;
   bool store_up = true;
+  // A fresh record stored by someone else's fill (newer than the one this
+  // fill replaces: a client may have asked to revalidate a fresh one).
+  auto fresh_elsewhere = [&](Lookup* l) {
+    *l = Resolve(key, request, /*count_corrupt=*/false);
+    if (l->kind == Lookup::Kind::kUnavailable) store_up = false;
+    return l->kind == Lookup::Kind::kFound && l->record->At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
+           (previous.record == nullptr || l->record->stored_at_ms > previous.record->stored_at_ms);
+  };
   // Another node holds the lock: wait for its record, or for the lock to be
   // released or to expire (a dead holder), then take it.
   const auto deadline = clock_->SteadyNow() + options_.lock_ttl + options_.lock_poll;
@@ -252,16 +332,15 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
       break;
     }
     if (locked) break;
-    Lookup l = Find(key, /*count_corrupt=*/false);
-    if (l.kind == Lookup::Kind::kUnavailable) {
-      store_up = false;
-      break;
-    }
-    const int64_t now = clock_->UnixMillis();
-    if (l.kind == Lookup::Kind::kFound && l.record.At(now) == Record::Freshness::kFresh) {
+    Lookup l;
+    if (fresh_elsewhere(&l)) {
       metrics_->coalesced_remote.Increment();
-      return Outcome{std::move(l.record.response), CacheStatus::kMiss, std::nullopt, label};
+      Outcome out = FromRecord(request, *l.record, CacheStatus::kMiss, label);
+      out.response = l.record->response;  // the waiters' own conditionals are applied by each
+      out.collapsed = true;
+      return out;
     }
+    if (!store_up) break;
     if (clock_->SteadyNow() >= deadline) {
       log::Warn("cache", "fill lock wait timed out, fetching without it").kv("key", key);
       break;
@@ -273,74 +352,59 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
   };
   if (locked) {
     // The previous holder may have stored it between our lookup and our lock.
-    Lookup l = Find(key, /*count_corrupt=*/false);
-    const int64_t now = clock_->UnixMillis();
-    if (l.kind == Lookup::Kind::kFound && l.record.At(now) == Record::Freshness::kFresh) {
+    Lookup l;
+    if (fresh_elsewhere(&l)) {
       unlock();
       metrics_->coalesced_remote.Increment();
-      return Outcome{std::move(l.record.response), CacheStatus::kMiss, std::nullopt, label};
+      Outcome out = FromRecord(request, *l.record, CacheStatus::kMiss, label);
+      out.response = l.record->response;
+      out.collapsed = true;
+      return out;
     }
   }
 
-  Fetched f = Fetch(route, request);
+  const Record* stale = previous.record.get();
+  const bool validating = stale != nullptr && stale->response.status == 200 && HasValidator(stale->response);
+  const Request origin_request = OriginRequestFor(request, validating ? &stale->response : nullptr);
+  const int64_t request_ms = clock_->UnixMillis();
+  Fetched f = Fetch(route, origin_request);
   const int64_t now = clock_->UnixMillis();
+  if (!HasHeader(f.response.headers, "Date")) f.response.headers.emplace_back("Date", FormatHttpDate(now / 1000));
   Outcome out;
   out.route = label;
-  if (f.failed && stale.has_value() && stale->At(now) != Record::Freshness::kExpired) {
+  out.forward = stale != nullptr ? Forward::kStale : previous.vary_miss ? Forward::kVaryMiss : Forward::kUriMiss;
+  out.forward_status = f.response.status;
+  out.variant = SelectingFields(ParseVary(f.response.headers), request.headers);
+  if (f.response.status == 304 && validating) {
+    // Revalidated: the stored response, its fields updated by the 304.
+    Response merged = stale->response;
+    UpdateFrom304(&merged, f.response);
+    f.response = std::move(merged);
+    out.variant = stale->variant;
+  }
+  const Record::Freshness stale_state = stale != nullptr ? stale->At(now) : Record::Freshness::kExpired;
+  if (f.failed && stale_state != Record::Freshness::kExpired && stale_state != Record::Freshness::kFresh) {
     metrics_->stale_if_error.Increment();
+    out = FromRecord(request, *stale, CacheStatus::kStale, label);
     out.response = stale->response;
-    out.cache = CacheStatus::kStale;
-    out.age_seconds = stale->AgeSeconds(now);
+    out.detail = "stale-if-error";
+    out.forward = Forward::kStale;
+    out.forward_status = f.response.status;
   } else {
     out.cache = store_up ? CacheStatus::kMiss : CacheStatus::kBypass;
     out.shareable = Shareable(f.response);
-    Record record;
     const CachePolicy policy = route != nullptr ? route->policy : CachePolicy{};
-    if (store_up && !f.failed && Storable(policy, f.response, &record)) {
-      record.stored_at_ms = now;
-      if (Guarded([&] {
-            return store_->Put(key, EncodeRecord(record), std::chrono::milliseconds(record.RetainMs()));
-          }).ok()) {
-        metrics_->stores.Increment();
-        KeepHot(key, record);
-      }
+    if (store_up) {  // a 5xx too, when the origin gave it explicit freshness (Assess)
+      out.stored = StoreResponse(key, policy, request, f.response, request_ms, now, previous.generation);
+    }
+    if (HasHeader(f.response.headers, "Age") || out.forward_status == 304) {
+      FreshnessOptions fo;
+      out.age_seconds = Assess(f.response, request_ms, now, fo).initial_age_ms / 1000;
     }
     out.response = std::move(f.response);
   }
   unlock();
   return out;
-}
-
-bool ResponseCache::Storable(const CachePolicy& policy, const Response& response, Record* record) {
-  if (!CacheableStatus(response.status)) return false;
-  if (HasHeader(response.headers, "Set-Cookie")) return false;
-  const CacheControl cc = ParseCacheControl(AllCacheControl(response.headers));
-  if (cc.no_store || cc.no_cache || cc.is_private) return false;
-  std::string_view vary = Trim(FindHeader(response.headers, "Vary"));
-  if (!vary.empty() && !EqualsIgnoreCase(vary, "Accept-Encoding")) return false;  // not keyed on request headers
-  if (response.body.size() > options_.max_body_bytes) return false;
-
-  int64_t ttl_s = policy.ttl.has_value() ? policy.ttl->count()
-                  : cc.s_maxage.has_value() ? *cc.s_maxage
-                  : cc.max_age.has_value()  ? *cc.max_age
-                                            : options_.default_ttl.count();
-  if (ttl_s <= 0) return false;
-  int64_t ttl_ms = ttl_s * 1000;
-  if (options_.ttl_jitter > 0) {
-    std::lock_guard<std::mutex> lock(rng_mu_);
-    std::uniform_real_distribution<double> fraction(0.0, options_.ttl_jitter);
-    ttl_ms -= static_cast<int64_t>(static_cast<double>(ttl_ms) * fraction(rng_));
-  }
-  record->ttl_ms = ttl_ms;
-  record->swr_ms = cc.stale_while_revalidate.value_or(options_.stale_while_revalidate.count()) * 1000;
-  record->sie_ms = cc.stale_if_error.value_or(options_.stale_if_error.count()) * 1000;
-  record->response.status = response.status;
-  record->response.headers.clear();
-  for (const auto& [name, value] : response.headers) {
-    if (KeepHeader(name)) record->response.headers.emplace_back(name, value);
-  }
-  record->response.body = response.body;
-  return true;
 }
 
 ResponseCache::Fetched ResponseCache::Fetch(const Route* route, const Request& request) {
@@ -363,35 +427,6 @@ ResponseCache::Fetched ResponseCache::Fetch(const Route* route, const Request& r
   if (f.failed) metrics_->origin_errors.Increment();
   metrics_->origin_duration.Observe(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   return f;
-}
-
-Status ResponseCache::Purge(std::string_view path_and_query, std::string_view host) {
-  if (store_ == nullptr) return Status(ErrorCode::kUnavailable, "the cache is off (no --redis)");
-  size_t q = path_and_query.find('?');
-  std::string_view path = path_and_query.substr(0, q);
-  std::string_view query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
-  const std::string key = CacheKey(path, query, options_.key_includes_host ? host : std::string_view());
-  if (hot_ != nullptr) hot_->Erase(key);
-  Status s = Guarded([&] { return store_->Delete(key); });
-  if (!s.ok()) return s;
-  metrics_->purges.Increment();
-  // Other nodes drop their hot copy when they hear of it; if the message is
-  // lost, their copy still ends within the hot window.
-  Guarded([&] { return store_->Publish(kPurgeChannel, key); });
-  return s;
-}
-
-std::string ResponseCache::NewToken() {
-  uint64_t a, b;
-  {
-    std::lock_guard<std::mutex> lock(rng_mu_);
-    a = rng_();
-    b = rng_();
-  }
-  char buf[40];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(a),
-                static_cast<unsigned long long>(b));
-  return options_.node_id + ":" + buf;
 }
 
 }  // namespace webtier::cache

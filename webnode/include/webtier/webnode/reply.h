@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,12 +34,18 @@ class Reply {
   void set_route(std::string_view route) { route_ = route; }
   // Adds a response header (raw name/value, e.g. "Cache-Control", "max-age=60").
   void AddHeader(std::string name, std::string value) { headers_.emplace_back(std::move(name), std::move(value)); }
-  // Sends status, the added headers, Content-Type and body. HEAD requests get no body.
+  // Sends status, the added headers (several with one name joined into one
+  // line), a Date unless one was added, Content-Type and body. HEAD requests get
+  // no body but the body's Content-Length; 204 and 304 neither.
   void Send(int status, std::string body, std::string_view content_type = "application/json");
 
   bool sent() const { return sent_; }
 
  private:
+  // Status line and headers only (HEAD, 204, 304), written straight to the peer:
+  // Pistache's send() always writes a Content-Length equal to the body it sends.
+  void SendWithoutBody(int status, std::optional<size_t> content_length);
+
   std::unique_ptr<Pistache::Http::ResponseWriter> writer_;
   std::string method_;
   HttpMetrics* metrics_;

@@ -15,6 +15,9 @@ std::string NormalizeQuery(std::string_view query);
 // "webtier:c1:" [host "|"] path ["?" normalized query]. `host` empty = not keyed on Host.
 std::string CacheKey(std::string_view path, std::string_view query, std::string_view host = {});
 
+// The Redis set of the URL keys whose responses listed `tag` in Surrogate-Key.
+std::string TagKey(std::string_view tag);
+
 // The Redis key of the fill lock for `cache_key`.
 std::string LockKey(std::string_view cache_key);
 

@@ -27,6 +27,8 @@ class HotCache {
   std::shared_ptr<const Record> Get(const std::string& key);
   void Put(const std::string& key, std::shared_ptr<const Record> record);
   void Erase(const std::string& key);
+  // Erases `key` and every variant key of it (VariantKey(key, ...), vary.h).
+  void EraseWithVariants(const std::string& key);
   size_t size();
 
  private:

@@ -32,6 +32,9 @@ struct Response {
 // Case-insensitive ASCII comparison of header names and tokens.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+// `s` without leading and trailing spaces and tabs (optional whitespace, RFC 9110 5.6.3).
+std::string_view TrimOws(std::string_view s);
+
 // The first value of header `name`, or empty when absent.
 std::string_view FindHeader(const Headers& headers, std::string_view name);
 bool HasHeader(const Headers& headers, std::string_view name);

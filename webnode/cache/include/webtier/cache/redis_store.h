@@ -58,6 +58,8 @@ class RedisStore final : public Store {
                  bool* acquired) override;                                                          // cache::Store
   Status Unlock(const std::string& key, const std::string& token) override;                         // cache::Store
   Status Publish(const std::string& channel, const std::string& message) override;                  // cache::Store
+  Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) override;  // cache::Store
+  Status TakeSet(const std::string& key, std::vector<std::string>* members) override;                // cache::Store
 
  private:
   // Runs one command (argv form, binary-safe) on a pooled connection; an

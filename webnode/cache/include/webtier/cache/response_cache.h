@@ -33,22 +33,40 @@ namespace webtier::cache {
 enum class CacheStatus { kNone, kHit, kMiss, kStale, kBypass };
 std::string_view CacheStatusName(CacheStatus status);  // "HIT", ...; "" for kNone
 
+// Why a request went to the origin (RFC 9211 fwd parameter).
+enum class Forward { kNone, kUriMiss, kVaryMiss, kStale, kBypass };
+
 struct Outcome {
   Response response;
   CacheStatus cache = CacheStatus::kNone;
-  std::optional<int64_t> age_seconds;  // set on HIT and STALE
+  std::optional<int64_t> age_seconds;  // set on HIT and STALE, and on a MISS whose origin sent Age
   std::string route;                   // metric label: the route's, "origin" or "unmatched"
   // May be handed to the other requests coalesced with the one that caused it:
   // false for Set-Cookie / private / no-store answers, which each waiter then
   // fetches for itself.
   bool shareable = true;
+  // For Cache-Status (RFC 9211).
+  Forward forward = Forward::kNone;
+  int forward_status = 0;           // the origin's status when forwarded
+  bool stored = false;              // the origin's response was stored
+  bool collapsed = false;           // answered by another request's fetch
+  std::optional<int64_t> ttl_s;     // remaining freshness of a stored response (negative: stale)
+  std::string detail;               // extra reason ("stale-if-error", "store-unavailable", ...)
+  // The normalised selecting fields (Vary) of the request the response was
+  // fetched for: a coalesced request with other values fetches its own.
+  std::string variant;
 };
 
+// The Cache-Status field value for `outcome` (cache name "webtier").
+std::string CacheStatusField(const Outcome& outcome);
+
 struct CacheOptions {
-  std::chrono::seconds default_ttl{60};                  // --cache-ttl: when the response has no max-age
+  std::chrono::seconds default_ttl{60};                  // --cache-ttl: the cap of heuristic freshness
   double ttl_jitter = 0.1;                               // TTL shortened by a random 0..10%
-  std::chrono::seconds stale_while_revalidate{30};       // default grace windows when the
-  std::chrono::seconds stale_if_error{300};              //   response's Cache-Control has none
+  std::chrono::seconds stale_if_error{300};              // origin failed: stale served this long unless
+                                                         //   the response forbids it or sets its own
+  std::chrono::seconds keep{300};                        // stale entries with validators kept this long
+                                                         //   past their TTL, to be revalidated
   std::chrono::milliseconds lock_ttl{15000};             // fill lock expiry (> the slowest fill)
   std::chrono::milliseconds lock_poll{20};               // how often a waiter re-reads the store
   bool key_includes_host = false;                        // add the Host header to the key
@@ -78,46 +96,72 @@ class ResponseCache {
   ResponseCache(CacheOptions options, Parts parts);
 
   // Answers `request` by calling `done` exactly once. Thread-safe. Hits and
-  // stale hits are answered on the calling thread after one store read (bounded
-  // by the store's timeouts, skipped while the breaker is open); everything
-  // that touches a route or the origin runs on `workers`, and `done` is then
-  // called there. When the workers' queue is full: 503 with Retry-After.
+  // stale hits are answered on the calling thread after at most two store
+  // reads (the second for a Vary variant; bounded by the store's timeouts,
+  // skipped while the breaker is open); everything that touches a route or
+  // the origin runs on `workers`, and `done` is then called there. When the
+  // workers' queue is full: 503 with Retry-After.
   void Serve(Request request, Done done);
 
-  // Removes the entry for "path[?query]" (the key a GET of it would use) from
-  // the store and announces it on kPurgeChannel (every node's hot copy goes).
-  // kUnavailable when the store is off or unreachable.
+  // Removes the entry for "path[?query]" (the key a GET of it would use, every
+  // variant of it) from the store and announces it on kPurgeChannel (every
+  // node's hot copy goes). kUnavailable when the store is off or unreachable.
   Status Purge(std::string_view path_and_query, std::string_view host = {});
+  // Removes every entry whose response listed `tag` in Surrogate-Key.
+  // `*purged`: how many URLs.
+  Status PurgeTag(std::string_view tag, size_t* purged = nullptr);
 
  private:
   struct Lookup {
     enum class Kind { kFound, kMissing, kCorrupt, kUnavailable } kind = Kind::kMissing;
-    Record record;
+    std::shared_ptr<const Record> record;  // set when found (shared with the hot copy)
+    bool vary_miss = false;   // the URL has entries, none for this request's variant
+    uint64_t generation = 0;  // the URL entry's variant generation (0: none)
   };
   struct Fetched {
     Response response;
     bool failed = false;  // transport failure, timeout or 5xx
   };
+  // What a fill starts from: the entry it may revalidate or fall back to.
+  struct Previous {
+    std::shared_ptr<const Record> record;
+    uint64_t generation = 0;
+    bool vary_miss = false;
+  };
 
   // One store read and decode. `count_corrupt`: count and log an undecodable
   // record (once per request, not on every re-read while waiting for a fill).
   Lookup Find(const std::string& key, bool count_corrupt = true);
+  // The hot copy, else one store read (a fresh record read is kept hot).
+  Lookup FindHot(const std::string& key, bool count_corrupt);
+  // The URL's entry for `request`'s variant (Vary), at most two reads.
+  Lookup Resolve(const std::string& key, const Request& request, bool count_corrupt = true);
   Fetched Fetch(const Route* route, const Request& request);
   // Runs on a worker: lock (or wait for another node's fill), fetch, store.
-  Outcome Fill(const std::string& key, const Route* route, const Request& request,
-               const std::optional<Record>& stale, const std::string& label);
+  Outcome Fill(const std::string& key, const Route* route, const Request& request, const Previous& previous,
+               const std::string& label);
   // Joins the key's flight; the leader schedules Fill. `done` empty = background revalidation.
-  void StartFill(const std::string& key, const Route* route, Request request, std::optional<Record> stale,
-                 Done done, const std::string& label);
-  bool Storable(const CachePolicy& policy, const Response& response, Record* record);
+  void StartFill(const std::string& key, const Route* route, Request request, Previous previous, Done done,
+                 const std::string& label);
+  // Stores `response` (fetched for `request`) if RFC 9111 allows; true when stored.
+  bool StoreResponse(const std::string& key, const CachePolicy& policy, const Request& request, const Response& response,
+                     int64_t request_ms, int64_t response_ms, uint64_t generation);
+  // The answer from a stored record: Age, Cache-Status fields, 304 for a client that has it.
+  Outcome FromRecord(const Request& request, const Record& record, CacheStatus status, const std::string& label);
   // Fetches on a worker and answers with `status`; 503 when the pool is full.
+  // Unsafe methods invalidate the URL (and Location / Content-Location) on success.
   void FetchOnWorker(const Route* route, Request request, Done done, CacheStatus status, const std::string& label);
+  // Deletes the URL entry `key` (and so every variant), here and in every node's hot copy.
+  Status Drop(const std::string& key);
+  // RFC 9111 4.4: after a successful unsafe request.
+  void Invalidate(const Request& request, const Response& response);
+  uint64_t NewGeneration();
   // Runs `op` on the store unless the breaker is open; reports to the breaker and counts errors.
   Status Guarded(const std::function<Status()>& op);
   std::string NewToken();
 
   // Keeps a fresh record in the hot cache, if there is one.
-  void KeepHot(const std::string& key, const Record& record);
+  void KeepHot(const std::string& key, std::shared_ptr<const Record> record);
 
   const CacheOptions options_;
   const RouteTable* const routes_;

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "webtier/common/status.h"
 
@@ -34,6 +35,12 @@ class Store {
   // Broadcasts `message` to every node listening on `channel` (PUBLISH);
   // delivery is best effort.
   virtual Status Publish(const std::string& channel, const std::string& message) = 0;
+
+  // Adds `member` (no newline in it) to the set at `key`, which then lives at
+  // least `ttl` more (an expiry is never shortened). Tag index of Surrogate-Key.
+  virtual Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) = 0;
+  // Removes the set at `key` and returns its members (none when absent).
+  virtual Status TakeSet(const std::string& key, std::vector<std::string>* members) = 0;
 };
 
 }  // namespace webtier::cache

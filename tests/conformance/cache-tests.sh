@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# The public HTTP caching conformance suite (http-tests/cache-tests, the suite behind
+# cache-tests.fyi) against one webnode with its shipped defaults, in front of the suite's
+# own origin server (--origin), with a real redis-server (no ZooKeeper: the node runs
+# without one, registration retries in the background). Prints the scored table beside
+# the nginx and Varnish reference results that come with the kit, and fails when passes
+# drop below PASS_FLOOR or required failures rise above REQUIRED_FAIL_CEILING.
+# The kit is not part of this repository: CI puts `shared/` beside the clone, so it is
+# looked up as ../shared/conformance from the repository root (override with
+# WEBTIER_CONFORMANCE_DIR). Without it (a user's clone), or without node/npm/redis-server,
+# the test is skipped (exit 77, ctest SKIP_RETURN_CODE).
+#   tests/conformance/cache-tests.sh [WEBNODE_BIN]      # ctest -L conformance
+# Env: PASS_FLOOR, REQUIRED_FAIL_CEILING, KEEP_RESULTS=file (copy of the raw results).
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+kit=${WEBTIER_CONFORMANCE_DIR:-$repo/../shared/conformance}
+webnode=${1:-$repo/build/bin/webnode}
+# Raised as the cache improves (docs/cache.md, "Conformance"): the measured figures, not targets.
+PASS_FLOOR=${PASS_FLOOR:-310}
+REQUIRED_FAIL_CEILING=${REQUIRED_FAIL_CEILING:-1}
+
+skip() { echo "SKIP: $*"; exit 77; }
+[[ -x $kit/cache-tests.sh ]] || skip "no conformance kit at $kit (set WEBTIER_CONFORMANCE_DIR; CI puts shared/ beside the clone)"
+for tool in node npm redis-server python3 curl; do
+  command -v "$tool" >/dev/null || skip "$tool is not installed"
+done
+[[ -x $webnode ]] || { echo "no webnode binary at $webnode (cmake --build build --target webnode)" >&2; exit 1; }
+
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() {  # wait_http URL: any HTTP answer within 20 s
+  local deadline=$((SECONDS + 20))
+  until curl -sS -o /dev/null "$1" 2>/dev/null; do
+    ((SECONDS < deadline)) || { echo "timeout waiting for $1" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+# The suite's npm dependencies (cached between runs); no registry, no suite.
+"$kit/cache-tests.sh" setup || skip "the suite's npm dependencies could not be installed (npm registry unreachable?)"
+redis_port=$(free_port); origin_port=$(free_port); node_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
+pids+=($!)
+"$kit/cache-tests.sh" serve "$origin_port" >"$tmp/origin.log" 2>&1 &
+pids+=($!)
+WEBTIER_LOG_LEVEL=warn "$webnode" --listen "127.0.0.1:$node_port" --zk 127.0.0.1:1 --id conformance \
+  --redis "127.0.0.1:$redis_port" --origin "http://127.0.0.1:$origin_port" >"$tmp/webnode.log" 2>&1 &
+pids+=($!)
+wait_http "http://127.0.0.1:$origin_port/"
+wait_http "http://127.0.0.1:$node_port/health"
+
+"$kit/cache-tests.sh" run "http://127.0.0.1:$node_port" >"$tmp/webnode.json"
+[[ -z ${KEEP_RESULTS:-} ]] || cp "$tmp/webnode.json" "$KEEP_RESULTS"
+table=$("$kit/cache-tests.sh" score webnode="$tmp/webnode.json" \
+  nginx="$kit/reference/nginx-1.22.1.json" varnish="$kit/reference/varnish-7.1.1.json")
+echo "cache-tests, columns pass/required fail/optional fail/other:"
+echo "$table"
+# The total row: | **total** | **P/F/O/X** | nginx | varnish |
+read -r pass fail _ < <(awk -F'|' '/\*\*total\*\*/ {gsub(/[* ]/, "", $3); split($3, c, "/"); print c[1], c[2]}' <<<"$table")
+echo "webnode: $pass passes (floor $PASS_FLOOR), $fail required failures (ceiling $REQUIRED_FAIL_CEILING)"
+if ((pass < PASS_FLOOR || fail > REQUIRED_FAIL_CEILING)); then
+  echo "FAIL: below the floor or above the ceiling; webnode log tail:" >&2
+  tail -n 20 "$tmp/webnode.log" >&2
+  exit 1
+fi

@@ -1,0 +1,200 @@
+// ResponseCache, what writes to the store: storing a response (with its
+// variant and tags), purges by URL and tag, invalidation after unsafe methods;
+// and the Cache-Status field.
+#include <cstdio>
+
+#include "webtier/cache/cache_key.h"
+#include "webtier/cache/freshness.h"
+#include "webtier/cache/response_cache.h"
+#include "webtier/cache/vary.h"
+
+namespace webtier::cache {
+namespace {
+
+// Fields that describe one delivery, not the stored response.
+bool KeepHeader(std::string_view name, const std::vector<std::string>& dropped) {
+  if (IsHopByHop(name) || EqualsIgnoreCase(name, "Set-Cookie") || EqualsIgnoreCase(name, "Age") ||
+      EqualsIgnoreCase(name, "X-Cache") || EqualsIgnoreCase(name, "X-Served-By") ||
+      EqualsIgnoreCase(name, "Cache-Status")) {
+    return false;
+  }
+  for (const auto& d : dropped) {
+    if (EqualsIgnoreCase(name, d)) return false;
+  }
+  return true;
+}
+
+// The path[?query] a Location / Content-Location value names on this origin,
+// or "" for another origin. Relative references resolve against `base_path`.
+std::string SameOriginTarget(std::string_view target, std::string_view base_path, std::string_view host) {
+  if (target.empty()) return "";
+  size_t scheme = target.find("://");
+  if (scheme != std::string_view::npos) {
+    std::string_view rest = target.substr(scheme + 3);
+    size_t slash = rest.find('/');
+    if (host.empty() || !EqualsIgnoreCase(rest.substr(0, slash), host)) return "";
+    return slash == std::string_view::npos ? "/" : std::string(rest.substr(slash));
+  }
+  if (target.front() == '/') return target.size() > 1 && target[1] == '/' ? "" : std::string(target);
+  size_t dir = base_path.rfind('/');
+  return std::string(base_path.substr(0, dir == std::string_view::npos ? 0 : dir + 1)) + std::string(target);
+}
+
+}  // namespace
+
+std::string_view CacheStatusName(CacheStatus status) {
+  switch (status) {
+    case CacheStatus::kHit: return "HIT";
+    case CacheStatus::kMiss: return "MISS";
+    case CacheStatus::kStale: return "STALE";
+    case CacheStatus::kBypass: return "BYPASS";
+    case CacheStatus::kNone: break;
+  }
+  return "";
+}
+
+std::string CacheStatusField(const Outcome& o) {
+  std::string out = "webtier";
+  if (o.cache == CacheStatus::kHit || o.cache == CacheStatus::kStale) out += "; hit";
+  switch (o.forward) {
+    case Forward::kUriMiss: out += "; fwd=uri-miss"; break;
+    case Forward::kVaryMiss: out += "; fwd=vary-miss"; break;
+    case Forward::kStale: out += "; fwd=stale"; break;
+    case Forward::kBypass: out += "; fwd=bypass"; break;
+    case Forward::kNone: break;
+  }
+  if (o.forward_status != 0) out += "; fwd-status=" + std::to_string(o.forward_status);
+  if (o.stored) out += "; stored";
+  if (o.collapsed) out += "; collapsed";
+  if (o.ttl_s.has_value()) out += "; ttl=" + std::to_string(*o.ttl_s);
+  if (!o.detail.empty()) out += "; detail=" + o.detail;
+  return out;
+}
+
+bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& policy, const Request& request,
+                          const Response& response, int64_t request_ms, int64_t response_ms, uint64_t generation) {
+  FreshnessOptions fo;
+  if (policy.ttl.has_value()) fo.policy_ttl_s = policy.ttl->count();
+  fo.heuristic_cap_s = options_.default_ttl.count();
+  fo.stale_if_error_s = options_.stale_if_error.count();
+  const Freshness fr = Assess(response, request_ms, response_ms, fo);
+  if (!fr.storable || HasHeader(response.headers, "Set-Cookie") || response.body.size() > options_.max_body_bytes) {
+    return false;
+  }
+  const Vary vary = ParseVary(response.headers);
+  if (vary.star) return false;  // matches no later request
+
+  Record record;
+  record.stored_at_ms = response_ms;
+  record.age_ms = fr.initial_age_ms;
+  int64_t ttl_ms = fr.lifetime_ms;
+  if (options_.ttl_jitter > 0 && ttl_ms > 0) {
+    std::lock_guard<std::mutex> lock(rng_mu_);
+    std::uniform_real_distribution<double> fraction(0.0, options_.ttl_jitter);
+    ttl_ms -= static_cast<int64_t>(static_cast<double>(ttl_ms) * fraction(rng_));
+  }
+  record.ttl_ms = ttl_ms;
+  record.swr_ms = fr.swr_ms;
+  record.sie_ms = fr.sie_ms;
+  record.keep_ms = HasValidator(response) ? options_.keep.count() * 1000 : 0;
+  record.flags = static_cast<uint8_t>((fr.no_stale ? Record::kNoStale : 0) |
+                                      (fr.always_revalidate ? Record::kAlwaysRevalidate : 0));
+  record.response.status = response.status;
+  for (const auto& [name, value] : response.headers) {
+    if (KeepHeader(name, fr.drop_fields)) record.response.headers.emplace_back(name, value);
+  }
+  record.response.body = response.body;
+  const auto retain = std::chrono::milliseconds(record.RetainMs());
+  if (!vary.empty()) {
+    record.variant = SelectingFields(vary, request.headers);
+    record.generation = generation != 0 ? generation : NewGeneration();
+  }
+  const std::string encoded = EncodeRecord(record);
+  std::vector<std::string> keys = {key};
+  if (!vary.empty()) keys.push_back(VariantKey(key, record.generation, record.variant));
+  for (const auto& k : keys) {
+    if (!Guarded([&] { return store_->Put(k, encoded, retain); }).ok()) return false;
+  }
+  metrics_->stores.Increment();
+  if (record.At(response_ms) == Record::Freshness::kFresh) {
+    auto shared = std::make_shared<const Record>(std::move(record));
+    for (const auto& k : keys) KeepHot(k, shared);
+  }
+  // Surrogate-Key: space-separated tags, each an index of the URLs to purge with it.
+  std::string_view tags = FindHeader(response.headers, "Surrogate-Key");
+  while (!tags.empty()) {
+    size_t sp = tags.find(' ');
+    std::string_view tag = tags.substr(0, sp);
+    if (!tag.empty()) Guarded([&] { return store_->AddToSet(TagKey(tag), key, retain); });
+    if (sp == std::string_view::npos) break;
+    tags.remove_prefix(sp + 1);
+  }
+  return true;
+}
+
+Status ResponseCache::Drop(const std::string& key) {
+  if (hot_ != nullptr) hot_->EraseWithVariants(key);
+  Status s = Guarded([&] { return store_->Delete(key); });
+  if (!s.ok()) return s;
+  // Other nodes drop their hot copy when they hear of it; if the message is
+  // lost, their copy still ends within the hot window.
+  Guarded([&] { return store_->Publish(kPurgeChannel, key); });
+  return s;
+}
+
+void ResponseCache::Invalidate(const Request& request, const Response& response) {
+  const std::string_view host = options_.key_includes_host ? std::string_view(request.host) : std::string_view();
+  std::vector<std::string> keys = {CacheKey(request.path, request.query, host)};
+  for (std::string_view field : {"Location", "Content-Location"}) {
+    std::string target = SameOriginTarget(FindHeader(response.headers, field), request.path, request.host);
+    if (target.empty()) continue;
+    size_t q = target.find('?');
+    keys.push_back(CacheKey(std::string_view(target).substr(0, q),
+                            q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), host));
+  }
+  for (const auto& key : keys) Drop(key);
+}
+
+Status ResponseCache::Purge(std::string_view path_and_query, std::string_view host) {
+  if (store_ == nullptr) return Status(ErrorCode::kUnavailable, "the cache is off (no --redis)");
+  size_t q = path_and_query.find('?');
+  std::string_view path = path_and_query.substr(0, q);
+  std::string_view query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
+  Status s = Drop(CacheKey(path, query, options_.key_includes_host ? host : std::string_view()));
+  if (s.ok()) metrics_->purges.Increment();
+  return s;
+}
+
+Status ResponseCache::PurgeTag(std::string_view tag, size_t* purged) {
+  if (store_ == nullptr) return Status(ErrorCode::kUnavailable, "the cache is off (no --redis)");
+  std::vector<std::string> keys;
+  if (Status s = Guarded([&] { return store_->TakeSet(TagKey(tag), &keys); }); !s.ok()) return s;
+  for (const auto& key : keys) {
+    if (Status s = Drop(key); !s.ok()) return s;
+  }
+  if (purged != nullptr) *purged = keys.size();
+  metrics_->purges.Increment();
+  return Status::Ok();
+}
+
+uint64_t ResponseCache::NewGeneration() {
+  std::lock_guard<std::mutex> lock(rng_mu_);
+  uint64_t g = 0;
+  while (g == 0) g = rng_();
+  return g;
+}
+
+std::string ResponseCache::NewToken() {
+  uint64_t a, b;
+  {
+    std::lock_guard<std::mutex> lock(rng_mu_);
+    a = rng_();
+    b = rng_();
+  }
+  char buf[40];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(a),
+                static_cast<unsigned long long>(b));
+  return options_.node_id + ":" + buf;
+}
+
+}  // namespace webtier::cache
