@@ -128,7 +128,7 @@ TEST_F(CacheTierTest, EntriesExpireAfterTheTtl) {
   std::this_thread::sleep_for(1100ms);
   EXPECT_EQ(a->Get("/ttl").header("x-cache"), "MISS");
   EXPECT_EQ(upstream.Hits("/ttl"), 2);
-  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:c1:/ttl"}), "1");
+  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:v2:/ttl"}), "1");
 }
 
 TEST_F(CacheTierTest, CacheTtlIsHeuristicOnlyAndNeverOverridesExplicitFreshness) {
@@ -339,7 +339,7 @@ TEST_F(CacheTierTest, ARecordOfTheFormerFormatIsAMissNotAnError) {
   RedisOptions options;
   options.address = net::HostPort{"127.0.0.1", redis_->port()};
   RedisStore store(options);
-  ASSERT_TRUE(store.Put("webtier:c1:" + path, bytes, 60s).ok());
+  ASSERT_TRUE(store.Put("webtier:v2:" + path, bytes, 60s).ok());
   HttpResponse miss = a->Get(path);
   EXPECT_EQ(miss.status, 200);
   EXPECT_EQ(miss.header("x-cache"), "MISS");
@@ -371,7 +371,7 @@ TEST_F(CacheTierTest, NoStoreIsNeverCached) {
     EXPECT_EQ(r.header("cache-control"), "no-store");
     EXPECT_EQ(r.header("x-cache"), "");  // not eligible: the cache is not consulted
   }
-  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:c1:/api/time"}), "0");
+  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:v2:/api/time"}), "0");
   EXPECT_EQ(a->Metric("webnode_origin_requests_total"), 2);
 
   TestOrigin upstream;
@@ -413,7 +413,7 @@ TEST_F(CacheTierTest, ALockLeftByADeadNodeBlocksTheKeyOnlyUntilItExpires) {
   auto a = StartNode("a");
   const std::string path = "/api/sleep/1?" + Unique("dead=");
   // What a node that died mid-fill leaves behind: its lock, with an expiry.
-  redis_->Cli({"SET", "webtier:lock:webtier:c1:" + path, "dead-node:token", "PX", "1500"});
+  redis_->Cli({"SET", "webtier:lock:webtier:v2:" + path, "dead-node:token", "PX", "1500"});
   auto start = std::chrono::steady_clock::now();
   HttpResponse r = a->Get(path);
   auto took = std::chrono::steady_clock::now() - start;
@@ -508,7 +508,7 @@ TEST_F(CacheTierTest, AStalledRedisSlowsNoRequestPastItsTimeouts) {
 TEST_F(CacheTierTest, ACorruptRecordIsAMissThenAHit) {
   auto a = StartNode("a");
   const std::string path = "/api/primes/" + std::to_string(4000 + ::getpid() % 1000);
-  redis_->Cli({"SET", "webtier:c1:" + path, "this is not a cache record"});
+  redis_->Cli({"SET", "webtier:v2:" + path, "this is not a cache record"});
   HttpResponse miss = a->Get(path);
   ASSERT_EQ(miss.status, 200);
   EXPECT_EQ(miss.header("x-cache"), "MISS");

@@ -164,9 +164,9 @@ TEST(CacheKeyTest, NormalizesTheQuery) {
   EXPECT_EQ(CacheKey("/api/sleep/300", "k=1"), CacheKey("/api/sleep/300", "k=1&"));
   EXPECT_NE(CacheKey("/api/sleep/300", "k=1"), CacheKey("/api/sleep/300", "k=2"));
   EXPECT_NE(CacheKey("/api/sleep/300", ""), CacheKey("/api/sleep/300", "k=1"));
-  EXPECT_EQ(CacheKey("/x", ""), "webtier:c1:/x");
-  EXPECT_EQ(CacheKey("/x", "b&a"), "webtier:c1:/x?a&b");
-  EXPECT_EQ(CacheKey("/x", "", "example.org"), "webtier:c1:example.org|/x");
+  EXPECT_EQ(CacheKey("/x", ""), "webtier:v2:/x");
+  EXPECT_EQ(CacheKey("/x", "b&a"), "webtier:v2:/x?a&b");
+  EXPECT_EQ(CacheKey("/x", "", "example.org"), "webtier:v2:example.org|/x");
   EXPECT_NE(LockKey(CacheKey("/x", "")), CacheKey("/x", ""));
 }
 

@@ -343,7 +343,9 @@ TEST_F(ResponseCacheTest, NotEligibleRequestsSkipTheCache) {
   EXPECT_EQ(Get("/r/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kNone);
   EXPECT_EQ(Get("/r/a", "", "GET", {{"Cookie", "a=b"}}).cache, CacheStatus::kNone);
   EXPECT_EQ(fetches_.load(), 5);
-  EXPECT_EQ(store_.calls(), 2);  // only the POST's invalidation of its URL: DEL + PUBLISH
+  // Only the POST's invalidation of its URL: DEL + PUBLISH for the key of this
+  // release and of the ones before and after it (a rolling upgrade).
+  EXPECT_EQ(store_.calls(), 6);
   // ...unless the route says so.
   EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kMiss);
   EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kHit);
@@ -580,7 +582,32 @@ TEST_F(ResponseCacheTest, PurgeDropsTheHotCopyAndTellsTheOtherNodes) {
   EXPECT_EQ(Get(*cache, "/r/hp").cache, CacheStatus::kHit);
   ASSERT_TRUE(cache->Purge("/r/hp").ok());
   EXPECT_EQ(Get(*cache, "/r/hp").cache, CacheStatus::kMiss);
-  EXPECT_EQ(store_.published(), std::vector<std::string>{std::string(kPurgeChannel) + " " + CacheKey("/r/hp", "")});
+  // The key of this release and of the ones before and after it (a rolling
+  // upgrade puts them side by side), each announced to the other nodes.
+  const std::string channel = std::string(kPurgeChannel) + " ";
+  EXPECT_EQ(store_.published(),
+            (std::vector<std::string>{channel + CacheKey("/r/hp", "", "", kRecordVersion - 1),
+                                      channel + CacheKey("/r/hp", ""),
+                                      channel + CacheKey("/r/hp", "", "", kRecordVersion + 1)}));
+}
+
+TEST_F(ResponseCacheTest, TwoReleasesWithDifferentFormatsShareTheStoreWithoutThrashing) {
+  ResponseCache* current = Make(&store_);
+  options_.record_version = kRecordVersion + 1;  // the next release, mid rolling upgrade
+  ResponseCache* next = Make(&store_);
+  EXPECT_EQ(Get(*current, "/r/both").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get(*next, "/r/both").cache, CacheStatus::kMiss);  // its own entry: the other's is no use to it
+  for (int i = 0; i < 3; ++i) {
+    // Each reads its own format under its own key: neither overwrites the other.
+    EXPECT_EQ(Get(*current, "/r/both").cache, CacheStatus::kHit);
+    EXPECT_EQ(Get(*next, "/r/both").cache, CacheStatus::kHit);
+  }
+  EXPECT_EQ(fetches_.load(), 2);
+  EXPECT_EQ(metrics_.corrupt_records.Value(), 0);
+  // A purge from either release removes both entries.
+  ASSERT_TRUE(current->Purge("/r/both").ok());
+  EXPECT_EQ(Get(*next, "/r/both").cache, CacheStatus::kMiss);
+  EXPECT_EQ(Get(*current, "/r/both").cache, CacheStatus::kMiss);
 }
 
 TEST_F(ResponseCacheTest, AFullWorkerQueueAnswers503Quickly) {

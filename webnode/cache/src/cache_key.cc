@@ -24,8 +24,8 @@ std::string NormalizeQuery(std::string_view query) {
   return out;
 }
 
-std::string CacheKey(std::string_view path, std::string_view query, std::string_view host) {
-  std::string key = "webtier:c1:";
+std::string CacheKey(std::string_view path, std::string_view query, std::string_view host, uint8_t version) {
+  std::string key = "webtier:v" + std::to_string(version) + ":";
   if (!host.empty()) {
     key += host;
     key += '|';

@@ -91,11 +91,11 @@ int64_t Record::RetainMs() const {
   return retain > 1000 ? retain : 1000;
 }
 
-std::string EncodeRecord(const Record& record) {
+std::string EncodeRecord(const Record& record, uint8_t version) {
   std::string out;
   out.reserve(64 + record.response.body.size());
   out.append(kMagic);
-  out.push_back(static_cast<char>(kRecordVersion));
+  out.push_back(static_cast<char>(version));
   PutInt<uint16_t>(&out, static_cast<uint16_t>(record.response.status));
   PutInt<int64_t>(&out, record.stored_at_ms);
   PutInt<int64_t>(&out, record.age_ms);
@@ -116,10 +116,10 @@ std::string EncodeRecord(const Record& record) {
   return out;
 }
 
-Status DecodeRecord(std::string_view bytes, Record* record) {
+Status DecodeRecord(std::string_view bytes, Record* record, uint8_t version) {
   if (bytes.size() < kMagic.size() + 1 + 4) return Corrupt("truncated");
   if (bytes.substr(0, kMagic.size()) != kMagic) return Corrupt("bad magic");
-  if (static_cast<uint8_t>(bytes[kMagic.size()]) != kRecordVersion) {
+  if (static_cast<uint8_t>(bytes[kMagic.size()]) != version) {
     return Status(ErrorCode::kNotFound, "cache record: format version " +
                                             std::to_string(static_cast<uint8_t>(bytes[kMagic.size()])));
   }

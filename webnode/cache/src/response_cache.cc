@@ -121,7 +121,7 @@ ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_cor
     return out;
   }
   auto decoded = std::make_shared<Record>();
-  Status d = DecodeRecord(bytes, decoded.get());
+  Status d = DecodeRecord(bytes, decoded.get(), options_.record_version);
   if (d.code() == ErrorCode::kNotFound) {
     out.kind = Lookup::Kind::kMissing;  // another format version: replaced by the fill
   } else if (!d.ok()) {
@@ -197,7 +197,8 @@ void ResponseCache::Serve(Request request, Done done) {
     return;
   }
 
-  std::string key = CacheKey(request.path, request.query, options_.key_includes_host ? request.host : "");
+  std::string key =
+      CacheKey(request.path, request.query, options_.key_includes_host ? request.host : "", options_.record_version);
   request.method = "GET";  // HEAD is answered from the GET entry (the Reply drops the body)
   const CacheControl asked = ParseCacheControl(JoinedField(request.headers, "Cache-Control"));
   Lookup found = Resolve(key, request);

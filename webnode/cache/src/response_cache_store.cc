@@ -109,7 +109,7 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
     record.variant = SelectingFields(vary, request.headers);
     record.generation = generation != 0 ? generation : NewGeneration();
   }
-  const std::string encoded = EncodeRecord(record);
+  const std::string encoded = EncodeRecord(record, options_.record_version);
   std::vector<std::string> keys = {key};
   if (!vary.empty()) keys.push_back(VariantKey(key, record.generation, record.variant));
   for (const auto& k : keys) {
@@ -142,15 +142,28 @@ Status ResponseCache::Drop(const std::string& key) {
   return s;
 }
 
+void ResponseCache::KeysOfEveryRelease(std::string_view path, std::string_view query, std::string_view host,
+                                       std::vector<std::string>* keys) const {
+  // During a rolling upgrade the release before and after this one keep
+  // their entries under their own format version; deleting a key needs no
+  // knowledge of its format, so a purge or invalidation reaches all three.
+  const int v = options_.record_version;
+  for (int version = v - 1; version <= v + 1; ++version) {
+    if (version >= 1 && version <= 255) keys->push_back(CacheKey(path, query, host, static_cast<uint8_t>(version)));
+  }
+}
+
 void ResponseCache::Invalidate(const Request& request, const Response& response) {
   const std::string_view host = options_.key_includes_host ? std::string_view(request.host) : std::string_view();
-  std::vector<std::string> keys = {CacheKey(request.path, request.query, host)};
+  std::vector<std::string> keys;
+  KeysOfEveryRelease(request.path, request.query, host, &keys);
   for (std::string_view field : {"Location", "Content-Location"}) {
     std::string target = SameOriginTarget(FindHeader(response.headers, field), request.path, request.host);
     if (target.empty()) continue;
     size_t q = target.find('?');
-    keys.push_back(CacheKey(std::string_view(target).substr(0, q),
-                            q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), host));
+    KeysOfEveryRelease(std::string_view(target).substr(0, q),
+                       q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), host,
+                       &keys);
   }
   for (const auto& key : keys) Drop(key);
 }
@@ -160,9 +173,13 @@ Status ResponseCache::Purge(std::string_view path_and_query, std::string_view ho
   size_t q = path_and_query.find('?');
   std::string_view path = path_and_query.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
-  Status s = Drop(CacheKey(path, query, options_.key_includes_host ? host : std::string_view()));
-  if (s.ok()) metrics_->purges.Increment();
-  return s;
+  std::vector<std::string> keys;
+  KeysOfEveryRelease(path, query, options_.key_includes_host ? host : std::string_view(), &keys);
+  for (const auto& key : keys) {
+    if (Status s = Drop(key); !s.ok()) return s;
+  }
+  metrics_->purges.Increment();
+  return Status::Ok();
 }
 
 Status ResponseCache::PurgeTag(std::string_view tag, size_t* purged) {

@@ -1,9 +1,14 @@
 // Cache keys: the request path plus its normalized query (and the Host when
-// configured), under a versioned Redis namespace.
+// configured), under a Redis namespace named by the record format version: two
+// webnode releases with different formats, side by side during a rolling
+// upgrade, each use their own entries instead of overwriting each other's.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+
+#include "webtier/cache/record.h"
 
 namespace webtier::cache {
 
@@ -12,8 +17,9 @@ namespace webtier::cache {
 // encoded and a plain spelling of one value are different keys).
 std::string NormalizeQuery(std::string_view query);
 
-// "webtier:c1:" [host "|"] path ["?" normalized query]. `host` empty = not keyed on Host.
-std::string CacheKey(std::string_view path, std::string_view query, std::string_view host = {});
+// "webtier:v<version>:" [host "|"] path ["?" normalized query]. `host` empty = not keyed on Host.
+std::string CacheKey(std::string_view path, std::string_view query, std::string_view host = {},
+                     uint8_t version = kRecordVersion);
 
 // The Redis set of the URL keys whose responses listed `tag` in Surrogate-Key.
 std::string TagKey(std::string_view tag);

@@ -46,12 +46,13 @@ struct Record {
   int64_t RetainMs() const;
 };
 
-std::string EncodeRecord(const Record& record);
+// `version` is kRecordVersion but in tests that play a release with another format.
+std::string EncodeRecord(const Record& record, uint8_t version = kRecordVersion);
 
 // kCorrupt when the bytes are truncated, have the wrong magic, or fail the
-// checksum; kNotFound for a record of another format version (written by an
-// older or newer webnode: a plain miss). `*record` is then unspecified.
-Status DecodeRecord(std::string_view bytes, Record* record);
+// checksum; kNotFound for a record of a format version other than `version`
+// (written by an older or newer webnode: a plain miss). `*record` is then unspecified.
+Status DecodeRecord(std::string_view bytes, Record* record, uint8_t version = kRecordVersion);
 
 // CRC-32 (IEEE 802.3), as zlib computes it.
 uint32_t Crc32(std::string_view bytes);

@@ -14,6 +14,7 @@
 #include <random>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "webtier/cache/cache_metrics.h"
 #include "webtier/cache/circuit_breaker.h"
@@ -72,6 +73,8 @@ struct CacheOptions {
   bool key_includes_host = false;                        // add the Host header to the key
   size_t max_body_bytes = 8 << 20;                       // larger responses are not stored
   std::string node_id;                                   // goes into lock tokens
+  uint8_t record_version = kRecordVersion;               // record format and key namespace (tests play
+                                                         //   another release with another value)
 };
 
 // Redis channel on which purged keys are announced, so every node drops its hot copy.
@@ -155,6 +158,10 @@ class ResponseCache {
   Status Drop(const std::string& key);
   // RFC 9111 4.4: after a successful unsafe request.
   void Invalidate(const Request& request, const Response& response);
+  // Appends the URL's key under this record format version and the ones
+  // before and after it (the releases a rolling upgrade puts side by side).
+  void KeysOfEveryRelease(std::string_view path, std::string_view query, std::string_view host,
+                          std::vector<std::string>* keys) const;
   uint64_t NewGeneration();
   // Runs `op` on the store unless the breaker is open; reports to the breaker and counts errors.
   Status Guarded(const std::function<Status()>& op);
