@@ -76,6 +76,7 @@ Status Build(const std::string& cert, const std::string& key, std::shared_ptr<ss
   SSL_CTX_set_session_cache_mode(n, SSL_SESS_CACHE_SERVER);
   SSL_CTX_sess_set_cache_size(n, kSessionCacheSize);
   SSL_CTX_set_timeout(n, kSessionTimeoutSeconds);
+  SSL_CTX_set_num_tickets(n, 1);  // TLS 1.3: one ticket per full handshake (OpenSSL's default is 2)
   if (Status s = Readable("--tls-cert", cert); !s.ok()) return s;
   if (Status s = Readable("--tls-key", key); !s.ok()) return s;
   boost::system::error_code ec;
