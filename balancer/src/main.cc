@@ -60,7 +60,9 @@ class HangupSignal {
     sigaddset(&set_, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   }
-  ~HangupSignal() {
+  ~HangupSignal() { Stop(); }
+  // Ends the thread (a reload under way finishes first).
+  void Stop() {
     if (!thread_.joinable()) return;
     stop_ = true;
     pthread_kill(thread_.native_handle(), SIGHUP);
@@ -152,6 +154,7 @@ int main(int argc, char** argv) {
 
   const int signo = stop_signals.Wait();
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  hangup.Stop();  // before what a reload touches goes away
   proxy.Shutdown(std::chrono::milliseconds(config.request_timeout_ms));
   admin.Stop();
   session.Close();
