@@ -169,6 +169,8 @@ fi
 WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL" --admin-listen "127.0.0.1:$A_BAL" \
   --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" "${BAL_TLS[@]}" 2>"$WORK/balancer.log" &
 PIDS+=($!)
+declare -A PROXY_PID
+PROXY_PID[balancer]=$!
 
 cat >"$WORK/haproxy.cfg" <<EOF
 global
@@ -204,6 +206,7 @@ backend be
 EOF
 "${ON_PROXY[@]}" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
 PIDS+=($!)
+PROXY_PID[haproxy]=$!  # -db: one process, its threads included in its CPU time
 
 mkdir -p "$WORK/proxy"
 cat >"$WORK/proxy/nginx.conf" <<EOF
@@ -257,7 +260,7 @@ fi
 # so slow drifts of the machine cancel), with their range.
 ROUNDS=${ROUNDS:-1}
 declare -A RPS P99 LAST_RPS LAST_P99
-RPS_RATIOS="" P99_RATIOS=""
+RPS_RATIOS="" P99_RATIOS="" CPU_RATIOS=""
 # WIRE=1 also captures 1.5 s of the client side of each proxy with tcpdump
 # (on wrk's cores) and prints, per request, the time from the request's first
 # byte reaching the proxy to the response's first byte leaving it. Together
@@ -274,11 +277,17 @@ wire_inside() {  # port capture -> "p50 p99" in ms
       else if (sp == port && (dp in req)) { printf "%.6f\n", ($1 - req[dp]) * 1000; delete req[dp] }
     }' | sort -g | awk '{v[NR] = $1} END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1]; else print "n/a n/a" }'
 }
+# CPU time (user + system, clock ticks) a process has used so far; 0 when unknown.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-none}/stat" 2>/dev/null || echo 0; }
+TICK=$(getconf CLK_TCK)
+declare -A LAST_CPU
 run() {  # name port [scheme [extra wrk args...]]
   local name=$1 port=$2 scheme=${3:-http}
   shift $(( $# > 2 ? 3 : 2 ))
-  local rps p99 wire="" url="$scheme://127.0.0.1:$port/"
+  local rps p99 wire="" url="$scheme://127.0.0.1:$port/" pid cpu0 cpu="n/a"
+  pid=${PROXY_PID[${name%% *}]:-}
   "${ON_WRK[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "$@" "$url" >/dev/null 2>&1 || true  # warm-up
+  cpu0=$(cpu_ticks "$pid")
   WRK="${ON_WRK[*]} wrk" run_wrk "$url" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" "$@" >"$WORK/wrk.out" &
   local wrk_pid=$!
   if [[ $WIRE == 1 ]]; then
@@ -287,6 +296,14 @@ run() {  # name port [scheme [extra wrk args...]]
   fi
   wait "$wrk_pid" || true  # a failed wrk leaves the figures empty, as before
   read -r rps p99 <"$WORK/wrk.out"
+  # The proxy's CPU time per request: unlike req/s, hardly moved by what
+  # else runs on the machine (the balancer's figure includes its ZooKeeper
+  # retry thread, a few ticks).
+  if [[ -n $pid && -n $rps ]]; then
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v r="$rps" -v d="${DURATION%s}" \
+      'BEGIN { if (r > 0) printf "%.1f", (b - a) * 1e6 / t / (r * d); else print "n/a" }')
+    LAST_CPU[$name]=$cpu
+  fi
   if [[ $WIRE == 1 ]]; then
     local in50 in99
     read -r in50 in99 < <(wire_inside "$port" "$WORK/capture")
@@ -295,7 +312,7 @@ run() {  # name port [scheme [extra wrk args...]]
     WIRE_P99[$name]+="$in99 "
     LAST_WIRE[$name]=$in99
   fi
-  printf "  %-22s %12s req/s  p99 %8s ms%s\n" "$name" "$rps" "$p99" "$wire"
+  printf "  %-22s %12s req/s  p99 %8s ms  cpu %6s us/req%s\n" "$name" "$rps" "$p99" "$cpu" "$wire"
   RPS[$name]+="$rps "
   P99[$name]+="$p99 "
   LAST_RPS[$name]=$rps
@@ -303,7 +320,7 @@ run() {  # name port [scheme [extra wrk args...]]
 }
 
 # The TLS targets of one round: balancer and HAProxy, in `order`.
-declare -A TLS_RATIOS
+declare -A TLS_RATIOS TLS_CPU_RATIOS
 tls_round() {  # first-proxy
   local target args order=(balancer haproxy)
   [[ $1 == haproxy ]] && order=(haproxy balancer)
@@ -315,6 +332,7 @@ tls_round() {  # first-proxy
       else run "haproxy $target" "$T_HAP" https "${args[@]}"; fi
     done
     TLS_RATIOS[$target]+="$(ratio "${LAST_RPS[balancer $target]}" "${LAST_RPS[haproxy $target]}") "
+    TLS_CPU_RATIOS[$target]+="$(ratio "${LAST_CPU[balancer $target]:-0}" "${LAST_CPU[haproxy $target]:-0}") "
   done
 }
 
@@ -331,6 +349,7 @@ for r in $(seq 1 "$ROUNDS"); do
     if (( r % 2 )); then tls_round balancer; else tls_round haproxy; fi
   fi
   RPS_RATIOS+="$(ratio "${LAST_RPS[balancer]}" "${LAST_RPS[haproxy]}") "
+  CPU_RATIOS+="$(ratio "${LAST_CPU[balancer]:-0}" "${LAST_CPU[haproxy]:-0}") "
   P99_RATIOS+="$(ratio "${LAST_P99[balancer]}" "${LAST_P99[haproxy]}") "
   [[ $WIRE == 1 ]] && WIRE_RATIOS+="$(ratio "${LAST_WIRE[balancer]}" "${LAST_WIRE[haproxy]}") "
 done
@@ -353,7 +372,7 @@ awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
   printf "balancer/nginx   req/s ratio: %.2f\n", b / n }'
 if (( ROUNDS > 1 )); then
   range() { tr ' ' '\n' <<<"$*" | grep . | sort -g | sed -n '1p;$p' | paste -sd-; }
-  echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS"))"
+  echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS")), CPU per request ratio median $(median "$CPU_RATIOS") (range $(range "$CPU_RATIOS"))"
   [[ $WIRE == 1 ]] && echo "paired per-round balancer/haproxy p99 inside the proxy: ratio median $(median "$WIRE_RATIOS") (range $(range "$WIRE_RATIOS"))"
 fi
 if [[ $TLS == 1 ]]; then
@@ -364,6 +383,7 @@ if [[ $TLS == 1 ]]; then
       printf "%-24s %12s %10s\n" "$p $target" "$(median "${RPS[$p $target]}")" "$(median "${P99[$p $target]}")"
     done
     echo "  paired per-round balancer/haproxy $target req/s ratio: median $(median "${TLS_RATIOS[$target]}") (rounds: ${TLS_RATIOS[$target]% })"
+    echo "  paired per-round balancer/haproxy $target CPU per request ratio: median $(median "${TLS_CPU_RATIOS[$target]}") (rounds: ${TLS_CPU_RATIOS[$target]% }; below 1: the balancer spends less)"
   done
 fi
 case $LAYOUT in
