@@ -38,9 +38,11 @@ awaitable<bool> TlsHandshake(ClientConnection& conn, std::chrono::milliseconds d
 }
 
 awaitable<void> TlsShutdown(ClientConnection& conn) {
-  // The TLS stream writes close_notify, then waits for the client's; the
-  // client need not answer (RFC 8446, 6.1), so the watchdog's next tick ends
-  // the wait.
+  // The client's close_notify need not be waited for (RFC 8446, 6.1): marked
+  // as received, the shutdown only writes ours. A client that does not read
+  // is cut at the watchdog's next tick.
+  SSL* ssl = conn.stream.tls_stream().native_handle();
+  SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
   conn.SetDeadline(std::chrono::milliseconds(0));
   co_await conn.stream.tls_stream().async_shutdown(kUse);
   conn.ClearDeadline();

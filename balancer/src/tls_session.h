@@ -18,8 +18,8 @@ namespace webtier::balancer {
 awaitable<bool> TlsHandshake(ClientConnection& conn, std::chrono::milliseconds deadline, ProxyMetrics& metrics,
                              std::string_view client_ip);
 
-// Sends close_notify and waits at most a watchdog tick for the client's; the
-// caller closes the socket afterwards.
+// Sends close_notify (without waiting for the client's); the caller closes
+// the socket afterwards.
 awaitable<void> TlsShutdown(ClientConnection& conn);
 
 // The result label for a handshake that ended with `ec` (`timed_out`: the

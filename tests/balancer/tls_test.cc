@@ -72,6 +72,13 @@ TEST_F(TlsTest, HttpsReachesTheMemberAsHttpsAndPlainAsHttp) {
     EXPECT_NE(res.find("\"x-forwarded-proto\":\"https\""), std::string::npos) << res;
   }
   EXPECT_EQ(Handshakes("full"), 1);
+  // Connection: close ends with a close_notify (a clean TLS close, not a
+  // truncation the client could not tell from an attack).
+  ASSERT_NE(c.Get("/last", {"Connection: close"}).find("HTTP/1.1 200 OK"), std::string::npos);
+  char byte;
+  const int n = SSL_read(c.ssl(), &byte, 1);
+  EXPECT_EQ(n, 0);
+  EXPECT_EQ(SSL_get_error(c.ssl(), n), SSL_ERROR_ZERO_RETURN);
   const auto plain = testing::HttpRequest("GET", Url("/hello"), {"X-Forwarded-Proto: https"});
   ASSERT_EQ(plain.status, 200) << plain.error;
   EXPECT_NE(plain.body.find("\"x-forwarded-proto\":\"http\""), std::string::npos) << plain.body;
