@@ -68,7 +68,7 @@ case $LAYOUT in
   *) echo "run.sh: LAYOUT must be client, proxy or shared (got '$LAYOUT')" >&2; exit 1 ;;
 esac
 
-for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk $([[ $TLS == 1 ]] && command -v openssl || echo /usr/bin/openssl); do
+for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk $([[ $TLS == 1 ]] && echo /usr/bin/openssl); do
   [[ -x $p ]] || { echo "run.sh: $p missing (build the balancer; scripts/install-deps.sh for the rest)" >&2; exit 1; }
 done
 
