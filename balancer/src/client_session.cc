@@ -9,6 +9,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "exchange.h"
+#include "tls_session.h"
 #include "tunnel.h"
 #include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
@@ -37,17 +38,18 @@ std::string ErrorBody(int status, std::string_view error) {
 
 }  // namespace
 
-ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket)
+ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, std::shared_ptr<ssl::context> tls)
     : worker_(worker),
       clients_(worker.clients),
       counters_(worker.counters),
       metrics_(worker.metrics),
-      conn_(std::move(socket)) {
+      conn_(std::move(socket), std::move(tls)) {
   error_code ec;
-  conn_.stream.set_option(tcp::no_delay(true), ec);
-  conn_.stream.non_blocking(true, ec);  // WriteAll writes from the handler
+  tcp::socket& s = conn_.stream.socket();
+  s.set_option(tcp::no_delay(true), ec);
+  s.non_blocking(true, ec);  // WriteAll writes from the handler
   registered_ = clients_.insert(clients_.end(), &conn_);
-  auto ep = conn_.stream.remote_endpoint(ec);
+  auto ep = s.remote_endpoint(ec);
   if (!ec) client_ip_ = ep.address().to_string();
 }
 
@@ -62,7 +64,13 @@ awaitable<void> ClientSession::Run() {
   beast::flat_buffer buffer;
   bool first = true;
   bool lingering = false;
+  bool clean = false;  // the loop ended between requests, with no error: a TLS close_notify goes out
   try {
+    if (conn_.stream.tls() && !co_await TlsHandshake(conn_, timeouts.header, metrics_, client_ip_)) {
+      error_code ec;
+      conn_.stream.close(ec);
+      co_return;
+    }
     for (;;) {
       conn_.idle = true;
       if (worker_.draining()) break;
@@ -72,7 +80,10 @@ awaitable<void> ClientSession::Run() {
         conn_.SetDeadline(first ? timeouts.header : timeouts.idle);
         auto [ec, n] = co_await conn_.stream.async_read_some(buffer.prepare(8192), kUse);
         conn_.ClearDeadline();
-        if (ec) break;
+        if (ec) {
+          clean = !conn_.timed_out;  // the client closed, or a drain (a timed-out client gets no goodbye)
+          break;
+        }
         buffer.commit(n);
       }
       conn_.idle = false;
@@ -152,7 +163,10 @@ awaitable<void> ClientSession::Run() {
         co_await RunTunnel(conn_, buffer, *outcome.tunnel, timeouts.idle, worker_.relay_buffers, metrics_);
         break;
       }
-      if (!outcome.keep_alive) break;
+      if (!outcome.keep_alive) {
+        clean = true;
+        break;
+      }
     }
   } catch (const std::exception& e) {
     log::Error(kComponent, "connection failed").kv("client", client_ip_).kv("err", e.what());
@@ -160,6 +174,7 @@ awaitable<void> ClientSession::Run() {
   if (lingering) {
     co_await LingeringClose();
   } else {
+    if (clean && conn_.stream.tls()) co_await TlsShutdown(conn_);
     error_code ec;
     conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
     conn_.stream.close(ec);
@@ -203,7 +218,8 @@ awaitable<void> ClientSession::LingeringClose() {
   char sink[4096];
   size_t total = 0;
   while (total < (1u << 20)) {
-    auto [rec, n] = co_await conn_.stream.async_read_some(asio::buffer(sink), kUse);
+    // Raw bytes even under TLS: they are thrown away.
+    auto [rec, n] = co_await conn_.stream.socket().async_read_some(asio::buffer(sink), kUse);
     if (rec || conn_.timed_out) break;
     total += n;
   }

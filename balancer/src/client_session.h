@@ -1,4 +1,4 @@
-// One client connection, from accept to close: reads its requests one after
+// One client connection, from accept to close (plain or TLS): reads its requests one after
 // another, refuses the unreadable and unforwardable ones (400/405/408/413/431/501,
 // see request_errors.h), hands each readable one to an Exchange and writes the
 // error when no member answered. Registered with its worker (for the
@@ -19,8 +19,9 @@ namespace webtier::balancer {
 class ClientSession {
  public:
   // Counts the connection as open (it was counted by the acceptor) until
-  // destroyed. `worker` must outlive the session.
-  ClientSession(WorkerContext& worker, tcp::socket socket);
+  // destroyed. `worker` must outlive the session. With `tls`, the connection
+  // is TLS: Run() starts with the handshake (tls_session.h).
+  ClientSession(WorkerContext& worker, tcp::socket socket, std::shared_ptr<ssl::context> tls = nullptr);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;

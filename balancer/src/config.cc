@@ -18,6 +18,29 @@ std::string PolicyNames() {
   return names;
 }
 
+void AddTlsFlags(CLI::App& app, Config* c) {
+  app.add_option("--tls-listen", c->tls_listen_flag, "HTTPS address host:port (TLS 1.2/1.3; empty = off)")
+      ->capture_default_str();
+  app.add_option("--tls-cert", c->tls_cert, "PEM certificate chain for --tls-listen (reloaded on SIGHUP)");
+  app.add_option("--tls-key", c->tls_key, "PEM private key for --tls-listen (reloaded on SIGHUP)");
+}
+
+// The TLS flags: both files are needed once --tls-listen is set (whether
+// they load is checked when the TLS context is built, at start).
+Status FinalizeTls(Config* c) {
+  using flags::Invalid;
+  if (c->tls_listen_flag.empty()) {
+    c->tls_listen.reset();
+    return Status::Ok();
+  }
+  net::HostPort tls;
+  if (Status s = net::ParseListenAddress(c->tls_listen_flag, &tls); !s.ok()) return Invalid("--tls-listen", s.message());
+  if (c->tls_cert.empty()) return Invalid("--tls-cert", "required with --tls-listen");
+  if (c->tls_key.empty()) return Invalid("--tls-key", "required with --tls-listen");
+  c->tls_listen = tls;
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string_view PolicyName(PolicyKind kind) {
@@ -81,6 +104,7 @@ void AddFlags(CLI::App& app, Config* c) {
       ->check(CLI::Range(1, 1000000));
   app.add_option("--state-file", c->state_file, "where the last known pool is saved")->capture_default_str();
   AddHealthFlags(app, &c->health);
+  AddTlsFlags(app, c);
 }
 
 Status Finalize(Config* c) {
@@ -92,6 +116,7 @@ Status Finalize(Config* c) {
   if (!policy) return Invalid("--policy", "must be one of " + PolicyNames());
   c->policy = *policy;
   if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
+  if (Status s = FinalizeTls(c); !s.ok()) return s;
   return FinalizeHealth(c->health);
 }
 

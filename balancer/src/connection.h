@@ -11,6 +11,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "client_stream.h"
 #include "io.h"
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/host.h"
@@ -50,8 +51,10 @@ struct UpstreamConnection {
 // went away, so it sets `client_gone` and cancels the member's operation
 // (the exchange then closes that connection and stops; no retry).
 struct ClientConnection {
-  explicit ClientConnection(tcp::socket s) : stream(std::move(s)) {}
-  tcp::socket stream;
+  // Plain, or TLS from `tls` (see ClientStream).
+  explicit ClientConnection(tcp::socket s, std::shared_ptr<ssl::context> tls = nullptr)
+      : stream(std::move(s), std::move(tls)) {}
+  ClientStream stream;
   // Serialized heads, reused from request to request (their capacity stays).
   std::string request_head;   // as sent to the member (kept for a retry)
   std::string response_head;  // as sent to the client

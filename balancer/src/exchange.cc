@@ -47,7 +47,7 @@ void Exchange::PrepareRequest() {
     if (auto length = streamed_->parser.content_length()) framing.length = *length;
   }
   request_id_ = SerializeUpstreamRequest(req_, client_ip_, std::string_view(request_id_storage_, kRequestIdLength),
-                                         conn_.request_head, framing);
+                                         conn_.request_head, framing, conn_.stream.tls());
   request_parts_ = {asio::buffer(conn_.request_head), asio::buffer(req_.body())};
   request_part_count_ = 2;
   if (streamed_ != nullptr && streamed_->chunked() && !req_.body().empty()) {

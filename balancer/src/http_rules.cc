@@ -227,7 +227,8 @@ bool IsUpgradeRequest(const http::request<http::string_body>& req) {
 }
 
 std::string_view SerializeUpstreamRequest(const http::request<http::string_body>& req, std::string_view client_ip,
-                                          std::string_view new_request_id, std::string& out, const UpstreamBody& body) {
+                                          std::string_view new_request_id, std::string& out, const UpstreamBody& body,
+                                          bool tls) {
   out.clear();
   const auto method = req.method_string();
   const auto target = req.target();
@@ -283,7 +284,7 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     out.append(", ", 2);
   }
   out.append(client_ip);
-  out.append("\r\nX-Forwarded-Proto: http\r\n");
+  out.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
   if (request_id.empty()) AppendField(out, "X-Request-Id", new_request_id);  // else it went out with the fields
   out.append("\r\n", 2);
   return request_id.empty() ? new_request_id : std::string_view(request_id.data(), request_id.size());

@@ -56,15 +56,16 @@ bool StillOpen(tcp::socket& socket);
 // pipelining its next request) or nothing yet: false.
 bool PeerGone(tcp::socket& socket);
 
-// Feeds `parser` from `buffer`, reading from `socket` whenever it needs more,
+// Feeds `parser` from `buffer`, reading from `socket` (a member's socket or
+// a ClientStream) whenever it needs more,
 // until `done()` holds (HeaderIn: the header is in; for a body, an eager
 // parser and a condition on it). The parser is driven directly (no composed
 // Beast operation per message): a request that arrived in one segment costs
 // one read and no extra scheduling. `received` counts the bytes read from the
 // socket. EOF before any byte of the message is http::error::end_of_stream; in
 // the middle of one, http::error::partial_message.
-template <bool isRequest, typename Done>
-awaitable<error_code> ReadMessage(tcp::socket& socket, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser,
+template <typename Stream, bool isRequest, typename Done>
+awaitable<error_code> ReadMessage(Stream& socket, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser,
                                   Done done, size_t* received = nullptr) {
   for (;;) {
     while (buffer.size() > 0 && !done()) {

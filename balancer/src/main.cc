@@ -1,9 +1,14 @@
 // The balancer program: flags -> Config, then ZooKeeper membership, the pool,
-// the proxy and the admin endpoint, until SIGTERM/SIGINT.
+// the proxy and the admin endpoint, until SIGTERM/SIGINT. SIGHUP reloads the
+// TLS certificate and key.
+#include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <atomic>
 #include <chrono>
+#include <functional>
+#include <optional>
 #include <thread>
 
 #include "webtier/balancer/admin_server.h"
@@ -13,6 +18,7 @@
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/proxy_server.h"
+#include "webtier/balancer/tls_context.h"
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
 #include "webtier/common/stop_signals.h"
@@ -46,6 +52,56 @@ void FillPoolAtStart(const Config& config, MemberRegistry& members) {
     log::Warn("balancer", "no pool from the state file").kv("err", s.ToString());
 }
 
+// SIGHUP, blocked in every thread (construct before any thread starts) and
+// taken by a thread of its own, which runs the reload.
+class HangupSignal {
+ public:
+  HangupSignal() {
+    sigemptyset(&set_);
+    sigaddset(&set_, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+  }
+  ~HangupSignal() { Stop(); }
+  // Ends the thread (a reload under way finishes first).
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    pthread_kill(thread_.native_handle(), SIGHUP);
+    thread_.join();
+  }
+  void OnSignal(std::function<void()> run) {
+    thread_ = std::thread([this, run = std::move(run)] {
+      for (;;) {
+        int signo = 0;
+        sigwait(&set_, &signo);
+        if (stop_) return;
+        run();
+      }
+    });
+  }
+
+ private:
+  sigset_t set_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// SIGHUP's work: new handshakes get the certificate and key as the files are
+// now; a file that does not load is logged and counted, the old pair stays.
+void ReloadTls(TlsContext* tls, ProxyMetrics& metrics) {
+  if (tls == nullptr) {
+    log::Info("tls", "SIGHUP ignored: no --tls-listen");
+    return;
+  }
+  if (Status s = tls->Reload(); !s.ok()) {
+    metrics.tls_reloads_failed->Increment();
+    log::Error("tls", "certificate reload failed; keeping the current one").kv("err", s.message());
+    return;
+  }
+  metrics.tls_reloads_ok->Increment();
+  log::Info("tls", "certificate reloaded");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -56,8 +112,15 @@ int main(int argc, char** argv) {
   if (auto rc = flags::Parse(app, argc, argv)) return *rc;
   if (Status s = Finalize(&config); !s.ok()) return flags::BadValue(app, s);
 
+  std::optional<TlsContext> tls;
+  if (config.tls_listen) {
+    tls.emplace(config.tls_cert, config.tls_key);
+    if (Status s = tls->Load(); !s.ok()) return flags::BadValue(app, s);
+  }
+
   RaiseDescriptorLimit();
   StopSignals stop_signals;  // before any thread starts
+  HangupSignal hangup;
 
   metrics::Registry registry("balancer", WEBTIER_VERSION);
   ProxyMetrics metrics(registry.prom());
@@ -80,11 +143,12 @@ int main(int argc, char** argv) {
     log::Error("balancer", "cannot start admin endpoint").kv("err", s.ToString());
     return 1;
   }
-  ProxyServer proxy(config, pool, metrics);
+  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr);
   if (Status s = proxy.Start(); !s.ok()) {
     log::Error("balancer", "cannot start proxy").kv("err", s.ToString());
     return 1;
   }
+  hangup.OnSignal([&] { ReloadTls(tls ? &*tls : nullptr, metrics); });
   log::Info("balancer", "started")
       .kv("version", WEBTIER_VERSION)
       .kv("policy", PolicyName(config.policy))
@@ -93,6 +157,7 @@ int main(int argc, char** argv) {
 
   const int signo = stop_signals.Wait();
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
+  hangup.Stop();  // before what a reload touches goes away
   proxy.Shutdown(std::chrono::milliseconds(config.request_timeout_ms));
   admin.Stop();
   checker.Stop();

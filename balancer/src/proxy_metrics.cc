@@ -19,6 +19,18 @@ const char* RejectionName(Rejection reason) {
   return "unknown";
 }
 
+const char* HandshakeResultName(HandshakeResult result) {
+  switch (result) {
+    case HandshakeResult::kFull: return "full";
+    case HandshakeResult::kResumed: return "resumed";
+    case HandshakeResult::kFailed: return "failed";
+    case HandshakeResult::kTimeout: return "timeout";
+    case HandshakeResult::kClosed: return "closed";
+    case HandshakeResult::kCount: break;
+  }
+  return "unknown";
+}
+
 namespace {
 
 prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& r, const char* name, const char* help) {
@@ -59,6 +71,17 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
   for (size_t i = 0; i < rejected_requests.size(); ++i)
     rejected_requests[i] = &rejected.Add({{"reason", RejectionName(static_cast<Rejection>(i))}});
   for (auto& c : by_code_) c.store(nullptr);
+  RegisterTls(r);
+}
+
+void ProxyMetrics::RegisterTls(prometheus::Registry& r) {
+  auto& handshakes = CounterFamily(r, "balancer_tls_handshakes_total", "TLS handshakes on --tls-listen, by result.");
+  for (size_t i = 0; i < tls_handshakes.size(); ++i)
+    tls_handshakes[i] = &handshakes.Add({{"result", HandshakeResultName(static_cast<HandshakeResult>(i))}});
+  auto& reloads = CounterFamily(r, "balancer_tls_reloads_total",
+                                "Certificate reloads on SIGHUP, by result (failed: the old certificate stays).");
+  tls_reloads_ok = &reloads.Add({{"result", "ok"}});
+  tls_reloads_failed = &reloads.Add({{"result", "failed"}});
 }
 
 prometheus::Counter& ProxyMetrics::RequestsWithCode(int code) {

@@ -31,8 +31,8 @@ Status ListenFailure(const tcp::endpoint& ep, error_code ec) {
                                              std::to_string(ep.port()) + ": " + ec.message());
 }
 
-awaitable<void> Serve(WorkerContext& worker, tcp::socket socket) {
-  ClientSession session(worker, std::move(socket));
+awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, std::shared_ptr<ssl::context> tls) {
+  ClientSession session(worker, std::move(socket), std::move(tls));
   co_await session.Run();
 }
 
@@ -40,17 +40,23 @@ awaitable<void> Serve(WorkerContext& worker, tcp::socket socket) {
 
 class Worker {
  public:
-  Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters)
-      : context_(ctx_, config, pool, metrics, counters, clients_) {}
+  Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, const TlsContext* tls)
+      : context_(ctx_, config, pool, metrics, counters, clients_), tls_(tls) {}
 
   Status Bind(const tcp::endpoint& ep) {
     if (error_code ec = OpenListener(acceptor_, ep, {.reuse_port = true})) return ListenFailure(ep, ec);
     return Status::Ok();
   }
+  Status BindTls(const tcp::endpoint& ep) {
+    if (error_code ec = OpenListener(tls_acceptor_, ep, {.reuse_port = true})) return ListenFailure(ep, ec);
+    return Status::Ok();
+  }
   uint16_t bound_port() const { return acceptor_.local_endpoint().port(); }
+  uint16_t bound_tls_port() const { return tls_acceptor_.local_endpoint().port(); }
 
   void Start() {
-    asio::co_spawn(ctx_, Accept(), asio::detached);
+    asio::co_spawn(ctx_, Accept(acceptor_, nullptr), asio::detached);
+    if (tls_acceptor_.is_open()) asio::co_spawn(ctx_, Accept(tls_acceptor_, tls_), asio::detached);
     asio::co_spawn(ctx_, SweepIdle(), asio::detached);
     asio::co_spawn(ctx_, Watchdog(), asio::detached);
     thread_ = std::thread([this] { ctx_.run(); });
@@ -61,6 +67,7 @@ class Worker {
     asio::post(ctx_, [this] {
       error_code ec;
       acceptor_.close(ec);
+      tls_acceptor_.close(ec);
       for (ClientConnection* c : clients_) {
         if (c->idle) c->stream.cancel(ec);
       }
@@ -73,7 +80,9 @@ class Worker {
   }
 
  private:
-  awaitable<void> Accept();
+  // Accepts on `acceptor`; TLS connections (with their context at accept
+  // time) when `tls` is set.
+  awaitable<void> Accept(tcp::acceptor& acceptor, const TlsContext* tls);
   // Cancels the operations whose deadline passed, and the member operation
   // of a client that went away (see ClientConnection).
   awaitable<void> Watchdog();
@@ -83,20 +92,22 @@ class Worker {
   std::list<ClientConnection*> clients_;
   asio::io_context ctx_{1};
   tcp::acceptor acceptor_{ctx_};
+  tcp::acceptor tls_acceptor_{ctx_};  // open only with --tls-listen
   // After ctx_: its idle member connections close before the io_context goes.
   WorkerContext context_;
+  const TlsContext* const tls_;
   std::thread thread_;
 };
 
-awaitable<void> Worker::Accept() {
+awaitable<void> Worker::Accept(tcp::acceptor& acceptor, const TlsContext* tls) {
   asio::steady_timer backoff(ctx_);
   uint64_t rejected = 0, failed = 0;
   const int max_connections = context_.config.max_connections;
   ServerCounters& counters = context_.counters;
   for (;;) {
-    auto [ec, socket] = co_await acceptor_.async_accept(kUse);
+    auto [ec, socket] = co_await acceptor.async_accept(kUse);
     if (ec) {
-      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) co_return;
+      if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       // EMFILE and friends: wait a little instead of spinning, log now and then.
       if (failed++ % 100 == 0) log::Warn(kComponent, "accept failed").kv("err", ec.message()).kv("count", failed);
       backoff.expires_after(std::chrono::milliseconds(50));
@@ -113,7 +124,8 @@ awaitable<void> Worker::Accept() {
     }
     counters.open_connections.fetch_add(1, std::memory_order_relaxed);
     context_.metrics.client_connections.Increment();
-    asio::co_spawn(ctx_, Serve(context_, std::move(socket)), asio::detached);
+    asio::co_spawn(ctx_, Serve(context_, std::move(socket), tls != nullptr ? tls->Current() : nullptr),
+                   asio::detached);
   }
 }
 
@@ -136,7 +148,7 @@ awaitable<void> Worker::Watchdog() {
         c->upstream->cancel(ignored);
       } else if (c->AbandonUnhealthy()) {
         c->upstream->cancel(ignored);  // the exchange moves the request to another member
-      } else if (!c->client_gone && PeerGone(c->stream)) {
+      } else if (!c->client_gone && PeerGone(c->stream.socket())) {
         // The client left while its request is with a member: abandon it
         // there too (the exchange closes the member's connection).
         c->client_gone = true;
@@ -156,8 +168,8 @@ awaitable<void> Worker::SweepIdle() {
   }
 }
 
-ProxyServer::ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics)
-    : config_(config), pool_(pool), metrics_(metrics), counters_(std::make_unique<ServerCounters>()) {}
+ProxyServer::ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls)
+    : config_(config), pool_(pool), metrics_(metrics), tls_(tls), counters_(std::make_unique<ServerCounters>()) {}
 
 ProxyServer::~ProxyServer() {
   for (auto& w : workers_) w->Stop();
@@ -166,12 +178,12 @@ ProxyServer::~ProxyServer() {
 
 int ProxyServer::open_connections() const { return counters_->open_connections.load(); }
 
-Status ProxyServer::Start() {
-  const std::optional<asio::ip::address> listen = ListenAddress(config_.listen);
-  if (!listen) return Status(ErrorCode::kInvalidArgument, "cannot resolve --listen host " + config_.listen.host);
-  const asio::ip::address addr = *listen;
-  int threads = config_.threads > 0 ? config_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  uint16_t port = config_.listen.port;
+Status ProxyServer::Bind(const net::HostPort& listen, std::string_view flag, bool tls, uint16_t* port_out,
+                         std::string* address_out) {
+  const std::optional<asio::ip::address> resolved = ListenAddress(listen);
+  if (!resolved) return Status(ErrorCode::kInvalidArgument, "cannot resolve " + std::string(flag) + " host " + listen.host);
+  const asio::ip::address addr = *resolved;
+  uint16_t port = listen.port;
   if (port != 0) {
     // SO_REUSEPORT would let a second balancer on the same port silently take
     // half the connections: a plain bind first turns that into a clear error.
@@ -180,16 +192,31 @@ Status ProxyServer::Start() {
     const tcp::endpoint ep(addr, port);
     if (error_code ec = OpenListener(probe, ep, {.listen = false})) return ListenFailure(ep, ec);
   }
-  for (int i = 0; i < threads; ++i) {
-    auto w = std::make_unique<Worker>(config_, pool_, metrics_, *counters_);
-    Status s = w->Bind(tcp::endpoint(addr, port));
+  for (auto& w : workers_) {
+    Status s = tls ? w->BindTls(tcp::endpoint(addr, port)) : w->Bind(tcp::endpoint(addr, port));
     if (!s.ok()) return s;
-    port = w->bound_port();  // --listen :0 picks one port for all threads
-    workers_.push_back(std::move(w));
+    port = tls ? w->bound_tls_port() : w->bound_port();  // port 0 picks one port for all threads
   }
-  port_ = port;
+  *port_out = port;
+  *address_out = addr.to_string() + ":" + std::to_string(port);
+  return Status::Ok();
+}
+
+Status ProxyServer::Start() {
+  const int threads =
+      config_.threads > 0 ? config_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const TlsContext* tls = config_.tls_listen ? tls_ : nullptr;
+  if (config_.tls_listen && (tls == nullptr || !tls->Current()))
+    return Status(ErrorCode::kInvalidArgument, "--tls-listen needs a loaded TLS context");
+  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, tls));
+  std::string address, tls_address;
+  if (Status s = Bind(config_.listen, "--listen", false, &port_, &address); !s.ok()) return s;
+  if (tls != nullptr) {
+    if (Status s = Bind(*config_.tls_listen, "--tls-listen", true, &tls_port_, &tls_address); !s.ok()) return s;
+  }
   for (auto& w : workers_) w->Start();
-  log::Info(kComponent, "listening").kv("address", addr.to_string() + ":" + std::to_string(port_)).kv("threads", threads);
+  log::Info(kComponent, "listening").kv("address", address).kv("threads", threads);
+  if (tls != nullptr) log::Info("tls", "listening").kv("address", tls_address).kv("threads", threads);
   return Status::Ok();
 }
 

@@ -2,6 +2,7 @@
 #include "webtier/balancer/request_errors.h"
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -13,9 +14,11 @@ namespace http = beast::http;
 
 namespace {
 
+// (stream_truncated: a TLS client closed its connection without close_notify.)
 bool ClientWentAway(boost::system::error_code ec) {
   return ec == http::error::end_of_stream || ec == http::error::partial_message || ec == asio::error::eof ||
-         ec == asio::error::connection_reset || ec == asio::error::operation_aborted;
+         ec == asio::error::connection_reset || ec == asio::error::operation_aborted ||
+         ec == asio::ssl::error::stream_truncated;
 }
 
 // Framing the header declares in conflicting or invalid ways: the errors a

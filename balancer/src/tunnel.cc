@@ -21,7 +21,8 @@ struct Activity {
 };
 
 // Copies what arrives on `from` to `to` until either side closes or fails.
-awaitable<void> Pump(tcp::socket& from, tcp::socket& to, char* buffer, Activity& activity) {
+template <typename From, typename To>
+awaitable<void> Pump(From& from, To& to, char* buffer, Activity& activity) {
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer, RelayBuffers::kBytes), kUse);
     if (n > 0) {
@@ -46,7 +47,8 @@ awaitable<void> IdleLimit(const Activity& activity, std::chrono::milliseconds li
 }
 
 // Sends what one side sent before the tunnel opened on to the other.
-awaitable<error_code> Flush(beast::flat_buffer& pending, tcp::socket& to) {
+template <typename To>
+awaitable<error_code> Flush(beast::flat_buffer& pending, To& to) {
   if (pending.size() == 0) co_return error_code{};
   const error_code ec = co_await WriteAll(to, pending.data());
   pending.consume(pending.size());

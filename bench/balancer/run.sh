@@ -10,6 +10,17 @@
 #   LAYOUT=shared bench/balancer/run.sh              # where the processes run: see LAYOUT below
 #   PACE_MS=1 bench/balancer/run.sh                  # latency at a fixed offered load
 #   WIRE=1 bench/balancer/run.sh                     # also the time spent inside each proxy (tcpdump)
+#   TLS=0 bench/balancer/run.sh                      # skip the TLS rounds (see below)
+#
+# TLS (TLS=1, the default): the balancer (--tls-listen) and HAProxy (bind ...
+# ssl) terminate TLS with the same self-signed ECDSA P-256 certificate (made
+# by `openssl req` for the run), TLS 1.2/1.3 with the same cipher lists and
+# ALPN http/1.1, the same thread count, and X-Forwarded-Proto https to the
+# member. Two targets, paired per round like the plain ones:
+#   tls-keepalive  wrk over https, keep-alive: throughput of TLS records
+#   tls-handshake  wrk over https with "Connection: close": a new TCP
+#                  connection and TLS handshake per request (wrk resumes no
+#                  sessions), i.e. new handshakes per second
 #
 # The balancer runs without ZooKeeper: it boots from a state file listing the
 # backends (the same path it takes when ZooKeeper is down at start-up).
@@ -42,6 +53,7 @@ BODY_BYTES=${BODY_BYTES:-128}
 SAME_HEADERS=${SAME_HEADERS:-1}
 PACE_MS=${PACE_MS:-0}
 WIRE=${WIRE:-0}
+TLS=${TLS:-1}
 if [[ $WIRE == 1 ]]; then
   command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
   (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
@@ -56,7 +68,7 @@ case $LAYOUT in
   *) echo "run.sh: LAYOUT must be client, proxy or shared (got '$LAYOUT')" >&2; exit 1 ;;
 esac
 
-for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk; do
+for p in "$BALANCER" /usr/sbin/haproxy /usr/sbin/nginx /usr/bin/wrk $([[ $TLS == 1 ]] && echo /usr/bin/openssl); do
   [[ -x $p ]] || { echo "run.sh: $p missing (build the balancer; scripts/install-deps.sh for the rest)" >&2; exit 1; }
 done
 
@@ -143,14 +155,29 @@ alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
   done
   printf ']}\n'
 } >"$WORK/state.json"
+# TLS: one certificate for both TLS proxies (HAProxy wants cert and key in one file).
+BAL_TLS=() HAP_TLS_BIND=""
+if [[ $TLS == 1 ]]; then
+  alloc_port T_BAL; alloc_port T_HAP
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=localhost -days 1 \
+    -keyout "$WORK/tls.key" -out "$WORK/tls.crt" 2>/dev/null
+  cat "$WORK/tls.crt" "$WORK/tls.key" >"$WORK/tls.pem"
+  BAL_TLS=(--tls-listen "127.0.0.1:$T_BAL" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key")
+  # Mozilla "intermediate", as the balancer has it built in.
+  HAP_TLS_BIND="  bind 127.0.0.1:$T_HAP ssl crt $WORK/tls.pem alpn http/1.1 ssl-min-ver TLSv1.2"
+fi
 WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL" --admin-listen "127.0.0.1:$A_BAL" \
-  --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" 2>"$WORK/balancer.log" &
+  --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" "${BAL_TLS[@]}" 2>"$WORK/balancer.log" &
 PIDS+=($!)
+declare -A PROXY_PID
+PROXY_PID[balancer]=$!
 
 cat >"$WORK/haproxy.cfg" <<EOF
 global
   nbthread $THREADS
   maxconn 4096
+  ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:DHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384:DHE-RSA-CHACHA20-POLY1305
+  ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256
 defaults
   mode http
   timeout connect 1s
@@ -160,9 +187,11 @@ defaults
   http-reuse always
 frontend fe
   bind 127.0.0.1:$P_HAP
+$HAP_TLS_BIND
 $(if [[ $SAME_HEADERS == 1 ]]; then cat <<EOH
   option forwardfor
-  http-request set-header X-Forwarded-Proto http
+  http-request set-header X-Forwarded-Proto https if { ssl_fc }
+  http-request set-header X-Forwarded-Proto http unless { ssl_fc }
   unique-id-format %[rand,hex]%[rand,hex]
   unique-id-header X-Request-Id
   http-response set-header X-Request-Id %[unique-id]
@@ -177,6 +206,7 @@ backend be
 EOF
 "${ON_PROXY[@]}" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
 PIDS+=($!)
+PROXY_PID[haproxy]=$!  # -db: one process, its threads included in its CPU time
 
 mkdir -p "$WORK/proxy"
 cat >"$WORK/proxy/nginx.conf" <<EOF
@@ -207,6 +237,12 @@ PIDS+=($!)
 wait_http "http://127.0.0.1:$P_BAL/" || { cat "$WORK/balancer.log"; exit 1; }
 wait_http "http://127.0.0.1:$P_HAP/" || { cat "$WORK/haproxy.log"; exit 1; }
 wait_http "http://127.0.0.1:$P_NGX/" || { cat "$WORK/proxy/error.log"; exit 1; }
+if [[ $TLS == 1 ]]; then
+  for p in $T_BAL $T_HAP; do
+    for _ in $(seq 100); do curl -kfsS -o /dev/null "https://127.0.0.1:$p/" 2>/dev/null && break; sleep 0.1; done
+    curl -kfsS -o /dev/null "https://127.0.0.1:$p/" || { cat "$WORK/balancer.log" "$WORK/haproxy.log"; exit 1; }
+  done
+fi
 
 # ---- load
 # PACE_MS>0: every connection waits that long after each answer before its next
@@ -224,7 +260,7 @@ fi
 # so slow drifts of the machine cancel), with their range.
 ROUNDS=${ROUNDS:-1}
 declare -A RPS P99 LAST_RPS LAST_P99
-RPS_RATIOS="" P99_RATIOS=""
+RPS_RATIOS="" P99_RATIOS="" CPU_RATIOS=""
 # WIRE=1 also captures 1.5 s of the client side of each proxy with tcpdump
 # (on wrk's cores) and prints, per request, the time from the request's first
 # byte reaching the proxy to the response's first byte leaving it. Together
@@ -241,30 +277,63 @@ wire_inside() {  # port capture -> "p50 p99" in ms
       else if (sp == port && (dp in req)) { printf "%.6f\n", ($1 - req[dp]) * 1000; delete req[dp] }
     }' | sort -g | awk '{v[NR] = $1} END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1]; else print "n/a n/a" }'
 }
-run() {  # name port
-  local rps p99 wire=""
-  "${ON_WRK[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "http://127.0.0.1:$2/" >/dev/null 2>&1 || true  # warm-up
-  WRK="${ON_WRK[*]} wrk" run_wrk "http://127.0.0.1:$2/" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" >"$WORK/wrk.out" &
+# CPU time (user + system, clock ticks) a process has used so far; 0 when unknown.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-none}/stat" 2>/dev/null || echo 0; }
+TICK=$(getconf CLK_TCK)
+declare -A LAST_CPU
+run() {  # name port [scheme [extra wrk args...]]
+  local name=$1 port=$2 scheme=${3:-http}
+  shift $(( $# > 2 ? 3 : 2 ))
+  local rps p99 wire="" url="$scheme://127.0.0.1:$port/" pid cpu0 cpu="n/a"
+  pid=${PROXY_PID[${name%% *}]:-}
+  "${ON_WRK[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "$@" "$url" >/dev/null 2>&1 || true  # warm-up
+  cpu0=$(cpu_ticks "$pid")
+  WRK="${ON_WRK[*]} wrk" run_wrk "$url" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" "$@" >"$WORK/wrk.out" &
   local wrk_pid=$!
   if [[ $WIRE == 1 ]]; then
     sleep 2
-    "${ON_WRK[@]}" timeout 1.5 tcpdump -i lo -q -n -s 96 -w "$WORK/capture" "tcp port $2" 2>/dev/null || true
+    "${ON_WRK[@]}" timeout 1.5 tcpdump -i lo -q -n -s 96 -w "$WORK/capture" "tcp port $port" 2>/dev/null || true
   fi
   wait "$wrk_pid" || true  # a failed wrk leaves the figures empty, as before
   read -r rps p99 <"$WORK/wrk.out"
+  # The proxy's CPU time per request: unlike req/s, hardly moved by what
+  # else runs on the machine (the balancer's figure includes its ZooKeeper
+  # retry thread, a few ticks).
+  if [[ -n $pid && -n $rps ]]; then
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v r="$rps" -v d="${DURATION%s}" \
+      'BEGIN { if (r > 0) printf "%.1f", (b - a) * 1e6 / t / (r * d); else print "n/a" }')
+    LAST_CPU[$name]=$cpu
+  fi
   if [[ $WIRE == 1 ]]; then
     local in50 in99
-    read -r in50 in99 < <(wire_inside "$2" "$WORK/capture")
+    read -r in50 in99 < <(wire_inside "$port" "$WORK/capture")
     rm -f "$WORK/capture"
     wire=$(printf "   inside the proxy: p50 %5s ms  p99 %5s ms" "$in50" "$in99")
-    WIRE_P99[$1]+="$in99 "
-    LAST_WIRE[$1]=$in99
+    WIRE_P99[$name]+="$in99 "
+    LAST_WIRE[$name]=$in99
   fi
-  printf "  %-9s %12s req/s  p99 %8s ms%s\n" "$1" "$rps" "$p99" "$wire"
-  RPS[$1]+="$rps "
-  P99[$1]+="$p99 "
-  LAST_RPS[$1]=$rps
-  LAST_P99[$1]=$p99
+  printf "  %-22s %12s req/s  p99 %8s ms  cpu %6s us/req%s\n" "$name" "$rps" "$p99" "$cpu" "$wire"
+  RPS[$name]+="$rps "
+  P99[$name]+="$p99 "
+  LAST_RPS[$name]=$rps
+  LAST_P99[$name]=$p99
+}
+
+# The TLS targets of one round: balancer and HAProxy, in `order`.
+declare -A TLS_RATIOS TLS_CPU_RATIOS
+tls_round() {  # first-proxy
+  local target args order=(balancer haproxy)
+  [[ $1 == haproxy ]] && order=(haproxy balancer)
+  for target in tls-keepalive tls-handshake; do
+    args=()
+    [[ $target == tls-handshake ]] && args=(-H "Connection: close")
+    for p in "${order[@]}"; do
+      if [[ $p == balancer ]]; then run "balancer $target" "$T_BAL" https "${args[@]}"
+      else run "haproxy $target" "$T_HAP" https "${args[@]}"; fi
+    done
+    TLS_RATIOS[$target]+="$(ratio "${LAST_RPS[balancer $target]}" "${LAST_RPS[haproxy $target]}") "
+    TLS_CPU_RATIOS[$target]+="$(ratio "${LAST_CPU[balancer $target]:-0}" "${LAST_CPU[haproxy $target]:-0}") "
+  done
 }
 
 echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
@@ -276,7 +345,11 @@ for r in $(seq 1 "$ROUNDS"); do
     run haproxy "$P_HAP"; run balancer "$P_BAL"
   fi
   run nginx "$P_NGX"
+  if [[ $TLS == 1 ]]; then
+    if (( r % 2 )); then tls_round balancer; else tls_round haproxy; fi
+  fi
   RPS_RATIOS+="$(ratio "${LAST_RPS[balancer]}" "${LAST_RPS[haproxy]}") "
+  CPU_RATIOS+="$(ratio "${LAST_CPU[balancer]:-0}" "${LAST_CPU[haproxy]:-0}") "
   P99_RATIOS+="$(ratio "${LAST_P99[balancer]}" "${LAST_P99[haproxy]}") "
   [[ $WIRE == 1 ]] && WIRE_RATIOS+="$(ratio "${LAST_WIRE[balancer]}" "${LAST_WIRE[haproxy]}") "
 done
@@ -299,8 +372,19 @@ awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
   printf "balancer/nginx   req/s ratio: %.2f\n", b / n }'
 if (( ROUNDS > 1 )); then
   range() { tr ' ' '\n' <<<"$*" | grep . | sort -g | sed -n '1p;$p' | paste -sd-; }
-  echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS"))"
+  echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS")), CPU per request ratio median $(median "$CPU_RATIOS") (range $(range "$CPU_RATIOS"))"
   [[ $WIRE == 1 ]] && echo "paired per-round balancer/haproxy p99 inside the proxy: ratio median $(median "$WIRE_RATIOS") (range $(range "$WIRE_RATIOS"))"
+fi
+if [[ $TLS == 1 ]]; then
+  echo
+  printf "%-24s %12s %10s   (median of %d)\n" "TLS target" "req/s" "p99(ms)" "$ROUNDS"
+  for target in tls-keepalive tls-handshake; do
+    for p in balancer haproxy; do
+      printf "%-24s %12s %10s\n" "$p $target" "$(median "${RPS[$p $target]}")" "$(median "${P99[$p $target]}")"
+    done
+    echo "  paired per-round balancer/haproxy $target req/s ratio: median $(median "${TLS_RATIOS[$target]}") (rounds: ${TLS_RATIOS[$target]% })"
+    echo "  paired per-round balancer/haproxy $target CPU per request ratio: median $(median "${TLS_CPU_RATIOS[$target]}") (rounds: ${TLS_CPU_RATIOS[$target]% }; below 1: the balancer spends less)"
+  done
 fi
 case $LAYOUT in
   client) echo "(wrk on cpu $WRK_CPUS, proxies and the backend on $PROXY_CPUS; expect 10-30% noise per run)" ;;

@@ -23,6 +23,7 @@
 #include "webtier/common/zk_session.h"
 #include "webtier/testing/harness.h"
 #include "webtier/testing/load.h"
+#include "webtier/testing/tls.h"
 
 namespace webtier::balancer {
 namespace {
@@ -729,6 +730,71 @@ TEST_F(BalancerTest, GatewayErrorsAreRetriedElsewhereAndTheMemberEjected) {
   EXPECT_EQ(MemberStatus("fixed")["state"], "ejected");
   EXPECT_EQ(MemberStatus("fixed")["ejections"], 1);
   EXPECT_EQ(Metric("balancer_outlier_ejections_total", {{"member", "fixed"}, {"reason", "5xx"}}), 1);
+}
+
+// TLS on the balancer process: HTTPS to a member registered in ZooKeeper
+// (X-Forwarded-Proto https), and SIGHUP: a keep-alive TLS connection opened
+// before the reload keeps working, new connections get the new certificate,
+// and a bad new file is logged, counted and changes nothing.
+TEST_F(BalancerTest, TlsServesHttpsAndSighupReloadsTheCertificateWithoutDroppingConnections) {
+  TempDir dir("tls");
+  const testing::TlsFiles files = testing::WriteSelfSignedCert(dir.path(), "server", "one.test");
+  Backend a("a");
+  Register(a.member());
+  StartBalancer({"--tls-listen", "127.0.0.1:0", "--tls-cert", files.cert, "--tls-key", files.key});
+  ASSERT_TRUE(WaitMembers(1));
+  const uint16_t tls_port = testing::WaitListeningPort(balancer_->process(), "tls");
+
+  testing::TlsClient before(tls_port);
+  ASSERT_TRUE(before.Handshake()) << before.error();
+  EXPECT_EQ(before.peer_common_name(), "one.test");
+  std::string res = before.Get("/");
+  ASSERT_NE(res.find("HTTP/1.1 200 OK"), std::string::npos) << res;
+  EXPECT_NE(res.find("\"x-forwarded-proto\":\"https\""), std::string::npos) << res;
+
+  testing::WriteSelfSignedCert(dir.path(), "server", "two.test");  // the same files, a new pair
+  balancer_->process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_tls_reloads_total", {{"result", "ok"}}) == 1; }, 5s));
+  res = before.Get("/");  // the same connection, after the reload
+  EXPECT_NE(res.find("HTTP/1.1 200 OK"), std::string::npos) << res;
+  {
+    testing::TlsClient after(tls_port);
+    ASSERT_TRUE(after.Handshake()) << after.error();
+    EXPECT_EQ(after.peer_common_name(), "two.test");
+    EXPECT_NE(after.Get("/").find("HTTP/1.1 200 OK"), std::string::npos);
+  }
+
+  std::ofstream(files.cert) << "not a certificate\n";
+  balancer_->process().Signal(SIGHUP);
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_tls_reloads_total", {{"result", "failed"}}) == 1; }, 5s));
+  EXPECT_NE(balancer_->process().Log().find("certificate reload failed"), std::string::npos);
+  testing::TlsClient kept(tls_port);
+  ASSERT_TRUE(kept.Handshake()) << kept.error();
+  EXPECT_EQ(kept.peer_common_name(), "two.test");
+  EXPECT_NE(before.Get("/").find("HTTP/1.1 200 OK"), std::string::npos);
+  EXPECT_GE(Metric("balancer_tls_handshakes_total", {{"result", "full"}}), 3);
+}
+
+// Bad TLS flags stop the program at start with exit code 2 and one line.
+TEST(BalancerTlsFlags, MissingOrBadFilesExitTwo) {
+  TempDir dir("tls-flags");
+  const testing::TlsFiles files = testing::WriteSelfSignedCert(dir.path(), "server", "one.test");
+  const testing::TlsFiles other = testing::WriteSelfSignedCert(dir.path(), "other", "other.test");
+  std::ofstream(dir.path() + "/garbage.pem") << "garbage\n";
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"--tls-cert", files.cert}, "--tls-key: required"},
+      {{"--tls-cert", dir.path() + "/missing.crt", "--tls-key", files.key}, "--tls-cert: cannot read"},
+      {{"--tls-cert", dir.path() + "/garbage.pem", "--tls-key", files.key}, "--tls-cert: no PEM certificate"},
+      {{"--tls-cert", files.cert, "--tls-key", dir.path() + "/garbage.pem"}, "--tls-key: no usable PEM private key"},
+      {{"--tls-cert", files.cert, "--tls-key", other.key}, "--tls-key:"},
+  };
+  for (const auto& [args, expected] : cases) {
+    std::vector<std::string> argv = {BinaryPath("balancer"), "--zk", "127.0.0.1:1", "--tls-listen", "127.0.0.1:0"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    Process p(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+    EXPECT_EQ(p.Wait(10s), 2) << expected;
+    EXPECT_NE(p.Log().find(expected), std::string::npos) << p.Log();
+  }
 }
 
 }  // namespace

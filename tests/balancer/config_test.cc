@@ -103,5 +103,33 @@ TEST(BalancerConfig, EveryPolicyNameParsesBack) {
   }
 }
 
+TEST(BalancerConfig, TlsIsOffByDefaultAndNeedsItsFiles) {
+  Config off;
+  ASSERT_TRUE(Finalize(&off).ok());
+  EXPECT_FALSE(off.tls_listen.has_value());
+
+  Config c;
+  CLI::App app;
+  AddFlags(app, &c);
+  app.parse("--tls-listen 127.0.0.1:8443 --tls-cert /c.pem --tls-key /k.pem", false);
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.tls_listen, (net::HostPort{"127.0.0.1", 8443}));
+  EXPECT_EQ(c.tls_cert, "/c.pem");
+  EXPECT_EQ(c.tls_key, "/k.pem");
+
+  const std::pair<void (*)(Config*), const char*> bad[] = {
+      {[](Config* x) { x->tls_listen_flag = "nohostport"; }, "--tls-listen"},
+      {[](Config* x) { x->tls_cert.clear(); }, "--tls-cert"},
+      {[](Config* x) { x->tls_key.clear(); }, "--tls-key"},
+  };
+  for (const auto& [mutate, flag] : bad) {
+    Config x = c;
+    mutate(&x);
+    Status s = Finalize(&x);
+    EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << flag;
+    EXPECT_EQ(s.message().rfind(std::string(flag) + ": ", 0), 0u) << s.message();
+  }
+}
+
 }  // namespace
 }  // namespace webtier::balancer

@@ -287,6 +287,13 @@ TEST(SerializeUpstreamRequest, ForwardingHeaders) {
   EXPECT_EQ(back[http::field::host], "h");
   EXPECT_EQ(back.body(), "hello");
   ExpectNoConnectionScopedFields(back);
+
+  // Over TLS the member is told https, whatever the client claimed.
+  req.set("X-Forwarded-Proto", "http");
+  SerializeUpstreamRequest(req, "127.0.0.1", "abc", out, {}, /*tls=*/true);
+  auto secure = Reparse<true>(out, req.body());
+  EXPECT_EQ(secure["X-Forwarded-Proto"], "https");
+  EXPECT_EQ(secure.count("X-Forwarded-Proto"), 1u);
 }
 
 TEST(SerializeUpstreamRequest, KeepsOneRequestIdAndAddsNoEmptyBody) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <boost/asio/error.hpp>
+#include <boost/asio/ssl/error.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/http/error.hpp>
 
@@ -20,7 +21,8 @@ TEST(RequestErrorsTest, AClientThatWentAwayGetsNoAnswer) {
   for (RequestPart part : {RequestPart::kHeader, RequestPart::kBody}) {
     for (error_code ec : {error_code(http::error::end_of_stream), error_code(http::error::partial_message),
                           error_code(asio::error::eof), error_code(asio::error::connection_reset),
-                          error_code(asio::error::operation_aborted)}) {
+                          error_code(asio::error::operation_aborted),
+                          error_code(asio::ssl::error::stream_truncated)}) {  // TLS: closed without close_notify
       EXPECT_FALSE(ClassifyRequestError(ec, part).has_value()) << ec.message();
     }
   }

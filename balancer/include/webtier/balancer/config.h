@@ -58,11 +58,19 @@ struct Config {
   std::string state_file;                       // last known pool; empty = off
   HealthOptions health;                         // --health-*, --outlier-*, --slow-start-ms, --zone
 
+  // TLS termination (SPEC "Balancer: the edge"): off while tls_listen_flag is
+  // empty. The certificate chain and key are PEM files, loaded at start and
+  // again on SIGHUP (tls_context.h).
+  std::optional<net::HostPort> tls_listen;  // HTTPS address; none = no TLS listener
+  std::string tls_cert;                     // --tls-cert: certificate chain (leaf first)
+  std::string tls_key;                      // --tls-key: its private key
+
   // The text of the flags with typed fields above, as given (defaults: those
   // fields' defaults). Finalize() parses it into listen, admin_listen, policy.
   std::string listen_flag = listen.ToString();              // --listen
   std::string admin_listen_flag = admin_listen.ToString();  // --admin-listen
   std::string policy_flag{PolicyName(policy)};              // --policy
+  std::string tls_listen_flag;                              // --tls-listen ("" = off)
 };
 
 // Adds every flag above to `app`, with its range check (env fallbacks are

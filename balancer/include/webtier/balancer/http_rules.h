@@ -118,13 +118,14 @@ struct UpstreamBody {
 // empty Host if the client (HTTP/1.0) sent none, the body framing (see
 // UpstreamBody; for a whole body, Content-Length when the request had a body
 // or body framing), X-Forwarded-For with `client_ip` appended to what the
-// client sent, X-Forwarded-Proto: http, and one X-Request-Id: the client's,
+// client sent, X-Forwarded-Proto (`https` when the client came over TLS,
+// `tls`, else `http`; the client's own is dropped), and one X-Request-Id: the client's,
 // else `new_request_id`. For an IsUpgradeRequest, `Connection: upgrade` and
 // the client's `Upgrade` go on too (else both are hop-by-hop). Returns the X-Request-Id sent (a view into `req` or
 // `new_request_id`).
 std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boost::beast::http::string_body>& req,
                                           std::string_view client_ip, std::string_view new_request_id,
-                                          std::string& out, const UpstreamBody& body = {});
+                                          std::string& out, const UpstreamBody& body = {}, bool tls = false);
 
 // How the response body travels to the client.
 enum class BodyFraming {

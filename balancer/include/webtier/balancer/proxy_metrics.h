@@ -32,6 +32,18 @@ enum class Rejection {
 };
 const char* RejectionName(Rejection reason);
 
+// How a TLS handshake on --tls-listen ended: the `result` label of
+// balancer_tls_handshakes_total.
+enum class HandshakeResult {
+  kFull = 0,  // a new session
+  kResumed,   // a session resumed (ticket or session cache)
+  kFailed,    // not TLS, a refused version or cipher, no common ALPN protocol, a bad record
+  kTimeout,   // not done within --header-timeout-ms (a slow handshake)
+  kClosed,    // the client left or reset before it was done
+  kCount
+};
+const char* HandshakeResultName(HandshakeResult result);
+
 class ProxyMetrics {
  public:
   explicit ProxyMetrics(prometheus::Registry& registry);
@@ -57,7 +69,14 @@ class ProxyMetrics {
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
   HealthMetrics health;  // checks, outlier ejections, locality
 
+  // TLS termination.
+  std::array<prometheus::Counter*, static_cast<size_t>(HandshakeResult::kCount)> tls_handshakes;  // {result}
+  prometheus::Counter* tls_reloads_ok;      // balancer_tls_reloads_total{result="ok"}
+  prometheus::Counter* tls_reloads_failed;  // balancer_tls_reloads_total{result="failed"} (old files kept)
+
  private:
+  void RegisterTls(prometheus::Registry& registry);
+
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& upstream_;
   std::array<std::atomic<prometheus::Counter*>, 600> by_code_{};

@@ -11,11 +11,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <vector>
 
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
+#include "webtier/balancer/tls_context.h"
 #include "webtier/common/status.h"
 
 namespace webtier::balancer {
@@ -25,16 +28,20 @@ struct ServerCounters;
 
 class ProxyServer {
  public:
-  // `config`, `pool` and `metrics` must outlive the server.
-  ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics);
+  // `config`, `pool`, `metrics` and `tls` must outlive the server. `tls` (a
+  // loaded context) is needed when config.tls_listen is set: that address
+  // then takes TLS connections, served like the plain ones.
+  ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls = nullptr);
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
 
-  // Binds --listen on every thread and starts them. Fails (kUnavailable) when
-  // the address cannot be bound.
+  // Binds --listen (and --tls-listen) on every thread and starts them. Fails
+  // (kUnavailable) when an address cannot be bound. Logs one `listening`
+  // line per address: component "proxy", and "tls" for --tls-listen.
   Status Start();
   uint16_t port() const { return port_; }
+  uint16_t tls_port() const { return tls_port_; }  // 0 without --tls-listen
 
   // Stops accepting, closes idle client connections, lets requests in flight
   // finish (up to `drain`), then stops the threads. Safe from any thread.
@@ -44,12 +51,17 @@ class ProxyServer {
   int open_connections() const;
 
  private:
+  // Binds `listen` on every worker (the plain or the TLS acceptor).
+  Status Bind(const net::HostPort& listen, std::string_view flag, bool tls, uint16_t* port, std::string* address);
+
   const Config& config_;
   Pool& pool_;
   ProxyMetrics& metrics_;
+  const TlsContext* const tls_;
   std::unique_ptr<ServerCounters> counters_;  // shared by the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
 };
 
 }  // namespace webtier::balancer

@@ -1,0 +1,47 @@
+// The server-side TLS settings of --tls-listen: an OpenSSL context built from
+// the PEM certificate chain and key, with TLS 1.2 and 1.3 only, the Mozilla
+// "intermediate" cipher list, ALPN http/1.1, no renegotiation, and session
+// resumption (a server-side session cache and session tickets).
+//
+// Reload() (on SIGHUP) builds a whole new context from the same files and
+// swaps it in: connections already open keep the context they started with
+// (OpenSSL counts the references), new handshakes get the new one. The
+// session-ticket keys are carried over, so tickets issued before a reload
+// still resume. A file that does not load leaves the current context in place.
+//
+// Thread-safe: Current() may be called from any worker while Reload() runs.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <boost/asio/ssl/context.hpp>
+
+#include "webtier/common/status.h"
+
+namespace webtier::balancer {
+
+class TlsContext {
+ public:
+  // Remembers the files; nothing is loaded until Load().
+  TlsContext(std::string cert_file, std::string key_file);
+
+  // Builds the first context. kInvalidArgument "--tls-cert: ..." or
+  // "--tls-key: ..." (one line) when a file is missing or not valid PEM, or
+  // the key does not belong to the certificate.
+  Status Load();
+  // Builds a new context from the same files and swaps it in; on failure the
+  // current one stays and the error says why.
+  Status Reload();
+
+  // The context new handshakes use (null before a successful Load()).
+  std::shared_ptr<boost::asio::ssl::context> Current() const;
+
+ private:
+  const std::string cert_file_, key_file_;
+  mutable std::mutex mu_;
+  std::shared_ptr<boost::asio::ssl::context> current_;
+};
+
+}  // namespace webtier::balancer
