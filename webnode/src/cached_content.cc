@@ -111,6 +111,7 @@ class CachedContent final : public ContentService {
     CacheOptions options;
     options.default_ttl = std::chrono::seconds(config.cache_ttl);  // heuristic freshness cap
     options.node_id = config.id;
+    if (config.test_record_version != 0) options.record_version = static_cast<uint8_t>(config.test_record_version);
     workers_ = std::make_unique<WorkerPool>("origin", kWorkerThreads);
     ResponseCache::Parts parts;
     parts.routes = &routes_;

@@ -31,6 +31,8 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--admin-token", c->admin_token, "bearer token for /admin/* (unset: admin routes answer 403)");
   app.add_option("--max-request-bytes", c->max_request_bytes, "largest accepted request (headers + body)")
       ->capture_default_str();
+  // Hidden (no group): for the rolling-upgrade fault scenario only.
+  app.add_option("--test-record-version", c->test_record_version)->group("")->check(CLI::Range(0, 255));
 }
 
 namespace {

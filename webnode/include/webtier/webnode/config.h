@@ -36,6 +36,10 @@ struct Config {
   // --max-body-bytes (10 MiB) plus room for the head, so an upload the balancer
   // passes is never refused by the node behind it.
   size_t max_request_bytes = (10u << 20) + 64 * 1024;
+  // Tests only (hidden flag --test-record-version): the cache record format
+  // version this node writes and reads, so one binary can play the next
+  // release in a rolling-upgrade scenario. 0 = this build's own.
+  int test_record_version = 0;
 
   // Derived by Finalize(), which also fills in id, name and threads. The
   // flags above are parsed here once; everything else reads these.
