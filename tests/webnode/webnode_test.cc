@@ -78,6 +78,8 @@ TEST_F(WebnodeTest, RegistersServersetMemberAndServesBuiltInRoutes) {
   auto health = HttpGet(node.url("/health"));
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(nlohmann::json::parse(health.body)["status"], "healthy");
+  EXPECT_EQ(nlohmann::json::parse(health.body)["origin"]["url"], "built-in demo app") << health.body;
+  EXPECT_TRUE(nlohmann::json::parse(health.body).contains("redis")) << health.body;
   EXPECT_EQ(health.header("x-served-by"), "node-a");
 
   std::string metrics = node.Metrics();

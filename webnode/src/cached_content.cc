@@ -90,7 +90,7 @@ class CachedContent final : public ContentService {
  public:
   CachedContent(const Config& config, prometheus::Registry& registry, std::shared_ptr<RedisMaster> redis_master,
                 std::vector<Route> routes)
-      : admin_token_(config.admin_token), metrics_(registry), breaker_(BreakerOptions{}, &SystemClock::Get()) {
+      : admin_token_(config.admin_token), origin_url_(config.origin), metrics_(registry), breaker_(BreakerOptions{}, &SystemClock::Get()) {
     for (auto& r : routes) routes_.Add(std::move(r));
     if (config.origin.empty()) {
       AddDemoRoutes(&routes_, config.id);
@@ -127,6 +127,21 @@ class CachedContent final : public ContentService {
 
   ~CachedContent() override {
     workers_.reset();  // queued fills finish while the cache they use is alive
+  }
+
+  void DescribeDependencies(nlohmann::json* out) const override {  // webnode::ContentService
+    const char* redis = "off";
+    if (store_) {
+      switch (breaker_.state()) {
+        case CircuitBreaker::State::kClosed: redis = "ok"; break;
+        case CircuitBreaker::State::kOpen: redis = "bypassed"; break;  // failing: requests skip the cache
+        case CircuitBreaker::State::kHalfOpen: redis = "probing"; break;
+      }
+    }
+    (*out)["redis"] = redis;
+    (*out)["origin"] = {{"url", origin_url_.empty() ? "built-in demo app" : origin_url_},
+                        {"requests", metrics_.origin_requests.Value()},
+                        {"errors", metrics_.origin_errors.Value()}};
   }
 
   void Handle(Request req, Reply reply) override {  // webnode::ContentService
@@ -192,6 +207,7 @@ class CachedContent final : public ContentService {
   }
 
   const std::string admin_token_;
+  const std::string origin_url_;  // --origin; empty = the demo app
   CacheMetrics metrics_;
   RouteTable routes_;
   CircuitBreaker breaker_;

@@ -99,6 +99,7 @@ class NodeHandler : public Http::Handler {
       // Reported, never judged: /health stays 200 whatever Redis's state.
       if (std::string master = s.probes.redis_master ? s.probes.redis_master() : ""; !master.empty())
         j["redis_master"] = std::move(master);
+      s.content.DescribeDependencies(&j);
       reply.Send(200, j.dump());
     } else if (get && resource == "/ready") {
       reply.set_route("/ready");

@@ -2,6 +2,8 @@
 // routes (/, /health, /ready, /metrics): the cache, the demo app, --origin.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "webtier/cache/message.h"
 #include "webtier/webnode/reply.h"
 
@@ -20,6 +22,10 @@ class ContentService {
   // built-in route. Must not block that thread on slow work (origin fetches,
   // CPU-heavy routes): hand `reply` to another thread and Send() from there.
   virtual void Handle(Request request, Reply reply) = 0;
+  // The state of what the content depends on (Redis, the origin), for the
+  // body of /health: reported, never judged, since a shared dependency must
+  // not fail every node's liveness at once. Any thread.
+  virtual void DescribeDependencies(nlohmann::json* out) const { (void)out; }
 };
 
 }  // namespace webtier::webnode
