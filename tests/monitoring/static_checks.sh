@@ -39,6 +39,10 @@ for path in boards:
     if b.get("uid") in uids: errors.append(f"{name}: duplicate uid {b.get('uid')}")
     uids.add(b.get("uid"))
     variables = {v["name"] for v in b.get("templating", {}).get("list", [])}
+    # Panels name their data source through a `datasource` variable, so the
+    # provisioned uid may be anything; without one they must name a provisioned uid.
+    ds_vars = {"${%s}" % v["name"] for v in b.get("templating", {}).get("list", []) if v.get("type") == "datasource"}
+    if not ds_vars: errors.append(f"{name}: no datasource variable: panels would depend on the provisioned uid")
     ids, count = set(), 0
     for p in b["panels"]:
         if p["id"] in ids: errors.append(f"{name}: duplicate panel id {p['id']}")
@@ -46,8 +50,11 @@ for path in boards:
         g = p["gridPos"]
         if g["x"] + g["w"] > 24: errors.append(f"{name}: panel {p['title']} wider than the grid")
         if p["type"] == "row": continue
-        if p.get("datasource", {}).get("uid") not in ds_uids:
-            errors.append(f"{name}: {p['title']}: datasource uid not provisioned ({ds_uids})")
+        if p.get("datasource", {}).get("uid") not in ds_uids | ds_vars:
+            errors.append(f"{name}: {p['title']}: datasource neither a variable nor a provisioned uid ({ds_uids})")
+        for t in p.get("targets", []):
+            if t.get("datasource", {}).get("uid") not in ds_uids | ds_vars:
+                errors.append(f"{name}: {p['title']}: a query's datasource is neither a variable nor a provisioned uid")
         if not p.get("targets"): errors.append(f"{name}: {p['title']}: no queries")
         for t in p.get("targets", []):
             count += 1
