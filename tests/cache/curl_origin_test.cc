@@ -33,6 +33,25 @@ TEST(CurlOriginTest, FetchesStatusHeadersAndBinaryBody) {
   EXPECT_EQ(upstream.Hits("/bin"), 1);
 }
 
+TEST(CurlOriginTest, TheClientsHostAndAcceptEncodingReachTheOriginUnlessTheHostIsSet) {
+  TestOrigin upstream;
+  Request req;
+  req.path = "/h";
+  req.headers = {{"Host", "www.example.org"}, {"Accept-Encoding", "gzip"}, {"Connection", "close, X-Hop"}, {"X-Hop", "1"}};
+  Response resp;
+  CurlOrigin passthrough(CurlOriginOptions{upstream.url()});
+  ASSERT_TRUE(passthrough.Fetch(req, &resp).ok());
+  CurlOrigin fixed(CurlOriginOptions{.base_url = upstream.url(), .host = "app.internal"});
+  ASSERT_TRUE(fixed.Fetch(req, &resp).ok());
+  const auto seen = upstream.Requests("/h");
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(FindHeader(seen[0], "Host"), "www.example.org");
+  EXPECT_EQ(FindHeader(seen[0], "Accept-Encoding"), "gzip");
+  EXPECT_FALSE(HasHeader(seen[0], "X-Hop"));  // named in Connection: hop-by-hop
+  EXPECT_EQ(FindHeader(seen[1], "Host"), "app.internal");
+  EXPECT_EQ(FindHeader(seen[1], "Accept-Encoding"), "gzip");
+}
+
 TEST(CurlOriginTest, DefaultAnswerAndErrorStatusesAreOk) {
   TestOrigin upstream;
   upstream.Set("/missing", {Response{404, {}, "nope"}});

@@ -70,6 +70,9 @@ class AppHandler(http.server.BaseHTTPRequestHandler):
             self.answer(200, "my app root", "no-store")
         elif self.path == "/hello":
             self.answer(200, self.server.hello, "max-age=300")
+        elif self.path == "/headers":
+            seen = {name: self.headers.get(name, "") for name in ("Host", "Accept-Encoding", "X-Forwarded-For")}
+            self.answer(200, json.dumps(seen), "no-store")
         else:
             self.answer(404, "no such page", "no-store")
 
@@ -128,6 +131,13 @@ def main():
         status, _, body = request("GET", public + "/")
         assert (status, body) == (200, "my app root"), f"GET / through the tier: {status} {body!r}"
         log("GET / reaches the app")
+
+        status, _, body = request("GET", public + "/headers", headers={"Host": "shop.example",
+                                                                      "Accept-Encoding": "gzip"})
+        seen = json.loads(body) if status == 200 else {}
+        assert seen.get("Host") == "shop.example" and seen.get("Accept-Encoding") == "gzip" and \
+            seen.get("X-Forwarded-For"), f"what the app received: {status} {body!r}"
+        log("the app sees the client's Host and Accept-Encoding, and X-Forwarded-For")
 
         upload = os.urandom(1 << 20)
         status, _, body = request("POST", public + "/upload", upload, {"Content-Type": "application/octet-stream"})

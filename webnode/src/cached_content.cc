@@ -95,7 +95,7 @@ class CachedContent final : public ContentService {
     if (config.origin.empty()) {
       AddDemoRoutes(&routes_, config.id);
     } else {
-      origin_ = std::make_unique<CurlOrigin>(CurlOriginOptions{config.origin});
+      origin_ = std::make_unique<CurlOrigin>(CurlOriginOptions{.base_url = config.origin, .host = config.origin_host});
     }
     if (redis_master) {
       RedisOptions redis;

@@ -24,6 +24,8 @@ void AddFlags(CLI::App& app, Config* c) {
       ->capture_default_str();
   app.add_option("--threads", c->threads, "Pistache worker threads (default: number of cores)");
   app.add_option("--origin", c->origin, "upstream base URL (default: the built-in demo app)");
+  app.add_option("--origin-host", c->origin_host,
+                 "Host header sent to the origin (default: the one the client sent)");
   app.add_option("--cache-ttl", c->cache_ttl, "heuristic freshness cap in seconds (responses with Last-Modified and no explicit freshness)")
       ->capture_default_str();
   app.add_option("--drain-ms", c->drain_ms, "on SIGTERM: time between deregistering and closing")

@@ -167,14 +167,18 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
     if (ListedIn(connection, name)) continue;
-    // Host is the origin's; Accept-Encoding is dropped so the cache never stores
-    // an encoding the next client did not ask for; Expect avoids 100-continue waits.
-    if (IsHopByHop(name) || EqualsIgnoreCase(name, "Host") || EqualsIgnoreCase(name, "Accept-Encoding") ||
-        EqualsIgnoreCase(name, "Expect")) {
+    // The client's Host goes along unless --origin-host names one (an app
+    // behind the tier sees the name its clients used); Accept-Encoding goes
+    // along too: an app that compresses answers with Vary: Accept-Encoding,
+    // and the cache keeps one variant per encoding. Expect avoids
+    // 100-continue waits.
+    if (IsHopByHop(name) || EqualsIgnoreCase(name, "Expect") ||
+        (!options_.host.empty() && EqualsIgnoreCase(name, "Host"))) {
       continue;
     }
     headers = curl_slist_append(headers, (name + ": " + value).c_str());
   }
+  if (!options_.host.empty()) headers = curl_slist_append(headers, ("Host: " + options_.host).c_str());
   headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
 

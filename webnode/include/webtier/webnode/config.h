@@ -29,6 +29,7 @@ struct Config {
   std::string redis_master_name = "webtier";    // the master's name in Sentinel
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
   std::string origin;                           // upstream base URL; empty = built-in demo app
+  std::string origin_host;                      // Host sent to the origin; empty = the client's
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
   int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
   std::string admin_token;                      // bearer token for /admin/*; empty = 403

@@ -16,6 +16,7 @@ struct CurlOriginOptions {
   std::chrono::milliseconds connect_timeout{1000};
   std::chrono::milliseconds timeout{10000};         // whole request, connect included
   size_t max_idle_handles = 64;                    // easy handles (each with its own keep-alive connections)
+  std::string host;  // Host sent to the origin; empty = the client's (the base URL's when it sent none)
 };
 
 // Thread-safe: a pool of libcurl easy handles; each call takes one, so
