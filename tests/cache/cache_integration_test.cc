@@ -172,6 +172,13 @@ TEST_F(CacheTierTest, DateAgeAndCacheStatusAreSent) {
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.header("content-length"), "4");
   EXPECT_EQ(head.body, "");
+  // Also for an answer the cache does not keep: the HEAD goes to the origin,
+  // whose Content-Length is the representation's.
+  upstream.Set("/private", {Response{200, {{"Cache-Control", "no-store"}}, "12345"}});
+  HttpResponse uncached = HttpRequest("HEAD", a->url("/private"));
+  EXPECT_EQ(uncached.status, 200);
+  EXPECT_EQ(uncached.header("content-length"), "5");
+  EXPECT_EQ(uncached.body, "");
 }
 
 TEST_F(CacheTierTest, VariantsOnTwoVaryLinesAcrossTwoNodes) {

@@ -84,6 +84,8 @@ TEST(CurlOriginTest, PostAndHeadAreForwarded) {
   head.path = "/submit";
   ASSERT_TRUE(origin.Fetch(head, &resp).ok());
   EXPECT_TRUE(resp.body.empty());
+  // The representation's length, for the HEAD answer (a GET gets "origin:/submit").
+  EXPECT_EQ(FindHeader(resp.headers, "Content-Length"), "14");
   EXPECT_EQ(upstream.Hits("/submit"), 2);
 }
 

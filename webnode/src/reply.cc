@@ -4,7 +4,9 @@
 #include <pistache/peer.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
+#include <optional>
 #include <sstream>
 
 #include "webtier/cache/http_date.h"
@@ -99,8 +101,14 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   if (served_by_ != nullptr) SetHeader(headers, "X-Served-By", *served_by_);
   if (!content_type.empty()) SetHeader(headers, "Content-Type", std::string(content_type));
   bool dated = false;
+  std::optional<size_t> head_length;  // an origin's answer to a HEAD: the length of what a GET would get
   for (auto& [name, value] : Combined(std::move(headers_))) {
     dated = dated || cache::EqualsIgnoreCase(name, "Date");
+    if (cache::EqualsIgnoreCase(name, "Content-Length")) {  // framing is Pistache's to write
+      size_t n = 0;
+      if (method_ == "HEAD" && body.empty() && std::sscanf(value.c_str(), "%zu", &n) == 1) head_length = n;
+      continue;
+    }
     // Names are unique after Combined(); only the ones set above (or by
     // Pistache) need replacing, the rest skip a lookup in Pistache's map.
     if (cache::EqualsIgnoreCase(name, "X-Served-By") || cache::EqualsIgnoreCase(name, "Content-Type") ||
@@ -114,8 +122,9 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   // Pistache writes Content-Length from the body it sends: a HEAD answer must
   // carry the GET's length without the body, and 204/304 none at all.
   if (method_ == "HEAD" || status == 204 || status == 304 || status < 200) {
-    SendWithoutBody(status, method_ == "HEAD" && status != 204 && status != 304 ? std::optional<size_t>(body.size())
-                                                                                  : std::nullopt);
+    SendWithoutBody(status, method_ == "HEAD" && status != 204 && status != 304
+                                ? std::optional<size_t>(head_length.value_or(body.size()))
+                                : std::nullopt);
   } else {
     writer_->send(static_cast<Code>(status), body);
   }

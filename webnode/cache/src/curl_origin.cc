@@ -52,6 +52,7 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
 struct HeaderSink {
   Response* response;
   std::string connection;  // every Connection line, comma-joined
+  bool head = false;       // a HEAD: its Content-Length is the representation's, kept for the answer
 };
 
 // RFC 9110 7.6.1: fields named in Connection are hop-by-hop too.
@@ -89,7 +90,9 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     if (!sink->connection.empty()) sink->connection += ',';
     sink->connection.append(value);
   }
-  if (!IsHopByHop(name)) response->headers.emplace_back(std::string(name), std::string(value));
+  if (!IsHopByHop(name) || (sink->head && EqualsIgnoreCase(name, "Content-Length"))) {
+    response->headers.emplace_back(std::string(name), std::string(value));
+  }
   return size * n;
 }
 
@@ -186,7 +189,7 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  HeaderSink sink{&out, {}};
+  HeaderSink sink{&out, {}, request.method == "HEAD"};
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
 
   CURLcode code = curl_easy_perform(c);

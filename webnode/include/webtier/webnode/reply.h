@@ -36,7 +36,9 @@ class Reply {
   void AddHeader(std::string name, std::string value) { headers_.emplace_back(std::move(name), std::move(value)); }
   // Sends status, the added headers (several with one name joined into one
   // line), a Date unless one was added, Content-Type and body. HEAD requests get
-  // no body but the body's Content-Length; 204 and 304 neither.
+  // no body but the body's Content-Length (or, with no body, the Content-Length
+  // header added: an origin's own answer to a HEAD); 204 and 304 neither. An
+  // added Content-Length is never written as such: framing is Pistache's.
   void Send(int status, std::string body, std::string_view content_type = "application/json");
 
   bool sent() const { return sent_; }
