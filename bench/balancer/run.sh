@@ -11,6 +11,15 @@
 #   PACE_MS=1 bench/balancer/run.sh                  # latency at a fixed offered load
 #   WIRE=1 bench/balancer/run.sh                     # also the time spent inside each proxy (tcpdump)
 #   TLS=0 bench/balancer/run.sh                      # skip the TLS rounds (see below)
+#   MEMBERS=50 CHECKS=1 ZONES=1 bench/balancer/run.sh # 50 members, active checks, locality
+#
+# MEMBERS (default 3) backends behind every proxy. CHECKS=1 (the default)
+# gives the balancer its default active checks (GET /health every second per
+# member) and HAProxy `check inter 1s` on every server; CHECKS=0 turns both
+# off. ZONES=1 puts the members in two zones alternately and starts the
+# balancer with --zone in the first (locality on; HAProxy has no equivalent
+# and balances over all). Comparing CHECKS=0 with CHECKS=1 ZONES=1 rounds
+# (their balancer/HAProxy ratios) gives what checks and locality cost.
 #
 # TLS (TLS=1, the default): the balancer (--tls-listen) and HAProxy (bind ...
 # ssl) terminate TLS with the same self-signed ECDSA P-256 certificate (made
@@ -54,6 +63,9 @@ SAME_HEADERS=${SAME_HEADERS:-1}
 PACE_MS=${PACE_MS:-0}
 WIRE=${WIRE:-0}
 TLS=${TLS:-1}
+MEMBERS=${MEMBERS:-3}
+CHECKS=${CHECKS:-1}
+ZONES=${ZONES:-0}
 if [[ $WIRE == 1 ]]; then
   command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
   (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
@@ -116,8 +128,9 @@ alloc_port() {  # VAR
   done
 }
 
-# ---- backends: one nginx, 3 ports, a static body
-alloc_port B1; alloc_port B2; alloc_port B3
+# ---- backends: one nginx, MEMBERS ports, a static body
+BPORTS=()
+for ((i = 1; i <= MEMBERS; i++)); do alloc_port bp; BPORTS+=("$bp"); done
 BODY=$(head -c "$BODY_BYTES" /dev/zero | tr '\0' 'x')
 mkdir -p "$WORK/backend"
 cat >"$WORK/backend/nginx.conf" <<EOF
@@ -131,14 +144,13 @@ http {
   client_body_temp_path $WORK/backend/body; proxy_temp_path $WORK/backend/proxy;
   fastcgi_temp_path $WORK/backend/fcgi; uwsgi_temp_path $WORK/backend/uwsgi; scgi_temp_path $WORK/backend/scgi;
   keepalive_requests 1000000;
-  server { listen 127.0.0.1:$B1; location / { add_header X-Served-By b1; return 200 "$BODY"; } }
-  server { listen 127.0.0.1:$B2; location / { add_header X-Served-By b2; return 200 "$BODY"; } }
-  server { listen 127.0.0.1:$B3; location / { add_header X-Served-By b3; return 200 "$BODY"; } }
+$(i=0; for p in "${BPORTS[@]}"; do i=$((i + 1))
+  echo "  server { listen 127.0.0.1:$p; location / { add_header X-Served-By b$i; return 200 \"$BODY\"; } }"; done)
 }
 EOF
 /usr/sbin/nginx -p "$WORK/backend" -c "$WORK/backend/nginx.conf" &
 PIDS+=($!)
-for p in $B1 $B2 $B3; do wait_http "http://127.0.0.1:$p/" || exit 1; done
+for p in "${BPORTS[@]}"; do wait_http "http://127.0.0.1:$p/" || exit 1; done
 
 # ---- the three proxies
 alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
@@ -147,11 +159,12 @@ alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
 {
   printf '{"version":1,"members":['
   i=0
-  for port in $B1 $B2 $B3; do
+  for port in "${BPORTS[@]}"; do
     i=$((i + 1))
     [[ $i -gt 1 ]] && printf ','
     printf '{"znode":"member_%010d","member":{"serviceEndpoint":{"host":"127.0.0.1","port":%d},' "$i" "$port"
-    printf '"additionalEndpoints":{"http":{"host":"127.0.0.1","port":%d}},"status":"ALIVE","id":"b%d","weight":100}}' "$port" "$i"
+    printf '"additionalEndpoints":{"http":{"host":"127.0.0.1","port":%d}},"status":"ALIVE","id":"b%d","weight":100,' "$port" "$i"
+    printf '"zone":"z%d"}}' $(( ZONES == 1 ? i % 2 : 0 ))
   done
   printf ']}\n'
 } >"$WORK/state.json"
@@ -166,8 +179,12 @@ if [[ $TLS == 1 ]]; then
   # Mozilla "intermediate", as the balancer has it built in.
   HAP_TLS_BIND="  bind 127.0.0.1:$T_HAP ssl crt $WORK/tls.pem alpn http/1.1 ssl-min-ver TLSv1.2"
 fi
+BAL_HEALTH=()
+[[ $CHECKS == 1 ]] || BAL_HEALTH+=(--health-path "")
+[[ $ZONES == 1 ]] && BAL_HEALTH+=(--zone z1)
 WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL" --admin-listen "127.0.0.1:$A_BAL" \
-  --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" "${BAL_TLS[@]}" 2>"$WORK/balancer.log" &
+  --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads "$THREADS" "${BAL_TLS[@]}" "${BAL_HEALTH[@]}" \
+  2>"$WORK/balancer.log" &
 PIDS+=($!)
 declare -A PROXY_PID
 PROXY_PID[balancer]=$!
@@ -200,9 +217,9 @@ fi)
   default_backend be
 backend be
   balance roundrobin
-  server b1 127.0.0.1:$B1
-  server b2 127.0.0.1:$B2
-  server b3 127.0.0.1:$B3
+$(i=0; for p in "${BPORTS[@]}"; do i=$((i + 1))
+  echo "  server b$i 127.0.0.1:$p$([[ $CHECKS == 1 ]] && echo ' check inter 1s')"; done)
+$([[ $CHECKS == 1 ]] && echo '  option httpchk GET /health')
 EOF
 "${ON_PROXY[@]}" /usr/sbin/haproxy -f "$WORK/haproxy.cfg" -db 2>"$WORK/haproxy.log" &
 PIDS+=($!)
@@ -220,7 +237,7 @@ http {
   client_body_temp_path $WORK/proxy/body; proxy_temp_path $WORK/proxy/proxy;
   fastcgi_temp_path $WORK/proxy/fcgi; uwsgi_temp_path $WORK/proxy/uwsgi; scgi_temp_path $WORK/proxy/scgi;
   keepalive_requests 1000000;
-  upstream be { server 127.0.0.1:$B1; server 127.0.0.1:$B2; server 127.0.0.1:$B3; keepalive 64; keepalive_requests 1000000; }
+  upstream be { $(for p in "${BPORTS[@]}"; do printf 'server 127.0.0.1:%s; ' "$p"; done)keepalive 64; keepalive_requests 1000000; }
   server { listen 127.0.0.1:$P_NGX;
     location / { proxy_pass http://be; proxy_http_version 1.1; proxy_set_header Connection "";
 $(if [[ $SAME_HEADERS == 1 ]]; then cat <<EOH
@@ -336,7 +353,7 @@ tls_round() {  # first-proxy
   done
 }
 
-echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
+echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   members: $MEMBERS   checks: $CHECKS   zones: $ZONES   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
   if (( r % 2 )); then
