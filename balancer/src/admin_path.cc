@@ -50,10 +50,23 @@ std::string FirstSegment(std::string_view path) {
   return segments.empty() ? std::string() : std::string(segments.front());
 }
 
+// Whether `s` contains "admin" in any letter case.
+bool MentionsAdmin(std::string_view s) {
+  constexpr std::string_view kWord = "admin";
+  for (size_t i = 0; i + kWord.size() <= s.size(); ++i) {
+    if (boost::beast::iequals(s.substr(i, kWord.size()), kWord)) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 bool IsAdminPath(std::string_view target) {
-  std::string path(target.substr(0, target.find_first_of("?#")));
+  const std::string_view raw = target.substr(0, target.find_first_of("?#"));
+  // Every request passes here: without an escape, a path that never spells
+  // "admin" cannot name the admin routes, and costs no allocation.
+  if (raw.find('%') == std::string_view::npos && !MentionsAdmin(raw)) return false;
+  std::string path(raw);
   for (int round = 0; round < 4 && path.find('%') != std::string::npos; ++round) {
     std::string decoded = PercentDecode(path);
     if (decoded == path) break;
