@@ -8,11 +8,11 @@
 #include <ctime>
 #include <optional>
 #include <sstream>
+#include <string_view>
 
 #include "webtier/cache/http_date.h"
 #include "webtier/cache/message.h"
 #include "webtier/webnode/http_metrics.h"
-#include "webtier/webnode/text_header.h"
 
 namespace webtier::webnode {
 
@@ -61,6 +61,10 @@ std::vector<std::pair<std::string, std::string>> Combined(std::vector<std::pair<
   return out;
 }
 
+void AppendField(std::string* out, std::string_view name, std::string_view value) {
+  out->append(name).append(": ").append(value).append("\r\n");
+}
+
 // The current time as an HTTP-date, formatted once per second per thread.
 const std::string& Now() {
   thread_local std::time_t second = 0;
@@ -73,60 +77,66 @@ const std::string& Now() {
   return formatted;
 }
 
-}  // namespace
-
-void Reply::SendWithoutBody(int status, std::optional<size_t> content_length) {
-  std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer();
-  if (!peer) return;
-  std::string out = "HTTP/1.1 " + std::to_string(status) + " " + Pistache::Http::codeString(static_cast<Code>(status)) + "\r\n";
-  for (const auto& h : writer_->headers().list()) {
-    std::ostringstream value;
-    h->write(value);
-    out += h->name();
-    out += ": ";
-    out += value.str();
-    out += "\r\n";
+// Pistache's own header collection holds only what it (or KeepAliveByDefault)
+// set on the writer: in practice Connection alone.
+void AppendPistacheHeaders(const Pistache::Http::Header::Collection& headers, std::string* out) {
+  for (const auto& h : headers.list()) {
+    if (const auto* c = dynamic_cast<const Pistache::Http::Header::Connection*>(h.get())) {
+      // Ext (the client named other tokens, e.g. Upgrade): nothing to say;
+      // Pistache would write the word "Ext".
+      if (c->control() == Pistache::Http::ConnectionControl::Ext) continue;
+      AppendField(out, "Connection", c->control() == Pistache::Http::ConnectionControl::Close ? "close" : "keep-alive");
+    } else {
+      std::ostringstream value;
+      h->write(value);
+      AppendField(out, h->name(), value.str());
+    }
   }
-  if (content_length.has_value()) out += "Content-Length: " + std::to_string(*content_length) + "\r\n";
-  out += "\r\n";
-  peer->setIdle(true);
-  const size_t size = out.size();
-  peer->send(Pistache::RawBuffer(std::move(out), size));
 }
+
+}  // namespace
 
 void Reply::Send(int status, std::string body, std::string_view content_type) {
   if (sent_ || !writer_) return;
   sent_ = true;
-  auto& headers = writer_->headers();
-  if (served_by_ != nullptr) SetHeader(headers, "X-Served-By", *served_by_);
-  if (!content_type.empty()) SetHeader(headers, "Content-Type", std::string(content_type));
-  bool dated = false;
+  // The whole answer is written here, in one buffer, straight to the peer:
+  // Pistache's send() goes through its header map and an ostream per field,
+  // and always writes a Content-Length equal to the body it sends (wrong for
+  // HEAD, forbidden for 204 and 304).
+  const bool head = method_ == "HEAD";
+  const bool bodyless = status == 204 || status == 304 || status < 200;
+  std::string out;
+  out.reserve(320 + (head || bodyless ? 0 : body.size()));
+  out += "HTTP/1.1 ";
+  out += std::to_string(status);
+  out += ' ';
+  out += Pistache::Http::codeString(static_cast<Code>(status));
+  out += "\r\n";
+  bool dated = false, typed = false, served = false, connection = false;
   std::optional<size_t> head_length;  // an origin's answer to a HEAD: the length of what a GET would get
   for (auto& [name, value] : Combined(std::move(headers_))) {
-    dated = dated || cache::EqualsIgnoreCase(name, "Date");
-    if (cache::EqualsIgnoreCase(name, "Content-Length")) {  // framing is Pistache's to write
+    if (cache::EqualsIgnoreCase(name, "Content-Length")) {  // framing is written below
       size_t n = 0;
-      if (method_ == "HEAD" && body.empty() && std::sscanf(value.c_str(), "%zu", &n) == 1) head_length = n;
+      if (head && body.empty() && std::sscanf(value.c_str(), "%zu", &n) == 1) head_length = n;
       continue;
     }
-    // Names are unique after Combined(); only the ones set above (or by
-    // Pistache) need replacing, the rest skip a lookup in Pistache's map.
-    if (cache::EqualsIgnoreCase(name, "X-Served-By") || cache::EqualsIgnoreCase(name, "Content-Type") ||
-        cache::EqualsIgnoreCase(name, "Connection")) {
-      SetHeader(headers, std::move(name), std::move(value));
-    } else {
-      headers.add(std::make_shared<TextHeader>(std::move(name), std::move(value)));
-    }
+    dated = dated || cache::EqualsIgnoreCase(name, "Date");
+    typed = typed || cache::EqualsIgnoreCase(name, "Content-Type");
+    served = served || cache::EqualsIgnoreCase(name, "X-Served-By");
+    connection = connection || cache::EqualsIgnoreCase(name, "Connection");
+    AppendField(&out, name, value);
   }
-  if (!dated) SetHeader(headers, "Date", Now());
-  // Pistache writes Content-Length from the body it sends: a HEAD answer must
-  // carry the GET's length without the body, and 204/304 none at all.
-  if (method_ == "HEAD" || status == 204 || status == 304 || status < 200) {
-    SendWithoutBody(status, method_ == "HEAD" && status != 204 && status != 304
-                                ? std::optional<size_t>(head_length.value_or(body.size()))
-                                : std::nullopt);
-  } else {
-    writer_->send(static_cast<Code>(status), body);
+  if (!served && served_by_ != nullptr) AppendField(&out, "X-Served-By", *served_by_);
+  if (!typed && !content_type.empty()) AppendField(&out, "Content-Type", content_type);
+  if (!dated) AppendField(&out, "Date", Now());
+  if (!connection) AppendPistacheHeaders(writer_->headers(), &out);
+  if (!bodyless) AppendField(&out, "Content-Length", std::to_string(head ? head_length.value_or(body.size()) : body.size()));
+  out += "\r\n";
+  if (!head && !bodyless) out += body;
+  if (std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer()) {  // null: the client has gone
+    peer->setIdle(true);
+    const size_t size = out.size();
+    peer->send(Pistache::RawBuffer(std::move(out), size));
   }
   if (metrics_ != nullptr) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

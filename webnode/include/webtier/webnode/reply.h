@@ -38,16 +38,12 @@ class Reply {
   // line), a Date unless one was added, Content-Type and body. HEAD requests get
   // no body but the body's Content-Length (or, with no body, the Content-Length
   // header added: an origin's own answer to a HEAD); 204 and 304 neither. An
-  // added Content-Length is never written as such: framing is Pistache's.
+  // added Content-Length is never written as such: the framing is Send's.
   void Send(int status, std::string body, std::string_view content_type = "application/json");
 
   bool sent() const { return sent_; }
 
  private:
-  // Status line and headers only (HEAD, 204, 304), written straight to the peer:
-  // Pistache's send() always writes a Content-Length equal to the body it sends.
-  void SendWithoutBody(int status, std::optional<size_t> content_length);
-
   std::unique_ptr<Pistache::Http::ResponseWriter> writer_;
   std::string method_;
   HttpMetrics* metrics_;
