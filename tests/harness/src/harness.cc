@@ -131,6 +131,7 @@ Process::Process(Options options) : log_path_(options.log_path) {
     int fd = ::mkstemp(tmpl);
     if (fd >= 0) ::close(fd);
     log_path_ = tmpl;
+    own_log_ = true;
   }
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) {
@@ -173,6 +174,7 @@ Process::Process(Options options) : log_path_(options.log_path) {
 
 Process::~Process() {
   if (pid_ > 0 && !exit_code_) Kill();
+  if (own_log_) ::unlink(log_path_.c_str());
 }
 
 bool Process::running() {

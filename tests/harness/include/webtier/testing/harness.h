@@ -64,7 +64,8 @@ std::string BinaryPath(std::string_view name);
 void RequireInstalled(const std::string& program_path);
 
 // A child process with its stdout+stderr in a log file. The child dies with
-// the test process (PR_SET_PDEATHSIG). ~Process SIGKILLs and reaps it.
+// the test process (PR_SET_PDEATHSIG). ~Process SIGKILLs and reaps it, and
+// removes the log file when it made one itself (no Options::log_path).
 class Process {
  public:
   struct Options {
@@ -91,6 +92,7 @@ class Process {
   pid_t pid_ = -1;
   std::optional<int> exit_code_;
   std::string log_path_;
+  bool own_log_ = false;  // a temp file this Process made: removed with it
 };
 
 // Prefixes a command line, e.g. to run it inside a network namespace.
