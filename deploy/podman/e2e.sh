@@ -3,7 +3,8 @@
 # for machines without Docker or access to Docker Hub:
 #   1. debian:bookworm-slim from debootstrap (build-base.sh) and test-only
 #      stand-ins for the official images (build-standins.sh);
-#   2. the webnode and balancer images from deploy/docker/*.Dockerfile;
+#   2. the webnode and balancer images from deploy/docker/*.Dockerfile, and
+#      the example app's (deploy/examples/app; rebuilt when its files change);
 #   3. the stack up with 3 web nodes, then 5, then 2, all under steady load;
 #      at each step the balancer's /status and Prometheus' targets must show
 #      exactly that many members; not one request may fail;
@@ -13,8 +14,9 @@
 #      balancer's published ports deploy/examples/check-my-app.py checks that
 #      GET / reaches the app with the client's Host, Accept-Encoding and an
 #      X-Forwarded-For, the next GET is a HIT, a 1 MiB POST arrives whole, and
-#      purge is 404 on the public port, 403 without the token, and with it
-#      (admin port) makes the next GET a MISS;
+#      purge is 404 on the public port, 401 without the token or with a wrong
+#      one, and with it (admin port) makes the next GET a MISS (in step 3,
+#      nodes without a token answered it 403);
 #   5. tear down (unless --keep).
 #
 #   sudo deploy/podman/e2e.sh [--keep] [--skip-build] [--jobs N] [--ensemble]
@@ -109,9 +111,10 @@ remove_project_containers() {
 }
 # Containers (the app's too), volumes (ZooKeeper's, so no member outlives
 # its stack) and the network.
+# (podman rm first: it stops them all at once; compose down, one by one.)
 teardown_stack() {
-  WEBNODE_REPLICAS=5 compose down -v >/dev/null 2>&1 || true
   remove_project_containers
+  WEBNODE_REPLICAS=5 compose down -v >/dev/null 2>&1 || true
   podman network rm -f "${project}_default" >/dev/null 2>&1 || true
 }
 cleanup() {
@@ -270,6 +273,10 @@ import json, sys
 uids = sorted(d["uid"] for d in json.load(sys.stdin))
 print("[e2e] grafana (stand-in) dashboards:", uids)
 sys.exit(0 if {"webtier-overview", "webtier-node"} <= set(uids) else 1)'
+# Nodes without an admin token refuse the admin routes (docs/your-app.md).
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$WEBTIER_ADMIN_PORT/admin/purge?path=/")
+log "POST /admin/purge on the admin port, no token configured on the nodes: $code"
+[[ $code == 403 ]] || fail "want 403"
 
 # ---------------------------------------------------------------- your app
 # docs/your-app.md, compose row: a fresh stack (podman-compose 1.0.3 does not
