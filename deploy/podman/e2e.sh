@@ -3,11 +3,21 @@
 # for machines without Docker or access to Docker Hub:
 #   1. debian:bookworm-slim from debootstrap (build-base.sh) and test-only
 #      stand-ins for the official images (build-standins.sh);
-#   2. the webnode and balancer images from deploy/docker/*.Dockerfile;
+#   2. the webnode and balancer images from deploy/docker/*.Dockerfile, and
+#      the example app's (deploy/examples/app; rebuilt when its files change);
 #   3. the stack up with 3 web nodes, then 5, then 2, all under steady load;
 #      at each step the balancer's /status and Prometheus' targets must show
 #      exactly that many members; not one request may fail;
-#   4. tear down (unless --keep).
+#   4. docs/your-app.md's compose row, literally: the stack again, fresh, with
+#      deploy/examples/my-app.yml (the example echo app as service `app`),
+#      WEBNODE_ORIGIN=http://app:3000 and an admin token; through the
+#      balancer's published ports deploy/examples/check-my-app.py checks that
+#      GET / reaches the app with the client's Host, Accept-Encoding and an
+#      X-Forwarded-For, the next GET is a HIT, a 1 MiB POST arrives whole, and
+#      purge is 404 on the public port, 401 without the token or with a wrong
+#      one, and with it (admin port) makes the next GET a MISS (in step 3,
+#      nodes without a token answered it 403);
+#   5. tear down (unless --keep).
 #
 #   sudo deploy/podman/e2e.sh [--keep] [--skip-build] [--jobs N] [--ensemble]
 #
@@ -80,11 +90,32 @@ else
   build_images
 fi
 
+# The example app (deploy/examples/app): small and quick, so built here, and
+# again only when its files change (a label holds their hash).
+app_dir=$repo/deploy/examples/app
+app_image=webtier/example-app:latest
+app_hash=$(cd "$app_dir" && find . -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+if [[ $(podman image inspect --format '{{index .Labels "webtier.source"}}' "$app_image" 2>/dev/null) == "$app_hash" ]]; then
+  log "image $app_image present"
+else
+  log "building $app_image (log $here/.cache/build-example-app.log)"
+  podman build --pull=never --format docker --label webtier.source="$app_hash" -t "$app_image" "$app_dir" \
+    >"$here/.cache/build-example-app.log" 2>&1 || { tail -n 30 "$here/.cache/build-example-app.log"; fail "image $app_image did not build"; }
+fi
+
 # ---------------------------------------------------------------- stack
 remove_project_containers() {
   local ids=()
   mapfile -t ids < <(podman ps -aq --filter "label=io.podman.compose.project=$project")
   ((${#ids[@]} == 0)) || podman rm -f -t 5 "${ids[@]}" >>"$here/.cache/podman.log" 2>&1 || true
+}
+# Containers (the app's too), volumes (ZooKeeper's, so no member outlives
+# its stack) and the network.
+# (podman rm first: it stops them all at once; compose down, one by one.)
+teardown_stack() {
+  remove_project_containers
+  WEBNODE_REPLICAS=5 compose down -v >/dev/null 2>&1 || true
+  podman network rm -f "${project}_default" >/dev/null 2>&1 || true
 }
 cleanup() {
   local rc=$?
@@ -93,9 +124,7 @@ cleanup() {
     log "left running (project $project): balancer http://127.0.0.1:$WEBTIER_HTTP_PORT  prometheus http://127.0.0.1:$WEBTIER_PROMETHEUS_PORT"
   else
     log "tearing down"
-    WEBNODE_REPLICAS=5 compose down -v >/dev/null 2>&1 || true
-    remove_project_containers
-    podman network rm -f "${project}_default" >/dev/null 2>&1 || true
+    teardown_stack
   fi
   exit "$rc"
 }
@@ -140,10 +169,15 @@ if [[ -n $(podman ps -aq --filter "label=io.podman.compose.project=$project") ]]
   log "removing containers left by an earlier run"
   remove_project_containers
 fi
-log "compose up (3 web nodes; http :$WEBTIER_HTTP_PORT admin :$WEBTIER_ADMIN_PORT prometheus :$WEBTIER_PROMETHEUS_PORT grafana :$WEBTIER_GRAFANA_PORT)"
-WEBNODE_REPLICAS=3 compose up -d --no-build >"$here/.cache/compose-up.log" 2>&1 || { tail -n 30 "$here/.cache/compose-up.log"; fail "compose up"; }
-podman ps --filter "label=io.podman.compose.project=$project" --format '{{.Names}}\t{{.Status}}'
-expect_members 3 180
+# compose up -d with N web nodes, then wait until all N serve.
+stack_up() {
+  local n=$1 out=$here/.cache/compose-up.log
+  log "compose up ($n web nodes; http :$WEBTIER_HTTP_PORT admin :$WEBTIER_ADMIN_PORT prometheus :$WEBTIER_PROMETHEUS_PORT grafana :$WEBTIER_GRAFANA_PORT)"
+  WEBNODE_REPLICAS=$n compose up -d --no-build >"$out" 2>&1 || { tail -n 30 "$out"; fail "compose up"; }
+  podman ps --filter "label=io.podman.compose.project=$project" --format '{{.Names}}\t{{.Status}}'
+  expect_members "$n" 180
+}
+stack_up 3
 if ((ensemble)); then
   # The ensemble must have formed: one leader, two followers.
   modes=""
@@ -239,4 +273,23 @@ import json, sys
 uids = sorted(d["uid"] for d in json.load(sys.stdin))
 print("[e2e] grafana (stand-in) dashboards:", uids)
 sys.exit(0 if {"webtier-overview", "webtier-node"} <= set(uids) else 1)'
+# Nodes without an admin token refuse the admin routes (docs/your-app.md).
+code=$(curl -sS -o /dev/null -w '%{http_code}' -X POST "http://127.0.0.1:$WEBTIER_ADMIN_PORT/admin/purge?path=/")
+log "POST /admin/purge on the admin port, no token configured on the nodes: $code"
+[[ $code == 403 ]] || fail "want 403"
+
+# ---------------------------------------------------------------- your app
+# docs/your-app.md, compose row: a fresh stack (podman-compose 1.0.3 does not
+# recreate running containers whose settings changed) with the override file,
+# the origin and an admin token from the shell.
+log "your app: the stack again with deploy/examples/my-app.yml and WEBNODE_ORIGIN=http://app:3000"
+app_phase=$SECONDS
+teardown_stack
+files+=(-f "$repo/deploy/examples/my-app.yml")
+WEBNODE_ORIGIN=http://app:3000 WEBNODE_ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+export WEBNODE_ORIGIN WEBNODE_ADMIN_TOKEN
+stack_up 2
+"$repo/deploy/examples/check-my-app.py" "http://127.0.0.1:$WEBTIER_HTTP_PORT" "http://127.0.0.1:$WEBTIER_ADMIN_PORT" \
+  "$WEBNODE_ADMIN_TOKEN" || fail "your app behind the stack (deploy/examples/check-my-app.py)"
+log "your-app phase took $((SECONDS - app_phase)) s"
 log "PASSED"

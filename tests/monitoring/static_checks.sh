@@ -148,8 +148,18 @@ listed = [x.split(":")[0] for x in str(env.get("WEBNODE_REDIS_SENTINEL", "")).sp
 if sorted(listed) != sentinels: errors.append(f"redis-ha: WEBNODE_REDIS_SENTINEL lists {listed}")
 for name in hs:
     if name not in s and "image" not in hs[name]: errors.append(f"redis-ha: {name} is neither in the main file nor has an image")
+# Your-app example (docs/your-app.md): an app service the web nodes wait for;
+# paths resolve from deploy/, the first file's directory.
+ma = yaml.safe_load(open(f"{deploy}/examples/my-app.yml"))["services"]
+app = ma.get("app", {})
+if app.get("restart") not in ("always", "unless-stopped", "on-failure"): errors.append("my-app: app has no restart policy")
+if not os.path.exists(os.path.join(deploy, app.get("build", {}).get("context", "?"), "Dockerfile")):
+    errors.append("my-app: the app's build context has no Dockerfile")
+if "app" not in ma.get("webnode", {}).get("depends_on", []): errors.append("my-app: webnode does not depend on app")
+for name in ma:
+    if name != "app" and name not in s: errors.append(f"my-app: {name} is no service of docker-compose.yml")
 for e_ in errors: print("ERROR", e_)
-print(f"docker-compose.yml: {len(s)} services; ensemble, hosts and redis-ha overrides ok" if not errors else "")
+print(f"docker-compose.yml: {len(s)} services; ensemble, hosts, redis-ha and my-app overrides ok" if not errors else "")
 sys.exit(1 if errors else 0)
 PY
     ;;
