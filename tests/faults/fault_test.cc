@@ -4,6 +4,7 @@
 // Where a guarantee is not met the test fails with the measured figure.
 #include <gtest/gtest.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -537,12 +538,20 @@ class TlsLoad {
   std::vector<std::thread> threads_;
 };
 
+// The abusers stand for other machines on the internet: on the test's 2
+// shared cores their own work (TLS client handshakes, certificate checks, a
+// 256 KiB header) runs at the lowest priority, so the normal load's latency
+// measures what the balancer's handling of the abuse costs, not the abusers'
+// CPU. The balancer's own work for them is counted in full.
+void RunAsRemoteClient() { ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19); }
+
 // TLS abuse: slow handshakes (100 connections trickling a ClientHello a byte
 // a second), garbage before the ClientHello, TLS 1.2 renegotiation attempts.
 // Outcomes go to `note`.
 void TlsAbuse(uint16_t port, std::atomic<bool>& abuse, std::vector<std::thread>& abusers,
               const std::function<void(const std::string&, int)>& note) {
   abusers.emplace_back([&abuse, port] {
+    RunAsRemoteClient();
     std::vector<int> fds;
     for (int i = 0; i < 100; ++i) {
       if (int fd = ConnectLoopback(port, 5s); fd >= 0) fds.push_back(fd);
@@ -555,6 +564,7 @@ void TlsAbuse(uint16_t port, std::atomic<bool>& abuse, std::vector<std::thread>&
     for (int fd : fds) ::close(fd);
   });
   abusers.emplace_back([&abuse, port, note] {
+    RunAsRemoteClient();
     const std::string garbage = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
     while (abuse) {
       // -1: refused; 0: closed with no HTTP answer (the right outcome).
@@ -587,7 +597,7 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   StartTier(3, {}, "", {"--tls-listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key});
   const uint16_t tls_port = WaitListeningPort(balancer->process(), "tls");
   StartLoad({"/"}, 300);
-  TlsLoad tls_load(tls_port, 2, 100);
+  TlsLoad tls_load(tls_port, 2, 300);
   load->Reset();  // latency percentiles are per window: measure calm, then abuse
   Pause(1s);
   tls_load.Take();  // warm-up
@@ -606,6 +616,7 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   std::vector<std::thread> abusers;
   // Slowloris: 100 connections trickling a header byte per second.
   abusers.emplace_back([&] {
+    RunAsRemoteClient();
     std::vector<int> fds;
     for (int i = 0; i < 100; ++i) {
       int fd = ConnectLoopback(balancer->port(), 5s);
@@ -618,6 +629,7 @@ TEST_F(FaultTest, S11_AbusiveClients) {
     for (int fd : fds) ::close(fd);
   });
   abusers.emplace_back([&] {
+    RunAsRemoteClient();
     const std::string smuggle_te_cl =
         "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
     const std::string smuggle_dup_cl = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab";
