@@ -31,7 +31,11 @@ awaitable<bool> TlsHandshake(ClientConnection& conn, std::chrono::milliseconds d
   const HandshakeResult result = ClassifyHandshake(ec, conn.timed_out, !ec && SSL_session_reused(tls.native_handle()));
   metrics.tls_handshakes[static_cast<size_t>(result)]->Increment();
   if (!ec) co_return true;
-  auto line = log::Warn(kComponent, "handshake failed");
+  // A client that leaves during its handshake (a browser's spare preconnect,
+  // a TCP+TLS probe, `openssl s_time`) is ordinary, not bad input: counted,
+  // logged at debug, so it can never flood the log at the connection rate.
+  auto line = result == HandshakeResult::kClosed ? log::Debug(kComponent, "client left during the handshake")
+                                                 : log::Warn(kComponent, "handshake failed");
   line.kv("result", HandshakeResultName(result)).kv("client", client_ip);
   if (result == HandshakeResult::kFailed) line.kv("err", ec.message());
   co_return false;
