@@ -336,6 +336,24 @@ TEST_F(WebnodeTest, NoRequestHeaderValueCausesAServerError) {
     ::close(fd);
     EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << cl << ": " << got;
   }
+  // Pistache parses Cookie while it reads the head and throws on a pair
+  // without '=': a 400 with the reason, not its 500; a method it does not know
+  // is 501 (RFC 9110 15.6.2). Each is counted under route="unparsed".
+  const std::vector<std::pair<std::string, std::string>> refused = {
+      {"GET / HTTP/1.1\r\nHost: x\r\nCookie: foo\r\n", "HTTP/1.1 400"},
+      {"GET / HTTP/1.1\r\nHost: x\r\nCookie: a=b; c\r\n", "HTTP/1.1 400"},
+      {"BREW / HTTP/1.1\r\nHost: x\r\n", "HTTP/1.1 501"}};
+  for (const auto& [head, status] : refused) {
+    int fd = ConnectLoopback(node.port());
+    std::string got = Exchange(fd, head + "Connection: close\r\n\r\n");
+    ::close(fd);
+    EXPECT_EQ(got.rfind(status, 0), 0u) << head << ": " << got;
+    EXPECT_NE(got.find("\"error\":"), std::string::npos) << got;
+  }
+  const std::string metrics = HttpGet(node.url("/metrics")).body;
+  EXPECT_EQ(MetricValue(metrics, "webnode_http_requests_total", {{"route", "unparsed"}, {"code", "400"}, {"method", "unknown"}}),
+            std::optional<double>(5))
+      << "3 bad Content-Length values and 2 bad Cookie lines";
   EXPECT_TRUE(node.process().running());
 }
 

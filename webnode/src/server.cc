@@ -2,6 +2,7 @@
 #include "webtier/webnode/server.h"
 
 #include <pistache/http.h>
+#include <pistache/peer.h>
 
 #include <nlohmann/json.hpp>
 
@@ -75,6 +76,43 @@ class NodeHandler : public Http::Handler {
 
   explicit NodeHandler(NodeServer::Shared* shared) : shared_(shared) {}
 
+  // Pistache's own onInput, with one difference: what its parser throws on
+  // is the request's fault. Pistache 0.0.5 parses Cookie itself while reading
+  // the head and throws a plain exception on a pair without '=' ("Cookie:
+  // foo"), which its onInput answers with 500; here every parse failure is a
+  // 4xx (its HttpError's own code, else 400), logged and counted.
+  void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
+    std::shared_ptr<Http::RequestParser> parser = getParser(peer);
+    try {
+      if (!parser->feed(buffer, len)) {
+        Refuse(*parser, peer, Http::Code::Request_Entity_Too_Large, "request exceeds --max-request-bytes");
+        return;
+      }
+      if (parser->parse() != Http::Private::State::Done) return;
+    } catch (const Http::HttpError& e) {
+      // Pistache says 400 to a method it does not know; RFC 9110 15.6.2 says 501.
+      const bool unknown_method = e.reason() == "Unknown HTTP request method";
+      Refuse(*parser, peer, unknown_method ? Http::Code::Not_Implemented : static_cast<Http::Code>(e.code()), e.reason());
+      return;
+    } catch (const std::exception& e) {
+      Refuse(*parser, peer, Http::Code::Bad_Request, e.what());
+      return;
+    }
+    Http::Request& request = parser->request;
+    Http::ResponseWriter writer(request.version(), transport(), this, peer);
+    request.copyAddress(peer->address());
+    // Pistache mirrors the request's Connection (KeepAliveByDefault fixes a missing one).
+    const auto connection = request.headers().tryGet<Http::Header::Connection>();
+    writer.headers().add<Http::Header::Connection>(connection ? connection->control() : Http::ConnectionControl::Close);
+    peer->setIdle(false);
+    try {
+      onRequest(request, std::move(writer));
+    } catch (const std::exception& e) {  // a Reply answers before it is destroyed; this is the last resort
+      log::Error("http", "request handler failed").kv("err", e.what());
+    }
+    parser->reset();
+  }
+
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {  // Http::Handler
     auto& s = *shared_;
     const std::string& resource = request.resource();
@@ -121,6 +159,17 @@ class NodeHandler : public Http::Handler {
   }
 
  private:
+  void Refuse(Http::RequestParser& parser, const std::shared_ptr<Tcp::Peer>& peer, Http::Code code,
+              const std::string& why) {
+    parser.reset();
+    const int status = static_cast<int>(code);
+    log::Warn("http", "request refused").kv("status", status).kv("why", why);
+    Reply reply(Http::ResponseWriter(Http::Version::Http11, transport(), this, peer), "unknown", &shared_->http_metrics,
+                &shared_->served_by);
+    reply.set_route("unparsed");
+    reply.Send(status, nlohmann::json{{"error", why}}.dump());
+  }
+
   NodeServer::Shared* shared_;
 };
 
