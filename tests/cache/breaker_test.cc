@@ -61,6 +61,21 @@ TEST(CircuitBreakerTest, FailedProbeReopensForAnotherCooldown) {
   EXPECT_TRUE(b.Allow());
 }
 
+TEST(CircuitBreakerTest, ANewStoreIsProbedWithoutWaitingForTheCooldown) {
+  FakeClock clock;
+  uint64_t generation = 7;
+  CircuitBreaker b(BreakerOptions{1, std::chrono::milliseconds(2000)}, &clock, [&] { return generation; });
+  b.RecordFailure();
+  EXPECT_FALSE(b.Allow());  // the same master: wait
+  generation = 8;           // Sentinel promoted another one
+  EXPECT_TRUE(b.Allow());   // the probe, at once
+  EXPECT_FALSE(b.Allow());  // still only one
+  b.RecordFailure();        // the new one fails too: a full cool-down for it
+  EXPECT_FALSE(b.Allow());
+  clock.Advance(std::chrono::milliseconds(2000));
+  EXPECT_TRUE(b.Allow());
+}
+
 TEST(CircuitBreakerTest, ConcurrentUseIsSafe) {
   FakeClock clock;
   CircuitBreaker b(BreakerOptions{5, std::chrono::milliseconds(10)}, &clock);

@@ -9,6 +9,7 @@
 #include "webtier/cache/clock.h"
 #include "webtier/cache/curl_origin.h"
 #include "webtier/cache/hot_cache.h"
+#include "webtier/cache/redis_master.h"
 #include "webtier/cache/redis_store.h"
 #include "webtier/cache/response_cache.h"
 #include "webtier/cache/worker_pool.h"
@@ -82,6 +83,16 @@ void Send(Reply& reply, Outcome outcome) {
   reply.Send(outcome.response.status, std::move(outcome.response.body), content_type);
 }
 
+// The breaker's epoch: a failover to another master ends its cool-down.
+std::function<uint64_t()> MasterGeneration(std::shared_ptr<RedisMaster> master) {
+  if (!master) return nullptr;
+  return [master = std::move(master)] {
+    net::HostPort address;
+    uint64_t generation = 0;
+    return master->Current(&address, &generation).ok() ? generation : 0;
+  };
+}
+
 void SendJson(Reply& reply, int status, std::string body) {
   reply.Send(status, std::move(body), "application/json");
 }
@@ -90,7 +101,10 @@ class CachedContent final : public ContentService {
  public:
   CachedContent(const Config& config, prometheus::Registry& registry, std::shared_ptr<RedisMaster> redis_master,
                 std::vector<Route> routes)
-      : admin_token_(config.admin_token), origin_url_(config.origin), metrics_(registry), breaker_(BreakerOptions{}, &SystemClock::Get()) {
+      : admin_token_(config.admin_token),
+        origin_url_(config.origin),
+        metrics_(registry),
+        breaker_(BreakerOptions{}, &SystemClock::Get(), MasterGeneration(redis_master)) {
     for (auto& r : routes) routes_.Add(std::move(r));
     if (config.origin.empty()) {
       AddDemoRoutes(&routes_, config.id);

@@ -1,9 +1,12 @@
 // Circuit breaker state machine.
 #include "webtier/cache/circuit_breaker.h"
 
+#include <utility>
+
 namespace webtier::cache {
 
-CircuitBreaker::CircuitBreaker(BreakerOptions options, Clock* clock) : options_(options), clock_(clock) {}
+CircuitBreaker::CircuitBreaker(BreakerOptions options, Clock* clock, std::function<uint64_t()> epoch)
+    : options_(options), clock_(clock), epoch_(std::move(epoch)) {}
 
 bool CircuitBreaker::Allow() {
   if (state_.load(std::memory_order_acquire) == State::kClosed) return true;
@@ -12,7 +15,7 @@ bool CircuitBreaker::Allow() {
     case State::kClosed:
       return true;
     case State::kOpen:
-      if (clock_->SteadyNow() < open_until_) return false;
+      if (clock_->SteadyNow() < open_until_ && !(epoch_ && epoch_() != epoch_when_opened_)) return false;
       state_.store(State::kHalfOpen, std::memory_order_release);
       probe_in_flight_ = true;
       return true;
@@ -43,6 +46,7 @@ void CircuitBreaker::RecordFailure() {
   if (s == State::kClosed && failures_.fetch_add(1, std::memory_order_relaxed) + 1 < options_.failure_threshold) return;
   state_.store(State::kOpen, std::memory_order_release);
   open_until_ = clock_->SteadyNow() + options_.cooldown;
+  if (epoch_) epoch_when_opened_ = epoch_();
   probe_in_flight_ = false;
   failures_.store(0, std::memory_order_relaxed);
   trips_.fetch_add(1, std::memory_order_relaxed);

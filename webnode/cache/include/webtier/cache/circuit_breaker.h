@@ -5,6 +5,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 
 #include "webtier/cache/clock.h"
@@ -20,11 +21,16 @@ struct BreakerOptions {
 // passed; then half-open: exactly one caller is allowed (the probe), whose
 // success closes the breaker and whose failure opens it for another cool-down.
 // Allow() on a closed breaker is one atomic load. `clock` must outlive it.
+//
+// `epoch` (optional) names the store behind the breaker, e.g. the Redis
+// master's generation: when it differs from what it was when the breaker
+// opened (Sentinel promoted a new master), the cool-down is cut short and the
+// next caller probes the new store at once. Called only while open.
 class CircuitBreaker {
  public:
   enum class State { kClosed, kOpen, kHalfOpen };
 
-  CircuitBreaker(BreakerOptions options, Clock* clock);
+  CircuitBreaker(BreakerOptions options, Clock* clock, std::function<uint64_t()> epoch = nullptr);
 
   // True when the caller may use the store; a true answer in the half-open
   // state makes the caller the probe, which must report back.
@@ -43,7 +49,9 @@ class CircuitBreaker {
   std::atomic<uint64_t> trips_{0};
   std::mutex mu_;
   std::atomic<int> failures_{0};                       // consecutive; written under mu_ except the reset
+  const std::function<uint64_t()> epoch_;
   std::chrono::steady_clock::time_point open_until_;   // guarded by mu_
+  uint64_t epoch_when_opened_ = 0;                     // guarded by mu_
   bool probe_in_flight_ = false;                       // guarded by mu_
 };
 
