@@ -39,7 +39,8 @@ TEST(ZkSession, OperationsAndOneShotWatches) {
   s.AddListener([&](Session::Event e) { events.Add(e); });
   ASSERT_TRUE(s.Start().ok());
   ASSERT_TRUE(WaitFor([&] { return s.connected(); }, 10s));
-  EXPECT_EQ(events.Count(Session::Event::kSessionStarted), 1);
+  // Listeners hear of it just after connected() turns true.
+  EXPECT_TRUE(WaitFor([&] { return events.Count(Session::Event::kSessionStarted) == 1; }, 5s));
   EXPECT_NE(s.session_id(), 0);
   EXPECT_EQ(s.ConnectedServerIp(), "127.0.0.1");
 
@@ -134,7 +135,7 @@ TEST(ZkSession, ServerDownAtStartIsNotAnErrorAndConnectsLater) {
   EXPECT_EQ(s.Create("/x", "", kPersistent, nullptr).code(), ErrorCode::kConnectionLoss);
   zk.Start();
   ASSERT_TRUE(WaitFor([&] { return s.connected(); }, 20s));
-  EXPECT_EQ(events.Count(Session::Event::kSessionStarted), 1);
+  EXPECT_TRUE(WaitFor([&] { return events.Count(Session::Event::kSessionStarted) == 1; }, 5s));
 }
 
 TEST(ZkSession, ServerRestartKeepsSessionEphemeralsAndWatches) {
@@ -156,7 +157,8 @@ TEST(ZkSession, ServerRestartKeepsSessionEphemeralsAndWatches) {
   EXPECT_FALSE(s.connected());
   zk.Start();
   ASSERT_TRUE(WaitFor([&] { return s.connected(); }, 20s));
-  EXPECT_EQ(events.Count(Session::Event::kReconnected), 1);
+  // Listeners hear of it just after connected() turns true.
+  EXPECT_TRUE(WaitFor([&] { return events.Count(Session::Event::kReconnected) == 1; }, 5s));
   EXPECT_EQ(events.Count(Session::Event::kSessionStarted), 1);
   EXPECT_EQ(events.Count(Session::Event::kExpired), 0);
   EXPECT_EQ(s.session_id(), sid);
