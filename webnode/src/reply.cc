@@ -77,7 +77,7 @@ const std::string& Now() {
   return formatted;
 }
 
-// Pistache's own header collection holds only what it (or KeepAliveByDefault)
+// Pistache's own header collection holds only what NodeHandler::onInput
 // set on the writer: in practice Connection alone.
 void AppendPistacheHeaders(const Pistache::Http::Header::Collection& headers, std::string* out) {
   for (const auto& h : headers.list()) {

@@ -32,16 +32,13 @@ struct NodeServer::Shared {
 
 namespace {
 
-// Pistache 0.0.5 answers "Connection: Close" (and closes) whenever the
-// request has no Connection header, which breaks HTTP/1.1's persistent
-// default. Restore it: HTTP/1.1 keeps the connection unless the client asked
-// to close; HTTP/1.0 closes unless it asked for keep-alive.
-void KeepAliveByDefault(const Http::Request& request, Http::ResponseWriter& writer) {
-  // With a Connection header Pistache already mirrors it: nothing to fix.
-  if (request.headers().has<Http::Header::Connection>()) return;
-  if (request.version() != Http::Version::Http11) return;  // 1.0 without keep-alive: close is right
-  writer.headers().remove<Http::Header::Connection>();
-  writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::KeepAlive);
+// The answer's Connection: the client's own choice, mirrored; without one,
+// HTTP/1.1 keeps the connection and HTTP/1.0 closes it (Pistache 0.0.5 said
+// Close to every request without the header, breaking HTTP/1.1's default).
+Http::ConnectionControl ConnectionFor(const Http::Request& request) {
+  if (const auto c = request.headers().tryGet<Http::Header::Connection>()) return c->control();
+  return request.version() == Http::Version::Http11 ? Http::ConnectionControl::KeepAlive
+                                                     : Http::ConnectionControl::Close;
 }
 
 // The one place a Pistache request becomes the plain Request content sees.
@@ -101,9 +98,7 @@ class NodeHandler : public Http::Handler {
     Http::Request& request = parser->request;
     Http::ResponseWriter writer(request.version(), transport(), this, peer);
     request.copyAddress(peer->address());
-    // Pistache mirrors the request's Connection (KeepAliveByDefault fixes a missing one).
-    const auto connection = request.headers().tryGet<Http::Header::Connection>();
-    writer.headers().add<Http::Header::Connection>(connection ? connection->control() : Http::ConnectionControl::Close);
+    writer.headers().add<Http::Header::Connection>(ConnectionFor(request));
     peer->setIdle(false);
     try {
       onRequest(request, std::move(writer));
@@ -119,7 +114,6 @@ class NodeHandler : public Http::Handler {
     const auto method = request.method();
     const bool get = method == Http::Method::Get || method == Http::Method::Head;
     const char* method_name = get ? (method == Http::Method::Get ? "GET" : "HEAD") : Http::methodString(method);
-    KeepAliveByDefault(request, writer);
     Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
 
     // With --origin the app owns "/" too; the node keeps only its probes and metrics.
