@@ -10,6 +10,7 @@
 
 #include "relay.h"
 #include "webtier/common/log.h"
+#include "webtier/common/net.h"
 
 namespace webtier::balancer {
 
@@ -46,8 +47,15 @@ void Exchange::PrepareRequest() {
     framing.streamed = true;
     if (auto length = streamed_->parser.content_length()) framing.length = *length;
   }
+  // A request without Host (HTTP/1.0) targets the address it came to.
+  std::string authority;
+  if (req_.count(http::field::host) == 0) {
+    error_code ec;
+    const tcp::endpoint local = conn_.stream.socket().local_endpoint(ec);
+    if (!ec) authority = net::HostPort{local.address().to_string(), local.port()}.ToString();
+  }
   request_id_ = SerializeUpstreamRequest(req_, client_ip_, std::string_view(request_id_storage_, kRequestIdLength),
-                                         conn_.request_head, framing, conn_.stream.tls());
+                                         conn_.request_head, framing, conn_.stream.tls(), authority);
   request_parts_ = {asio::buffer(conn_.request_head), asio::buffer(req_.body())};
   request_part_count_ = 2;
   if (streamed_ != nullptr && streamed_->chunked() && !req_.body().empty()) {

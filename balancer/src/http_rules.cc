@@ -228,7 +228,7 @@ bool IsUpgradeRequest(const http::request<http::string_body>& req) {
 
 std::string_view SerializeUpstreamRequest(const http::request<http::string_body>& req, std::string_view client_ip,
                                           std::string_view new_request_id, std::string& out, const UpstreamBody& body,
-                                          bool tls) {
+                                          bool tls, std::string_view authority) {
   out.clear();
   const auto method = req.method_string();
   const auto target = req.target();
@@ -263,9 +263,10 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     }
     AppendField(out, f.name_string(), f.value());
   }
-  // An HTTP/1.0 request may come without Host; as HTTP/1.1 it needs one, and
-  // with no authority to name, RFC 9112 (3.2) says send it empty.
-  if (!host) out.append("Host: \r\n");
+  // An HTTP/1.0 request may come without Host; as HTTP/1.1 it needs one: the
+  // authority its target URI was reconstructed with (RFC 9112 3.3), else
+  // empty (3.2).
+  if (!host) AppendField(out, "Host", {authority.data(), authority.size()});
   if (body.streamed && !body.length) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (body.streamed || body_framing || !req.body().empty()) {

@@ -278,6 +278,21 @@ TEST_F(FramingTest, AbsoluteFormBecomesOriginFormWithHostFromTheTarget) {
   EXPECT_EQ(ParseRequest(requests[2])[http::field::host], "example.org");
 }
 
+// HTTP/1.0 may omit Host; the member gets HTTP/1.1, which must carry one: the
+// authority the request's target URI has, the address the client came to
+// (RFC 9112 3.3). An empty Host, the other legal choice, is what nginx refuses
+// with 400 (and closes: a new member connection per such request).
+TEST_F(FramingTest, Http10WithoutHostGoesOnWithTheAddressItCameTo) {
+  std::string got = Send("GET /p HTTP/1.0\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.0 200 OK\r\n")) << got;
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  EXPECT_TRUE(requests[0].starts_with("GET /p HTTP/1.1\r\n")) << requests[0];
+  const auto req = ParseRequest(requests[0]);
+  EXPECT_EQ(req.count(http::field::host), 1u);
+  EXPECT_EQ(req[http::field::host], "127.0.0.1:" + std::to_string(proxy_->port()));
+}
+
 TEST_F(FramingTest, ContinueOnlyForHttp11) {
   const std::string head10 = "POST /c HTTP/1.0\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
   std::string got = Send(head10 + "hello", 300ms, head10.size());

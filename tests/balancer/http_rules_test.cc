@@ -309,10 +309,22 @@ TEST(SerializeUpstreamRequest, KeepsOneRequestIdAndAddsNoEmptyBody) {
   EXPECT_EQ(back["X-Forwarded-For"], "::1");
   EXPECT_EQ(back.count(http::field::content_length), 0u);
   EXPECT_EQ(back.version(), 11u);
-  // HTTP/1.0 without Host goes on as HTTP/1.1, which needs one: it is sent empty.
+  // HTTP/1.0 without Host goes on as HTTP/1.1, which needs one: with no
+  // authority given it is sent empty.
   EXPECT_EQ(back.count(http::field::host), 1u);
   EXPECT_EQ(back[http::field::host], "");
   EXPECT_EQ(CheckRequestFraming(back).why, "");
+  // With the authority the target URI was reconstructed with, that one.
+  SerializeUpstreamRequest(keep, "::1", "new", out, {}, false, "[::1]:8080");
+  back = Reparse<true>(out);
+  EXPECT_EQ(back.count(http::field::host), 1u);
+  EXPECT_EQ(back[http::field::host], "[::1]:8080");
+  // A client's Host is kept, whatever the authority.
+  keep.set(http::field::host, "h");
+  SerializeUpstreamRequest(keep, "::1", "new", out, {}, false, "[::1]:8080");
+  back = Reparse<true>(out);
+  EXPECT_EQ(back.count(http::field::host), 1u);
+  EXPECT_EQ(back[http::field::host], "h");
 }
 
 TEST(SerializeUpstreamRequest, StreamedBodyKeepsItsLengthOrGoesChunked) {

@@ -114,8 +114,8 @@ struct UpstreamBody {
 // Writes the head of `req` as it goes to a member into `out` (replacing its
 // contents; the caller reuses the string): the request line as HTTP/1.1, the
 // client's fields without the hop-by-hop ones, Transfer-Encoding and Expect
-// (the balancer re-frames the body and answered any 100-continue), then an
-// empty Host if the client (HTTP/1.0) sent none, the body framing (see
+// (the balancer re-frames the body and answered any 100-continue), then
+// `Host: <authority>` if the client (HTTP/1.0) sent none, the body framing (see
 // UpstreamBody; for a whole body, Content-Length when the request had a body
 // or body framing), X-Forwarded-For with `client_ip` appended to what the
 // client sent, X-Forwarded-Proto (`https` when the client came over TLS,
@@ -123,9 +123,13 @@ struct UpstreamBody {
 // else `new_request_id`. For an IsUpgradeRequest, `Connection: upgrade` and
 // the client's `Upgrade` go on too (else both are hop-by-hop). Returns the X-Request-Id sent (a view into `req` or
 // `new_request_id`).
+// `authority` is the target URI's authority when the request names none (RFC
+// 9112 3.3: the connection's local address and port); empty, the Host sent is
+// empty (RFC 9112 3.2), which some members (nginx) refuse.
 std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boost::beast::http::string_body>& req,
                                           std::string_view client_ip, std::string_view new_request_id,
-                                          std::string& out, const UpstreamBody& body = {}, bool tls = false);
+                                          std::string& out, const UpstreamBody& body = {}, bool tls = false,
+                                          std::string_view authority = {});
 
 // How the response body travels to the client.
 enum class BodyFraming {
