@@ -15,9 +15,9 @@
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/ssl/context.hpp>
-#include <boost/asio/ssl/stream.hpp>
 
 #include "io.h"
+#include "tls_stream.h"
 
 namespace webtier::balancer {
 
@@ -26,7 +26,7 @@ namespace ssl = asio::ssl;
 class ClientStream {
  public:
   using executor_type = tcp::socket::executor_type;
-  using TlsStream = ssl::stream<tcp::socket&>;
+  using TlsStream = balancer::TlsStream;
 
   // Plain when `tls` is null; otherwise a TLS server stream from `tls`
   // (kept alive as long as the stream, across reloads).

@@ -26,7 +26,7 @@ awaitable<bool> TlsHandshake(ClientConnection& conn, std::chrono::milliseconds d
                              std::string_view client_ip) {
   auto& tls = conn.stream.tls_stream();
   conn.SetDeadline(deadline);
-  auto [ec] = co_await tls.async_handshake(ClientStream::TlsStream::server, kUse);
+  auto [ec] = co_await tls.async_handshake(kUse);
   conn.ClearDeadline();
   const HandshakeResult result = ClassifyHandshake(ec, conn.timed_out, !ec && SSL_session_reused(tls.native_handle()));
   metrics.tls_handshakes[static_cast<size_t>(result)]->Increment();

@@ -210,6 +210,45 @@ TEST_F(TlsTest, RandomBytesFromAPeerNeverHurtTheProcess) {
   EXPECT_TRUE(testing::WaitFor([&] { return proxy_->open_connections() == 0; }, 3s)) << proxy_->open_connections();
 }
 
+// The TLS stream runs OpenSSL on the socket itself: records bigger than one
+// write, several records per read, a TLS 1.3 KeyUpdate the server must answer
+// from inside a read, and a client that leaves in the middle of an answer.
+TEST_F(TlsTest, BigBodiesKeyUpdatesAndVanishingClientsCrossTheStreamIntact) {
+  StartTls();
+  {
+    TlsClient c(proxy_->tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION});
+    ASSERT_TRUE(c.Handshake()) << c.error();
+    // 1 MB up (64 records), answered with its size.
+    const std::string body(1 << 20, 'b');
+    ASSERT_TRUE(c.Write("POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body));
+    std::string res = c.ReadResponse();
+    ASSERT_NE(res.find("HTTP/1.1 200 OK"), std::string::npos) << res.substr(0, 200);
+    EXPECT_NE(res.find("\"body_size\":1048576"), std::string::npos) << res.substr(0, 400);
+    // 3 MB down on the same connection.
+    res = c.Get("/big/3000000");
+    ASSERT_NE(res.find("HTTP/1.1 200 OK"), std::string::npos) << res.substr(0, 200);
+    EXPECT_EQ(res.size() - res.find("\r\n\r\n") - 4, 3000000u);
+    // New keys both ways: the server updates its own when asked, mid-connection.
+    ASSERT_EQ(SSL_key_update(c.ssl(), SSL_KEY_UPDATE_REQUESTED), 1);
+    for (int i = 0; i < 3; ++i) ASSERT_NE(c.Get("/after-update").find("HTTP/1.1 200 OK"), std::string::npos);
+    EXPECT_EQ(Handshakes("full"), 1);
+  }
+
+  // A client gone (RST) while 20 MB are on their way: the connection ends,
+  // nothing else does.
+  {
+    TlsClient gone(proxy_->tls_port());
+    ASSERT_TRUE(gone.Handshake()) << gone.error();
+    ASSERT_TRUE(gone.Write("GET /big/20000000 HTTP/1.1\r\nHost: x\r\n\r\n"));
+    char buf[4096];
+    ASSERT_GT(SSL_read(gone.ssl(), buf, sizeof buf), 0);
+    const linger abort{1, 0};
+    ::setsockopt(gone.fd(), SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  }
+  ExpectServing();
+  EXPECT_TRUE(testing::WaitFor([&] { return proxy_->open_connections() == 0; }, 3s)) << proxy_->open_connections();
+}
+
 TEST_F(TlsTest, AnUpgradeOverTlsIsTunnelledToAPlainMember) {
   uint16_t port = 0;
   const int listener = testing::ListenLoopback(&port);
