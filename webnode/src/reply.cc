@@ -1,7 +1,9 @@
 // Reply: one pending response, with X-Served-By and request metrics.
 #include "webtier/webnode/reply.h"
 
+#include <pistache/async.h>
 #include <pistache/peer.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -78,20 +80,23 @@ const std::string& Now() {
 }
 
 // Pistache's own header collection holds only what NodeHandler::onInput
-// set on the writer: in practice Connection alone.
-void AppendPistacheHeaders(const Pistache::Http::Header::Collection& headers, std::string* out) {
+// set on the writer: in practice Connection alone. True when that says close.
+bool AppendPistacheHeaders(const Pistache::Http::Header::Collection& headers, std::string* out) {
+  bool close = false;
   for (const auto& h : headers.list()) {
     if (const auto* c = dynamic_cast<const Pistache::Http::Header::Connection*>(h.get())) {
       // Ext (the client named other tokens, e.g. Upgrade): nothing to say;
       // Pistache would write the word "Ext".
       if (c->control() == Pistache::Http::ConnectionControl::Ext) continue;
-      AppendField(out, "Connection", c->control() == Pistache::Http::ConnectionControl::Close ? "close" : "keep-alive");
+      close = c->control() == Pistache::Http::ConnectionControl::Close;
+      AppendField(out, "Connection", close ? "close" : "keep-alive");
     } else {
       std::ostringstream value;
       h->write(value);
       AppendField(out, h->name(), value.str());
     }
   }
+  return close;
 }
 
 }  // namespace
@@ -112,7 +117,7 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   out += ' ';
   out += Pistache::Http::codeString(static_cast<Code>(status));
   out += "\r\n";
-  bool dated = false, typed = false, served = false, connection = false;
+  bool dated = false, typed = false, served = false, connection = false, close = false;
   std::optional<size_t> head_length;  // an origin's answer to a HEAD: the length of what a GET would get
   for (auto& [name, value] : Combined(std::move(headers_))) {
     if (cache::EqualsIgnoreCase(name, "Content-Length")) {  // framing is written below
@@ -123,20 +128,33 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
     dated = dated || cache::EqualsIgnoreCase(name, "Date");
     typed = typed || cache::EqualsIgnoreCase(name, "Content-Type");
     served = served || cache::EqualsIgnoreCase(name, "X-Served-By");
-    connection = connection || cache::EqualsIgnoreCase(name, "Connection");
+    if (cache::EqualsIgnoreCase(name, "Connection")) {
+      connection = true;
+      close = close || cache::EqualsIgnoreCase(value, "close");
+    }
     AppendField(&out, name, value);
   }
   if (!served && served_by_ != nullptr) AppendField(&out, "X-Served-By", *served_by_);
   if (!typed && !content_type.empty()) AppendField(&out, "Content-Type", content_type);
   if (!dated) AppendField(&out, "Date", Now());
-  if (!connection) AppendPistacheHeaders(writer_->headers(), &out);
+  if (!connection) close = AppendPistacheHeaders(writer_->headers(), &out);
   if (!bodyless) AppendField(&out, "Content-Length", std::to_string(head ? head_length.value_or(body.size()) : body.size()));
   out += "\r\n";
   if (!head && !bodyless) out += body;
   if (std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer()) {  // null: the client has gone
     peer->setIdle(true);
     const size_t size = out.size();
-    peer->send(Pistache::RawBuffer(std::move(out), size));
+    auto written = peer->send(Pistache::RawBuffer(std::move(out), size));
+    // "Connection: close" is a promise to close (RFC 9112 9.6), which
+    // Pistache does not keep: once the answer is on its way, our half of the
+    // connection ends. Only the write side: the client reads the answer and
+    // the EOF, then closes, and Pistache closes the socket on that EOF
+    // (shutting the read side too would turn bytes the client already sent
+    // into a reset that can destroy the answer before it is read). Whatever
+    // else arrives on it meanwhile is dropped by NodeHandler.
+    if (close) {
+      written.then([peer](ssize_t) { ::shutdown(peer->fd(), SHUT_WR); }, Pistache::Async::IgnoreException);
+    }
   }
   if (metrics_ != nullptr) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -4,6 +4,8 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 
+#include <unordered_set>
+
 #include <nlohmann/json.hpp>
 
 #include "webtier/common/log.h"
@@ -78,7 +80,12 @@ class NodeHandler : public Http::Handler {
   // the head and throws a plain exception on a pair without '=' ("Cookie:
   // foo"), which its onInput answers with 500; here every parse failure is a
   // 4xx (its HttpError's own code, else 400), logged and counted.
+  //
+  // A connection whose answer said close takes no further request: what
+  // arrives on it until the client closes is dropped (after a refused request
+  // it is the rest of a message whose framing is unknown).
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
+    if (closing_.count(peer.get()) != 0) return;
     std::shared_ptr<Http::RequestParser> parser = getParser(peer);
     try {
       if (!parser->feed(buffer, len)) {
@@ -98,7 +105,9 @@ class NodeHandler : public Http::Handler {
     Http::Request& request = parser->request;
     Http::ResponseWriter writer(request.version(), transport(), this, peer);
     request.copyAddress(peer->address());
-    writer.headers().add<Http::Header::Connection>(ConnectionFor(request));
+    const Http::ConnectionControl connection = ConnectionFor(request);
+    writer.headers().add<Http::Header::Connection>(connection);
+    if (connection == Http::ConnectionControl::Close) closing_.insert(peer.get());
     peer->setIdle(false);
     try {
       onRequest(request, std::move(writer));
@@ -106,6 +115,11 @@ class NodeHandler : public Http::Handler {
       log::Error("http", "request handler failed").kv("err", e.what());
     }
     parser->reset();
+  }
+
+  void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
+    closing_.erase(peer.get());
+    Http::Handler::onDisconnection(peer);
   }
 
   void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {  // Http::Handler
@@ -158,13 +172,19 @@ class NodeHandler : public Http::Handler {
     parser.reset();
     const int status = static_cast<int>(code);
     log::Warn("http", "request refused").kv("status", status).kv("why", why);
-    Reply reply(Http::ResponseWriter(Http::Version::Http11, transport(), this, peer), "unknown", &shared_->http_metrics,
-                &shared_->served_by);
+    // Where this request ends is unknown: the connection ends with it.
+    Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
+    writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
+    closing_.insert(peer.get());
+    Reply reply(std::move(writer), "unknown", &shared_->http_metrics, &shared_->served_by);
     reply.set_route("unparsed");
     reply.Send(status, nlohmann::json{{"error", why}}.dump());
   }
 
   NodeServer::Shared* shared_;
+  // Connections whose answer said close (see onInput). Each transport thread
+  // has its own clone of the handler and sees only its own peers: no lock.
+  std::unordered_set<const Tcp::Peer*> closing_;
 };
 
 }  // namespace
