@@ -97,16 +97,47 @@ TEST(SentinelMasterTest, AManualFailoverIsFollowedAndTheFormerMasterGetsNoMoreWr
   }
 }
 
+// Sentinels with requirepass: asked with --redis-sentinel-password's value,
+// both for the master and on the +switch-master subscription; without it or
+// with a wrong one the answer says why. The Redis servers keep no password
+// here: the two are separate (--redis-password is the servers').
+TEST(SentinelMasterTest, SentinelsWithAPasswordAreAskedWithIt) {
+  RedisSentinels set({.password = "sentinel-secret"});
+  set.Start();
+  SentinelOptions with = OptionsFor(set);
+  with.password = "sentinel-secret";
+  SentinelAnswer answer;
+  ASSERT_TRUE(AskSentinels(with, &answer).ok());
+  EXPECT_EQ(answer.master, AddressOf(set.server(0)));
+
+  Status none = AskSentinels(OptionsFor(set), &answer);
+  EXPECT_EQ(none.code(), ErrorCode::kUnavailable);
+  EXPECT_NE(none.message().find("NOAUTH"), std::string::npos) << none.message();
+  SentinelOptions wrong = OptionsFor(set);
+  wrong.password = "not-it";
+  Status refused = AskSentinels(wrong, &answer);
+  EXPECT_EQ(refused.code(), ErrorCode::kUnavailable);
+  EXPECT_NE(refused.message().find("auth"), std::string::npos) << refused.message();
+
+  auto followed = std::make_shared<SentinelMaster>(with);
+  ASSERT_TRUE(WaitFor([&] { return followed->subscribed() && CurrentOf(*followed) == AddressOf(set.server(0)).ToString(); }, 5s));
+  ASSERT_EQ(RedisCli(set.sentinel_port(0), {"SENTINEL", "FAILOVER", set.master_name()}, "sentinel-secret"), "OK");
+  ASSERT_TRUE(WaitFor([&] { return CurrentOf(*followed) == AddressOf(set.server(1)).ToString(); }, 15s))
+      << "still at " << CurrentOf(*followed);
+  EXPECT_EQ(followed->failovers(), 1u);
+}
+
 // ---------------------------------------------------------------- webnodes
 
 // One webnode following the Sentinels of `set`. ZooKeeper is a port nothing
 // listens on: registration is not what these tests are about, and the node
 // serves without it.
-std::unique_ptr<Webnode> SentinelNode(const std::string& id, const RedisSentinels& set) {
-  auto node = std::make_unique<Webnode>(
-      id, "127.0.0.1:" + std::to_string(FreePort()),
-      std::vector<std::string>{"--redis", "127.0.0.1:1", "--redis-sentinel", set.sentinel_list(),
-                               "--redis-master-name", set.master_name()});
+std::unique_ptr<Webnode> SentinelNode(const std::string& id, const RedisSentinels& set,
+                                      std::vector<std::string> extra = {}) {
+  std::vector<std::string> args{"--redis", "127.0.0.1:1", "--redis-sentinel", set.sentinel_list(),
+                                "--redis-master-name", set.master_name()};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto node = std::make_unique<Webnode>(id, "127.0.0.1:" + std::to_string(FreePort()), args);
   node->WaitHealthy();
   return node;
 }
@@ -162,6 +193,18 @@ TEST_F(SentinelTierTest, TheNodeFindsTheMasterThroughSentinelAndCachesThere) {
   EXPECT_TRUE(WaitFor([&] { return HttpGet(node->url("/api/primes/77")).header("x-cache") == "HIT"; }, 5s));
   EXPECT_NE(set.server(0).Cli({"DBSIZE"}), "0");  // --redis 127.0.0.1:1 was ignored
   EXPECT_EQ(MetricValue(node->Metrics(), "webnode_redis_failovers_total"), 0.0);
+}
+
+// Password-protected Sentinels, told to the node with --redis-sentinel-password.
+TEST(SentinelPasswordTest, TheNodeAsksProtectedSentinelsWithItsFlag) {
+  RedisSentinels set({.password = "sentinel-secret"});
+  set.Start();
+  auto node = SentinelNode("s-auth", set, {"--redis-sentinel-password", "sentinel-secret"});
+  if (HttpGet(node->url("/api/primes/10")).status == 404) GTEST_SKIP() << "webnode built without the demo app";
+  ASSERT_TRUE(WaitFor([&] { return HealthMaster(*node) == AddressOf(set.server(0)).ToString(); }, 5s))
+      << HealthMaster(*node);
+  EXPECT_EQ(HttpGet(node->url("/api/primes/78")).header("x-cache"), "MISS");
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(node->url("/api/primes/78")).header("x-cache") == "HIT"; }, 5s));
 }
 
 TEST_F(SentinelTierTest, MasterSigkilledUnderLoadCostsNoRequestAndHitsResumeAfterPromotion) {

@@ -20,6 +20,8 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--redis-password", c->redis_password, "Redis AUTH password");
   app.add_option("--redis-sentinel", c->redis_sentinel,
                  "Sentinels host:port,host:port; when set the Redis master comes from Sentinel and --redis is ignored");
+  app.add_option("--redis-sentinel-password", c->redis_sentinel_password,
+                 "the Sentinels' AUTH password (their requirepass); --redis-password stays the Redis servers'");
   app.add_option("--redis-master-name", c->redis_master_name, "the Redis master's name in Sentinel")
       ->capture_default_str();
   app.add_option("--threads", c->threads, "Pistache worker threads (default: number of cores)");

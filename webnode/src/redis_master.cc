@@ -17,6 +17,7 @@ std::shared_ptr<cache::RedisMaster> MakeRedisMaster(const Config& config, promet
     cache::SentinelOptions options;
     options.sentinels = config.redis_sentinels;
     options.master_name = config.redis_master_name;
+    options.password = config.redis_sentinel_password;
     return std::make_shared<cache::SentinelMaster>(std::move(options), &failovers);
   }
   if (config.redis_addr.has_value()) return std::make_shared<cache::FixedRedisMaster>(*config.redis_addr);

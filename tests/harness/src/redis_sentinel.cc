@@ -98,6 +98,11 @@ void RedisSentinels::StartSentinel(int i) {
         << "sentinel down-after-milliseconds " << name << " " << options_.down_after.count() << "\n"
         << "sentinel failover-timeout " << name << " " << options_.failover_timeout.count() << "\n"
         << "sentinel parallel-syncs " << name << " 1\n";
+    if (!options_.password.empty()) {
+      // Clients AUTH with it; the Sentinels use it with each other too.
+      cfg << "requirepass " << options_.password << "\n"
+          << "sentinel sentinel-pass " << options_.password << "\n";
+    }
   }
   sentinels_[static_cast<size_t>(i)] = std::make_unique<Process>(Process::Options{
       .argv = {"/usr/bin/redis-sentinel", conf}, .env = {}, .log_path = dir + "/sentinel.log", .cwd = dir});
@@ -135,7 +140,7 @@ std::string RedisSentinels::sentinel_list() const {
 }
 
 std::string RedisSentinels::SentinelCli(int i, const std::vector<std::string>& args) const {
-  return RedisCli(sentinel_ports_[static_cast<size_t>(i)], args);
+  return RedisCli(sentinel_ports_[static_cast<size_t>(i)], args, options_.password);
 }
 
 uint16_t RedisSentinels::MasterPort(int i) const {

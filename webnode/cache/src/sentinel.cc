@@ -23,7 +23,7 @@ bool ParsePort(std::string_view text, uint16_t* port) {
 }
 
 hiredis::DialOptions DialFor(const SentinelOptions& o) {
-  return {.connect_timeout = o.connect_timeout, .command_timeout = o.command_timeout, .password = {}};
+  return {.connect_timeout = o.connect_timeout, .command_timeout = o.command_timeout, .password = o.password};
 }
 
 // The value after `key` in a flat [key, value, key, value, ...] reply.

@@ -26,6 +26,7 @@ struct Config {
   std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
   std::string redis_password;                   // AUTH, empty = none
   std::string redis_sentinel;                   // Sentinels "h:p,h:p"; set = master from Sentinel, --redis ignored
+  std::string redis_sentinel_password;          // the Sentinels' AUTH, empty = none
   std::string redis_master_name = "webtier";    // the master's name in Sentinel
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
   std::string origin;                           // upstream base URL; empty = built-in demo app

@@ -25,6 +25,7 @@ class RedisSentinels {
     std::string master_name = "webtier";
     std::chrono::milliseconds down_after{1000};         // sentinel down-after-milliseconds
     std::chrono::milliseconds failover_timeout{2000};   // sentinel failover-timeout
+    std::string password;  // the Sentinels' requirepass (and sentinel-pass among them); empty = none
   };
   RedisSentinels();  // the defaults above
   explicit RedisSentinels(Options options);

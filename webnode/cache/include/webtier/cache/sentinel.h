@@ -21,6 +21,7 @@ namespace webtier::cache {
 struct SentinelOptions {
   std::vector<net::HostPort> sentinels;             // tried in turn; at least one
   std::string master_name = "webtier";              // SENTINEL get-master-addr-by-name <this>
+  std::string password;                             // the Sentinels' AUTH (their requirepass); empty = none
   std::chrono::milliseconds connect_timeout{100};   // per Sentinel connection attempt
   std::chrono::milliseconds command_timeout{250};   // per Sentinel reply
   std::chrono::milliseconds recheck{1000};          // ask again this often even when nothing is wrong
