@@ -46,8 +46,7 @@ ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, std::sha
       conn_(std::move(socket), std::move(tls)) {
   error_code ec;
   tcp::socket& s = conn_.stream.socket();
-  s.set_option(tcp::no_delay(true), ec);
-  s.non_blocking(true, ec);  // WriteAll writes from the handler
+  s.set_option(tcp::no_delay(true), ec);  // (ClientStream made it non-blocking)
   registered_ = clients_.insert(clients_.end(), &conn_);
   auto ep = s.remote_endpoint(ec);
   if (!ec) client_ip_ = ep.address().to_string();

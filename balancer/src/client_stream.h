@@ -29,9 +29,13 @@ class ClientStream {
   using TlsStream = balancer::TlsStream;
 
   // Plain when `tls` is null; otherwise a TLS server stream from `tls`
-  // (kept alive as long as the stream, across reloads).
+  // (kept alive as long as the stream, across reloads). The socket is made
+  // non-blocking here, once, for both: a plain WriteAll writes from the
+  // handler first, and OpenSSL reads and writes it directly.
   explicit ClientStream(tcp::socket socket, std::shared_ptr<ssl::context> tls = nullptr)
       : socket_(std::move(socket)), context_(std::move(tls)) {
+    error_code ec;
+    socket_.non_blocking(true, ec);
     if (context_) tls_ = std::make_unique<TlsStream>(socket_, *context_);
   }
   ClientStream(const ClientStream&) = delete;

@@ -97,8 +97,6 @@ TlsStream::TlsStream(tcp::socket& socket, asio::ssl::context& context) : socket_
   SSL_set_mode(ssl_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_RELEASE_BUFFERS);
   SSL_set_read_ahead(ssl_, 1);
   SSL_set_accept_state(ssl_);
-  error_code ec;
-  socket_.non_blocking(true, ec);
 }
 
 TlsStream::~TlsStream() { SSL_free(ssl_); }

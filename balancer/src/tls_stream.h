@@ -42,8 +42,8 @@ class TlsStream {
  public:
   using executor_type = tcp::socket::executor_type;
 
-  // A server-side TLS stream over `socket` (connected) from `context`. The
-  // socket is made non-blocking.
+  // A server-side TLS stream over `socket` (connected, and in non-blocking
+  // mode: ClientStream sets it) from `context`.
   TlsStream(tcp::socket& socket, asio::ssl::context& context);
   ~TlsStream();
   TlsStream(const TlsStream&) = delete;
