@@ -14,6 +14,7 @@
 
 #include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
+#include "webtier/balancer/request_errors.h"
 
 namespace http = boost::beast::http;
 
@@ -43,10 +44,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (parser.is_header_done()) break;
   }
   if (ec || !parser.is_header_done()) return 0;
-  const webtier::balancer::RequestCheck check = CheckRequestFraming(parser.get());
+  const webtier::balancer::RequestCheck check = CheckRequestFraming(parser.get(), 100);
   if (!check.ok()) {
     if (check.why.empty()) __builtin_trap();  // every refusal says why
     return 0;
+  }
+  // An accepted head has at most 100 field lines and a Host that is an authority.
+  if (std::distance(parser.get().begin(), parser.get().end()) > 100) __builtin_trap();
+  {
+    const auto host = parser.get()[http::field::host];
+    const std::string_view h(host.data(), host.size());
+    if (!webtier::balancer::IsValidHost(h)) __builtin_trap();
+    for (const bool tls : {false, true}) {
+      // Normalising is stable, keeps the value a Host, and the allow-list of
+      // that one name admits it.
+      const std::string normal = webtier::balancer::NormalizeHost(h, tls);
+      if (!webtier::balancer::IsValidHost(normal)) __builtin_trap();
+      if (webtier::balancer::NormalizeHost(normal, tls) != normal) __builtin_trap();
+      if (!normal.empty() && !normal.starts_with("*.") && !webtier::balancer::HostAllowList({normal}).Admits(h, false) &&
+          !tls)
+        __builtin_trap();
+    }
+    if (h.find_first_of(" \t/@?#\\") != std::string_view::npos) __builtin_trap();
   }
   // An accepted Transfer-Encoding is exactly chunked: Beast must read it so.
   if (HasTransferEncoding(parser.get()) != parser.chunked()) __builtin_trap();
@@ -66,10 +85,31 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   header_fields.Snapshot(parser.get());
   const size_t header_count = std::distance(parser.get().begin(), parser.get().end());
   parser.eager(true);
+  // The body as the proxy reads it: in pieces, what the parser holds back
+  // bounded after each (PendingBodyError), so no chunk line or trailer grows
+  // past its limit however the bytes are cut.
+  constexpr size_t kTrailerLimit = 1024;
+  std::string pending;
+  size_t piece = 1 + (size > 0 ? data[0] % 97 : 0);
   while (used < size && !parser.is_done()) {
-    size_t n = parser.put(boost::asio::buffer(data + used, size - used), ec);
-    if (ec || n == 0) break;
-    used += n;
+    const size_t take = std::min(piece, size - used);
+    pending.append(reinterpret_cast<const char*>(data + used), take);
+    used += take;
+    piece = piece * 3 % 211 + 1;
+    size_t n = parser.put(boost::asio::buffer(pending), ec);
+    pending.erase(0, n);
+    if (ec == http::error::need_more) {
+      ec = {};
+      if (webtier::balancer::PendingBodyError(pending, kTrailerLimit)) return 0;
+      if (pending.size() > webtier::balancer::kMaxChunkLineBytes + kTrailerLimit + 4) __builtin_trap();
+      continue;
+    }
+    if (ec) break;
+  }
+  while (!ec && !parser.is_done() && !pending.empty()) {
+    const size_t n = parser.put(boost::asio::buffer(pending), ec);
+    if (n == 0) break;
+    pending.erase(0, n);
   }
   if (ec || !parser.is_done()) return 0;
   header_fields.DropTrailers(parser.get());

@@ -99,13 +99,21 @@ awaitable<void> ClientSession::Run() {
         lingering = co_await RejectUnreadable(ec, RequestPart::kHeader);
         break;
       }
-      if (const RequestCheck check = CheckRequestFraming(parser.get()); !check.ok()) {
+      if (const RequestCheck check = CheckRequestFraming(parser.get(), worker_.config.max_header_fields); !check.ok()) {
         lingering = true;
         const RequestError refused = RefusedRequest(check);
         co_await Reject(refused.status, refused.reason, refused.message);
         break;
       }
       ToOriginForm(parser.get());
+      if (!worker_.hosts.empty()) {
+        const auto host = parser.get()[http::field::host];
+        if (!worker_.hosts.Admits(std::string_view(host.data(), host.size()), conn_.stream.tls())) {
+          lingering = true;
+          co_await Reject(421, Rejection::kMisdirected, "this server does not serve that Host");
+          break;
+        }
+      }
       if (IsAdminPath(std::string_view(parser.get().target().data(), parser.get().target().size()))) {
         lingering = true;
         co_await Reject(404, Rejection::kAdminPath, "admin routes are served on the balancer's admin port only");
@@ -113,6 +121,9 @@ awaitable<void> ClientSession::Run() {
       }
       // Only a chunked body can carry a trailer.
       const bool chunked = parser.chunked();
+      const Clock::time_point body_deadline = Clock::now() + std::chrono::milliseconds(worker_.config.body_timeout_ms);
+      const size_t trailer_limit = worker_.config.max_header_bytes;
+      ++conn_.requests;
       if (chunked) header_fields_.Snapshot(parser.get());
       if (!parser.is_done()) {
         // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
@@ -124,21 +135,23 @@ awaitable<void> ClientSession::Run() {
               co_await asio::async_write(conn_.stream, asio::buffer(kContinue.data(), kContinue.size()), kUse);
           if (wec) break;
         }
-        conn_.SetDeadline(timeouts.request);
+        conn_.SetDeadline(timeouts.request, body_deadline);
         parser.eager(true);
-        const error_code bec = conn_.ClientError(co_await ReadMessage(conn_.stream, buffer, parser, [&parser] {
-          return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes;
-        }));
+        const error_code bec = conn_.ClientError(co_await ReadMessage(
+            conn_.stream, buffer, parser,
+            [&parser] { return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes; }, nullptr,
+            trailer_limit));
         conn_.ClearDeadline();
         if (bec) {
-          lingering = co_await RejectUnreadable(bec, RequestPart::kBody);
+          const bool late = bec == beast::error::timeout && Clock::now() >= body_deadline;
+          lingering = co_await RejectUnreadable(late ? MakeErrorCode(BodyLimit::kBodyTimeout) : bec, RequestPart::kBody);
           break;
         }
       }
       // A body not yet whole is streamed to the member by the exchange, which
       // ends it with an empty last chunk: its trailer never leaves.
       std::optional<StreamedBody> streamed;
-      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser});
+      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser, body_deadline, trailer_limit});
       else if (chunked) header_fields_.DropTrailers(parser.get());
       Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
                         parser.get().keep_alive() && !worker_.draining());

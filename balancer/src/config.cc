@@ -2,6 +2,7 @@
 // the command line and in /status.
 #include "webtier/balancer/config.h"
 
+#include "webtier/balancer/http_rules.h"
 #include "webtier/common/flags.h"
 #include "webtier/common/serverset.h"
 
@@ -38,6 +39,45 @@ Status FinalizeTls(Config* c) {
   if (c->tls_cert.empty()) return Invalid("--tls-cert", "required with --tls-listen");
   if (c->tls_key.empty()) return Invalid("--tls-key", "required with --tls-listen");
   c->tls_listen = tls;
+  return Status::Ok();
+}
+
+// What a request must look like to be served, and how member connections
+// are shared between clients.
+void AddEdgeFlags(CLI::App& app, Config* c) {
+  app.add_option("--max-header-fields", c->max_header_fields, "requests with more header field lines get 431")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, 10000u));
+  app.add_option("--body-timeout-ms", c->body_timeout_ms,
+                 "a request body must be complete within this of its header, however it trickles (then 408)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 3600000));
+  app.add_option("--host", c->hosts_flag,
+                 "comma-separated Host values served (name[:port], or *.domain for every name below it); others "
+                 "get 421; empty = any")
+      ->capture_default_str();
+  app.add_option("--upstream-reuse", c->upstream_reuse_flag,
+                 "safe: a client connection's first request always gets a member connection no other client used; "
+                 "always: any idle one")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"safe", "always"}));
+}
+
+Status FinalizeEdge(Config* c) {
+  c->hosts.clear();
+  std::string_view rest = c->hosts_flag;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    std::string_view entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    while (!entry.empty() && entry.front() == ' ') entry.remove_prefix(1);
+    while (!entry.empty() && entry.back() == ' ') entry.remove_suffix(1);
+    if (entry.empty()) continue;
+    const std::string_view name = entry.starts_with("*.") ? entry.substr(2) : entry;
+    if (name.empty() || !IsValidHost(name)) return flags::Invalid("--host", "not a host[:port]: " + std::string(entry));
+    c->hosts.emplace_back(entry);
+  }
+  c->reuse_always = c->upstream_reuse_flag == "always";
   return Status::Ok();
 }
 
@@ -105,6 +145,7 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--state-file", c->state_file, "where the last known pool is saved")->capture_default_str();
   AddHealthFlags(app, &c->health);
   AddTlsFlags(app, c);
+  AddEdgeFlags(app, c);
 }
 
 Status Finalize(Config* c) {
@@ -117,6 +158,7 @@ Status Finalize(Config* c) {
   c->policy = *policy;
   if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
   if (Status s = FinalizeTls(c); !s.ok()) return s;
+  if (Status s = FinalizeEdge(c); !s.ok()) return s;
   return FinalizeHealth(c->health);
 }
 

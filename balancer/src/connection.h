@@ -66,6 +66,9 @@ struct ClientConnection {
   Clock::time_point upstream_deadline = Clock::time_point::max();
   bool upstream_timed_out = false;
   bool client_gone = false;  // the watchdog saw the client's EOF or reset (for good)
+  // Requests this connection has begun; the first one never takes a member
+  // connection another client used (unless --upstream-reuse always).
+  uint64_t requests = 0;
   // While set, the watchdog abandons the member's operation once this member
   // fails its health checks (a movable attempt waiting for its response).
   const Host* move_if_unhealthy = nullptr;
@@ -73,6 +76,11 @@ struct ClientConnection {
 
   void SetDeadline(std::chrono::milliseconds d) {
     deadline = Clock::now() + d;
+    timed_out = false;
+  }
+  // `d` from now, but never past `limit` (an absolute deadline no read extends).
+  void SetDeadline(std::chrono::milliseconds d, Clock::time_point limit) {
+    deadline = std::min(Clock::now() + d, limit);
     timed_out = false;
   }
   void ClearDeadline() { deadline = Clock::time_point::max(); }
@@ -109,8 +117,15 @@ struct ClientConnection {
 struct StreamedBody {
   beast::flat_buffer& buffer;
   http::request_parser<http::string_body>& parser;
+  Clock::time_point deadline;  // the whole body by then (--body-timeout-ms after its header)
+  size_t trailer_limit;        // ReadMessage's bound on the trailer section
   error_code client_error;
   bool chunked() const { return !parser.content_length().has_value(); }
+  // The client's read error, or kBodyTimeout when the body deadline cut it.
+  error_code BodyError(error_code ec) const {
+    if (ec == beast::error::timeout && Clock::now() >= deadline) return MakeErrorCode(BodyLimit::kBodyTimeout);
+    return ec;
+  }
 };
 
 }  // namespace webtier::balancer

@@ -19,6 +19,7 @@ namespace {
 constexpr const char* kComponent = "proxy";
 constexpr uint32_t kMaxUpstreamHeaderBytes = 64 * 1024;
 constexpr size_t kMaxTried = 16;  // members one request may try
+constexpr size_t kMaxInterim = 16;  // 1xx answers before the final one; more: the member is misbehaving
 
 // A failure to read a response header, by whether any of it had come.
 Failure ResponseFailure(error_code ec, bool started) {
@@ -103,7 +104,12 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     // A streamed body gets a fresh connection: on a pooled one that the
     // member has meanwhile closed, the failure would show only after the
     // body has been consumed, too late for a retry.
-    std::unique_ptr<UpstreamConnection> up = streamed_ == nullptr ? worker_.upstream_pool.TakeIdle(host) : nullptr;
+    // A client connection's first request gets a member connection of its
+    // own (HAProxy's `http-reuse safe`): whatever a member sent after an
+    // earlier answer on a pooled connection can never become the first
+    // thing a new client reads. Later requests of the same client may reuse.
+    const bool may_reuse = streamed_ == nullptr && (conn_.requests > 1 || worker_.config.reuse_always);
+    std::unique_ptr<UpstreamConnection> up = may_reuse ? worker_.upstream_pool.TakeIdle(host) : nullptr;
     // Declared after `up`: unhooks the watchdog before the connection goes.
     struct Unwatch {
       ClientConnection& c;
@@ -145,7 +151,8 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     std::optional<http::response_parser<http::buffer_body>> rp;
     error_code rec;
     size_t received = 0;
-    for (;;) {  // interim 1xx responses are skipped
+    size_t interim = 0;
+    for (;;) {  // interim 1xx responses: relayed to an HTTP/1.1 client (100 Continue was the balancer's own)
       rp.emplace();
       rp->header_limit(kMaxUpstreamHeaderBytes);
       rp->body_limit(boost::none);
@@ -154,6 +161,17 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       if (rec) break;
       const int code = rp->get().result_int();
       if (code < 100 || code >= 200 || code == 101) break;
+      if (++interim > kMaxInterim) {
+        rec = http::error::bad_status;
+        break;
+      }
+      if (code != 100 && req_.version() >= 11) {
+        const error_code iec = co_await RelayInterim(rp->get());
+        if (iec) {
+          rec = iec;
+          break;
+        }
+      }
     }
     if (rec) {
       const bool started = received != 0 || up->buffer.size() != 0;
@@ -166,13 +184,20 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       Failed(Failure::kResetMidResponse, *host, attempt, http::error::bad_status);
       break;
     }
+    ResponseFraming framing = CheckResponseFraming(rp->get());
+    if (framing.ok() && !framing.codings.empty() && req_.version() < 11 && !head)
+      framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
+    if (!framing.ok()) {
+      RefuseResponse(*host, framing.why);
+      break;
+    }
     host->Count(Outcome::kOk);
     // Decided on the status line, before any of the body is relayed.
     if (AnsweredError(code, *host, attempt)) continue;
     const bool upstream_keep = rp->get().keep_alive();
     conn_.ClearUpstream();
     if (code == 101) co_return co_await SwitchProtocols(std::move(up), rp->get());
-    RelayedResponse relayed{conn_, *up, *rp, head, req_.version(), request_id_, keep_alive_};
+    RelayedResponse relayed{conn_, *up, *rp, head, req_.version(), request_id_, keep_alive_, framing.codings};
     const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
     keep_alive_ = relayed.keep_alive;
     // After an Upgrade request the member may have switched anyway.
@@ -199,6 +224,30 @@ awaitable<ExchangeOutcome> Exchange::SwitchProtocols(std::unique_ptr<UpstreamCon
   ExchangeOutcome outcome{101, {}, true, false};
   if (!ec) outcome.tunnel = std::move(up);  // else the member's connection closes with `up`
   co_return outcome;
+}
+
+awaitable<error_code> Exchange::RelayInterim(const http::response_header<>& head) {
+  SerializeInterimHead(head, conn_.response_head);
+  // The member's deadline stays armed for the final answer; the write to
+  // the client has the idle timeout like every other.
+  conn_.SetDeadline(worker_.timeouts.idle);
+  const error_code ec = co_await WriteAll(conn_.stream, asio::buffer(conn_.response_head));
+  conn_.ClearDeadline();
+  if (!ec) worker_.metrics.interim_responses.Increment();
+  co_return ec;
+}
+
+void Exchange::RefuseResponse(Host& host, std::string_view why) {
+  host.Count(Outcome::kReset);
+  worker_.metrics.refused_responses.Increment();
+  const auto& options = worker_.config.health;
+  if (host.RecordOutlierFailure(options.outlier_consecutive_5xx)) {
+    const auto base = std::chrono::milliseconds(options.outlier_base_ejection_ms);
+    Eject(host, "5xx", why, OutlierEjectionTime(base, host.ejection_count() + 1));
+  }
+  log::Warn(kComponent, "member response refused").kv("member", host.member().id).kv("detail", why);
+  status_ = 502;
+  error_ = "member sent a response the balancer cannot relay";
 }
 
 bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec) {
@@ -288,11 +337,14 @@ awaitable<error_code> Exchange::StreamBody(UpstreamConnection& up) {
   };
   conn_.ClearUpstream();
   while (!parser.is_done()) {
-    conn_.SetDeadline(request_timeout);
-    const error_code cec = co_await ReadMessage(conn_.stream, streamed_->buffer, parser,
-                                                [&] { return parser.is_done() || !body.empty(); });
+    // Each read may wait the request timeout, but none past the body's
+    // deadline: a trickle cannot keep the body open forever.
+    conn_.SetDeadline(request_timeout, streamed_->deadline);
+    const error_code cec = co_await ReadMessage(
+        conn_.stream, streamed_->buffer, parser, [&] { return parser.is_done() || !body.empty(); }, nullptr,
+        streamed_->trailer_limit);
     conn_.ClearDeadline();
-    if (const error_code client_error = conn_.ClientError(cec)) {
+    if (const error_code client_error = streamed_->BodyError(conn_.ClientError(cec))) {
       streamed_->client_error = client_error;
       co_return error_code{};
     }

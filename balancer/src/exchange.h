@@ -71,6 +71,11 @@ class Exchange {
              std::optional<std::chrono::milliseconds> duration);
   // balancer_locality_requests_total for a request's first member.
   void CountLocality(const Host& host);
+  // Writes a member's interim (1xx) answer to the client.
+  awaitable<error_code> RelayInterim(const http::response_header<>& head);
+  // A member's answer whose framing cannot be relayed faithfully: counted
+  // against the member (as a 5xx for outlier ejection), logged, 502 to the client.
+  void RefuseResponse(Host& host, std::string_view why);
   // Sends the member's 101 to the client and hands the connection over for
   // the tunnel.
   awaitable<ExchangeOutcome> SwitchProtocols(std::unique_ptr<UpstreamConnection> up,

@@ -41,25 +41,35 @@ bool IsKnownCoding(std::string_view name) {
 
 std::string_view View(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
+// Calls `visit(element)` for every element (OWS trimmed) of all the
+// Transfer-Encoding field lines of `fields`, read as one list, in order,
+// until `visit` returns false.
+template <typename Visit>
+void ForEachTransferCoding(const http::fields& fields, Visit visit) {
+  for (const auto& f : fields) {
+    if (f.name() != http::field::transfer_encoding) continue;
+    std::string_view rest = View(f.value());
+    for (;;) {
+      const size_t comma = rest.find(',');
+      if (!visit(TrimOws(rest.substr(0, comma)))) return;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
+  }
+}
+
 // All the Transfer-Encoding field lines as one list: exactly `chunked`, else
 // a refusal (501 when it names a coding not known at all).
 RequestCheck CheckTransferEncoding(const http::request_header<>& h) {
   size_t elements = 0;
   bool only_chunked = true, unknown = false;
-  for (const auto& f : h) {
-    if (f.name() != http::field::transfer_encoding) continue;
-    std::string_view rest = View(f.value());
-    for (;;) {
-      const size_t comma = rest.find(',');
-      const std::string_view element = TrimOws(rest.substr(0, comma));
-      ++elements;
-      if (!iequals(element, "chunked")) only_chunked = false;
-      const std::string_view coding = TrimOws(element.substr(0, element.find(';')));
-      if (IsToken(coding) && !IsKnownCoding(coding)) unknown = true;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
-  }
+  ForEachTransferCoding(h, [&](std::string_view element) {
+    ++elements;
+    if (!iequals(element, "chunked")) only_chunked = false;
+    const std::string_view coding = TrimOws(element.substr(0, element.find(';')));
+    if (IsToken(coding) && !IsKnownCoding(coding)) unknown = true;
+    return true;
+  });
   if (unknown) return Fault(RequestFault::kUnknownCoding, "unsupported Transfer-Encoding");
   if (elements != 1 || !only_chunked) return Fault(RequestFault::kFraming, "Transfer-Encoding is not exactly chunked");
   return {};
@@ -90,6 +100,46 @@ std::optional<AbsoluteTarget> ParseAbsoluteForm(std::string_view target) {
   return t;
 }
 
+bool IsHexDigit(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+
+bool IsRegNameChar(char c) {
+  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
+  return std::string_view("-._~!$&'()*+,;=").find(c) != std::string_view::npos;
+}
+
+// reg-name with pct-encoded triplets (IPv4 addresses are reg-names too).
+bool IsRegName(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '%') {
+      if (i + 2 >= s.size() || !IsHexDigit(s[i + 1]) || !IsHexDigit(s[i + 2])) return false;
+      i += 2;
+    } else if (!IsRegNameChar(s[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// "[" ( IPv6address / IPvFuture ) "]", checked for its alphabet and shape,
+// not for every IPv6 grammar rule: what matters here is that nothing outside
+// the brackets' character set gets through.
+bool IsIpLiteral(std::string_view s) {
+  if (s.size() < 3 || s.front() != '[' || s.back() != ']') return false;
+  s = s.substr(1, s.size() - 2);
+  if (s.front() == 'v' || s.front() == 'V') {  // IPvFuture: "v" HEXDIG+ "." ( unreserved / sub-delims / ":" )+
+    const size_t dot = s.find('.');
+    if (dot == std::string_view::npos || dot < 2 || dot + 1 == s.size()) return false;
+    if (!std::all_of(s.begin() + 1, s.begin() + dot, IsHexDigit)) return false;
+    return std::all_of(s.begin() + dot + 1, s.end(), [](char c) { return c == ':' || (c != '%' && IsRegNameChar(c)); });
+  }
+  size_t colons = 0;
+  for (char c : s) {
+    if (c == ':') ++colons;
+    else if (!IsHexDigit(c) && c != '.') return false;
+  }
+  return colons >= 2 && colons <= 7;
+}
+
 RequestCheck CheckTarget(const http::request_header<>& h) {
   if (h.method() == http::verb::connect) return Fault(RequestFault::kConnect, "CONNECT is not supported");
   const std::string_view target = View(h.target());
@@ -104,9 +154,12 @@ RequestCheck CheckTarget(const http::request_header<>& h) {
 
 }  // namespace
 
-RequestCheck CheckRequestFraming(const http::request_header<>& h) {
-  size_t content_lengths = 0, transfer_encodings = 0, hosts = 0;
+RequestCheck CheckRequestFraming(const http::request_header<>& h, size_t max_fields) {
+  size_t content_lengths = 0, transfer_encodings = 0, hosts = 0, fields = 0;
   for (const auto& f : h) {
+    if (++fields > max_fields && max_fields != 0) {
+      return Fault(RequestFault::kTooManyFields, "too many header fields");
+    }
     switch (f.name()) {
       case http::field::content_length:
         ++content_lengths;
@@ -126,7 +179,68 @@ RequestCheck CheckRequestFraming(const http::request_header<>& h) {
   }
   if (h.version() >= 11 && hosts == 0) return Fault(RequestFault::kBadRequest, "missing Host");
   if (hosts > 1) return Fault(RequestFault::kBadRequest, "duplicate Host");
+  if (hosts == 1 && !IsValidHost(View(h[http::field::host]))) return Fault(RequestFault::kBadRequest, "invalid Host");
   return CheckTarget(h);
+}
+
+bool IsValidHost(std::string_view host) {
+  std::string_view name = host;
+  // The port: the digits after the last colon outside an IP-literal.
+  const size_t bracket = host.rfind(']');
+  const size_t colon = host.rfind(':');
+  if (colon != std::string_view::npos && (bracket == std::string_view::npos || colon > bracket)) {
+    const std::string_view port = host.substr(colon + 1);
+    if (port.size() > 5 || !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return false;
+    name = host.substr(0, colon);
+  }
+  if (!name.empty() && name.front() == '[') return IsIpLiteral(name);
+  return IsRegName(name);
+}
+
+std::string NormalizeHost(std::string_view host, bool tls) {
+  std::string out(host);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  const size_t bracket = out.rfind(']');
+  const size_t colon = out.rfind(':');
+  std::string port;
+  if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+    port = out.substr(colon + 1);
+    out.resize(colon);
+    // "080" is port 80 too; an empty port is the default (RFC 3986 6.2.3).
+    const size_t first = port.find_first_not_of('0');
+    port = first == std::string::npos ? (port.empty() ? "" : "0") : port.substr(first);
+    if (port == (tls ? "443" : "80")) port.clear();
+  }
+  while (out.size() > 1 && out.back() == '.') out.pop_back();
+  if (!port.empty()) {
+    out.push_back(':');
+    out.append(port);
+  }
+  return out;
+}
+
+HostAllowList::HostAllowList(const std::vector<std::string>& entries) {
+  for (const std::string& entry : entries) {
+    if (entry.starts_with("*.")) suffixes_.push_back(NormalizeHost(std::string_view(entry).substr(1), false));
+    else exact_.push_back(NormalizeHost(entry, false));
+  }
+}
+
+bool HostAllowList::Admits(std::string_view host, bool tls) const {
+  if (empty()) return true;
+  const std::string normal = NormalizeHost(host, tls);
+  // An entry without a port admits the name on the listener's default port;
+  // one with a port admits only that port.
+  for (const std::string& e : exact_) {
+    if (normal == e) return true;
+  }
+  for (const std::string& suffix : suffixes_) {
+    if (normal.size() > suffix.size() && normal.ends_with(suffix)) return true;
+  }
+  return false;
 }
 
 void ToOriginForm(http::request_header<>& h) {
@@ -165,6 +279,16 @@ bool IsForwardedFor(const http::fields::value_type& f) {
   return iequals(f.name_string(), "x-forwarded-for");
 }
 
+// Case-insensitive order of tokens, for HopByHop's sorted list.
+bool TokenLess(std::string_view a, std::string_view b) {
+  const size_t n = std::min(a.size(), b.size());
+  for (size_t i = 0; i < n; ++i) {
+    const char x = boost::beast::detail::ascii_tolower(a[i]), y = boost::beast::detail::ascii_tolower(b[i]);
+    if (x != y) return x < y;
+  }
+  return a.size() < b.size();
+}
+
 void AppendField(std::string& out, boost::beast::string_view name, boost::beast::string_view value) {
   out.append(name.data(), name.size());
   out.append(": ", 2);
@@ -175,8 +299,12 @@ void AppendField(std::string& out, boost::beast::string_view name, boost::beast:
 }  // namespace
 
 HopByHop::HopByHop(const http::fields& fields) {
-  auto it = fields.find(http::field::connection);
-  if (it != fields.end()) connection_ = it->value();
+  // Every Connection line counts (Beast keeps repeated lines apart).
+  for (auto it = fields.find(http::field::connection); it != fields.end() && it->name() == http::field::connection;
+       ++it) {
+    for (auto token : http::token_list{it->value()}) tokens_.emplace_back(token.data(), token.size());
+  }
+  if (tokens_.size() > 1) std::sort(tokens_.begin(), tokens_.end(), TokenLess);
 }
 
 bool HopByHop::Drops(const http::fields::value_type& f) const {
@@ -195,11 +323,9 @@ bool HopByHop::Drops(const http::fields::value_type& f) const {
   }
   const boost::beast::string_view name = f.name_string();
   if (name.size() >= 6 && iequals(name.substr(0, 6), "proxy-")) return true;
-  if (connection_.empty() || IsFramingField(name)) return false;
-  for (auto token : http::token_list{connection_}) {
-    if (iequals(token, name)) return true;
-  }
-  return false;
+  if (tokens_.empty() || IsFramingField(name)) return false;
+  const std::string_view n(name.data(), name.size());
+  return std::binary_search(tokens_.begin(), tokens_.end(), n, TokenLess);
 }
 
 bool IsIdempotent(http::verb method) {
@@ -219,9 +345,29 @@ bool IsIdempotent(http::verb method) {
 bool IsUpgradeRequest(const http::request<http::string_body>& req) {
   if (req.version() != 11 || req.method() != http::verb::get || !req.body().empty()) return false;
   if (req.count(http::field::content_length) != 0 || req.count(http::field::transfer_encoding) != 0) return false;
-  if (req[http::field::upgrade].empty()) return false;
+  bool websocket = false;
+  for (auto token : http::token_list{req[http::field::upgrade]}) {
+    if (iequals(token, "websocket")) websocket = true;
+  }
+  if (!websocket) return false;
   for (auto token : http::token_list{req[http::field::connection]}) {
     if (iequals(token, "upgrade")) return true;
+  }
+  return false;
+}
+
+bool IsClientForwardingField(std::string_view name) {
+  static constexpr std::string_view kFields[] = {
+      "forwarded",       "x-forwarded-host",       "x-forwarded-proto", "x-forwarded-port",  "x-forwarded-scheme",
+      "x-forwarded-server", "x-forwarded-ssl",     "x-real-ip",         "x-client-ip",       "true-client-ip",
+      "x-original-url",  "x-rewrite-url",          "x-http-method-override", "x-http-method", "x-method-override",
+      "front-end-https", "x-url-scheme"};
+  // Most fields are none of these: the first letter settles it.
+  if (name.empty()) return false;
+  const char first = boost::beast::detail::ascii_tolower(name.front());
+  if (first != 'f' && first != 'x' && first != 't') return false;
+  for (std::string_view f : kFields) {
+    if (iequals(name, f)) return true;
   }
   return false;
 }
@@ -256,7 +402,7 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
       default:
         break;
     }
-    if (IsForwardedFor(f) || iequals(f.name_string(), "x-forwarded-proto")) continue;
+    if (IsForwardedFor(f) || IsClientForwardingField(View(f.name_string()))) continue;
     if (iequals(f.name_string(), "x-request-id")) {
       if (!request_id.empty() || f.value().empty()) continue;  // one, non-empty id goes on
       request_id = f.value();
@@ -266,7 +412,11 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
   // An HTTP/1.0 request may come without Host; as HTTP/1.1 it needs one: the
   // authority its target URI was reconstructed with (RFC 9112 3.3), else
   // empty (3.2).
-  if (!host) AppendField(out, "Host", {authority.data(), authority.size()});
+  boost::beast::string_view host_sent = req[http::field::host];
+  if (!host) {
+    AppendField(out, "Host", {authority.data(), authority.size()});
+    host_sent = {authority.data(), authority.size()};
+  }
   if (body.streamed && !body.length) {
     out.append("Transfer-Encoding: chunked\r\n");
   } else if (body.streamed || body_framing || !req.body().empty()) {
@@ -275,8 +425,7 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     out.append("\r\n", 2);
   }
   if (IsUpgradeRequest(req)) {  // the one hop-by-hop request that goes on: the member may switch
-    out.append("Connection: upgrade\r\n");
-    AppendField(out, "Upgrade", req[http::field::upgrade]);
+    out.append("Connection: upgrade\r\nUpgrade: websocket\r\n");
   }
   out.append("X-Forwarded-For: ");
   for (const auto& f : req) {
@@ -286,13 +435,64 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
   }
   out.append(client_ip);
   out.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
+  AppendField(out, "X-Forwarded-Host", host_sent);
   if (request_id.empty()) AppendField(out, "X-Request-Id", new_request_id);  // else it went out with the fields
   out.append("\r\n", 2);
   return request_id.empty() ? new_request_id : std::string_view(request_id.data(), request_id.size());
 }
 
+ResponseFraming CheckResponseFraming(const http::response_header<>& res) {
+  ResponseFraming r;
+  bool te = false, content_length = false;
+  for (const auto& f : res) {
+    if (f.name() == http::field::transfer_encoding) te = true;
+    else if (f.name() == http::field::content_length) content_length = true;
+  }
+  if (!te) return r;
+  if (content_length) {
+    r.why = "member sent Transfer-Encoding with Content-Length";
+    return r;
+  }
+  // The elements of every line in order; chunked must be the last, once.
+  bool chunked_seen = false;
+  ForEachTransferCoding(res, [&](std::string_view element) {
+    if (chunked_seen || !IsToken(element)) {
+      r.why = chunked_seen ? "member sent a transfer coding after chunked" : "member sent a malformed Transfer-Encoding";
+      return false;
+    }
+    if (iequals(element, "chunked")) {
+      chunked_seen = true;
+    } else {
+      if (!r.codings.empty()) r.codings.append(", ");
+      r.codings.append(element);
+    }
+    return true;
+  });
+  if (!r.ok()) return r;
+  if (!chunked_seen) r.why = "member sent a Transfer-Encoding that does not end in chunked";
+  return r;
+}
+
+void SerializeInterimHead(const http::response_header<>& res, std::string& out) {
+  out.clear();
+  out.append("HTTP/1.1 ", 9);
+  const unsigned code = res.result_int();
+  out.append(std::to_string(code));
+  out.push_back(' ');
+  out.append(res.reason().data(), res.reason().size());
+  out.append("\r\n", 2);
+  const HopByHop hop(res);
+  for (const auto& f : res) {
+    if (hop.Drops(f) || f.name() == http::field::content_length || f.name() == http::field::transfer_encoding)
+      continue;
+    AppendField(out, f.name_string(), f.value());
+  }
+  out.append("\r\n", 2);
+}
+
 void SerializeResponseHead(const http::response_header<>& res, unsigned client_version, bool keep_alive,
-                           BodyFraming framing, std::string_view request_id, std::string& out) {
+                           BodyFraming framing, std::string_view request_id, std::string& out,
+                           std::string_view codings) {
   out.clear();
   out.append(client_version >= 11 ? "HTTP/1.1 " : "HTTP/1.0 ", 9);
   const unsigned code = res.result_int();
@@ -314,7 +514,14 @@ void SerializeResponseHead(const http::response_header<>& res, unsigned client_v
     if (!has_request_id && iequals(f.name_string(), "x-request-id")) has_request_id = true;
     AppendField(out, f.name_string(), f.value());
   }
-  if (framing == BodyFraming::kChunked) out.append("Transfer-Encoding: chunked\r\n");
+  if (framing == BodyFraming::kChunked) {
+    out.append("Transfer-Encoding: ");
+    if (!codings.empty()) {
+      out.append(codings);
+      out.append(", ");
+    }
+    out.append("chunked\r\n");
+  }
   if (code == 101) {  // the tunnel's head: the switch goes through to the client
     out.append("Connection: upgrade\r\n");
     AppendField(out, "Upgrade", res[http::field::upgrade]);

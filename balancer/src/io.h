@@ -20,6 +20,7 @@
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/error.hpp>
 
+#include "webtier/balancer/request_errors.h"
 #include "webtier/common/net.h"
 
 namespace webtier::balancer {
@@ -64,9 +65,12 @@ bool PeerGone(tcp::socket& socket);
 // one read and no extra scheduling. `received` counts the bytes read from the
 // socket. EOF before any byte of the message is http::error::end_of_stream; in
 // the middle of one, http::error::partial_message.
+//
+// `trailer_limit` non-zero makes it a body read bounded by PendingBodyError
+// (request_errors.h).
 template <typename Stream, bool isRequest, typename Done>
 awaitable<error_code> ReadMessage(Stream& socket, beast::flat_buffer& buffer, http::basic_parser<isRequest>& parser,
-                                  Done done, size_t* received = nullptr) {
+                                  Done done, size_t* received = nullptr, size_t trailer_limit = 0) {
   for (;;) {
     while (buffer.size() > 0 && !done()) {
       error_code ec;
@@ -77,6 +81,10 @@ awaitable<error_code> ReadMessage(Stream& socket, beast::flat_buffer& buffer, ht
       if (used == 0) break;
     }
     if (done()) co_return error_code{};
+    if (trailer_limit != 0) {
+      const std::string_view pending(static_cast<const char*>(buffer.data().data()), buffer.size());
+      if (const error_code ec = PendingBodyError(pending, trailer_limit)) co_return ec;
+    }
     const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), 1024, 65536);
     auto [ec, n] = co_await socket.async_read_some(buffer.prepare(room), kUse);
     if (received != nullptr) *received += n;

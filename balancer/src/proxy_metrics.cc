@@ -14,6 +14,11 @@ const char* RejectionName(Rejection reason) {
     case Rejection::kHeaderTimeout: return "header_timeout";
     case Rejection::kUnsupportedCoding: return "unsupported_coding";
     case Rejection::kAdminPath: return "admin_path";
+    case Rejection::kTooManyFields: return "too_many_fields";
+    case Rejection::kMisdirected: return "misdirected";
+    case Rejection::kChunkLine: return "chunk_line_too_long";
+    case Rejection::kTrailerTooLarge: return "trailer_too_large";
+    case Rejection::kBodyTimeout: return "body_timeout";
     case Rejection::kCount: break;
   }
   return "unknown";
@@ -63,6 +68,13 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
       rejected_connections(CounterFamily(r, "balancer_rejected_connections_total",
                                          "Client connections closed at accept (over --max-connections).")
                                .Add({})),
+      refused_responses(CounterFamily(r, "balancer_refused_responses_total",
+                                      "Member answers refused (502 to the client) because their framing cannot be "
+                                      "relayed faithfully.")
+                            .Add({})),
+      interim_responses(
+          CounterFamily(r, "balancer_interim_responses_total", "Interim (1xx) member answers relayed to clients.")
+              .Add({})),
       health(r),
       requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
       upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {

@@ -171,7 +171,8 @@ awaitable<bool> RelayResponse(RelayedResponse& r, const Timeouts& timeouts, Rela
       r.keep_alive = false;
     }
   }
-  SerializeResponseHead(rp.get(), r.client_version, r.keep_alive, framing, r.request_id, r.client.response_head);
+  SerializeResponseHead(rp.get(), r.client_version, r.keep_alive, framing, r.request_id, r.client.response_head,
+                        framing == BodyFraming::kChunked ? r.codings : std::string_view());
   if (sized) return RelaySized(r, bodyless, timeouts, buffers);
   return RelayUnsized(r, framing, timeouts, buffers);
 }

@@ -36,6 +36,7 @@ struct RelayedResponse {
   unsigned client_version = 11;  // 10 or 11
   std::string_view request_id;   // X-Request-Id to add when the member sent none
   bool keep_alive = false;       // in: the client's connection may stay; out: it does
+  std::string_view codings;      // the member's transfer codings before chunked, relayed (CheckResponseFraming)
 };
 
 // Sends the response (its header already parsed) to the client; a member

@@ -28,11 +28,41 @@ bool ConflictingFraming(boost::system::error_code ec) {
          ec == http::error::multiple_content_length;
 }
 
+class BodyLimitCategory : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "webtier.body_limit"; }
+  std::string message(int ev) const override {
+    switch (static_cast<BodyLimit>(ev)) {
+      case BodyLimit::kChunkLineTooLong: return "chunk-size line too long";
+      case BodyLimit::kTrailerTooLarge: return "trailer section too large";
+      case BodyLimit::kBodyTimeout: return "request body not complete in time";
+    }
+    return "body limit";
+  }
+};
+
 }  // namespace
+
+boost::system::error_code MakeErrorCode(BodyLimit limit) {
+  static const BodyLimitCategory category;
+  return {static_cast<int>(limit), category};
+}
+
+boost::system::error_code PendingBodyError(std::string_view pending, size_t trailer_limit) {
+  if (pending.size() <= kMaxChunkLineBytes) return {};
+  if (pending.starts_with("\r\n")) pending.remove_prefix(2);  // the end of the chunk before
+  const size_t eol = pending.find("\r\n");
+  if (eol == std::string_view::npos || eol > kMaxChunkLineBytes) return MakeErrorCode(BodyLimit::kChunkLineTooLong);
+  if (pending.size() - eol - 2 > trailer_limit) return MakeErrorCode(BodyLimit::kTrailerTooLarge);
+  return {};
+}
 
 std::optional<RequestError> ClassifyRequestError(boost::system::error_code ec, RequestPart part) {
   const bool header = part == RequestPart::kHeader;
   if (ClientWentAway(ec)) return std::nullopt;
+  if (ec == MakeErrorCode(BodyLimit::kChunkLineTooLong)) return RequestError{400, Rejection::kChunkLine, ec.message()};
+  if (ec == MakeErrorCode(BodyLimit::kTrailerTooLarge)) return RequestError{400, Rejection::kTrailerTooLarge, ec.message()};
+  if (ec == MakeErrorCode(BodyLimit::kBodyTimeout)) return RequestError{408, Rejection::kBodyTimeout, ec.message()};
   if (ec == beast::error::timeout) {
     return RequestError{408, Rejection::kHeaderTimeout,
                         header ? "request header not complete in time" : "request body not complete in time"};
@@ -51,6 +81,8 @@ RequestError RefusedRequest(const RequestCheck& check) {
     case RequestFault::kFraming: return RequestError{400, Rejection::kSmuggling, why};
     case RequestFault::kUnknownCoding: return RequestError{501, Rejection::kUnsupportedCoding, why};
     case RequestFault::kConnect: return RequestError{405, Rejection::kBadRequest, why};
+    case RequestFault::kTooManyFields: return RequestError{431, Rejection::kTooManyFields, why};
+    case RequestFault::kMisdirected: return RequestError{421, Rejection::kMisdirected, why};
     case RequestFault::kBadRequest:
     case RequestFault::kNone: break;
   }

@@ -63,7 +63,12 @@ Status LoadStateFile(const std::string& path, std::vector<MemberRecord>* members
 Status SaveStateFile(const std::string& path, const std::vector<MemberRecord>& members) {
   const std::string data = FormatState(members);
   const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A fresh file, never through a link someone placed at the temporary name
+  // (the directory may be writable by others): O_EXCL with O_NOFOLLOW. The
+  // rename then replaces the state file's name itself, not what a link there
+  // points to.
+  ::unlink(tmp.c_str());
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0) return Status(ErrorCode::kUnavailable, "cannot create " + tmp + ": " + std::strerror(errno));
   size_t off = 0;
   while (off < data.size()) {

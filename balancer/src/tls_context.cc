@@ -1,13 +1,17 @@
 // Building and reloading the TLS server context (see tls_context.h).
 #include "webtier/balancer/tls_context.h"
 
+#include <openssl/core_names.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
 #include <openssl/ssl.h>
 
 #include <array>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <mutex>
 
 #include "webtier/common/flags.h"
 
@@ -28,7 +32,110 @@ constexpr const char* kGroups = "X25519:prime256v1:secp384r1";
 constexpr unsigned char kSessionIdContext[] = "webtier-balancer";
 constexpr long kSessionCacheSize = 20480;
 constexpr long kSessionTimeoutSeconds = 3600;
-constexpr size_t kTicketKeyBytes = 80;  // name 16, HMAC 32, AES 32 (SSL_CTX_set_tlsext_ticket_keys)
+
+}  // namespace
+
+// The session-ticket keys: the current one seals new tickets; it and the
+// previous one open them. Shared by every context of one TlsContext (a
+// reload rotates, it does not start over), and by every worker thread.
+class TicketKeys {
+ public:
+  struct Key {
+    unsigned char name[16];
+    unsigned char aes[32];   // AES-256-CBC
+    unsigned char hmac[32];  // HMAC-SHA256
+  };
+
+  TicketKeys() { Rotate(); }
+  ~TicketKeys() {
+    OPENSSL_cleanse(&current_, sizeof current_);
+    OPENSSL_cleanse(&previous_, sizeof previous_);
+  }
+
+  void Rotate() {
+    std::lock_guard lock(mu_);
+    RotateLocked();
+  }
+  uint64_t rotations() const {
+    std::lock_guard lock(mu_);
+    return rotations_;
+  }
+
+  // SSL_CTX_set_tlsext_ticket_key_evp_cb's contract: 1 = sealed or opened,
+  // 2 = opened with the previous key (OpenSSL issues a fresh ticket), 0 = not
+  // ours (a full handshake follows), -1 = error.
+  int Seal(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
+    std::lock_guard lock(mu_);
+    if (std::chrono::steady_clock::now() - rotated_at_ >= kTicketKeyRotation) RotateLocked();
+    const Key* key = nullptr;
+    int result = 1;
+    if (encrypt != 0) {
+      key = &current_;
+      std::memcpy(name, key->name, sizeof key->name);
+      if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1) return -1;
+      if (EVP_EncryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv) != 1) return -1;
+    } else {
+      if (std::memcmp(name, current_.name, sizeof current_.name) == 0) {
+        key = &current_;
+      } else if (has_previous_ && std::memcmp(name, previous_.name, sizeof previous_.name) == 0) {
+        key = &previous_;
+        result = 2;
+      } else {
+        return 0;
+      }
+      if (EVP_DecryptInit_ex(cipher, EVP_aes_256_cbc(), nullptr, key->aes, iv) != 1) return -1;
+    }
+    char digest[] = "SHA256";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac), sizeof key->hmac),
+        OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+    if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
+    return result;
+  }
+
+ private:
+  void RotateLocked() {
+    previous_ = current_;
+    has_previous_ = rotations_ > 0;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&current_), sizeof current_) != 1) {
+      // No randomness: keep no ticket key at all rather than a guessable one.
+      has_previous_ = false;
+      std::memset(&current_, 0, sizeof current_);
+      RAND_bytes(current_.name, sizeof current_.name);
+    }
+    rotated_at_ = std::chrono::steady_clock::now();
+    ++rotations_;
+  }
+
+  mutable std::mutex mu_;
+  Key current_{}, previous_{};
+  bool has_previous_ = false;
+  uint64_t rotations_ = 0;
+  std::chrono::steady_clock::time_point rotated_at_;
+};
+
+namespace {
+
+// Where each context finds its TicketKeys (SSL_CTX ex_data; Asio keeps its
+// own data in the app-data slot).
+// Each context holds a reference to its keys, dropped when OpenSSL frees the
+// context (after the last connection that used it), so the keys outlive
+// every handshake whatever the order of shutdown.
+void FreeTicketKeys(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::shared_ptr<TicketKeys>*>(ptr);
+}
+
+int TicketKeysIndex() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, FreeTicketKeys);
+  return index;
+}
+
+int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
+                      int encrypt) {
+  auto* keys = static_cast<std::shared_ptr<TicketKeys>*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), TicketKeysIndex()));
+  if (keys == nullptr || !*keys) return 0;
+  return (*keys)->Seal(name, iv, cipher, mac, encrypt);
+}
 
 // ALPN: http/1.1 is the one protocol spoken. A client that offers ALPN but
 // not http/1.1 is refused with no_application_protocol (RFC 7301, 3.2).
@@ -59,7 +166,8 @@ Status Readable(std::string_view flag, const std::string& path) {
   return Status::Ok();
 }
 
-Status Build(const std::string& cert, const std::string& key, std::shared_ptr<ssl::context>* out) {
+Status Build(const std::string& cert, const std::string& key, const std::shared_ptr<TicketKeys>& tickets,
+             std::shared_ptr<ssl::context>* out) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* n = ctx->native_handle();
   SSL_CTX_set_min_proto_version(n, TLS1_2_VERSION);
@@ -81,6 +189,8 @@ Status Build(const std::string& cert, const std::string& key, std::shared_ptr<ss
   SSL_CTX_sess_set_cache_size(n, kSessionCacheSize);
   SSL_CTX_set_timeout(n, kSessionTimeoutSeconds);
   SSL_CTX_set_num_tickets(n, 1);  // TLS 1.3: one ticket per full handshake (OpenSSL's default is 2)
+  SSL_CTX_set_ex_data(n, TicketKeysIndex(), new std::shared_ptr<TicketKeys>(tickets));
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(n, TicketKeyCallback);
   if (Status s = Readable("--tls-cert", cert); !s.ok()) return s;
   if (Status s = Readable("--tls-key", key); !s.ok()) return s;
   boost::system::error_code ec;
@@ -97,24 +207,31 @@ Status Build(const std::string& cert, const std::string& key, std::shared_ptr<ss
 }  // namespace
 
 TlsContext::TlsContext(std::string cert_file, std::string key_file)
-    : cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+    : tickets_(std::make_shared<TicketKeys>()), cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
 
-Status TlsContext::Load() { return Reload(); }
+TlsContext::~TlsContext() = default;
 
-Status TlsContext::Reload() {
+Status TlsContext::Load() {
   std::shared_ptr<ssl::context> next;
-  if (Status s = Build(cert_file_, key_file_, &next); !s.ok()) return s;
+  if (Status s = Build(cert_file_, key_file_, tickets_, &next); !s.ok()) return s;
   std::lock_guard lock(mu_);
-  if (current_) {
-    // Tickets issued under the old context stay valid under the new one.
-    std::array<unsigned char, kTicketKeyBytes> keys{};
-    if (SSL_CTX_get_tlsext_ticket_keys(current_->native_handle(), keys.data(), keys.size()) == 1)
-      SSL_CTX_set_tlsext_ticket_keys(next->native_handle(), keys.data(), keys.size());
-    OPENSSL_cleanse(keys.data(), keys.size());
-  }
   current_ = std::move(next);
   return Status::Ok();
 }
+
+Status TlsContext::Reload() {
+  std::shared_ptr<ssl::context> next;
+  if (Status s = Build(cert_file_, key_file_, tickets_, &next); !s.ok()) return s;
+  // A reload is also when an operator expects key material to change:
+  // tickets sealed before it still resume once (and are renewed), not after
+  // the next rotation.
+  tickets_->Rotate();
+  std::lock_guard lock(mu_);
+  current_ = std::move(next);
+  return Status::Ok();
+}
+
+uint64_t TlsContext::ticket_key_rotations() const { return tickets_->rotations(); }
 
 std::shared_ptr<ssl::context> TlsContext::Current() const {
   std::lock_guard lock(mu_);

@@ -32,7 +32,7 @@ struct WorkerContext {
   WorkerContext(asio::io_context& io, const Config& config, Pool& pool, ProxyMetrics& metrics,
                 ServerCounters& counters, std::list<ClientConnection*>& clients)
       : io(io), config(config), timeouts(config), retry(config), pool(pool), metrics(metrics), counters(counters),
-        clients(clients), upstream_pool(config, counters.draining) {}
+        clients(clients), hosts(config.hosts), upstream_pool(config, counters.draining) {}
 
   bool draining() const { return counters.draining.load(std::memory_order_relaxed); }
 
@@ -54,6 +54,7 @@ struct WorkerContext {
   ProxyMetrics& metrics;
   ServerCounters& counters;
   std::list<ClientConnection*>& clients;  // open client connections, for the watchdog and drains
+  const HostAllowList hosts;              // --host
   UpstreamPool upstream_pool;
   RelayBuffers relay_buffers;
 

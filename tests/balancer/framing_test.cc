@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -291,6 +292,186 @@ TEST_F(FramingTest, Http10WithoutHostGoesOnWithTheAddressItCameTo) {
   const auto req = ParseRequest(requests[0]);
   EXPECT_EQ(req.count(http::field::host), 1u);
   EXPECT_EQ(req[http::field::host], "127.0.0.1:" + std::to_string(proxy_->port()));
+}
+
+// Hosts that are not authorities, obs-fold in Host, and more field lines
+// than --max-header-fields: refused before anything reaches the member.
+TEST_F(FramingTest, RefusesInvalidHostsAndTooManyFields) {
+  std::string many = "GET /p HTTP/1.1\r\nHost: a\r\n";
+  for (int i = 0; i < 100; ++i) many += "b: x\r\n";
+  // The shape that cost a worker tens of milliseconds when each field was
+  // checked against every Connection token: ~15 KiB of tokens and fields.
+  std::string tokens;
+  for (int i = 0; i < 1400; ++i) tokens += (i ? ",t" : "t") + std::to_string(i);
+  std::string quadratic = "GET /p HTTP/1.1\r\nHost: a\r\nConnection: " + tokens + "\r\n";
+  for (int i = 0; i < 300; ++i) quadratic += "b: x\r\n";
+  const std::vector<Refused> cases = {
+      {"GET /p HTTP/1.1\r\nHost: a b\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET /p HTTP/1.1\r\nHost: evil.example/x@probe\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET /p HTTP/1.1\r\nHost: a@b\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET /p HTTP/1.1\r\nHost: good.example\r\n extra\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET http://a b/p HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {"GET @127.0.0.1:9090/x HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 400 Bad Request", "bad_request"},
+      {many + "\r\n", "HTTP/1.1 431 Request Header Fields Too Large", "too_many_fields"},
+      {quadratic + "\r\n", "HTTP/1.1 431 Request Header Fields Too Large", "too_many_fields"},
+  };
+  ASSERT_LT(quadratic.size(), config_.max_header_bytes);
+  std::map<std::string, double> expected;
+  for (const auto& c : cases) {
+    const std::string got = Send(c.bytes);
+    EXPECT_TRUE(got.starts_with(c.status_line + "\r\n")) << "sent:\n" << c.bytes.substr(0, 200) << "\ngot:\n" << got;
+    ++expected[c.reason];
+  }
+  for (const auto& [reason, count] : expected) EXPECT_EQ(Rejected(reason), count) << reason;
+  EXPECT_TRUE(member_.requests().empty());
+  // 100 fields is the limit, not one less: a request at it goes through.
+  std::string at_limit = "GET /p HTTP/1.1\r\nHost: a\r\nConnection: close\r\n";
+  for (int i = 0; i < 98; ++i) at_limit += "b: x\r\n";
+  EXPECT_TRUE(Send(at_limit + "\r\n").starts_with("HTTP/1.1 200 OK\r\n"));
+}
+
+TEST_F(FramingTest, AHostTheOperatorDidNotListIsMisdirected) {
+  proxy_.reset();
+  config_.hosts = {"shop.example", "*.cdn.example"};
+  StartProxy(1);
+  for (const char* host : {"shop.example", "SHOP.EXAMPLE:80", "img.cdn.example"}) {
+    const std::string got = Send("GET /p HTTP/1.1\r\nHost: " + std::string(host) + "\r\nConnection: close\r\n\r\n");
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 200 OK\r\n")) << host << got;
+  }
+  for (const char* host : {"evil.example", "shop.example:8080", "cdn.example"}) {
+    const std::string got = Send("GET /p HTTP/1.1\r\nHost: " + std::string(host) + "\r\n\r\n");
+    EXPECT_TRUE(got.starts_with("HTTP/1.1 421 Misdirected Request\r\n")) << host << got;
+  }
+  // Absolute-form: the target's authority is the Host that counts.
+  std::string got = Send("GET http://evil.example/p HTTP/1.1\r\nHost: shop.example\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 421 ")) << got;
+  EXPECT_EQ(Rejected("misdirected"), 4);
+  EXPECT_EQ(member_.requests().size(), 3u);
+}
+
+// What reaches the member about where the request came from is the
+// balancer's own: Host as received, X-Forwarded-Host from it, the scheme
+// it saw, and none of the routing overrides a client may send.
+TEST_F(FramingTest, ForwardingFieldsAreSetByTheBalancerAlone) {
+  const std::string got = Send(
+      "GET /p HTTP/1.1\r\nHost: shop.example\r\nX-Forwarded-Host: evil.example\r\nX-Forwarded-Proto: https\r\n"
+      "X-Forwarded-Scheme: https\r\nX-Original-URL: /admin\r\nX-HTTP-Method-Override: DELETE\r\n"
+      "Forwarded: host=evil.example\r\nX-Real-IP: 6.6.6.6\r\nConnection: close\r\n\r\n");
+  ASSERT_TRUE(got.starts_with("HTTP/1.1 200 OK\r\n")) << got;
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 1u);
+  for (const char* leaked : {"evil", "/admin", "DELETE", "6.6.6.6", "X-Forwarded-Scheme", "Forwarded:"}) {
+    EXPECT_EQ(requests[0].find(leaked), std::string::npos) << leaked << " in:\n" << requests[0];
+  }
+  const auto req = ParseRequest(requests[0]);
+  EXPECT_EQ(req["X-Forwarded-Host"], "shop.example");
+  EXPECT_EQ(req["X-Forwarded-Proto"], "http");
+  EXPECT_EQ(req.count("X-Forwarded-Proto"), 1u);
+}
+
+// Beast 1.81 bounds neither a chunk-size line nor the trailer section: the
+// balancer does, at 4 KiB and --max-header-bytes.
+TEST_F(FramingTest, ChunkLinesAndTrailersAreBounded) {
+  const std::string head = "POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+  std::string got = Send(head + "1;" + std::string(8192, 'a'));
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request\r\n")) << got;
+  EXPECT_NE(got.find("chunk-size line too long"), std::string::npos) << got;
+  // After a first chunk, in the streamed part of a large body too.
+  got = Send(head + "3\r\nabc\r\n1;" + std::string(8192, 'a'));
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request\r\n")) << got;
+  got = Send(head + "11170\r\n" + std::string(70000, 'z') + "\r\n1;" + std::string(8192, 'a'), 300ms, head.size() + 70010);
+  EXPECT_NE(got.find("HTTP/1.1 400 Bad Request\r\n"), std::string::npos) << got.substr(0, 200);
+  EXPECT_EQ(Rejected("chunk_line_too_long"), 3);
+  std::string trailer = "0\r\n";
+  while (trailer.size() < 20000) trailer += "X-T: " + std::string(100, 't') + "\r\n";
+  got = Send(head + "3\r\nabc\r\n" + trailer);
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400 Bad Request\r\n")) << got;
+  EXPECT_EQ(Rejected("trailer_too_large"), 1);
+  // Within the bounds: a 4000-byte extension and a 10 KiB trailer go through (without it).
+  got = Send("POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n3;" +
+             std::string(4000, 'e') + "\r\nabc\r\n0\r\nX-T: " + std::string(10000, 't') + "\r\n\r\n");
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 200 OK\r\n")) << got;
+  const auto requests = member_.requests();
+  ASSERT_EQ(requests.size(), 1u);  // (the streamed one never ended: the member saw no whole request)
+  EXPECT_EQ(ParseRequest(requests.back()).body(), "abc");
+}
+
+long RssKiB() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.starts_with("VmRSS:")) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// An endless chunk-size line (100 MiB offered, over as many connections as
+// it takes) leaves the process's memory where it was.
+TEST_F(FramingTest, AnEndlessChunkLinePinsNoMemory) {
+  const std::string head = "POST /in HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+  const std::string block(1 << 16, 'a');
+  // Warm up the proxy's buffers first, so what is measured is growth.
+  Send(head + std::string(8192, 'a'));
+  const long before = RssKiB();
+  size_t offered = 0;
+  int connections = 0;
+  while (offered < (100u << 20) && connections < 400) {
+    const int fd = testing::ConnectLoopback(proxy_->port(), 2s);
+    ASSERT_GE(fd, 0);
+    ++connections;
+    bool open = testing::SendAll(fd, head);
+    while (open && offered < (100u << 20)) {
+      open = testing::SendAll(fd, block);
+      if (open) offered += block.size();
+    }
+    ::close(fd);
+  }
+  const long after = RssKiB();
+  EXPECT_GT(connections, 1) << "the proxy read " << offered << " bytes of one line";
+  EXPECT_LT(after - before, 5 * 1024) << "RSS " << before << " -> " << after << " KiB over " << connections
+                                      << " connections, " << offered << " bytes";
+  EXPECT_GT(Rejected("chunk_line_too_long"), 0);
+  EXPECT_TRUE(member_.requests().empty());
+}
+
+// The body has --body-timeout-ms from its header, however it trickles: each
+// byte arriving well inside --request-timeout-ms does not extend it.
+TEST_F(FramingTest, ATricklingBodyMeetsItsDeadline) {
+  proxy_.reset();
+  config_.body_timeout_ms = 500;
+  StartProxy(1);
+  for (const bool streamed : {false, true}) {
+    const int fd = testing::ConnectLoopback(proxy_->port(), 5s);
+    ASSERT_GE(fd, 0);
+    const size_t length = streamed ? 200000 : 100;
+    std::string head = "POST /slow HTTP/1.1\r\nHost: a\r\nContent-Length: " + std::to_string(length) + "\r\n\r\n";
+    // The streamed case: 70000 bytes at once (the head goes to the member),
+    // then the rest trickles.
+    ASSERT_TRUE(testing::SendAll(fd, head + std::string(streamed ? 70000 : 0, 'x')));
+    const auto start = std::chrono::steady_clock::now();
+    std::string got;
+    for (int i = 0; i < 60; ++i) {  // 3 s of a byte every 50 ms
+      if (!testing::SendAll(fd, "x")) break;
+      pollfd p{fd, POLLIN, 0};
+      if (::poll(&p, 1, 50) > 0) {
+        char buf[4096];
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n > 0) got.append(buf, static_cast<size_t>(n));
+        break;
+      }
+    }
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ::close(fd);
+    if (!streamed) {
+      EXPECT_TRUE(got.starts_with("HTTP/1.1 408 Request Timeout\r\n")) << got;
+    } else {
+      // The member has the head: the client's connection is cut after the
+      // deadline (its answer, if any, comes with close).
+      EXPECT_TRUE(got.empty() || got.find(" 408 ") != std::string::npos || got.find(" 502 ") != std::string::npos)
+          << got;
+    }
+    EXPECT_LT(waited, 2500ms) << (streamed ? "streamed" : "buffered");
+  }
+  EXPECT_EQ(Rejected("body_timeout"), 2);
 }
 
 TEST_F(FramingTest, ContinueOnlyForHttp11) {

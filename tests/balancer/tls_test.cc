@@ -147,6 +147,36 @@ TEST_F(TlsTest, SessionsAreResumedWithTls12And13) {
   EXPECT_EQ(Handshakes("full"), 2);
 }
 
+// Ticket keys rotate at every reload (and hourly): a ticket sealed before a
+// reload resumes once more (under the previous key, and is renewed); after a
+// second rotation it no longer opens, so a key taken from memory decrypts at
+// most two periods of recorded sessions.
+TEST_F(TlsTest, TicketKeysRotateOnReloadAndOldTicketsStopResuming) {
+  StartTls(1);
+  auto ticket = [&] {
+    TlsClient c(proxy_->tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION});
+    EXPECT_TRUE(c.Handshake()) << c.error();
+    EXPECT_NE(c.Get("/").find("200 OK"), std::string::npos);  // TLS 1.3: the ticket comes after
+    return c.session();
+  };
+  auto resumes = [&](const testing::TlsSession& session) {
+    TlsClient c(proxy_->tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION, .resume = session});
+    EXPECT_TRUE(c.Handshake()) << c.error();
+    EXPECT_NE(c.Get("/").find("200 OK"), std::string::npos);
+    return c.reused();
+  };
+  const uint64_t rotations = tls_->ticket_key_rotations();
+  const testing::TlsSession old = ticket();
+  EXPECT_TRUE(resumes(old));
+  ASSERT_TRUE(tls_->Reload().ok());
+  EXPECT_EQ(tls_->ticket_key_rotations(), rotations + 1);
+  EXPECT_TRUE(resumes(old)) << "a ticket from before one reload resumes";
+  ASSERT_TRUE(tls_->Reload().ok());
+  EXPECT_FALSE(resumes(old)) << "a ticket two rotations old must not open";
+  // The service goes on: fresh tickets resume.
+  EXPECT_TRUE(resumes(ticket()));
+}
+
 TEST_F(TlsTest, GarbageBeforeTheClientHelloIsClosedAndCounted) {
   StartTls();
   for (const std::string& garbage :

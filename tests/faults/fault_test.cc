@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
@@ -468,6 +469,27 @@ int RawStatus(uint16_t port, const std::string& raw) {
   return std::atoi(buf + 9);
 }
 
+// A chunked body whose chunk-size line never ends: up to 4 MiB of one line
+// offered in 64 KiB blocks, until the balancer stops taking it. The status it
+// answered (0 when none), like RawStatus.
+int EndlessChunkLineStatus(uint16_t port) {
+  int fd = ConnectLoopback(port, 5s);
+  if (fd < 0) return -1;
+  const std::string head = "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1;";
+  const std::string block(64 * 1024, 'a');
+  ::send(fd, head.data(), head.size(), MSG_NOSIGNAL);
+  for (int i = 0; i < 64; ++i) {
+    if (::send(fd, block.data(), block.size(), MSG_NOSIGNAL) <= 0) break;
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) > 0) break;  // answered
+  }
+  char buf[256] = {};
+  ssize_t n = ::recv(fd, buf, sizeof buf - 1, 0);
+  ::close(fd);
+  if (n < 12) return 0;
+  return std::atoi(buf + 9);
+}
+
 // Normal HTTPS clients: `threads` keep-alive TLS connections sending GET /
 // one after another (about `rate` per second in all), each reconnecting
 // (a new handshake, resumed) every 50 requests. Every failed handshake,
@@ -643,6 +665,25 @@ TEST_F(FaultTest, S11_AbusiveClients) {
       std::this_thread::sleep_for(20ms);
     }
   });
+  // What used to be cheap for the client and dear for the balancer: ~15 KiB
+  // of Connection tokens beside hundreds of fields (a field-by-token scan
+  // per request), an endless chunk-size line (memory without bound), and
+  // Hosts that are not authorities.
+  abusers.emplace_back([&] {
+    RunAsRemoteClient();
+    std::string tokens;
+    for (int i = 0; i < 1400; ++i) tokens += (i ? ",t" : "t") + std::to_string(i);
+    std::string quadratic = "GET / HTTP/1.1\r\nHost: x\r\nConnection: " + tokens + "\r\n";
+    for (int i = 0; i < 300; ++i) quadratic += "b: x\r\n";
+    quadratic += "\r\n";
+    const std::string bad_host = "GET / HTTP/1.1\r\nHost: evil.example/x@probe\r\n\r\n";
+    while (abuse) {
+      note("quadratic header", RawStatus(balancer->port(), quadratic));
+      note("endless chunk line", EndlessChunkLineStatus(balancer->port()));
+      note("invalid Host", RawStatus(balancer->port(), bad_host));
+      std::this_thread::sleep_for(20ms);
+    }
+  });
   TlsAbuse(tls_port, abuse, abusers, note);
   Pause(5s);
   abuse = false;
@@ -674,6 +715,12 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   EXPECT_EQ(answers["smuggling 2xCL"].count(400), 1u) << notes.str();
   EXPECT_TRUE(answers["oversized header"].count(431) == 1) << notes.str();
   EXPECT_TRUE(answers["garbage"].count(400) == 1) << notes.str();
+  EXPECT_EQ(answers["quadratic header"].size(), 1u) << notes.str();  // always, and only:
+  EXPECT_EQ(answers["quadratic header"].count(431), 1u) << notes.str();
+  EXPECT_EQ(answers["endless chunk line"].count(400), 1u) << notes.str();
+  EXPECT_EQ(answers["endless chunk line"].count(200), 0u) << notes.str();
+  EXPECT_EQ(answers["invalid Host"].size(), 1u) << notes.str();
+  EXPECT_EQ(answers["invalid Host"].count(400), 1u) << notes.str();
   // Every TLS abuse was refused: garbage got no HTTP answer, no
   // renegotiation went through, and the failed handshakes were counted.
   EXPECT_EQ(answers["TLS garbage"].count(200), 0u) << notes.str();

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "webtier/common/membership.h"
 #include "webtier/common/net.h"
@@ -52,7 +53,11 @@ struct Config {
   int idle_timeout_ms = 60000;                  // idle keep-alive connections, both sides
   int header_timeout_ms = 10000;                // client: first byte -> end of request header (slowloris)
   uint32_t max_header_bytes = 16 * 1024;        // request line + headers; more -> 431
+  uint32_t max_header_fields = 100;             // request header field lines; more -> 431
   uint64_t max_body_bytes = 10 * 1024 * 1024;   // request body; more -> 413
+  int body_timeout_ms = 60000;                  // end of request header -> end of its body, however it trickles; 408
+  std::vector<std::string> hosts;               // --host: Host values served (*.domain allowed); empty = any; else 421
+  bool reuse_always = false;                    // --upstream-reuse always: a first request may take a used connection
   int max_connections = 10000;                  // open client connections; more are closed at accept
   int max_idle_upstream_per_member = 64;        // per proxy thread
   std::string state_file;                       // last known pool; empty = off
@@ -71,6 +76,8 @@ struct Config {
   std::string admin_listen_flag = admin_listen.ToString();  // --admin-listen
   std::string policy_flag{PolicyName(policy)};              // --policy
   std::string tls_listen_flag;                              // --tls-listen ("" = off)
+  std::string hosts_flag;                                   // --host, comma-separated
+  std::string upstream_reuse_flag = "safe";                 // --upstream-reuse safe|always
 };
 
 // Adds every flag above to `app`, with its range check (env fallbacks are

@@ -26,8 +26,10 @@ enum class RequestFault {
   kNone,
   kFraming,        // 400: framing a member could read differently from the balancer (smuggling)
   kUnknownCoding,  // 501: a Transfer-Encoding coding the balancer does not implement
-  kBadRequest,     // 400: Host missing or repeated, a request-target of the wrong form
+  kBadRequest,     // 400: Host missing, repeated or invalid, a request-target of the wrong form
   kConnect,        // 405: CONNECT; the balancer tunnels nothing (the answer names kAllowedMethods)
+  kTooManyFields,  // 431: more header fields than --max-header-fields
+  kMisdirected,    // 421: a Host the operator did not list (--host)
 };
 
 // The verdict on a request's head: the fault and its text (for the log and
@@ -50,13 +52,45 @@ inline constexpr std::string_view kAllowedMethods = "GET, HEAD, POST, PUT, DELET
 //   (case-insensitive): repeated chunked, codings before it, parameters,
 //   empty elements. A list naming a coding other than chunked, gzip, x-gzip,
 //   deflate, compress or identity is kUnknownCoding instead;
-// - Host (kBadRequest): missing or repeated on HTTP/1.1, repeated on 1.0;
+// - the field count (kTooManyFields): more than `max_fields` field lines
+//   (0 = no limit);
+// - Host (kBadRequest): missing or repeated on HTTP/1.1, repeated on 1.0, or
+//   a value that is not `uri-host [ ":" port ]` (see IsValidHost);
 // - the request-target: CONNECT is kConnect whatever its target; otherwise
 //   origin-form (`/path?query`), absolute-form with an http or https scheme
 //   and a non-empty authority without userinfo or fragment (see
 //   ToOriginForm), and asterisk-form (`*`) for OPTIONS only; anything else
 //   (authority-form included) is kBadRequest.
-RequestCheck CheckRequestFraming(const boost::beast::http::request_header<>& header);
+RequestCheck CheckRequestFraming(const boost::beast::http::request_header<>& header, size_t max_fields = 0);
+
+// True when `host` is a valid Host field value (RFC 9110 7.2): uri-host as
+// RFC 3986 defines it (a reg-name of unreserved, sub-delims and
+// pct-encoded characters, an IPv4 address, or an IP-literal in brackets),
+// then an optional `:` and decimal port of at most 5 digits. Empty is valid
+// (RFC 9112 3.2). Anything with spaces, `/`, `@`, `?`, `#`, `\`, control
+// characters or obs-fold remnants is not.
+bool IsValidHost(std::string_view host);
+
+// A Host value as compared and keyed: lower case, the default port of the
+// scheme (80 plain, 443 with `tls`) and a trailing dot of the name dropped.
+// `host` must be IsValidHost.
+std::string NormalizeHost(std::string_view host, bool tls);
+
+// The Host values the operator serves (--host): exact names after
+// NormalizeHost, or `*.example.com` for any name below example.com. Empty:
+// every Host is served.
+class HostAllowList {
+ public:
+  HostAllowList() = default;
+  explicit HostAllowList(const std::vector<std::string>& entries);
+  bool empty() const { return exact_.empty() && suffixes_.empty(); }
+  // True when a request with this (valid) Host is served.
+  bool Admits(std::string_view host, bool tls) const;
+
+ private:
+  std::vector<std::string> exact_;     // normalised names, with a port only when not the default
+  std::vector<std::string> suffixes_;  // ".example.com" for "*.example.com"
+};
 
 // Rewrites an absolute-form target (`http://host:port/a?b`) to origin-form
 // (`/a?b`; `/` when the path is empty, `*` for an OPTIONS without path) and
@@ -86,20 +120,26 @@ class HeaderFields {
 // Trailer, Upgrade, and every field the Connection header names (except the
 // fields that frame the message: a client cannot make the proxy drop those).
 // Built once per message; Drops() is asked for each field while serializing.
+// The Connection tokens are parsed once and sorted, so a message of F fields
+// and T tokens costs O((F + T) log T), not F x T: a client cannot make the
+// proxy's work grow with the product of the two.
 class HopByHop {
  public:
   explicit HopByHop(const boost::beast::http::fields& fields);
   bool Drops(const boost::beast::http::fields::value_type& field) const;
 
  private:
-  boost::beast::string_view connection_;  // the Connection value, "" when absent
+  std::vector<std::string_view> tokens_;  // the Connection tokens, sorted case-insensitively
 };
 
 // GET, HEAD, OPTIONS, PUT, DELETE (and TRACE): safe to send twice.
 bool IsIdempotent(boost::beast::http::verb method);
 
 // An Upgrade request the proxy tunnels (WebSocket): HTTP/1.1 GET without a
-// body, an `Upgrade` field and `upgrade` among the Connection tokens.
+// body, `websocket` among the `Upgrade` tokens and `upgrade` among the
+// Connection tokens. Any other protocol (h2c included, which would carry
+// requests past every per-request check) is not tunnelled: its Upgrade field
+// is dropped as hop-by-hop and the request goes on as an ordinary one.
 bool IsUpgradeRequest(const boost::beast::http::request<boost::beast::http::string_body>& req);
 
 // How a request body follows its head to the member.
@@ -119,9 +159,12 @@ struct UpstreamBody {
 // UpstreamBody; for a whole body, Content-Length when the request had a body
 // or body framing), X-Forwarded-For with `client_ip` appended to what the
 // client sent, X-Forwarded-Proto (`https` when the client came over TLS,
-// `tls`, else `http`; the client's own is dropped), and one X-Request-Id: the client's,
-// else `new_request_id`. For an IsUpgradeRequest, `Connection: upgrade` and
-// the client's `Upgrade` go on too (else both are hop-by-hop). Returns the X-Request-Id sent (a view into `req` or
+// `tls`, else `http`) and X-Forwarded-Host (the Host sent) set by the
+// balancer, and one X-Request-Id: the client's, else `new_request_id`. Every
+// other forwarding or routing-override field a client may send
+// (IsClientForwardingField) is dropped: a member may trust what it gets.
+// For an IsUpgradeRequest, `Connection: upgrade` and `Upgrade: websocket` go
+// on too (else both are hop-by-hop). Returns the X-Request-Id sent (a view into `req` or
 // `new_request_id`).
 // `authority` is the target URI's authority when the request names none (RFC
 // 9112 3.3: the connection's local address and port); empty, the Host sent is
@@ -130,6 +173,28 @@ std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boos
                                           std::string_view client_ip, std::string_view new_request_id,
                                           std::string& out, const UpstreamBody& body = {}, bool tls = false,
                                           std::string_view authority = {});
+
+// Forwarding and routing-override fields only the balancer may set:
+// Forwarded, X-Forwarded-Host/-Proto/-Port/-Scheme/-Server/-Ssl, X-Real-IP,
+// X-Client-IP, True-Client-IP, X-Original-URL, X-Rewrite-URL,
+// X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override, Front-End-Https,
+// X-Url-Scheme. (X-Forwarded-For is kept and appended to.)
+bool IsClientForwardingField(std::string_view name);
+
+// A member's response framing, as far as the balancer can relay it
+// faithfully. Transfer-Encoding (all its lines as one list) must end in
+// exactly one `chunked`, without parameters, and must not come with
+// Content-Length; the codings before chunked (`gzip` in `gzip, chunked`) are
+// kept in `codings` and relayed to an HTTP/1.1 client. Anything else (a list
+// not ending in chunked, which would make the body close-delimited,
+// Content-Length beside it, a parameter, an empty element) is refused: the
+// client gets 502 and the member is counted as failed.
+struct ResponseFraming {
+  std::string_view why;  // empty: relayable
+  std::string codings;   // e.g. "gzip" or "gzip, deflate"; empty for plain chunked or no Transfer-Encoding
+  bool ok() const { return why.empty(); }
+};
+ResponseFraming CheckResponseFraming(const boost::beast::http::response_header<>& res);
 
 // How the response body travels to the client.
 enum class BodyFraming {
@@ -146,7 +211,14 @@ enum class BodyFraming {
 // 101: `Connection: upgrade` and the member's `Upgrade`), and
 // X-Request-Id: `request_id` when the member did not send one.
 void SerializeResponseHead(const boost::beast::http::response_header<>& res, unsigned client_version,
-                           bool keep_alive, BodyFraming framing, std::string_view request_id, std::string& out);
+                           bool keep_alive, BodyFraming framing, std::string_view request_id, std::string& out,
+                           std::string_view codings = {});
+
+// Writes an interim (1xx other than 101) response head as it goes to an
+// HTTP/1.1 client into `out`: the status line and the member's fields without
+// the hop-by-hop ones (RFC 9110 15.2: a proxy forwards a 1xx it did not ask
+// for, such as 103 Early Hints).
+void SerializeInterimHead(const boost::beast::http::response_header<>& res, std::string& out);
 
 // Request ids: 32 lower-case hex digits from a per-thread random generator.
 inline constexpr size_t kRequestIdLength = 32;

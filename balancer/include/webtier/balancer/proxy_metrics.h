@@ -28,6 +28,11 @@ enum class Rejection {
   kHeaderTimeout,
   kUnsupportedCoding,  // a Transfer-Encoding the balancer does not implement (501)
   kAdminPath,          // /admin/... on the public listener (404): admin goes through the admin port
+  kTooManyFields,      // more header fields than --max-header-fields (431)
+  kMisdirected,        // a Host not in --host (421)
+  kChunkLine,          // a chunk-size line (with its extensions) over 4 KiB (400)
+  kTrailerTooLarge,    // a trailer section over --max-header-bytes (400)
+  kBodyTimeout,        // the body not complete within --body-timeout-ms of its header (408)
   kCount
 };
 const char* RejectionName(Rejection reason);
@@ -66,6 +71,10 @@ class ProxyMetrics {
   prometheus::Gauge& client_connections;    // balancer_client_connections
   prometheus::Gauge& upgraded_connections;  // balancer_upgraded_connections (tunnels open)
   prometheus::Counter& rejected_connections;  // balancer_rejected_connections_total (over --max-connections)
+  // balancer_refused_responses_total: member answers not relayed because their
+  // framing cannot be relayed faithfully (the client got 502).
+  prometheus::Counter& refused_responses;
+  prometheus::Counter& interim_responses;  // balancer_interim_responses_total: 1xx relayed to clients
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
   HealthMetrics health;  // checks, outlier ejections, locality
 

@@ -5,13 +5,19 @@
 //
 // Reload() (on SIGHUP) builds a whole new context from the same files and
 // swaps it in: connections already open keep the context they started with
-// (OpenSSL counts the references), new handshakes get the new one. The
-// session-ticket keys are carried over, so tickets issued before a reload
-// still resume. A file that does not load leaves the current context in place.
+// (OpenSSL counts the references), new handshakes get the new one. A file
+// that does not load leaves the current context in place.
+//
+// Session tickets are sealed with the balancer's own keys (TicketKeys): a new
+// key every kTicketKeyRotation and at every reload, the previous one still
+// accepted (its tickets are renewed under the current key), older ones not.
+// So a ticket resumes across one rotation or reload, and a stolen key opens
+// at most two periods of recorded sessions (forward secrecy is bounded).
 //
 // Thread-safe: Current() may be called from any worker while Reload() runs.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -21,6 +27,11 @@
 #include "webtier/common/status.h"
 
 namespace webtier::balancer {
+
+// How often the session-ticket key changes without a reload.
+inline constexpr std::chrono::seconds kTicketKeyRotation{3600};
+
+class TicketKeys;
 
 class TlsContext {
  public:
@@ -38,7 +49,13 @@ class TlsContext {
   // The context new handshakes use (null before a successful Load()).
   std::shared_ptr<boost::asio::ssl::context> Current() const;
 
+  // Rotations so far (reloads and periodic), for tests and the log.
+  uint64_t ticket_key_rotations() const;
+
+  ~TlsContext();
+
  private:
+  std::shared_ptr<TicketKeys> tickets_;
   const std::string cert_file_, key_file_;
   mutable std::mutex mu_;
   std::shared_ptr<boost::asio::ssl::context> current_;
