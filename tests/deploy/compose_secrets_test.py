@@ -10,7 +10,10 @@ real on loopback, with the secrets deploy/compose-secrets.sh makes:
   - a Sentinel whose config is written by the HA file's own script refuses
     clients without its password and reaches Redis with auth-pass;
   - the exporter's password file is keyed by its REDIS_ADDR; Grafana has
-    no anonymous access and no admin password in the file.
+    no anonymous access and no admin password in the file;
+  - and the Kubernetes dev overlay's Redis: its rendered command, with the
+    Secret's file and Kubernetes' "$$" -> "$", refuses clients without the
+    password too (skipped without kubectl).
 
 Container paths (/etc/webtier/secrets, /data) and service names are mapped
 to a temp dir and 127.0.0.1; ports are free ones.
@@ -192,6 +195,44 @@ class ComposeSecrets(unittest.TestCase):
             for name, svc in doc["services"].items():
                 cmd = (svc or {}).get("command") or []
                 self.assertNotIn("no", [a for i, a in enumerate(cmd) if i and cmd[i - 1] == "--protected-mode"], name)
+
+
+class KubernetesRedis(unittest.TestCase):
+    def test_dev_overlay_redis_refuses_clients_without_the_password(self):
+        if not shutil.which("kubectl"):
+            self.skipTest("kubectl is not installed")
+        out = subprocess.run(["kubectl", "kustomize", os.path.join(DEPLOY, "kubernetes/overlays/dev")],
+                             check=True, capture_output=True, text=True).stdout
+        redis = next(o for o in yaml.safe_load_all(out)
+                     if o and o["kind"] == "Deployment" and o["metadata"]["name"] == "redis")
+        c = redis["spec"]["template"]["spec"]["containers"][0]
+        work = tempfile.mkdtemp(prefix="webtier-k8s-redis-")
+        try:
+            secrets, data = os.path.join(work, "secrets"), os.path.join(work, "data")
+            os.makedirs(secrets)
+            os.makedirs(data)
+            password = "k8s-" + os.urandom(12).hex()
+            with open(os.path.join(secrets, "redis-password"), "w") as f:
+                f.write(password)  # a Secret's file: no trailing newline
+            port = free_port()
+            # What the kubelet runs: "$$" is Kubernetes' escape for "$".
+            argv = [a.replace("$$", "$").replace(SECRETS_IN_CONTAINER, secrets).replace("/data", data)
+                    for a in c["command"] + c.get("args", [])]
+            argv[-1] += f" --port {port} --bind 127.0.0.1 --dir {data}"
+            with open(os.path.join(work, "redis.log"), "w") as log:
+                p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                self.assertTrue(wait_for(lambda: cli(port, "PING", password=password) == "PONG"),
+                                read(os.path.join(work, "redis.log")))
+                self.assertIn("NOAUTH", cli(port, "SET", "k", "v"))
+                self.assertEqual(cli(port, "SET", "k", "v", password=password), "OK")
+                self.assertNotIn(password, read(f"/proc/{p.pid}/cmdline"))
+                self.assertEqual(stat.S_IMODE(os.stat(os.path.join(data, "auth.conf")).st_mode), 0o600)
+            finally:
+                p.kill()
+                p.wait()
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
