@@ -124,11 +124,16 @@ void SentinelMaster::AskIfDue() {
 }
 
 Status SentinelMaster::Confirm(const net::HostPort& master) {
+  bool held = false;
   {
     std::lock_guard<std::mutex> lock(mu_);
     // Confirmed when adopted; from then on every new store connection checks
     // ROLE again (RedisStore), so a later demotion is caught there.
-    if (known_ && master_ == master) return Status::Ok();
+    held = known_ && master_ == master;
+  }
+  if (held) {
+    last_rejected_.clear();  // a rejected address named again later is logged again
+    return Status::Ok();
   }
   std::unique_ptr<hiredis::Connection> conn;
   hiredis::DialOptions dial{.connect_timeout = options_.connect_timeout,
