@@ -169,6 +169,8 @@ if [[ -n $(podman ps -aq --filter "label=io.podman.compose.project=$project") ]]
   log "removing containers left by an earlier run"
   remove_project_containers
 fi
+# The passwords the compose files mount (deploy/secrets, kept between runs).
+"$repo/deploy/compose-secrets.sh" >/dev/null || fail "deploy/compose-secrets.sh"
 # compose up -d with N web nodes, then wait until all N serve.
 stack_up() {
   local n=$1 out=$here/.cache/compose-up.log

@@ -7,6 +7,8 @@
 #include <signal.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <thread>
 
 #include "webtier/cache/redis_store.h"
@@ -125,6 +127,71 @@ TEST(SentinelMasterTest, SentinelsWithAPasswordAreAskedWithIt) {
   ASSERT_TRUE(WaitFor([&] { return CurrentOf(*followed) == AddressOf(set.server(1)).ToString(); }, 15s))
       << "still at " << CurrentOf(*followed);
   EXPECT_EQ(followed->failovers(), 1u);
+}
+
+// One real Sentinel told to monitor `port` as master `name` (quorum 1): a
+// Sentinel that names the wrong server, as a stale or tampered one would.
+// Its down-after is long, so it never tries a failover during a test.
+class LoneSentinel {
+ public:
+  LoneSentinel(uint16_t port, const std::string& name) : dir_("webtier-lone-sentinel"), port_(FreePort()) {
+    RequireInstalled("/usr/bin/redis-sentinel");
+    const std::string conf = dir_.path() + "/sentinel.conf";
+    std::ofstream(conf) << "port " << port_ << "\nbind 127.0.0.1\ndaemonize no\nlogfile \"\"\n"
+                        << "dir " << dir_.path() << "\n"
+                        << "sentinel monitor " << name << " 127.0.0.1 " << port << " 1\n"
+                        << "sentinel down-after-milliseconds " << name << " 600000\n";
+    proc_ = std::make_unique<Process>(Process::Options{
+        .argv = {"/usr/bin/redis-sentinel", conf}, .env = {}, .log_path = dir_.path() + "/sentinel.log", .cwd = {}});
+    if (!WaitFor([&] { return RedisCli(port_, {"SENTINEL", "get-master-addr-by-name", name}).find(
+                                  std::to_string(port)) != std::string::npos; },
+                 10s))
+      throw std::runtime_error("the lone sentinel did not start: " + proc_->Log());
+  }
+  uint16_t port() const { return port_; }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  TempDir dir_;
+  uint16_t port_;
+  std::unique_ptr<Process> proc_;
+};
+
+// A primary and its replica, the replica linked.
+void StartPrimaryAndReplica(RedisServer& primary, RedisServer& replica) {
+  primary.Start();
+  replica.Start();
+  replica.Cli({"REPLICAOF", "127.0.0.1", std::to_string(primary.port())});
+  ASSERT_TRUE(WaitFor([&] { return replica.Cli({"ROLE"}).rfind("slave", 0) == 0; }, 10s));
+}
+
+// A Sentinel naming a replica as the master: its answer is asked again and
+// again but never used (ROLE says slave), so nothing is read from or written
+// there and the store bypasses; once the server itself is a master, the same
+// answer is taken.
+TEST(SentinelMasterTest, ASentinelNamingAReplicaIsNotFollowedUntilTheServerSaysMaster) {
+  RedisServer primary, replica;
+  StartPrimaryAndReplica(primary, replica);
+  LoneSentinel liar(replica.port(), "webtier");
+  SentinelOptions o;
+  o.sentinels = {{"127.0.0.1", liar.port()}};
+  SentinelAnswer answer;
+  ASSERT_TRUE(AskSentinels(o, &answer).ok());
+  ASSERT_EQ(answer.master, AddressOf(replica)) << "the Sentinel does name the replica";
+
+  auto followed = std::make_shared<SentinelMaster>(o);
+  ASSERT_TRUE(WaitFor([&] { return followed->rejected() >= 3; }, 5s)) << "asked again after a rejection";
+  EXPECT_EQ(CurrentOf(*followed), "unknown");
+  RedisStore store({.master = followed});
+  EXPECT_EQ(store.Put("k", "v", 60s).code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(replica.Cli({"EXISTS", "k"}), "0");
+  EXPECT_EQ(followed->failovers(), 0u);
+
+  replica.Cli({"REPLICAOF", "NO", "ONE"});
+  ASSERT_TRUE(WaitFor([&] { return CurrentOf(*followed) == AddressOf(replica).ToString(); }, 5s));
+  ASSERT_TRUE(store.Put("k", "v", 60s).ok());
+  EXPECT_EQ(replica.Cli({"GET", "k"}), "v");
+  EXPECT_EQ(primary.Cli({"EXISTS", "k"}), "0");
 }
 
 // ---------------------------------------------------------------- webnodes
@@ -286,6 +353,65 @@ TEST_F(SentinelTierTest, SentinelUnreachableAtStartTheNodeServesAndFollowsOnceIt
       << HealthMaster(*node);
   // The breaker may still be open for its cool-down: hits follow within it.
   EXPECT_TRUE(WaitFor([&] { return HttpGet(node->url("/api/primes/31")).header("x-cache") == "HIT"; }, 10s));
+}
+
+// Redis servers and Sentinels both with requirepass, as the bundled
+// deployments run them; the node gets both passwords as files. It finds the
+// master, checks it with ROLE (which needs the servers' password), caches
+// there, and prints neither password. Without the servers' password the
+// master named by Sentinel is not confirmed: the node serves, bypassing the cache.
+TEST(SentinelPasswordTest, TheNodeCachesWithPasswordFilesAndNeverLogsThem) {
+  RedisSentinels set({.password = "sentinel-secret-42", .server_password = "redis-secret-42"});
+  set.Start();
+  EXPECT_NE(RedisCli(set.server(0).port(), {"SET", "k", "v"}).find("NOAUTH"), std::string::npos)
+      << "the servers refuse a client without the password";
+  TempDir dir;
+  std::ofstream(dir.path() + "/redis-password") << "redis-secret-42\n";
+  std::ofstream(dir.path() + "/sentinel-password") << "sentinel-secret-42\n";
+  auto node = SentinelNode("s-files", set,
+                           {"--redis-password-file", dir.path() + "/redis-password",
+                            "--redis-sentinel-password-file", dir.path() + "/sentinel-password"});
+  if (HttpGet(node->url("/api/primes/10")).status == 404) GTEST_SKIP() << "webnode built without the demo app";
+  ASSERT_TRUE(WaitFor([&] { return HealthMaster(*node) == AddressOf(set.server(0)).ToString(); }, 5s))
+      << HealthMaster(*node);
+  EXPECT_EQ(HttpGet(node->url("/api/primes/79")).header("x-cache"), "MISS");
+  EXPECT_TRUE(WaitFor([&] { return HttpGet(node->url("/api/primes/79")).header("x-cache") == "HIT"; }, 5s));
+  EXPECT_NE(set.server(0).Cli({"DBSIZE"}), "0");
+  EXPECT_EQ(MetricValue(node->Metrics(), "webnode_redis_master_rejected_total"), 0.0);
+
+  auto no_server_password = SentinelNode("s-nopass", set, {"--redis-sentinel-password-file", dir.path() + "/sentinel-password"});
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(no_server_password->Metrics(), "webnode_redis_master_rejected_total") >= 2.0; }, 5s))
+      << no_server_password->Metrics();
+  EXPECT_EQ(HealthMaster(*no_server_password), "unknown");
+  HttpResponse bypassed = HttpGet(no_server_password->url("/api/primes/80"));
+  EXPECT_EQ(bypassed.status, 200);
+  EXPECT_EQ(bypassed.header("x-cache"), "BYPASS");
+  for (Webnode* n : {node.get(), no_server_password.get()}) {
+    const std::string log = n->process().Log();
+    EXPECT_EQ(log.find("redis-secret-42"), std::string::npos) << log;
+    EXPECT_EQ(log.find("sentinel-secret-42"), std::string::npos) << log;
+  }
+  EXPECT_NE(no_server_password->process().Log().find("does not confirm"), std::string::npos)
+      << no_server_password->process().Log();
+}
+
+// A webnode whose Sentinel names a replica: /health shows no master, the
+// rejections count, and requests are answered without the cache.
+TEST(SentinelRoleTest, TheNodeDoesNotUseAReplicaASentinelNames) {
+  RedisServer primary, replica;
+  StartPrimaryAndReplica(primary, replica);
+  LoneSentinel liar(replica.port(), "webtier");
+  auto node = std::make_unique<Webnode>(
+      "s-liar", "127.0.0.1:" + std::to_string(FreePort()),
+      std::vector<std::string>{"--redis", primary.address(), "--redis-sentinel", liar.address()});
+  node->WaitHealthy();
+  if (HttpGet(node->url("/api/primes/10")).status == 404) GTEST_SKIP() << "webnode built without the demo app";
+  ASSERT_TRUE(WaitFor([&] { return MetricValue(node->Metrics(), "webnode_redis_master_rejected_total") >= 2.0; }, 5s))
+      << node->Metrics();
+  EXPECT_EQ(HealthMaster(*node), "unknown");
+  EXPECT_EQ(HttpGet(node->url("/api/primes/81")).header("x-cache"), "BYPASS");
+  EXPECT_EQ(replica.Cli({"DBSIZE"}), "0");
+  EXPECT_EQ(primary.Cli({"DBSIZE"}), "0") << "--redis is ignored once Sentinels are given";
 }
 
 }  // namespace

@@ -17,7 +17,15 @@ checks (docs/kubernetes.md "Offline validation"):
     keys used; monitoring/ files all reach the generated ConfigMaps;
   - the ZooKeeper four-letter-word whitelist covers the probe commands, and
     its admin server is off or on a port of its own;
-  - requests and limits, non-root, tagged images, $(VAR) order.
+  - requests and limits, non-root, tagged images, $(VAR) order;
+  - hardening: a default-deny ingress NetworkPolicy, every pod behind a Service
+    admitted by a policy, only the balancer open to every client; no pod
+    mounts a service-account token unless its account is bound to a role, and
+    then only into init containers; Grafana's admin password from a required
+    Secret (no admin/admin fallback) and no anonymous access; every Redis and
+    Sentinel started with requirepass, never --protected-mode no.
+Secrets the operator creates (OPERATOR_SECRETS) are not in a render: they are
+checked for the keys used instead.
 Used by tests/deploy/k8s_lint_test.py; lint() is the entry for tests.
 """
 import argparse
@@ -39,6 +47,13 @@ MONITORING_CONFIG_MAPS = {
     "grafana-dashboard-providers": "grafana/provisioning/dashboards", "grafana-dashboards": "grafana/dashboards",
 }
 BALANCER_ADMIN_PATHS = {"/health", "/healthz", "/status", "/metrics"}
+# Secrets the operator creates before `kubectl apply` (docs/kubernetes.md
+# "Secrets"), with the keys they hold.
+OPERATOR_SECRETS = {
+    "webtier-redis": {"redis-password", "sentinel-password"},
+    "grafana-admin": {"password"},
+    "webnode-admin": {"token"},
+}
 
 
 def name_of(o):
@@ -333,6 +348,12 @@ class Lint:
                         continue
                     name = ref.get("name") or ref.get("secretName")
                     obj = self.find(kind, name) or next((o for o in self.kind(kind) if o["metadata"]["name"] == name), None)
+                    if kind == "Secret" and not obj and name in OPERATOR_SECRETS:
+                        for item in ref.get("items", []):
+                            if item["key"] not in OPERATOR_SECRETS[name]:
+                                self.err(w, f"volume {v['name']}: Secret {name} has no key {item['key']} "
+                                            f"(it holds {sorted(OPERATOR_SECRETS[name])})")
+                        continue
                     if not obj and not ref.get("optional"):
                         self.err(w, f"volume {v['name']}: {kind} {name} does not exist")
                     for item in ref.get("items", []) if obj else []:
@@ -351,6 +372,11 @@ class Lint:
                 for e in c.get("env", []):
                     for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
                         ref = e.get("valueFrom", {}).get(key)
+                        if ref and kind == "Secret" and ref["name"] in OPERATOR_SECRETS and \
+                                not self.find_any(kind, ref["name"]):
+                            if ref["key"] not in OPERATOR_SECRETS[ref["name"]]:
+                                self.err(w, f"{c['name']} env {e['name']}: Secret {ref['name']} has no key {ref['key']}")
+                            continue
                         if ref and not ref.get("optional") and not self.find_any(kind, ref["name"]):
                             self.err(w, f"{c['name']} env {e['name']}: {kind} {ref['name']} does not exist")
                 defined = set()
@@ -428,6 +454,107 @@ class Lint:
                 if not os.path.exists(path) or open(path).read() != text:
                     self.errors.append(f"ConfigMap {cm_name} key {key} differs from monitoring/{folder}/{key}")
 
+    # -- hardening -----------------------------------------------------------------
+    def policy_selects(self, policy, labels):
+        sel = policy["spec"].get("podSelector") or {}
+        return sel == {} or selector_matches(sel, labels)
+
+    def check_network_policies(self):
+        policies = self.kind("NetworkPolicy")
+        if not any(p["spec"].get("podSelector") in ({}, None) and "Ingress" in p["spec"].get("policyTypes", [])
+                   and not p["spec"].get("ingress") for p in policies):
+            self.errors.append("no default-deny ingress NetworkPolicy (podSelector {}, policyTypes [Ingress], no rules)")
+        for w in self.workloads():
+            labels = self.pod(w)["metadata"].get("labels", {})
+            admitting = [p for p in policies if p["spec"].get("ingress") and self.policy_selects(p, labels)]
+            services = [name_of(s) for s in self.kind("Service") if selector_matches(s["spec"].get("selector"), labels)]
+            if services and not admitting:
+                self.err(w, f"no NetworkPolicy admits anything to its pods, which {', '.join(services)} selects")
+        for p in policies:
+            for rule in p["spec"].get("ingress") or []:
+                peers = rule.get("from")
+                open_rule = not peers or any(peer.get("podSelector") == {} and "namespaceSelector" in peer
+                                             or peer.get("namespaceSelector") == {} or "ipBlock" in peer
+                                             for peer in peers)
+                if not open_rule:
+                    continue
+                for w in self.workloads():
+                    if self.policy_selects(p, self.pod(w)["metadata"].get("labels", {})) and not any(
+                            c.get("image", "").startswith("webtier/balancer") for c in self.containers(w, init=False)):
+                        self.err(p, f"opens {name_of(w)} to every client (only the balancer's public port may be)")
+
+    def check_service_account_tokens(self):
+        bound = set()
+        for b in self.kind("RoleBinding") + self.kind("ClusterRoleBinding"):
+            for sub in b.get("subjects", []):
+                if sub.get("kind") == "ServiceAccount":
+                    bound.add(sub["name"])
+        for w in self.workloads():
+            spec = self.pod(w)["spec"]
+            account = spec.get("serviceAccountName") or "default"
+            sa = self.find("ServiceAccount", account)
+            automount = spec.get("automountServiceAccountToken")
+            if automount is None and sa is not None:
+                automount = sa.get("automountServiceAccountToken")
+            if automount is not False:
+                self.err(w, "mounts a service-account token in every container "
+                            "(set automountServiceAccountToken: false)")
+            token_volumes = {v["name"] for v in spec.get("volumes", [])
+                             if any("serviceAccountToken" in src for src in v.get("projected", {}).get("sources", []))}
+            if token_volumes and account not in bound:
+                self.err(w, f"projects a token for service account {account}, which no role binding names")
+            for c in self.containers(w, init=False):
+                for m in c.get("volumeMounts", []):
+                    if m["name"] in token_volumes:
+                        self.err(w, f"{c['name']} mounts the API token {m['name']}: only an init container that "
+                                    "asks the API server may")
+
+    def check_grafana(self):
+        ini = (self.find_any("ConfigMap", "grafana-config") or {}).get("data", {}).get("grafana.ini", "")
+        m = re.search(r"(?ms)^\[auth\.anonymous\](.*?)(?=^\[|\Z)", ini)
+        ini_anonymous = bool(m and re.search(r"(?m)^\s*enabled\s*=\s*true", m.group(1)))
+        for w in self.workloads():
+            for c in self.containers(w, init=False):
+                if not c.get("image", "").startswith("grafana/"):
+                    continue
+                env = {e["name"]: e for e in c.get("env", [])}
+                password = env.get("GF_SECURITY_ADMIN_PASSWORD") or env.get("GF_SECURITY_ADMIN_PASSWORD__FILE")
+                ref = (password or {}).get("valueFrom", {}).get("secretKeyRef")
+                if not password:
+                    self.err(w, f"{c['name']}: no admin password: Grafana falls back to admin/admin")
+                elif "GF_SECURITY_ADMIN_PASSWORD" in env and not ref:
+                    self.err(w, f"{c['name']}: the admin password is not from a Secret")
+                elif ref and ref.get("optional"):
+                    self.err(w, f"{c['name']}: the admin password's Secret is optional: without it Grafana "
+                                "falls back to admin/admin")
+                anonymous = (env.get("GF_AUTH_ANONYMOUS_ENABLED") or {}).get("value")
+                if (anonymous or "").lower() == "true" or (anonymous is None and ini_anonymous):
+                    self.err(w, f"{c['name']}: anonymous access is enabled")
+
+    def scripts_of(self, w, c):
+        """The text a container runs: its command and args, and the ConfigMap scripts they name."""
+        text = " ".join(c.get("command", []) + c.get("args", []))
+        spec = self.pod(w)["spec"]
+        vols = {v["name"]: v for v in spec.get("volumes", [])}
+        for m in c.get("volumeMounts", []):
+            cm = vols.get(m["name"], {}).get("configMap")
+            obj = self.find_any("ConfigMap", cm["name"]) if cm else None
+            for key, body in (obj or {}).get("data", {}).items():
+                if f"{m['mountPath']}/{key}" in text:
+                    text += "\n" + body
+        return text
+
+    def check_redis_auth(self):
+        for w in self.workloads():
+            for c in self.containers(w, init=False):
+                if not c.get("image", "").startswith("redis"):
+                    continue
+                text = self.scripts_of(w, c)
+                if re.search(r"protected-mode[\"' ]+no\b", text):
+                    self.err(w, f"{c['name']} runs with --protected-mode no")
+                if "requirepass" not in text:
+                    self.err(w, f"{c['name']} starts without requirepass: anyone who reaches it can write")
+
     def run(self):
         self.check_selectors()
         self.check_probes()
@@ -435,6 +562,10 @@ class Lint:
         self.check_references()
         self.check_containers()
         self.check_monitoring()
+        self.check_network_policies()
+        self.check_service_account_tokens()
+        self.check_grafana()
+        self.check_redis_auth()
         return self.errors
 
 

@@ -160,6 +160,77 @@ class Mutations(unittest.TestCase):
         container(self.o, "StatefulSet", "redis")["image"] = "redis"
         self.assertFinds("StatefulSet/redis", "no fixed tag")
 
+    # -- hardening ---------------------------------------------------------------
+    def test_no_default_deny(self):
+        self.o = [o for o in self.o if not (o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "default-deny-ingress")]
+        self.assertFinds("no default-deny ingress NetworkPolicy")
+
+    def test_pods_no_policy_admits(self):
+        self.o = [o for o in self.o if not (o["kind"] == "NetworkPolicy" and o["metadata"]["name"] == "zookeeper")]
+        self.assertFinds("StatefulSet/zookeeper", "no NetworkPolicy admits anything")
+
+    def test_redis_open_to_every_client(self):
+        del get(self.o, "NetworkPolicy", "redis")["spec"]["ingress"][0]["from"]
+        self.assertFinds("NetworkPolicy/redis", "opens StatefulSet/redis to every client")
+
+    def test_token_automounted(self):
+        del get(self.o, "StatefulSet", "redis")["spec"]["template"]["spec"]["automountServiceAccountToken"]
+        self.assertFinds("StatefulSet/redis", "service-account token")
+
+    def test_token_in_the_serving_container(self):
+        container(self.o, "Deployment", "webnode")["volumeMounts"].append(
+            {"name": "api-token", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"})
+        self.assertFinds("Deployment/webnode", "webnode mounts the API token")
+
+    def test_token_for_an_unbound_account(self):
+        get(self.o, "Deployment", "webnode")["spec"]["template"]["spec"]["serviceAccountName"] = "other"
+        self.assertFinds("Deployment/webnode", "service account other, which no role binding names")
+
+    def test_grafana_password_optional(self):
+        c = container(self.o, "Deployment", "grafana")
+        next(e for e in c["env"] if e["name"] == "GF_SECURITY_ADMIN_PASSWORD")["valueFrom"]["secretKeyRef"]["optional"] = True
+        self.assertFinds("Deployment/grafana", "admin/admin")
+
+    def test_grafana_without_password(self):
+        c = container(self.o, "Deployment", "grafana")
+        c["env"] = [e for e in c["env"] if e["name"] != "GF_SECURITY_ADMIN_PASSWORD"]
+        self.assertFinds("Deployment/grafana", "no admin password")
+
+    def test_grafana_anonymous(self):
+        env(container(self.o, "Deployment", "grafana"), "GF_AUTH_ANONYMOUS_ENABLED", "true")
+        self.assertFinds("Deployment/grafana", "anonymous access is enabled")
+
+    def test_grafana_ini_anonymous(self):
+        c = container(self.o, "Deployment", "grafana")
+        c["env"] = [e for e in c["env"] if e["name"] != "GF_AUTH_ANONYMOUS_ENABLED"]
+        cm = get(self.o, "ConfigMap", "grafana-config")
+        cm["data"]["grafana.ini"] = cm["data"]["grafana.ini"].replace("enabled = false", "enabled = true")
+        self.assertFinds("Deployment/grafana", "anonymous access is enabled")
+
+    def test_redis_without_password(self):
+        cm = get(self.o, "ConfigMap", "redis-scripts")
+        cm["data"]["redis-start.sh"] = cm["data"]["redis-start.sh"].replace("requirepass", "# no password")
+        self.assertFinds("StatefulSet/redis", "without requirepass")
+
+    def test_redis_protected_mode_off(self):
+        cm = get(self.o, "ConfigMap", "redis-scripts")
+        cm["data"]["redis-start.sh"] = cm["data"]["redis-start.sh"].replace(
+            "--protected-mode yes", "--protected-mode no")
+        self.assertFinds("StatefulSet/redis", "--protected-mode no")
+
+    def test_operator_secret_key_typo(self):
+        vol = next(v for v in get(self.o, "Deployment", "webnode")["spec"]["template"]["spec"]["volumes"]
+                   if v["name"] == "secrets")
+        vol["secret"]["items"][0]["key"] = "redis-pasword"
+        self.assertFinds("Deployment/webnode", "Secret webtier-redis has no key redis-pasword")
+
+    def test_dev_redis_without_password(self):
+        self.o = copy.deepcopy(RENDERS["dev"])
+        c = container(self.o, "Deployment", "redis")
+        c["command"] = ["redis-server", "--protected-mode", "no"]
+        self.assertFinds("Deployment/redis", "without requirepass")
+        self.assertFinds("Deployment/redis", "--protected-mode no")
+
 
 if __name__ == "__main__":
     if not shutil.which("kubectl"):

@@ -7,7 +7,9 @@
 # `ip netns exec` mounts). Checks: redis-0 primary and redis-1 its replica, the
 # Sentinels agree; redis-0 SIGKILLed -> the Sentinels promote redis-1; redis-0
 # restarted -> it asks the Sentinels and comes back as a replica of redis-1,
-# never as a second primary.
+# never as a second primary. With passwords, as the overlay runs them (files
+# like the Secret webtier-redis's): clients without one get NOAUTH from Redis
+# and from the Sentinels, and neither password is on a command line.
 #   k8s_redis_ha_test.sh      (ctest deploy.k8s_redis_ha, label faults; root)
 # Exit 77 (ctest SKIP) without root, ip, unshare or redis-server.
 set -euo pipefail
@@ -25,6 +27,12 @@ PODS=(redis-0 redis-1 redis-sentinel-0 redis-sentinel-1 redis-sentinel-2)
 SERVICE=(redis-headless redis-headless redis-sentinel-headless redis-sentinel-headless redis-sentinel-headless)
 SENTINELS=redis-sentinel-0.redis-sentinel-headless:26379,redis-sentinel-1.redis-sentinel-headless:26379,redis-sentinel-2.redis-sentinel-headless:26379
 declare -A PID=()
+# The Secret webtier-redis as the pods see it (a mounted directory).
+mkdir -p "$WORK/secrets"
+REDIS_PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+SENTINEL_PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s\n' "$REDIS_PW" >"$WORK/secrets/redis-password"
+printf '%s\n' "$SENTINEL_PW" >"$WORK/secrets/sentinel-password"
 
 cleanup() {
   for i in "${!PID[@]}"; do kill -KILL "${PID[$i]}" 2>/dev/null || true; done
@@ -59,7 +67,7 @@ done
 start() {
   local i=$1 env script
   if ((i < 2)); then
-    env="HEADLESS=redis-headless BOOTSTRAP_PRIMARY=redis-0"
+    env="HEADLESS=redis-headless BOOTSTRAP_PRIMARY=redis-0 REDIS_AUTH_CONF=$WORK/auth-$i.conf"
     script=redis-start.sh
   else
     env="HEADLESS=redis-sentinel-headless BOOTSTRAP_PRIMARY=redis-0.redis-headless QUORUM=2 SENTINEL_CONF=$WORK/sentinel-$i.conf"
@@ -67,12 +75,18 @@ start() {
   fi
   # ip netns exec, unshare, sh and the script all exec: $! is the server.
   ip netns exec "wt${TAG}p$i" unshare --uts sh -c \
-    "hostname ${PODS[$i]} && cd $WORK && exec env $env MASTER_NAME=webtier SENTINELS=$SENTINELS sh $SCRIPTS/$script" \
+    "hostname ${PODS[$i]} && cd $WORK && exec env $env SECRETS_DIR=$WORK/secrets MASTER_NAME=webtier SENTINELS=$SENTINELS sh $SCRIPTS/$script" \
     >>"$WORK/${PODS[$i]}.log" 2>&1 &
   PID[$i]=$!
 }
 
-cli() { ip netns exec "wt${TAG}p$1" redis-cli -h 127.0.0.1 -p "$2" "${@:3}" 2>/dev/null || true; }
+# cli POD PORT ARGS...: redis-cli in the pod, with the password of what listens on PORT.
+cli() {
+  local pw=$REDIS_PW
+  [[ $2 == 26379 ]] && pw=$SENTINEL_PW
+  REDISCLI_AUTH=$pw ip netns exec "wt${TAG}p$1" redis-cli --no-auth-warning -h 127.0.0.1 -p "$2" "${@:3}" 2>/dev/null || true
+}
+noauth() { [[ $(ip netns exec "wt${TAG}p$1" redis-cli -h 127.0.0.1 -p "$2" "${@:3}" 2>&1) == *NOAUTH* ]]; }
 master_of() { cli "$1" 26379 SENTINEL get-master-addr-by-name webtier | head -n 1; }
 # wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
 wait_for() {
@@ -106,6 +120,14 @@ wait_for 20 "redis-1 replicates redis-0" replica_of 1 redis-0.redis-headless
 wait_for 30 "the 3 Sentinels agree on redis-0 and know the replica and each other" \
   all_sentinels_see redis-0.redis-headless 1
 cli 0 6379 SET webtier:probe before-failover >/dev/null
+noauth 0 6379 SET webtier:x y || { echo "FAIL: redis-0 takes a write without the password"; exit 1; }
+noauth 2 26379 SENTINEL get-master-addr-by-name webtier || { echo "FAIL: a Sentinel answers without the password"; exit 1; }
+for pid in "${PID[@]}"; do
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -e "$REDIS_PW" -e "$SENTINEL_PW"; then
+    echo "FAIL: a password on the command line of $(tr '\0' ' ' <"/proc/$pid/cmdline")"; exit 1
+  fi
+done
+echo "ok: no client without the password; no password in argv"
 
 t0=$SECONDS
 kill -KILL "${PID[0]}"

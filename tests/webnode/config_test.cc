@@ -2,6 +2,11 @@
 #include "webtier/webnode/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "webtier/testing/harness.h"
 
 namespace webtier::webnode {
 namespace {
@@ -114,6 +119,71 @@ TEST(WebnodeConfig, MemberRecordPrefersAdvertiseThenASpecificListenHost) {
   EXPECT_EQ(m.id, "n1");
   EXPECT_EQ(m.host, "10.9.8.7");
   EXPECT_EQ(m.port, 9999);
+}
+
+std::string WriteFile(const testing::TempDir& dir, const std::string& name, const std::string& content) {
+  const std::string path = dir.path() + "/" + name;
+  std::ofstream(path, std::ios::binary) << content;
+  return path;
+}
+
+// The secrets as files (what ps cannot show): the content is the value, one
+// trailing newline dropped, as `echo secret >file` or a Kubernetes Secret
+// written with one leaves it.
+TEST(WebnodeConfig, SecretFilesFillTheirValues) {
+  testing::TempDir dir;
+  Config c;
+  c.redis_password_file = WriteFile(dir, "redis", "r-secret\n");
+  c.redis_sentinel_password_file = WriteFile(dir, "sentinel", "s-secret\r\n");
+  c.admin_token_file = WriteFile(dir, "admin", "a-token");
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.redis_password, "r-secret");
+  EXPECT_EQ(c.redis_sentinel_password, "s-secret");
+  EXPECT_EQ(c.admin_token, "a-token");
+}
+
+// A file and its flag together, a file that cannot be read, an empty one, or
+// one of several lines: refused, naming the flag (and the path), never the
+// secret itself.
+TEST(WebnodeConfig, BadSecretFilesNameTheirFlagAndNeverTheSecret) {
+  testing::TempDir dir;
+  const std::string good = WriteFile(dir, "good", "hush-hush\n");
+  const std::string empty = WriteFile(dir, "empty", "\n");
+  const std::string lines = WriteFile(dir, "lines", "hush-hush\nmore\n");
+  const std::string unreadable = WriteFile(dir, "unreadable", "hush-hush");
+  ::chmod(unreadable.c_str(), 0);
+  const bool root_reads_anything = std::ifstream(unreadable).good();
+  const std::string a_directory = dir.path();  // refused even for root: not a regular file
+  struct Case {
+    std::string Config::*file;
+    std::string Config::*value;
+    const char* flag;
+  } fields[] = {
+      {&Config::redis_password_file, &Config::redis_password, "--redis-password-file"},
+      {&Config::redis_sentinel_password_file, &Config::redis_sentinel_password, "--redis-sentinel-password-file"},
+      {&Config::admin_token_file, &Config::admin_token, "--admin-token-file"},
+  };
+  for (const auto& f : fields) {
+    struct Bad {
+      std::string path, flag_value, why;
+    } bad[] = {{good, "hush-hush", "together with"},
+               {dir.path() + "/missing", "", "cannot read '" + dir.path() + "/missing'"},
+               {empty, "", "is empty"},
+               {lines, "", "more than one line"},
+               {unreadable, "", "cannot read"},
+               {a_directory, "", "cannot read '" + a_directory + "': "}};
+    for (const auto& b : bad) {
+      if (b.path == unreadable && root_reads_anything) continue;  // mode 0 stops no root
+      Config c;
+      c.*f.file = b.path;
+      c.*f.value = b.flag_value;
+      Status s = Finalize(&c);
+      EXPECT_EQ(s.code(), ErrorCode::kInvalidArgument) << f.flag << " " << b.path;
+      EXPECT_EQ(s.message().rfind(f.flag, 0), 0u) << s.message();
+      EXPECT_NE(s.message().find(b.why), std::string::npos) << s.message();
+      EXPECT_EQ(s.message().find("hush-hush"), std::string::npos) << s.message();
+    }
+  }
 }
 
 }  // namespace

@@ -8,6 +8,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fstream>
+
 #include <nlohmann/json.hpp>
 
 #include "webtier/common/serverset.h"
@@ -235,6 +237,39 @@ TEST(WebnodeFlags, BadFlagsExitTwoWithAClearError) {
   EXPECT_NE(help.Log().find("--zk-session-timeout-ms"), std::string::npos);
   EXPECT_NE(help.Log().find("--redis-sentinel"), std::string::npos);
   EXPECT_NE(help.Log().find("--redis-master-name"), std::string::npos);
+  for (const char* flag : {"--redis-password-file", "--redis-sentinel-password-file", "--admin-token-file"})
+    EXPECT_NE(help.Log().find(flag), std::string::npos) << flag;
+}
+
+// The secret files: an unreadable one, or one given with its flag (or the
+// flag's environment variable), is refused with exit 2 and one error line
+// naming the flag; the secret itself is never printed.
+TEST(WebnodeFlags, SecretFilesThatCannotBeUsedExitTwoWithoutPrintingTheSecret) {
+  TempDir dir;
+  const std::string file = dir.path() + "/token";
+  std::ofstream(file) << "file-secret-1234\n";
+  struct Case {
+    std::vector<std::string> args;
+    std::vector<std::pair<std::string, std::string>> env;
+    std::string expect;
+  } cases[] = {
+      {{"--redis-password-file", dir.path() + "/missing"}, {}, "--redis-password-file: cannot read"},
+      {{"--redis-sentinel-password-file", dir.path()}, {}, "--redis-sentinel-password-file: cannot read"},
+      {{"--admin-token-file", file, "--admin-token", "flag-secret-5678"}, {}, "--admin-token-file: given together"},
+      {{"--redis-password-file", file}, {{"WEBNODE_REDIS_PASSWORD", "flag-secret-5678"}},
+       "--redis-password-file: given together"},
+  };
+  for (auto& c : cases) {
+    std::vector<std::string> argv = {BinaryPath("webnode")};
+    argv.insert(argv.end(), c.args.begin(), c.args.end());
+    Process p(Process::Options{.argv = argv, .env = c.env, .log_path = {}, .cwd = {}});
+    EXPECT_EQ(p.Wait(10s), 2) << c.args[0];
+    const std::string log = p.Log();
+    EXPECT_NE(log.find(c.expect), std::string::npos) << log;
+    EXPECT_EQ(log.find("error:"), log.rfind("error:")) << "one error line: " << log;
+    EXPECT_EQ(log.find("file-secret-1234"), std::string::npos) << log;
+    EXPECT_EQ(log.find("flag-secret-5678"), std::string::npos) << log;
+  }
 }
 
 TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {

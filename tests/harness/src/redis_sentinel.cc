@@ -50,7 +50,7 @@ long long ToNumber(const std::string& s) {
 RedisSentinels::RedisSentinels() : RedisSentinels(Options{}) {}
 
 RedisSentinels::RedisSentinels(Options options) : options_(std::move(options)), dir_("webtier-sentinel") {
-  for (int i = 0; i <= options_.replicas; ++i) servers_.push_back(std::make_unique<RedisServer>());
+  for (int i = 0; i <= options_.replicas; ++i) servers_.push_back(std::make_unique<RedisServer>(options_.server_password));
   for (int i = 0; i < options_.sentinels; ++i) sentinel_ports_.push_back(FreePort());
   sentinels_.resize(sentinel_ports_.size());
 }
@@ -67,7 +67,11 @@ void RedisSentinels::Start() {
 }
 
 void RedisSentinels::StartServers() {
-  for (auto& s : servers_) s->Start();
+  for (auto& s : servers_) {
+    s->Start();
+    // Every server may become a replica in a failover: each authenticates to its master.
+    if (!options_.server_password.empty()) s->Cli({"CONFIG", "SET", "masterauth", options_.server_password});
+  }
   const std::string primary_port = std::to_string(servers_[0]->port());
   for (size_t i = 1; i < servers_.size(); ++i) servers_[i]->Cli({"REPLICAOF", "127.0.0.1", primary_port});
   bool linked = WaitFor(
@@ -98,6 +102,7 @@ void RedisSentinels::StartSentinel(int i) {
         << "sentinel down-after-milliseconds " << name << " " << options_.down_after.count() << "\n"
         << "sentinel failover-timeout " << name << " " << options_.failover_timeout.count() << "\n"
         << "sentinel parallel-syncs " << name << " 1\n";
+    if (!options_.server_password.empty()) cfg << "sentinel auth-pass " << name << " " << options_.server_password << "\n";
     if (!options_.password.empty()) {
       // Clients AUTH with it; the Sentinels use it with each other too.
       cfg << "requirepass " << options_.password << "\n"

@@ -119,6 +119,17 @@ Status FromErrorReply(const Reply& reply, std::string_view what) {
   return Status(ErrorCode::kInternal, msg);
 }
 
+Status CheckIsMaster(Connection& conn, const net::HostPort& address, std::string* role) {
+  if (role != nullptr) role->clear();
+  Reply r;
+  if (Status s = Command(conn, {"ROLE"}, &r); !s.ok()) return s;
+  if (Status s = FromErrorReply(r, "redis " + address.ToString() + " ROLE"); !s.ok()) return s;
+  if (r.type == Reply::Type::kArray && !r.elements.empty() && r.elements[0].str == "master") return Status::Ok();
+  const std::string said = r.type == Reply::Type::kArray && !r.elements.empty() ? r.elements[0].str : "?";
+  if (role != nullptr) *role = said;
+  return Status(ErrorCode::kUnavailable, "redis " + address.ToString() + " is a " + said + ", not the master");
+}
+
 Status Subscribe(Connection& conn, const std::string& channel, const std::atomic<bool>& stop,
                  const std::function<void()>& on_subscribed,
                  const std::function<void(const std::string&)>& on_message,

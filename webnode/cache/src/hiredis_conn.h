@@ -72,6 +72,12 @@ Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* re
 // MASTERDOWN, which say "this node cannot serve that now"), else Ok.
 Status FromErrorReply(const Reply& reply, std::string_view what);
 
+// Ok when the node behind `conn` (at `address`, for the message) says with
+// ROLE that it is a master; kUnavailable "... is a slave, not the master"
+// when it answers with another role (then *role, when given, is that role);
+// the I/O or error-reply Status otherwise (*role left empty).
+Status CheckIsMaster(Connection& conn, const net::HostPort& address, std::string* role = nullptr);
+
 // SUBSCRIBEs `conn` to `channel`, then calls on_message(payload) for every
 // message until `stop` is set (checked every ~100 ms), `keep_going()` returns
 // false (also checked then; Ok is returned), or the connection fails (its

@@ -20,16 +20,6 @@ hiredis::DialOptions DialFor(const RedisOptions& o) {
   return {.connect_timeout = o.connect_timeout, .command_timeout = o.command_timeout, .password = o.password};
 }
 
-// Ok when the node behind `conn` says it is a master (ROLE).
-Status CheckIsMaster(hiredis::Connection& conn, const net::HostPort& address) {
-  Reply r;
-  if (Status s = hiredis::Command(conn, {"ROLE"}, &r); !s.ok()) return s;
-  if (Status s = hiredis::FromErrorReply(r, "redis ROLE"); !s.ok()) return s;
-  if (r.type == Reply::Type::kArray && !r.elements.empty() && r.elements[0].str == "master") return Status::Ok();
-  const std::string role = r.type == Reply::Type::kArray && !r.elements.empty() ? r.elements[0].str : "?";
-  return Status(ErrorCode::kUnavailable, "redis " + address.ToString() + " is a " + role + ", not the master");
-}
-
 }  // namespace
 
 RedisStore::RedisStore(RedisOptions options) : options_(std::move(options)), master_(MasterOf(options_)) {}
@@ -58,7 +48,7 @@ Status RedisStore::Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reu
   *reused = false;
   std::unique_ptr<hiredis::Connection> fresh;
   Status s = hiredis::Dial(address, DialFor(options_), &fresh);
-  if (s.ok() && master_->VerifyRole()) s = CheckIsMaster(*fresh, address);
+  if (s.ok() && master_->VerifyRole()) s = hiredis::CheckIsMaster(*fresh, address);
   if (!s.ok()) {
     master_->Suspect(generation);
     return s;

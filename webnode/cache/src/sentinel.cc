@@ -74,8 +74,11 @@ Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer) {
   return Status(ErrorCode::kUnavailable, "no sentinel knows master " + options.master_name + ": " + last.message());
 }
 
-SentinelMaster::SentinelMaster(SentinelOptions options, prometheus::Counter* failovers)
-    : options_(std::move(options)), failovers_metric_(failovers), thread_([this] { Run(); }) {}
+SentinelMaster::SentinelMaster(SentinelOptions options, prometheus::Counter* failovers, prometheus::Counter* rejected)
+    : options_(std::move(options)),
+      failovers_metric_(failovers),
+      rejected_metric_(rejected),
+      thread_([this] { Run(); }) {}
 
 SentinelMaster::~SentinelMaster() {
   stop_.store(true);
@@ -112,11 +115,48 @@ void SentinelMaster::AskIfDue() {
     return;
   }
   answering_ = true;
+  if (!Confirm(answer.master).ok()) return;  // asked again within `retry`
   {
     std::lock_guard<std::mutex> lock(mu_);
     next_ask_ = last_ask_ + options_.recheck;
   }
   Adopt(answer);
+}
+
+Status SentinelMaster::Confirm(const net::HostPort& master) {
+  bool held = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    // Confirmed when adopted; from then on every new store connection checks
+    // ROLE again (RedisStore), so a later demotion is caught there.
+    held = known_ && master_ == master;
+  }
+  if (held) {
+    last_rejected_.clear();  // a rejected address named again later is logged again
+    return Status::Ok();
+  }
+  std::unique_ptr<hiredis::Connection> conn;
+  hiredis::DialOptions dial{.connect_timeout = options_.connect_timeout,
+                            .command_timeout = options_.command_timeout,
+                            .password = options_.redis_password};
+  std::string role;
+  Status s = hiredis::Dial(master, dial, &conn);
+  if (s.ok()) s = hiredis::CheckIsMaster(*conn, master, &role);
+  if (s.ok()) {
+    last_rejected_.clear();
+    return s;
+  }
+  rejected_.fetch_add(1);
+  if (rejected_metric_ != nullptr) rejected_metric_->Increment();
+  const std::string address = master.ToString();
+  if (last_rejected_ != address) {
+    last_rejected_ = address;
+    log::Warn("redis", "sentinel names a master that does not confirm it; not using it")
+        .kv("master", address)
+        .kv("role", role.empty() ? "unknown" : role)
+        .kv("err", s.ToString());
+  }
+  return s;
 }
 
 void SentinelMaster::Adopt(const SentinelAnswer& answer) {

@@ -24,9 +24,11 @@ struct Config {
   std::string zone = "local";                   // free label written into the member record
   membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
   std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
-  std::string redis_password;                   // AUTH, empty = none
+  std::string redis_password;                   // AUTH, empty = none (or read from redis_password_file)
+  std::string redis_password_file;              // file holding redis_password; set = --redis-password must not be
   std::string redis_sentinel;                   // Sentinels "h:p,h:p"; set = master from Sentinel, --redis ignored
   std::string redis_sentinel_password;          // the Sentinels' AUTH, empty = none
+  std::string redis_sentinel_password_file;     // file holding redis_sentinel_password (as above)
   std::string redis_master_name = "webtier";    // the master's name in Sentinel
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
   std::string origin;                           // upstream base URL; empty = built-in demo app
@@ -34,6 +36,7 @@ struct Config {
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
   int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
   std::string admin_token;                      // bearer token for /admin/*; empty = 403
+  std::string admin_token_file;                 // file holding admin_token (as above)
   // Request size limit (Pistache's default is 4 KiB): the balancer's default
   // --max-body-bytes (10 MiB) plus room for the head, so an upload the balancer
   // passes is never refused by the node behind it.
@@ -56,7 +59,9 @@ struct Config {
 // Adds every flag above to `app` (env fallbacks are bound by the caller).
 void AddFlags(CLI::App& app, Config* config);
 
-// Validates and fills the derived fields. kInvalidArgument names the flag.
+// Validates and fills the derived fields, and reads the secret files
+// (--redis-password-file, --redis-sentinel-password-file, --admin-token-file)
+// into their fields. kInvalidArgument names the flag, never a secret.
 Status Finalize(Config* config);
 
 // The member record this node registers in ZooKeeper, from a finalized

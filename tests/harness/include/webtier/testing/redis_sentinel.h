@@ -26,6 +26,9 @@ class RedisSentinels {
     std::chrono::milliseconds down_after{1000};         // sentinel down-after-milliseconds
     std::chrono::milliseconds failover_timeout{2000};   // sentinel failover-timeout
     std::string password;  // the Sentinels' requirepass (and sentinel-pass among them); empty = none
+    // The Redis servers' requirepass (and masterauth, and the Sentinels'
+    // auth-pass for them); empty = none. server(i).Cli() authenticates.
+    std::string server_password;
   };
   RedisSentinels();  // the defaults above
   explicit RedisSentinels(Options options);

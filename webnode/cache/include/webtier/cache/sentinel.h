@@ -22,6 +22,7 @@ struct SentinelOptions {
   std::vector<net::HostPort> sentinels;             // tried in turn; at least one
   std::string master_name = "webtier";              // SENTINEL get-master-addr-by-name <this>
   std::string password;                             // the Sentinels' AUTH (their requirepass); empty = none
+  std::string redis_password;                       // the Redis servers' AUTH, for the ROLE check; empty = none
   std::chrono::milliseconds connect_timeout{100};   // per Sentinel connection attempt
   std::chrono::milliseconds command_timeout{250};   // per Sentinel reply
   std::chrono::milliseconds recheck{1000};          // ask again this often even when nothing is wrong
@@ -49,6 +50,14 @@ Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer);
 //  - holds a pub/sub connection to one Sentinel on `+switch-master` and asks
 //    at once when a message names this master; reconnects (to the next
 //    Sentinel) when that connection fails.
+// A master is taken from the Sentinels only once the server itself confirms
+// it: a new connection to it (with `redis_password`) and ROLE answering
+// "master". Sentinel's word alone is not enough: a stale or tampered Sentinel
+// may name a replica or a server that is no part of the set. A named address
+// that is unreachable or says another role is not used: the answer held
+// before stays (none at first: the cache bypasses Redis), it is asked again
+// within `retry`, one line is logged per address rejected in a row, and every
+// rejection counts in `rejected`.
 // An answer with a lower config epoch than the one held is ignored, so the
 // master never moves back to a former one; only when every Sentinel answers
 // with an older epoch (they were reset) is it followed. A change of address (not the first
@@ -58,8 +67,10 @@ Status AskSentinels(const SentinelOptions& options, SentinelAnswer* answer);
 // Thread-safe; the destructor stops the thread within ~100 ms plus one ask.
 class SentinelMaster final : public RedisMaster {
  public:
-  // `failovers` (optional, e.g. webnode_redis_failovers_total) must outlive this.
-  explicit SentinelMaster(SentinelOptions options, prometheus::Counter* failovers = nullptr);
+  // `failovers` and `rejected` (optional, e.g. webnode_redis_failovers_total
+  // and webnode_redis_master_rejected_total) must outlive this.
+  explicit SentinelMaster(SentinelOptions options, prometheus::Counter* failovers = nullptr,
+                          prometheus::Counter* rejected = nullptr);
   ~SentinelMaster() override;
   SentinelMaster(const SentinelMaster&) = delete;
   SentinelMaster& operator=(const SentinelMaster&) = delete;
@@ -70,6 +81,8 @@ class SentinelMaster final : public RedisMaster {
 
   // Master changes followed so far.
   uint64_t failovers() const { return failovers_.load(); }
+  // Sentinel answers not used because the server named did not confirm with ROLE.
+  uint64_t rejected() const { return rejected_.load(); }
   // True while the +switch-master subscription is up (for tests).
   bool subscribed() const { return subscribed_.load(); }
 
@@ -77,6 +90,9 @@ class SentinelMaster final : public RedisMaster {
   void Run();
   // Asks the Sentinels when due and adopts the answer.
   void AskIfDue();
+  // Ok when `master` is the one held or answers ROLE master; else logs (once
+  // per address in a row) and counts the rejection.
+  Status Confirm(const net::HostPort& master);
   // Adopts the answer unless its epoch is older (a failover when the address changes).
   void Adopt(const SentinelAnswer& answer);
   // A +switch-master payload: "<name> <old-ip> <old-port> <new-ip> <new-port>".
@@ -84,9 +100,11 @@ class SentinelMaster final : public RedisMaster {
 
   const SentinelOptions options_;
   prometheus::Counter* const failovers_metric_;
+  prometheus::Counter* const rejected_metric_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> subscribed_{false};
   std::atomic<uint64_t> failovers_{0};
+  std::atomic<uint64_t> rejected_{0};
 
   mutable std::mutex mu_;
   bool known_ = false;                                 // guarded by mu_
@@ -96,6 +114,7 @@ class SentinelMaster final : public RedisMaster {
   std::chrono::steady_clock::time_point last_ask_{};   // guarded by mu_
   std::chrono::steady_clock::time_point next_ask_{};   // guarded by mu_
   bool answering_ = true;                              // the thread's own: last ask got an answer
+  std::string last_rejected_;                          // the thread's own: address last rejected, "" after a confirm
   std::thread thread_;                                 // last: starts once the rest is built
 };
 
