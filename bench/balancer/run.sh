@@ -12,6 +12,7 @@
 #   WIRE=1 bench/balancer/run.sh                     # also the time spent inside each proxy (tcpdump)
 #   TLS=0 bench/balancer/run.sh                      # skip the TLS rounds (see below)
 #   MEMBERS=50 CHECKS=1 ZONES=1 bench/balancer/run.sh # 50 members, active checks, locality
+#   EDGE=0 bench/balancer/run.sh                     # skip the edge-rule rounds (see below)
 #
 # MEMBERS (default 3) backends behind every proxy. CHECKS=1 (the default)
 # gives the balancer its default active checks (GET /health every second per
@@ -32,6 +33,19 @@
 #                  handshakes per second (wrk keeps each connection's session,
 #                  so after the first these are TLS 1.3 resumptions; for full
 #                  handshakes use `openssl s_time -new -www /` beside it)
+#
+# EDGE=1 (the default) adds two plain targets per round that show what the
+# edge's safety rules cost:
+#   close  wrk with "Connection: close": a new client connection per request.
+#          With --upstream-reuse safe (the default) each one's first request
+#          gets a member connection no other client used, so every request
+#          here pays a member connect; a second balancer with
+#          --upstream-reuse always (and HAProxy with `http-reuse always`, as
+#          configured here) reuse idle ones. Keep-alive clients pay it once.
+#   worst  the most expensive request the balancer accepts at its defaults:
+#          ~15 KiB of head, 100 field lines (--max-header-fields), 1,300
+#          Connection tokens; its CPU per request beside the plain target's
+#          (the "worst/plain" line) shows the per-request cost stays linear.
 #
 # The balancer runs without ZooKeeper: it boots from a state file listing the
 # backends (the same path it takes when ZooKeeper is down at start-up).
@@ -68,6 +82,7 @@ TLS=${TLS:-1}
 MEMBERS=${MEMBERS:-3}
 CHECKS=${CHECKS:-1}
 ZONES=${ZONES:-0}
+EDGE=${EDGE:-1}
 if [[ $WIRE == 1 ]]; then
   command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
   (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
@@ -170,6 +185,7 @@ alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
   done
   printf ']}\n'
 } >"$WORK/state.json"
+cp "$WORK/state.json" "$WORK/state2.json"
 # TLS: one certificate for both TLS proxies (HAProxy wants cert and key in one file).
 BAL_TLS=() HAP_TLS_BIND=""
 if [[ $TLS == 1 ]]; then
@@ -190,6 +206,21 @@ WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL" 
 PIDS+=($!)
 declare -A PROXY_PID
 PROXY_PID[balancer]=$!
+if [[ $EDGE == 1 ]]; then
+  alloc_port P_BAL2; alloc_port A_BAL2
+  WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL2" --admin-listen "127.0.0.1:$A_BAL2" \
+    --zk 127.0.0.1:1 --state-file "$WORK/state2.json" --threads "$THREADS" "${BAL_HEALTH[@]}" \
+    --upstream-reuse always 2>"$WORK/balancer2.log" &
+  PIDS+=($!)
+  PROXY_PID[balancer-always]=$!
+  # The worst request the balancer accepts at its defaults (16 KiB head, 100 fields).
+  {
+    echo 'local t = {}'
+    echo 'for i = 0, 1299 do t[#t + 1] = "t" .. i end'
+    echo 'wrk.headers["Connection"] = table.concat(t, ",")'
+    echo 'for i = 1, 97 do wrk.headers["b" .. i] = "x" end'
+  } >"$WORK/worst.lua"
+fi
 
 cat >"$WORK/haproxy.cfg" <<EOF
 global
@@ -254,6 +285,7 @@ EOF
 PIDS+=($!)
 
 wait_http "http://127.0.0.1:$P_BAL/" || { cat "$WORK/balancer.log"; exit 1; }
+if [[ $EDGE == 1 ]]; then wait_http "http://127.0.0.1:$P_BAL2/" || { cat "$WORK/balancer2.log"; exit 1; }; fi
 wait_http "http://127.0.0.1:$P_HAP/" || { cat "$WORK/haproxy.log"; exit 1; }
 wait_http "http://127.0.0.1:$P_NGX/" || { cat "$WORK/proxy/error.log"; exit 1; }
 if [[ $TLS == 1 ]]; then
@@ -339,7 +371,7 @@ run() {  # name port [scheme [extra wrk args...]]
 }
 
 # The TLS targets of one round: balancer and HAProxy, in `order`.
-declare -A TLS_RATIOS TLS_CPU_RATIOS
+declare -A TLS_RATIOS TLS_CPU_RATIOS EDGE_RATIOS
 tls_round() {  # first-proxy
   local target args order=(balancer haproxy)
   [[ $1 == haproxy ]] && order=(haproxy balancer)
@@ -366,6 +398,18 @@ for r in $(seq 1 "$ROUNDS"); do
   run nginx "$P_NGX"
   if [[ $TLS == 1 ]]; then
     if (( r % 2 )); then tls_round balancer; else tls_round haproxy; fi
+  fi
+  if [[ $EDGE == 1 ]]; then
+    run "balancer close" "$P_BAL" http -H "Connection: close"
+    run "balancer-always close" "$P_BAL2" http -H "Connection: close"
+    run "haproxy close" "$P_HAP" http -H "Connection: close"
+    run "balancer worst" "$P_BAL" http -s "$WORK/worst.lua"
+    run "haproxy worst" "$P_HAP" http -s "$WORK/worst.lua"
+    EDGE_RATIOS[close]+="$(ratio "${LAST_RPS[balancer close]}" "${LAST_RPS[haproxy close]}") "
+    EDGE_RATIOS[reuse]+="$(ratio "${LAST_RPS[balancer close]}" "${LAST_RPS[balancer-always close]}") "
+    EDGE_RATIOS[worst]+="$(ratio "${LAST_RPS[balancer worst]}" "${LAST_RPS[haproxy worst]}") "
+    EDGE_RATIOS[worst_cpu]+="$(ratio "${LAST_CPU[balancer worst]:-0}" "${LAST_CPU[balancer]:-0}") "
+    EDGE_RATIOS[haproxy_worst_cpu]+="$(ratio "${LAST_CPU[haproxy worst]:-0}" "${LAST_CPU[haproxy]:-0}") "
   fi
   RPS_RATIOS+="$(ratio "${LAST_RPS[balancer]}" "${LAST_RPS[haproxy]}") "
   CPU_RATIOS+="$(ratio "${LAST_CPU[balancer]:-0}" "${LAST_CPU[haproxy]:-0}") "
@@ -404,6 +448,17 @@ if [[ $TLS == 1 ]]; then
     echo "  paired per-round balancer/haproxy $target req/s ratio: median $(median "${TLS_RATIOS[$target]}") (rounds: ${TLS_RATIOS[$target]% })"
     echo "  paired per-round balancer/haproxy $target CPU per request ratio: median $(median "${TLS_CPU_RATIOS[$target]}") (rounds: ${TLS_CPU_RATIOS[$target]% }; below 1: the balancer spends less)"
   done
+fi
+if [[ $EDGE == 1 ]]; then
+  echo
+  printf "%-24s %12s %10s %10s   (median of %d)\n" "edge target" "req/s" "p99(ms)" "us/req" "$ROUNDS"
+  for n in "balancer close" "balancer-always close" "haproxy close" "balancer worst" "haproxy worst"; do
+    printf "%-24s %12s %10s %10s\n" "$n" "$(median "${RPS[$n]}")" "$(median "${P99[$n]}")" "${LAST_CPU[$n]:-n/a}"
+  done
+  echo "  new connections, balancer (reuse safe)/haproxy req/s: median $(median "${EDGE_RATIOS[close]}") (rounds: ${EDGE_RATIOS[close]% })"
+  echo "  what the reuse rule costs, balancer safe/always req/s: median $(median "${EDGE_RATIOS[reuse]}") (rounds: ${EDGE_RATIOS[reuse]% })"
+  echo "  worst accepted request, balancer/haproxy req/s: median $(median "${EDGE_RATIOS[worst]}") (rounds: ${EDGE_RATIOS[worst]% })"
+  echo "  worst/plain CPU per request: balancer $(median "${EDGE_RATIOS[worst_cpu]}"), haproxy $(median "${EDGE_RATIOS[haproxy_worst_cpu]}")"
 fi
 case $LAYOUT in
   client) echo "(wrk on cpu $WRK_CPUS, proxies and the backend on $PROXY_CPUS; expect 10-30% noise per run)" ;;
