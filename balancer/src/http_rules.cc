@@ -279,16 +279,6 @@ bool IsForwardedFor(const http::fields::value_type& f) {
   return iequals(f.name_string(), "x-forwarded-for");
 }
 
-// Case-insensitive order of tokens, for HopByHop's sorted list.
-bool TokenLess(std::string_view a, std::string_view b) {
-  const size_t n = std::min(a.size(), b.size());
-  for (size_t i = 0; i < n; ++i) {
-    const char x = boost::beast::detail::ascii_tolower(a[i]), y = boost::beast::detail::ascii_tolower(b[i]);
-    if (x != y) return x < y;
-  }
-  return a.size() < b.size();
-}
-
 void AppendField(std::string& out, boost::beast::string_view name, boost::beast::string_view value) {
   out.append(name.data(), name.size());
   out.append(": ", 2);
@@ -296,15 +286,49 @@ void AppendField(std::string& out, boost::beast::string_view name, boost::beast:
   out.append("\r\n", 2);
 }
 
+// FNV-1a of the lower-case spelling: equal for names that differ in case only.
+uint64_t NameHash(std::string_view name) {
+  uint64_t h = 14695981039346656037ULL;
+  for (char c : name) {
+    h ^= static_cast<unsigned char>(boost::beast::detail::ascii_tolower(c));
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
 }  // namespace
 
 HopByHop::HopByHop(const http::fields& fields) {
-  // Every Connection line counts (Beast keeps repeated lines apart).
-  for (auto it = fields.find(http::field::connection); it != fields.end() && it->name() == http::field::connection;
-       ++it) {
-    for (auto token : http::token_list{it->value()}) tokens_.emplace_back(token.data(), token.size());
+  auto line = fields.find(http::field::connection);
+  if (line == fields.end()) return;
+  // The names present, hashed and sorted (F entries), then every token
+  // (every Connection line counts) looked up among them.
+  std::vector<Named> present;
+  for (const auto& f : fields) present.push_back({NameHash(View(f.name_string())), View(f.name_string())});
+  const auto by_hash = [](const Named& a, const Named& b) { return a.hash < b.hash; };
+  std::sort(present.begin(), present.end(), by_hash);
+  for (; line != fields.end() && line->name() == http::field::connection; ++line) {
+    std::string_view rest = View(line->value());
+    for (;;) {
+      const size_t comma = rest.find(',');
+      const std::string_view token = TrimOws(rest.substr(0, comma));
+      const Named key{NameHash(token), token};
+      for (auto [it, end] = std::equal_range(present.begin(), present.end(), key, by_hash); it != end; ++it) {
+        if (iequals(it->name, token)) {
+          named_.push_back(key);
+          break;
+        }
+      }
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
+    }
   }
-  if (tokens_.size() > 1) std::sort(tokens_.begin(), tokens_.end(), TokenLess);
+  // Repeated tokens: each named field once, so the list stays within F.
+  std::sort(named_.begin(), named_.end(), by_hash);
+  named_.erase(std::unique(named_.begin(), named_.end(), [](const Named& a, const Named& b) {
+                 return a.hash == b.hash && iequals(a.name, b.name);
+               }),
+               named_.end());
 }
 
 bool HopByHop::Drops(const http::fields::value_type& f) const {
@@ -323,9 +347,14 @@ bool HopByHop::Drops(const http::fields::value_type& f) const {
   }
   const boost::beast::string_view name = f.name_string();
   if (name.size() >= 6 && iequals(name.substr(0, 6), "proxy-")) return true;
-  if (tokens_.empty() || IsFramingField(name)) return false;
-  const std::string_view n(name.data(), name.size());
-  return std::binary_search(tokens_.begin(), tokens_.end(), n, TokenLess);
+  if (named_.empty() || IsFramingField(name)) return false;
+  const Named key{NameHash(View(name)), View(name)};
+  auto [it, end] = std::equal_range(named_.begin(), named_.end(), key,
+                                    [](const Named& a, const Named& b) { return a.hash < b.hash; });
+  for (; it != end; ++it) {
+    if (iequals(it->name, key.name)) return true;
+  }
+  return false;
 }
 
 bool IsIdempotent(http::verb method) {

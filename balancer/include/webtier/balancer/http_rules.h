@@ -120,16 +120,22 @@ class HeaderFields {
 // Trailer, Upgrade, and every field the Connection header names (except the
 // fields that frame the message: a client cannot make the proxy drop those).
 // Built once per message; Drops() is asked for each field while serializing.
-// The Connection tokens are parsed once and sorted, so a message of F fields
-// and T tokens costs O((F + T) log T), not F x T: a client cannot make the
-// proxy's work grow with the product of the two.
+// The message's field names are hashed once (F of them, at most
+// --max-header-fields), then each Connection token is looked up among them,
+// so a message of F fields and T tokens costs O(F log F + T log F), not F x T
+// (nor a sort of the T tokens): a client cannot make the proxy's work grow
+// with the product of the two, or much beyond the size of its head.
 class HopByHop {
  public:
   explicit HopByHop(const boost::beast::http::fields& fields);
   bool Drops(const boost::beast::http::fields::value_type& field) const;
 
  private:
-  std::vector<std::string_view> tokens_;  // the Connection tokens, sorted case-insensitively
+  struct Named {
+    uint64_t hash;          // of the lower-case name
+    std::string_view name;  // as a Connection token spelled it
+  };
+  std::vector<Named> named_;  // the fields present that a token names, by hash
 };
 
 // GET, HEAD, OPTIONS, PUT, DELETE (and TRACE): safe to send twice.
