@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <future>
 #include <memory>
 
@@ -64,7 +65,12 @@ TEST(HostileRequestTest, TargetsThatNameAnotherHostNeverReachIt) {
   for (const std::string& target : {"/%2F%2F" + v + "/x", "/@" + v + "/x", "/x?u=http://" + v + "/"}) {
     std::string got = Exchange(node->port(), "GET " + target + " HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n");
     EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << target << ": " << got;
-    EXPECT_NE(got.find("GET " + target + " HTTP/1.1"), std::string::npos) << "the origin got it as sent: " << got;
+    // As sent, but for the case of percent-encoded hex digits (libcurl writes them in lower case).
+    std::string lower = got, want = "GET " + target + " HTTP/1.1";
+    for (std::string* t : {&lower, &want}) {
+      for (char& c : *t) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    EXPECT_NE(lower.find(want), std::string::npos) << "the origin got it as sent: " << got;
   }
   EXPECT_EQ(victim.connections(), 0) << "a request target reached another host";
   for (const auto& line : origin.request_lines()) EXPECT_EQ(line.rfind("GET /", 0), 0u) << line;
