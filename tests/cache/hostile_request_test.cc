@@ -72,6 +72,10 @@ TEST(HostileRequestTest, TargetsThatNameAnotherHostNeverReachIt) {
     }
     EXPECT_NE(lower.find(want), std::string::npos) << "the origin got it as sent: " << got;
   }
+  // OPTIONS * is about the server: answered by the node itself.
+  std::string options = Exchange(node->port(), "OPTIONS * HTTP/1.1\r\nHost: www.example\r\nConnection: close\r\n\r\n");
+  EXPECT_EQ(options.rfind("HTTP/1.1 200", 0), 0u) << options;
+  EXPECT_NE(options.find("Allow: "), std::string::npos) << options;
   EXPECT_EQ(victim.connections(), 0) << "a request target reached another host";
   for (const auto& line : origin.request_lines()) EXPECT_EQ(line.rfind("GET /", 0), 0u) << line;
   EXPECT_EQ(MetricValue(node->Metrics(), "webnode_http_refused_total", {{"reason", "bad_target"}}),

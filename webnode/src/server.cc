@@ -219,6 +219,14 @@ class NodeHandler : public Http::Handler {
       RefuseRequest(reply, 421, "Host not served here (--host)", "misdirected");
       return;
     }
+    // OPTIONS * (the only asterisk-form target let through) asks about the
+    // server, not a resource: answered here, never sent to the origin.
+    if (resource == "*") {
+      reply.set_route("*");
+      reply.AddHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+      reply.Send(200, "", "text/plain");
+      return;
+    }
     // With --origin the app owns every other path, "/" included.
     if (get && resource == "/" && s.config.origin.empty()) {
       reply.set_route("/");

@@ -2,6 +2,7 @@
 // variant and tags), purges by URL and tag, invalidation after unsafe methods;
 // and the Cache-Status field.
 #include <cstdio>
+#include <unordered_set>
 
 #include "webtier/cache/cache_key.h"
 #include "webtier/cache/freshness.h"
@@ -11,17 +12,22 @@
 namespace webtier::cache {
 namespace {
 
-// Fields that describe one delivery, not the stored response.
-bool KeepHeader(std::string_view name, const std::vector<std::string>& dropped) {
+std::string LowerCopy(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+// Fields that describe one delivery, not the stored response. `dropped`
+// (lower case) holds the fields private="..." / no-cache="..." name: a set,
+// so many of them cost no more than their number.
+bool KeepHeader(std::string_view name, const std::unordered_set<std::string>& dropped) {
   if (IsHopByHop(name) || EqualsIgnoreCase(name, "Set-Cookie") || EqualsIgnoreCase(name, "Age") ||
       EqualsIgnoreCase(name, "X-Cache") || EqualsIgnoreCase(name, "X-Served-By") ||
       EqualsIgnoreCase(name, "Cache-Status")) {
     return false;
   }
-  for (const auto& d : dropped) {
-    if (EqualsIgnoreCase(name, d)) return false;
-  }
-  return true;
+  return dropped.empty() || dropped.count(LowerCopy(name)) == 0;
 }
 
 // The path[?query] a Location / Content-Location value names on this origin,
@@ -100,8 +106,10 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
   record.flags = static_cast<uint8_t>((fr.no_stale ? Record::kNoStale : 0) |
                                       (fr.always_revalidate ? Record::kAlwaysRevalidate : 0));
   record.response.status = response.status;
+  std::unordered_set<std::string> dropped;
+  for (const auto& d : fr.drop_fields) dropped.insert(LowerCopy(d));
   for (const auto& [name, value] : response.headers) {
-    if (KeepHeader(name, fr.drop_fields)) record.response.headers.emplace_back(name, value);
+    if (KeepHeader(name, dropped)) record.response.headers.emplace_back(name, value);
   }
   record.response.body = response.body;
   const auto retain = std::chrono::milliseconds(record.RetainMs());
