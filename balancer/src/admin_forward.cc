@@ -22,10 +22,47 @@ http::response<http::string_body> JsonAnswer(http::status status, unsigned versi
   return res;
 }
 
+// The purge target to send, "/admin/purge?<query>", when `target` is exactly
+// that path with a query naming a path= or tag= parameter, and only
+// characters a query may hold; empty otherwise (nothing else is forwarded:
+// the member's other routes are not the admin port's to expose).
+std::string PurgeTarget(std::string_view target) {
+  constexpr std::string_view kPath = "/admin/purge?";
+  if (target.substr(0, kPath.size()) != kPath) return "";
+  std::string_view query = target.substr(kPath.size());
+  bool named = false;
+  for (std::string_view q = query; !q.empty();) {
+    const size_t amp = q.find('&');
+    std::string_view param = q.substr(0, amp);
+    if ((param.substr(0, 5) == "path=" && param.size() > 5) || (param.substr(0, 4) == "tag=" && param.size() > 4)) {
+      named = true;
+    }
+    if (amp == std::string_view::npos) break;
+    q.remove_prefix(amp + 1);
+  }
+  for (char c : query) {
+    const bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                    std::string_view("-._~!$&'()*+,;=:@/?%").find(c) != std::string_view::npos;
+    if (!ok) return "";
+  }
+  return named ? std::string(target) : "";
+}
+
+// Where the member's admin routes are: its "admin" endpoint when its record
+// publishes one (a webnode's --admin-listen), else its service endpoint.
+tcp::endpoint AdminEndpoint(const Host& host) {
+  tcp::endpoint ep = host.endpoint();
+  if (host.member().admin_port != 0) ep.port(host.member().admin_port);
+  return ep;
+}
+
 // What goes to the member: the method, target, token and body, nothing else.
-http::request<http::string_body> MemberRequest(const http::request<http::string_body>& req, const Host& host) {
-  http::request<http::string_body> out{req.method(), req.target(), 11};
-  out.set(http::field::host, host.member().Address());
+http::request<http::string_body> MemberRequest(const http::request<http::string_body>& req, const std::string& target,
+                                               const tcp::endpoint& endpoint) {
+  http::request<http::string_body> out{req.method(), target, 11};
+  const std::string address = endpoint.address().to_string();
+  out.set(http::field::host, endpoint.address().is_v6() ? "[" + address + "]:" + std::to_string(endpoint.port())
+                                                        : address + ":" + std::to_string(endpoint.port()));
   if (auto auth = req.find(http::field::authorization); auth != req.end()) out.set(auth->name(), auth->value());
   if (auto type = req.find(http::field::content_type); type != req.end()) out.set(type->name(), type->value());
   out.set(http::field::connection, "close");
@@ -39,6 +76,20 @@ http::request<http::string_body> MemberRequest(const http::request<http::string_
 awaitable<http::response<http::string_body>> ForwardAdminRequest(const http::request<http::string_body>& req,
                                                                  std::vector<std::shared_ptr<Host>> members,
                                                                  std::chrono::milliseconds timeout) {
+  const std::string_view raw_target(req.target().data(), req.target().size());
+  const std::string target = PurgeTarget(raw_target);
+  const std::string_view path = raw_target.substr(0, raw_target.find('?'));
+  if (path == "/admin/purge" && req.method() != http::verb::post) {
+    log::Warn(kComponent, "admin request refused: method").kv("method", std::string_view(req.method_string()));
+    auto res = JsonAnswer(http::status::method_not_allowed, req.version(),
+                          "{\"error\":\"method not allowed\",\"status\":405}\n");
+    res.set(http::field::allow, "POST");
+    co_return res;
+  }
+  if (target.empty()) {
+    log::Warn(kComponent, "admin request refused: not a purge").kv("target", raw_target);
+    co_return JsonAnswer(http::status::not_found, req.version(), "{\"error\":\"not found\",\"status\":404}\n");
+  }
   const auto now = Clock::now();
   // Ejected members last: they are tried only when no other one answers.
   std::stable_partition(members.begin(), members.end(), [now](const auto& h) { return !h->Ejected(now); });
@@ -49,12 +100,13 @@ awaitable<http::response<http::string_body>> ForwardAdminRequest(const http::req
   for (const auto& host : members) {
     beast::tcp_stream stream(co_await asio::this_coro::executor);
     stream.expires_after(timeout);
-    auto [cec] = co_await stream.async_connect(host->endpoint(), kUse);
+    const tcp::endpoint endpoint = AdminEndpoint(*host);
+    auto [cec] = co_await stream.async_connect(endpoint, kUse);
     if (cec) {
       log::Warn(kComponent, "admin request: member unreachable").kv("member", host->member().id).kv("err", cec.message());
       continue;
     }
-    auto out = MemberRequest(req, *host);
+    auto out = MemberRequest(req, target, endpoint);
     auto [wec, wn] = co_await http::async_write(stream, out, kUse);
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;

@@ -1,7 +1,11 @@
-// The admin port's way to the webnodes' admin routes: `POST /admin/...` on
-// --admin-listen is sent to one member of the pool (the first that accepts a
-// connection, skipping ejected members while others remain), with the
-// client's Authorization and body, and that member's answer is returned. The
+// The admin port's way to the webnodes' purge: `POST /admin/purge?path=...`
+// (or `?tag=...`) on --admin-listen is sent to one member of the pool (the
+// first that accepts a connection, skipping ejected members while others
+// remain), at its "admin" endpoint when its record publishes one, else at its
+// service endpoint, with the client's Authorization and body, and that
+// member's answer is returned. Nothing else is forwarded: another method on
+// /admin/purge is a 405, any other /admin/ target (or a purge naming neither
+// path nor tag) a 404, answered here. The
 // member checks the token and announces a purge to every node itself, so
 // compose and Kubernetes users purge without exposing /admin/ publicly (the
 // public listener refuses it, see admin_path.h). Runs on the admin server's

@@ -29,16 +29,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-redis_port=$(free_port); bare_port=$(free_port); node_port=$(free_port)
+redis_port=$(free_port); bare_port=$(free_port); node_port=$(free_port); admin_port=$(free_port)
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 &
 pids+=($!)
 "$BIN/bench_bare_pistache" "$bare_port" "$THREADS" & pids+=($!)
 # No ZooKeeper here: registration retries in the background, off the hot path.
-WEBTIER_LOG_LEVEL=error "$WEBNODE_BIN" --listen "127.0.0.1:$node_port" --threads "$THREADS" \
+WEBTIER_LOG_LEVEL=error "$WEBNODE_BIN" --listen "127.0.0.1:$node_port" --admin-listen "127.0.0.1:$admin_port" --threads "$THREADS" \
   --redis "127.0.0.1:$redis_port" --zk 127.0.0.1:1 --id bench & pids+=($!)
 wait_http "http://127.0.0.1:$bare_port/"; wait_http "http://127.0.0.1:$node_port/health"
 
 node="http://127.0.0.1:$node_port"
+admin="http://127.0.0.1:$admin_port"  # /metrics
 KA=(-H "Connection: keep-alive")
 hit_url="$node/api/primes/1000"
 [[ $(curl -fsS -o /dev/null -D - "$hit_url" | tr -d '\r' | awk -F': ' 'tolower($1)=="x-cache"{print $2}') == MISS ]] || true
@@ -103,14 +104,14 @@ request = function()
   return wrk.format("GET", "/api/sleep/1000?slow=" .. prefix .. "-" .. counter)
 end
 LUA
-before=$(curl -fsS "$node/metrics" | awk '/^webnode_origin_requests_total/ {print $2}')
+before=$(curl -fsS "$admin/metrics" | awk '/^webnode_origin_requests_total/ {print $2}')
 # A second wrk keeps exactly 8 slow misses in flight for the whole measurement.
 wrk -t1 -c8 -d"$((SECS + 2))s" --timeout 5s -H "Connection: keep-alive" -s "$tmp/slow.lua" "$node/" >"$tmp/slow.out" 2>&1 &
 slow_pid=$!
 sleep 1
 read -r srps sp99 < <(run_wrk "$hit_url" "$WRK_THREADS" "$CONNS" "$SECS" "${KA[@]}")
 wait "$slow_pid" || true
-after=$(curl -fsS "$node/metrics" | awk '/^webnode_origin_requests_total/ {print $2}')
+after=$(curl -fsS "$admin/metrics" | awk '/^webnode_origin_requests_total/ {print $2}')
 echo "hits with 8 slow misses: $srps req/s, p99 $sp99 ms (without, median of part 1: $hit_med req/s, p99 $hit_p99 ms)"
 echo "p99 ratio with/without slow misses = $(ratio "$sp99" "$hit_p99")"
 echo "slow misses completed meanwhile: $(awk -v a="$after" -v b="$before" 'BEGIN{print a-b}') ($(awk '/requests in/ {print $1}' "$tmp/slow.out") by the slow wrk)"

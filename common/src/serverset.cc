@@ -24,6 +24,7 @@ std::string Encode(const Member& m) {
       {"weight", m.weight},
       {"version", m.version},
   };
+  if (m.admin_port != 0) j["additionalEndpoints"]["admin"] = {{"host", m.host}, {"port", m.admin_port}};
   return j.dump();
 }
 
@@ -68,6 +69,15 @@ Status Decode(std::string_view text, Member* out) {
   if (auto s = j.find("shard"); s != j.end() && s->is_number_integer()) {
     int64_t sv = s->get<int64_t>();
     if (sv >= INT32_MIN && sv <= INT32_MAX) m.shard = static_cast<int>(sv);
+  }
+  // An admin endpoint that does not parse is ignored, not the member.
+  if (auto extra = j.find("additionalEndpoints"); extra != j.end() && extra->is_object()) {
+    if (auto admin = extra->find("admin"); admin != extra->end() && admin->is_object()) {
+      if (auto ap = admin->find("port"); ap != admin->end() && ap->is_number_integer()) {
+        int64_t v = ap->get<int64_t>();
+        if (v >= 1 && v <= 65535) m.admin_port = static_cast<uint16_t>(v);
+      }
+    }
   }
   if (m.id.empty()) m.id = m.Address();
   *out = std::move(m);

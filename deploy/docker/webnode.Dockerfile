@@ -28,7 +28,9 @@ COPY deploy/docker/webnode-entrypoint.sh /usr/local/bin/webnode-entrypoint
 RUN ! ldd /usr/local/bin/webnode | grep 'not found'
 USER webtier
 ENV WEBNODE_LISTEN=0.0.0.0:8080
-EXPOSE 8080
+# /metrics, /ready, the detailed /health and purges: never published to clients.
+ENV WEBNODE_ADMIN_LISTEN=0.0.0.0:8081
+EXPOSE 8080 8081
 STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
   CMD curl -fsS -m 2 "http://127.0.0.1:${WEBNODE_LISTEN##*:}/health" >/dev/null || exit 1

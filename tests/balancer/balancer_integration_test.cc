@@ -594,6 +594,38 @@ TEST_F(BalancerTest, AdminRoutesAreRefusedPubliclyAndForwardedFromTheAdminPort) 
   EXPECT_EQ(HttpGet(Admin("/health")).status, 200);
 }
 
+// The admin port forwards a purge and nothing else, to the member's admin
+// endpoint when its record publishes one.
+TEST_F(BalancerTest, AdminPortForwardsOnlyPurgesToTheMembersAdminEndpoint) {
+  Backend service("svc");
+  Backend admin("adm");  // plays the member's admin listener
+  serverset::Member m = service.member();
+  m.admin_port = admin.member().port;
+  Register(m);
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1));
+  for (const char* target : {"/admin/purge?path=/x", "/admin/purge?tag=news"}) {
+    auto r = HttpRequest("POST", Admin(target), {"Authorization: Bearer t"}, "");
+    ASSERT_EQ(r.status, 200) << target << ": " << r.error << r.body;
+    json seen = json::parse(r.body);
+    EXPECT_EQ(seen["server"], "adm") << "sent to the admin endpoint, not the service one";
+    EXPECT_EQ(seen["target"], target);
+  }
+  // Anything else is answered here: 405 for another method on the purge, 404 otherwise.
+  for (const char* method : {"GET", "PUT", "DELETE"}) {
+    auto r = HttpRequest(method, Admin("/admin/purge?path=/x"), {"Authorization: Bearer t"}, "");
+    EXPECT_EQ(r.status, 405) << method << ": " << r.body;
+    EXPECT_EQ(r.header("allow"), "POST");
+    EXPECT_EQ(r.header("x-served-by"), "") << "not forwarded";
+  }
+  for (const char* target : {"/admin/purge", "/admin/purge?x=1", "/admin/purge?path=", "/admin/other",
+                             "/admin/purge/../metrics", "/admin/purge/?path=/x"}) {
+    auto r = HttpRequest("POST", Admin(target), {"Authorization: Bearer t"}, "");
+    EXPECT_EQ(r.status, 404) << target << ": " << r.body;
+    EXPECT_EQ(r.header("x-served-by"), "") << target << " was forwarded";
+  }
+}
+
 TEST(BalancerFlags, BadFlagsExitWithTwo) {
   for (std::vector<std::string> bad : {std::vector<std::string>{"--policy", "random"}, {"--retries", "x"},
                                        {"--listen", "nohostport"}, {"--no-such-flag"}, {"--zk-path", "relative"}}) {

@@ -23,6 +23,10 @@ using namespace std::chrono_literals;
 using namespace webtier::testing;
 using webtier::cache::testing::TestOrigin;
 
+// The site every request of this suite is for, and its part of the cache keys.
+constexpr char kHost[] = "cache.test";
+constexpr char kKeyPrefix[] = "webtier:v2:http://cache.test";
+
 // One webnode (testing::Webnode) on this suite's membership path and Redis.
 class Node {
  public:
@@ -31,8 +35,16 @@ class Node {
     node_.WaitHealthy();
   }
   std::string url(const std::string& path) const { return node_.url(path); }
+  std::string admin_url(const std::string& path) const { return node_.admin_url(path); }
+  // The cache keys on the Host: every node is asked for one site, kHost, as
+  // the balancer would pass it, so they share entries.
+  HttpResponse Request(const std::string& method, const std::string& path, std::vector<std::string> headers = {},
+                       const std::string& body = "", std::chrono::milliseconds timeout = 15s) const {
+    headers.insert(headers.begin(), "Host: " + std::string(kHost));
+    return HttpRequest(method, url(path), headers, body, timeout);
+  }
   HttpResponse Get(const std::string& path, std::vector<std::string> headers = {}) const {
-    return HttpRequest("GET", url(path), headers, "", 15s);
+    return Request("GET", path, std::move(headers));
   }
   double Metric(const std::string& name, const std::map<std::string, std::string>& labels = {}) const {
     return MetricValue(node_.Metrics(), name, labels).value_or(0);
@@ -94,7 +106,7 @@ TEST_F(CacheTierTest, MissThenHitWithAnIdenticalBody) {
   EXPECT_NE(hit.header("age"), "");
   EXPECT_EQ(hit.header("x-served-by"), "a");
   // HEAD is answered from the GET entry.
-  HttpResponse head = HttpRequest("HEAD", a->url(path));
+  HttpResponse head = a->Request("HEAD", path);
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.header("x-cache"), "HIT");
   EXPECT_EQ(a->Metric("webnode_cache_lookups_total", {{"result", "hit"}}), 2);
@@ -128,7 +140,7 @@ TEST_F(CacheTierTest, EntriesExpireAfterTheTtl) {
   std::this_thread::sleep_for(1100ms);
   EXPECT_EQ(a->Get("/ttl").header("x-cache"), "MISS");
   EXPECT_EQ(upstream.Hits("/ttl"), 2);
-  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:v2:/ttl"}), "1");
+  EXPECT_EQ(redis_->Cli({"EXISTS", std::string(kKeyPrefix) + "/ttl"}), "1");
 }
 
 TEST_F(CacheTierTest, CacheTtlIsHeuristicOnlyAndNeverOverridesExplicitFreshness) {
@@ -168,14 +180,14 @@ TEST_F(CacheTierTest, DateAgeAndCacheStatusAreSent) {
   // The node's own answers carry a Date too.
   EXPECT_NE(HttpGet(a->url("/")).header("date"), "");
   // HEAD carries the representation's length, not 0.
-  HttpResponse head = HttpRequest("HEAD", b->url("/aged"));
+  HttpResponse head = b->Request("HEAD", "/aged");
   EXPECT_EQ(head.status, 200);
   EXPECT_EQ(head.header("content-length"), "4");
   EXPECT_EQ(head.body, "");
   // Also for an answer the cache does not keep: the HEAD goes to the origin,
   // whose Content-Length is the representation's.
   upstream.Set("/private", {Response{200, {{"Cache-Control", "no-store"}}, "12345"}});
-  HttpResponse uncached = HttpRequest("HEAD", a->url("/private"));
+  HttpResponse uncached = a->Request("HEAD", "/private");
   EXPECT_EQ(uncached.status, 200);
   EXPECT_EQ(uncached.header("content-length"), "5");
   EXPECT_EQ(uncached.body, "");
@@ -203,7 +215,7 @@ TEST_F(CacheTierTest, VariantsOnTwoVaryLinesAcrossTwoNodes) {
   EXPECT_EQ(b->Get("/greeting", {"Accept-Encoding: br", "Accept-Language: de"}).header("x-cache"), "MISS");
   EXPECT_EQ(upstream.Hits("/greeting"), 3);
   // A purge removes every variant, on every node.
-  EXPECT_EQ(HttpRequest("POST", a->url("/admin/purge?path=/greeting"), {"Authorization: Bearer t"}).status, 200);
+  EXPECT_EQ(HttpRequest("POST", a->admin_url("/admin/purge?path=/greeting"), {"Authorization: Bearer t"}).status, 200);
   EXPECT_TRUE(WaitFor([&] {
     return b->Get("/greeting", {"Accept-Encoding: gzip", "Accept-Language: fr"}).header("x-cache") == "MISS";
   }, 2s));
@@ -303,13 +315,13 @@ TEST_F(CacheTierTest, UnsafeMethodsInvalidateAcrossTheTier) {
   EXPECT_EQ(a->Get("/doc").header("x-cache"), "HIT");
   // A POST whose answer names /list in Location invalidates /doc and /list.
   upstream.Set("/doc", {Response{201, {{"Location", "/list"}}, "created"}});
-  EXPECT_EQ(HttpRequest("POST", b->url("/doc"), {}, "x").status, 201);
+  EXPECT_EQ(b->Request("POST", "/doc", {}, "x").status, 201);
   upstream.Set("/doc", {Response{200, {{"Cache-Control", "max-age=600"}}, "doc"}});
   EXPECT_TRUE(WaitFor([&] { return a->Get("/doc").header("x-cache") == "MISS"; }, 2s));
   EXPECT_EQ(a->Get("/list").header("x-cache"), "MISS");
   // A failed DELETE changes nothing.
   upstream.Set("/list", {Response{500, {}, "no"}});
-  EXPECT_EQ(HttpRequest("DELETE", b->url("/list")).status, 500);
+  EXPECT_EQ(b->Request("DELETE", "/list").status, 500);
   EXPECT_EQ(a->Get("/list").header("x-cache"), "HIT");
 }
 
@@ -324,8 +336,8 @@ TEST_F(CacheTierTest, SurrogateKeyTagPurgeReachesEveryNode) {
     a->Get(p);
     EXPECT_EQ(b->Get(p).header("x-cache"), "HIT") << p;
   }
-  EXPECT_EQ(HttpRequest("POST", b->url("/admin/purge?tag=news")).status, 401);
-  HttpResponse purged = HttpRequest("POST", b->url("/admin/purge?tag=news"), {"Authorization: Bearer t"});
+  EXPECT_EQ(HttpRequest("POST", b->admin_url("/admin/purge?tag=news")).status, 401);
+  HttpResponse purged = HttpRequest("POST", b->admin_url("/admin/purge?tag=news"), {"Authorization: Bearer t"});
   EXPECT_EQ(purged.status, 200);
   EXPECT_NE(purged.body.find("\"urls\":2"), std::string::npos) << purged.body;
   EXPECT_TRUE(WaitFor([&] { return a->Get("/t1").header("x-cache") == "MISS"; }, 2s));
@@ -346,7 +358,7 @@ TEST_F(CacheTierTest, ARecordOfTheFormerFormatIsAMissNotAnError) {
   RedisOptions options;
   options.address = net::HostPort{"127.0.0.1", redis_->port()};
   RedisStore store(options);
-  ASSERT_TRUE(store.Put("webtier:v2:" + path, bytes, 60s).ok());
+  ASSERT_TRUE(store.Put(kKeyPrefix + path, bytes, 60s).ok());
   HttpResponse miss = a->Get(path);
   EXPECT_EQ(miss.status, 200);
   EXPECT_EQ(miss.header("x-cache"), "MISS");
@@ -378,7 +390,7 @@ TEST_F(CacheTierTest, NoStoreIsNeverCached) {
     EXPECT_EQ(r.header("cache-control"), "no-store");
     EXPECT_EQ(r.header("x-cache"), "");  // not eligible: the cache is not consulted
   }
-  EXPECT_EQ(redis_->Cli({"EXISTS", "webtier:v2:/api/time"}), "0");
+  EXPECT_EQ(redis_->Cli({"EXISTS", std::string(kKeyPrefix) + "/api/time"}), "0");
   EXPECT_EQ(a->Metric("webnode_origin_requests_total"), 2);
 
   TestOrigin upstream;
@@ -420,7 +432,7 @@ TEST_F(CacheTierTest, ALockLeftByADeadNodeBlocksTheKeyOnlyUntilItExpires) {
   auto a = StartNode("a");
   const std::string path = "/api/sleep/1?" + Unique("dead=");
   // What a node that died mid-fill leaves behind: its lock, with an expiry.
-  redis_->Cli({"SET", "webtier:lock:webtier:v2:" + path, "dead-node:token", "PX", "1500"});
+  redis_->Cli({"SET", "webtier:lock:" + std::string(kKeyPrefix) + path, "dead-node:token", "PX", "1500"});
   auto start = std::chrono::steady_clock::now();
   HttpResponse r = a->Get(path);
   auto took = std::chrono::steady_clock::now() - start;
@@ -486,7 +498,7 @@ TEST_F(CacheTierTest, AStalledRedisSlowsNoRequestPastItsTimeouts) {
     load.emplace_back([&] {
       for (int i = 0; !stop.load(); ++i) {
         auto start = std::chrono::steady_clock::now();
-        HttpResponse r = HttpRequest("GET", a->url(prefix + "&i=" + std::to_string(i % 50)), {}, "", 3s);
+        HttpResponse r = a->Request("GET", prefix + "&i=" + std::to_string(i % 50), {}, "", 3s);
         int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
         int64_t prev = worst_ms.load();
         while (ms > prev && !worst_ms.compare_exchange_weak(prev, ms)) {
@@ -515,7 +527,7 @@ TEST_F(CacheTierTest, AStalledRedisSlowsNoRequestPastItsTimeouts) {
 TEST_F(CacheTierTest, ACorruptRecordIsAMissThenAHit) {
   auto a = StartNode("a");
   const std::string path = "/api/primes/" + std::to_string(4000 + ::getpid() % 1000);
-  redis_->Cli({"SET", "webtier:v2:" + path, "this is not a cache record"});
+  redis_->Cli({"SET", kKeyPrefix + path, "this is not a cache record"});
   HttpResponse miss = a->Get(path);
   ASSERT_EQ(miss.status, 200);
   EXPECT_EQ(miss.header("x-cache"), "MISS");
@@ -532,11 +544,11 @@ TEST_F(CacheTierTest, PurgeNeedsTheAdminToken) {
   const std::string purge = "/admin/purge?path=" + path.substr(0, path.find('?')) + "%3F" + path.substr(path.find('?') + 1);
   a->Get(path);
   EXPECT_EQ(a->Get(path).header("x-cache"), "HIT");
-  EXPECT_EQ(HttpRequest("POST", a->url(purge)).status, 401);
-  EXPECT_EQ(HttpRequest("POST", a->url(purge), {"Authorization: Bearer wrong"}).status, 401);
-  EXPECT_EQ(HttpRequest("POST", b->url(purge), {"Authorization: Bearer s3cret"}).status, 403);
+  EXPECT_EQ(HttpRequest("POST", a->admin_url(purge)).status, 401);
+  EXPECT_EQ(HttpRequest("POST", a->admin_url(purge), {"Authorization: Bearer wrong"}).status, 401);
+  EXPECT_EQ(HttpRequest("POST", b->admin_url(purge), {"Authorization: Bearer s3cret"}).status, 403);
   EXPECT_EQ(b->Get(path).header("x-cache"), "HIT");  // nothing was purged
-  HttpResponse ok = HttpRequest("POST", a->url(purge), {"Authorization: Bearer s3cret"});
+  HttpResponse ok = HttpRequest("POST", a->admin_url(purge), {"Authorization: Bearer s3cret"});
   EXPECT_EQ(ok.status, 200) << ok.body;
   // Gone for every node: from Redis at once, from b's hot copy when b hears the
   // purge announcement (milliseconds; RedisSubscriberTest covers delivery) or,
@@ -587,7 +599,7 @@ TEST_F(CacheTierTest, ClientsThatGiveUpBeforeTheAnswerDoNotHurtTheNode) {
   for (int i = 0; i < 20; ++i) {
     // Half share one key (coalesced waiters), half have their own.
     const std::string path = "/api/sleep/300?" + (i % 2 == 0 ? std::string("shared") : Unique("g="));
-    gone.push_back(std::async(std::launch::async, [&a, path] { return HttpRequest("GET", a->url(path), {}, "", 50ms); }));
+    gone.push_back(std::async(std::launch::async, [&a, path] { return a->Request("GET", path, {}, "", 50ms); }));
   }
   for (auto& f : gone) EXPECT_EQ(f.get().status, 0);  // the client timed out and closed
   std::this_thread::sleep_for(500ms);                   // the answers go to closed connections

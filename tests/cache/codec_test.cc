@@ -166,7 +166,9 @@ TEST(CacheKeyTest, NormalizesTheQuery) {
   EXPECT_NE(CacheKey("/api/sleep/300", ""), CacheKey("/api/sleep/300", "k=1"));
   EXPECT_EQ(CacheKey("/x", ""), "webtier:v2:/x");
   EXPECT_EQ(CacheKey("/x", "b&a"), "webtier:v2:/x?a&b");
-  EXPECT_EQ(CacheKey("/x", "", "example.org"), "webtier:v2:example.org|/x");
+  EXPECT_EQ(CacheKey("/x", "", SiteOf("https", "example.org")), "webtier:v2:https://example.org/x");
+  EXPECT_NE(CacheKey("/x", "", SiteOf("http", "example.org")), CacheKey("/x", "", SiteOf("https", "example.org")));
+  EXPECT_NE(CacheKey("/x", "", SiteOf("http", "a.example")), CacheKey("/x", "", SiteOf("http", "b.example")));
   EXPECT_NE(LockKey(CacheKey("/x", "")), CacheKey("/x", ""));
 }
 

@@ -210,7 +210,7 @@ std::unique_ptr<Webnode> SentinelNode(const std::string& id, const RedisSentinel
 }
 
 std::string HealthMaster(const Webnode& node) {
-  HttpResponse r = HttpGet(node.url("/health"));
+  HttpResponse r = HttpGet(node.admin_url("/health"));
   if (r.status != 200) return "health answered " + std::to_string(r.status);
   auto j = nlohmann::json::parse(r.body, nullptr, false);
   return j.is_object() && j.contains("redis_master") ? j["redis_master"].get<std::string>() : "";

@@ -22,6 +22,9 @@ using namespace std::chrono_literals;
 using testing::FakeClock;
 using testing::MemoryStore;
 
+// The site part of the keys of this suite's requests: plain http, no Host.
+constexpr char kSite[] = "http://";
+
 bool Eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout = 5s) {
   auto end = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < end) {
@@ -302,7 +305,7 @@ TEST_F(ResponseCacheTest, TtlJitterOnlyShortens) {
     std::string path = "/r/j" + std::to_string(i);
     Get(*cache, path);
     std::string bytes;
-    ASSERT_TRUE(store_.Get(CacheKey(path, ""), &bytes).ok());
+    ASSERT_TRUE(store_.Get(CacheKey(path, "", kSite), &bytes).ok());
     Record rec;
     ASSERT_TRUE(DecodeRecord(bytes, &rec).ok());
     EXPECT_GE(rec.ttl_ms, 90'000);
@@ -373,7 +376,7 @@ TEST_F(ResponseCacheTest, CacheOffSendsEverythingToTheOrigin) {
 }
 
 TEST_F(ResponseCacheTest, ACorruptRecordIsAMissCountedAndOverwritten) {
-  store_.Raw(CacheKey("/r/c", ""), "definitely not a record");
+  store_.Raw(CacheKey("/r/c", "", kSite), "definitely not a record");
   Outcome miss = Get("/r/c");
   EXPECT_EQ(miss.cache, CacheStatus::kMiss);
   EXPECT_EQ(miss.response.status, 200);
@@ -390,7 +393,7 @@ TEST_F(ResponseCacheTest, ARecordOfTheFormerFormatIsAPlainMissAndIsReplaced) {
   old.ttl_ms = 60'000;
   std::string bytes = EncodeRecord(old);
   bytes[3] = 1;  // format version 1
-  store_.Raw(CacheKey("/r/old", ""), bytes);
+  store_.Raw(CacheKey("/r/old", "", kSite), bytes);
   Outcome miss = Get("/r/old");
   EXPECT_EQ(miss.cache, CacheStatus::kMiss);
   EXPECT_NE(miss.response.body, "old");
@@ -523,7 +526,7 @@ TEST_F(ResponseCacheTest, TwoNodesSharingTheStoreCauseOneFetch) {
 }
 
 TEST_F(ResponseCacheTest, ADeadLockHolderBlocksTheKeyOnlyUntilTheLockExpires) {
-  const std::string key = CacheKey("/r/dead", "");
+  const std::string key = CacheKey("/r/dead", "", kSite);
   bool acquired = false;
   ASSERT_TRUE(store_.TryLock(LockKey(key), "a-dead-node", 2000ms, &acquired).ok());
   ASSERT_TRUE(acquired);
@@ -582,13 +585,16 @@ TEST_F(ResponseCacheTest, PurgeDropsTheHotCopyAndTellsTheOtherNodes) {
   EXPECT_EQ(Get(*cache, "/r/hp").cache, CacheStatus::kHit);
   ASSERT_TRUE(cache->Purge("/r/hp").ok());
   EXPECT_EQ(Get(*cache, "/r/hp").cache, CacheStatus::kMiss);
-  // The key of this release and of the ones before and after it (a rolling
-  // upgrade puts them side by side), each announced to the other nodes.
+  // The key of this release and of the ones before and after it as releases
+  // that keyed on neither scheme nor Host wrote them (a rolling upgrade puts
+  // them side by side), then every site's key the URL was stored under, each
+  // announced to the other nodes.
   const std::string channel = std::string(kPurgeChannel) + " ";
   EXPECT_EQ(store_.published(),
             (std::vector<std::string>{channel + CacheKey("/r/hp", "", "", kRecordVersion - 1),
                                       channel + CacheKey("/r/hp", ""),
-                                      channel + CacheKey("/r/hp", "", "", kRecordVersion + 1)}));
+                                      channel + CacheKey("/r/hp", "", "", kRecordVersion + 1),
+                                      channel + CacheKey("/r/hp", "", kSite)}));
 }
 
 TEST_F(ResponseCacheTest, TwoReleasesWithDifferentFormatsShareTheStoreWithoutThrashing) {

@@ -22,6 +22,22 @@ TEST(Serverset, EncodesTheSpecShape) {
   EXPECT_NE(j.find(R"("status":"ALIVE")"), std::string::npos) << j;
 }
 
+TEST(Serverset, AdminEndpointIsAnAdditionalEndpoint) {
+  Member m{.id = "n", .host = "10.0.0.5", .port = 8080, .zone = "z", .admin_port = 8081};
+  const std::string j = Encode(m);
+  EXPECT_NE(j.find(R"("admin":{"host":"10.0.0.5","port":8081})"), std::string::npos) << j;
+  EXPECT_NE(j.find(R"("http":{"host":"10.0.0.5","port":8080})"), std::string::npos) << j;
+  Member out;
+  ASSERT_TRUE(Decode(j, &out).ok());
+  EXPECT_EQ(out, m);
+  // None published: none encoded; a malformed one is ignored, not the member.
+  m.admin_port = 0;
+  EXPECT_EQ(Encode(m).find("admin"), std::string::npos);
+  ASSERT_TRUE(Decode(R"({"serviceEndpoint":{"host":"h","port":80},"status":"ALIVE",
+                          "additionalEndpoints":{"admin":{"host":"h","port":70000}}})", &out).ok());
+  EXPECT_EQ(out.admin_port, 0);
+}
+
 TEST(Serverset, AcceptsForeignWritersWithExtraFieldsAndNoWeight) {
   Member out;
   ASSERT_TRUE(Decode(R"({"serviceEndpoint":{"host":"nginx.local","port":81},"status":"ALIVE",

@@ -50,7 +50,7 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --d
 pids+=($!)
 "$kit/cache-tests.sh" serve "$origin_port" >"$tmp/origin.log" 2>&1 &
 pids+=($!)
-WEBTIER_LOG_LEVEL=warn "$webnode" --listen "127.0.0.1:$node_port" --zk 127.0.0.1:1 --id conformance \
+WEBTIER_LOG_LEVEL=warn "$webnode" --listen "127.0.0.1:$node_port" --admin-listen 127.0.0.1:0 --zk 127.0.0.1:1 --id conformance \
   --redis "127.0.0.1:$redis_port" --origin "http://127.0.0.1:$origin_port" >"$tmp/webnode.log" 2>&1 &
 pids+=($!)
 wait_http "http://127.0.0.1:$origin_port/"

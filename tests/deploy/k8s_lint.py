@@ -38,8 +38,9 @@ import yaml
 WORKLOADS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 FOUR_LETTER_WORDS = {"conf", "cons", "crst", "dump", "envi", "ruok", "srst", "srvr", "stat", "wchs",
                      "wchc", "wchp", "mntr", "isro", "hash", "gtmk", "dirs"}
-# What the programs serve (SPEC.md "webnode", "balancer").
-WEBNODE_PATHS = {"/", "/health", "/ready", "/metrics"}
+# What the webnode's admin listener serves (its probes go there; the public
+# port has only "/" and a bare "/health").
+WEBNODE_ADMIN_PATHS = {"/health", "/ready", "/metrics"}
 # The ConfigMaps monitoring/kustomization.yaml generates, and their folder.
 MONITORING_CONFIG_MAPS = {
     "prometheus-config": "prometheus", "prometheus-rules": "prometheus/rules", "grafana-config": "grafana",
@@ -224,9 +225,9 @@ class Lint:
             self.err(w, f"{c['name']} {kind} port {probe['port']} is not the port it serves on ({port})")
 
     def check_webnode(self, w, c, env, grace):
-        port = listen_port(env.get("WEBNODE_LISTEN"), 8080)
-        self.check_http_probe(w, c, "readinessProbe", "/ready", port, WEBNODE_PATHS)
-        self.check_http_probe(w, c, "livenessProbe", "/health", port, WEBNODE_PATHS)
+        port = listen_port(env.get("WEBNODE_ADMIN_LISTEN"), 8081)
+        self.check_http_probe(w, c, "readinessProbe", "/ready", port, WEBNODE_ADMIN_PATHS)
+        self.check_http_probe(w, c, "livenessProbe", "/health", port, WEBNODE_ADMIN_PATHS)
         pre_stop = c.get("lifecycle", {}).get("preStop")
         if not pre_stop:
             self.err(w, f"{c['name']} has no preStop (the balancers must see the deregistration)")

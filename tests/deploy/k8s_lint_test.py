@@ -103,8 +103,12 @@ class Mutations(unittest.TestCase):
 
     def test_probe_on_other_port(self):
         c = container(self.o, "Deployment", "webnode")
-        env(c, "WEBNODE_LISTEN", "0.0.0.0:8081")
-        self.assertFinds("Deployment/webnode", "livenessProbe port http is not the port it serves on (8081)")
+        env(c, "WEBNODE_ADMIN_LISTEN", "0.0.0.0:8080")
+        self.assertFinds("Deployment/webnode", "livenessProbe port admin is not the port it serves on (8080)")
+
+    def test_probe_on_public_port(self):
+        container(self.o, "Deployment", "webnode")["readinessProbe"]["httpGet"]["port"] = "http"
+        self.assertFinds("Deployment/webnode", "readinessProbe port http is not the port it serves on (8081)")
 
     def test_balancer_probe_on_proxy_port(self):
         container(self.o, "Deployment", "balancer")["livenessProbe"]["httpGet"]["port"] = "http"

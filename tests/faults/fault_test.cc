@@ -419,7 +419,7 @@ TEST_F(FaultTest, S09_RedisKilledAndRestarted) {
   Pause(3s);
   uint64_t bypass = load->Snapshot().x_cache["BYPASS"];
   // Liveness is not judged by a shared dependency: 200, with Redis's state in the body.
-  auto health = HttpGet(nodes[0]->url("/health"));
+  auto health = HttpGet(nodes[0]->admin_url("/health"));
   EXPECT_EQ(health.status, 200);
   EXPECT_NE(health.body.find("\"redis\":\""), std::string::npos) << health.body;
   EXPECT_EQ(health.body.find("\"redis\":\"ok\""), std::string::npos) << health.body;  // bypassed or probing

@@ -119,6 +119,31 @@ TEST(WebnodeConfig, MemberRecordPrefersAdvertiseThenASpecificListenHost) {
   EXPECT_EQ(m.id, "n1");
   EXPECT_EQ(m.host, "10.9.8.7");
   EXPECT_EQ(m.port, 9999);
+  EXPECT_EQ(m.admin_port, 8081);                      // --admin-listen's default
+  EXPECT_EQ(ThisMember(c, 0, 40123).admin_port, 40123);  // the port bound for host:0
+}
+
+TEST(WebnodeConfig, HostListAdminListenAndFieldLimit) {
+  Config c;
+  c.id = "n1";
+  c.hosts = "WWW.Example.com:80, api.example.com";
+  ASSERT_TRUE(Finalize(&c).ok());
+  EXPECT_EQ(c.allowed_hosts, (std::vector<std::string>{"www.example.com", "api.example.com"}));
+  EXPECT_EQ(c.max_header_fields, 100u);
+  EXPECT_EQ(c.admin_addr, (net::HostPort{"0.0.0.0", 8081}));
+  for (const char* bad : {"a.example,,b.example", "evil/x", "a b"}) {
+    c.hosts = bad;
+    Status s = Finalize(&c);
+    EXPECT_FALSE(s.ok()) << bad;
+    EXPECT_NE(s.message().find("--host"), std::string::npos) << s.message();
+  }
+  c.hosts = "";
+  c.admin_listen = "0.0.0.0:8080";
+  EXPECT_NE(Finalize(&c).message().find("--admin-listen"), std::string::npos);
+  c.admin_listen = "127.0.0.1:0";
+  EXPECT_TRUE(Finalize(&c).ok());
+  c.max_header_fields = 0;
+  EXPECT_NE(Finalize(&c).message().find("--max-header-fields"), std::string::npos);
 }
 
 std::string WriteFile(const testing::TempDir& dir, const std::string& name, const std::string& content) {

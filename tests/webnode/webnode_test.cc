@@ -77,7 +77,14 @@ TEST_F(WebnodeTest, RegistersServersetMemberAndServesBuiltInRoutes) {
   EXPECT_EQ(root.status, 200);
   EXPECT_EQ(root.header("x-served-by"), "node-a");
   EXPECT_EQ(nlohmann::json::parse(root.body), (nlohmann::json{{"message", "Hello from Alpha!"}, {"server", "node-a"}}));
-  auto health = HttpGet(node.url("/health"));
+  EXPECT_EQ(j["additionalEndpoints"]["admin"]["port"], node.admin_port());
+  // The public /health says ok and nothing more; the details are on the admin listener.
+  auto bare = HttpGet(node.url("/health"));
+  EXPECT_EQ(bare.status, 200);
+  EXPECT_EQ(bare.body, "ok\n");
+  EXPECT_EQ(HttpGet(node.url("/metrics")).status, 404);
+  EXPECT_EQ(HttpGet(node.url("/ready")).status, 404);
+  auto health = HttpGet(node.admin_url("/health"));
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(nlohmann::json::parse(health.body)["status"], "healthy");
   EXPECT_EQ(nlohmann::json::parse(health.body)["origin"]["url"], "built-in demo app") << health.body;
@@ -98,8 +105,8 @@ TEST_F(WebnodeTest, RegistersServersetMemberAndServesBuiltInRoutes) {
 TEST_F(WebnodeTest, AdvertiseAndAutoDetectedHost) {
   Webnode adv("node-adv", zk_.connect(), {"--advertise", "10.9.8.7:9999"});
   // Listening on every interface: the host is the local address toward ZooKeeper.
-  Process wild(Process::Options{.argv = {BinaryPath("webnode"), "--listen", "0.0.0.0:0", "--zk", zk_.connect(), "--id",
-                                         "node-wild", "--redis", ""},
+  Process wild(Process::Options{.argv = {BinaryPath("webnode"), "--listen", "0.0.0.0:0", "--admin-listen", "127.0.0.1:0",
+                                         "--zk", zk_.connect(), "--id", "node-wild", "--redis", ""},
                                 .env = {}, .log_path = {}, .cwd = {}});
   const uint16_t port = WaitListeningPort(wild, "http");  // the bound port is the one registered
   Observer obs(zk_.connect());
@@ -124,7 +131,8 @@ TEST_F(WebnodeTest, SigtermDeregistersFirstThenDrainsAndExitsZero) {
   // The znode goes while the process still serves its drain period.
   ASSERT_TRUE(WaitFor([&] { return obs.Members().empty(); }, 1s));
   EXPECT_TRUE(node.process().running());
-  EXPECT_EQ(HttpGet(node.url("/ready")).status, 503);
+  EXPECT_EQ(HttpGet(node.admin_url("/ready")).status, 503);
+  EXPECT_EQ(HttpGet(node.url("/health")).status, 503) << "the balancer stops sending to a draining node";
   EXPECT_EQ(HttpGet(node.url("/")).status, 200);
   EXPECT_EQ(node.process().Wait(10s), 0);
 }
@@ -155,7 +163,7 @@ TEST_F(WebnodeTest, ZooKeeperRestartOnSamePortKeepsExactlyOneZnode) {
   EXPECT_EQ(HttpGet(node.url("/")).status, 200) << "serving must not depend on ZooKeeper";
   zk_.Start();
   Observer obs(zk_.connect());
-  ASSERT_TRUE(WaitFor([&] { return HttpGet(node.url("/health")).body.find("\"zk\":\"connected\"") != std::string::npos; }, 20s));
+  ASSERT_TRUE(WaitFor([&] { return HttpGet(node.admin_url("/health")).body.find("\"zk\":\"connected\"") != std::string::npos; }, 20s));
   // Give a duplicate create every chance to show up before asserting.
   ASSERT_TRUE(node.WaitReady());
   auto members = obs.Members();
@@ -194,7 +202,7 @@ TEST(WebnodeNoZk, ZooKeeperAbsentAtStartIsNotFatal) {
   Webnode node("node-late", zk.connect());
   node.WaitHealthy();
   EXPECT_EQ(HttpGet(node.url("/")).status, 200);
-  EXPECT_EQ(HttpGet(node.url("/ready")).status, 503);
+  EXPECT_EQ(HttpGet(node.admin_url("/ready")).status, 503);
   EXPECT_EQ(MetricValue(node.Metrics(), "webnode_zk_registered"), 0.0);
   zk.Start();
   ASSERT_TRUE(node.WaitReady(30s));
@@ -277,7 +285,7 @@ TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {
   zk.Start();
   Process p(Process::Options{
       .argv = {BinaryPath("webnode"), "--id", "from-flag"},
-      .env = {{"WEBNODE_LISTEN", "127.0.0.1:0"}, {"WEBNODE_ZK", zk.connect()},
+      .env = {{"WEBNODE_LISTEN", "127.0.0.1:0"}, {"WEBNODE_ADMIN_LISTEN", "127.0.0.1:0"}, {"WEBNODE_ZK", zk.connect()},
               {"WEBNODE_ID", "from-env"}, {"WEBNODE_REDIS", ""}, {"WEBNODE_NAME", "EnvName"}},
       .log_path = {}, .cwd = {}});
   const uint16_t port = WaitListeningPort(p, "http");
@@ -376,7 +384,7 @@ TEST_F(WebnodeTest, NoRequestHeaderValueCausesAServerError) {
   const std::vector<std::string> odd = {
       "Cache-Control: nothing-to-see-here", "Cache-Control: stale-if-error=60", "Cache-Control: max-age=\"x\", ,,",
       "Cache-Control: no-cache=\"Set-Cookie", "Date: yesterday", "Date: Tue, 99 Foo 1994 99:99:99 GMT",
-      "Expires: 0", "Accept: ;;;q=", "Accept-Encoding: ;q=x", "Host: ::::", "User-Agent:", "Expect: 100-continue-ish",
+      "Expires: 0", "Accept: ;;;q=", "Accept-Encoding: ;q=x", "X-Host: ::::", "User-Agent:", "Expect: 100-continue-ish",
       "Location: ::", "If-Modified-Since: garbage", "If-None-Match: W/", "Connection: TE, foo",
       "Content-Type: /", "Allow: ???", "Pragma: no-cache", "Authorization: Nope"};
   for (const auto& header : odd) {
@@ -387,6 +395,13 @@ TEST_F(WebnodeTest, NoRequestHeaderValueCausesAServerError) {
       ::close(fd);
       EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << header << " on " << path << ": " << got;
     }
+  }
+  // A second Host, or an invalid one, is the client's error too (RFC 9112 3.2).
+  for (const std::string host : {"Host: x\r\nHost: ::::", "Host: ::::", "Host: a/b"}) {
+    int fd = ConnectLoopback(node.port());
+    std::string got = Exchange(fd, "GET / HTTP/1.1\r\n" + host + "\r\nConnection: close\r\n\r\n");
+    ::close(fd);
+    EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << host << ": " << got;
   }
   // A bad Content-Length is the client's error, not the server's.
   for (const std::string cl : {"abc", "99999999999999999999999", "-1"}) {
@@ -429,10 +444,10 @@ TEST_F(WebnodeTest, NoRequestHeaderValueCausesAServerError) {
     EXPECT_EQ(after, "") << "nothing answers the bytes after a refused request";
     ::close(fd);
   }
-  const std::string metrics = HttpGet(node.url("/metrics")).body;
+  const std::string metrics = node.Metrics();
   EXPECT_EQ(MetricValue(metrics, "webnode_http_requests_total", {{"route", "unparsed"}, {"code", "400"}, {"method", "unknown"}}),
-            std::optional<double>(6))
-      << "3 bad Content-Length values and 3 bad Cookie lines";
+            std::optional<double>(7))
+      << "3 bad Content-Length values, 3 bad Cookie lines and a second Host line";
   EXPECT_TRUE(node.process().running());
 }
 

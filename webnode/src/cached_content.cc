@@ -123,6 +123,8 @@ class CachedContent final : public ContentService {
       log::Warn("cache", "no --redis nor --redis-sentinel: the response cache is off");
     }
     CacheOptions options;
+    // With --origin-host the origin always sees that one Host: the key need not name the client's.
+    options.key_includes_host = config.origin_host.empty();
     options.default_ttl = std::chrono::seconds(config.cache_ttl);  // heuristic freshness cap
     options.node_id = config.id;
     if (config.test_record_version != 0) options.record_version = static_cast<uint8_t>(config.test_record_version);
@@ -159,16 +161,11 @@ class CachedContent final : public ContentService {
   }
 
   void Handle(Request req, Reply reply) override {  // webnode::ContentService
-    if (req.path.rfind("/admin/", 0) == 0) {
-      Admin(std::move(req), std::move(reply));
-      return;
-    }
     auto shared = std::make_shared<Reply>(std::move(reply));
     cache_->Serve(std::move(req), [shared](Outcome outcome) { Send(*shared, std::move(outcome)); });
   }
 
- private:
-  void Admin(Request req, Reply reply) {
+  void HandleAdmin(Request req, Reply reply) override {  // webnode::ContentService
     if (req.path != "/admin/purge") {
       reply.set_route("/admin");
       SendJson(reply, 404, R"({"error":"not found"})");
@@ -206,9 +203,9 @@ class CachedContent final : public ContentService {
     }
     // A few Redis commands, bounded by their timeouts, but still off the reactor.
     auto shared = std::make_shared<Reply>(std::move(reply));
-    const bool queued = workers_->Submit([this, shared, path, tag, host = req.host] {
+    const bool queued = workers_->Submit([this, shared, path, tag] {
       size_t urls = 0;
-      Status s = tag.empty() ? cache_->Purge(path, host) : cache_->PurgeTag(tag, &urls);
+      Status s = tag.empty() ? cache_->Purge(path) : cache_->PurgeTag(tag, &urls);
       if (!s.ok()) {
         SendJson(*shared, 503, R"({"error":"cache unavailable"})");
       } else if (tag.empty()) {
@@ -219,6 +216,8 @@ class CachedContent final : public ContentService {
     });
     if (!queued) SendJson(*shared, 503, R"({"error":"overloaded"})");
   }
+
+ private:
 
   const std::string admin_token_;
   const std::string origin_url_;  // --origin; empty = the demo app

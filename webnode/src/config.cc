@@ -9,6 +9,7 @@
 #include <cstring>
 #include <thread>
 
+#include "webtier/cache/request_target.h"
 #include "webtier/common/flags.h"
 
 namespace webtier::webnode {
@@ -17,6 +18,9 @@ void AddFlags(CLI::App& app, Config* c) {
   // A flag given twice takes its last value (scripts append overrides).
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--listen", c->listen, "HTTP address host:port")->capture_default_str();
+  app.add_option("--admin-listen", c->admin_listen,
+                 "admin address host:port: /metrics, detailed /health, /ready, POST /admin/purge (keep it internal)")
+      ->capture_default_str();
   app.add_option("--advertise", c->advertise, "host[:port] written into ZooKeeper (default: auto-detected)");
   app.add_option("--id", c->id, "member id, also sent as X-Served-By (default: hostname-port)");
   app.add_option("--name", c->name, "display name used in the greeting (default: id)");
@@ -40,6 +44,10 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--origin", c->origin, "upstream base URL (default: the built-in demo app)");
   app.add_option("--origin-host", c->origin_host,
                  "Host header sent to the origin (default: the one the client sent)");
+  app.add_option("--host", c->hosts,
+                 "Hosts served, comma list (lower case, default port dropped); another Host gets 421 (default: any)");
+  app.add_option("--max-header-fields", c->max_header_fields, "most request header fields; more get 431")
+      ->capture_default_str();
   app.add_option("--cache-ttl", c->cache_ttl, "heuristic freshness cap in seconds (responses with Last-Modified and no explicit freshness)")
       ->capture_default_str();
   app.add_option("--drain-ms", c->drain_ms, "on SIGTERM: time between deregistering and closing")
@@ -124,6 +132,20 @@ bool ValidMasterName(const std::string& name) {
 Status Finalize(Config* c) {
   using flags::Invalid;
   if (Status s = net::ParseListenAddress(c->listen, &c->listen_addr); !s.ok()) return Invalid("--listen", s.message());
+  if (Status s = net::ParseListenAddress(c->admin_listen, &c->admin_addr); !s.ok())
+    return Invalid("--admin-listen", s.message());
+  if (c->admin_addr.port != 0 && c->admin_addr.port == c->listen_addr.port &&
+      (c->admin_addr.host == c->listen_addr.host || net::IsWildcard(c->admin_addr.host) ||
+       net::IsWildcard(c->listen_addr.host)))
+    return Invalid("--admin-listen", "must differ from --listen");
+  std::string bad_host;
+  if (auto hosts = cache::ParseHostList(c->hosts, &bad_host)) {
+    c->allowed_hosts = std::move(*hosts);
+  } else {
+    return Invalid("--host", "not a host[:port]: \"" + bad_host + "\"");
+  }
+  if (c->max_header_fields < 1 || c->max_header_fields > 10000)
+    return Invalid("--max-header-fields", "must be within 1..10000");
   c->advertise_addr.reset();
   if (!c->advertise.empty()) {
     net::HostPort adv;
@@ -164,12 +186,13 @@ Status Finalize(Config* c) {
   return Status::Ok();
 }
 
-serverset::Member ThisMember(const Config& c, uint16_t bound_port) {
+serverset::Member ThisMember(const Config& c, uint16_t bound_port, uint16_t admin_port) {
   serverset::Member member;
   member.id = c.id;
   member.zone = c.zone;
   member.version = WEBTIER_VERSION;
   member.port = bound_port != 0 ? bound_port : c.listen_addr.port;
+  member.admin_port = admin_port != 0 ? admin_port : c.admin_addr.port;
   if (c.advertise_addr.has_value()) {
     member.host = c.advertise_addr->host;
     // --advertise without a port, with --listen host:0: the port bound.

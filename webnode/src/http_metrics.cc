@@ -18,7 +18,25 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
                     .Name("webnode_inflight_requests")
                     .Help("Requests received and not yet answered.")
                     .Register(registry)
-                    .Add({})) {}
+                    .Add({})),
+      refused_(prometheus::BuildCounter()
+                   .Name("webnode_http_refused_total")
+                   .Help("Requests refused before any route, by reason (too_many_fields, bad_target, bad_host, "
+                         "misdirected, too_large, unparsable).")
+                   .Register(registry)) {
+  for (const char* reason : {"too_many_fields", "bad_target", "bad_host", "misdirected", "too_large", "unparsable"}) {
+    refused_counters_.emplace(reason, &refused_.Add({{"reason", reason}}));
+  }
+}
+
+void HttpMetrics::Refused(std::string_view reason) {
+  std::lock_guard<std::mutex> l(mu_);
+  auto c = refused_counters_.find(std::string(reason));
+  if (c == refused_counters_.end()) {
+    c = refused_counters_.emplace(std::string(reason), &refused_.Add({{"reason", std::string(reason)}})).first;
+  }
+  c->second->Increment();
+}
 
 void HttpMetrics::Record(std::string_view route, std::string_view method, int code, double seconds) {
   std::string key;

@@ -44,7 +44,7 @@ int main(int argc, char** argv) {
     log::Error("webnode", "cannot start").kv("err", s.ToString());
     return 1;
   }
-  registration.emplace(session, config.zk.path, webnode::ThisMember(config, server.port()), registry.prom());
+  registration.emplace(session, config.zk.path, webnode::ThisMember(config, server.port(), server.admin_port()), registry.prom());
   registration_built = true;
   // Register only once listening.
   registration->Start();

@@ -4,12 +4,16 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 
+#include <optional>
+#include <unordered_map>
 #include <unordered_set>
 
 #include <nlohmann/json.hpp>
 
+#include "webtier/cache/request_target.h"
 #include "webtier/common/log.h"
 #include "webtier/webnode/raw_request_headers.h"
+#include "webtier/webnode/request_head.h"
 
 namespace webtier::webnode {
 
@@ -43,19 +47,43 @@ Http::ConnectionControl ConnectionFor(const Http::Request& request) {
                                                      : Http::ConnectionControl::Close;
 }
 
+// Request fields that would make the origin build its answer for another
+// URL, method or site than the one the cache keys it under. The balancer drops
+// them too; a node may be reached directly. X-Forwarded-Host and
+// X-Forwarded-Proto are replaced by what the node keyed on.
+bool UnkeyedOverride(std::string_view name) {
+  for (std::string_view n : {"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Scheme", "X-Forwarded-Port",
+                             "X-Forwarded-Server", "X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
+                             "Forwarded"}) {
+    if (cache::EqualsIgnoreCase(name, n)) return true;
+  }
+  return false;
+}
+
 // The one place a Pistache request becomes the plain Request content sees.
-Request ToContentRequest(const Http::Request& in) {
+// `scheme` and `host` are what the request is keyed on (host normalised);
+// the origin is given exactly those, as Host (unless --origin-host), and as
+// X-Forwarded-Host / X-Forwarded-Proto.
+Request ToContentRequest(const Http::Request& in, std::string_view scheme, std::string host, const Config& config) {
   Request r;
   r.method = Http::methodString(in.method());
   r.path = in.resource();
   r.query = in.query().as_str();
   if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
+  r.scheme = std::string(scheme);
+  r.host = std::move(host);
   // Every header as it arrived (ParseRequestHeadersRaw: Pistache keeps a raw
-  // copy of each, typed or not; one value per name).
+  // copy of each, typed or not; one value per name), but for the overrides.
   for (const auto& [name, raw] : in.headers().rawList()) {
-    r.headers.emplace_back(raw.name(), raw.value());
-    if (cache::EqualsIgnoreCase(raw.name(), "Host")) r.host = raw.value();
+    if (UnkeyedOverride(raw.name())) continue;
+    if (cache::EqualsIgnoreCase(raw.name(), "Host")) {
+      r.headers.emplace_back(raw.name(), r.host);
+    } else {
+      r.headers.emplace_back(raw.name(), raw.value());
+    }
   }
+  r.headers.emplace_back("X-Forwarded-Host", config.origin_host.empty() ? r.host : config.origin_host);
+  r.headers.emplace_back("X-Forwarded-Proto", r.scheme);
   // Pistache also parses Cookie into a jar; without the raw line (older
   // Pistache builds keep none), rebuild it for the origin and so the cache
   // sees that the request carries credentials.
@@ -67,6 +95,14 @@ Request ToContentRequest(const Http::Request& in) {
   if (!cookie.empty() && !cache::HasHeader(r.headers, "Cookie")) r.headers.emplace_back("Cookie", std::move(cookie));
   r.body = in.body();
   return r;
+}
+
+// The raw value of request header `name`, or nullopt when absent.
+std::optional<std::string> RawHeader(const Http::Request& in, std::string_view name) {
+  for (const auto& [n, raw] : in.headers().rawList()) {
+    if (cache::EqualsIgnoreCase(raw.name(), name)) return raw.value();
+  }
+  return std::nullopt;
 }
 
 class NodeHandler : public Http::Handler {
@@ -84,24 +120,51 @@ class NodeHandler : public Http::Handler {
   // A connection whose answer said close takes no further request: what
   // arrives on it until the client closes is dropped (after a refused request
   // it is the rest of a message whose framing is unknown).
+  //
+  // The head goes to Pistache's parser only once HeadScanner has seen all of
+  // it (see request_head.h): too many fields are refused with 431 as soon as
+  // they arrive, and a request target that is not origin-form with 400
+  // before anything else reads it.
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
     if (closing_.count(peer.get()) != 0) return;
     std::shared_ptr<Http::RequestParser> parser = getParser(peer);
+    HeadScanner& head = heads_.try_emplace(peer.get(), shared_->config.max_header_fields).first->second;
     try {
       if (!parser->feed(buffer, len)) {
-        Refuse(*parser, peer, Http::Code::Request_Entity_Too_Large, "request exceeds --max-request-bytes");
+        Refuse(*parser, peer, Http::Code::Request_Entity_Too_Large, "request exceeds --max-request-bytes", "too_large");
         return;
+      }
+      if (head.state() == HeadScanner::State::kMore) {
+        switch (head.Feed(std::string_view(buffer, len))) {
+          case HeadScanner::State::kMore:
+            return;
+          case HeadScanner::State::kTooManyFields:
+            Refuse(*parser, peer, Http::Code::Request_Header_Fields_Too_Large,
+                   "more header fields than --max-header-fields", "too_many_fields");
+            return;
+          case HeadScanner::State::kDuplicateHost:
+            Refuse(*parser, peer, Http::Code::Bad_Request, "more than one Host field", "bad_host");
+            return;
+          case HeadScanner::State::kDone:
+            if (!cache::AcceptableTarget(head.method(), head.target())) {
+              Refuse(*parser, peer, Http::Code::Bad_Request, "request target is not origin-form", "bad_target");
+              return;
+            }
+            break;
+        }
       }
       if (parser->parse() != Http::Private::State::Done) return;
     } catch (const Http::HttpError& e) {
       // Pistache says 400 to a method it does not know; RFC 9110 15.6.2 says 501.
       const bool unknown_method = e.reason() == "Unknown HTTP request method";
-      Refuse(*parser, peer, unknown_method ? Http::Code::Not_Implemented : static_cast<Http::Code>(e.code()), e.reason());
+      Refuse(*parser, peer, unknown_method ? Http::Code::Not_Implemented : static_cast<Http::Code>(e.code()), e.reason(),
+             "unparsable");
       return;
     } catch (const std::exception& e) {
-      Refuse(*parser, peer, Http::Code::Bad_Request, e.what());
+      Refuse(*parser, peer, Http::Code::Bad_Request, e.what(), "unparsable");
       return;
     }
+    head.Reset();
     Http::Request& request = parser->request;
     Http::ResponseWriter writer(request.version(), transport(), this, peer);
     request.copyAddress(peer->address());
@@ -119,6 +182,7 @@ class NodeHandler : public Http::Handler {
 
   void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
     closing_.erase(peer.get());
+    heads_.erase(peer.get());
     Http::Handler::onDisconnection(peer);
   }
 
@@ -130,19 +194,106 @@ class NodeHandler : public Http::Handler {
     const char* method_name = get ? (method == Http::Method::Get ? "GET" : "HEAD") : Http::methodString(method);
     Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
 
-    // With --origin the app owns "/" too; the node keeps only its probes and metrics.
+    // The site the request is for: its scheme as the balancer says it, its
+    // Host checked and normalised. HTTP/1.1 requires a Host (RFC 9112 3.2);
+    // an HTTP/1.0 request without one is for the empty host.
+    const std::string_view scheme = cache::SchemeFrom(RawHeader(request, "X-Forwarded-Proto").value_or(""));
+    const std::optional<std::string> raw_host = RawHeader(request, "Host");
+    std::optional<std::string> host = cache::NormalizeHost(raw_host.value_or(""), scheme);
+    if (!host.has_value() || (!raw_host.has_value() && request.version() == Http::Version::Http11)) {
+      RefuseRequest(reply, 400, raw_host.has_value() ? "invalid Host" : "no Host", "bad_host");
+      return;
+    }
+
+    // /health is the node's own whatever the Host (the balancer checks it by
+    // address): ok, or 503 while draining. Nothing else is said here; the
+    // details are on the admin listener.
+    if (get && resource == "/health") {
+      reply.set_route("/health");
+      reply.AddHeader("Cache-Control", "no-store");
+      const bool draining = s.draining.load();
+      reply.Send(draining ? 503 : 200, draining ? "draining\n" : "ok\n", "text/plain; charset=utf-8");
+      return;
+    }
+    if (!cache::HostAllowed(*host, s.config.allowed_hosts)) {
+      RefuseRequest(reply, 421, "Host not served here (--host)", "misdirected");
+      return;
+    }
+    // OPTIONS * (the only asterisk-form target let through) asks about the
+    // server, not a resource: answered here, never sent to the origin.
+    if (resource == "*") {
+      reply.set_route("*");
+      reply.AddHeader("Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+      reply.Send(200, "", "text/plain");
+      return;
+    }
+    // With --origin the app owns every other path, "/" included.
     if (get && resource == "/" && s.config.origin.empty()) {
       reply.set_route("/");
       reply.Send(200, s.greeting);
-    } else if (get && resource == "/health") {
-      reply.set_route("/health");
+    } else {
+      s.content.Handle(ToContentRequest(request, scheme, std::move(*host), s.config), std::move(reply));
+    }
+  }
+
+ private:
+  // A parsed request refused before any route: one log line, counted by reason.
+  void RefuseRequest(Reply& reply, int status, const char* why, const char* reason) {
+    log::Warn("http", "request refused").kv("status", status).kv("why", why);
+    shared_->http_metrics.Refused(reason);
+    reply.set_route("refused");
+    reply.Send(status, nlohmann::json{{"error", why}}.dump());
+  }
+
+  void Refuse(Http::RequestParser& parser, const std::shared_ptr<Tcp::Peer>& peer, Http::Code code,
+              const std::string& why, const char* reason) {
+    parser.reset();
+    heads_.erase(peer.get());
+    const int status = static_cast<int>(code);
+    log::Warn("http", "request refused").kv("status", status).kv("why", why);
+    shared_->http_metrics.Refused(reason);
+    // Where this request ends is unknown: the connection ends with it.
+    Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
+    writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
+    closing_.insert(peer.get());
+    Reply reply(std::move(writer), "unknown", &shared_->http_metrics, &shared_->served_by);
+    reply.set_route("unparsed");
+    reply.Send(status, nlohmann::json{{"error", why}}.dump());
+  }
+
+  NodeServer::Shared* shared_;
+  // Connections whose answer said close (see onInput). Each transport thread
+  // has its own clone of the handler and sees only its own peers: no lock.
+  std::unordered_set<const Tcp::Peer*> closing_;
+  // Each connection's request head as it arrives (same threading as closing_).
+  std::unordered_map<const Tcp::Peer*, HeadScanner> heads_;
+};
+
+// The admin listener (--admin-listen): what operators and Prometheus read,
+// never reachable through the balancer's public port.
+class AdminHandler : public Http::Handler {
+ public:
+  HTTP_PROTOTYPE(AdminHandler)
+
+  explicit AdminHandler(NodeServer::Shared* shared) : shared_(shared) {}
+
+  void onRequest(const Http::Request& request, Http::ResponseWriter writer) override {  // Http::Handler
+    auto& s = *shared_;
+    const std::string& resource = request.resource();
+    const auto method = request.method();
+    const bool get = method == Http::Method::Get || method == Http::Method::Head;
+    const char* method_name = get ? (method == Http::Method::Get ? "GET" : "HEAD") : Http::methodString(method);
+    writer.headers().add<Http::Header::Connection>(ConnectionFor(request));
+    Reply reply(std::move(writer), method_name, &s.http_metrics, &s.served_by);
+    if (get && resource == "/health") {
+      reply.set_route("/admin/health");
       reply.AddHeader("Cache-Control", "no-store");
       nlohmann::json j = {{"status", "healthy"},
                           {"server", s.config.id},
                           {"zk", s.probes.zk_connected() ? "connected" : "disconnected"},
                           {"registered", s.probes.registered()},
                           {"draining", s.draining.load()}};
-      // Reported, never judged: /health stays 200 whatever Redis's state.
+      // Reported, never judged: this stays 200 whatever Redis's state.
       if (std::string master = s.probes.redis_master ? s.probes.redis_master() : ""; !master.empty())
         j["redis_master"] = std::move(master);
       s.content.DescribeDependencies(&j);
@@ -161,30 +312,22 @@ class NodeHandler : public Http::Handler {
     } else if (get && resource == "/metrics") {
       reply.set_route("/metrics");
       reply.Send(200, s.registry.Render(), "text/plain; version=0.0.4; charset=utf-8");
+    } else if (resource.rfind("/admin/", 0) == 0) {
+      Request r;
+      r.method = Http::methodString(method);
+      r.path = resource;
+      r.query = request.query().as_str();
+      if (!r.query.empty() && r.query.front() == '?') r.query.erase(0, 1);
+      for (const auto& [name, raw] : request.headers().rawList()) r.headers.emplace_back(raw.name(), raw.value());
+      s.content.HandleAdmin(std::move(r), std::move(reply));
     } else {
-      s.content.Handle(ToContentRequest(request), std::move(reply));
+      reply.set_route("/admin/other");
+      reply.Send(404, R"({"error":"not found"})");
     }
   }
 
  private:
-  void Refuse(Http::RequestParser& parser, const std::shared_ptr<Tcp::Peer>& peer, Http::Code code,
-              const std::string& why) {
-    parser.reset();
-    const int status = static_cast<int>(code);
-    log::Warn("http", "request refused").kv("status", status).kv("why", why);
-    // Where this request ends is unknown: the connection ends with it.
-    Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
-    writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
-    closing_.insert(peer.get());
-    Reply reply(std::move(writer), "unknown", &shared_->http_metrics, &shared_->served_by);
-    reply.set_route("unparsed");
-    reply.Send(status, nlohmann::json{{"error", why}}.dump());
-  }
-
   NodeServer::Shared* shared_;
-  // Connections whose answer said close (see onInput). Each transport thread
-  // has its own clone of the handler and sees only its own peers: no lock.
-  std::unordered_set<const Tcp::Peer*> closing_;
 };
 
 }  // namespace
@@ -215,10 +358,30 @@ Status NodeServer::Start() {
     endpoint_.reset();
     return Status(ErrorCode::kUnavailable, "cannot listen on " + c.listen + ": " + e.what());
   }
+  try {
+    Address addr(c.admin_addr.host.empty() ? "0.0.0.0" : c.admin_addr.host, Port(c.admin_addr.port));
+    admin_ = std::make_unique<Http::Endpoint>(addr);
+    auto opts = Http::Endpoint::options()
+                    .threads(1)
+                    .flags(Tcp::Options::ReuseAddr)
+                    .maxRequestSize(64 * 1024)
+                    .maxResponseSize(64u << 20)
+                    .headerTimeout(std::chrono::seconds(10))
+                    .bodyTimeout(std::chrono::seconds(10));
+    admin_->init(opts);
+    admin_->setHandler(Http::make_handler<AdminHandler>(shared_.get()));
+    admin_->serveThreaded();
+  } catch (const std::exception& e) {
+    admin_.reset();
+    Shutdown();
+    return Status(ErrorCode::kUnavailable, "cannot listen on " + c.admin_listen + ": " + e.what());
+  }
   // The bound port, not the configured one: with --listen host:0 this line is
   // how a supervisor (or the test harness) learns the port.
   const std::string host = c.listen_addr.host.empty() ? "0.0.0.0" : c.listen_addr.host;
   log::Info("http", "listening").kv("address", host + ":" + std::to_string(port())).kv("threads", c.threads).kv("id", c.id);
+  const std::string admin_host = c.admin_addr.host.empty() ? "0.0.0.0" : c.admin_addr.host;
+  log::Info("admin", "listening").kv("address", admin_host + ":" + std::to_string(admin_port())).kv("id", c.id);
   return Status::Ok();
 }
 
@@ -229,8 +392,14 @@ void NodeServer::Shutdown() {
     endpoint_->shutdown();
     endpoint_.reset();
   }
+  if (admin_) {
+    admin_->shutdown();
+    admin_.reset();
+  }
 }
 
 uint16_t NodeServer::port() const { return endpoint_ ? static_cast<uint16_t>(endpoint_->getPort()) : 0; }
+
+uint16_t NodeServer::admin_port() const { return admin_ ? static_cast<uint16_t>(admin_->getPort()) : 0; }
 
 }  // namespace webtier::webnode

@@ -582,12 +582,13 @@ uint16_t WaitListeningPort(Process& process, std::string_view component, std::ch
 Webnode::Webnode(std::string id, std::string zk_connect, std::vector<std::string> extra_args, std::string host,
                  const std::function<std::vector<std::string>(std::vector<std::string>)>& wrap)
     : id_(std::move(id)), host_(std::move(host)) {
-  std::vector<std::string> argv = {BinaryPath("webnode"), "--listen", host_ + ":0", "--zk", zk_connect,
-                                   "--id", id_, "--redis", "", "--threads", "2"};
+  std::vector<std::string> argv = {BinaryPath("webnode"), "--listen", host_ + ":0", "--admin-listen", host_ + ":0",
+                                   "--zk", zk_connect, "--id", id_, "--redis", "", "--threads", "2"};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   if (wrap) argv = wrap(std::move(argv));
   proc_ = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
   port_ = WaitListeningPort(*proc_, "http");
+  admin_port_ = WaitListeningPort(*proc_, "admin");
 }
 
 void Webnode::WaitHealthy() {
@@ -596,14 +597,18 @@ void Webnode::WaitHealthy() {
 }
 
 bool Webnode::WaitReady(std::chrono::milliseconds timeout) {
-  return WaitFor([&] { return HttpGet(url("/ready"), 1s).status == 200; }, timeout);
+  return WaitFor([&] { return HttpGet(admin_url("/ready"), 1s).status == 200; }, timeout);
 }
 
 std::string Webnode::url(const std::string& path) const {
   return "http://" + host_ + ":" + std::to_string(port_) + path;
 }
 
-std::string Webnode::Metrics() const { return HttpGet(url("/metrics"), 2s).body; }
+std::string Webnode::admin_url(const std::string& path) const {
+  return "http://" + host_ + ":" + std::to_string(admin_port_) + path;
+}
+
+std::string Webnode::Metrics() const { return HttpGet(admin_url("/metrics"), 2s).body; }
 
 // ---------------------------------------------------------------- Balancer
 

@@ -24,19 +24,34 @@ std::string NormalizeQuery(std::string_view query) {
   return out;
 }
 
-std::string CacheKey(std::string_view path, std::string_view query, std::string_view host, uint8_t version) {
-  std::string key = "webtier:v" + std::to_string(version) + ":";
-  if (!host.empty()) {
-    key += host;
-    key += '|';
-  }
-  key += path;
+namespace {
+std::string PathAndQuery(std::string_view path, std::string_view query) {
+  std::string out(path);
   std::string q = NormalizeQuery(query);
   if (!q.empty()) {
-    key += '?';
-    key += q;
+    out += '?';
+    out += q;
   }
+  return out;
+}
+}  // namespace
+
+std::string SiteOf(std::string_view scheme, std::string_view host) {
+  std::string site(scheme);
+  site += "://";
+  site += host;
+  return site;
+}
+
+std::string CacheKey(std::string_view path, std::string_view query, std::string_view site, uint8_t version) {
+  std::string key = "webtier:v" + std::to_string(version) + ":";
+  key += site;
+  key += PathAndQuery(path, query);
   return key;
+}
+
+std::string UrlIndexKey(std::string_view path, std::string_view query) {
+  return "webtier:url:" + PathAndQuery(path, query);
 }
 
 std::string TagKey(std::string_view tag) { return "webtier:tag:" + std::string(tag); }

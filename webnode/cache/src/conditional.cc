@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <unordered_set>
 
 #include "webtier/cache/http_date.h"
 
@@ -114,9 +115,18 @@ Response NotModifiedFor(const Response& full) {
 }
 
 void UpdateFrom304(Response* stored, const Response& not_modified) {
+  // The 304's field names as a set: one pass over each list, not their product.
+  std::unordered_set<std::string> replaced;
+  for (const auto& [name, value] : not_modified.headers) {
+    std::string lower = name;
+    for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    replaced.insert(std::move(lower));
+  }
   Headers updated;
   for (const auto& [name, value] : stored->headers) {
-    if (EqualsIgnoreCase(name, "Content-Length") || !HasHeader(not_modified.headers, name)) {
+    std::string lower = name;
+    for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    if (EqualsIgnoreCase(name, "Content-Length") || replaced.count(lower) == 0) {
       updated.emplace_back(name, value);
     }
   }

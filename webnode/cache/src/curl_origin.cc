@@ -4,6 +4,7 @@
 #include <curl/curl.h>
 
 #include <mutex>
+#include <unordered_set>
 
 #include "webtier/common/log.h"
 
@@ -43,6 +44,25 @@ CurlOriginOptions WithoutTrailingSlash(CurlOriginOptions options) {
   return options;
 }
 
+std::string LowerCopy(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+// The field names a Connection value lists (RFC 9110 7.6.1: hop-by-hop too),
+// lower-cased, in one pass: each field is then checked in constant time, so
+// thousands of tokens and thousands of fields cost their sum, not their product.
+void AddConnectionTokens(std::string_view value, std::unordered_set<std::string>* out) {
+  while (!value.empty()) {
+    size_t comma = value.find(',');
+    std::string_view token = TrimOws(value.substr(0, comma));
+    if (!token.empty()) out->insert(LowerCopy(token));
+    if (comma == std::string_view::npos) break;
+    value.remove_prefix(comma + 1);
+  }
+}
+
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
   return size * n;
@@ -55,20 +75,11 @@ struct HeaderSink {
   bool head = false;       // a HEAD: its Content-Length is the representation's, kept for the answer
 };
 
-// RFC 9110 7.6.1: fields named in Connection are hop-by-hop too.
-bool ListedIn(std::string_view connection, std::string_view name) {
-  while (!connection.empty()) {
-    size_t comma = connection.find(',');
-    if (EqualsIgnoreCase(TrimOws(connection.substr(0, comma)), name)) return true;
-    if (comma == std::string_view::npos) break;
-    connection.remove_prefix(comma + 1);
-  }
-  return false;
-}
-
 void DropConnectionListed(std::string_view connection, Headers* headers) {
   if (connection.empty()) return;
-  std::erase_if(*headers, [&](const auto& h) { return ListedIn(connection, h.first); });
+  std::unordered_set<std::string> listed;
+  AddConnectionTokens(connection, &listed);
+  std::erase_if(*headers, [&](const auto& h) { return listed.count(LowerCopy(h.first)) != 0; });
 }
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -98,6 +109,14 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
 
 }  // namespace
 
+struct CurlOrigin::Base {
+  CURLU* url = nullptr;
+  std::string path_prefix;  // the base URL's path, without a trailing '/'
+  ~Base() {
+    if (url != nullptr) curl_url_cleanup(url);
+  }
+};
+
 struct CurlOrigin::Handle {
   Handle() : curl(curl_easy_init()) {}
   ~Handle() {
@@ -108,8 +127,44 @@ struct CurlOrigin::Handle {
   CURL* curl;
 };
 
-CurlOrigin::CurlOrigin(CurlOriginOptions options) : options_(WithoutTrailingSlash(std::move(options))) {
+CurlOrigin::CurlOrigin(CurlOriginOptions options)
+    : options_(WithoutTrailingSlash(std::move(options))), base_(std::make_unique<Base>()) {
   GlobalInit();
+  // Scheme, host, port and path prefix are parsed once; every request URL is
+  // this one with its path and query set as parts (never by pasting strings,
+  // so no request target can be read as userinfo, a host or a port).
+  base_->url = curl_url();
+  char* path = nullptr;
+  if (base_->url == nullptr || curl_url_set(base_->url, CURLUPART_URL, options_.base_url.c_str(), 0) != CURLUE_OK ||
+      curl_url_get(base_->url, CURLUPART_PATH, &path, 0) != CURLUE_OK) {
+    log::Error("origin", "invalid --origin URL").kv("url", options_.base_url);
+    if (base_->url != nullptr) curl_url_cleanup(base_->url);
+    base_->url = nullptr;
+  } else {
+    base_->path_prefix = path;
+    while (!base_->path_prefix.empty() && base_->path_prefix.back() == '/') base_->path_prefix.pop_back();
+    curl_url_set(base_->url, CURLUPART_QUERY, nullptr, 0);
+    curl_url_set(base_->url, CURLUPART_FRAGMENT, nullptr, 0);
+  }
+  curl_free(path);
+}
+
+Status CurlOrigin::BuildUrl(const Request& request, CURLU** out) const {
+  *out = nullptr;
+  if (base_->url == nullptr) return Status(ErrorCode::kInvalidArgument, "origin: invalid base URL");
+  if (request.path.empty() || request.path.front() != '/') {
+    return Status(ErrorCode::kInvalidArgument, "origin: request path is not absolute");
+  }
+  CURLU* u = curl_url_dup(base_->url);
+  if (u == nullptr) return Status(ErrorCode::kInternal, "origin: out of memory");
+  const std::string path = base_->path_prefix + request.path;
+  if (curl_url_set(u, CURLUPART_PATH, path.c_str(), 0) != CURLUE_OK ||
+      (!request.query.empty() && curl_url_set(u, CURLUPART_QUERY, request.query.c_str(), 0) != CURLUE_OK)) {
+    curl_url_cleanup(u);
+    return Status(ErrorCode::kInvalidArgument, "origin: request path or query not usable in a URL");
+  }
+  *out = u;
+  return Status::Ok();
 }
 
 CurlOrigin::~CurlOrigin() = default;
@@ -137,10 +192,13 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   CURL* c = h->curl;
   curl_easy_reset(c);  // options only: live connections stay in the handle's pool
 
-  std::string url = options_.base_url + request.path;
-  if (!request.query.empty()) url += "?" + request.query;
+  CURLU* url = nullptr;
+  if (Status s = BuildUrl(request, &url); !s.ok()) {
+    Give(std::move(h));
+    return s;
+  }
   char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(c, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(c, CURLOPT_CURLU, url);
   curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // timeouts without SIGALRM: we are multi-threaded
   curl_easy_setopt(c, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -163,13 +221,13 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   // client's business); chunked framing is still undone.
   curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 
-  std::string connection;
+  std::unordered_set<std::string> listed;
   for (const auto& [name, value] : request.headers) {
-    if (EqualsIgnoreCase(name, "Connection")) connection += value + ",";
+    if (EqualsIgnoreCase(name, "Connection")) AddConnectionTokens(value, &listed);
   }
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
-    if (ListedIn(connection, name)) continue;
+    if (!listed.empty() && listed.count(LowerCopy(name)) != 0) continue;
     // The client's Host goes along unless --origin-host names one (an app
     // behind the tier sees the name its clients used); Accept-Encoding goes
     // along too: an app that compresses answers with Vary: Accept-Encoding,
@@ -195,6 +253,8 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   CURLcode code = curl_easy_perform(c);
   curl_slist_free_all(headers);
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, nullptr);
+  curl_easy_setopt(c, CURLOPT_CURLU, nullptr);
+  curl_url_cleanup(url);
   Status s = FromCurl(code, errbuf);
   if (s.ok()) {
     long status = 0;

@@ -197,8 +197,7 @@ void ResponseCache::Serve(Request request, Done done) {
     return;
   }
 
-  std::string key =
-      CacheKey(request.path, request.query, options_.key_includes_host ? request.host : "", options_.record_version);
+  std::string key = CacheKey(request.path, request.query, SiteFor(request), options_.record_version);
   request.method = "GET";  // HEAD is answered from the GET entry (the Reply drops the body)
   const CacheControl asked = ParseCacheControl(JoinedField(request.headers, "Cache-Control"));
   Lookup found = Resolve(key, request);

@@ -2,6 +2,7 @@
 // variant and tags), purges by URL and tag, invalidation after unsafe methods;
 // and the Cache-Status field.
 #include <cstdio>
+#include <unordered_set>
 
 #include "webtier/cache/cache_key.h"
 #include "webtier/cache/freshness.h"
@@ -11,17 +12,22 @@
 namespace webtier::cache {
 namespace {
 
-// Fields that describe one delivery, not the stored response.
-bool KeepHeader(std::string_view name, const std::vector<std::string>& dropped) {
+std::string LowerCopy(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return out;
+}
+
+// Fields that describe one delivery, not the stored response. `dropped`
+// (lower case) holds the fields private="..." / no-cache="..." name: a set,
+// so many of them cost no more than their number.
+bool KeepHeader(std::string_view name, const std::unordered_set<std::string>& dropped) {
   if (IsHopByHop(name) || EqualsIgnoreCase(name, "Set-Cookie") || EqualsIgnoreCase(name, "Age") ||
       EqualsIgnoreCase(name, "X-Cache") || EqualsIgnoreCase(name, "X-Served-By") ||
       EqualsIgnoreCase(name, "Cache-Status")) {
     return false;
   }
-  for (const auto& d : dropped) {
-    if (EqualsIgnoreCase(name, d)) return false;
-  }
-  return true;
+  return dropped.empty() || dropped.count(LowerCopy(name)) == 0;
 }
 
 // The path[?query] a Location / Content-Location value names on this origin,
@@ -100,8 +106,10 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
   record.flags = static_cast<uint8_t>((fr.no_stale ? Record::kNoStale : 0) |
                                       (fr.always_revalidate ? Record::kAlwaysRevalidate : 0));
   record.response.status = response.status;
+  std::unordered_set<std::string> dropped;
+  for (const auto& d : fr.drop_fields) dropped.insert(LowerCopy(d));
   for (const auto& [name, value] : response.headers) {
-    if (KeepHeader(name, fr.drop_fields)) record.response.headers.emplace_back(name, value);
+    if (KeepHeader(name, dropped)) record.response.headers.emplace_back(name, value);
   }
   record.response.body = response.body;
   const auto retain = std::chrono::milliseconds(record.RetainMs());
@@ -120,6 +128,8 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
     auto shared = std::make_shared<const Record>(std::move(record));
     for (const auto& k : keys) KeepHot(k, shared);
   }
+  // The URL's index, so a purge by path reaches this site's entry.
+  Guarded([&] { return store_->AddToSet(UrlIndexKey(request.path, request.query), key, retain); });
   // Surrogate-Key: space-separated tags, each an index of the URLs to purge with it.
   std::string_view tags = FindHeader(response.headers, "Surrogate-Key");
   while (!tags.empty()) {
@@ -142,39 +152,48 @@ Status ResponseCache::Drop(const std::string& key) {
   return s;
 }
 
-void ResponseCache::KeysOfEveryRelease(std::string_view path, std::string_view query, std::string_view host,
+std::string ResponseCache::SiteFor(const Request& request) const {
+  return SiteOf(request.scheme, options_.key_includes_host ? std::string_view(request.host) : std::string_view());
+}
+
+void ResponseCache::KeysOfEveryRelease(std::string_view path, std::string_view query, std::string_view site,
                                        std::vector<std::string>* keys) const {
   // During a rolling upgrade the release before and after this one keep
   // their entries under their own format version; deleting a key needs no
   // knowledge of its format, so a purge or invalidation reaches all three.
   const int v = options_.record_version;
   for (int version = v - 1; version <= v + 1; ++version) {
-    if (version >= 1 && version <= 255) keys->push_back(CacheKey(path, query, host, static_cast<uint8_t>(version)));
+    if (version >= 1 && version <= 255) keys->push_back(CacheKey(path, query, site, static_cast<uint8_t>(version)));
   }
 }
 
 void ResponseCache::Invalidate(const Request& request, const Response& response) {
-  const std::string_view host = options_.key_includes_host ? std::string_view(request.host) : std::string_view();
+  const std::string site = SiteFor(request);
   std::vector<std::string> keys;
-  KeysOfEveryRelease(request.path, request.query, host, &keys);
+  KeysOfEveryRelease(request.path, request.query, site, &keys);
   for (std::string_view field : {"Location", "Content-Location"}) {
     std::string target = SameOriginTarget(FindHeader(response.headers, field), request.path, request.host);
     if (target.empty()) continue;
     size_t q = target.find('?');
     KeysOfEveryRelease(std::string_view(target).substr(0, q),
-                       q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), host,
+                       q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), site,
                        &keys);
   }
   for (const auto& key : keys) Drop(key);
 }
 
-Status ResponseCache::Purge(std::string_view path_and_query, std::string_view host) {
+Status ResponseCache::Purge(std::string_view path_and_query) {
   if (store_ == nullptr) return Status(ErrorCode::kUnavailable, "the cache is off (no --redis)");
   size_t q = path_and_query.find('?');
   std::string_view path = path_and_query.substr(0, q);
   std::string_view query = q == std::string_view::npos ? std::string_view() : path_and_query.substr(q + 1);
+  // The keys of releases that keyed on neither scheme nor Host (a rolling
+  // upgrade from one), then every site this URL was stored for.
   std::vector<std::string> keys;
-  KeysOfEveryRelease(path, query, options_.key_includes_host ? host : std::string_view(), &keys);
+  KeysOfEveryRelease(path, query, "", &keys);
+  std::vector<std::string> indexed;
+  if (Status s = Guarded([&] { return store_->TakeSet(UrlIndexKey(path, query), &indexed); }); !s.ok()) return s;
+  keys.insert(keys.end(), indexed.begin(), indexed.end());
   for (const auto& key : keys) {
     if (Status s = Drop(key); !s.ok()) return s;
   }

@@ -49,24 +49,33 @@ Vary ParseVary(const Headers& response_headers) {
 }
 
 std::string SelectingFields(const Vary& vary, const Headers& request_headers) {
-  std::string out;
-  for (const auto& name : vary.names) {
-    std::vector<std::string> members;
-    bool present = false;
+  // One pass over the request's fields (vary.names is sorted): the cost is
+  // the fields plus the names, never their product.
+  std::vector<std::vector<std::string>> members(vary.names.size());
+  std::vector<bool> present(vary.names.size(), false);
+  if (!vary.names.empty()) {
     for (const auto& [n, v] : request_headers) {
-      if (!EqualsIgnoreCase(n, name)) continue;
-      present = true;
-      for (auto& m : Members(v)) members.push_back(std::move(m));
+      const std::string lower = Lower(n);
+      auto it = std::lower_bound(vary.names.begin(), vary.names.end(), lower);
+      if (it == vary.names.end() || *it != lower) continue;
+      const size_t i = static_cast<size_t>(it - vary.names.begin());
+      present[i] = true;
+      for (auto& m : Members(v)) members[i].push_back(std::move(m));
     }
+  }
+  std::string out;
+  for (size_t k = 0; k < vary.names.size(); ++k) {
+    const std::string& name = vary.names[k];
+    std::vector<std::string>& list = members[k];
     if (name == "accept-language") {
-      for (auto& m : members) m = Lower(m);
-      std::sort(members.begin(), members.end());
+      for (auto& m : list) m = Lower(m);
+      std::sort(list.begin(), list.end());
     }
     out += name;
-    out += present ? ':' : '!';
-    for (size_t i = 0; i < members.size(); ++i) {
+    out += present[k] ? ':' : '!';
+    for (size_t i = 0; i < list.size(); ++i) {
       if (i > 0) out += ',';
-      out += members[i];
+      out += list[i];
     }
     out += '\n';
   }

@@ -18,12 +18,15 @@ struct Member {
   uint32_t weight = 100;   // optional, 1..65535
   std::string version;     // optional
   int shard = 0;           // optional
+  // additionalEndpoints.admin: the port of the member's admin listener on its
+  // host (webnode's /metrics and purges); 0 = none published.
+  uint16_t admin_port = 0;
 
   std::string Address() const;  // host:port (IPv6 bracketed)
   bool operator==(const Member&) const = default;
 };
 
-// {"serviceEndpoint":{...},"additionalEndpoints":{"http":{...}},"status":"ALIVE",...}
+// {"serviceEndpoint":{...},"additionalEndpoints":{"http":{...}[,"admin":{...}]},"status":"ALIVE",...}
 std::string Encode(const Member& member);
 
 // Accepts any valid serverset member (extra fields ignored). Rejects, with a

@@ -18,6 +18,9 @@ namespace webtier::webnode {
 
 struct Config {
   std::string listen = "0.0.0.0:8080";          // HTTP address
+  // The admin listener: /metrics, the detailed /health, /ready and POST
+  // /admin/purge, kept off the public port (the balancer only reaches --listen).
+  std::string admin_listen = "0.0.0.0:8081";
   std::string advertise;                        // host[:port] for ZooKeeper; empty = auto
   std::string id;                               // member id; empty = hostname-port
   std::string name;                             // greeting name; empty = id
@@ -33,6 +36,8 @@ struct Config {
   int threads = 0;                              // Pistache worker threads; 0 = number of cores
   std::string origin;                           // upstream base URL; empty = built-in demo app
   std::string origin_host;                      // Host sent to the origin; empty = the client's
+  std::string hosts;                            // --host: Hosts served, comma list; empty = any
+  size_t max_header_fields = 100;               // more request header fields: 431
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
   int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
   std::string admin_token;                      // bearer token for /admin/*; empty = 403
@@ -49,6 +54,8 @@ struct Config {
   // Derived by Finalize(), which also fills in id, name and threads. The
   // flags above are parsed here once; everything else reads these.
   net::HostPort listen_addr;                    // --listen
+  net::HostPort admin_addr;                     // --admin-listen
+  std::vector<std::string> allowed_hosts;       // --host, each normalised (request_target.h); empty = any
   std::optional<net::HostPort> advertise_addr;  // --advertise, port defaulting to listen's; nullopt = auto
   std::optional<net::HostPort> redis_addr;      // --redis, port defaulting to 6379; nullopt = fixed address off
   std::vector<net::HostPort> redis_sentinels;   // --redis-sentinel, port defaulting to 26379; empty = not used
@@ -68,7 +75,8 @@ Status Finalize(Config* config);
 // config: the advertised address, else a specific listen host, else no host
 // (the registration fills in the address it reaches ZooKeeper from).
 // `bound_port`: the port the server bound (differs from --listen's for port
-// 0); 0 = take --listen's.
-serverset::Member ThisMember(const Config& config, uint16_t bound_port = 0);
+// 0); 0 = take --listen's. `admin_port` likewise for --admin-listen, published
+// as the additional endpoint "admin".
+serverset::Member ThisMember(const Config& config, uint16_t bound_port = 0, uint16_t admin_port = 0);
 
 }  // namespace webtier::webnode

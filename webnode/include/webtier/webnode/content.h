@@ -1,5 +1,6 @@
 // The extension point for everything the webnode serves beyond its built-in
-// routes (/, /health, /ready, /metrics): the cache, the demo app, --origin.
+// routes (/ and /health publicly; /metrics, /health, /ready on the admin
+// listener): the cache, the demo app, --origin.
 #pragma once
 
 #include <nlohmann/json_fwd.hpp>
@@ -22,6 +23,12 @@ class ContentService {
   // built-in route. Must not block that thread on slow work (origin fetches,
   // CPU-heavy routes): hand `reply` to another thread and Send() from there.
   virtual void Handle(Request request, Reply reply) = 0;
+  // A request for /admin/... on the admin listener (never the public one).
+  virtual void HandleAdmin(Request request, Reply reply) {
+    (void)request;
+    reply.set_route("/admin");
+    reply.Send(404, R"({"error":"not found"})");
+  }
   // The state of what the content depends on (Redis, the origin), for the
   // body of /health: reported, never judged, since a shared dependency must
   // not fail every node's liveness at once. Any thread.

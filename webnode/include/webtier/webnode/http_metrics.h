@@ -23,14 +23,19 @@ class HttpMetrics {
 
   void Record(std::string_view route, std::string_view method, int code, double seconds);
   prometheus::Gauge& inflight() { return inflight_; }
+  // webnode_http_refused_total{reason}: a request refused before any route
+  // (too_many_fields, bad_target, bad_host, misdirected, too_large, unparsable).
+  void Refused(std::string_view reason);
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Gauge& inflight_;
+  prometheus::Family<prometheus::Counter>& refused_;
   std::mutex mu_;
   std::unordered_map<std::string, prometheus::Counter*> counters_;
   std::unordered_map<std::string, prometheus::Histogram*> histograms_;
+  std::unordered_map<std::string, prometheus::Counter*> refused_counters_;
 };
 
 }  // namespace webtier::webnode

@@ -1,6 +1,8 @@
-// The webnode's HTTP front: a Pistache endpoint that answers the built-in
-// routes (/, /health, /ready, /metrics) itself and hands everything else to
-// the ContentService. Every response carries X-Served-By.
+// The webnode's HTTP front: a public Pistache endpoint (--listen) that checks
+// each request's target and Host, answers / (demo app only) and the bare
+// /health itself and hands everything else to the ContentService; and an
+// admin endpoint (--admin-listen) with /metrics, the detailed /health, /ready
+// and the ContentService's admin routes. Every response carries X-Served-By.
 #pragma once
 
 #include <pistache/endpoint.h>
@@ -18,7 +20,7 @@
 
 namespace webtier::webnode {
 
-// What /health and /ready report besides the server's own state.
+// What the admin /health and /ready report besides the server's own state.
 struct NodeProbes {
   std::function<bool()> registered;     // member znode exists
   std::function<bool()> zk_connected;   // ZooKeeper session connected
@@ -43,12 +45,15 @@ class NodeServer {
 
   // The bound port (the real one with --listen host:0); 0 before Start().
   uint16_t port() const;
+  // The admin listener's bound port; 0 before Start().
+  uint16_t admin_port() const;
 
   struct Shared;  // state shared by the per-thread handler clones
 
  private:
   std::unique_ptr<Shared> shared_;
   std::unique_ptr<Pistache::Http::Endpoint> endpoint_;
+  std::unique_ptr<Pistache::Http::Endpoint> admin_;
 };
 
 }  // namespace webtier::webnode

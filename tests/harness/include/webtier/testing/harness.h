@@ -211,8 +211,8 @@ std::optional<uint16_t> ListeningPort(const std::string& log, std::string_view c
 // process exits first or `timeout` passes.
 uint16_t WaitListeningPort(Process& process, std::string_view component, std::chrono::milliseconds timeout = 20s);
 
-// A webnode process started with `--listen <host>:0 --zk <zk> --id <id>
-// --redis "" --threads 2` plus `extra_args` (later flags win, so extra_args
+// A webnode process started with `--listen <host>:0 --admin-listen <host>:0
+// --zk <zk> --id <id> --redis "" --threads 2` plus `extra_args` (later flags win, so extra_args
 // may override --redis etc.). The constructor returns once the node listens
 // (its port read from the log; throws when it exits first or after 20 s).
 // `wrap` prefixes the command (e.g. to run it inside a network namespace;
@@ -224,19 +224,22 @@ class Webnode {
           const std::function<std::vector<std::string>(std::vector<std::string>)>& wrap = nullptr);
   // Waits until GET /health answers 200; throws after 20 s.
   void WaitHealthy();
-  // Waits until GET /ready answers 200 (registered); false after `timeout`.
+  // Waits until the admin GET /ready answers 200 (registered); false after `timeout`.
   bool WaitReady(std::chrono::milliseconds timeout = 20s);
   std::string url(const std::string& path = "/") const;
+  std::string admin_url(const std::string& path) const;  // on --admin-listen
   uint16_t port() const { return port_; }
+  uint16_t admin_port() const { return admin_port_; }
   const std::string& id() const { return id_; }
   Process& process() { return *proc_; }
-  std::string Metrics() const;  // GET /metrics body ("" on failure)
+  std::string Metrics() const;  // admin GET /metrics body ("" on failure)
 
  private:
   std::string id_;
   std::string host_;
   std::unique_ptr<Process> proc_;
   uint16_t port_ = 0;
+  uint16_t admin_port_ = 0;
 };
 
 // One member of the balancer's pool as its /status reports it.

@@ -1,5 +1,5 @@
-// Cache keys: the request path plus its normalized query (and the Host when
-// configured), under a Redis namespace named by the record format version: two
+// Cache keys: the site (scheme and normalised Host, see request_target.h) the
+// request was made to, the request path and its normalized query, under a Redis namespace named by the record format version: two
 // webnode releases with different formats, side by side during a rolling
 // upgrade, each use their own entries instead of overwriting each other's.
 #pragma once
@@ -17,9 +17,19 @@ namespace webtier::cache {
 // encoded and a plain spelling of one value are different keys).
 std::string NormalizeQuery(std::string_view query);
 
-// "webtier:v<version>:" [host "|"] path ["?" normalized query]. `host` empty = not keyed on Host.
-std::string CacheKey(std::string_view path, std::string_view query, std::string_view host = {},
+// "scheme://host": the part of the key that names the site. `host` is empty
+// when the node sends one fixed Host to its origin (--origin-host).
+std::string SiteOf(std::string_view scheme, std::string_view host);
+
+// "webtier:v<version>:" site path ["?" normalized query]. `site` empty is
+// the layout of releases that keyed on neither scheme nor Host (a purge
+// still deletes those keys during a rolling upgrade).
+std::string CacheKey(std::string_view path, std::string_view query, std::string_view site = {},
                      uint8_t version = kRecordVersion);
+
+// The Redis set of every key stored for one path and query, whatever the
+// site: how a purge by path finds the entries of every Host and scheme.
+std::string UrlIndexKey(std::string_view path, std::string_view query);
 
 // The Redis set of the URL keys whose responses listed `tag` in Surrogate-Key.
 std::string TagKey(std::string_view tag);

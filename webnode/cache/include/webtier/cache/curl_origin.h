@@ -9,6 +9,8 @@
 
 #include "webtier/cache/origin.h"
 
+typedef struct Curl_URL CURLU;
+
 namespace webtier::cache {
 
 struct CurlOriginOptions {
@@ -32,10 +34,15 @@ class CurlOrigin final : public Origin {
 
  private:
   struct Handle;
+  struct Base;  // the parsed base URL
+  // The request's URL: the base URL with the request's path (after the base's
+  // own path) and query set as URL parts. The caller frees it.
+  Status BuildUrl(const Request& request, CURLU** out) const;
   std::unique_ptr<Handle> Take();
   void Give(std::unique_ptr<Handle> handle);
 
   const CurlOriginOptions options_;
+  const std::unique_ptr<Base> base_;
   std::mutex mu_;
   std::vector<std::unique_ptr<Handle>> idle_;  // guarded by mu_
 };

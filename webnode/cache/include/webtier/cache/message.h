@@ -18,9 +18,10 @@ struct Request {
   std::string method = "GET";  // upper case
   std::string path;            // "/api/primes/100", no query
   std::string query;           // raw query without '?', may be empty
-  std::string host;            // Host header value, may be empty
+  std::string host;            // the Host header, normalised (request_target.h); may be empty
   Headers headers;             // request headers (Cookie and Authorization included)
   std::string body;
+  std::string scheme = "http";  // "http" or "https" (X-Forwarded-Proto as the balancer sets it)
 };
 
 struct Response {

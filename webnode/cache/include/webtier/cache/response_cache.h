@@ -70,7 +70,8 @@ struct CacheOptions {
                                                          //   past their TTL, to be revalidated
   std::chrono::milliseconds lock_ttl{15000};             // fill lock expiry (> the slowest fill)
   std::chrono::milliseconds lock_poll{20};               // how often a waiter re-reads the store
-  bool key_includes_host = false;                        // add the Host header to the key
+  bool key_includes_host = true;                         // the key names the Host (off with --origin-host,
+                                                         //   when the origin is always given one Host)
   size_t max_body_bytes = 8 << 20;                       // larger responses are not stored
   std::string node_id;                                   // goes into lock tokens
   uint8_t record_version = kRecordVersion;               // record format and key namespace (tests play
@@ -106,10 +107,11 @@ class ResponseCache {
   // workers' queue is full: 503 with Retry-After.
   void Serve(Request request, Done done);
 
-  // Removes the entry for "path[?query]" (the key a GET of it would use, every
-  // variant of it) from the store and announces it on kPurgeChannel (every
-  // node's hot copy goes). kUnavailable when the store is off or unreachable.
-  Status Purge(std::string_view path_and_query, std::string_view host = {});
+  // Removes the entries for "path[?query]" (under every scheme and Host it
+  // was stored for, every variant of each) from the store and announces each
+  // key on kPurgeChannel (every node's hot copy goes). kUnavailable when the
+  // store is off or unreachable.
+  Status Purge(std::string_view path_and_query);
   // Removes every entry whose response listed `tag` in Surrogate-Key.
   // `*purged`: how many URLs.
   Status PurgeTag(std::string_view tag, size_t* purged = nullptr);
@@ -160,8 +162,10 @@ class ResponseCache {
   void Invalidate(const Request& request, const Response& response);
   // Appends the URL's key under this record format version and the ones
   // before and after it (the releases a rolling upgrade puts side by side).
-  void KeysOfEveryRelease(std::string_view path, std::string_view query, std::string_view host,
+  void KeysOfEveryRelease(std::string_view path, std::string_view query, std::string_view site,
                           std::vector<std::string>* keys) const;
+  // The site part of `request`'s key (cache_key.h).
+  std::string SiteFor(const Request& request) const;
   uint64_t NewGeneration();
   // Runs `op` on the store unless the breaker is open; reports to the breaker and counts errors.
   Status Guarded(const std::function<Status()>& op);
