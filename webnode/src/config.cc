@@ -74,7 +74,7 @@ Status Finalize(Config* c) {
       return Invalid("--advertise", s.ok() ? "empty host" : s.message());
     c->advertise_addr = std::move(adv);
   }
-  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
+  if (Status s = membership::FinalizeZkOptions(&c->zk); !s.ok()) return s;
   c->redis_addr.reset();
   c->redis_sentinels.clear();
   if (!c->redis_sentinel.empty()) {
