@@ -1,12 +1,14 @@
 // Fuzzes the decoding of what ZooKeeper (or the disk) hands the balancer:
-// serverset member JSON and the state file. Neither may crash or throw, and
-// whatever decodes must survive an encode/decode round trip.
+// serverset member JSON and the state file, and the member address policy
+// (--member-allow ranges, and a member host checked against them). None may
+// crash or throw; whatever decodes must survive an encode/decode round trip.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string_view>
 #include <vector>
 
+#include "webtier/balancer/address_policy.h"
 #include "webtier/balancer/state_file.h"
 #include "webtier/common/serverset.h"
 
@@ -24,6 +26,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!webtier::balancer::ParseState(webtier::balancer::FormatState(records), &again, nullptr).ok() ||
         again != records)
       std::abort();
+  }
+  // The input as an allow list: what parses prints back to a list that parses
+  // to the same ranges; the member host (when it is an address) and the input
+  // itself go through the match.
+  webtier::balancer::AddressPolicy policy;
+  if (webtier::balancer::AddressPolicy::Parse(text, &policy).ok()) {
+    webtier::balancer::AddressPolicy again;
+    if (!webtier::balancer::AddressPolicy::Parse(policy.ToString(), &again).ok() ||
+        again.ToString() != policy.ToString())
+      std::abort();
+  }
+  webtier::balancer::IpAddress ip;
+  if (webtier::balancer::IpAddress::Parse(m.host, &ip)) (void)policy.Refusal(ip);
+  if (webtier::balancer::IpAddress::Parse(text, &ip)) {
+    webtier::balancer::IpAddress back;
+    if (!webtier::balancer::IpAddress::Parse(ip.ToString(), &back) || back.bytes != ip.bytes || back.v4 != ip.v4)
+      std::abort();
+    (void)webtier::balancer::AddressPolicy().Refusal(ip);
   }
   return 0;
 }

@@ -143,6 +143,10 @@ void AddFlags(CLI::App& app, Config* c) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   app.add_option("--state-file", c->state_file, "where the last known pool is saved")->capture_default_str();
+  app.add_option("--member-allow", c->member_allow_flag,
+                 "comma-separated CIDR ranges (IPv4/IPv6) member addresses must be in, checked after name "
+                 "resolution; empty = any. Unspecified, link-local and cloud metadata addresses are refused "
+                 "unless an entry within their range names them");
   AddHealthFlags(app, &c->health);
   AddTlsFlags(app, c);
   AddEdgeFlags(app, c);
@@ -156,7 +160,9 @@ Status Finalize(Config* c) {
   std::optional<PolicyKind> policy = ParsePolicy(c->policy_flag);
   if (!policy) return Invalid("--policy", "must be one of " + PolicyNames());
   c->policy = *policy;
-  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
+  if (Status s = membership::FinalizeZkOptions(&c->zk); !s.ok()) return s;
+  if (Status s = AddressPolicy::Parse(c->member_allow_flag, &c->member_allow); !s.ok())
+    return Invalid("--member-allow", s.message());
   if (Status s = FinalizeTls(c); !s.ok()) return s;
   if (Status s = FinalizeEdge(c); !s.ok()) return s;
   return FinalizeHealth(c->health);

@@ -124,9 +124,11 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry("balancer", WEBTIER_VERSION);
   ProxyMetrics metrics(registry.prom());
-  Pool pool(config.policy, &metrics, PoolOptions::From(config.health));
+  PoolOptions pool_options = PoolOptions::From(config.health);
+  pool_options.member_allow = config.member_allow;
+  Pool pool(config.policy, &metrics, std::move(pool_options));
   HealthChecker checker(config.health, pool, &metrics);  // before `members`: hooks the pool's updates
-  zk::Session session({.connect = config.zk.connect, .session_timeout_ms = config.zk.session_timeout_ms, .component = "zk"});
+  zk::Session session(membership::SessionOptions(config.zk, "zk"));
   MemberRegistry members(session, {.path = config.zk.path, .state_file = config.state_file}, pool, &metrics);
   // On every way out, stop the session's event thread before `members` goes.
   struct CloseSession {
@@ -153,7 +155,8 @@ int main(int argc, char** argv) {
       .kv("version", WEBTIER_VERSION)
       .kv("policy", PolicyName(config.policy))
       .kv("zk", config.zk.connect)
-      .kv("zk_path", config.zk.path);
+      .kv("zk_path", config.zk.path)
+      .kv("member_allow", config.member_allow.ToString());
 
   const int signo = stop_signals.Wait();
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");

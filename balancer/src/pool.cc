@@ -16,6 +16,11 @@ namespace webtier::balancer {
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
+IpAddress ToIpAddress(const asio::ip::address& address) {
+  if (address.is_v4()) return IpAddress::FromV4Bytes(address.to_v4().to_bytes());
+  return IpAddress::FromV6Bytes(address.to_v6().to_bytes());
+}
+
 bool ResolveMember(const serverset::Member& member, tcp::endpoint* out) {
   boost::system::error_code ec;
   auto addr = asio::ip::make_address(member.host, ec);
@@ -107,6 +112,16 @@ std::vector<std::shared_ptr<Host>> Pool::MakeHosts(const std::vector<MemberRecor
     tcp::endpoint ep;
     if (!ResolveMember(rec.member, &ep)) {
       log::Warn("pool", "member host does not resolve; ignored").kv("member", rec.member.id).kv("host", rec.member.host);
+      continue;
+    }
+    if (std::string why = options_.member_allow.Refusal(ToIpAddress(ep.address())); !why.empty()) {
+      log::Warn("pool", "member refused by --member-allow; ignored")
+          .kv("member", rec.member.id)
+          .kv("znode", rec.key)
+          .kv("host", rec.member.host)
+          .kv("address", ep.address().to_string())
+          .kv("reason", why);
+      if (metrics_) metrics_->refused_members.Increment();
       continue;
     }
     std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> counters{};

@@ -59,6 +59,10 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
       invalid_members(CounterFamily(r, "balancer_invalid_members_total",
                                     "Member records ignored because they are not valid serverset JSON.")
                           .Add({})),
+      refused_members(CounterFamily(r, "balancer_refused_members_total",
+                                    "Member records left out of the pool because --member-allow refuses their "
+                                    "resolved address.")
+                          .Add({})),
       zk_connected(GaugeFamily(r, "balancer_zk_connected", "1 while connected to ZooKeeper.").Add({})),
       members_healthy(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "healthy"}})),
       members_ejected(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "ejected"}})),

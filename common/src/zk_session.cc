@@ -18,6 +18,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <thread>
 
@@ -38,6 +39,7 @@ Status FromZkCode(int rc, std::string_view what) {
     case ZOPERATIONTIMEOUT: return Status(ErrorCode::kTimeout, msg);
     case ZBADARGUMENTS:
     case ZBADVERSION:
+    case ZINVALIDACL:
     case ZNOCHILDRENFOREPHEMERALS:
     case ZNOTEMPTY: return Status(ErrorCode::kInvalidArgument, msg);
     default: return Status(ErrorCode::kInternal, msg);
@@ -61,9 +63,34 @@ struct Session::Impl {
     uint64_t generation;
   };
 
-  explicit Impl(Options o) : options(std::move(o)) {}
+  explicit Impl(Options o) : options(std::move(o)) { BuildAcl(); }
 
   Options options;
+
+  // The ACL every Create sets (see Options::digest_auth). `acl_ids` owns the
+  // strings `acl_entries` points into; both are fixed after construction.
+  std::vector<std::pair<std::string, std::string>> acl_ids;  // scheme, id
+  std::vector<ACL> acl_entries;
+  ACL_vector acl{};
+  // Znodes of audit_path already reported as open (event thread only).
+  std::set<std::string> audited_open;
+
+  void BuildAcl() {
+    if (options.digest_auth.empty()) return;
+    // The creator's authenticated identity (the "auth" scheme, as
+    // ZOO_CREATOR_ALL_ACL), readers without credentials, then the admins.
+    acl_ids.emplace_back("auth", "");
+    acl_ids.emplace_back("world", "anyone");
+    for (const auto& admin : options.admin_digests) acl_ids.emplace_back("digest", admin);
+    for (size_t i = 0; i < acl_ids.size(); ++i) {
+      const int32_t perms = i == 1 ? ZOO_PERM_READ : ZOO_PERM_ALL;
+      acl_entries.push_back(ACL{perms, Id{acl_ids[i].first.data(), acl_ids[i].second.data()}});
+    }
+    acl.count = static_cast<int32_t>(acl_entries.size());
+    acl.data = acl_entries.data();
+  }
+
+  const ACL_vector* CreateAcl() const { return options.digest_auth.empty() ? &ZOO_OPEN_ACL_UNSAFE : &acl; }
 
   // The handle. Operations hold it shared; replacing it (expiry, Close) takes it unique.
   mutable std::shared_mutex handle_mu;
@@ -132,6 +159,19 @@ struct Session::Impl {
       return Status(ErrorCode::kInvalidArgument,
                     "zookeeper_init failed for '" + options.connect + "': " + std::strerror(errno));
     }
+    // Before any operation can be queued: the C client keeps the credential
+    // with the handle and sends it first on every (re)connection, so no
+    // request of this handle ever reaches the server unauthenticated. A
+    // handle replacing an expired one comes through here too.
+    if (!options.digest_auth.empty()) {
+      int rc = zoo_add_auth(zh, "digest", options.digest_auth.data(), static_cast<int>(options.digest_auth.size()),
+                            nullptr, nullptr);
+      if (rc != ZOK) {
+        zookeeper_close(zh);
+        zh = nullptr;
+        return FromZkCode(rc, "add digest credential");  // the message never carries the credential
+      }
+    }
     return Status::Ok();
   }
 
@@ -188,6 +228,7 @@ struct Session::Impl {
           .kv("server", ConnectedServerIp())
           .kv("timeout_ms", negotiated_timeout.load());
       Notify(fresh ? Event::kSessionStarted : Event::kReconnected);
+      if (fresh) AuditPath();
     } else if (state == ZOO_CONNECTING_STATE || state == ZOO_ASSOCIATING_STATE) {
       if (!is_connected.exchange(false)) return;
       log::Warn(options.component, "connection lost, reconnecting").kv("session", SessionHex(last_session));
@@ -211,6 +252,35 @@ struct Session::Impl {
       Notify(Event::kExpired);
     } else if (state == ZOO_AUTH_FAILED_STATE) {
       log::Error(options.component, "authentication failed");
+    }
+  }
+
+  // Logs each znode of options.audit_path (the path, then its parents) that
+  // anyone may change, once per process: such a znode was created before the
+  // credential was in use, and ACLs are fixed at create time. Event thread.
+  void AuditPath() {
+    if (options.digest_auth.empty() || options.audit_path.empty()) return;
+    const std::string& path = options.audit_path;
+    for (size_t end = path.size(); end > 0; end = path.rfind('/', end - 1)) {
+      const std::string znode = path.substr(0, end);
+      if (audited_open.count(znode)) continue;
+      ACL_vector got{};
+      struct Stat st{};
+      int rc = WithHandle([&](zhandle_t* h) { return zoo_get_acl(h, znode.c_str(), &got, &st); });
+      if (rc != ZOK) {
+        if (rc != ZNONODE) log::Debug(options.component, "cannot read ACL").kv("znode", znode).kv("err", zerror(rc));
+        continue;
+      }
+      bool open = false;
+      for (int32_t i = 0; i < got.count; ++i) {
+        const ACL& a = got.data[i];
+        if (std::strcmp(a.id.scheme, "world") == 0 && (a.perms & ~ZOO_PERM_READ) != 0) open = true;
+      }
+      deallocate_ACL_vector(&got);
+      if (!open) continue;
+      audited_open.insert(znode);
+      log::Warn(options.component, "znode writable by anyone (created without an ACL); restrict it with setAcl")
+          .kv("znode", znode);
     }
   }
 
@@ -314,7 +384,7 @@ int Session::negotiated_timeout_ms() const { return impl_->negotiated_timeout.lo
 Status Session::Create(const std::string& path, std::string_view data, int flags, std::string* created_path) {
   std::string buf(path.size() + 32, '\0');
   int rc = impl_->WithHandle([&](zhandle_t* zh) {
-    return zoo_create(zh, path.c_str(), data.data(), static_cast<int>(data.size()), &ZOO_OPEN_ACL_UNSAFE, flags,
+    return zoo_create(zh, path.c_str(), data.data(), static_cast<int>(data.size()), impl_->CreateAcl(), flags,
                       buf.data(), static_cast<int>(buf.size()));
   });
   if (rc == ZOK && created_path != nullptr) *created_path = buf.c_str();

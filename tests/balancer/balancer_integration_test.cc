@@ -626,9 +626,58 @@ TEST_F(BalancerTest, AdminPortForwardsOnlyPurgesToTheMembersAdminEndpoint) {
   }
 }
 
+// Occurrences of `needle` in `text`.
+size_t CountOf(const std::string& text, const std::string& needle) {
+  size_t n = 0;
+  for (size_t at = text.find(needle); at != std::string::npos; at = text.find(needle, at + 1)) ++n;
+  return n;
+}
+
+// Whoever can write to ZooKeeper writes member records; the balancer itself
+// decides where it may connect: the resolved address is checked.
+TEST_F(BalancerTest, MembersOutsideMemberAllowOrAtTheMetadataAddressAreRefusedOnce) {
+  Backend a("a"), b("b");
+  Register(a.member());
+  Register({.id = "metadata", .host = "169.254.169.254", .port = 80});
+  Register({.id = "metadata-decimal", .host = "2852039166", .port = 80});  // resolves to 169.254.169.254
+  Register({.id = "metadata-mapped", .host = "::ffff:169.254.169.254", .port = 80});
+  Register({.id = "outside", .host = "192.0.2.10", .port = 8080});
+  StartBalancer({"--member-allow", "127.0.0.0/8, 198.51.100.0/24"});
+  ASSERT_TRUE(WaitMembers(1)) << balancer_->StatusBody();
+  EXPECT_TRUE(MemberStatus("metadata").is_null());
+  EXPECT_TRUE(MemberStatus("outside").is_null());
+  EXPECT_EQ(Shares(6)["a"], 6);
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_refused_members_total") == 4; }, 10s));
+  std::string log = balancer_->process().Log();
+  EXPECT_EQ(CountOf(log, "member refused"), 4u) << log;
+  EXPECT_NE(log.find("member=metadata-decimal znode="), std::string::npos) << log;
+  EXPECT_NE(log.find("reason=\"cloud metadata address\""), std::string::npos) << log;
+  EXPECT_NE(log.find("reason=\"outside --member-allow\""), std::string::npos) << log;
+
+  // Later changes re-read the membership; the refused members are not logged again.
+  Register(b.member());
+  ASSERT_TRUE(WaitMembers(2));
+  EXPECT_EQ(Metric("balancer_refused_members_total"), 4);
+  EXPECT_EQ(CountOf(balancer_->process().Log(), "member refused"), 4u);
+  EXPECT_TRUE(balancer_->process().running());
+}
+
+TEST_F(BalancerTest, WithoutMemberAllowMetadataLinkLocalAndUnspecifiedAreStillRefused) {
+  Backend a("a");
+  Register(a.member());
+  Register({.id = "metadata", .host = "169.254.169.254", .port = 80});
+  Register({.id = "link-local", .host = "fe80::1", .port = 80});
+  Register({.id = "unspecified", .host = "0", .port = a.member().port});  // "0" resolves to 0.0.0.0, i.e. local
+  StartBalancer();
+  ASSERT_TRUE(WaitMembers(1)) << balancer_->StatusBody();
+  ASSERT_TRUE(WaitFor([&] { return Metric("balancer_refused_members_total") == 3; }, 10s));
+  EXPECT_EQ(Shares(4)["a"], 4);
+}
+
 TEST(BalancerFlags, BadFlagsExitWithTwo) {
   for (std::vector<std::string> bad : {std::vector<std::string>{"--policy", "random"}, {"--retries", "x"},
-                                       {"--listen", "nohostport"}, {"--no-such-flag"}, {"--zk-path", "relative"}}) {
+                                       {"--listen", "nohostport"}, {"--no-such-flag"}, {"--zk-path", "relative"},
+                                       {"--member-allow", "10.0.0.1/8"}, {"--zk-auth-file", "/nonexistent"}}) {
     std::vector<std::string> argv = {BinaryPath("balancer")};
     argv.insert(argv.end(), bad.begin(), bad.end());
     Process p(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});

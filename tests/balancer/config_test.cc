@@ -30,6 +30,8 @@ TEST(BalancerConfig, DefaultsMatchTheSpec) {
   EXPECT_EQ(c.health.max_ejection_percent, 50);
   EXPECT_EQ(c.health.slow_start_ms, 0);
   EXPECT_EQ(c.health.zone, "");
+  EXPECT_EQ(c.member_allow.ToString(), "") << "any address but the refused-by-default ranges";
+  EXPECT_EQ(c.zk.credential, "");
 }
 
 TEST(BalancerConfig, EachBadValueNamesItsFlag) {
@@ -46,6 +48,10 @@ TEST(BalancerConfig, EachBadValueNamesItsFlag) {
       {[](Config* c) { c->zk.path = "/"; }, "--zk-path"},
       {[](Config* c) { c->health.path = "health"; }, "--health-path"},
       {[](Config* c) { c->health.path = "/he alth"; }, "--health-path"},
+      {[](Config* c) { c->member_allow_flag = "10.0.0.0/33"; }, "--member-allow"},
+      {[](Config* c) { c->member_allow_flag = "10.0.0.0/8,example.com"; }, "--member-allow"},
+      {[](Config* c) { c->zk.admin_acl = "digest:admin:B05meOaFZGavGA/rJPCQlodOTYU="; }, "--zk-admin-acl"},
+      {[](Config* c) { c->zk.auth_file = "/nonexistent/zk-auth"; }, "--zk-auth-file"},
   };
   for (const auto& tc : cases) {
     Config c;

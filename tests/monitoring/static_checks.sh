@@ -99,12 +99,17 @@ deploy = f"{repo}/deploy"
 errors = []
 c = yaml.safe_load(open(f"{deploy}/docker-compose.yml"))
 s = c["services"]
-want = {"zookeeper", "redis", "webnode", "balancer", "prometheus", "grafana", "redis-exporter"}
+want = {"zk-credential", "zookeeper", "redis", "webnode", "balancer", "prometheus", "grafana", "redis-exporter"}
 if set(s) != want: errors.append(f"services {sorted(s)} != {sorted(want)}")
 w = s["webnode"]
 for key in ("container_name", "ports", "hostname"):
     if key in w: errors.append(f"webnode must not set {key} (it is scaled)")
 if "8000" not in str(s["balancer"].get("ports")): errors.append("balancer must publish 8000")
+# ZooKeeper access control: both programs read the credential zk-credential makes.
+for name, prefix in (("webnode", "WEBNODE"), ("balancer", "BALANCER")):
+    f = s[name]["environment"].get(f"{prefix}_ZK_AUTH_FILE", "")
+    if not f or not any(v.startswith("zk-auth:") and v.endswith(":ro") and f.startswith(v.split(":")[1]) for v in s[name].get("volumes", [])):
+        errors.append(f"{name}: {prefix}_ZK_AUTH_FILE must name a file of the read-only zk-auth volume")
 for name, svc in s.items():
     if svc.get("restart") not in ("always", "unless-stopped", "on-failure"): errors.append(f"{name}: no restart policy")
     for v in svc.get("volumes", []):

@@ -188,6 +188,58 @@ TEST_F(WebnodeTest, SessionExpiryAfterSigstopReRegistersWithoutRestart) {
   EXPECT_TRUE(node.process().running());
 }
 
+// With --zk-auth-file the node's znodes are read-only for everyone else, and
+// the handle that replaces an expired session authenticates again: the node
+// re-registers under a parent only its credential may create children in.
+TEST_F(WebnodeTest, WithAuthFileOthersCannotTouchItsZnodeAndItReRegistersAfterExpiry) {
+  TempDir dir;
+  const std::string auth = dir.path() + "/zk-auth";
+  std::ofstream(auth) << "webtier:Pw-9f3kq-unique\n";
+  Webnode node("node-auth", zk_.connect(), {"--zk-auth-file", auth, "--zk-session-timeout-ms", "2000"});
+  ASSERT_TRUE(node.WaitReady());
+  Observer obs(zk_.connect());  // anonymous
+  ASSERT_EQ(obs.Members().size(), 1u);
+  const std::string before = obs.Members().begin()->first;
+  const std::string znode = std::string(kPath) + "/" + before;
+  EXPECT_FALSE(obs.session().Delete(znode).ok());
+  EXPECT_FALSE(obs.session().Set(znode, "{}").ok());
+  EXPECT_FALSE(obs.session().Create(std::string(kPath) + "/member_", "{}", zk::kEphemeral | zk::kSequence, nullptr).ok());
+
+  node.process().Signal(SIGSTOP);
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().empty(); }, 15s)) << "frozen node's session never expired";
+  node.process().Signal(SIGCONT);
+  ASSERT_TRUE(WaitFor([&] { return obs.Members().size() == 1 && obs.Members().begin()->first != before; }, 20s))
+      << node.process().Log();
+  EXPECT_EQ(MetricValue(node.Metrics(), "webnode_zk_session_expirations_total"), 1.0);
+  const std::string after = std::string(kPath) + "/" + obs.Members().begin()->first;
+  EXPECT_FALSE(obs.session().Delete(after).ok());
+  const std::string log = node.process().Log();
+  EXPECT_EQ(log.find("Pw-9f3kq-unique"), std::string::npos) << "the password is never logged";
+  EXPECT_EQ(log.find("membership is open"), std::string::npos) << log;
+}
+
+TEST_F(WebnodeTest, WithoutAuthFileItWarnsOnceThatMembershipIsOpen) {
+  Webnode node("node-open", zk_.connect());
+  ASSERT_TRUE(node.WaitReady());
+  const std::string log = node.process().Log();
+  const size_t first = log.find("membership is open to anyone");
+  ASSERT_NE(first, std::string::npos) << log;
+  EXPECT_EQ(log.find("membership is open to anyone", first + 1), std::string::npos) << log;
+}
+
+TEST(WebnodeFlags, UnreadableOrMalformedAuthFileRefusesToStart) {
+  TempDir dir;
+  const std::string malformed = dir.path() + "/malformed";
+  std::ofstream(malformed) << "only-a-password-Xy7\n";
+  for (const std::string& file : {dir.path() + "/missing", malformed}) {
+    Process p(Process::Options{.argv = {BinaryPath("webnode"), "--zk-auth-file", file}, .env = {}, .log_path = {}, .cwd = {}});
+    EXPECT_EQ(p.Wait(10s), 2) << file;
+    const std::string log = p.Log();
+    EXPECT_EQ(log.rfind("webnode: error: --zk-auth-file: ", 0), 0u) << log;
+    EXPECT_EQ(log.find("Xy7"), std::string::npos) << log;
+  }
+}
+
 TEST_F(WebnodeTest, ZnodeDeletedBySomeoneElseIsRecreated) {
   Webnode node("node-d", zk_.connect());
   ASSERT_TRUE(node.WaitReady());
@@ -245,6 +297,8 @@ TEST(WebnodeFlags, BadFlagsExitTwoWithAClearError) {
   EXPECT_NE(help.Log().find("--zk-session-timeout-ms"), std::string::npos);
   EXPECT_NE(help.Log().find("--redis-sentinel"), std::string::npos);
   EXPECT_NE(help.Log().find("--redis-master-name"), std::string::npos);
+  EXPECT_NE(help.Log().find("--zk-auth-file"), std::string::npos);
+  EXPECT_NE(help.Log().find("--zk-admin-acl"), std::string::npos);
   for (const char* flag : {"--redis-password-file", "--redis-sentinel-password-file", "--admin-token-file"})
     EXPECT_NE(help.Log().find(flag), std::string::npos) << flag;
 }

@@ -153,7 +153,7 @@ Status Finalize(Config* c) {
       return Invalid("--advertise", s.ok() ? "empty host" : s.message());
     c->advertise_addr = std::move(adv);
   }
-  if (Status s = membership::ValidateZkOptions(c->zk); !s.ok()) return s;
+  if (Status s = membership::FinalizeZkOptions(&c->zk); !s.ok()) return s;
   if (Status s = ReadSecretFile("--redis-password-file", c->redis_password_file, "--redis-password", &c->redis_password);
       !s.ok())
     return s;

@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
   metrics::Registry registry("webnode", WEBTIER_VERSION);
   std::shared_ptr<cache::RedisMaster> redis_master = webnode::MakeRedisMaster(config, registry.prom());
   std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom(), redis_master);
-  zk::Session session({.connect = config.zk.connect, .session_timeout_ms = config.zk.session_timeout_ms, .component = "zk"});
+  zk::Session session(membership::SessionOptions(config.zk, "zk"));
   // Built once listening: the member carries the bound port (--listen host:0).
   std::optional<webnode::MemberRegistration> registration;
   std::atomic<bool> registration_built{false};  // publishes `registration` to the server's threads

@@ -11,6 +11,7 @@
 #include <string_view>
 #include <vector>
 
+#include "webtier/balancer/address_policy.h"
 #include "webtier/common/membership.h"
 #include "webtier/common/net.h"
 #include "webtier/common/status.h"
@@ -42,7 +43,7 @@ struct HealthOptions {
 struct Config {
   net::HostPort listen{"0.0.0.0", 8000};        // proxy address
   net::HostPort admin_listen{"0.0.0.0", 9000};  // /metrics, /health, /status
-  membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
+  membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms, --zk-auth-file, --zk-admin-acl (shared)
   int zk_connect_wait_ms = 2000;                // at start: wait this long for ZK before using the state file
   PolicyKind policy = PolicyKind::kRoundRobin;  // how a member is chosen per request
   int threads = 0;                              // proxy threads; 0 = one per core
@@ -62,6 +63,10 @@ struct Config {
   int max_idle_upstream_per_member = 64;        // per proxy thread
   std::string state_file;                       // last known pool; empty = off
   HealthOptions health;                         // --health-*, --outlier-*, --slow-start-ms, --zone
+  // Which member addresses may join the pool (address_policy.h); parsed by
+  // Finalize() from member_allow_flag.
+  AddressPolicy member_allow;
+  std::string member_allow_flag;                // --member-allow ("" = any but the refused-by-default ranges)
 
   // TLS termination (SPEC "Balancer: the edge"): off while tls_listen_flag is
   // empty. The certificate chain and key are PEM files, loaded at start and

@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "webtier/balancer/address_policy.h"
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/host.h"
 #include "webtier/balancer/policy.h"
@@ -38,6 +39,7 @@ struct PoolOptions {
   int max_ejection_percent = 50;
   std::chrono::milliseconds slow_start{0};
   std::string zone;  // empty: no locality
+  AddressPolicy member_allow;  // members whose resolved address it refuses stay out of the pool
   static PoolOptions From(const HealthOptions& h) {
     return {h.checks() ? Health::kPending : Health::kUnchecked, h.max_ejection_percent,
             std::chrono::milliseconds(h.slow_start_ms), h.zone};
@@ -92,7 +94,9 @@ class Pool : public MembershipListener {
   void SetUpdateHook(std::function<void()> hook) { update_hook_ = std::move(hook); }
 
  private:
-  // Hosts for `records`; the ones whose host does not resolve are logged and left out.
+  // Hosts for `records`; the ones whose host does not resolve, or resolves to
+  // an address member_allow refuses, are logged and left out (once per record
+  // added: an unchanged record is not offered again).
   std::vector<std::shared_ptr<Host>> MakeHosts(const std::vector<MemberRecord>& records) const;
 
   // The next generation over `hosts` (ordered by key), its policies built.
@@ -112,5 +116,8 @@ class Pool : public MembershipListener {
 // Resolves a member's host (IP literal, or a name through getaddrinfo; IPv4
 // preferred). Blocking; false when it cannot be resolved.
 bool ResolveMember(const serverset::Member& member, boost::asio::ip::tcp::endpoint* out);
+
+// The address as the member address policy sees it (IPv4-mapped folded to IPv4).
+IpAddress ToIpAddress(const boost::asio::ip::address& address);
 
 }  // namespace webtier::balancer

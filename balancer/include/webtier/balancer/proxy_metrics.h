@@ -65,6 +65,7 @@ class ProxyMetrics {
   prometheus::Counter& retries;             // balancer_retries_total
   prometheus::Counter& ejections;           // balancer_ejections_total
   prometheus::Counter& invalid_members;     // balancer_invalid_members_total
+  prometheus::Counter& refused_members;     // balancer_refused_members_total (--member-allow)
   prometheus::Gauge& zk_connected;          // balancer_zk_connected
   prometheus::Gauge& members_healthy;       // balancer_pool_members{state="healthy"}
   prometheus::Gauge& members_ejected;       // balancer_pool_members{state="ejected"}

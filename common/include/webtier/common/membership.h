@@ -6,11 +6,13 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 #include "webtier/common/serverset.h"
 #include "webtier/common/status.h"
+#include "webtier/common/zk_session.h"
 
 namespace webtier::membership {
 
@@ -38,14 +40,40 @@ struct ZkOptions {
   std::string connect = "127.0.0.1:2181";       // comma-separated host:port list
   std::string path = std::string(kDefaultPath);  // membership path
   int session_timeout_ms = 6000;                 // asked of ZooKeeper; the server may clamp it
+  // File holding the digest credential "user:password"; empty = anonymous,
+  // and the znodes this program creates are open to anyone.
+  std::string auth_file;
+  // Comma-separated digest:<user>:<base64 sha1 of "user:password"> identities
+  // granted ALL on every znode created (besides the creator); needs auth_file.
+  std::string admin_acl;
+
+  // Filled by FinalizeZkOptions (never logged): the credential read from
+  // auth_file, and the admin identities ("user:hash") from admin_acl.
+  std::string credential;
+  std::vector<std::string> admin_digests;
 };
 
-// Adds --zk, --zk-path and --zk-session-timeout-ms, bound to `*options`
-// (which must outlive parsing).
+// Adds --zk, --zk-path, --zk-session-timeout-ms, --zk-auth-file and
+// --zk-admin-acl, bound to `*options` (which must outlive parsing).
 void AddZkFlags(CLI::App& app, ZkOptions* options);
 
 // Checks what AddZkFlags filled in; the message names the flag, e.g.
-// "--zk-path: must be an absolute znode path like /webtier/nodes".
+// "--zk-path: must be an absolute znode path like /webtier/nodes". Does not
+// read the auth file.
 Status ValidateZkOptions(const ZkOptions& options);
+
+// ValidateZkOptions, then reads the auth file into `credential` and parses
+// admin_acl into `admin_digests`. kInvalidArgument names the flag; the
+// message never contains the file's content.
+Status FinalizeZkOptions(ZkOptions* options);
+
+// Checks a digest credential "user:password": a user without ':' and a
+// password, both non-empty, printable, no whitespace, at most 1024 bytes.
+Status ValidateCredential(std::string_view credential);
+
+// The session options of a program from finalized ZkOptions: credential,
+// ACL and the audit of the membership path. Without a credential logs, once
+// per call, that membership is open to anyone who reaches ZooKeeper.
+zk::Session::Options SessionOptions(const ZkOptions& options, std::string component);
 
 }  // namespace webtier::membership

@@ -27,6 +27,19 @@ class Session : public Client {
     std::string connect = "127.0.0.1:2181";  // comma-separated host:port list
     int session_timeout_ms = 6000;           // asked for; the server may clamp it
     std::string component = "zk";            // log component name
+    // Digest credential "user:password", added to every handle (the first and
+    // each one replacing an expired session) before any operation. Set: every
+    // znode this session creates gets ALL for its creator's identity, READ for
+    // anyone, and ALL for each of `admin_digests`. Empty: znodes are created
+    // open to anyone (ZOO_OPEN_ACL_UNSAFE).
+    std::string digest_auth;
+    // Extra digest identities ("user:base64(sha1(user:password))") granted ALL
+    // on every created znode; used only with `digest_auth`.
+    std::vector<std::string> admin_digests;
+    // With `digest_auth`: on each new session, this path and its parents are
+    // checked, and each existing one that anyone may change (created earlier
+    // without ACL) is logged once per process. Nothing is changed.
+    std::string audit_path;
   };
 
   explicit Session(Options options);

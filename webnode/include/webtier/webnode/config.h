@@ -25,7 +25,7 @@ struct Config {
   std::string id;                               // member id; empty = hostname-port
   std::string name;                             // greeting name; empty = id
   std::string zone = "local";                   // free label written into the member record
-  membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms (shared)
+  membership::ZkOptions zk;                     // --zk, --zk-path, --zk-session-timeout-ms, --zk-auth-file, --zk-admin-acl (shared)
   std::string redis = "127.0.0.1:6379";         // Redis address; empty disables the cache
   std::string redis_password;                   // AUTH, empty = none (or read from redis_password_file)
   std::string redis_password_file;              // file holding redis_password; set = --redis-password must not be
