@@ -61,14 +61,17 @@ class TicketKeys {
     return rotations_;
   }
 
-  // SSL_CTX_set_tlsext_ticket_key_evp_cb's contract: 1 = sealed or opened,
-  // 2 = opened with the previous key (OpenSSL issues a fresh ticket), 0 = not
-  // ours (a full handshake follows), -1 = error.
+  // SSL_CTX_set_tlsext_ticket_key_evp_cb's contract: 1 = sealed, 2 = opened
+  // and to be renewed, 0 = not ours (a full handshake follows), -1 = error.
+  // An opened ticket is always renewed, as OpenSSL's own keys do: a resumed
+  // client gets a fresh ticket (under the current key) right after its
+  // handshake. Answering 1 ("opened, keep it") sent none, and a client with
+  // Nagle on then held its first request for the server's delayed ACK (40 ms
+  // on Linux) on every resumed connection.
   int Seal(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
     std::lock_guard lock(mu_);
     if (std::chrono::steady_clock::now() - rotated_at_ >= kTicketKeyRotation) RotateLocked();
     const Key* key = nullptr;
-    int result = 1;
     if (encrypt != 0) {
       key = &current_;
       std::memcpy(name, key->name, sizeof key->name);
@@ -79,7 +82,6 @@ class TicketKeys {
         key = &current_;
       } else if (has_previous_ && std::memcmp(name, previous_.name, sizeof previous_.name) == 0) {
         key = &previous_;
-        result = 2;
       } else {
         return 0;
       }
@@ -90,7 +92,7 @@ class TicketKeys {
         OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac), sizeof key->hmac),
         OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
     if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-    return result;
+    return encrypt != 0 ? 1 : 2;
   }
 
  private:

@@ -6,6 +6,8 @@
 // harmless. Reload on SIGHUP is in balancer_integration_test.cc (a process).
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -168,6 +170,23 @@ TEST_F(TlsTest, TicketKeysRotateOnReloadAndOldTicketsStopResuming) {
   const uint64_t rotations = tls_->ticket_key_rotations();
   const testing::TlsSession old = ticket();
   EXPECT_TRUE(resumes(old));
+  // A resumed client gets a fresh ticket at once (as with OpenSSL's own
+  // keys): without one, a client with Nagle on waits out the server's delayed
+  // ACK before its first request goes.
+  {
+    TlsClient c(proxy_->tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION, .resume = old});
+    ASSERT_TRUE(c.Handshake()) << c.error();
+    ASSERT_NE(c.Get("/").find("200 OK"), std::string::npos);
+    ASSERT_TRUE(c.reused());
+    const unsigned char *a = nullptr, *b = nullptr;
+    size_t alen = 0, blen = 0;
+    const testing::TlsSession renewed = c.session();
+    SSL_SESSION_get0_ticket(old.get(), &a, &alen);
+    SSL_SESSION_get0_ticket(renewed.get(), &b, &blen);
+    ASSERT_GT(alen, 0u);
+    ASSERT_GT(blen, 0u);
+    EXPECT_FALSE(alen == blen && std::memcmp(a, b, alen) == 0) << "no new ticket after resumption";
+  }
   ASSERT_TRUE(tls_->Reload().ok());
   EXPECT_EQ(tls_->ticket_key_rotations(), rotations + 1);
   EXPECT_TRUE(resumes(old)) << "a ticket from before one reload resumes";
