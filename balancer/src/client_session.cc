@@ -154,7 +154,8 @@ awaitable<void> ClientSession::Run() {
       if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser, body_deadline, trailer_limit});
       else if (chunked) header_fields_.DropTrailers(parser.get());
       Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
-                        parser.get().keep_alive() && !worker_.draining());
+                        // The parser's own flags, set while it read Connection: no second scan of the tokens.
+                        parser.keep_alive() && !worker_.draining());
       counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
       const ExchangeOutcome outcome = co_await exchange.Run();
       if (!outcome.error.empty()) {

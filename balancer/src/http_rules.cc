@@ -290,7 +290,9 @@ void AppendField(std::string& out, boost::beast::string_view name, boost::beast:
 uint64_t NameHash(std::string_view name) {
   uint64_t h = 14695981039346656037ULL;
   for (char c : name) {
-    h ^= static_cast<unsigned char>(boost::beast::detail::ascii_tolower(c));
+    // Case folded for letters; other bytes (field names are tokens) as they are.
+    const unsigned char u = static_cast<unsigned char>(c);
+    h ^= (u >= 'A' && u <= 'Z') ? u | 0x20u : u;
     h *= 1099511628211ULL;
   }
   return h;
@@ -298,37 +300,67 @@ uint64_t NameHash(std::string_view name) {
 
 }  // namespace
 
-HopByHop::HopByHop(const http::fields& fields) {
-  auto line = fields.find(http::field::connection);
-  if (line == fields.end()) return;
-  // The names present, hashed and sorted (F entries), then every token
-  // (every Connection line counts) looked up among them.
-  std::vector<Named> present;
-  for (const auto& f : fields) present.push_back({NameHash(View(f.name_string())), View(f.name_string())});
-  const auto by_hash = [](const Named& a, const Named& b) { return a.hash < b.hash; };
-  std::sort(present.begin(), present.end(), by_hash);
-  for (; line != fields.end() && line->name() == http::field::connection; ++line) {
+namespace {
+
+// Calls `visit(token)` for each element of every Connection line, OWS
+// trimmed, until it returns false.
+template <typename Visit>
+void ForEachConnectionToken(const http::fields& fields, Visit visit) {
+  for (auto line = fields.find(http::field::connection);
+       line != fields.end() && line->name() == http::field::connection; ++line) {
     std::string_view rest = View(line->value());
     for (;;) {
       const size_t comma = rest.find(',');
-      const std::string_view token = TrimOws(rest.substr(0, comma));
-      const Named key{NameHash(token), token};
-      for (auto [it, end] = std::equal_range(present.begin(), present.end(), key, by_hash); it != end; ++it) {
-        if (iequals(it->name, token)) {
-          named_.push_back(key);
-          break;
-        }
-      }
+      if (!visit(TrimOws(rest.substr(0, comma)))) return;
       if (comma == std::string_view::npos) break;
       rest.remove_prefix(comma + 1);
     }
   }
-  // Repeated tokens: each named field once, so the list stays within F.
-  std::sort(named_.begin(), named_.end(), by_hash);
-  named_.erase(std::unique(named_.begin(), named_.end(), [](const Named& a, const Named& b) {
-                 return a.hash == b.hash && iequals(a.name, b.name);
-               }),
-               named_.end());
+}
+
+uint64_t SlotHash(std::string_view name) { return NameHash(name) | 1; }  // never 0: 0 marks a free slot
+
+}  // namespace
+
+HopByHop::HopByHop(const http::fields& fields) {
+  if (fields.find(http::field::connection) == fields.end()) return;
+  // The usual Connection values name no field beyond the ones always dropped.
+  bool names_fields = false;
+  ForEachConnectionToken(fields, [&](std::string_view token) {
+    if (token.empty() || iequals(token, "keep-alive") || iequals(token, "upgrade")) return true;
+    if (iequals(token, "close") && fields.find("close") == fields.end()) return true;
+    names_fields = true;
+    return false;
+  });
+  if (!names_fields) return;
+  size_t count = 0;
+  for (auto it = fields.begin(); it != fields.end(); ++it) ++count;
+  size_t slots = 64;
+  while (slots < 2 * count) slots *= 2;
+  table_.resize(slots);
+  const size_t mask = slots - 1;
+  for (const auto& f : fields) {
+    const std::string_view name = View(f.name_string());
+    const uint64_t h = SlotHash(name);
+    for (size_t i = h & mask;; i = (i + 1) & mask) {
+      if (table_[i].hash == 0) {
+        table_[i] = {h, name, false};
+        break;
+      }
+      if (table_[i].hash == h && iequals(table_[i].name, name)) break;  // the same name again
+    }
+  }
+  // One probe or two per token, however many tokens.
+  ForEachConnectionToken(fields, [&](std::string_view token) {
+    const uint64_t h = SlotHash(token);
+    for (size_t i = h & mask; table_[i].hash != 0; i = (i + 1) & mask) {
+      if (table_[i].hash == h && iequals(table_[i].name, token)) {
+        table_[i].named = true;
+        break;
+      }
+    }
+    return true;
+  });
 }
 
 bool HopByHop::Drops(const http::fields::value_type& f) const {
@@ -347,12 +379,11 @@ bool HopByHop::Drops(const http::fields::value_type& f) const {
   }
   const boost::beast::string_view name = f.name_string();
   if (name.size() >= 6 && iequals(name.substr(0, 6), "proxy-")) return true;
-  if (named_.empty() || IsFramingField(name)) return false;
-  const Named key{NameHash(View(name)), View(name)};
-  auto [it, end] = std::equal_range(named_.begin(), named_.end(), key,
-                                    [](const Named& a, const Named& b) { return a.hash < b.hash; });
-  for (; it != end; ++it) {
-    if (iequals(it->name, key.name)) return true;
+  if (table_.empty() || IsFramingField(name)) return false;
+  const uint64_t h = SlotHash(View(name));
+  const size_t mask = table_.size() - 1;
+  for (size_t i = h & mask; table_[i].hash != 0; i = (i + 1) & mask) {
+    if (table_[i].hash == h && iequals(table_[i].name, View(name))) return table_[i].named;
   }
   return false;
 }

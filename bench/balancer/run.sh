@@ -39,9 +39,10 @@
 #   close  wrk with "Connection: close": a new client connection per request.
 #          With --upstream-reuse safe (the default) each one's first request
 #          gets a member connection no other client used, so every request
-#          here pays a member connect; a second balancer with
-#          --upstream-reuse always (and HAProxy with `http-reuse always`, as
-#          configured here) reuse idle ones. Keep-alive clients pay it once.
+#          here pays a member connect, as with HAProxy's `http-reuse safe`
+#          (HAPROXY_REUSE, its default and this script's); a second balancer
+#          with --upstream-reuse always reuses idle ones. Keep-alive clients
+#          pay it once per connection.
 #   worst  the most expensive request the balancer accepts at its defaults:
 #          ~15 KiB of head, 100 field lines (--max-header-fields), 1,300
 #          Connection tokens; its CPU per request beside the plain target's
@@ -83,6 +84,9 @@ MEMBERS=${MEMBERS:-3}
 CHECKS=${CHECKS:-1}
 ZONES=${ZONES:-0}
 EDGE=${EDGE:-1}
+# HAProxy's connection reuse: its own default, `safe`, matches the balancer's
+# --upstream-reuse safe (HAPROXY_REUSE=always for the old comparison).
+HAPROXY_REUSE=${HAPROXY_REUSE:-safe}
 if [[ $WIRE == 1 ]]; then
   command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
   (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
@@ -234,7 +238,7 @@ defaults
   timeout client 30s
   timeout server 30s
   option http-keep-alive
-  http-reuse always
+  http-reuse $HAPROXY_REUSE
 frontend fe
   bind 127.0.0.1:$P_HAP
 $HAP_TLS_BIND

@@ -529,6 +529,29 @@ TEST(HopByHop, ManyConnectionTokensDropExactlyTheNamedFields) {
   EXPECT_EQ(back[http::field::host], "h");
 }
 
+// The usual values (keep-alive, close, upgrade) take no table; a field that
+// happens to be called like one of them is still dropped when named.
+TEST(HopByHop, UsualConnectionValuesDropOnlyWhatTheyName) {
+  auto sent = [](const std::string& connection, const std::string& field) {
+    http::request<http::string_body> req{http::verb::get, "/", 11};
+    req.insert(http::field::host, "h");
+    req.insert(http::field::connection, connection);
+    req.insert(field, "v");
+    req.insert("X-Kept", "k");
+    std::string out;
+    SerializeUpstreamRequest(req, "127.0.0.1", "id", out);
+    auto back = Reparse<true>(out);
+    EXPECT_EQ(back["X-Kept"], "k") << connection;
+    return back.count(field) == 1;
+  };
+  EXPECT_TRUE(sent("keep-alive", "X-Field"));
+  EXPECT_TRUE(sent("close", "X-Field"));
+  EXPECT_FALSE(sent("close", "Close"));
+  EXPECT_FALSE(sent("keep-alive, x-field", "X-Field"));
+  EXPECT_FALSE(sent("Keep-Alive", "Keep-Alive"));
+  EXPECT_TRUE(sent(", ,", "X-Field"));
+}
+
 TEST(CheckResponseFraming, RelaysCodingsBeforeChunkedAndRefusesTheRest) {
   auto framing = [](const std::string& fields) {
     http::response_parser<http::empty_body> p;

@@ -120,22 +120,25 @@ class HeaderFields {
 // Trailer, Upgrade, and every field the Connection header names (except the
 // fields that frame the message: a client cannot make the proxy drop those).
 // Built once per message; Drops() is asked for each field while serializing.
-// The message's field names are hashed once (F of them, at most
-// --max-header-fields), then each Connection token is looked up among them,
-// so a message of F fields and T tokens costs O(F log F + T log F), not F x T
-// (nor a sort of the T tokens): a client cannot make the proxy's work grow
-// with the product of the two, or much beyond the size of its head.
+// The message's field names go into a small hash table once (F of them, at
+// most --max-header-fields), then each Connection token is looked up there,
+// so a message of F fields and T tokens costs O(F + T), not F x T (nor a sort
+// of the T tokens): a client cannot make the proxy's work grow with the
+// product of the two, or much beyond the size of its head.
 class HopByHop {
  public:
   explicit HopByHop(const boost::beast::http::fields& fields);
   bool Drops(const boost::beast::http::fields::value_type& field) const;
 
  private:
-  struct Named {
-    uint64_t hash;          // of the lower-case name
-    std::string_view name;  // as a Connection token spelled it
+  struct Slot {
+    uint64_t hash = 0;      // of the lower-case name, never 0 in a used slot
+    std::string_view name;  // a field name present
+    bool named = false;     // some Connection token names it
   };
-  std::vector<Named> named_;  // the fields present that a token names, by hash
+  // Open addressing, at least twice as many slots as fields; empty when no
+  // token names anything but keep-alive, upgrade or close (the usual case).
+  std::vector<Slot> table_;
 };
 
 // GET, HEAD, OPTIONS, PUT, DELETE (and TRACE): safe to send twice.
