@@ -14,7 +14,6 @@
 
 #include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
-#include "webtier/balancer/request_errors.h"
 
 namespace http = boost::beast::http;
 

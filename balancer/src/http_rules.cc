@@ -594,6 +594,37 @@ void SerializeResponseHead(const http::response_header<>& res, unsigned client_v
   out.append("\r\n", 2);
 }
 
+namespace {
+
+class BodyLimitCategory : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "webtier.body_limit"; }
+  std::string message(int ev) const override {
+    switch (static_cast<BodyLimit>(ev)) {
+      case BodyLimit::kChunkLineTooLong: return "chunk-size line too long";
+      case BodyLimit::kTrailerTooLarge: return "trailer section too large";
+      case BodyLimit::kBodyTimeout: return "request body not complete in time";
+    }
+    return "body limit";
+  }
+};
+
+}  // namespace
+
+boost::system::error_code MakeErrorCode(BodyLimit limit) {
+  static const BodyLimitCategory category;
+  return {static_cast<int>(limit), category};
+}
+
+boost::system::error_code PendingBodyError(std::string_view pending, size_t trailer_limit) {
+  if (pending.size() <= kMaxChunkLineBytes) return {};
+  if (pending.starts_with("\r\n")) pending.remove_prefix(2);  // the end of the chunk before
+  const size_t eol = pending.find("\r\n");
+  if (eol == std::string_view::npos || eol > kMaxChunkLineBytes) return MakeErrorCode(BodyLimit::kChunkLineTooLong);
+  if (pending.size() - eol - 2 > trailer_limit) return MakeErrorCode(BodyLimit::kTrailerTooLarge);
+  return {};
+}
+
 void WriteRequestId(char (&out)[kRequestIdLength]) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   static constexpr char kHex[] = "0123456789abcdef";

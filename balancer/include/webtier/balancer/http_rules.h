@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <boost/beast/http/fields.hpp>
+#include <boost/system/error_code.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
@@ -228,6 +229,26 @@ void SerializeResponseHead(const boost::beast::http::response_header<>& res, uns
 // the hop-by-hop ones (RFC 9110 15.2: a proxy forwards a 1xx it did not ask
 // for, such as 103 Early Hints).
 void SerializeInterimHead(const boost::beast::http::response_header<>& res, std::string& out);
+
+// The proxy's own bounds on a request body's framing, raised while it is read
+// (Beast 1.81 bounds neither a chunk-size line nor the trailer section, and
+// would buffer either without end).
+enum class BodyLimit {
+  kChunkLineTooLong = 1,  // a chunk-size line with its extensions over kMaxChunkLineBytes
+  kTrailerTooLarge,       // a trailer section over --max-header-bytes
+  kBodyTimeout,           // the body not complete within --body-timeout-ms
+};
+boost::system::error_code MakeErrorCode(BodyLimit limit);
+
+inline constexpr size_t kMaxChunkLineBytes = 4096;
+
+// For a body read: what the parser holds back when it needs more (`pending`:
+// a chunk-size line, or the last chunk and the trailer section) must stay
+// within kMaxChunkLineBytes and `trailer_limit`; else the error to stop with.
+// Data bytes never wait there (an eager parser takes them as they come), so
+// this bounds the memory a chunked body can pin, however it is shaped: an
+// accepted `pending` is at most kMaxChunkLineBytes + trailer_limit + 4 bytes.
+boost::system::error_code PendingBodyError(std::string_view pending, size_t trailer_limit);
 
 // Request ids: 32 lower-case hex digits from a per-thread random generator.
 inline constexpr size_t kRequestIdLength = 32;

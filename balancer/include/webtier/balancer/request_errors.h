@@ -14,26 +14,6 @@
 
 namespace webtier::balancer {
 
-// The proxy's own bounds on a request body's framing, raised while it is read
-// (Beast 1.81 bounds neither a chunk-size line nor the trailer section, and
-// would buffer either without end).
-enum class BodyLimit {
-  kChunkLineTooLong = 1,  // a chunk-size line with its extensions over kMaxChunkLineBytes
-  kTrailerTooLarge,       // a trailer section over --max-header-bytes
-  kBodyTimeout,           // the body not complete within --body-timeout-ms
-};
-boost::system::error_code MakeErrorCode(BodyLimit limit);
-
-inline constexpr size_t kMaxChunkLineBytes = 4096;
-
-// For a body read: what the parser holds back when it needs more (`pending`:
-// a chunk-size line, or the last chunk and the trailer section) must stay
-// within kMaxChunkLineBytes and `trailer_limit`; else the error to stop with.
-// Data bytes never wait there (an eager parser takes them as they come), so
-// this bounds the memory a chunked body can pin, however it is shaped: an
-// accepted `pending` is at most kMaxChunkLineBytes + trailer_limit + 4 bytes.
-boost::system::error_code PendingBodyError(std::string_view pending, size_t trailer_limit);
-
 // The part of the request being read when the error came.
 enum class RequestPart { kHeader, kBody };
 
