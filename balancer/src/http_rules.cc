@@ -148,7 +148,11 @@ RequestCheck CheckTarget(const http::request_header<>& h) {
     if (h.method() == http::verb::options) return {};
     return Fault(RequestFault::kBadRequest, "asterisk-form target is for OPTIONS only");
   }
-  if (ParseAbsoluteForm(target)) return {};
+  if (const auto absolute = ParseAbsoluteForm(target)) {
+    // Its authority becomes the Host (ToOriginForm): it must be one.
+    if (!IsValidHost(absolute->authority)) return Fault(RequestFault::kBadRequest, "invalid authority in the target");
+    return {};
+  }
   return Fault(RequestFault::kBadRequest, "request-target is not origin-form or absolute-form");
 }
 

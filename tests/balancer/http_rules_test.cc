@@ -459,6 +459,10 @@ TEST(HostValidation, FollowsTheAuthorityGrammar) {
   EXPECT_EQ(Fault("GET / HTTP/1.1\r\nHost: a b\r\n\r\n"), RequestFault::kBadRequest);
   EXPECT_EQ(Fault("GET / HTTP/1.1\r\nHost: evil.example/x@probe\r\n\r\n"), RequestFault::kBadRequest);
   EXPECT_EQ(Fault("GET / HTTP/1.1\r\nHost: good.example\r\n\r\n"), RequestFault::kNone);
+  // An absolute-form target's authority becomes the Host: the same rule.
+  EXPECT_EQ(Fault("GET http://exa-.com:ple.co../a HTTP/1.1\r\nHost: er\r\n\r\n"), RequestFault::kBadRequest);
+  EXPECT_EQ(Fault("GET http://a:1:2/a HTTP/1.1\r\nHost: er\r\n\r\n"), RequestFault::kBadRequest);
+  EXPECT_EQ(Fault("GET http://good.example:8080/a HTTP/1.1\r\nHost: er\r\n\r\n"), RequestFault::kNone);
 }
 
 TEST(HostValidation, NormalisesCaseDefaultPortAndTrailingDot) {
