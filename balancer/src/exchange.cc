@@ -240,11 +240,7 @@ awaitable<error_code> Exchange::RelayInterim(const http::response_header<>& head
 void Exchange::RefuseResponse(Host& host, std::string_view why) {
   host.Count(Outcome::kReset);
   worker_.metrics.refused_responses.Increment();
-  const auto& options = worker_.config.health;
-  if (host.RecordOutlierFailure(options.outlier_consecutive_5xx)) {
-    const auto base = std::chrono::milliseconds(options.outlier_base_ejection_ms);
-    Eject(host, "5xx", why, OutlierEjectionTime(base, host.ejection_count() + 1));
-  }
+  CountFailedAnswer(host, why);
   log::Warn(kComponent, "member response refused").kv("member", host.member().id).kv("detail", why);
   status_ = 502;
   error_ = "member sent a response the balancer cannot relay";
@@ -275,11 +271,7 @@ bool Exchange::AnsweredError(int code, Host& host, const Attempt& attempt) {
     host.RecordSuccess();
     return false;
   }
-  const auto& options = worker_.config.health;
-  if (host.RecordOutlierFailure(options.outlier_consecutive_5xx)) {
-    const auto base = std::chrono::milliseconds(options.outlier_base_ejection_ms);
-    Eject(host, "5xx", "consecutive 5xx answers", OutlierEjectionTime(base, host.ejection_count() + 1));
-  }
+  CountFailedAnswer(host, "consecutive 5xx answers");
   if (!worker_.retry.RetriesStatus(code, attempt)) return false;
   log::Debug(kComponent, "member answered a gateway error; retrying elsewhere")
       .kv("member", host.member().id)
@@ -288,6 +280,14 @@ bool Exchange::AnsweredError(int code, Host& host, const Attempt& attempt) {
   status_ = code;
   error_ = "no member answered";
   return true;
+}
+
+void Exchange::CountFailedAnswer(Host& host, std::string_view why) {
+  const auto& options = worker_.config.health;
+  if (host.RecordOutlierFailure(options.outlier_consecutive_5xx)) {
+    const auto base = std::chrono::milliseconds(options.outlier_base_ejection_ms);
+    Eject(host, "5xx", why, OutlierEjectionTime(base, host.ejection_count() + 1));
+  }
 }
 
 void Exchange::Eject(Host& host, std::string_view reason, std::string_view why,

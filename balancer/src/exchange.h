@@ -65,6 +65,9 @@ class Exchange {
   // 5xx towards the member's outlier ejection, ends its run otherwise; true
   // when the request goes to another member instead (RetriesStatus).
   bool AnsweredError(int code, Host& host, const Attempt& attempt);
+  // A 5xx answer, or one refused for its framing: counted towards the
+  // member's outlier ejection (--outlier-consecutive-5xx), which it may trigger.
+  void CountFailedAnswer(Host& host, std::string_view why);
   // Ejects `host` within this generation's cap (HostSet::TryEject), counting
   // and logging a new ejection; `duration` nullopt: the connect back-off.
   void Eject(Host& host, std::string_view reason, std::string_view why,
