@@ -77,7 +77,7 @@ awaitable<void> ClientSession::Run() {
         // Waiting for the next request: the idle timeout applies (the header
         // timeout for a fresh connection, which has sent nothing yet).
         conn_.SetDeadline(first ? timeouts.header : timeouts.idle);
-        auto [ec, n] = co_await conn_.stream.async_read_some(buffer.prepare(8192), kUse);
+        auto [ec, n] = co_await ReadSome(conn_.stream, buffer.prepare(8192));
         conn_.ClearDeadline();
         if (ec) {
           clean = !conn_.timed_out;  // the client closed, or a drain (a timed-out client gets no goodbye)

@@ -81,6 +81,16 @@ class ClientStream {
   std::string gather_;
 };
 
+// ReadSome (io.h) for a client: a plain socket reads with one recv() per
+// read; TLS records come through the TLS stream's own reads.
+inline awaitable<std::tuple<error_code, size_t>> ReadSome(ClientStream& stream, asio::mutable_buffer buffer) {
+  if (!stream.tls()) return ReadSome(stream.socket(), buffer);
+  return [](ClientStream& s, asio::mutable_buffer b) -> awaitable<std::tuple<error_code, size_t>> {
+    auto [ec, n] = co_await s.tls_stream().async_read_some(b, kUse);
+    co_return std::tuple{ec, n};
+  }(stream, buffer);
+}
+
 // Pieces up to this size go out as one TLS record: the TLS stream encrypts
 // one buffer per write, so a head and a short body would be two records and
 // two sends.

@@ -37,6 +37,11 @@ struct UpstreamConnection {
   std::shared_ptr<Host> host;
   Clock::time_point idle_since;
   bool reused = false;
+  // While pooled, a read is pending on the socket (UpstreamPool): it
+  // completes only if the member sends a byte or closes, and then sets this
+  // and closes the connection.
+  bool went_bad = false;
+  char idle_byte = 0;  // where that read puts the stray byte
 };
 
 // A client connection, registered with its worker so a drain can close the

@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "reactor_hints.h"
 #include "webtier/balancer/pool.h"
 
 namespace webtier::balancer {
@@ -44,7 +45,23 @@ ssize_t Peek(tcp::socket& socket) {
 bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 }  // namespace
 
-bool StillOpen(tcp::socket& socket) { return Peek(socket) < 0 && WouldBlock(); }
+awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mutable_buffer buffer) {
+  if (!ReceiveQueueKnownEmpty(socket)) {
+    error_code ec;
+    const size_t n = socket.read_some(buffer, ec);
+    if (ec != asio::error::would_block) {
+      if (!ec && n < buffer.size()) MarkReceiveQueueEmpty(socket);
+      co_return std::tuple{ec, n};
+    }
+    MarkReceiveQueueEmpty(socket);
+  }
+  // Queued without a syscall; completed by the reactor as it performs the
+  // recv for the event, so this handler runs before the event loop does
+  // anything else and the mark below cannot hide a newer event.
+  auto [ec, n] = co_await socket.async_read_some(buffer, kUse);
+  if (!ec && n < buffer.size()) MarkReceiveQueueEmpty(socket);
+  co_return std::tuple{ec, n};
+}
 
 bool PeerGone(tcp::socket& socket) {
   const ssize_t n = Peek(socket);

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <optional>
 #include <string_view>
+#include <tuple>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
@@ -49,8 +50,14 @@ error_code OpenListener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, 
 // name does not resolve.
 std::optional<asio::ip::address> ListenAddress(const net::HostPort& listen);
 
-// True when an idle pooled connection is still usable: no EOF, no stray bytes.
-bool StillOpen(tcp::socket& socket);
+// One read from a plain TCP socket into `buffer`, completing like
+// async_read_some ((error, bytes); EOF is asio::error::eof), at the cost of
+// exactly one recv() on a healthy connection: when the socket's receive queue
+// is known to be empty it waits for epoll first instead of trying a read
+// that would fail; otherwise it reads at once, from this handler. A short
+// read, or one that would block, marks the queue empty (reactor_hints.h).
+// The socket must be non-blocking (every proxy socket is).
+awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mutable_buffer buffer);
 
 // True when the peer of a connection the proxy is not reading from has left:
 // a non-blocking peek sees EOF or an error (reset). Bytes waiting (a client
@@ -86,7 +93,7 @@ awaitable<error_code> ReadMessage(Stream& socket, beast::flat_buffer& buffer, ht
       if (const error_code ec = PendingBodyError(pending, trailer_limit)) co_return ec;
     }
     const size_t room = std::clamp<size_t>(buffer.capacity() - buffer.size(), 1024, 65536);
-    auto [ec, n] = co_await socket.async_read_some(buffer.prepare(room), kUse);
+    auto [ec, n] = co_await ReadSome(socket, buffer.prepare(room));
     if (received != nullptr) *received += n;
     buffer.commit(n);
     if (ec == asio::error::eof) {

@@ -60,8 +60,8 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
     auto buf = buffers.Take();
     while (left > 0) {
       conn.SetUpstreamDeadline(&up.stream, timeouts.request);
-      auto [rec, n] = co_await up.stream.async_read_some(
-          asio::buffer(buf.get(), static_cast<size_t>(std::min<uint64_t>(left, kBufferBytes))), kUse);
+      auto [rec, n] = co_await ReadSome(
+          up.stream, asio::buffer(buf.get(), static_cast<size_t>(std::min<uint64_t>(left, kBufferBytes))));
       const bool timed_out = conn.upstream_timed_out;
       conn.ClearUpstream();
       if (rec || n == 0) {

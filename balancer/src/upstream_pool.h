@@ -19,18 +19,24 @@ class UpstreamPool {
   UpstreamPool(const Config& config, const std::atomic<bool>& draining);
 
   // A usable idle connection to `host`, or null (then open a new one).
-  // Every one is checked before reuse (StillOpen, one non-blocking peek): a
-  // connection on which the member sent an EOF or stray bytes meanwhile is
-  // closed, so those bytes never become another client's answer.
+  // Idle connections stay registered for reading, the way HAProxy keeps
+  // them polled: a stray byte or an EOF from the member closes the
+  // connection the moment the event loop sees it, so those bytes never
+  // become another client's answer, and taking one costs no syscall.
   std::unique_ptr<UpstreamConnection> TakeIdle(Host* host);
   // Keeps `up` for another request (the caller vouches that its last
   // response was framed cleanly and read whole, nothing left over) unless its member left, the worker
   // drains, or --max-idle-upstream-per-member are kept already.
   void ReturnIdle(std::unique_ptr<UpstreamConnection> up);
-  // Closes the connections idle for --idle-timeout-ms or to removed members.
+  // Closes the connections idle for --idle-timeout-ms, to removed members,
+  // or that went bad while idle.
   void Sweep();
 
  private:
+  // Starts the read that watches `up` while it is idle; false when the
+  // member already sent something or closed (then it is not kept).
+  static bool Watch(UpstreamConnection& up);
+
   const std::chrono::milliseconds idle_timeout_;
   const int max_per_member_;
   const std::atomic<bool>& draining_;

@@ -13,6 +13,10 @@
 #   TLS=0 bench/balancer/run.sh                      # skip the TLS rounds (see below)
 #   MEMBERS=50 CHECKS=1 ZONES=1 bench/balancer/run.sh # 50 members, active checks, locality
 #   EDGE=0 bench/balancer/run.sh                     # skip the edge-rule rounds (see below)
+#   SYSCALLS=0 bench/balancer/run.sh                 # skip counting syscalls (see below)
+#   SYSCALL_DETAIL=1 bench/balancer/run.sh           # also syscalls per request by kind
+#   SYSCALL_GATE=1 bench/balancer/run.sh             # exit 1 when the balancer makes more
+#                                                    # syscalls per plain request than HAProxy
 #
 # MEMBERS (default 3) backends behind every proxy. CHECKS=1 (the default)
 # gives the balancer its default active checks (GET /health every second per
@@ -47,6 +51,17 @@
 #          ~15 KiB of head, 100 field lines (--max-header-fields), 1,300
 #          Connection tokens; its CPU per request beside the plain target's
 #          (the "worst/plain" line) shows the per-request cost stays linear.
+#
+# Every target prints, beside req/s and p99, each proxy's CPU time per request
+# (user + system, all its threads and processes) and, with SYSCALLS=1 (the
+# default when `perf` can count the raw_syscalls tracepoint), its system calls
+# per request, counted by `perf stat` attached to the proxy for the measured
+# seconds. Both travel between machines better than req/s: a design that
+# makes one more syscall per request loses more where syscalls cost more.
+# The summary gives balancer/HAProxy ratios of each, paired per round.
+# SYSCALL_GATE=1 turns the plain keep-alive comparison into a check: the
+# script exits 1 when the balancer's median syscalls per request exceed
+# HAProxy's (the budget docs/architecture.md writes down).
 #
 # The balancer runs without ZooKeeper: it boots from a state file listing the
 # backends (the same path it takes when ZooKeeper is down at start-up).
@@ -84,6 +99,9 @@ MEMBERS=${MEMBERS:-3}
 CHECKS=${CHECKS:-1}
 ZONES=${ZONES:-0}
 EDGE=${EDGE:-1}
+SYSCALLS=${SYSCALLS:-1}
+SYSCALL_DETAIL=${SYSCALL_DETAIL:-0}
+SYSCALL_GATE=${SYSCALL_GATE:-0}
 # HAProxy's connection reuse: its own default, `safe`, matches the balancer's
 # --upstream-reuse safe (HAPROXY_REUSE=always for the old comparison).
 HAPROXY_REUSE=${HAPROXY_REUSE:-safe}
@@ -91,6 +109,11 @@ if [[ $WIRE == 1 ]]; then
   command -v tcpdump >/dev/null || { echo "run.sh: WIRE=1 needs tcpdump (scripts/install-deps.sh)" >&2; exit 1; }
   (( ${DURATION%s} >= 5 )) || { echo "run.sh: WIRE=1 needs DURATION of 5s or more" >&2; exit 1; }
 fi
+if [[ $SYSCALLS == 1 ]] && ! perf stat -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null; then
+  echo "run.sh: perf cannot count raw_syscalls:sys_enter here (install linux-perf, run as root); SYSCALLS=0" >&2
+  SYSCALLS=0
+fi
+[[ $SYSCALL_GATE == 1 && $SYSCALLS != 1 ]] && { echo "run.sh: SYSCALL_GATE=1 needs SYSCALLS=1" >&2; exit 1; }
 NCPU=$(nproc)
 if [[ -z ${LAYOUT:-} ]]; then
   if [[ ${PIN:-0} == 1 ]]; then LAYOUT=proxy; elif (( NCPU > 1 )); then LAYOUT=client; else LAYOUT=shared; fi
@@ -287,6 +310,7 @@ fi)
 EOF
 "${ON_PROXY[@]}" /usr/sbin/nginx -p "$WORK/proxy" -c "$WORK/proxy/nginx.conf" &
 PIDS+=($!)
+PROXY_PID[nginx]=$!  # the master: its workers are counted through it (proxy_pids)
 
 wait_http "http://127.0.0.1:$P_BAL/" || { cat "$WORK/balancer.log"; exit 1; }
 if [[ $EDGE == 1 ]]; then wait_http "http://127.0.0.1:$P_BAL2/" || { cat "$WORK/balancer2.log"; exit 1; }; fi
@@ -315,7 +339,7 @@ fi
 # so slow drifts of the machine cancel), with their range.
 ROUNDS=${ROUNDS:-1}
 declare -A RPS P99 LAST_RPS LAST_P99
-RPS_RATIOS="" P99_RATIOS="" CPU_RATIOS=""
+RPS_RATIOS="" P99_RATIOS="" CPU_RATIOS="" SYS_RATIOS=""
 # WIRE=1 also captures 1.5 s of the client side of each proxy with tcpdump
 # (on wrk's cores) and prints, per request, the time from the request's first
 # byte reaching the proxy to the response's first byte leaving it. Together
@@ -332,16 +356,37 @@ wire_inside() {  # port capture -> "p50 p99" in ms
       else if (sp == port && (dp in req)) { printf "%.6f\n", ($1 - req[dp]) * 1000; delete req[dp] }
     }' | sort -g | awk '{v[NR] = $1} END { if (NR) printf "%.2f %.2f\n", v[int(NR * 0.5) + 1], v[int(NR * 0.99) + 1]; else print "n/a n/a" }'
 }
-# CPU time (user + system, clock ticks) a process has used so far; 0 when unknown.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/${1:-none}/stat" 2>/dev/null || echo 0; }
+# A proxy's processes: the one started and its children (nginx's workers).
+proxy_pids() { [[ -n ${1:-} ]] && { echo "$1"; pgrep -P "$1" || true; }; }
+# CPU time (user + system, clock ticks) a proxy's processes have used so far; 0 when unknown.
+cpu_ticks() {
+  local pid total=0 t
+  for pid in $(proxy_pids "${1:-}"); do
+    t=$(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)
+    total=$((total + t))
+  done
+  echo "$total"
+}
+# The syscalls counted: all, and by kind with SYSCALL_DETAIL=1.
+SYSCALL_KINDS=(read write readv writev recvfrom sendto recvmsg sendmsg epoll_wait epoll_ctl accept4 connect
+  close shutdown setsockopt getsockopt getsockname getpeername ioctl futex timerfd_settime)
+PERF_EVENTS=(-e raw_syscalls:sys_enter)
+if [[ $SYSCALL_DETAIL == 1 ]]; then
+  for k in "${SYSCALL_KINDS[@]}"; do PERF_EVENTS+=(-e "syscalls:sys_enter_$k"); done
+fi
 TICK=$(getconf CLK_TCK)
-declare -A LAST_CPU
+declare -A LAST_CPU CPU LAST_SYS SYS
 run() {  # name port [scheme [extra wrk args...]]
   local name=$1 port=$2 scheme=${3:-http}
   shift $(( $# > 2 ? 3 : 2 ))
-  local rps p99 wire="" url="$scheme://127.0.0.1:$port/" pid cpu0 cpu="n/a"
+  local rps p99 wire="" url="$scheme://127.0.0.1:$port/" pid cpu0 cpu="n/a" perf_pid="" sys="n/a" detail=""
   pid=${PROXY_PID[${name%% *}]:-}
   "${ON_WRK[@]}" wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d1s "$@" "$url" >/dev/null 2>&1 || true  # warm-up
+  if [[ $SYSCALLS == 1 && -n $pid ]]; then
+    # On wrk's cores: the counting itself costs the proxy only the tracepoint.
+    "${ON_WRK[@]}" perf stat -x, "${PERF_EVENTS[@]}" -p "$(proxy_pids "$pid" | paste -sd,)" -o "$WORK/perf.out" &
+    perf_pid=$!
+  fi
   cpu0=$(cpu_ticks "$pid")
   WRK="${ON_WRK[*]} wrk" run_wrk "$url" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" "$@" >"$WORK/wrk.out" &
   local wrk_pid=$!
@@ -351,6 +396,20 @@ run() {  # name port [scheme [extra wrk args...]]
   fi
   wait "$wrk_pid" || true  # a failed wrk leaves the figures empty, as before
   read -r rps p99 <"$WORK/wrk.out"
+  if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    if [[ -n $rps ]]; then
+      sys=$(awk -F, -v r="$rps" -v d="${DURATION%s}" '$3 == "raw_syscalls:sys_enter" && r > 0 { printf "%.2f", $1 / (r * d) }' "$WORK/perf.out")
+      [[ -n $sys ]] || sys="n/a"
+      LAST_SYS[$name]=$sys
+      SYS[$name]+="$sys "
+      if [[ $SYSCALL_DETAIL == 1 ]]; then
+        detail=$(awk -F, -v r="$rps" -v d="${DURATION%s}" '$3 ~ /^syscalls:sys_enter_/ && $1 + 0 > 0 && r > 0 {
+          k = $3; sub(/^syscalls:sys_enter_/, "", k); printf "%s%s %.2f", sep, k, $1 / (r * d); sep = ", " }' "$WORK/perf.out")
+      fi
+    fi
+  fi
   # The proxy's CPU time per request: unlike req/s, hardly moved by what
   # else runs on the machine (the balancer's figure includes its ZooKeeper
   # retry thread, a few ticks).
@@ -358,6 +417,7 @@ run() {  # name port [scheme [extra wrk args...]]
     cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v r="$rps" -v d="${DURATION%s}" \
       'BEGIN { if (r > 0) printf "%.1f", (b - a) * 1e6 / t / (r * d); else print "n/a" }')
     LAST_CPU[$name]=$cpu
+    CPU[$name]+="$cpu "
   fi
   if [[ $WIRE == 1 ]]; then
     local in50 in99
@@ -367,7 +427,8 @@ run() {  # name port [scheme [extra wrk args...]]
     WIRE_P99[$name]+="$in99 "
     LAST_WIRE[$name]=$in99
   fi
-  printf "  %-22s %12s req/s  p99 %8s ms  cpu %6s us/req%s\n" "$name" "$rps" "$p99" "$cpu" "$wire"
+  printf "  %-22s %12s req/s  p99 %8s ms  cpu %6s us/req  %5s syscalls/req%s\n" "$name" "$rps" "$p99" "$cpu" "$sys" "$wire"
+  [[ -n $detail ]] && printf "  %-22s   %s\n" "" "$detail"
   RPS[$name]+="$rps "
   P99[$name]+="$p99 "
   LAST_RPS[$name]=$rps
@@ -375,7 +436,7 @@ run() {  # name port [scheme [extra wrk args...]]
 }
 
 # The TLS targets of one round: balancer and HAProxy, in `order`.
-declare -A TLS_RATIOS TLS_CPU_RATIOS EDGE_RATIOS
+declare -A TLS_RATIOS TLS_CPU_RATIOS TLS_SYS_RATIOS EDGE_RATIOS
 tls_round() {  # first-proxy
   local target args order=(balancer haproxy)
   [[ $1 == haproxy ]] && order=(haproxy balancer)
@@ -388,10 +449,11 @@ tls_round() {  # first-proxy
     done
     TLS_RATIOS[$target]+="$(ratio "${LAST_RPS[balancer $target]}" "${LAST_RPS[haproxy $target]}") "
     TLS_CPU_RATIOS[$target]+="$(ratio "${LAST_CPU[balancer $target]:-0}" "${LAST_CPU[haproxy $target]:-0}") "
+    TLS_SYS_RATIOS[$target]+="$(ratio "${LAST_SYS[balancer $target]:-0}" "${LAST_SYS[haproxy $target]:-0}") "
   done
 }
 
-echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $(nproc)   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   members: $MEMBERS   checks: $CHECKS   zones: $ZONES   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
+echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $NCPU   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   members: $MEMBERS   checks: $CHECKS   zones: $ZONES   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
   if (( r % 2 )); then
@@ -417,6 +479,7 @@ for r in $(seq 1 "$ROUNDS"); do
   fi
   RPS_RATIOS+="$(ratio "${LAST_RPS[balancer]}" "${LAST_RPS[haproxy]}") "
   CPU_RATIOS+="$(ratio "${LAST_CPU[balancer]:-0}" "${LAST_CPU[haproxy]:-0}") "
+  SYS_RATIOS+="$(ratio "${LAST_SYS[balancer]:-0}" "${LAST_SYS[haproxy]:-0}") "
   P99_RATIOS+="$(ratio "${LAST_P99[balancer]}" "${LAST_P99[haproxy]}") "
   [[ $WIRE == 1 ]] && WIRE_RATIOS+="$(ratio "${LAST_WIRE[balancer]}" "${LAST_WIRE[haproxy]}") "
 done
@@ -427,9 +490,9 @@ for n in balancer haproxy nginx; do
   MP99[$n]=$(median "${P99[$n]}")
 done
 echo
-printf "%-10s %12s %10s   (median of %d)\n" proxy "req/s" "p99(ms)" "$ROUNDS"
+printf "%-10s %12s %10s %10s %14s   (median of %d)\n" proxy "req/s" "p99(ms)" "us/req" "syscalls/req" "$ROUNDS"
 for n in balancer haproxy nginx; do
-  printf "%-10s %12s %10s" "$n" "${MRPS[$n]}" "${MP99[$n]}"
+  printf "%-10s %12s %10s %10s %14s" "$n" "${MRPS[$n]}" "${MP99[$n]}" "$(median "${CPU[$n]:-}")" "$(median "${SYS[$n]:-}")"
   [[ $WIRE == 1 ]] && printf "   p99 inside the proxy %s ms" "$(median "${WIRE_P99[$n]}")"
   echo
 done
@@ -440,6 +503,7 @@ awk -v b="${MRPS[balancer]}" -v h="${MRPS[haproxy]}" -v n="${MRPS[nginx]}" \
 if (( ROUNDS > 1 )); then
   range() { tr ' ' '\n' <<<"$*" | grep . | sort -g | sed -n '1p;$p' | paste -sd-; }
   echo "paired per-round balancer/haproxy: req/s ratio median $(median "$RPS_RATIOS") (range $(range "$RPS_RATIOS")), p99 ratio median $(median "$P99_RATIOS") (range $(range "$P99_RATIOS")), CPU per request ratio median $(median "$CPU_RATIOS") (range $(range "$CPU_RATIOS"))"
+  [[ $SYSCALLS == 1 ]] && echo "paired per-round balancer/haproxy syscalls per request ratio median $(median "$SYS_RATIOS") (range $(range "$SYS_RATIOS"))"
   [[ $WIRE == 1 ]] && echo "paired per-round balancer/haproxy p99 inside the proxy: ratio median $(median "$WIRE_RATIOS") (range $(range "$WIRE_RATIOS"))"
 fi
 if [[ $TLS == 1 ]]; then
@@ -451,13 +515,14 @@ if [[ $TLS == 1 ]]; then
     done
     echo "  paired per-round balancer/haproxy $target req/s ratio: median $(median "${TLS_RATIOS[$target]}") (rounds: ${TLS_RATIOS[$target]% })"
     echo "  paired per-round balancer/haproxy $target CPU per request ratio: median $(median "${TLS_CPU_RATIOS[$target]}") (rounds: ${TLS_CPU_RATIOS[$target]% }; below 1: the balancer spends less)"
+    [[ $SYSCALLS == 1 ]] && echo "  syscalls per request: balancer $(median "${SYS[balancer $target]}"), haproxy $(median "${SYS[haproxy $target]}") (paired ratio median $(median "${TLS_SYS_RATIOS[$target]}"))"
   done
 fi
 if [[ $EDGE == 1 ]]; then
   echo
   printf "%-24s %12s %10s %10s   (median of %d)\n" "edge target" "req/s" "p99(ms)" "us/req" "$ROUNDS"
   for n in "balancer close" "balancer-always close" "haproxy close" "balancer worst" "haproxy worst"; do
-    printf "%-24s %12s %10s %10s\n" "$n" "$(median "${RPS[$n]}")" "$(median "${P99[$n]}")" "${LAST_CPU[$n]:-n/a}"
+    printf "%-24s %12s %10s %10s\n" "$n" "$(median "${RPS[$n]}")" "$(median "${P99[$n]}")" "$(median "${CPU[$n]:-}")"
   done
   echo "  new connections, balancer (reuse safe)/haproxy req/s: median $(median "${EDGE_RATIOS[close]}") (rounds: ${EDGE_RATIOS[close]% })"
   echo "  what the reuse rule costs, balancer safe/always req/s: median $(median "${EDGE_RATIOS[reuse]}") (rounds: ${EDGE_RATIOS[reuse]% })"
@@ -469,3 +534,11 @@ case $LAYOUT in
   proxy) echo "(proxies on cpu $PROXY_CPUS, wrk and the backend on $LOAD_CPUS; expect 10-30% noise per run)" ;;
   shared) echo "(wrk, proxies and backends share $NCPU cores; on a shared machine expect 10-30% noise per run)" ;;
 esac
+if [[ $SYSCALL_GATE == 1 ]]; then
+  b=$(median "${SYS[balancer]}") h=$(median "${SYS[haproxy]}")
+  if awk -v b="$b" -v h="$h" 'BEGIN { exit !(b > h) }'; then
+    echo "SYSCALL BUDGET EXCEEDED: the balancer makes $b syscalls per plain keep-alive request, HAProxy $h" >&2
+    exit 1
+  fi
+  echo "syscall budget kept: balancer $b per plain keep-alive request, HAProxy $h"
+fi

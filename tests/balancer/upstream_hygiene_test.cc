@@ -265,6 +265,69 @@ TEST_F(UpstreamHygieneTest, ReuseAlwaysLetsNewClientsShareIdleConnections) {
   EXPECT_EQ(member.connections(), 1);
 }
 
+// Idle member connections are watched while pooled: bytes a member sends
+// after a keep-alive client's answer close that connection, so the same
+// client's next request (which may reuse) gets a fresh one and its own answer.
+TEST_F(UpstreamHygieneTest, StrayBytesOnAnIdleConnectionCloseItBeforeReuse) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  const int fd = ConnectLoopback(proxy_->port(), 5s);
+  ASSERT_GE(fd, 0);
+  std::string pending;
+  ASSERT_TRUE(SendAll(fd, "GET /stray-late HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(ReadThrough(fd, pending, "good"));
+  std::this_thread::sleep_for(80ms);  // the stray answer has reached the pooled connection
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(SendAll(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const auto answer = ReadThrough(fd, pending, "good");
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_TRUE(answer->starts_with("HTTP/1.1 200 OK\r\n")) << *answer;
+    EXPECT_EQ(answer->find("stray"), std::string::npos) << *answer;
+  }
+  ::close(fd);
+  EXPECT_EQ(member.connections(), 2);  // the watched one was dropped, the next one kept
+}
+
+// A member that closes an idle keep-alive connection (its own idle timeout)
+// is seen to do so while the connection sits in the pool: a POST, which
+// must not be sent twice and so cannot be retried after a reset, then goes
+// out on a fresh connection and is answered.
+TEST_F(UpstreamHygieneTest, AnIdleConnectionTheMemberClosedIsNeverUsed) {
+  std::atomic<int> posts{0};
+  ScriptedMember member([&](int fd) {
+    std::string pending;
+    auto head = ReadThrough(fd, pending, "\r\n\r\n");
+    if (!head) return;
+    if (head->starts_with("POST ")) {
+      ReadThrough(fd, pending, "body");
+      posts.fetch_add(1);
+    }
+    SendAll(fd, kGood);
+    std::this_thread::sleep_for(20ms);  // then closes: the connection served one request
+  });
+  Start(member.port());
+  const int fd = ConnectLoopback(proxy_->port(), 5s);
+  ASSERT_GE(fd, 0);
+  std::string pending;
+  ASSERT_TRUE(SendAll(fd, "GET /ok HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(ReadThrough(fd, pending, "good"));
+  // The member's EOF reaches the pooled connection (and closes it) by then.
+  EXPECT_TRUE(testing::WaitFor([&] { return member.connections() == 1; }, 1s));
+  std::this_thread::sleep_for(100ms);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(SendAll(fd, "POST /form HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"));
+    const auto answer = ReadThrough(fd, pending, "\r\n\r\n");
+    ASSERT_TRUE(answer.has_value());
+    EXPECT_TRUE(answer->starts_with("HTTP/1.1 200 OK\r\n")) << *answer;
+    ASSERT_TRUE(ReadThrough(fd, pending, "good"));
+    std::this_thread::sleep_for(100ms);
+  }
+  ::close(fd);
+  EXPECT_EQ(posts.load(), 3);
+  EXPECT_EQ(member.connections(), 4);
+  EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "m"}, {"outcome", "reset"}}), 0);
+}
+
 // RFC 9110 15.2: a proxy forwards the 1xx it did not ask for (103 Early
 // Hints, 102); the member's 100 is not the client's (the balancer answered
 // Expect itself). An HTTP/1.0 client gets none.
