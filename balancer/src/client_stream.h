@@ -17,6 +17,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include "io.h"
+#include "reactor_hints.h"
 #include "tls_stream.h"
 
 namespace webtier::balancer {
@@ -37,6 +38,7 @@ class ClientStream {
     error_code ec;
     socket_.non_blocking(true, ec);
     if (context_) tls_ = std::make_unique<TlsStream>(socket_, *context_);
+    else WatchPeerShutdown(socket_);  // lets ReadSome wait without a failing recv (reactor_hints.h)
   }
   ClientStream(const ClientStream&) = delete;
   ClientStream& operator=(const ClientStream&) = delete;

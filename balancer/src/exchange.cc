@@ -8,6 +8,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include "reactor_hints.h"
 #include "relay.h"
 #include "webtier/common/log.h"
 #include "webtier/common/net.h"
@@ -310,6 +311,11 @@ void Exchange::CountLocality(const Host& host) {
 
 awaitable<std::unique_ptr<UpstreamConnection>> Exchange::Connect(Host& host, error_code& error) {
   auto up = std::make_unique<UpstreamConnection>(worker_.io, host.shared_from_this());
+  // Opened first so that it is registered for the member's FIN before any
+  // byte can arrive (reactor_hints.h).
+  up->stream.open(host.endpoint().protocol(), error);
+  if (error) co_return nullptr;
+  WatchPeerShutdown(up->stream);
   conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.connect);
   auto [ec] = co_await up->stream.async_connect(host.endpoint(), kUse);
   error = conn_.UpstreamError(ec);

@@ -16,26 +16,40 @@
 // that would block, the proxy marks the socket's queue empty; Asio's next
 // read on it then waits for the event without a syscall.
 //
+// One exception: the peer's FIN. A recv that returns the last bytes also
+// takes the FIN queued behind them, and the event that announced the FIN
+// may already have been reported; a read that then waits for another event
+// waits forever. So the socket is registered for EPOLLRDHUP as well
+// (WatchPeerShutdown, one epoll_ctl per connection, as HAProxy registers
+// it), and the queue is never marked empty once the last epoll report for
+// the socket said the peer shut down: its next read finds the EOF at once.
+//
 // The mark must be set in the same handler that made the read, with no
 // return to the event loop in between: an event processed in between would
 // otherwise be forgotten. ReadSome (io.h) does exactly that. Only for sockets
 // of an io_context run by one thread (every worker's).
 //
-// This reaches into Asio's reactor (Boost 1.81's epoll_reactor, which the
-// build checks); on any other reactor both functions do nothing and reads
-// cost what Asio makes them cost.
+// This reaches into Asio's reactor (Boost 1.81's epoll_reactor); on any
+// other reactor the functions do nothing and reads cost what Asio makes them
+// cost (tests/balancer/io_test.cc fails then, so the loss is noticed).
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
 
 namespace webtier::balancer {
 
+// Registers `socket` (open, on an epoll reactor) for EPOLLRDHUP; without
+// it MarkReceiveQueueEmpty does nothing. False when that failed.
+bool WatchPeerShutdown(boost::asio::ip::tcp::socket& socket);
+
 // False when an event has come for `socket` since it was last marked (a
 // read may find bytes), or when it is not known.
 bool ReceiveQueueKnownEmpty(boost::asio::ip::tcp::socket& socket);
 
-// Records that `socket`'s receive queue is empty now: the next Asio read
-// waits for epoll instead of trying a recv() first.
+// Records that `socket`'s receive queue is empty now (a short read or
+// EAGAIN just said so): the next Asio read waits for epoll instead of trying
+// a recv() first. Does nothing unless WatchPeerShutdown registered the
+// socket, or once the peer's FIN or an error has been reported.
 void MarkReceiveQueueEmpty(boost::asio::ip::tcp::socket& socket);
 
 }  // namespace webtier::balancer

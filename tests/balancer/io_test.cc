@@ -13,6 +13,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
@@ -33,6 +34,7 @@ struct Pair {
     acceptor.accept(server);
     server.non_blocking(true);
     server.set_option(tcp::no_delay(true));
+    EXPECT_TRUE(WatchPeerShutdown(server));
     client.set_option(tcp::no_delay(true));
   }
   asio::io_context peer_io;
@@ -110,6 +112,46 @@ TEST(ReadSomeTest, BytesArrivingAfterTheMarkAreAlwaysRead) {
   peer.join();
   EXPECT_EQ(rounds, kRounds);
   EXPECT_EQ(peer_rounds.load(), kRounds);
+}
+
+// The last bytes and the FIN behind them, reported by epoll before the
+// proxy reads: the read that takes the bytes also takes the FIN, and no
+// event will come for it again. The next read must see the EOF at once,
+// not wait for an event.
+TEST(ReadSomeTest, AFinBehindTheLastBytesIsNeverWaitedFor) {
+  for (const bool reported_first : {true, false}) {
+    asio::io_context io(1);
+    Pair pair(io);
+    asio::write(pair.client, asio::buffer(std::string_view("last words")));
+    pair.client.shutdown(tcp::socket::shutdown_send);
+    std::this_thread::sleep_for(20ms);
+    if (reported_first) {
+      // The reactor takes the event (bytes and FIN) while no read waits.
+      asio::steady_timer tick(io, 20ms);
+      tick.async_wait([](error_code) {});
+      io.run();
+      io.restart();
+    }
+    std::string got;
+    error_code last;
+    asio::co_spawn(
+        io,
+        [&]() -> awaitable<void> {
+          char buf[64];
+          for (;;) {
+            auto [ec, n] = co_await ReadSome(pair.server, asio::buffer(buf));
+            if (ec) {
+              last = ec;
+              co_return;
+            }
+            got.append(buf, n);
+          }
+        },
+        asio::detached);
+    io.run_for(5s);
+    EXPECT_EQ(got, "last words") << reported_first;
+    EXPECT_EQ(last, asio::error::eof) << reported_first;
+  }
 }
 
 TEST(ReadSomeTest, EndOfStreamComesBackAsEof) {

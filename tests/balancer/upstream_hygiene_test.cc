@@ -1,4 +1,4 @@
-// Regression cases for the proxy's member connections (issue 15), against an
+// Regression cases for the proxy's member connections, against an
 // in-process ProxyServer with one worker (so every request shares one pool of
 // idle member connections) in front of scripted raw-socket members: stray
 // bytes after an answer never reach another client, a switched (101)
@@ -303,7 +303,9 @@ TEST_F(UpstreamHygieneTest, AnIdleConnectionTheMemberClosedIsNeverUsed) {
       posts.fetch_add(1);
     }
     SendAll(fd, kGood);
-    std::this_thread::sleep_for(20ms);  // then closes: the connection served one request
+    // Then closes: the connection served one request. The first one's FIN
+    // follows its answer at once (often in the same read), the others' later.
+    if (!head->starts_with("GET ")) std::this_thread::sleep_for(20ms);
   });
   Start(member.port());
   const int fd = ConnectLoopback(proxy_->port(), 5s);
