@@ -38,7 +38,8 @@ std::string ErrorBody(int status, std::string_view error) {
 
 }  // namespace
 
-ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, std::shared_ptr<ssl::context> tls)
+ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, const tcp::endpoint& peer,
+                             std::shared_ptr<ssl::context> tls)
     : worker_(worker),
       clients_(worker.clients),
       counters_(worker.counters),
@@ -48,8 +49,7 @@ ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, std::sha
   tcp::socket& s = conn_.stream.socket();
   s.set_option(tcp::no_delay(true), ec);  // (ClientStream made it non-blocking)
   registered_ = clients_.insert(clients_.end(), &conn_);
-  auto ep = s.remote_endpoint(ec);
-  if (!ec) client_ip_ = ep.address().to_string();
+  client_ip_ = peer.address().to_string();
 }
 
 ClientSession::~ClientSession() {

@@ -19,9 +19,11 @@ namespace webtier::balancer {
 class ClientSession {
  public:
   // Counts the connection as open (it was counted by the acceptor) until
-  // destroyed. `worker` must outlive the session. With `tls`, the connection
-  // is TLS: Run() starts with the handshake (tls_session.h).
-  ClientSession(WorkerContext& worker, tcp::socket socket, std::shared_ptr<ssl::context> tls = nullptr);
+  // destroyed. `worker` must outlive the session. `peer` is the client's
+  // address, as the accept gave it. With `tls`, the connection is TLS: Run()
+  // starts with the handshake (tls_session.h).
+  ClientSession(WorkerContext& worker, tcp::socket socket, const tcp::endpoint& peer,
+                std::shared_ptr<ssl::context> tls = nullptr);
   ~ClientSession();
   ClientSession(const ClientSession&) = delete;
   ClientSession& operator=(const ClientSession&) = delete;

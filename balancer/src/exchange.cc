@@ -312,18 +312,22 @@ void Exchange::CountLocality(const Host& host) {
 awaitable<std::unique_ptr<UpstreamConnection>> Exchange::Connect(Host& host, error_code& error) {
   auto up = std::make_unique<UpstreamConnection>(worker_.io, host.shared_from_this());
   // Opened first so that it is registered for the member's FIN before any
-  // byte can arrive (reactor_hints.h).
+  // byte can arrive (reactor_hints.h), by the connect's own registration.
   up->stream.open(host.endpoint().protocol(), error);
   if (error) co_return nullptr;
-  WatchPeerShutdown(up->stream);
+  // Non-blocking from the start (WriteAll writes from the handler): the
+  // connect then needs no switch of its own.
+  up->stream.non_blocking(true, error);
+  if (error) co_return nullptr;
+  PrepareToWatchPeerShutdown(up->stream);
   conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.connect);
   auto [ec] = co_await up->stream.async_connect(host.endpoint(), kUse);
   error = conn_.UpstreamError(ec);
   conn_.ClearUpstream();
   if (error) co_return nullptr;
+  WatchPeerShutdown(up->stream);
   error_code ignored;
   up->stream.set_option(tcp::no_delay(true), ignored);
-  up->stream.non_blocking(true, ignored);  // WriteAll writes from the handler
   co_return up;
 }
 

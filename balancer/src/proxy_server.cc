@@ -31,8 +31,8 @@ Status ListenFailure(const tcp::endpoint& ep, error_code ec) {
                                              std::to_string(ep.port()) + ": " + ec.message());
 }
 
-awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, std::shared_ptr<ssl::context> tls) {
-  ClientSession session(worker, std::move(socket), std::move(tls));
+awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, tcp::endpoint peer, std::shared_ptr<ssl::context> tls) {
+  ClientSession session(worker, std::move(socket), peer, std::move(tls));
   co_await session.Run();
 }
 
@@ -105,7 +105,10 @@ awaitable<void> Worker::Accept(tcp::acceptor& acceptor, const TlsContext* tls) {
   const int max_connections = context_.config.max_connections;
   ServerCounters& counters = context_.counters;
   for (;;) {
-    auto [ec, socket] = co_await acceptor.async_accept(kUse);
+    // The peer's address comes with the accept (no getpeername per connection).
+    tcp::socket socket(ctx_);
+    tcp::endpoint peer;
+    auto [ec] = co_await acceptor.async_accept(socket, peer, kUse);
     if (ec) {
       if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
       // EMFILE and friends: wait a little instead of spinning, log now and then.
@@ -124,7 +127,7 @@ awaitable<void> Worker::Accept(tcp::acceptor& acceptor, const TlsContext* tls) {
     }
     counters.open_connections.fetch_add(1, std::memory_order_relaxed);
     context_.metrics.client_connections.Increment();
-    asio::co_spawn(ctx_, Serve(context_, std::move(socket), tls != nullptr ? tls->Current() : nullptr),
+    asio::co_spawn(ctx_, Serve(context_, std::move(socket), peer, tls != nullptr ? tls->Current() : nullptr),
                    asio::detached);
   }
 }

@@ -77,20 +77,38 @@ asio::detail::scheduler_operation& AsOperation(DescriptorState* state) {
 
 }  // namespace
 
+void PrepareToWatchPeerShutdown(tcp::socket& socket) {
+  DescriptorState* state = State(socket);
+  if (state == nullptr) return;
+  Mutex::scoped_lock lock(state->*Get(StateMutex{}));
+  uint32_t& registered = state->*Get(RegisteredEvents{});
+  if (registered == 0 || (registered & EPOLLOUT) != 0) return;
+  // The state may have served a closed socket before: forget its events.
+  AsOperation(state).*Get(LastEvents{}) = 0;
+  registered |= EPOLLRDHUP;  // the connect's re-registration (EPOLLOUT) passes it on
+}
+
 bool WatchPeerShutdown(tcp::socket& socket) {
   DescriptorState* state = State(socket);
   if (state == nullptr) return false;
   Mutex::scoped_lock lock(state->*Get(StateMutex{}));
   uint32_t& registered = state->*Get(RegisteredEvents{});
   if (registered == 0) return false;
-  // The state may have served a closed socket before: forget its events.
+  // Asio adds EPOLLOUT with an epoll_ctl of its own (for a connect, or a
+  // write that had to wait); once RDHUP was asked for before that, the
+  // kernel has it.
+  if ((registered & (EPOLLRDHUP | EPOLLOUT)) == (EPOLLRDHUP | EPOLLOUT)) return true;
+  // Registering again makes epoll report anything already pending afresh,
+  // the FIN included: what an earlier report said is not needed.
   AsOperation(state).*Get(LastEvents{}) = 0;
-  if ((registered & EPOLLRDHUP) != 0) return true;
   epoll_event ev{};
   ev.events = registered | EPOLLRDHUP;
   ev.data.ptr = state;
   Reactor* reactor = state->*Get(StateReactor{});
-  if (::epoll_ctl(reactor->*Get(EpollFd{}), EPOLL_CTL_MOD, socket.native_handle(), &ev) != 0) return false;
+  if (::epoll_ctl(reactor->*Get(EpollFd{}), EPOLL_CTL_MOD, socket.native_handle(), &ev) != 0) {
+    registered &= ~static_cast<uint32_t>(EPOLLRDHUP);
+    return false;
+  }
   registered = ev.events;  // Asio's own later re-registrations keep it
   return true;
 }
@@ -116,6 +134,7 @@ void MarkReceiveQueueEmpty(tcp::socket& socket) {
 
 #else
 
+void PrepareToWatchPeerShutdown(boost::asio::ip::tcp::socket&) {}
 bool WatchPeerShutdown(boost::asio::ip::tcp::socket&) { return false; }
 bool ReceiveQueueKnownEmpty(boost::asio::ip::tcp::socket&) { return false; }
 void MarkReceiveQueueEmpty(boost::asio::ip::tcp::socket&) {}

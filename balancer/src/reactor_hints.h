@@ -39,8 +39,16 @@
 namespace webtier::balancer {
 
 // Registers `socket` (open, on an epoll reactor) for EPOLLRDHUP; without
-// it MarkReceiveQueueEmpty does nothing. False when that failed.
+// it MarkReceiveQueueEmpty does nothing. One epoll_ctl, unless
+// PrepareToWatchPeerShutdown came before a connect that passed it on.
+// False when that failed.
 bool WatchPeerShutdown(boost::asio::ip::tcp::socket& socket);
+
+// For a socket about to connect: asks for EPOLLRDHUP with no syscall of its
+// own; Asio's re-registration for the connect carries it. Call
+// WatchPeerShutdown once connected (it registers only if the connect
+// completed without that re-registration).
+void PrepareToWatchPeerShutdown(boost::asio::ip::tcp::socket& socket);
 
 // False when an event has come for `socket` since it was last marked (a
 // read may find bytes), or when it is not known.
