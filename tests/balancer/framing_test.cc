@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -296,6 +297,28 @@ TEST_F(FramingTest, Http10WithoutHostGoesOnWithTheAddressItCameTo) {
 
 // Hosts that are not authorities, obs-fold in Host, and more field lines
 // than --max-header-fields: refused before anything reaches the member.
+// RFC 9112 9.6: a server that closes after refusing a request shuts its
+// write side and keeps reading for a while, so that what the client still
+// sends does not turn into a reset that destroys the answer before the client
+// reads it. A client that sent 256 KiB after a refused head and reads only
+// 200 ms later still gets the whole 400.
+TEST_F(FramingTest, ARefusedRequestsAnswerSurvivesAClientThatReadsLate) {
+  const int fd = testing::ConnectLoopback(proxy_->port(), 5s);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(testing::SendAll(fd, "POST /in HTTP/1.1\r\nHost: a\r\nContent-Length: abc\r\n\r\n"));
+  const std::string rest(256 * 1024, 'x');
+  testing::SendAll(fd, rest);  // the balancer may stop reading: best effort
+  std::this_thread::sleep_for(200ms);
+  std::string got;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) got.append(buf, static_cast<size_t>(n));
+  const int err = errno;
+  ::close(fd);
+  EXPECT_TRUE(got.starts_with("HTTP/1.1 400 ")) << "read " << got.size() << " bytes, errno " << err << ": " << got;
+  EXPECT_TRUE(got.ends_with("}\n")) << got;  // the whole JSON body
+  EXPECT_TRUE(member_.requests().empty());
+}
+
 TEST_F(FramingTest, RefusesInvalidHostsAndTooManyFields) {
   std::string many = "GET /p HTTP/1.1\r\nHost: a\r\n";
   for (int i = 0; i < 100; ++i) many += "b: x\r\n";

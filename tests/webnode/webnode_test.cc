@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
@@ -424,6 +427,32 @@ TEST_F(WebnodeTest, BadRequestsGetAClearStatusAndTheNodeKeepsServing) {
   EXPECT_EQ(HttpGet(node.url("/no/such/route")).status, 404);
   EXPECT_EQ(HttpGet(node.url("/")).status, 200);
   EXPECT_TRUE(node.process().running());
+}
+
+// RFC 9112 9.6: after refusing a request the node shuts only its write side
+// and drops what else arrives, so the client's unread bytes never turn into a
+// reset that destroys the answer. A client that sent 256 KiB after a refused
+// head and reads only 200 ms later still gets the whole 400.
+TEST_F(WebnodeTest, ARefusedRequestsAnswerSurvivesAClientThatReadsLate) {
+  Webnode node("node-late", zk_.connect());
+  node.WaitHealthy();
+  const int fd = ConnectLoopback(node.port());
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "POST /api/primes/10 HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n"));
+  SendAll(fd, std::string(256 * 1024, 'x'));  // the node may stop reading: best effort
+  std::this_thread::sleep_for(200ms);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  std::string got;
+  char buf[4096];
+  ssize_t n = 0;
+  while (got.find("}") == std::string::npos && (n = ::recv(fd, buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+  const int err = n < 0 ? errno : 0;
+  ::close(fd);
+  EXPECT_EQ(got.rfind("HTTP/1.1 400", 0), 0u) << "read " << got.size() << " bytes, then "
+                                              << (n == 0 ? "EOF" : err == EAGAIN ? "10 s of silence" : std::strerror(err))
+                                              << ": " << got;
+  EXPECT_NE(got.find("\"error\":"), std::string::npos) << got;
 }
 
 // Pistache 0.0.5 parses the request headers it knows before any handler runs
