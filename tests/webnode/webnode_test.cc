@@ -354,15 +354,24 @@ TEST(WebnodeFlags, EnvironmentConfiguresAndFlagWins) {
 }
 
 // Sends `raw` on `fd` and reads one small response (until the closing brace
-// of the JSON body of GET /), EOF or a 2 s silence.
+// of the JSON body of GET /), EOF or a 10 s silence (generous: the suites run
+// two at a time on two cores beside JVMs). When no response came, what is
+// returned says how the read ended, so a failure tells a slow node from a
+// closed or reset connection.
 std::string Exchange(int fd, const std::string& raw) {
   ::send(fd, raw.data(), raw.size(), MSG_NOSIGNAL);
   std::string got;
   char buf[4096];
-  timeval tv{2, 0};
+  timeval tv{10, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   for (;;) {
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n == 0 && got.empty()) return "(no response: the node closed the connection)";
+    if (n < 0 && got.empty()) {
+      const int err = errno;
+      if (err == EAGAIN || err == EWOULDBLOCK) return "(no response within 10 s)";
+      return std::string("(no response: ") + std::strerror(err) + ")";
+    }
     if (n <= 0) break;
     got.append(buf, static_cast<size_t>(n));
     if (got.find("}") != std::string::npos) break;  // the JSON body of / ends the response

@@ -4,9 +4,10 @@
 #include <pistache/http.h>
 #include <pistache/peer.h>
 
+#include <memory>
 #include <optional>
 #include <unordered_map>
-#include <unordered_set>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -126,9 +127,9 @@ class NodeHandler : public Http::Handler {
   // they arrive, and a request target that is not origin-form with 400
   // before anything else reads it.
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
-    if (closing_.count(peer.get()) != 0) return;
+    if (Closing(peer)) return;
     std::shared_ptr<Http::RequestParser> parser = getParser(peer);
-    HeadScanner& head = heads_.try_emplace(peer.get(), shared_->config.max_header_fields).first->second;
+    HeadScanner& head = Head(peer);
     try {
       if (!parser->feed(buffer, len)) {
         Refuse(*parser, peer, Http::Code::Request_Entity_Too_Large, "request exceeds --max-request-bytes", "too_large");
@@ -170,7 +171,7 @@ class NodeHandler : public Http::Handler {
     request.copyAddress(peer->address());
     const Http::ConnectionControl connection = ConnectionFor(request);
     writer.headers().add<Http::Header::Connection>(connection);
-    if (connection == Http::ConnectionControl::Close) closing_.insert(peer.get());
+    if (connection == Http::ConnectionControl::Close) closing_.insert_or_assign(peer.get(), peer);
     peer->setIdle(false);
     try {
       onRequest(request, std::move(writer));
@@ -255,18 +256,52 @@ class NodeHandler : public Http::Handler {
     // Where this request ends is unknown: the connection ends with it.
     Http::ResponseWriter writer(Http::Version::Http11, transport(), this, peer);
     writer.headers().add<Http::Header::Connection>(Http::ConnectionControl::Close);
-    closing_.insert(peer.get());
+    closing_.insert_or_assign(peer.get(), peer);
     Reply reply(std::move(writer), "unknown", &shared_->http_metrics, &shared_->served_by);
     reply.set_route("unparsed");
     reply.Send(status, nlohmann::json{{"error", why}}.dump());
   }
 
+  // Whether `held` points at `peer` itself (not merely at its address).
+  static bool Same(const std::weak_ptr<Tcp::Peer>& held, const std::shared_ptr<Tcp::Peer>& peer) {
+    return !held.owner_before(peer) && !peer.owner_before(held);
+  }
+  // Whether this very connection's answer said close (see closing_).
+  bool Closing(const std::shared_ptr<Tcp::Peer>& peer) {
+    auto it = closing_.find(peer.get());
+    if (it == closing_.end()) return false;
+    if (Same(it->second, peer)) return true;
+    closing_.erase(it);
+    return false;
+  }
+  // This connection's head scanner, a fresh one for a new connection.
+  HeadScanner& Head(const std::shared_ptr<Tcp::Peer>& peer) {
+    auto it = heads_.find(peer.get());
+    if (it != heads_.end() && !Same(it->second.first, peer)) {
+      heads_.erase(it);
+      it = heads_.end();
+    }
+    if (it == heads_.end()) {
+      it = heads_.emplace(peer.get(), std::pair(std::weak_ptr<Tcp::Peer>(peer), HeadScanner(shared_->config.max_header_fields)))
+               .first;
+    }
+    return it->second.second;
+  }
+
   NodeServer::Shared* shared_;
   // Connections whose answer said close (see onInput). Each transport thread
   // has its own clone of the handler and sees only its own peers: no lock.
-  std::unordered_set<const Tcp::Peer*> closing_;
+  //
+  // Both maps are keyed by the Peer's address, which a later connection may
+  // be given once a Peer is freed, and keep the Peer's weak pointer: an entry
+  // whose Peer is not the one asking belongs to a connection whose end
+  // Pistache did not report, and is dropped (a stale closing_ entry would
+  // otherwise swallow every byte of the new connection, whose client would
+  // read nothing at all).
+  std::unordered_map<const Tcp::Peer*, std::weak_ptr<Tcp::Peer>> closing_;
   // Each connection's request head as it arrives (same threading as closing_).
-  std::unordered_map<const Tcp::Peer*, HeadScanner> heads_;
+  std::unordered_map<const Tcp::Peer*, std::pair<std::weak_ptr<Tcp::Peer>, HeadScanner>> heads_;
+
 };
 
 // The admin listener (--admin-listen): what operators and Prometheus read,
