@@ -51,9 +51,12 @@ TEST(NormalizeHost, LowerCaseAndDefaultPortDropped) {
 TEST(NormalizeHost, InvalidHostsAreRefused) {
   for (const char* bad : {"evil.example/x", "user@evil.example", "a b", "a\tb", "evil.example\\x", "[::1", "[]",
                           "[::1]x", "[not-ip]", "host:port", "host:65536", "host:-1", "host:1:2", "a\"b", "a<b>",
-                          "%zz", "\x7f", "\xc3\xa9.example"}) {
+                          "%zz", "\x7f", "\xc3\xa9.example", "[fe80::1%25eth0]"}) {
     EXPECT_FALSE(NormalizeHost(bad, "http").has_value()) << bad;
   }
+  // What follows a NUL inside the brackets is checked too (the fuzzer's find).
+  const std::string hidden("[2001:db8::\0, 06 MT\n]:8080", 26);
+  EXPECT_FALSE(NormalizeHost(hidden, "http").has_value());
 }
 
 TEST(HostList, EntriesAreNormalised) {

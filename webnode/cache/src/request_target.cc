@@ -71,7 +71,10 @@ std::optional<std::string> NormalizeHost(std::string_view host, std::string_view
         if (!IsUnreserved(literal[k]) && !IsSubDelim(literal[k]) && literal[k] != ':') return std::nullopt;
       }
     } else {
-      if (literal.size() > 45) return std::nullopt;
+      // Hex digits, colons and the dots of an IPv4 tail only: inet_pton reads
+      // a C string, so a NUL inside the brackets would hide what follows it.
+      if (literal.size() > 45 || literal.find_first_not_of("0123456789abcdefABCDEF:.") != std::string_view::npos)
+        return std::nullopt;
       char buf[64];
       unsigned char addr[16];
       literal.copy(buf, literal.size());
