@@ -31,17 +31,29 @@ struct Timeouts {
 
 // A connection to a member, pooled per worker between requests.
 struct UpstreamConnection {
+  // What the read pending on a pooled connection shares with its handler
+  // (UpstreamPool), which may run after the connection was taken or is gone.
+  struct IdleWatch {
+    UpstreamConnection* pooled = nullptr;  // the connection while it sits in the pool
+    char byte = 0;                         // where the read puts a stray byte
+  };
+
   UpstreamConnection(asio::io_context& ctx, std::shared_ptr<Host> h) : stream(ctx), host(std::move(h)) {}
+  ~UpstreamConnection() {
+    if (watch) watch->pooled = nullptr;
+  }
+  UpstreamConnection(const UpstreamConnection&) = delete;
+  UpstreamConnection& operator=(const UpstreamConnection&) = delete;
+
   tcp::socket stream;
   beast::flat_buffer buffer;
   std::shared_ptr<Host> host;
   Clock::time_point idle_since;
   bool reused = false;
-  // While pooled, a read is pending on the socket (UpstreamPool): it
-  // completes only if the member sends a byte or closes, and then sets this
-  // and closes the connection.
+  // Set (and the connection closed) when the member sent a byte or closed
+  // while the connection was pooled.
   bool went_bad = false;
-  char idle_byte = 0;  // where that read puts the stray byte
+  std::shared_ptr<IdleWatch> watch;  // made the first time it is pooled
 };
 
 // A client connection, registered with its worker so a drain can close the

@@ -17,8 +17,9 @@ std::unique_ptr<UpstreamConnection> UpstreamPool::TakeIdle(Host* host) {
     auto up = std::move(list.back());
     list.pop_back();
     if (!up->went_bad && now - up->idle_since < idle_timeout_) {
-      // Ends the watch (its handler runs later, aborted, and touches
-      // nothing); no syscall.
+      // Ends the watch, with no syscall: its handler, whenever it runs,
+      // finds the connection no longer pooled and leaves it alone.
+      up->watch->pooled = nullptr;
       error_code ignored;
       up->stream.cancel(ignored);
       up->reused = true;
@@ -39,22 +40,25 @@ void UpstreamPool::ReturnIdle(std::unique_ptr<UpstreamConnection> up) {
 }
 
 bool UpstreamPool::Watch(UpstreamConnection& up) {
+  if (!up.watch) up.watch = std::make_shared<UpstreamConnection::IdleWatch>();
   error_code ec;
   if (!ReceiveQueueKnownEmpty(up.stream)) {
     // The last read filled its buffer (or the reactor cannot tell): one
     // look now, as every reuse used to pay.
-    up.stream.read_some(asio::buffer(&up.idle_byte, 1), ec);
+    up.stream.read_some(asio::buffer(&up.watch->byte, 1), ec);
     if (ec != asio::error::would_block) return false;  // a stray byte, EOF or an error
     MarkReceiveQueueEmpty(up.stream);
   }
   up.went_bad = false;
-  // Queued without a syscall (the queue is known empty). The handler runs
-  // only after the reactor performed the read for an event, in the same
-  // turn (the connection is pooled then: taking it cancels the read first),
-  // or aborted after a cancel or close, when the connection may be gone.
-  UpstreamConnection* conn = &up;
-  up.stream.async_read_some(asio::buffer(&up.idle_byte, 1), [conn](error_code rec, size_t) {
-    if (rec == asio::error::operation_aborted) return;
+  up.watch->pooled = &up;
+  // Queued without a syscall when the queue is known empty. The handler
+  // acts only on a connection still pooled: taking one from the pool, or
+  // destroying it, clears `pooled` first, so a completion that was already
+  // on its way (or an abort) touches nothing.
+  up.stream.async_read_some(asio::buffer(&up.watch->byte, 1), [watch = up.watch](error_code, size_t) {
+    UpstreamConnection* conn = watch->pooled;
+    if (conn == nullptr) return;
+    watch->pooled = nullptr;
     conn->went_bad = true;
     error_code ignored;
     conn->stream.close(ignored);
