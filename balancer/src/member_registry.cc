@@ -247,12 +247,19 @@ void MemberRegistry::ApplyBatch(const Batch& batch) {
     next = current_;
   }
   int failed = 0;
+  bool relist = false;
   for (size_t i = 0; i < batch.keys.size(); ++i) {
     const std::string& key = batch.keys[i];
     MemberRecord rec;
     bool keep = false;
     if (DecodeLocked(key, batch.results[i], &rec, &keep)) {
       next[key] = std::move(rec);
+    } else if (!batch.listed && batch.results[i].status.code() == ErrorCode::kNotFound) {
+      // Only a listing removes members: its data watch can fire after a
+      // listing that found the whole path empty and kept the pool (a
+      // reconnection delivers them late), and must not empty it behind
+      // that rule's back.
+      relist = true;
     } else if (keep) {
       if (failed++ == 0)
         log::Warn(kComponent, "reading member failed").kv("path", options_.path + "/" + key)
@@ -277,6 +284,7 @@ void MemberRegistry::ApplyBatch(const Batch& batch) {
     source_ = "zookeeper";
     synced_ = true;
   }
+  if (relist) Wake();
 }
 
 bool MemberRegistry::DecodeLocked(const std::string& key, const zk::GetResult& got, MemberRecord* out, bool* keep) {

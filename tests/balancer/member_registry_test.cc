@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
 
+#include <atomic>
 #include <memory>
 #include <thread>
 
@@ -225,6 +226,38 @@ TEST_F(MemberRegistryTest, PathSuddenlyEmptyKeepsTheLastPool) {
   std::this_thread::sleep_for(50ms);
   EXPECT_EQ(listener_.size(), 2u) << "an emptied path keeps the last pool";
   const std::string c = AddMember(8003);  // members appearing again replace it
+  ASSERT_TRUE(WaitPool(1));
+  EXPECT_TRUE(listener_.Find(c));
+}
+
+TEST_F(MemberRegistryTest, APathEmptiedWhileAMemberIsReadKeepsTheLastPool) {
+  // The emptying is seen first through a member's data watch, not through a
+  // listing (as when a reconnection delivers the deletions' watches before
+  // the child watch): that batch finds the member gone, and it alone must not
+  // shrink the pool member by member below the rule that keeps it.
+  ASSERT_TRUE(zk_.CreateAsOther(kPath, "").ok());
+  const std::string a = AddMember(8001), b = AddMember(8002);
+  StartRegistry();
+  zk_.StartSession();
+  ASSERT_TRUE(WaitPool(2));
+  zk_.WaitIdleForTest();
+  struct Counts {
+    std::atomic<bool> wiped = false;
+    std::atomic<int> listings = 0;
+  };
+  auto counts = std::make_shared<Counts>();  // the hook may outlive a failed assertion
+  zk_.SetOperationHookForTest([this, counts, a, b](std::string_view op, const std::string& path) {
+    if (op == "get" && path == Path(a) && !counts->wiped.exchange(true)) {
+      EXPECT_TRUE(zk_.DeleteAsOther(Path(a)).ok());
+      EXPECT_TRUE(zk_.DeleteAsOther(Path(b)).ok());
+    }
+    if (op == "get_children" && counts->wiped) ++counts->listings;
+  });
+  ASSERT_TRUE(zk_.SetAsOther(Path(a), MemberJson(9001)).ok());  // its data watch: a batch reading only it
+  ASSERT_TRUE(WaitFor([&] { return counts->listings >= 1; }, 5s));
+  std::this_thread::sleep_for(100ms);  // the listing's batch applied (a wrong one would empty the pool)
+  EXPECT_EQ(listener_.size(), 2u) << "an emptied path keeps the last pool";
+  const std::string c = AddMember(8003);
   ASSERT_TRUE(WaitPool(1));
   EXPECT_TRUE(listener_.Find(c));
 }
