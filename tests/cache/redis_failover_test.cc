@@ -314,13 +314,25 @@ TEST_F(SentinelTierTest, TheOldMasterRestartedReturnsAsAReplicaAndIsNeverWritten
       "return {string.match(redis.call('INFO', 'replication'), 'role:(%a+)'), redis.call('DBSIZE')}";
   int looked_as_master = 0;
   std::string written_while_master;
+  // On a loaded machine Sentinel may fail over a second time, once the old
+  // master is a replica again: then it is the master by Sentinel's word, and
+  // writes to it are right. Only keys written while Sentinel named another
+  // master (before and after the look, so a switch in between is no fault)
+  // break the rule.
+  bool promoted_again = false;
   bool demoted = WaitFor(
       [&] {
         if (!set.server(0).running()) return false;
+        const int named_before = set.MasterIndex(0);
         std::string out = set.server(0).Cli({"EVAL", probe, "0"});  // "master\n0"
         const std::string role = out.substr(0, out.find('\n'));
         if (role == "master") {
           ++looked_as_master;
+          const int named_after = set.MasterIndex(0);
+          if (named_before == 0 || named_after == 0) {
+            promoted_again = true;  // only a replica is promoted: it was demoted first
+            return true;
+          }
           if (out != "master\n0") written_while_master = out;
         }
         return role == "slave";
@@ -329,11 +341,15 @@ TEST_F(SentinelTierTest, TheOldMasterRestartedReturnsAsAReplicaAndIsNeverWritten
   writes.Stop();
   LoadStats s = writes.Snapshot();
   EXPECT_TRUE(demoted) << "Sentinel never turned the old master into a replica";
-  EXPECT_EQ(written_while_master, "") << "a key reached the restarted former master while it was one";
-  EXPECT_EQ(MetricValue(node->Metrics(), "webnode_redis_failovers_total"), 1.0) << "the node went back and forth";
+  EXPECT_EQ(written_while_master, "") << "a key reached the restarted former master while Sentinel named another";
+  const int master = promoted_again ? 0 : 1;
+  if (promoted_again) std::cout << "Sentinel failed over a second time, to the restarted server\n";
+  EXPECT_EQ(MetricValue(node->Metrics(), "webnode_redis_failovers_total"), promoted_again ? 2.0 : 1.0)
+      << "the node went back and forth";
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   EXPECT_GT(s.x_cache["MISS"], 0u) << "the node wrote nothing meanwhile: the check proves nothing";
-  EXPECT_EQ(HealthMaster(*node), AddressOf(set.server(1)).ToString());
+  EXPECT_TRUE(WaitFor([&] { return HealthMaster(*node) == AddressOf(set.server(master)).ToString(); }, 5s))
+      << HealthMaster(*node);
   // As a replica it gets the new master's keys (and only through replication).
   ASSERT_TRUE(set.WaitReplicated(10s));
   EXPECT_EQ(set.server(0).Cli({"DBSIZE"}), set.server(1).Cli({"DBSIZE"}));
