@@ -2,7 +2,7 @@
 // them: Beast's request parser under the proxy's limits, the framing checks
 // (smuggling, request-target forms), the origin-form rewrite, the admin-path check, the dropping of
 // trailer fields, and the head serialized for the member, which must parse
-// back to the same request.
+// back to the same request, with one valid traceparent.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -138,6 +138,37 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (out.method_string() != req.method_string() || out.target() != req.target() || out.body() != body)
       __builtin_trap();
     if (!CheckRequestFraming(out).ok()) __builtin_trap();
+  }
+  // The trace context: exactly one valid traceparent goes on, in the trace
+  // of the client's valid one, else in the new one with no tracestate.
+  {
+    webtier::balancer::RequestTrace trace;
+    webtier::balancer::NewTrace(&trace);
+    const std::string fresh(trace.trace_id, webtier::balancer::kTraceIdLength);
+    std::string head;
+    webtier::balancer::SerializeUpstreamRequest(req, "127.0.0.1", "rid", head, {}, false, {}, false, &trace);
+    http::request_parser<http::string_body> back;
+    back.header_limit(64 * 1024);
+    back.body_limit(64 * 1024);
+    back.eager(true);
+    const std::string raw = head + body;
+    back.put(boost::asio::buffer(raw), ec);
+    if (ec || !back.is_done()) __builtin_trap();
+    if (back.get().count("traceparent") != 1) __builtin_trap();
+    const auto sent = back.get()["traceparent"];
+    const auto parsed = webtier::balancer::ParseTraceparent(std::string_view(sent.data(), sent.size()));
+    if (!parsed || parsed->trace_id != trace.trace_view()) __builtin_trap();
+    if (!trace.continued && (trace.trace_view() != fresh || back.get().count("tracestate") != 0)) __builtin_trap();
+  }
+  // Whatever a client sends as a traceparent: a valid one is lower-case hex
+  // of the right lengths.
+  for (const auto& f : req) {
+    if (!boost::beast::iequals(f.name_string(), "traceparent")) continue;
+    const auto p = webtier::balancer::ParseTraceparent(std::string_view(f.value().data(), f.value().size()));
+    if (p && (p->trace_id.size() != 32 || p->parent_id.size() != 16 ||
+              p->trace_id.find_first_not_of("0123456789abcdef") != std::string_view::npos ||
+              p->parent_id.find_first_not_of("0123456789abcdef") != std::string_view::npos))
+      __builtin_trap();
   }
   return 0;
 }

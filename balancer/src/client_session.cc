@@ -36,6 +36,26 @@ std::string ErrorBody(int status, std::string_view error) {
   return body;
 }
 
+// The access log's flag for a refused request.
+uint32_t RejectionFlag(Rejection reason) {
+  switch (reason) {
+    case Rejection::kBadRequest: return kBadRequest;
+    case Rejection::kSmuggling:
+    case Rejection::kUnsupportedCoding: return kFramingRefused;
+    case Rejection::kAdminPath: return kAdminPath;
+    case Rejection::kMisdirected: return kMisdirected;
+    case Rejection::kHeaderTooLarge:
+    case Rejection::kBodyTooLarge:
+    case Rejection::kHeaderTimeout:
+    case Rejection::kTooManyFields:
+    case Rejection::kChunkLine:
+    case Rejection::kTrailerTooLarge:
+    case Rejection::kBodyTimeout:
+    case Rejection::kCount: return kLimit;
+  }
+  return kLimit;
+}
+
 }  // namespace
 
 ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, const tcp::endpoint& peer,
@@ -61,6 +81,7 @@ ClientSession::~ClientSession() {
 awaitable<void> ClientSession::Run() {
   const Timeouts& timeouts = worker_.timeouts;
   beast::flat_buffer buffer;
+  request_.buffer = &buffer;
   bool first = true;
   bool lingering = false;
   bool clean = false;  // the loop ended between requests, with no error: a TLS close_notify goes out
@@ -73,6 +94,9 @@ awaitable<void> ClientSession::Run() {
     for (;;) {
       conn_.idle = true;
       if (worker_.draining()) break;
+      request_.read_mark = conn_.stream.bytes_read - buffer.size();
+      request_.written_mark = conn_.stream.bytes_written;
+      request_.head = nullptr;
       if (buffer.size() == 0) {
         // Waiting for the next request: the idle timeout applies (the header
         // timeout for a fresh connection, which has sent nothing yet).
@@ -88,6 +112,10 @@ awaitable<void> ClientSession::Run() {
       conn_.idle = false;
       first = false;
       const auto start = Clock::now();
+      if (worker_.access_log != nullptr) {
+        request_.start = start;
+        request_.time = std::chrono::system_clock::now();
+      }
 
       http::request_parser<http::string_body> parser;
       parser.header_limit(worker_.config.max_header_bytes);
@@ -99,6 +127,7 @@ awaitable<void> ClientSession::Run() {
         lingering = co_await RejectUnreadable(ec, RequestPart::kHeader);
         break;
       }
+      request_.head = &parser.get();
       if (const RequestCheck check = CheckRequestFraming(parser.get(), worker_.config.max_header_fields); !check.ok()) {
         lingering = true;
         const RequestError refused = RefusedRequest(check);
@@ -133,6 +162,7 @@ awaitable<void> ClientSession::Run() {
           conn_.SetDeadline(timeouts.idle);
           auto [wec, wn] =
               co_await asio::async_write(conn_.stream, asio::buffer(kContinue.data(), kContinue.size()), kUse);
+          conn_.stream.bytes_written += wn;
           if (wec) break;
         }
         conn_.SetDeadline(timeouts.request, body_deadline);
@@ -165,9 +195,12 @@ awaitable<void> ClientSession::Run() {
       if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status).Increment();
       metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - start).count());
       if (streamed && streamed->client_error) {
+        // The refusal is the request's line; a client that left has none.
         lingering = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
+        if (!lingering && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
         break;
       }
+      if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
       if (streamed && !parser.is_done()) {
         lingering = true;  // answered (an error) before the body was all in
         break;
@@ -210,6 +243,47 @@ awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_
   metrics_.rejected_requests[static_cast<size_t>(reason)]->Increment();
   metrics_.RequestsWithCode(status).Increment();
   co_await WriteError(11, status, why, /*keep=*/false);
+  if (worker_.access_log != nullptr) LogAccess(status, RejectionFlag(reason), nullptr);
+}
+
+void ClientSession::LogAccess(int status, uint32_t flags, const Exchange* exchange) {
+  ClientStream& stream = conn_.stream;
+  AccessRecord r;
+  r.time = request_.time;
+  r.client = client_ip_;
+  r.tls = stream.tls();
+  r.status = status;
+  r.bytes_in = stream.bytes_read - request_.buffer->size() - request_.read_mark;
+  r.bytes_out = stream.bytes_written - request_.written_mark;
+  r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count();
+  r.flags = flags;
+  if (worker_.draining()) r.flags |= kDraining;
+  if (const auto* head = request_.head) {
+    r.protocol = head->version() >= 11 ? "HTTP/1.1" : "HTTP/1.0";
+    r.method = std::string_view(head->method_string().data(), head->method_string().size());
+    r.path = std::string_view(head->target().data(), head->target().size());
+    const auto host = (*head)[http::field::host];
+    r.authority = std::string_view(host.data(), host.size());
+    const auto agent = (*head)[http::field::user_agent];
+    r.user_agent = std::string_view(agent.data(), agent.size());
+  }
+  if (exchange != nullptr) {
+    const ExchangeLog& log = exchange->log();
+    r.flags |= log.flags;
+    r.attempts = log.attempts;
+    r.connect_ms = log.connect_ms;
+    r.upstream_ms = log.upstream_ms;
+    r.cache = log.cache_view();
+    if (log.member != nullptr) {
+      r.member = log.member->member().id;
+      r.member_addr = log.member->address();
+    }
+    if (exchange->prepared()) {
+      r.request_id = exchange->request_id();
+      r.trace_id = exchange->trace().trace_view();
+    }
+  }
+  worker_.access_log->Log(worker_.access_shard, r);
 }
 
 awaitable<void> ClientSession::WriteError(unsigned version, int status, std::string_view error, bool keep) {
@@ -220,7 +294,8 @@ awaitable<void> ClientSession::WriteError(unsigned version, int status, std::str
   res.keep_alive(keep);
   res.prepare_payload();
   conn_.SetDeadline(worker_.timeouts.idle);
-  co_await http::async_write(conn_.stream, res, kUse);
+  auto [ec, n] = co_await http::async_write(conn_.stream, res, kUse);
+  conn_.stream.bytes_written += n;
   conn_.ClearDeadline();
 }
 

@@ -16,6 +16,8 @@
 
 namespace webtier::balancer {
 
+class Exchange;
+
 class ClientSession {
  public:
   // Counts the connection as open (it was counted by the acceptor) until
@@ -38,6 +40,10 @@ class ClientSession {
   awaitable<bool> RejectUnreadable(error_code ec, RequestPart part);
   awaitable<void> Reject(int status, Rejection reason, std::string_view why);
   awaitable<void> WriteError(unsigned version, int status, std::string_view error, bool keep);
+  // The access log's line for the current request (see Request below):
+  // `status` as the client got it (0: nothing), `flags` (AccessFlag),
+  // `exchange` when one ran.
+  void LogAccess(int status, uint32_t flags, const Exchange* exchange);
   // Closes after an error response: half-close and read what the client
   // still sends for a moment, so it gets the response instead of a reset.
   awaitable<void> LingeringClose();
@@ -52,6 +58,15 @@ class ClientSession {
   std::list<ClientConnection*>::iterator registered_;
   std::string client_ip_ = "unknown";
   HeaderFields header_fields_;  // the current request's header fields (not its trailer)
+  // The current request, for the access log (while it is on).
+  struct Request {
+    std::chrono::system_clock::time_point time;
+    Clock::time_point start;
+    uint64_t read_mark = 0;  // ClientStream::bytes_read before its first byte
+    uint64_t written_mark = 0;
+    const boost::beast::flat_buffer* buffer = nullptr;  // what was read and not yet parsed
+    const boost::beast::http::request<boost::beast::http::string_body>* head = nullptr;  // once parsed
+  } request_;
 };
 
 }  // namespace webtier::balancer

@@ -71,6 +71,11 @@ class ClientStream {
         token, buffers);
   }
 
+  // Bytes of the application's data read through ReadSome and handed to
+  // WriteAll (or counted by the caller), for the access log.
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+
   // On the socket: cancel ends pending TLS operations too.
   void cancel(error_code& ec) { socket_.cancel(ec); }
   void close(error_code& ec) { socket_.close(ec); }
@@ -86,9 +91,10 @@ class ClientStream {
 // ReadSome (io.h) for a client: a plain socket reads with one recv() per
 // read; TLS records come through the TLS stream's own reads.
 inline awaitable<std::tuple<error_code, size_t>> ReadSome(ClientStream& stream, asio::mutable_buffer buffer) {
-  if (!stream.tls()) return ReadSome(stream.socket(), buffer);
+  if (!stream.tls()) return ReadSome(stream.socket(), buffer, &stream.bytes_read);
   return [](ClientStream& s, asio::mutable_buffer b) -> awaitable<std::tuple<error_code, size_t>> {
     auto [ec, n] = co_await s.tls_stream().async_read_some(b, kUse);
+    s.bytes_read += n;
     co_return std::tuple{ec, n};
   }(stream, buffer);
 }
@@ -121,6 +127,7 @@ awaitable<error_code> WriteAllTls(ClientStream& stream, const ConstBuffers& buff
 // costs no extra coroutine frame.
 template <typename ConstBuffers>
 awaitable<error_code> WriteAll(ClientStream& stream, const ConstBuffers& buffers) {
+  stream.bytes_written += asio::buffer_size(buffers);
   if (!stream.tls()) return WriteAll(stream.socket(), buffers);
   return WriteAllTls(stream, buffers);
 }

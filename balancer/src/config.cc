@@ -63,6 +63,24 @@ void AddEdgeFlags(CLI::App& app, Config* c) {
       ->check(CLI::IsMember({"safe", "always"}));
 }
 
+// What is written per request, and which request id goes on.
+void AddRequestLogFlags(CLI::App& app, Config* c) {
+  app.add_option("--access-log", c->access_log,
+                 "one line per request to this file (- = stdout; empty = off); reopened on SIGUSR1")
+      ->capture_default_str();
+  app.add_option("--access-log-format", c->access_log_format, "json (one object per line) or text (logfmt)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"json", "text"}));
+  app.add_option("--access-log-sample", c->access_log_sample,
+                 "share of successful requests (status < 400, no flags) logged; errors always are")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--request-id", c->request_id_flag,
+                 "keep: a client's X-Request-Id goes on (else the balancer makes one); replace: always a new one")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"keep", "replace"}));
+}
+
 Status FinalizeEdge(Config* c) {
   c->hosts.clear();
   std::string_view rest = c->hosts_flag;
@@ -78,6 +96,7 @@ Status FinalizeEdge(Config* c) {
     c->hosts.emplace_back(entry);
   }
   c->reuse_always = c->upstream_reuse_flag == "always";
+  c->replace_request_id = c->request_id_flag == "replace";
   return Status::Ok();
 }
 
@@ -150,6 +169,7 @@ void AddFlags(CLI::App& app, Config* c) {
   AddHealthFlags(app, &c->health);
   AddTlsFlags(app, c);
   AddEdgeFlags(app, c);
+  AddRequestLogFlags(app, c);
 }
 
 Status Finalize(Config* c) {

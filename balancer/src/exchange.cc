@@ -2,6 +2,7 @@
 #include "exchange.h"
 
 #include <algorithm>
+#include <cstring>
 #include <optional>
 #include <span>
 
@@ -10,6 +11,7 @@
 
 #include "reactor_hints.h"
 #include "relay.h"
+#include "webtier/balancer/access_log.h"
 #include "webtier/common/log.h"
 #include "webtier/common/net.h"
 
@@ -28,6 +30,23 @@ Failure ResponseFailure(error_code ec, bool started) {
   return started ? Failure::kResetMidResponse : Failure::kResetBeforeResponse;
 }
 
+// The access log's flag for a failed attempt.
+uint32_t FailureFlag(Failure failure) {
+  switch (failure) {
+    case Failure::kConnect: return kConnectFailed;
+    case Failure::kSendTimeout:
+    case Failure::kNoResponse:
+    case Failure::kSlowResponse:
+    case Failure::kBodyTimeout: return kMemberTimeout;
+    case Failure::kMemberUnhealthy: return kMemberUnhealthy;
+    case Failure::kSendReset:
+    case Failure::kBodyReset:
+    case Failure::kResetBeforeResponse:
+    case Failure::kResetMidResponse: return kMemberReset;
+  }
+  return kMemberReset;
+}
+
 }  // namespace
 
 Exchange::Exchange(WorkerContext& worker, ClientConnection& client, http::request<http::string_body>& request,
@@ -40,10 +59,12 @@ Exchange::Exchange(WorkerContext& worker, ClientConnection& client, http::reques
       // An error answered while the client is still sending its body ends the
       // connection: the rest of the body is not read.
       keep_alive_(keep_alive && streamed == nullptr),
-      header_keep_alive_(keep_alive) {}
+      header_keep_alive_(keep_alive),
+      logging_(worker.access_log != nullptr) {}
 
 void Exchange::PrepareRequest() {
   WriteRequestId(request_id_storage_);
+  NewTrace(&trace_);
   UpstreamBody framing;
   if (streamed_ != nullptr) {
     framing.streamed = true;
@@ -57,7 +78,8 @@ void Exchange::PrepareRequest() {
     if (!ec) authority = net::HostPort{local.address().to_string(), local.port()}.ToString();
   }
   request_id_ = SerializeUpstreamRequest(req_, client_ip_, std::string_view(request_id_storage_, kRequestIdLength),
-                                         conn_.request_head, framing, conn_.stream.tls(), authority);
+                                         conn_.request_head, framing, conn_.stream.tls(), authority,
+                                         worker_.config.replace_request_id, &trace_);
   request_parts_ = {asio::buffer(conn_.request_head), asio::buffer(req_.body())};
   request_part_count_ = 2;
   if (streamed_ != nullptr && streamed_->chunked() && !req_.body().empty()) {
@@ -69,10 +91,13 @@ void Exchange::PrepareRequest() {
 
 awaitable<ExchangeOutcome> Exchange::Run() {
   // Keep the generation alive across suspensions even if the pool moves on.
-  const std::shared_ptr<const HostSet> hold = worker_.Snapshot();
-  const HostSet& hosts = *hold;
+  hold_ = worker_.Snapshot();
+  const HostSet& hosts = *hold_;
   hosts_ = &hosts;
-  if (hosts.hosts.empty()) co_return ExchangeOutcome{503, "no members", false, keep_alive_};
+  if (hosts.hosts.empty()) {
+    log_.flags |= kNoMember;
+    co_return ExchangeOutcome{503, "no members", false, keep_alive_};
+  }
   PrepareRequest();
   const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
   const RetryPolicy& policy = worker_.retry;
@@ -90,8 +115,14 @@ awaitable<ExchangeOutcome> Exchange::Run() {
   Attempt attempt{IsIdempotent(req_.method()) && !upgrade, streamed_ == nullptr};
   for (; attempt.number < policy.max_attempts() && tried < kMaxTried; ++attempt.number) {
     Host* host = hosts.Pick(path, std::span<Host* const>(tried_storage, tried), Clock::now());
-    if (host == nullptr) break;
+    if (host == nullptr) {
+      if (tried == 0) log_.flags |= kNoHealthyMember;
+      break;
+    }
     tried_storage[tried++] = host;
+    log_.member = host;
+    log_.attempts = static_cast<int>(tried);
+    log_.connect_ms = log_.upstream_ms = -1;
     attempt.untried = std::min(hosts.hosts.size(), kMaxTried) - tried;
     if (attempt.number > 0) worker_.metrics.retries.Increment();
     else CountLocality(*host);
@@ -118,13 +149,16 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     } unwatch{conn_};
     if (!up) {
       error_code cec;
+      const auto connect_start = logging_ ? Clock::now() : Clock::time_point();
       up = co_await Connect(*host, cec);
+      if (logging_) log_.connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - connect_start).count();
       if (!up) {
         if (Failed(Failure::kConnect, *host, attempt, cec)) continue;
         break;
       }
     }
 
+    const auto sent = logging_ ? Clock::now() : Clock::time_point();
     conn_.SetUpstreamDeadline(&up->stream, policy.AttemptTimeout(attempt));
     const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
     if (wec) {  // the connection closes with `up`
@@ -181,6 +215,12 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       break;
     }
     const int code = rp->get().result_int();
+    if (logging_) {
+      log_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+      const auto cache = rp->get()["X-Cache"];
+      log_.cache_length = std::min(cache.size(), sizeof log_.cache);
+      std::memcpy(log_.cache, cache.data(), log_.cache_length);
+    }
     if (code == 101 && !upgrade) {  // a switch nobody asked for: the connection is unusable
       Failed(Failure::kResetMidResponse, *host, attempt, http::error::bad_status);
       break;
@@ -207,6 +247,7 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     co_return ExchangeOutcome{code, {}, true, keep_alive_};
   }
   if (conn_.client_gone) {
+    log_.flags |= kClientGone;
     log::Debug(kComponent, "client gone; request abandoned").kv("target", req_.target()).kv("attempts", tried);
     co_return ExchangeOutcome{};
   }
@@ -223,6 +264,7 @@ awaitable<ExchangeOutcome> Exchange::SwitchProtocols(std::unique_ptr<UpstreamCon
   const error_code ec = co_await WriteAll(conn_.stream, asio::buffer(conn_.response_head));
   conn_.ClearDeadline();
   ExchangeOutcome outcome{101, {}, true, false};
+  log_.flags |= kUpgraded;
   if (!ec) outcome.tunnel = std::move(up);  // else the member's connection closes with `up`
   co_return outcome;
 }
@@ -245,6 +287,7 @@ void Exchange::RefuseResponse(Host& host, std::string_view why) {
   log::Warn(kComponent, "member response refused").kv("member", host.member().id).kv("detail", why);
   status_ = 502;
   error_ = "member sent a response the balancer cannot relay";
+  log_.flags |= kResponseRefused;
 }
 
 bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error_code ec) {
@@ -252,6 +295,7 @@ bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error
   if (conn_.client_gone) return false;
   const RetryDecision d = worker_.retry.Decide(failure, attempt);
   host.Count(d.outcome);
+  log_.flags |= FailureFlag(failure);
   if (failure == Failure::kConnect) host.RecordOutlierFailure(worker_.config.health.outlier_consecutive_5xx);
   if (d.eject) {
     const std::string_view reason = d.outcome == Outcome::kConnectFailure ? "connect_failure" : "timeout";
@@ -274,6 +318,7 @@ bool Exchange::AnsweredError(int code, Host& host, const Attempt& attempt) {
   }
   CountFailedAnswer(host, "consecutive 5xx answers");
   if (!worker_.retry.RetriesStatus(code, attempt)) return false;
+  log_.flags |= kMember5xx;
   log::Debug(kComponent, "member answered a gateway error; retrying elsewhere")
       .kv("member", host.member().id)
       .kv("status", code)

@@ -32,6 +32,19 @@ struct ExchangeOutcome {
   std::unique_ptr<UpstreamConnection> tunnel;
 };
 
+// What the access log tells of an exchange.
+struct ExchangeLog {
+  const Host* member = nullptr;  // the last member tried; valid while its Exchange lives
+  int attempts = 0;              // members tried
+  uint32_t flags = 0;            // AccessFlag bits (access_log.h)
+  // The answering attempt's timings (only while the access log is on).
+  double connect_ms = -1;        // -1: a pooled connection
+  double upstream_ms = -1;       // request sent -> response head; -1: no head
+  char cache[32];                // the answer's X-Cache (cut to 32 bytes)
+  size_t cache_length = 0;
+  std::string_view cache_view() const { return {cache, cache_length}; }
+};
+
 class Exchange {
  public:
   // `request` must stay valid (and `streamed`, when the body is still
@@ -47,6 +60,13 @@ class Exchange {
   // A member connection goes back to the pool only after a cleanly framed
   // answer read whole with nothing left over; never after an Upgrade request.
   awaitable<ExchangeOutcome> Run();
+
+  // After Run(): for the access log. request_id() and trace() are empty
+  // when no member was tried.
+  const ExchangeLog& log() const { return log_; }
+  std::string_view request_id() const { return request_id_; }
+  const RequestTrace& trace() const { return trace_; }
+  bool prepared() const { return !request_id_.empty(); }
 
  private:
   // Serializes the head for the members and lays out the bytes of the first
@@ -98,7 +118,11 @@ class Exchange {
   char chunk_header_[20];
   std::array<asio::const_buffer, 4> request_parts_;
   size_t request_part_count_ = 0;
-  const HostSet* hosts_ = nullptr;  // the generation Run() holds
+  std::shared_ptr<const HostSet> hold_;  // the generation Run() uses, kept for log_.member
+  const HostSet* hosts_ = nullptr;
+  const bool logging_;  // the access log is on: time the attempts
+  ExchangeLog log_;
+  RequestTrace trace_;
   int status_ = 502;
   std::string_view error_ = "no member answered";
 };

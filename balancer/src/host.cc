@@ -28,6 +28,8 @@ Host::Host(MemberRecord record, boost::asio::ip::tcp::endpoint endpoint,
            std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes, Health health)
     : record_(std::move(record)),
       endpoint_(std::move(endpoint)),
+      address_(endpoint_.address().is_v6() ? "[" + endpoint_.address().to_string() + "]:" + std::to_string(endpoint_.port())
+                                           : endpoint_.address().to_string() + ":" + std::to_string(endpoint_.port())),
       outcomes_(outcomes),
       health_(health),
       healthy_since_ns_(Ns(Clock::now())) {}

@@ -438,7 +438,8 @@ bool IsClientForwardingField(std::string_view name) {
 
 std::string_view SerializeUpstreamRequest(const http::request<http::string_body>& req, std::string_view client_ip,
                                           std::string_view new_request_id, std::string& out, const UpstreamBody& body,
-                                          bool tls, std::string_view authority) {
+                                          bool tls, std::string_view authority, bool replace_request_id,
+                                          RequestTrace* trace) {
   out.clear();
   const auto method = req.method_string();
   const auto target = req.target();
@@ -451,6 +452,9 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
   bool body_framing = false;
   bool host = false;
   boost::beast::string_view request_id;
+  boost::beast::string_view traceparent;
+  int traceparents = 0;
+  bool tracestate = false;
   for (const auto& f : req) {
     if (hop.Drops(f)) continue;
     switch (f.name()) {
@@ -467,11 +471,20 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
         break;
     }
     if (IsForwardedFor(f) || IsClientForwardingField(View(f.name_string()))) continue;
-    if (iequals(f.name_string(), "x-request-id")) {
-      if (!request_id.empty() || f.value().empty()) continue;  // one, non-empty id goes on
+    const auto name = f.name_string();
+    if (name.size() == 12 && iequals(name, "x-request-id")) {
+      // One non-empty id goes on (the client's, unless replaced).
+      if (replace_request_id || !request_id.empty() || f.value().empty()) continue;
       request_id = f.value();
+    } else if (trace != nullptr && name.size() == 11 && iequals(name, "traceparent")) {
+      traceparent = f.value();
+      ++traceparents;
+      continue;
+    } else if (trace != nullptr && name.size() == 10 && iequals(name, "tracestate")) {
+      tracestate = true;
+      continue;  // after the traceparent, if that is valid
     }
-    AppendField(out, f.name_string(), f.value());
+    AppendField(out, name, f.value());
   }
   // An HTTP/1.0 request may come without Host; as HTTP/1.1 it needs one: the
   // authority its target URI was reconstructed with (RFC 9112 3.3), else
@@ -501,6 +514,20 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
   out.append(tls ? "\r\nX-Forwarded-Proto: https\r\n" : "\r\nX-Forwarded-Proto: http\r\n");
   AppendField(out, "X-Forwarded-Host", host_sent);
   if (request_id.empty()) AppendField(out, "X-Request-Id", new_request_id);  // else it went out with the fields
+  if (trace != nullptr) {
+    const auto parent = traceparents == 1 ? ParseTraceparent(View(traceparent)) : std::nullopt;
+    trace->continued = parent.has_value();
+    if (parent) {
+      parent->trace_id.copy(trace->trace_id, kTraceIdLength);
+      trace->sampled = parent->sampled;
+    }
+    AppendTraceparent(*trace, out);
+    if (parent && tracestate) {
+      for (const auto& f : req) {
+        if (f.name_string().size() == 10 && iequals(f.name_string(), "tracestate")) AppendField(out, f.name_string(), f.value());
+      }
+    }
+  }
   out.append("\r\n", 2);
   return request_id.empty() ? new_request_id : std::string_view(request_id.data(), request_id.size());
 }

@@ -45,12 +45,14 @@ ssize_t Peek(tcp::socket& socket) {
 bool WouldBlock() { return errno == EAGAIN || errno == EWOULDBLOCK; }
 }  // namespace
 
-awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mutable_buffer buffer) {
+awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mutable_buffer buffer,
+                                                   uint64_t* count) {
   if (!ReceiveQueueKnownEmpty(socket)) {
     error_code ec;
     const size_t n = socket.read_some(buffer, ec);
     if (ec != asio::error::would_block) {
       if (!ec && n < buffer.size()) MarkReceiveQueueEmpty(socket);
+      if (count != nullptr) *count += n;
       co_return std::tuple{ec, n};
     }
     MarkReceiveQueueEmpty(socket);
@@ -60,6 +62,7 @@ awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mu
   // anything else and the mark below cannot hide a newer event.
   auto [ec, n] = co_await socket.async_read_some(buffer, kUse);
   if (!ec && n < buffer.size()) MarkReceiveQueueEmpty(socket);
+  if (count != nullptr) *count += n;
   co_return std::tuple{ec, n};
 }
 

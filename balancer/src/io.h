@@ -57,7 +57,9 @@ std::optional<asio::ip::address> ListenAddress(const net::HostPort& listen);
 // that would fail; otherwise it reads at once, from this handler. A short
 // read, or one that would block, marks the queue empty (reactor_hints.h).
 // The socket must be non-blocking (every proxy socket is).
-awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mutable_buffer buffer);
+// `count`, when given, adds the bytes read.
+awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mutable_buffer buffer,
+                                                   uint64_t* count = nullptr);
 
 // True when the peer of a connection the proxy is not reading from has left:
 // a non-blocking peek sees EOF or an error (reset). Bytes waiting (a client

@@ -1,6 +1,6 @@
 // The balancer program: flags -> Config, then ZooKeeper membership, the pool,
 // the proxy and the admin endpoint, until SIGTERM/SIGINT. SIGHUP reloads the
-// TLS certificate and key.
+// TLS certificate and key; SIGUSR1 reopens the access log.
 #include <pthread.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -8,9 +8,11 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <thread>
 
+#include "webtier/balancer/access_log.h"
 #include "webtier/balancer/admin_server.h"
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/health_checker.h"
@@ -52,13 +54,14 @@ void FillPoolAtStart(const Config& config, MemberRegistry& members) {
     log::Warn("balancer", "no pool from the state file").kv("err", s.ToString());
 }
 
-// SIGHUP, blocked in every thread (construct before any thread starts) and
-// taken by a thread of its own, which runs the reload.
+// SIGHUP and SIGUSR1, blocked in every thread (construct before any thread
+// starts) and taken by a thread of its own, which runs what they ask for.
 class HangupSignal {
  public:
   HangupSignal() {
     sigemptyset(&set_);
     sigaddset(&set_, SIGHUP);
+    sigaddset(&set_, SIGUSR1);
     pthread_sigmask(SIG_BLOCK, &set_, nullptr);
   }
   ~HangupSignal() { Stop(); }
@@ -69,13 +72,13 @@ class HangupSignal {
     pthread_kill(thread_.native_handle(), SIGHUP);
     thread_.join();
   }
-  void OnSignal(std::function<void()> run) {
+  void OnSignal(std::function<void(int signo)> run) {
     thread_ = std::thread([this, run = std::move(run)] {
       for (;;) {
         int signo = 0;
         sigwait(&set_, &signo);
         if (stop_) return;
-        run();
+        run(signo);
       }
     });
   }
@@ -145,12 +148,25 @@ int main(int argc, char** argv) {
     log::Error("balancer", "cannot start admin endpoint").kv("err", s.ToString());
     return 1;
   }
-  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr);
+  std::unique_ptr<AccessLog> access_log;
+  if (!config.access_log.empty()) {
+    AccessLog::Options options{.path = config.access_log,
+                               .format = config.access_log_format == "text" ? AccessLogFormat::kText
+                                                                            : AccessLogFormat::kJson,
+                               .sample = config.access_log_sample};
+    if (Status s = AccessLog::Open(std::move(options), &metrics, &access_log); !s.ok())
+      return flags::BadValue(app, flags::Invalid("--access-log", s.message()));
+  }
+  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr, access_log.get());
   if (Status s = proxy.Start(); !s.ok()) {
     log::Error("balancer", "cannot start proxy").kv("err", s.ToString());
     return 1;
   }
-  hangup.OnSignal([&] { ReloadTls(tls ? &*tls : nullptr, metrics); });
+  hangup.OnSignal([&](int signo) {
+    if (signo == SIGHUP) ReloadTls(tls ? &*tls : nullptr, metrics);
+    else if (access_log) access_log->Reopen();
+    else log::Info("balancer", "SIGUSR1 ignored: no --access-log");
+  });
   log::Info("balancer", "started")
       .kv("version", WEBTIER_VERSION)
       .kv("policy", PolicyName(config.policy))
@@ -162,6 +178,7 @@ int main(int argc, char** argv) {
   log::Info("balancer", "stopping").kv("signal", signo == SIGTERM ? "SIGTERM" : "SIGINT");
   hangup.Stop();  // before what a reload touches goes away
   proxy.Shutdown(std::chrono::milliseconds(config.request_timeout_ms));
+  access_log.reset();  // the workers are stopped: every line is in
   admin.Stop();
   checker.Stop();
   session.Close();

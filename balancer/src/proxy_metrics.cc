@@ -38,6 +38,10 @@ const char* HandshakeResultName(HandshakeResult result) {
 
 namespace {
 
+constexpr const char* kAccessLogHelp =
+    "Access log lines, by what became of them: written, or dropped because the writer could not keep up (or a "
+    "write failed).";
+
 prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& r, const char* name, const char* help) {
   return prometheus::BuildCounter().Name(name).Help(help).Register(r);
 }
@@ -79,6 +83,8 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
       interim_responses(
           CounterFamily(r, "balancer_interim_responses_total", "Interim (1xx) member answers relayed to clients.")
               .Add({})),
+      access_log_written(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "written"}})),
+      access_log_dropped(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "dropped"}})),
       health(r),
       requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
       upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {

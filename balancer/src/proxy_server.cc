@@ -40,8 +40,14 @@ awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, tcp::endpoint p
 
 class Worker {
  public:
-  Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, const TlsContext* tls)
-      : context_(ctx_, config, pool, metrics, counters, clients_), tls_(tls) {}
+  Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, const TlsContext* tls,
+         AccessLog* access_log)
+      : context_(ctx_, config, pool, metrics, counters, clients_), tls_(tls) {
+    if (access_log != nullptr) {
+      context_.access_log = access_log;
+      context_.access_shard = access_log->NewShard();
+    }
+  }
 
   Status Bind(const tcp::endpoint& ep) {
     if (error_code ec = OpenListener(acceptor_, ep, {.reuse_port = true})) return ListenFailure(ep, ec);
@@ -171,8 +177,14 @@ awaitable<void> Worker::SweepIdle() {
   }
 }
 
-ProxyServer::ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls)
-    : config_(config), pool_(pool), metrics_(metrics), tls_(tls), counters_(std::make_unique<ServerCounters>()) {}
+ProxyServer::ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls,
+                         AccessLog* access_log)
+    : config_(config),
+      pool_(pool),
+      metrics_(metrics),
+      tls_(tls),
+      access_log_(access_log),
+      counters_(std::make_unique<ServerCounters>()) {}
 
 ProxyServer::~ProxyServer() {
   for (auto& w : workers_) w->Stop();
@@ -211,7 +223,7 @@ Status ProxyServer::Start() {
   const TlsContext* tls = config_.tls_listen ? tls_ : nullptr;
   if (config_.tls_listen && (tls == nullptr || !tls->Current()))
     return Status(ErrorCode::kInvalidArgument, "--tls-listen needs a loaded TLS context");
-  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, tls));
+  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, tls, access_log_));
   std::string address, tls_address;
   if (Status s = Bind(config_.listen, "--listen", false, &port_, &address); !s.ok()) return s;
   if (tls != nullptr) {

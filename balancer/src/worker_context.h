@@ -14,6 +14,7 @@
 #include "connection.h"
 #include "relay.h"
 #include "upstream_pool.h"
+#include "webtier/balancer/access_log.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/retry_policy.h"
@@ -57,6 +58,8 @@ struct WorkerContext {
   const HostAllowList hosts;              // --host
   UpstreamPool upstream_pool;
   RelayBuffers relay_buffers;
+  AccessLog* access_log = nullptr;          // --access-log; null: off
+  AccessLog::Shard* access_shard = nullptr;  // this worker's lines
 
  private:
   std::shared_ptr<const HostSet> snapshot_;

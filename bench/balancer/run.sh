@@ -15,6 +15,7 @@
 #   EDGE=0 bench/balancer/run.sh                     # skip the edge-rule rounds (see below)
 #   SYSCALLS=0 bench/balancer/run.sh                 # skip counting syscalls (see below)
 #   SYSCALL_DETAIL=1 bench/balancer/run.sh           # also syscalls per request by kind
+#   ACCESS_LOG=0 bench/balancer/run.sh               # skip the access-log rounds (see below)
 #   SYSCALL_GATE=1 bench/balancer/run.sh             # exit 1 when the balancer makes more
 #                                                    # syscalls per plain request than HAProxy
 #
@@ -99,6 +100,10 @@ MEMBERS=${MEMBERS:-3}
 CHECKS=${CHECKS:-1}
 ZONES=${ZONES:-0}
 EDGE=${EDGE:-1}
+# ACCESS_LOG=1 (the default) runs a second balancer with --access-log (JSON,
+# every request, to a file in the work directory) beside the first each
+# round, plain keep-alive: the paired ratio is what the log costs.
+ACCESS_LOG=${ACCESS_LOG:-1}
 SYSCALLS=${SYSCALLS:-1}
 SYSCALL_DETAIL=${SYSCALL_DETAIL:-0}
 SYSCALL_GATE=${SYSCALL_GATE:-0}
@@ -233,6 +238,15 @@ WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL" 
 PIDS+=($!)
 declare -A PROXY_PID
 PROXY_PID[balancer]=$!
+if [[ $ACCESS_LOG == 1 ]]; then
+  alloc_port P_BAL3; alloc_port A_BAL3
+  cp "$WORK/state.json" "$WORK/state3.json"
+  WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL3" --admin-listen "127.0.0.1:$A_BAL3" \
+    --zk 127.0.0.1:1 --state-file "$WORK/state3.json" --threads "$THREADS" "${BAL_HEALTH[@]}" \
+    --access-log "$WORK/access.log" 2>"$WORK/balancer3.log" &
+  PIDS+=($!)
+  PROXY_PID[balancer+log]=$!
+fi
 if [[ $EDGE == 1 ]]; then
   alloc_port P_BAL2; alloc_port A_BAL2
   WEBTIER_LOG_LEVEL=warn "${ON_PROXY[@]}" "$BALANCER" --listen "127.0.0.1:$P_BAL2" --admin-listen "127.0.0.1:$A_BAL2" \
@@ -314,6 +328,7 @@ PROXY_PID[nginx]=$!  # the master: its workers are counted through it (proxy_pid
 
 wait_http "http://127.0.0.1:$P_BAL/" || { cat "$WORK/balancer.log"; exit 1; }
 if [[ $EDGE == 1 ]]; then wait_http "http://127.0.0.1:$P_BAL2/" || { cat "$WORK/balancer2.log"; exit 1; }; fi
+if [[ $ACCESS_LOG == 1 ]]; then wait_http "http://127.0.0.1:$P_BAL3/" || { cat "$WORK/balancer3.log"; exit 1; }; fi
 wait_http "http://127.0.0.1:$P_HAP/" || { cat "$WORK/haproxy.log"; exit 1; }
 wait_http "http://127.0.0.1:$P_NGX/" || { cat "$WORK/proxy/error.log"; exit 1; }
 if [[ $TLS == 1 ]]; then
@@ -339,7 +354,7 @@ fi
 # so slow drifts of the machine cancel), with their range.
 ROUNDS=${ROUNDS:-1}
 declare -A RPS P99 LAST_RPS LAST_P99
-RPS_RATIOS="" P99_RATIOS="" CPU_RATIOS="" SYS_RATIOS=""
+RPS_RATIOS="" P99_RATIOS="" CPU_RATIOS="" SYS_RATIOS="" LOG_RATIOS="" LOG_CPU_RATIOS=""
 # WIRE=1 also captures 1.5 s of the client side of each proxy with tcpdump
 # (on wrk's cores) and prints, per request, the time from the request's first
 # byte reaching the proxy to the response's first byte leaving it. Together
@@ -462,6 +477,12 @@ for r in $(seq 1 "$ROUNDS"); do
     run haproxy "$P_HAP"; run balancer "$P_BAL"
   fi
   run nginx "$P_NGX"
+  if [[ $ACCESS_LOG == 1 ]]; then
+    if (( r % 2 )); then run "balancer+log" "$P_BAL3"; run "balancer again" "$P_BAL"
+    else run "balancer again" "$P_BAL"; run "balancer+log" "$P_BAL3"; fi
+    LOG_RATIOS+="$(ratio "${LAST_RPS[balancer+log]}" "${LAST_RPS[balancer again]}") "
+    LOG_CPU_RATIOS+="$(ratio "${LAST_CPU[balancer+log]:-0}" "${LAST_CPU[balancer again]:-0}") "
+  fi
   if [[ $TLS == 1 ]]; then
     if (( r % 2 )); then tls_round balancer; else tls_round haproxy; fi
   fi
@@ -517,6 +538,15 @@ if [[ $TLS == 1 ]]; then
     echo "  paired per-round balancer/haproxy $target CPU per request ratio: median $(median "${TLS_CPU_RATIOS[$target]}") (rounds: ${TLS_CPU_RATIOS[$target]% }; below 1: the balancer spends less)"
     [[ $SYSCALLS == 1 ]] && echo "  syscalls per request: balancer $(median "${SYS[balancer $target]}"), haproxy $(median "${SYS[haproxy $target]}") (paired ratio median $(median "${TLS_SYS_RATIOS[$target]}"))"
   done
+fi
+if [[ $ACCESS_LOG == 1 ]]; then
+  echo
+  printf "%-24s %12s %10s %10s %14s   (median of %d)\n" "access log" "req/s" "p99(ms)" "us/req" "syscalls/req" "$ROUNDS"
+  for n in "balancer again" "balancer+log"; do
+    printf "%-24s %12s %10s %10s %14s\n" "$n" "$(median "${RPS[$n]}")" "$(median "${P99[$n]}")" "$(median "${CPU[$n]:-}")" "$(median "${SYS[$n]:-}")"
+  done
+  echo "  access log on (JSON, every request)/off, paired per round: req/s median $(median "$LOG_RATIOS") (rounds: ${LOG_RATIOS% }), CPU per request median $(median "$LOG_CPU_RATIOS") (rounds: ${LOG_CPU_RATIOS% })"
+  echo "  lines written: $(wc -l <"$WORK/access.log")"
 fi
 if [[ $EDGE == 1 ]]; then
   echo

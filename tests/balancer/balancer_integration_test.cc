@@ -9,7 +9,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -876,6 +878,266 @@ TEST(BalancerTlsFlags, MissingOrBadFilesExitTwo) {
     EXPECT_EQ(p.Wait(10s), 2) << expected;
     EXPECT_NE(p.Log().find(expected), std::string::npos) << p.Log();
   }
+}
+
+// --- Access log, request ids and trace context ---------------------------
+
+// The access log's lines so far (JSON), each parsed.
+std::vector<json> AccessLines(const std::string& path) {
+  std::vector<json> out;
+  std::ifstream in(path);
+  std::string line;
+  while (std::getline(in, line)) out.push_back(json::parse(line, nullptr, false));
+  return out;
+}
+
+// The first line for which `match` holds, waiting for it to be written.
+json AccessLine(const std::string& path, const std::function<bool(const json&)>& match) {
+  json found;
+  WaitFor(
+      [&] {
+        for (const auto& j : AccessLines(path)) {
+          if (j.is_object() && match(j)) {
+            found = j;
+            return true;
+          }
+        }
+        return false;
+      },
+      10s);
+  return found;
+}
+
+bool HasFlag(const json& line, const std::string& flag) {
+  for (const auto& f : line.value("flags", json::array())) {
+    if (f == flag) return true;
+  }
+  return false;
+}
+
+TEST_F(BalancerTest, TheAccessLogSaysWhoAnsweredAndWhyForEveryKindOfAnswer) {
+  TempDir dir("access-log");
+  const std::string log = dir.path() + "/access.log";
+  Backend ok("ok-1");
+  FixedStatusMember failing(503);
+  const uint16_t dead_port = FreePort();  // nothing listens there
+  Register(ok.member());
+  Register(failing.member());
+  Register({.id = "dead", .host = "127.0.0.1", .port = dead_port, .zone = "test"});
+  StartBalancer({"--access-log", log, "--health-path", "", "--outlier-consecutive-5xx", "0", "--retries", "2",
+                 "--request-timeout-ms", "500", "--max-header-bytes", "4096"});
+  ASSERT_TRUE(WaitListed(3));
+
+  // A member's own answer, on the first try: every field, exactly.
+  const std::string parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+  const std::string request = "GET /echo/plain?x=1 HTTP/1.1\r\nHost: localhost\r\nUser-Agent: access-test/1\r\n"
+                              "X-Request-Id: client-id-1\r\ntraceparent: " + parent + "\r\nConnection: close\r\n\r\n";
+  std::string answer;
+  // Round robin: up to three tries until ok-1 answered on the first attempt.
+  json line;
+  for (int i = 0; i < 6 && line.is_null(); ++i) {
+    answer = RawExchange(balancer_->port(), request, 5s);
+    line = AccessLine(log, [&](const json& j) {
+      return j["request_id"] == "client-id-1" && j["attempts"] == 1 && j["status"] == 200;
+    });
+  }
+  ASSERT_TRUE(line.is_object()) << "no first-try answer from ok-1 logged";
+  EXPECT_EQ(line["client"], "127.0.0.1");
+  EXPECT_EQ(line["protocol"], "HTTP/1.1");
+  EXPECT_EQ(line["tls"], false);
+  EXPECT_EQ(line["method"], "GET");
+  EXPECT_EQ(line["authority"], "localhost");
+  EXPECT_EQ(line["path"], "/echo/plain?x=1");
+  EXPECT_EQ(line["bytes_in"], request.size());
+  EXPECT_EQ(line["bytes_out"], answer.size());
+  EXPECT_EQ(line["member"], "ok-1");
+  EXPECT_EQ(line["member_addr"], "127.0.0.1:" + std::to_string(ok.member().port));
+  EXPECT_EQ(line["flags"], json::array());
+  EXPECT_EQ(line["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+  EXPECT_EQ(line["user_agent"], "access-test/1");
+  EXPECT_TRUE(line["cache"].is_null());
+  EXPECT_GE(line["connect_ms"].get<double>(), 0.0) << "a first request gets a connection of its own";
+  EXPECT_GE(line["upstream_ms"].get<double>(), 0.0);
+  EXPECT_GE(line["duration_ms"].get<double>(), line["upstream_ms"].get<double>());
+  EXPECT_TRUE(line["time"].get<std::string>().ends_with("Z"));
+
+  // Retries: the dead member's refused connect, the failing member's 503.
+  for (int i = 0; i < 9; ++i) EXPECT_EQ(HttpGet(Url("/echo/retried")).status, 200);
+  const json connect_failed = AccessLine(log, [](const json& j) { return HasFlag(j, "connect_failed"); });
+  ASSERT_TRUE(connect_failed.is_object()) << "no connect_failed line";
+  EXPECT_EQ(connect_failed["status"], 200);
+  EXPECT_GE(connect_failed["attempts"], 2);
+  const json retried_5xx = AccessLine(log, [](const json& j) { return HasFlag(j, "member_5xx"); });
+  ASSERT_TRUE(retried_5xx.is_object()) << "no member_5xx line";
+  EXPECT_EQ(retried_5xx["status"], 200);
+  EXPECT_EQ(retried_5xx["member"], "ok-1");
+
+  // A member that does not answer in time: 504, member_timeout.
+  EXPECT_EQ(HttpGet(Url("/sleep/3000"), 10s).status, 504);
+  const json timeout = AccessLine(log, [](const json& j) { return HasFlag(j, "member_timeout"); });
+  ASSERT_TRUE(timeout.is_object());
+  EXPECT_EQ(timeout["status"], 504);
+  EXPECT_EQ(timeout["path"], "/sleep/3000");
+
+  // Refused by the balancer itself, never sent to a member.
+  struct Refusal {
+    std::string raw, flag;
+    int status;
+  };
+  const std::vector<Refusal> refusals = {
+      {"GARBAGE\r\n\r\n", "bad_request", 400},
+      {"POST /s HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+       "framing_refused", 400},
+      {"GET /big HTTP/1.1\r\nHost: localhost\r\nX-Big: " + std::string(8000, 'b') + "\r\n\r\n", "limit", 431},
+      {"GET /admin/purge HTTP/1.1\r\nHost: localhost\r\n\r\n", "admin_path", 404},
+  };
+  for (const auto& r : refusals) {
+    const std::string got = RawExchange(balancer_->port(), r.raw, 5s);
+    EXPECT_EQ(got.rfind("HTTP/1.1 " + std::to_string(r.status), 0), 0u) << r.flag << ": " << got;
+    const json l = AccessLine(log, [&](const json& j) { return HasFlag(j, r.flag); });
+    ASSERT_TRUE(l.is_object()) << "no " << r.flag << " line";
+    EXPECT_EQ(l["status"], r.status) << r.flag;
+    EXPECT_TRUE(l["member"].is_null()) << r.flag;
+    EXPECT_EQ(l["attempts"], 0) << r.flag;
+    EXPECT_EQ(l["bytes_out"], got.size()) << r.flag;
+  }
+
+  // A client that leaves while its request is with a member: status 0.
+  const int fd = testing::ConnectLoopback(balancer_->port(), 5s);
+  ASSERT_GE(fd, 0);
+  testing::SendAll(fd, "GET /sleep/400 HTTP/1.1\r\nHost: localhost\r\n\r\n");
+  std::this_thread::sleep_for(100ms);
+  ::close(fd);
+  const json gone = AccessLine(log, [](const json& j) { return HasFlag(j, "client_gone"); });
+  ASSERT_TRUE(gone.is_object()) << "no client_gone line";
+  EXPECT_EQ(gone["status"], 0);
+  EXPECT_EQ(gone["path"], "/sleep/400");
+
+  // Counted: every line written, none dropped.
+  EXPECT_TRUE(WaitFor([&] { return Metric("balancer_access_log_lines_total", {{"result", "written"}}) >=
+                                   static_cast<double>(AccessLines(log).size()); }, 5s));
+  EXPECT_EQ(Metric("balancer_access_log_lines_total", {{"result", "dropped"}}), 0);
+}
+
+TEST_F(BalancerTest, AnEmptyPoolAndAMisdirectedHostAreLoggedAsText) {
+  TempDir dir("access-log");
+  const std::string log = dir.path() + "/access.log";
+  StartBalancer({"--access-log", log, "--access-log-format", "text", "--host", "localhost"});
+  const std::string empty = RawExchange(balancer_->port(), "GET /nothing HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", 5s);
+  EXPECT_EQ(empty.rfind("HTTP/1.1 503", 0), 0u) << empty;
+  const std::string elsewhere =
+      RawExchange(balancer_->port(), "GET /elsewhere HTTP/1.1\r\nHost: evil.example\r\n\r\n", 5s);
+  EXPECT_EQ(elsewhere.rfind("HTTP/1.1 421", 0), 0u) << elsewhere;
+  std::vector<std::string> lines;
+  ASSERT_TRUE(WaitFor([&] {
+    lines.clear();
+    std::ifstream in(log);
+    for (std::string line; std::getline(in, line);) lines.push_back(line);
+    return lines.size() >= 2;
+  }, 10s)) << "fewer than two lines";
+  auto has = [](const std::string& line, const std::string& part) { return line.find(part) != std::string::npos; };
+  EXPECT_TRUE(has(lines[0], " path=/nothing ") && has(lines[0], " status=503 ") && has(lines[0], " flags=no_member ") &&
+              has(lines[0], " attempts=0 ") && has(lines[0], " member=- "))
+      << lines[0];
+  EXPECT_TRUE(has(lines[1], " authority=evil.example ") && has(lines[1], " status=421 ") &&
+              has(lines[1], " flags=misdirected "))
+      << lines[1];
+}
+
+TEST_F(BalancerTest, AccessLogRotationUnderLoadLosesNoLine) {
+  TempDir dir("access-log");
+  const std::string log = dir.path() + "/access.log";
+  Backend a("rot-a");
+  Register(a.member());
+  StartBalancer({"--access-log", log});
+  ASSERT_TRUE(WaitMembers(1));
+  auto load = StartLoad(4);
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= 300; }, 30s));
+  // logrotate's create mode: rename, then SIGUSR1; twice.
+  std::filesystem::rename(log, log + ".1");
+  ::kill(balancer_->process().pid(), SIGUSR1);
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(log); }, 5s)) << "not reopened";
+  const uint64_t at_rotation = load->Snapshot().ok;
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= at_rotation + 300; }, 30s));
+  std::filesystem::rename(log, log + ".2");
+  ::kill(balancer_->process().pid(), SIGUSR1);
+  ASSERT_TRUE(WaitFor([&] { return std::filesystem::exists(log); }, 5s)) << "not reopened";
+  ASSERT_TRUE(WaitFor([&] { return load->Snapshot().ok >= at_rotation + 600; }, 30s));
+  load->Stop();
+  const LoadStats s = load->Snapshot();
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  // Every answer the load got has its line, across the three files.
+  const double requests = Metric("balancer_requests_total", {{"code", "200"}});
+  size_t lines = 0;
+  ASSERT_TRUE(WaitFor([&] {
+    lines = AccessLines(log + ".1").size() + AccessLines(log + ".2").size() + AccessLines(log).size();
+    return static_cast<double>(lines) >= requests;
+  }, 10s)) << lines << " lines for " << requests << " requests";
+  EXPECT_EQ(static_cast<double>(lines), requests);
+  EXPECT_GT(AccessLines(log + ".1").size(), 0u);
+  EXPECT_GT(AccessLines(log + ".2").size(), 0u);
+  EXPECT_GT(AccessLines(log).size(), 0u);
+  EXPECT_EQ(Metric("balancer_access_log_lines_total", {{"result", "dropped"}}), 0);
+}
+
+// traceparent through balancer -> webnode -> origin: the origin sees the
+// client's trace with the balancer's span as parent, and the request id the
+// access log names; a malformed traceparent is replaced by a new trace.
+TEST_F(BalancerTest, TraceContextAndRequestIdReachTheOriginThroughAWebnode) {
+  try {
+    BinaryPath("webnode");
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << e.what();
+  }
+  testing::EchoBackend origin("origin");
+  testing::RedisServer redis;
+  redis.Start();
+  TempDir dir("access-log");
+  const std::string log = dir.path() + "/access.log";
+  testing::Webnode node("trace-node", zk_.connect(),
+                        {"--origin", "http://127.0.0.1:" + std::to_string(origin.port()), "--redis", redis.address()});
+  node.WaitHealthy();
+  ASSERT_TRUE(node.WaitReady());
+  StartBalancer({"--access-log", log});
+  ASSERT_TRUE(WaitMembers(1));
+
+  const std::string trace = "0af7651916cd43dd8448eb211c80319c";
+  const std::string client_parent = "b7ad6b7169203331";
+  auto r = HttpRequest("GET", Url("/traced/1"),
+                       {"traceparent: 00-" + trace + "-" + client_parent + "-01", "tracestate: congo=t61rcWkgMzE"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  json seen = json::parse(r.body, nullptr, false);
+  ASSERT_TRUE(seen.is_object()) << r.body;
+  const std::string got = seen["headers"].value("traceparent", "");
+  ASSERT_EQ(got.size(), 55u) << r.body;
+  EXPECT_EQ(got.substr(0, 3 + 32), "00-" + trace) << "the origin is in the client's trace";
+  EXPECT_NE(got.substr(36, 16), client_parent) << "its parent is the balancer's span, not the client's";
+  EXPECT_EQ(got.substr(53), "01") << "the client's sampling decision goes on";
+  EXPECT_EQ(seen["headers"].value("tracestate", ""), "congo=t61rcWkgMzE");
+  const std::string request_id = seen["headers"].value("x-request-id", "");
+  EXPECT_EQ(request_id.size(), 32u);
+  EXPECT_EQ(r.header("x-request-id"), request_id) << "the client gets the id back";
+  json line = AccessLine(log, [&](const json& j) { return j["path"] == "/traced/1"; });
+  ASSERT_TRUE(line.is_object());
+  EXPECT_EQ(line["trace_id"], trace);
+  EXPECT_EQ(line["request_id"], request_id);
+  EXPECT_EQ(line["member"], "trace-node");
+  EXPECT_EQ(line["cache"], r.header("x-cache")) << "the webnode's cache verdict is in the line";
+  EXPECT_FALSE(r.header("x-cache").empty());
+
+  // Malformed: replaced by a new trace the origin and the log agree on; its
+  // tracestate goes nowhere.
+  r = HttpRequest("GET", Url("/traced/2"), {"traceparent: 00-" + trace + "-zzzz-01", "tracestate: a=b"});
+  ASSERT_EQ(r.status, 200) << r.body;
+  seen = json::parse(r.body, nullptr, false);
+  const std::string fresh = seen["headers"].value("traceparent", "");
+  ASSERT_EQ(fresh.size(), 55u) << r.body;
+  EXPECT_NE(fresh.substr(3, 32), trace);
+  EXPECT_EQ(fresh.substr(53), "00");
+  EXPECT_FALSE(seen["headers"].contains("tracestate")) << r.body;
+  line = AccessLine(log, [&](const json& j) { return j["path"] == "/traced/2"; });
+  ASSERT_TRUE(line.is_object());
+  EXPECT_EQ(line["trace_id"], fresh.substr(3, 32));
 }
 
 }  // namespace

@@ -68,6 +68,13 @@ struct Config {
   AddressPolicy member_allow;
   std::string member_allow_flag;                // --member-allow ("" = any but the refused-by-default ranges)
 
+  // Per request: the access log (access_log.h) and request ids.
+  std::string access_log;                       // --access-log: file, "-" = stdout, "" = off
+  std::string access_log_format = "json";       // --access-log-format json|text
+  double access_log_sample = 1.0;               // --access-log-sample: share of successful requests logged
+  bool replace_request_id = false;              // --request-id replace: a client's X-Request-Id is not trusted
+  std::string request_id_flag = "keep";         // --request-id keep|replace
+
   // TLS termination (SPEC "Balancer: the edge"): off while tls_listen_flag is
   // empty. The certificate chain and key are PEM files, loaded at start and
   // again on SIGHUP (tls_context.h).

@@ -44,6 +44,8 @@ class Host : public std::enable_shared_from_this<Host> {
   const serverset::Member& member() const { return record_.member; }
   const MemberRecord& record() const { return record_; }
   const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
+  // endpoint() as text: "ip:port", an IPv6 address in brackets.
+  const std::string& address() const { return address_; }
 
   // Set once the member left the pool: no new requests, idle connections close.
   bool removed() const { return removed_.load(std::memory_order_relaxed); }
@@ -85,6 +87,7 @@ class Host : public std::enable_shared_from_this<Host> {
  private:
   MemberRecord record_;
   boost::asio::ip::tcp::endpoint endpoint_;
+  std::string address_;
   std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes_;
   std::atomic<bool> removed_{false};
   std::atomic<int64_t> ejected_until_ns_{0};   // steady clock, 0 = never ejected

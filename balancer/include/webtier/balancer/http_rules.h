@@ -20,6 +20,8 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 
+#include "webtier/balancer/trace_context.h"
+
 namespace webtier::balancer {
 
 // Why a request must not go to a member; each kind has its own answer.
@@ -170,7 +172,11 @@ struct UpstreamBody {
 // or body framing), X-Forwarded-For with `client_ip` appended to what the
 // client sent, X-Forwarded-Proto (`https` when the client came over TLS,
 // `tls`, else `http`) and X-Forwarded-Host (the Host sent) set by the
-// balancer, and one X-Request-Id: the client's, else `new_request_id`. Every
+// balancer, and one X-Request-Id: the client's, else (or always, with
+// `replace_request_id`) `new_request_id`. With `trace`, the trace context
+// (trace_context.h): the client's traceparent continued with trace->span_id
+// as parent, and its tracestate, when the traceparent is valid and alone;
+// else a new trace with trace->trace_id, and no tracestate. Every
 // other forwarding or routing-override field a client may send
 // (IsClientForwardingField) is dropped: a member may trust what it gets.
 // For an IsUpgradeRequest, `Connection: upgrade` and `Upgrade: websocket` go
@@ -182,7 +188,8 @@ struct UpstreamBody {
 std::string_view SerializeUpstreamRequest(const boost::beast::http::request<boost::beast::http::string_body>& req,
                                           std::string_view client_ip, std::string_view new_request_id,
                                           std::string& out, const UpstreamBody& body = {}, bool tls = false,
-                                          std::string_view authority = {});
+                                          std::string_view authority = {}, bool replace_request_id = false,
+                                          RequestTrace* trace = nullptr);
 
 // Forwarding and routing-override fields only the balancer may set:
 // Forwarded, X-Forwarded-Host/-Proto/-Port/-Scheme/-Server/-Ssl, X-Real-IP,

@@ -77,6 +77,8 @@ class ProxyMetrics {
   prometheus::Counter& refused_responses;
   prometheus::Counter& interim_responses;  // balancer_interim_responses_total: 1xx relayed to clients
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
+  prometheus::Counter& access_log_written;  // balancer_access_log_lines_total{result="written"}
+  prometheus::Counter& access_log_dropped;  // balancer_access_log_lines_total{result="dropped"}
   HealthMetrics health;  // checks, outlier ejections, locality
 
   // TLS termination.

@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "webtier/balancer/access_log.h"
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
@@ -30,8 +31,10 @@ class ProxyServer {
  public:
   // `config`, `pool`, `metrics` and `tls` must outlive the server. `tls` (a
   // loaded context) is needed when config.tls_listen is set: that address
-  // then takes TLS connections, served like the plain ones.
-  ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls = nullptr);
+  // then takes TLS connections, served like the plain ones. `access_log`,
+  // when given (and outliving the server), gets a line per request.
+  ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls = nullptr,
+              AccessLog* access_log = nullptr);
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
@@ -58,6 +61,7 @@ class ProxyServer {
   Pool& pool_;
   ProxyMetrics& metrics_;
   const TlsContext* const tls_;
+  AccessLog* const access_log_;
   std::unique_ptr<ServerCounters> counters_;  // shared by the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   uint16_t port_ = 0;

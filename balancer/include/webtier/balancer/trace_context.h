@@ -1,0 +1,51 @@
+// W3C Trace Context (https://www.w3.org/TR/trace-context/, version 00) at the
+// edge: the balancer continues a client's trace with a span of its own, or
+// starts one. A member sees `traceparent: 00-<trace-id>-<the balancer's
+// span>-<flags>`; `tracestate` goes on only with a valid traceparent. An
+// invalid or repeated traceparent is not forwarded: a new trace starts, and
+// its tracestate is dropped with it (the standard's rule: without a valid
+// parent, the state means nothing).
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string_view>
+
+namespace webtier::balancer {
+
+inline constexpr size_t kTraceIdLength = 32;  // lower-case hex
+inline constexpr size_t kSpanIdLength = 16;   // lower-case hex
+
+struct TraceParent {
+  std::string_view trace_id;   // 32 lower-case hex digits, not all zero
+  std::string_view parent_id;  // 16 lower-case hex digits, not all zero
+  bool sampled = false;        // trace-flags bit 0, the only flag version 00 defines
+};
+
+// Parses a traceparent value as version 00 defines it, and a later
+// version's value by its version 00 prefix (the standard's forward
+// compatibility: 55 characters, then nothing or '-'). Version ff, upper-case
+// hex, an all-zero id, a wrong length or separator: nullopt. The views point
+// into `value`.
+std::optional<TraceParent> ParseTraceparent(std::string_view value);
+
+// The trace context one request goes on with; filled by
+// SerializeUpstreamRequest (http_rules.h).
+struct RequestTrace {
+  // In: a new trace's id, used when the client sent no valid traceparent.
+  // Out: the trace's id (the client's when continued).
+  char trace_id[kTraceIdLength];
+  // In: the balancer's span, which the member sees as its parent.
+  char span_id[kSpanIdLength];
+  bool continued = false;  // out: the client's trace goes on
+  bool sampled = false;    // out: as the client's traceparent said; a new trace is not sampled
+  std::string_view trace_view() const { return {trace_id, kTraceIdLength}; }
+};
+
+// A new trace id and span id from the per-thread generator WriteRequestId uses.
+void NewTrace(RequestTrace* trace);
+
+// Appends `traceparent: 00-...\r\n` for `trace` to `out`.
+void AppendTraceparent(const RequestTrace& trace, std::string& out);
+
+}  // namespace webtier::balancer
