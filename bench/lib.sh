@@ -18,19 +18,30 @@ wait_http() {  # wait_http URL [seconds]
   done
 }
 
-# run_wrk URL THREADS CONNS SECONDS [extra wrk args] -> prints "req_per_s p99_ms"
+# run_wrk_total URL THREADS CONNS SECONDS [extra wrk args] -> prints
+# "req_per_s p99_ms requests": the last, the requests wrk completed in all
+# (its run may last longer than SECONDS on a loaded machine: per-request
+# figures divide by this, not by req/s x SECONDS).
 # (WRK="taskset -c 0 wrk" runs it through a prefix)
-run_wrk() {
+run_wrk_total() {
   local url=$1 t=$2 c=$3 d=$4; shift 4
   local out
   out=$(${WRK:-wrk} -t"$t" -c"$c" -d"${d}s" --latency "$@" "$url")
-  local rps p99
+  local rps p99 total
   rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' <<<"$out")
+  total=$(awk '/ requests in / {print $1}' <<<"$out")
   local errs
   errs=$(awk '/Non-2xx|Socket errors/ {print}' <<<"$out")
   [[ -n "$errs" ]] && echo "wrk: $errs" >&2
-  echo "$rps $p99"
+  echo "$rps $p99 $total"
+}
+
+# run_wrk URL THREADS CONNS SECONDS [extra wrk args] -> prints "req_per_s p99_ms"
+run_wrk() {
+  local r
+  r=$(run_wrk_total "$@")
+  echo "${r% *}"
 }
 
 # median N... -> the median of the numbers given (words, in any order)

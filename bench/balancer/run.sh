@@ -403,25 +403,30 @@ run() {  # name port [scheme [extra wrk args...]]
     perf_pid=$!
   fi
   cpu0=$(cpu_ticks "$pid")
-  WRK="${ON_WRK[*]} wrk" run_wrk "$url" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" "$@" >"$WORK/wrk.out" &
+  WRK="${ON_WRK[*]} wrk" run_wrk_total "$url" "$WRK_THREADS" "$CONNECTIONS" "${DURATION%s}" "${WRK_ARGS[@]}" "$@" >"$WORK/wrk.out" &
   local wrk_pid=$!
   if [[ $WIRE == 1 ]]; then
     sleep 2
     "${ON_WRK[@]}" timeout 1.5 tcpdump -i lo -q -n -s 96 -w "$WORK/capture" "tcp port $port" 2>/dev/null || true
   fi
   wait "$wrk_pid" || true  # a failed wrk leaves the figures empty, as before
-  read -r rps p99 <"$WORK/wrk.out"
+  local total
+  read -r rps p99 total <"$WORK/wrk.out"
+  # Per request: over the requests wrk completed (its run outlasts DURATION
+  # on a loaded machine, which req/s x DURATION would count as extra
+  # syscalls and CPU per request).
+  [[ -n $total && $total -gt 0 ]] || total=$(awk -v r="${rps:-0}" -v d="${DURATION%s}" 'BEGIN { printf "%d", r * d }')
   if [[ -n $perf_pid ]]; then
     kill -INT "$perf_pid" 2>/dev/null || true
     wait "$perf_pid" 2>/dev/null || true
     if [[ -n $rps ]]; then
-      sys=$(awk -F, -v r="$rps" -v d="${DURATION%s}" '$3 == "raw_syscalls:sys_enter" && r > 0 { printf "%.2f", $1 / (r * d) }' "$WORK/perf.out")
+      sys=$(awk -F, -v n="$total" '$3 == "raw_syscalls:sys_enter" && n > 0 { printf "%.2f", $1 / n }' "$WORK/perf.out")
       [[ -n $sys ]] || sys="n/a"
       LAST_SYS[$name]=$sys
       SYS[$name]+="$sys "
       if [[ $SYSCALL_DETAIL == 1 ]]; then
-        detail=$(awk -F, -v r="$rps" -v d="${DURATION%s}" '$3 ~ /^syscalls:sys_enter_/ && $1 + 0 > 0 && r > 0 {
-          k = $3; sub(/^syscalls:sys_enter_/, "", k); printf "%s%s %.2f", sep, k, $1 / (r * d); sep = ", " }' "$WORK/perf.out")
+        detail=$(awk -F, -v n="$total" '$3 ~ /^syscalls:sys_enter_/ && $1 + 0 > 0 && n > 0 {
+          k = $3; sub(/^syscalls:sys_enter_/, "", k); printf "%s%s %.2f", sep, k, $1 / n; sep = ", " }' "$WORK/perf.out")
       fi
     fi
   fi
@@ -429,8 +434,8 @@ run() {  # name port [scheme [extra wrk args...]]
   # else runs on the machine (the balancer's figure includes its ZooKeeper
   # retry thread, a few ticks).
   if [[ -n $pid && -n $rps ]]; then
-    cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v r="$rps" -v d="${DURATION%s}" \
-      'BEGIN { if (r > 0) printf "%.1f", (b - a) * 1e6 / t / (r * d); else print "n/a" }')
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v n="$total" \
+      'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / t / n; else print "n/a" }')
     LAST_CPU[$name]=$cpu
     CPU[$name]+="$cpu "
   fi
