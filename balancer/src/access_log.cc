@@ -33,6 +33,12 @@ constexpr size_t kFlagCount = sizeof(kFlagNames) / sizeof(kFlagNames[0]);
 
 constexpr char kHex[] = "0123456789abcdef";
 
+// A pipe, socket or terminal: a write may wait for a reader.
+bool Pollable(int fd) {
+  struct stat st{};
+  return ::fstat(fd, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
 bool JsonSafe(unsigned char c) { return c >= 0x20 && c < 0x7f && c != '"' && c != '\\'; }
 
 void AppendJsonString(std::string& out, std::string_view s) {
@@ -202,14 +208,6 @@ class LineWriter {
 
 }  // namespace
 
-std::vector<std::string_view> AccessFlagNames(uint32_t flags) {
-  std::vector<std::string_view> names;
-  for (size_t i = 0; i < kFlagCount; ++i) {
-    if (flags & (1u << i)) names.emplace_back(kFlagNames[i]);
-  }
-  return names;
-}
-
 void FormatAccessLine(const AccessRecord& r, AccessLogFormat format, std::string& line) {
   LineWriter w(line, format);
   w.Time("time", r.time);
@@ -266,9 +264,7 @@ Status AccessLog::Open(Options options, ProxyMetrics* metrics, std::unique_ptr<A
 }
 
 AccessLog::AccessLog(Options options, ProxyMetrics* metrics, int fd)
-    : options_(std::move(options)), metrics_(metrics), fd_(fd) {
-  struct stat st{};
-  pollable_ = ::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode);
+    : options_(std::move(options)), metrics_(metrics), fd_(fd), pollable_(Pollable(fd)) {
   thread_ = std::thread([this] { Run(); });
 }
 
@@ -426,8 +422,7 @@ void AccessLog::ReopenNow() {
   }
   ::close(fd_);
   fd_ = fd;
-  struct stat st{};
-  pollable_ = ::fstat(fd_, &st) == 0 && !S_ISREG(st.st_mode);
+  pollable_ = Pollable(fd_);
   log::Info(kComponent, "access log reopened").kv("path", options_.path);
 }
 

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include "webtier/common/net.h"
+
 namespace webtier::balancer {
 namespace {
 
@@ -28,8 +30,7 @@ Host::Host(MemberRecord record, boost::asio::ip::tcp::endpoint endpoint,
            std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> outcomes, Health health)
     : record_(std::move(record)),
       endpoint_(std::move(endpoint)),
-      address_(endpoint_.address().is_v6() ? "[" + endpoint_.address().to_string() + "]:" + std::to_string(endpoint_.port())
-                                           : endpoint_.address().to_string() + ":" + std::to_string(endpoint_.port())),
+      address_(net::HostPort{endpoint_.address().to_string(), endpoint_.port()}.ToString()),
       outcomes_(outcomes),
       health_(health),
       healthy_since_ns_(Ns(Clock::now())) {}

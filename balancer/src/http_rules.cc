@@ -6,7 +6,6 @@
 
 #include <algorithm>
 #include <functional>
-#include <random>
 
 namespace webtier::balancer {
 
@@ -656,14 +655,6 @@ boost::system::error_code PendingBodyError(std::string_view pending, size_t trai
   return {};
 }
 
-void WriteRequestId(char (&out)[kRequestIdLength]) {
-  thread_local std::mt19937_64 rng{std::random_device{}()};
-  static constexpr char kHex[] = "0123456789abcdef";
-  const uint64_t a = rng(), b = rng();
-  for (int i = 0; i < 16; ++i) {
-    out[i] = kHex[(a >> (i * 4)) & 0xf];
-    out[16 + i] = kHex[(b >> (i * 4)) & 0xf];
-  }
-}
+void WriteRequestId(char (&out)[kRequestIdLength]) { WriteRandomHex(out, kRequestIdLength); }
 
 }  // namespace webtier::balancer

@@ -19,15 +19,15 @@ bool LowerHex(std::string_view s) {
 
 bool AllZero(std::string_view s) { return s.find_first_not_of('0') == std::string_view::npos; }
 
-void WriteHex(char* out, size_t digits) {
+}  // namespace
+
+void WriteRandomHex(char* out, size_t digits) {
   thread_local std::mt19937_64 rng{std::random_device{}()};
   for (size_t i = 0; i < digits; i += 16) {
     uint64_t v = rng();
     for (size_t j = 0; j < 16 && i + j < digits; ++j, v >>= 4) out[i + j] = kHex[v & 0xf];
   }
 }
-
-}  // namespace
 
 std::optional<TraceParent> ParseTraceparent(std::string_view value) {
   // version "-" trace-id "-" parent-id "-" trace-flags
@@ -51,10 +51,10 @@ std::optional<TraceParent> ParseTraceparent(std::string_view value) {
 
 void NewTrace(RequestTrace* trace) {
   do {
-    WriteHex(trace->trace_id, kTraceIdLength);
+    WriteRandomHex(trace->trace_id, kTraceIdLength);
   } while (AllZero({trace->trace_id, kTraceIdLength}));
   do {
-    WriteHex(trace->span_id, kSpanIdLength);
+    WriteRandomHex(trace->span_id, kSpanIdLength);
   } while (AllZero({trace->span_id, kSpanIdLength}));
   trace->continued = false;
   trace->sampled = false;

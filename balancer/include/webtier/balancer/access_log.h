@@ -50,8 +50,6 @@ enum AccessFlag : uint32_t {
   kUpgraded = 1u << 14,         // upgraded: the connection became a tunnel (101)
   kDraining = 1u << 15,         // draining: the balancer was shutting down
 };
-// Names of the set bits, in bit order.
-std::vector<std::string_view> AccessFlagNames(uint32_t flags);
 
 // One request as it is logged. Views must stay valid until Log() returns.
 struct AccessRecord {

@@ -42,7 +42,11 @@ struct RequestTrace {
   std::string_view trace_view() const { return {trace_id, kTraceIdLength}; }
 };
 
-// A new trace id and span id from the per-thread generator WriteRequestId uses.
+// `digits` random lower-case hex digits from a per-thread generator (also
+// the request ids' source, WriteRequestId in http_rules.h).
+void WriteRandomHex(char* out, size_t digits);
+
+// A new trace id and span id (never all zero) from that generator.
 void NewTrace(RequestTrace* trace);
 
 // Appends `traceparent: 00-...\r\n` for `trace` to `out`.
