@@ -1,7 +1,10 @@
 // The shared cache end to end: real Redis, real ZooKeeper, two webnode
 // processes (and an in-process upstream for --origin).
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <ctime>
@@ -35,6 +38,7 @@ class Node {
     node_.WaitHealthy();
   }
   std::string url(const std::string& path) const { return node_.url(path); }
+  uint16_t port() const { return node_.port(); }
   std::string admin_url(const std::string& path) const { return node_.admin_url(path); }
   // The cache keys on the Host: every node is asked for one site, kHost, as
   // the balancer would pass it, so they share entries.
@@ -126,6 +130,66 @@ TEST_F(CacheTierTest, NodeBHitsWhatNodeAFetched) {
   EXPECT_EQ(hit.body, miss.body);
   EXPECT_NE(hit.body.find("\"computed_by\":\"a\""), std::string::npos) << hit.body;
   EXPECT_EQ(b->Metric("webnode_origin_requests_total"), 0);
+}
+
+// The next answer on a keep-alive connection: the head, then Content-Length
+// bytes of body. `rest` carries what was read past it.
+std::string ReadAnswer(int fd, std::string* rest) {
+  std::string got = std::move(*rest);
+  rest->clear();
+  char buf[65536];
+  size_t want = std::string::npos;
+  for (;;) {
+    const size_t end = got.find("\r\n\r\n");
+    if (want == std::string::npos && end != std::string::npos) {
+      const size_t at = got.find("Content-Length: ");
+      if (at == std::string::npos || at > end) return got;
+      want = end + 4 + std::stoul(got.substr(at + 16));
+    }
+    if (got.size() >= want) break;
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return got;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  *rest = got.substr(want);
+  got.resize(want);
+  return got;
+}
+
+// An answer larger than the socket takes at once is finished by the node's
+// writer thread while the client reads nothing, then reaches it whole; the
+// next answer on the connection follows it, not in the middle of it.
+TEST_F(CacheTierTest, AnAnswerTheClientReadsLateArrivesWholeAndInOrder) {
+  TestOrigin upstream;
+  std::string body(6 << 20, 'x');
+  for (size_t i = 0; i < body.size(); i += 4096) body[i] = static_cast<char>('a' + (i / 4096) % 26);
+  upstream.Set("/big", {Response{200, {{"Cache-Control", "max-age=60"}}, body}});
+  auto a = StartNode("a", {"--origin", upstream.url()});
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  const int small = 64 * 1024;  // the client's window fills long before 6 MiB are sent
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  timeval tv{15, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(a->port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  const std::string get = "GET /big HTTP/1.1\r\nHost: " + std::string(kHost) + "\r\n\r\n";
+  ASSERT_TRUE(SendAll(fd, get));
+  std::this_thread::sleep_for(500ms);
+  ASSERT_TRUE(SendAll(fd, get));  // the second request while the first answer waits
+  std::string rest;
+  for (const char* cache : {"MISS", "HIT"}) {
+    const std::string got = ReadAnswer(fd, &rest);
+    const size_t end = got.find("\r\n\r\n");
+    ASSERT_NE(end, std::string::npos) << got.substr(0, 200);
+    EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got.substr(0, 200);
+    EXPECT_NE(got.substr(0, end).find("X-Cache: " + std::string(cache)), std::string::npos) << got.substr(0, end);
+    EXPECT_TRUE(got.compare(end + 4, std::string::npos, body) == 0) << "body of " << got.size() - end - 4 << " bytes differs";
+  }
+  ::close(fd);
 }
 
 TEST_F(CacheTierTest, EntriesExpireAfterTheTtl) {

@@ -464,6 +464,42 @@ TEST_F(WebnodeTest, ARefusedRequestsAnswerSurvivesAClientThatReadsLate) {
   EXPECT_NE(got.find("\"error\":"), std::string::npos) << got;
 }
 
+// Answers written by the cache's worker threads reach the connection their
+// request came on, and only it, while connections come and go around them:
+// the kernel hands a closed connection's descriptor number to the next one
+// at once, and each client here closes as soon as it has its answer. Every
+// client must read its own answer (its own n), never another's, never an
+// EOF with nothing before it.
+TEST_F(WebnodeTest, EveryAnswerReachesItsOwnConnectionWhileDescriptorsAreReused) {
+  RedisServer redis;
+  redis.Start();
+  Webnode node("node-own", zk_.connect(), {"--redis", redis.address()});
+  node.WaitHealthy();
+  constexpr int kClients = 4, kRequests = 300;
+  std::vector<std::string> errors[kClients];
+  std::vector<std::thread> clients;
+  for (int c = 0; c < kClients; ++c) {
+    clients.emplace_back([&, c] {
+      for (int i = 0; i < kRequests && errors[c].size() < 5; ++i) {
+        const int n = 1000 + c * 10000 + i;  // a miss each: answered from a worker thread
+        const int fd = ConnectLoopback(node.port());
+        if (fd < 0) {
+          errors[c].push_back("connect failed");
+          continue;
+        }
+        const std::string got =
+            Exchange(fd, "GET /api/primes/" + std::to_string(n) + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        ::close(fd);
+        if (got.rfind("HTTP/1.1 200", 0) != 0 || got.find("\"n\":" + std::to_string(n) + ",") == std::string::npos) {
+          errors[c].push_back("n=" + std::to_string(n) + ": " + got.substr(0, 300));
+        }
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (int c = 0; c < kClients; ++c) EXPECT_TRUE(errors[c].empty()) << "client " << c << ": " << errors[c].front();
+}
+
 // Pistache 0.0.5 parses the request headers it knows before any handler runs
 // and answers 500 to a value its parser rejects. RFC 9111 5.2.3: unknown
 // Cache-Control directives are ignored; no request header may turn a request

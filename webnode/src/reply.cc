@@ -1,9 +1,7 @@
 // Reply: one pending response, with X-Served-By and request metrics.
 #include "webtier/webnode/reply.h"
 
-#include <pistache/async.h>
 #include <pistache/peer.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -15,6 +13,7 @@
 #include "webtier/cache/http_date.h"
 #include "webtier/cache/message.h"
 #include "webtier/webnode/http_metrics.h"
+#include "webtier/webnode/peer_socket.h"
 
 namespace webtier::webnode {
 
@@ -27,11 +26,13 @@ Reply::Reply(Pistache::Http::ResponseWriter writer, std::string_view method, Htt
       metrics_(metrics),
       served_by_(served_by),
       start_(std::chrono::steady_clock::now()) {
+  if (std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer()) socket_ = PeerSocket::Of(peer);
   if (metrics_ != nullptr) metrics_->inflight().Increment();
 }
 
 Reply::Reply(Reply&& other) noexcept
     : writer_(std::move(other.writer_)),
+      socket_(std::move(other.socket_)),
       method_(std::move(other.method_)),
       metrics_(other.metrics_),
       served_by_(other.served_by_),
@@ -141,20 +142,17 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   if (!bodyless) AppendField(&out, "Content-Length", std::to_string(head ? head_length.value_or(body.size()) : body.size()));
   out += "\r\n";
   if (!head && !bodyless) out += body;
-  if (std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer()) {  // null: the client has gone
-    peer->setIdle(true);
-    const size_t size = out.size();
-    auto written = peer->send(Pistache::RawBuffer(std::move(out), size));
-    // "Connection: close" is a promise to close (RFC 9112 9.6), which
-    // Pistache does not keep: once the answer is on its way, our half of the
-    // connection ends. Only the write side: the client reads the answer and
-    // the EOF, then closes, and Pistache closes the socket on that EOF
-    // (shutting the read side too would turn bytes the client already sent
-    // into a reset that can destroy the answer before it is read). Whatever
-    // else arrives on it meanwhile is dropped by NodeHandler.
-    if (close) {
-      written.then([peer](ssize_t) { ::shutdown(peer->fd(), SHUT_WR); }, Pistache::Async::IgnoreException);
-    }
+  if (std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer()) peer->setIdle(true);
+  // "Connection: close" is a promise to close (RFC 9112 9.6), which Pistache
+  // does not keep: once the answer is out, our half of the connection ends.
+  // Only the write side: the client reads the answer and the EOF, then
+  // closes, and Pistache lets go of the connection on that EOF (shutting the
+  // read side too would turn bytes the client already sent into a reset that
+  // can destroy the answer before it is read). Whatever else arrives on it
+  // meanwhile is dropped by NodeHandler.
+  if (socket_) {
+    socket_->Write(std::move(out), close);
+    socket_.reset();
   }
   if (metrics_ != nullptr) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();

@@ -16,10 +16,12 @@
 namespace webtier::webnode {
 
 class HttpMetrics;
+class PeerSocket;
 
-// Move-only. Send exactly once. Send() may be called from a thread other than
-// the Pistache reactor thread that received the request (Pistache queues the
-// write to the reactor); everything else must be done before handing it over.
+// Move-only. Construct on the reactor thread that read the request; Send
+// exactly once, from any thread: the answer is written through the
+// connection's own PeerSocket, never through Pistache's queue (which names
+// connections by descriptor number; see peer_socket.h).
 // Destroying an unsent Reply answers 500 so no request is ever left hanging.
 class Reply {
  public:
@@ -45,6 +47,7 @@ class Reply {
 
  private:
   std::unique_ptr<Pistache::Http::ResponseWriter> writer_;
+  std::shared_ptr<PeerSocket> socket_;  // null: no client to answer
   std::string method_;
   HttpMetrics* metrics_;
   const std::string* served_by_;

@@ -1,0 +1,178 @@
+// PeerSocket: answers written to the connection they belong to.
+#include "webtier/webnode/peer_socket.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <condition_variable>
+#include <thread>
+#include <vector>
+
+#include "webtier/common/log.h"
+
+namespace webtier::webnode {
+
+namespace {
+constexpr char kPeerDataName[] = "webtier.socket";
+}  // namespace
+
+// One thread finishes the writes a socket did not take at once, polling their
+// sockets for room. Started on first use; a process whose clients read what
+// they are sent never needs it.
+class SlowWriter {
+ public:
+  static SlowWriter& Instance() {
+    static SlowWriter writer;
+    return writer;
+  }
+
+  void Add(std::shared_ptr<PeerSocket> socket) {
+    {
+      std::lock_guard lock(mu_);
+      added_.push_back(std::move(socket));
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_, &one, sizeof one);
+  }
+
+ private:
+  SlowWriter() : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), thread_([this] { Run(); }) {}
+  ~SlowWriter() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] const ssize_t n = ::write(wake_, &one, sizeof one);
+    thread_.join();
+    ::close(wake_);
+  }
+
+  void Run() {
+    std::vector<std::shared_ptr<PeerSocket>> active;
+    std::vector<pollfd> fds;
+    for (;;) {
+      {
+        std::lock_guard lock(mu_);
+        if (stop_) return;
+        for (auto& s : added_) active.push_back(std::move(s));
+        added_.clear();
+      }
+      const auto now = std::chrono::steady_clock::now();
+      auto wait = std::chrono::milliseconds(1000);
+      fds.assign(1, pollfd{wake_, POLLIN, 0});
+      for (const auto& s : active) {
+        fds.push_back(pollfd{s->fd(), POLLOUT, 0});
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(s->deadline() - now);
+        wait = std::clamp(left, std::chrono::milliseconds(0), wait);
+      }
+      ::poll(fds.data(), fds.size(), static_cast<int>(wait.count()));
+      if (fds[0].revents != 0) {
+        uint64_t count = 0;
+        [[maybe_unused]] const ssize_t n = ::read(wake_, &count, sizeof count);
+      }
+      const auto after = std::chrono::steady_clock::now();
+      size_t keep = 0;
+      for (size_t i = 0; i < active.size(); ++i) {
+        PeerSocket& s = *active[i];
+        bool done = false;
+        if (fds[i + 1].revents != 0) done = s.Flush() == PeerSocket::Progress::kDone;
+        if (!done && after >= s.deadline()) {
+          log::Warn("http", "client took nothing for the write timeout: connection shut")
+              .kv("pending_bytes", s.pending());
+          s.Abort();
+          done = true;
+        }
+        if (!done) active[keep++] = std::move(active[i]);
+      }
+      active.resize(keep);
+    }
+  }
+
+  const int wake_;
+  std::mutex mu_;
+  std::vector<std::shared_ptr<PeerSocket>> added_;  // guarded by mu_
+  bool stop_ = false;                               // guarded by mu_
+  std::thread thread_;
+};
+
+std::shared_ptr<PeerSocket> PeerSocket::Of(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
+  if (auto held = peer->tryGetData(kPeerDataName)) return std::static_pointer_cast<PeerSocket>(held);
+  const int fd = ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) {
+    log::Error("http", "cannot duplicate a client socket").kv("errno", errno);
+    return nullptr;
+  }
+  auto socket = std::make_shared<PeerSocket>(fd);
+  peer->putData(kPeerDataName, socket);
+  return socket;
+}
+
+PeerSocket::~PeerSocket() { ::close(fd_); }
+
+void PeerSocket::Write(std::string bytes, bool close) {
+  std::unique_lock lock(mu_);
+  if (ended_) return;
+  close_after_ = close_after_ || close;
+  if (offset_ < pending_.size()) {  // the writer thread has the connection: queue behind it
+    pending_ += bytes;
+    return;
+  }
+  pending_ = std::move(bytes);
+  offset_ = 0;
+  if (SendPendingLocked() == Progress::kDone) return;
+  deadline_ = std::chrono::steady_clock::now() + kWriteTimeout;
+  lock.unlock();
+  SlowWriter::Instance().Add(shared_from_this());
+}
+
+size_t PeerSocket::pending() const {
+  std::lock_guard lock(mu_);
+  return pending_.size() - offset_;
+}
+
+PeerSocket::Progress PeerSocket::Flush() {
+  std::lock_guard lock(mu_);
+  return SendPendingLocked();
+}
+
+void PeerSocket::Abort() {
+  std::lock_guard lock(mu_);
+  ::shutdown(fd_, SHUT_RDWR);  // Pistache sees the end on its descriptor and lets go of the Peer
+  ended_ = true;
+  pending_.clear();
+  offset_ = 0;
+}
+
+std::chrono::steady_clock::time_point PeerSocket::deadline() const {
+  std::lock_guard lock(mu_);
+  return deadline_;
+}
+
+PeerSocket::Progress PeerSocket::SendPendingLocked() {
+  while (offset_ < pending_.size()) {
+    const ssize_t n = ::send(fd_, pending_.data() + offset_, pending_.size() - offset_, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      offset_ += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return Progress::kBlocked;
+    ended_ = true;  // the client has gone (EPIPE, ECONNRESET): nothing more to say
+    break;
+  }
+  pending_.clear();
+  offset_ = 0;
+  if (close_after_ && !ended_) {
+    ::shutdown(fd_, SHUT_WR);
+    ended_ = true;
+  }
+  return Progress::kDone;
+}
+
+}  // namespace webtier::webnode
