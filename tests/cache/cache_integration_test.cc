@@ -161,9 +161,10 @@ std::string ReadAnswer(int fd, std::string* rest) {
 // next answer on the connection follows it, not in the middle of it.
 TEST_F(CacheTierTest, AnAnswerTheClientReadsLateArrivesWholeAndInOrder) {
   TestOrigin upstream;
-  std::string body(6 << 20, 'x');
-  for (size_t i = 0; i < body.size(); i += 4096) body[i] = static_cast<char>('a' + (i / 4096) % 26);
-  upstream.Set("/big", {Response{200, {{"Cache-Control", "max-age=60"}}, body}});
+  std::string first(6 << 20, 'x'), second(1 << 20, 'y');
+  for (size_t i = 0; i < first.size(); i += 4096) first[i] = static_cast<char>('a' + (i / 4096) % 26);
+  upstream.Set("/big", {Response{200, {{"Cache-Control", "max-age=60"}}, first}});
+  upstream.Set("/next", {Response{200, {{"Cache-Control", "max-age=60"}}, second}});
   auto a = StartNode("a", {"--origin", upstream.url()});
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ASSERT_GE(fd, 0);
@@ -176,18 +177,18 @@ TEST_F(CacheTierTest, AnAnswerTheClientReadsLateArrivesWholeAndInOrder) {
   addr.sin_port = htons(a->port());
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
-  const std::string get = "GET /big HTTP/1.1\r\nHost: " + std::string(kHost) + "\r\n\r\n";
-  ASSERT_TRUE(SendAll(fd, get));
+  const std::string host = "Host: " + std::string(kHost) + "\r\n\r\n";
+  ASSERT_TRUE(SendAll(fd, "GET /big HTTP/1.1\r\n" + host));
   std::this_thread::sleep_for(500ms);
-  ASSERT_TRUE(SendAll(fd, get));  // the second request while the first answer waits
+  ASSERT_TRUE(SendAll(fd, "GET /next HTTP/1.1\r\n" + host));  // while the first answer waits
   std::string rest;
-  for (const char* cache : {"MISS", "HIT"}) {
+  for (const std::string* body : {&first, &second}) {
     const std::string got = ReadAnswer(fd, &rest);
     const size_t end = got.find("\r\n\r\n");
     ASSERT_NE(end, std::string::npos) << got.substr(0, 200);
     EXPECT_EQ(got.rfind("HTTP/1.1 200", 0), 0u) << got.substr(0, 200);
-    EXPECT_NE(got.substr(0, end).find("X-Cache: " + std::string(cache)), std::string::npos) << got.substr(0, end);
-    EXPECT_TRUE(got.compare(end + 4, std::string::npos, body) == 0) << "body of " << got.size() - end - 4 << " bytes differs";
+    EXPECT_TRUE(got.compare(end + 4, std::string::npos, *body) == 0)
+        << "a body of " << got.size() - end - 4 << " bytes, not the " << body->size() << " expected";
   }
   ::close(fd);
 }
