@@ -15,7 +15,7 @@ RUNTIME_PKGS=(libpistache0 libzookeeper-mt2 libhiredis0.14 libprometheus-cpp-cor
   libcurl4 libssl3 ca-certificates curl procps)
 TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools redis-sentinel
   prometheus prometheus-redis-exporter curl procps iproute2 iptables psmisc wrk haproxy nginx-light tcpdump linux-perf clang
-  libclang-rt-14-dev python3 python3-yaml systemd shellcheck jq openssl)
+  libclang-rt-14-dev python3 python3-yaml systemd shellcheck jq openssl chromium)
 # Containers without a Docker engine: podman under gVisor-like sandboxes needs runc and cgroupfs.
 PODMAN_PKGS=(podman podman-compose debootstrap runc slirp4netns uidmap fuse-overlayfs aardvark-dns netavark
   netcat-openbsd)

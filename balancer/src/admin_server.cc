@@ -8,6 +8,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -16,6 +17,7 @@
 
 #include "admin_forward.h"
 #include "io.h"
+#include "status_history.h"
 #include "webtier/balancer/admin_path.h"
 #include "webtier/common/log.h"
 
@@ -23,30 +25,77 @@ namespace webtier::balancer {
 
 namespace {
 
-// The human page: renders /status every 2 s, no dependencies.
+// The human page: renders /status every 2 s, no dependencies, no external
+// assets; the sparklines are inline SVG drawn from /status's `spark` series.
 constexpr std::string_view kStatusPage = R"html(<!doctype html>
 <html><head><meta charset="utf-8"><title>webtier balancer</title>
 <style>
-body{font-family:system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
-.healthy{color:#080}.ejected,.unhealthy{color:#b00}.muted{color:#888}
+body{font-family:system-ui,sans-serif;margin:1.5em;color:#222;font-size:14px}
+h1{font-size:1.4em;margin:0 0 .3em}h2{font-size:1.1em;margin:1.2em 0 .4em}
+table{border-collapse:collapse}td,th{padding:.25em .6em;border-bottom:1px solid #ddd;text-align:left;vertical-align:middle}
+th{background:#f4f4f4;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}
+.healthy{color:#080}.ejected,.unhealthy,.e5{color:#b00}.pending,.unchecked{color:#a60}.muted{color:#888}
+.dot{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:2px}
+.pass{background:#2a2}.fail{background:#d22}.timeout{background:#e90}
+.box{display:inline-block;margin:0 1.5em .5em 0;vertical-align:top}.box b{display:block;font-size:1.3em}
+svg.spark{vertical-align:middle}td.checks{white-space:nowrap}
 </style></head><body>
 <h1>webtier balancer</h1>
 <p id="summary" class="muted">loading…</p>
-<table><thead><tr><th>id</th><th>address</th><th>state</th><th>health</th><th>last check</th><th>ejections</th><th>in flight</th><th>requests</th><th>zone</th><th>weight</th></tr></thead>
+<div id="totals"></div>
+<h2>Members</h2>
+<table><thead><tr><th>id</th><th>address</th><th>state</th><th>health</th><th>last checks</th><th>ejections</th>
+<th>down</th><th>in flight</th><th>req/s (peak)</th><th>2xx</th><th>3xx</th><th>4xx</th><th>5xx</th><th>p50 / p99 ms</th>
+<th>bytes in / out</th><th>X-Cache hit / miss / other</th><th>last 5 min</th><th>zone</th><th>weight</th></tr></thead>
 <tbody id="members"></tbody></table>
-<p class="muted"><a href="/metrics">/metrics</a> · <a href="/status">/status</a> · refreshes every 2 s</p>
+<p class="muted"><a href="/metrics">/metrics</a> · <a href="/status">/status</a> (this page's data) · refreshes every 2 s ·
+sparklines: answers per second (blue) and 5xx per second (red), the last 5 minutes</p>
 <script>
 function esc(s){return String(s).replace(/[&<>"]/g,c=>({'&':'&amp;','<':'&lt;','>':'&gt;','"':'&quot;'}[c]));}
+function num(n,d){if(n===null||n===undefined)return '–';return (+n).toFixed(d||0);}
+function bytes(n){const u=['B','KiB','MiB','GiB','TiB'];let i=0;n=+n||0;while(n>=1024&&i<u.length-1){n/=1024;i++;}return n.toFixed(i?1:0)+' '+u[i];}
+function spark(sp){
+  const a=(sp&&sp.answers)||[],e=(sp&&sp.errors)||[],w=160,h=26;
+  const max=Math.max(1,...a,...e),step=w/Math.max(1,a.length-1);
+  const pts=v=>v.map((x,i)=>(i*step).toFixed(1)+','+(h-1-x/max*(h-2)).toFixed(1)).join(' ');
+  let s='<svg class="spark" width="'+w+'" height="'+h+'" data-points="'+a.length+'"><rect width="'+w+'" height="'+h+'" fill="#fafafa"/>';
+  if(a.length>1)s+='<polyline class="answers" fill="none" stroke="#36c" stroke-width="1.2" points="'+pts(a)+'"/>';
+  if(e.some(x=>x>0))s+='<polyline class="errors" fill="none" stroke="#c33" stroke-width="1.2" points="'+pts(e)+'"/>';
+  return s+'</svg>';
+}
+function checks(cs){return (cs||[]).map(c=>'<span class="dot '+esc(c.result)+'" title="'+esc(c.time+' '+c.result)+'"></span>').join('');}
+function ejections(m){
+  const r=m.ejection_reasons||[];
+  if(!r.length)return String(m.ejections);
+  return m.ejections+' <span class="ejected" title="'+esc(r.map(x=>x.time+' '+x.reason+': '+x.why+' ('+x.for_ms+' ms)').join('\n'))+'">'+
+    esc(r[0].reason)+': '+esc(r[0].why)+'</span>';
+}
+function codes(m,k){const c=(m.codes||{})[k]||0,r=(m.code_rates||{})[k]||0;return '<td class="n'+(k=='5xx'&&c?' e5':'')+'" title="'+num(r,1)+'/s">'+c+'</td>';}
 async function refresh(){
   try{
-    const s=await (await fetch('/status',{cache:'no-store'})).json();
+    const s=await (await fetch('/status',{cache:'no-store'})).json(),t=s.totals||{};
     document.getElementById('summary').textContent=
-      'policy '+s.policy+' · zone '+(s.zone||'none')+' · ZooKeeper '+s.zookeeper.state+' · pool from '+s.source+' · '+s.members.length+' members';
+      'policy '+s.policy+' · zone '+(s.zone||'none')+' · ZooKeeper '+s.zookeeper.state+' · pool from '+s.source+' · '+
+      s.members.length+' members · TLS '+(s.tls?'on':'off');
+    const rej=Object.entries(t.rejected||{}).map(([k,v])=>esc(k)+' '+v).join(', ')||'none';
+    document.getElementById('totals').innerHTML=
+      '<div class="box">answers<b>'+num(t.answers)+'</b></div>'+
+      '<div class="box">req/s (peak)<b>'+num(t.rate,1)+' ('+num(t.peak_rate)+')</b></div>'+
+      '<div class="box">2xx / 3xx / 4xx / 5xx<b>'+['2xx','3xx','4xx','5xx'].map(k=>(t.codes||{})[k]||0).join(' / ')+'</b></div>'+
+      '<div class="box">p50 / p99 ms (1 min)<b>'+num(t.p50_ms,2)+' / '+num(t.p99_ms,2)+'</b></div>'+
+      '<div class="box">bytes in / out<b>'+bytes(t.bytes_in)+' / '+bytes(t.bytes_out)+'</b></div>'+
+      '<div class="box">plain / TLS<b>'+num(t.plain)+' / '+num(t.tls)+'</b></div>'+
+      '<div class="box">last 5 min<b id="total-spark">'+spark(t.spark)+'</b></div>'+
+      '<p class="muted">rejected before a member: '+rej+'</p>';
     document.getElementById('members').innerHTML=s.members.map(m=>
-      '<tr><td>'+esc(m.id)+'</td><td>'+esc(m.address)+'</td><td class="'+esc(m.state)+'">'+esc(m.state)+
-      '</td><td class="'+esc(m.health)+'">'+esc(m.health)+'</td><td>'+esc(m.last_check)+'</td><td>'+m.ejections+
-      '</td><td>'+m.in_flight+'</td><td>'+m.requests+'</td><td>'+esc(m.zone)+'</td><td>'+m.weight+'</td></tr>').join('');
+      '<tr class="member" id="member-'+esc(m.id)+'" data-state="'+esc(m.state)+'"><td>'+esc(m.id)+'</td><td>'+esc(m.address)+
+      '</td><td class="'+esc(m.state)+'">'+esc(m.state)+'</td><td class="'+esc(m.health)+'">'+esc(m.health)+
+      '</td><td class="checks">'+checks(m.checks)+'</td><td class="ejections">'+ejections(m)+'</td><td class="n">'+num(m.downtime_s)+
+      ' s</td><td class="n">'+m.in_flight+'</td><td class="n">'+num(m.rate,1)+' ('+num(m.peak_rate)+')</td>'+
+      codes(m,'2xx')+codes(m,'3xx')+codes(m,'4xx')+codes(m,'5xx')+
+      '<td class="n">'+num(m.p50_ms,2)+' / '+num(m.p99_ms,2)+'</td><td class="n">'+bytes(m.bytes_in)+' / '+bytes(m.bytes_out)+
+      '</td><td class="n">'+((m.cache||{}).hit||0)+' / '+((m.cache||{}).miss||0)+' / '+((m.cache||{}).other||0)+
+      '</td><td class="spark">'+spark(m.spark)+'</td><td>'+esc(m.zone)+'</td><td>'+m.weight+'</td></tr>').join('');
   }catch(e){document.getElementById('summary').textContent='status unavailable: '+e;}
 }
 refresh();setInterval(refresh,2000);
@@ -75,6 +124,20 @@ struct AdminServer::Impl {
   tcp::acceptor acceptor{ctx};
   std::thread thread;
   uint16_t port = 0;
+  StatusHistory history;
+
+  // One sample a second for the status page's rates and sparklines.
+  awaitable<void> SampleEverySecond() {
+    asio::steady_timer timer(ctx);
+    auto next = Clock::now();
+    for (;;) {
+      history.Sample(pool.Snapshot()->hosts, proxy_metrics.client_answers.Read(), Clock::now());
+      next += std::chrono::seconds(1);
+      timer.expires_at(next);
+      auto [ec] = co_await timer.async_wait(kUse);
+      if (ec) co_return;
+    }
+  }
 
   std::string StatusDocument() const {
     using nlohmann::json;
@@ -93,11 +156,32 @@ struct AdminServer::Impl {
                          {"requests", h->requests.load()},
                          {"zone", h->member().zone},
                          {"weight", h->member().weight}});
+      json& m = members.back();
+      m.update(history.MemberFigures(h->key()));
+      json checks = json::array();
+      for (const auto& c : h->history.Checks()) checks.push_back({{"time", log::UtcTimestamp(c.time)}, {"result", CheckResultName(c.result)}});
+      m["checks"] = checks;
+      json ejections = json::array();
+      for (const auto& e : h->history.Ejections()) {
+        ejections.push_back({{"time", log::UtcTimestamp(e.time)}, {"reason", e.reason}, {"why", e.why}, {"for_ms", e.for_ms}});
+      }
+      m["ejection_reasons"] = ejections;
     }
+    json totals = history.TotalFigures();
+    totals["plain"] = proxy_metrics.answers_by_transport[0].load(std::memory_order_relaxed);
+    totals["tls"] = proxy_metrics.answers_by_transport[1].load(std::memory_order_relaxed);
+    json rejected = json::object();
+    for (size_t i = 0; i < proxy_metrics.rejected_requests.size(); ++i) {
+      const double n = proxy_metrics.rejected_requests[i]->Value();
+      if (n > 0) rejected[RejectionName(static_cast<Rejection>(i))] = static_cast<uint64_t>(n);
+    }
+    totals["rejected"] = rejected;
     json doc = {{"policy", std::string(PolicyName(pool.policy()))},
                 {"zookeeper", {{"state", registry.zk_state()}, {"connect", config.zk.connect}, {"path", config.zk.path}}},
                 {"source", registry.source()},
                 {"zone", config.health.zone},
+                {"tls", config.tls_listen.has_value()},
+                {"totals", totals},
                 {"members", members}};
     return doc.dump() + "\n";
   }
@@ -202,6 +286,7 @@ Status AdminServer::Start() {
     return webtier::Status(ErrorCode::kUnavailable, "cannot listen on admin address " + l.ToString() + ": " + ec.message());
   impl_->port = a.local_endpoint().port();
   asio::co_spawn(impl_->ctx, impl_->Accept(), asio::detached);
+  asio::co_spawn(impl_->ctx, impl_->SampleEverySecond(), asio::detached);
   impl_->thread = std::thread([this] { impl_->ctx.run(); });
   log::Info("admin", "listening").kv("address", addr->to_string() + ":" + std::to_string(impl_->port));
   return webtier::Status::Ok();

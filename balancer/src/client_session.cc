@@ -112,10 +112,8 @@ awaitable<void> ClientSession::Run() {
       conn_.idle = false;
       first = false;
       const auto start = Clock::now();
-      if (worker_.access_log != nullptr) {
-        request_.start = start;
-        request_.time = std::chrono::system_clock::now();
-      }
+      request_.start = start;
+      if (worker_.access_log != nullptr) request_.time = std::chrono::system_clock::now();
 
       http::request_parser<http::string_body> parser;
       parser.header_limit(worker_.config.max_header_bytes);
@@ -200,6 +198,7 @@ awaitable<void> ClientSession::Run() {
         if (!lingering && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
         break;
       }
+      CountAnswer(outcome.status, &exchange);
       if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
       if (streamed && !parser.is_done()) {
         lingering = true;  // answered (an error) before the body was all in
@@ -243,7 +242,26 @@ awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_
   metrics_.rejected_requests[static_cast<size_t>(reason)]->Increment();
   metrics_.RequestsWithCode(status).Increment();
   co_await WriteError(11, status, why, /*keep=*/false);
+  CountAnswer(status, nullptr);
   if (worker_.access_log != nullptr) LogAccess(status, RejectionFlag(reason), nullptr);
+}
+
+uint64_t ClientSession::RequestBytesIn() const {
+  return conn_.stream.bytes_read - request_.buffer->size() - request_.read_mark;
+}
+
+void ClientSession::CountAnswer(int status, const Exchange* exchange) {
+  if (status == 0) return;
+  const uint64_t in = RequestBytesIn();
+  const uint64_t out = conn_.stream.bytes_written - request_.written_mark;
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count();
+  const std::string_view cache = exchange != nullptr ? exchange->log().cache_view() : std::string_view();
+  metrics_.client_answers.Record(status, in, out, ms, cache);
+  metrics_.answers_by_transport[conn_.stream.tls() ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+  if (exchange == nullptr) return;
+  const ExchangeLog& log = exchange->log();
+  // The member's own answers only: a head arrived from it.
+  if (log.member != nullptr && log.upstream_ms >= 0) log.member->answers.Record(status, in, out, log.upstream_ms, cache);
 }
 
 void ClientSession::LogAccess(int status, uint32_t flags, const Exchange* exchange) {
@@ -253,7 +271,7 @@ void ClientSession::LogAccess(int status, uint32_t flags, const Exchange* exchan
   r.client = client_ip_;
   r.tls = stream.tls();
   r.status = status;
-  r.bytes_in = stream.bytes_read - request_.buffer->size() - request_.read_mark;
+  r.bytes_in = RequestBytesIn();
   r.bytes_out = stream.bytes_written - request_.written_mark;
   r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count();
   r.flags = flags;

@@ -44,6 +44,11 @@ class ClientSession {
   // `status` as the client got it (0: nothing), `flags` (AccessFlag),
   // `exchange` when one ran.
   void LogAccess(int status, uint32_t flags, const Exchange* exchange);
+  // The status page's counts of the current request's answer (0: none):
+  // the balancer's totals and, for a member's own answer, the member's.
+  void CountAnswer(int status, const Exchange* exchange);
+  // Bytes of the current request read from the client so far.
+  uint64_t RequestBytesIn() const;
   // Closes after an error response: half-close and read what the client
   // still sends for a moment, so it gets the response instead of a reset.
   awaitable<void> LingeringClose();
@@ -58,7 +63,8 @@ class ClientSession {
   std::list<ClientConnection*>::iterator registered_;
   std::string client_ip_ = "unknown";
   HeaderFields header_fields_;  // the current request's header fields (not its trailer)
-  // The current request, for the access log (while it is on).
+  // The current request, for the access log and the status page's counts
+  // (`time` only while the access log is on).
   struct Request {
     std::chrono::system_clock::time_point time;
     Clock::time_point start;

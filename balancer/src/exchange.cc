@@ -158,7 +158,7 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       }
     }
 
-    const auto sent = logging_ ? Clock::now() : Clock::time_point();
+    const auto sent = Clock::now();  // the status page's latency, the access log's upstream_ms
     conn_.SetUpstreamDeadline(&up->stream, policy.AttemptTimeout(attempt));
     const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
     if (wec) {  // the connection closes with `up`
@@ -215,8 +215,8 @@ awaitable<ExchangeOutcome> Exchange::Run() {
       break;
     }
     const int code = rp->get().result_int();
-    if (logging_) {
-      log_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+    log_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+    {
       const auto cache = rp->get()["X-Cache"];
       log_.cache_length = std::min(cache.size(), sizeof log_.cache);
       std::memcpy(log_.cache, cache.data(), log_.cache_length);
@@ -339,6 +339,8 @@ void Exchange::CountFailedAnswer(Host& host, std::string_view why) {
 void Exchange::Eject(Host& host, std::string_view reason, std::string_view why,
                      std::optional<std::chrono::milliseconds> duration) {
   if (!hosts_->TryEject(host, Clock::now(), duration)) return;
+  host.history.NoteEjection(reason, why,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(host.ejected_until() - Clock::now()));
   worker_.metrics.ejections.Increment();
   worker_.metrics.health.CountEjection(host.member().id, reason);
   log::Warn(kComponent, "member ejected")

@@ -34,10 +34,11 @@ struct ExchangeOutcome {
 
 // What the access log tells of an exchange.
 struct ExchangeLog {
-  const Host* member = nullptr;  // the last member tried; valid while its Exchange lives
+  Host* member = nullptr;  // the last member tried; valid while its Exchange lives
   int attempts = 0;              // members tried
   uint32_t flags = 0;            // AccessFlag bits (access_log.h)
-  // The answering attempt's timings (only while the access log is on).
+  // The answering attempt's timings: connect_ms only while the access log
+  // is on; upstream_ms and cache always (the status page's too).
   double connect_ms = -1;        // -1: a pooled connection
   double upstream_ms = -1;       // request sent -> response head; -1: no head
   char cache[32];                // the answer's X-Cache (cut to 32 bytes)

@@ -100,6 +100,7 @@ struct HealthChecker::Impl {
 
   void Publish(Host& host, HealthTracker& tracker, CheckResult result) {
     host.SetLastCheck(result);
+    host.history.NoteCheck(result);
     if (metrics) metrics->health.CountCheck(host.member().id, result);
     const Health before = host.health();
     const Health after = tracker.Next(before, result == CheckResult::kPass);

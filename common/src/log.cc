@@ -59,16 +59,20 @@ std::string Quote(std::string_view value) {
   return out;
 }
 
-void Write(Level level, std::string_view component, std::string_view msg, std::string_view fields) {
-  if (!Enabled(level)) return;
-  auto now = std::chrono::system_clock::now();
-  auto secs = std::chrono::system_clock::to_time_t(now);
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
+std::string UtcTimestamp(std::chrono::system_clock::time_point t) {
+  const auto secs = std::chrono::system_clock::to_time_t(t);
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
   char ts[64];
   std::snprintf(ts, sizeof ts, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
+  return ts;
+}
+
+void Write(Level level, std::string_view component, std::string_view msg, std::string_view fields) {
+  if (!Enabled(level)) return;
+  const std::string ts = UtcTimestamp(std::chrono::system_clock::now());
   std::string line;
   line.reserve(96 + msg.size() + fields.size());
   line.append("ts=").append(ts).append(" level=").append(Name(level));

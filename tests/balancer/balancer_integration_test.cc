@@ -743,6 +743,94 @@ class FixedStatusMember {
   std::thread thread_;
 };
 
+// What headless Chromium prints of `url` once its scripts ran (--dump-dom).
+std::string RenderedDom(const std::string& url, const std::string& screenshot = "") {
+  std::string cmd = "/usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars"
+                    " --virtual-time-budget=5000 --window-size=1900,420";
+  if (!screenshot.empty()) cmd += " --screenshot='" + screenshot + "'";
+  else cmd += " --dump-dom";
+  cmd += " '" + url + "' 2>/dev/null";
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
+}
+
+// The element that starts with `open` (e.g. `<tr id="member-b"`), up to its `close`.
+std::string Element(const std::string& dom, const std::string& open, const std::string& close) {
+  const size_t at = dom.find(open);
+  if (at == std::string::npos) return "";
+  const size_t end = dom.find(close, at);
+  return dom.substr(at, end == std::string::npos ? std::string::npos : end + close.size() - at);
+}
+
+// The status page under load with a member killed: its JSON twin has every
+// figure, and the page as a browser renders it shows the member out of the
+// pool, why, its failed checks, and sparklines drawn from real samples.
+TEST_F(BalancerTest, TheStatusPageShowsAFailingMemberWhyAndSparklines) {
+  testing::RequireInstalled("/usr/bin/chromium");
+  Backend a("a"), b("b");
+  Register(a.member());
+  Register(b.member());
+  StartBalancer({"--health-interval-ms", "200"});
+  ASSERT_TRUE(WaitFor([&] { return balancer_->HealthyCount() == 2; }, 10s));
+  LoadGenerator load(LoadGenerator::Options{.port = balancer_->port(), .threads = 2, .rate_per_sec = 200});
+  load.Start();
+  std::this_thread::sleep_for(3s);  // three samples at least
+  b.process().Kill();
+  ASSERT_TRUE(WaitFor([&] {
+    const json mb = MemberStatus("b");
+    return mb.is_object() && mb["state"] != "healthy" && !mb["ejection_reasons"].empty();
+  }, 10s)) << balancer_->StatusBody();
+  std::this_thread::sleep_for(1500ms);  // failed checks after the ejection
+  load.Stop();
+
+  const json s = Status();
+  const json& t = s["totals"];
+  EXPECT_GT(t["answers"].get<double>(), 0) << t;
+  EXPECT_GT(t["codes"]["2xx"].get<double>(), 0) << t;
+  EXPECT_GT(t["plain"].get<double>(), 0) << t;
+  EXPECT_GE(t["spark"]["answers"].size(), 3u) << t;
+  const json ma = MemberStatus("a");
+  EXPECT_GT(ma["rate"].get<double>(), 0) << ma;
+  EXPECT_GT(ma["peak_rate"].get<double>(), 0) << ma;
+  EXPECT_GT(ma["codes"]["2xx"].get<double>(), 0) << ma;
+  EXPECT_TRUE(ma["p50_ms"].is_number() && ma["p99_ms"].get<double>() >= ma["p50_ms"].get<double>()) << ma;
+  EXPECT_GT(ma["bytes_in"].get<double>(), 0) << ma;
+  EXPECT_GT(ma["bytes_out"].get<double>(), 0) << ma;
+  EXPECT_EQ(ma["cache"]["other"], ma["answers"]) << ma;  // the echo backend sends no X-Cache
+  EXPECT_EQ(ma["checks"][0]["result"], "pass") << ma;
+  EXPECT_EQ(ma["downtime_s"], 0) << ma;
+  const json mb = MemberStatus("b");
+  EXPECT_NE(mb["checks"][0]["result"], "pass") << mb;
+  EXPECT_GE(mb["downtime_s"].get<double>(), 1) << mb;
+  const std::string reason = mb["ejection_reasons"][0]["reason"];
+  EXPECT_FALSE(reason.empty()) << mb;
+
+  const std::string dom = RenderedDom(Admin("/"));
+  const std::string row_b = Element(dom, "<tr class=\"member\" id=\"member-b\"", "</tr>");
+  ASSERT_FALSE(row_b.empty()) << dom.substr(0, 2000);
+  EXPECT_EQ(row_b.find("data-state=\"healthy\""), std::string::npos) << row_b;
+  EXPECT_NE(row_b.find(">" + reason + ": "), std::string::npos) << row_b;
+  EXPECT_TRUE(row_b.find("class=\"dot fail\"") != std::string::npos || row_b.find("class=\"dot timeout\"") != std::string::npos)
+      << row_b;
+  const std::string row_a = Element(dom, "<tr class=\"member\" id=\"member-a\"", "</tr>");
+  const std::string spark_a = Element(row_a, "<svg class=\"spark\"", "</svg>");
+  EXPECT_NE(spark_a.find("<polyline class=\"answers\""), std::string::npos) << row_a;
+  EXPECT_EQ(spark_a.find("data-points=\"0\""), std::string::npos) << spark_a;
+  EXPECT_EQ(spark_a.find("data-points=\"1\""), std::string::npos) << spark_a;
+  EXPECT_NE(Element(dom, "<b id=\"total-spark\"", "</b>").find("<polyline class=\"answers\""), std::string::npos);
+  // The picture in docs/operating.md is made this way (WEBTIER_STATUS_SCREENSHOT=path).
+  if (const char* shot = std::getenv("WEBTIER_STATUS_SCREENSHOT")) {
+    RenderedDom(Admin("/"), shot);
+    EXPECT_TRUE(std::filesystem::exists(shot)) << shot;
+  }
+}
+
 TEST_F(BalancerTest, MemberFailingItsChecksGetsNoTrafficAndStatusSaysWhy) {
   Backend a("a"), b("b");
   FixedStatusMember failing(404);  // no /health route: never admitted

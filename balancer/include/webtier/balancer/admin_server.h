@@ -1,9 +1,11 @@
 // The admin HTTP endpoint on --admin-listen, on its own thread:
 //   /metrics      Prometheus text format
 //   /health       200 {"status":"healthy",...}
-//   /status       JSON: members (id, address, state, health, last_check, ejections,
-//                 in_flight, requests), zk state, policy, zone
-//   /status.html  (and /) a small self-refreshing page over /status
+//   /status       JSON: members (id, address, state, health, checks, ejections
+//                 and their reasons, downtime, in flight, rates, codes,
+//                 latency percentiles, bytes, X-Cache split, 5-minute
+//                 sparkline series), totals, zk state, policy, zone
+//   /status.html  (and /) a self-refreshing page over /status
 //   /admin/...    forwarded to one member (admin_forward.h): purge without
 //                 exposing the webnodes' admin routes on the public port
 #pragma once

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <prometheus/counter.h>
 
+#include "webtier/balancer/answer_stats.h"
 #include "webtier/balancer/health_rules.h"
 #include "webtier/common/membership.h"
 #include "webtier/common/serverset.h"
@@ -30,7 +31,8 @@ const char* OutcomeName(Outcome outcome);
 
 using Clock = std::chrono::steady_clock;
 
-// Thread-safe: shared by every proxy thread; all mutable state is atomic.
+// Thread-safe: shared by every proxy thread; all mutable state is atomic but
+// `history`'s, which is written only when a check or an ejection happens.
 // Lives as long as any snapshot or pooled connection refers to it.
 class Host : public std::enable_shared_from_this<Host> {
  public:
@@ -83,6 +85,8 @@ class Host : public std::enable_shared_from_this<Host> {
 
   std::atomic<int> in_flight{0};       // attempts under way
   std::atomic<uint64_t> requests{0};   // attempts started
+  AnswerStats answers;                 // its own answers relayed to clients (status page)
+  MemberHistory history;               // its last checks and ejections (status page)
 
  private:
   MemberRecord record_;

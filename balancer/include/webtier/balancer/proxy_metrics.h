@@ -13,6 +13,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "webtier/balancer/answer_stats.h"
 #include "webtier/balancer/health_metrics.h"
 #include "webtier/balancer/host.h"
 
@@ -80,6 +81,10 @@ class ProxyMetrics {
   prometheus::Counter& access_log_written;  // balancer_access_log_lines_total{result="written"}
   prometheus::Counter& access_log_dropped;  // balancer_access_log_lines_total{result="dropped"}
   HealthMetrics health;  // checks, outlier ejections, locality
+  // The status page's counts (not exported to Prometheus): every answer the
+  // clients got, and how many came over plain TCP [0] and TLS [1].
+  AnswerStats client_answers;
+  std::array<std::atomic<uint64_t>, 2> answers_by_transport{};
 
   // TLS termination.
   std::array<prometheus::Counter*, static_cast<size_t>(HandshakeResult::kCount)> tls_handshakes;  // {result}

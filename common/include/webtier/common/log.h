@@ -2,6 +2,7 @@
 // (`ts=... level=warn component=zk msg="..." key=value`), safe from any thread.
 #pragma once
 
+#include <chrono>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -19,6 +20,10 @@ bool Enabled(Level level);
 // already formatted ` key=value ...` tail (may be empty).
 void Write(Level level, std::string_view component, std::string_view msg,
            std::string_view fields = {});
+
+// `t` as RFC 3339 UTC with milliseconds, as the lines' ts= carry it:
+// 2026-12-05T17:30:00.123Z.
+std::string UtcTimestamp(std::chrono::system_clock::time_point t);
 
 // Quotes a value for logfmt when it has spaces, quotes or is empty.
 std::string Quote(std::string_view value);
