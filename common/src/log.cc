@@ -44,16 +44,24 @@ void SetLevel(Level level) { CurrentLevel().store(static_cast<int>(level)); }
 bool Enabled(Level level) { return static_cast<int>(level) >= CurrentLevel().load(std::memory_order_relaxed); }
 
 std::string Quote(std::string_view value) {
+  // Control bytes (a client's header value may carry an escape sequence or a
+  // CR) are written as \xNN, so a value can neither end the line nor act
+  // on the terminal that shows it.
+  auto control = [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; };
   bool needs = value.empty();
   for (char c : value) {
-    if (c == ' ' || c == '"' || c == '=' || c == '\n' || c == '\t') { needs = true; break; }
+    if (c == ' ' || c == '"' || c == '=' || control(c)) { needs = true; break; }
   }
   if (!needs) return std::string(value);
   std::string out = "\"";
   for (char c : value) {
     if (c == '"' || c == '\\') { out += '\\'; out += c; }
     else if (c == '\n') out += "\\n";
-    else out += c;
+    else if (control(c)) {
+      char hex[8];
+      std::snprintf(hex, sizeof hex, "\\x%02x", static_cast<unsigned char>(c));
+      out += hex;
+    } else out += c;
   }
   out += '"';
   return out;

@@ -464,6 +464,57 @@ TEST_F(WebnodeTest, ARefusedRequestsAnswerSurvivesAClientThatReadsLate) {
   EXPECT_NE(got.find("\"error\":"), std::string::npos) << got;
 }
 
+// With --access-log each answer is one line (component=access) naming its
+// request id and trace id; at the debug level the cache decision is logged
+// with them. A malformed traceparent gives no trace id; a control byte in a
+// request id cannot forge a field.
+TEST_F(WebnodeTest, AccessLineAndCacheDecisionNameTheRequestAndItsTrace) {
+  RedisServer redis;
+  redis.Start();
+  Webnode node("node-log", zk_.connect(), {"--redis", redis.address(), "--access-log"}, "127.0.0.1",
+               [](std::vector<std::string> argv) {
+                 argv.insert(argv.begin(), {"/usr/bin/env", "WEBTIER_LOG_LEVEL=debug"});
+                 return argv;
+               });
+  node.WaitHealthy();
+  const std::string trace = "0af7651916cd43dd8448eb211c80319c";
+  auto get = [&](const std::string& id, const std::string& traceparent) {
+    std::vector<std::string> headers = {"Host: site.example", "X-Request-Id: " + id};
+    if (!traceparent.empty()) headers.push_back("traceparent: " + traceparent);
+    return HttpRequest("GET", node.url("/api/primes/77"), headers);
+  };
+  EXPECT_EQ(get("req-1", "00-" + trace + "-b7ad6b7169203331-01").header("x-cache"), "MISS");
+  EXPECT_EQ(get("req-2", "00-" + trace + "-B7AD6B7169203331-01").header("x-cache"), "HIT");  // upper case: malformed
+  EXPECT_EQ(get("req-3\x1b[2J", "").status, 200);
+  std::string log;
+  auto line = [&](const std::string& component, const std::string& id) {
+    const size_t at = log.find("request_id=" + id);
+    if (at == std::string::npos) return std::string();
+    for (size_t start = log.rfind('\n', at) + 1, end = log.find('\n', at);;) {
+      std::string l = log.substr(start, end - start);
+      if (l.find("component=" + component + " ") != std::string::npos) return l;
+      const size_t next = log.find("request_id=" + id, end);
+      if (next == std::string::npos) return std::string();
+      start = log.rfind('\n', next) + 1;
+      end = log.find('\n', next);
+    }
+  };
+  ASSERT_TRUE(WaitFor([&] { log = node.process().Log(); return !line("access", "\"req-3").empty(); }, 5s)) << log;
+  const std::string first = line("access", "req-1");
+  EXPECT_NE(first.find(" msg=request method=GET host=site.example path=/api/primes/77 status=200 "), std::string::npos)
+      << first;
+  EXPECT_NE(first.find(" cache=MISS "), std::string::npos) << first;
+  EXPECT_NE(first.find(" trace_id=" + trace), std::string::npos) << first;
+  const std::string second = line("access", "req-2");
+  EXPECT_NE(second.find(" cache=HIT "), std::string::npos) << second;
+  EXPECT_NE(second.find(" trace_id=\"\""), std::string::npos) << second;
+  EXPECT_NE(line("access", "\"req-3").find("request_id=\"req-3\\x1b[2J\""), std::string::npos) << log;
+  const std::string decision = line("cache", "req-1");
+  EXPECT_NE(decision.find("msg=decision"), std::string::npos) << decision;
+  EXPECT_NE(decision.find("cache_status=\"webtier; fwd="), std::string::npos) << decision;
+  EXPECT_NE(decision.find(" trace_id=" + trace), std::string::npos) << decision;
+}
+
 // Answers written by the cache's worker threads reach the connection their
 // request came on, and only it, while connections come and go around them:
 // the kernel hands a closed connection's descriptor number to the next one

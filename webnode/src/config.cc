@@ -58,6 +58,8 @@ void AddFlags(CLI::App& app, Config* c) {
                  "file holding the bearer token for /admin/*; excludes --admin-token");
   app.add_option("--max-request-bytes", c->max_request_bytes, "largest accepted request (headers + body)")
       ->capture_default_str();
+  app.add_flag("--access-log", c->access_log,
+               "log one line per request on stderr (component=access: status, cache decision, request and trace id)");
   // Hidden (no group): for the rolling-upgrade fault scenario only.
   app.add_option("--test-record-version", c->test_record_version)->group("")->check(CLI::Range(0, 255));
 }

@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "webtier/cache/http_date.h"
+#include "webtier/common/log.h"
 #include "webtier/cache/message.h"
 #include "webtier/webnode/http_metrics.h"
 #include "webtier/webnode/peer_socket.h"
@@ -39,7 +40,8 @@ Reply::Reply(Reply&& other) noexcept
       route_(std::move(other.route_)),
       headers_(std::move(other.headers_)),
       start_(other.start_),
-      sent_(other.sent_) {
+      sent_(other.sent_),
+      trace_(std::move(other.trace_)) {
   other.sent_ = true;  // the moved-from shell must not answer or count
 }
 
@@ -119,6 +121,7 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   out += Pistache::Http::codeString(static_cast<Code>(status));
   out += "\r\n";
   bool dated = false, typed = false, served = false, connection = false, close = false;
+  std::string x_cache, cache_status;  // for the log lines only
   std::optional<size_t> head_length;  // an origin's answer to a HEAD: the length of what a GET would get
   for (auto& [name, value] : Combined(std::move(headers_))) {
     if (cache::EqualsIgnoreCase(name, "Content-Length")) {  // framing is written below
@@ -126,6 +129,8 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
       if (head && body.empty() && std::sscanf(value.c_str(), "%zu", &n) == 1) head_length = n;
       continue;
     }
+    if (trace_ && cache::EqualsIgnoreCase(name, "X-Cache")) x_cache = value;
+    if (trace_ && cache::EqualsIgnoreCase(name, "Cache-Status")) cache_status = value;
     dated = dated || cache::EqualsIgnoreCase(name, "Date");
     typed = typed || cache::EqualsIgnoreCase(name, "Content-Type");
     served = served || cache::EqualsIgnoreCase(name, "X-Served-By");
@@ -150,15 +155,45 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   // read side too would turn bytes the client already sent into a reset that
   // can destroy the answer before it is read). Whatever else arrives on it
   // meanwhile is dropped by NodeHandler.
+  const size_t bytes = out.size();
   if (socket_) {
     socket_->Write(std::move(out), close);
     socket_.reset();
   }
+  if (trace_) LogRequest(status, bytes, x_cache, cache_status);
   if (metrics_ != nullptr) {
     double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
     metrics_->Record(route_, method_, status, secs);
     metrics_->inflight().Decrement();
   }
+}
+
+void Reply::set_trace(std::string host, std::string path, std::string request_id, std::string trace_id, bool access) {
+  trace_ = std::make_unique<Trace>(Trace{std::move(host), std::move(path), std::move(request_id), std::move(trace_id), access});
+}
+
+void Reply::LogRequest(int status, size_t bytes, std::string_view x_cache, std::string_view cache_status) const {
+  if (!cache_status.empty() || !x_cache.empty()) {
+    log::Debug("cache", "decision")
+        .kv("path", trace_->path)
+        .kv("x_cache", x_cache)
+        .kv("cache_status", cache_status)
+        .kv("request_id", trace_->request_id)
+        .kv("trace_id", trace_->trace_id);
+  }
+  if (!trace_->access) return;
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();
+  log::Info("access", "request")
+      .kv("method", method_)
+      .kv("host", trace_->host)
+      .kv("path", trace_->path)
+      .kv("status", status)
+      .kv("bytes_out", bytes)
+      .kv("duration_ms", ms)
+      .kv("route", route_)
+      .kv("cache", x_cache)
+      .kv("request_id", trace_->request_id)
+      .kv("trace_id", trace_->trace_id);
 }
 
 }  // namespace webtier::webnode

@@ -39,6 +39,18 @@ struct NodeServer::Shared {
 
 namespace {
 
+// The trace id of a W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>", the
+// balancer always sends version 00 in lower case); empty when malformed.
+std::string TraceIdOf(std::string_view traceparent) {
+  if (traceparent.size() != 55 || traceparent.substr(0, 3) != "00-" || traceparent[35] != '-' || traceparent[52] != '-')
+    return "";
+  for (size_t i = 3; i < 55; ++i) {
+    const char c = traceparent[i];
+    if (i != 35 && i != 52 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
+  }
+  return std::string(traceparent.substr(3, 32));
+}
+
 // The answer's Connection: the client's own choice, mirrored; without one,
 // HTTP/1.1 keeps the connection and HTTP/1.0 closes it (Pistache 0.0.5 said
 // Close to every request without the header, breaking HTTP/1.1's default).
@@ -201,6 +213,10 @@ class NodeHandler : public Http::Handler {
     const std::string_view scheme = cache::SchemeFrom(RawHeader(request, "X-Forwarded-Proto").value_or(""));
     const std::optional<std::string> raw_host = RawHeader(request, "Host");
     std::optional<std::string> host = cache::NormalizeHost(raw_host.value_or(""), scheme);
+    if (s.config.access_log || log::Enabled(log::Level::kDebug)) {
+      reply.set_trace(raw_host.value_or(""), resource, RawHeader(request, "X-Request-Id").value_or(""),
+                      TraceIdOf(RawHeader(request, "traceparent").value_or("")), s.config.access_log);
+    }
     if (!host.has_value() || (!raw_host.has_value() && request.version() == Http::Version::Http11)) {
       RefuseRequest(reply, 400, raw_host.has_value() ? "invalid Host" : "no Host", "bad_host");
       return;
