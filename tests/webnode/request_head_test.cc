@@ -14,12 +14,16 @@ TEST(HeadScanner, FindsTheEndOfTheHeadAcrossPieces) {
   for (size_t i = 0; i + 1 < head.find("\r\n\r\n") + 3; ++i) {
     ASSERT_EQ(scan.Feed(head.substr(i, 1)), HeadScanner::State::kMore) << i;
   }
-  EXPECT_EQ(scan.Feed(head.substr(head.find("\r\n\r\n") + 3)), HeadScanner::State::kDone);
+  EXPECT_EQ(scan.Feed(head.substr(head.find("\r\n\r\n") + 2)), HeadScanner::State::kDone);
+  EXPECT_EQ(scan.head_bytes(), head.find("body"));  // where the body (or the next request) starts
+  EXPECT_EQ(scan.Feed("more"), HeadScanner::State::kDone);
+  EXPECT_EQ(scan.head_bytes(), head.find("body"));
   EXPECT_EQ(scan.method(), "GET");
   EXPECT_EQ(scan.target(), "/a?b=c");
   scan.Reset();
-  EXPECT_EQ(scan.Feed("POST /p HTTP/1.1\nHost: y\n\n"), HeadScanner::State::kDone);  // bare LF
+  EXPECT_EQ(scan.Feed("POST /p HTTP/1.1\nHost: y\n\nGET /next"), HeadScanner::State::kDone);  // bare LF
   EXPECT_EQ(scan.target(), "/p");
+  EXPECT_EQ(scan.head_bytes(), 26u);
 }
 
 TEST(HeadScanner, RefusesOneFieldOverTheLimit) {

@@ -115,20 +115,33 @@ std::shared_ptr<PeerSocket> PeerSocket::Of(const std::shared_ptr<Pistache::Tcp::
 
 PeerSocket::~PeerSocket() { ::close(fd_); }
 
-void PeerSocket::Write(std::string bytes, bool close) {
+void PeerSocket::Write(uint64_t turn, std::string bytes, bool close) {
   std::unique_lock lock(mu_);
-  if (ended_) return;
-  close_after_ = close_after_ || close;
-  if (offset_ < pending_.size()) {  // the writer thread has the connection: queue behind it
-    pending_ += bytes;
+  if (turn != next_) {
+    early_.insert_or_assign(turn, Answer{std::move(bytes), close});
     return;
   }
-  pending_ = std::move(bytes);
-  offset_ = 0;
-  if (SendPendingLocked() == Progress::kDone) return;
+  QueueLocked(std::move(bytes), close);
+  for (++next_; !early_.empty() && early_.begin()->first == next_; ++next_) {
+    auto answer = early_.extract(early_.begin());
+    QueueLocked(std::move(answer.mapped().bytes), answer.mapped().close);
+  }
+  if (with_writer_ || SendPendingLocked() == Progress::kDone) return;
+  with_writer_ = true;
   deadline_ = std::chrono::steady_clock::now() + kWriteTimeout;
   lock.unlock();
   SlowWriter::Instance().Add(shared_from_this());
+}
+
+void PeerSocket::QueueLocked(std::string bytes, bool close) {
+  if (ended_ || close_after_) return;  // nothing follows a close
+  if (offset_ == pending_.size()) {
+    pending_ = std::move(bytes);
+    offset_ = 0;
+  } else {
+    pending_ += bytes;
+  }
+  close_after_ = close;
 }
 
 size_t PeerSocket::pending() const {
@@ -138,15 +151,19 @@ size_t PeerSocket::pending() const {
 
 PeerSocket::Progress PeerSocket::Flush() {
   std::lock_guard lock(mu_);
-  return SendPendingLocked();
+  const Progress p = SendPendingLocked();
+  if (p == Progress::kDone) with_writer_ = false;
+  return p;
 }
 
 void PeerSocket::Abort() {
   std::lock_guard lock(mu_);
   ::shutdown(fd_, SHUT_RDWR);  // Pistache sees the end on its descriptor and lets go of the Peer
   ended_ = true;
+  with_writer_ = false;
   pending_.clear();
   offset_ = 0;
+  early_.clear();
 }
 
 std::chrono::steady_clock::time_point PeerSocket::deadline() const {

@@ -28,12 +28,14 @@ Reply::Reply(Pistache::Http::ResponseWriter writer, std::string_view method, Htt
       served_by_(served_by),
       start_(std::chrono::steady_clock::now()) {
   if (std::shared_ptr<Pistache::Tcp::Peer> peer = writer_->getPeer()) socket_ = PeerSocket::Of(peer);
+  if (socket_) turn_ = socket_->TakeTurn();
   if (metrics_ != nullptr) metrics_->inflight().Increment();
 }
 
 Reply::Reply(Reply&& other) noexcept
     : writer_(std::move(other.writer_)),
       socket_(std::move(other.socket_)),
+      turn_(other.turn_),
       method_(std::move(other.method_)),
       metrics_(other.metrics_),
       served_by_(other.served_by_),
@@ -157,7 +159,7 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   // meanwhile is dropped by NodeHandler.
   const size_t bytes = out.size();
   if (socket_) {
-    socket_->Write(std::move(out), close);
+    socket_->Write(turn_, std::move(out), close);
     socket_.reset();
   }
   if (trace_) LogRequest(status, bytes, x_cache, cache_status);

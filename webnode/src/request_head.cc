@@ -6,7 +6,9 @@
 namespace webtier::webnode {
 
 HeadScanner::State HeadScanner::Feed(std::string_view bytes) {
-  for (size_t i = 0; i < bytes.size() && state_ == State::kMore; ++i) {
+  if (state_ != State::kMore) return state_;
+  size_t i = 0;
+  for (; i < bytes.size() && state_ == State::kMore; ++i) {
     const char c = bytes[i];
     if (in_request_line_) {
       if (c == '\n') {
@@ -44,6 +46,8 @@ HeadScanner::State HeadScanner::Feed(std::string_view bytes) {
     }
     ++line_length_;
   }
+  // On a refusal or the head's end the loop broke before counting that byte.
+  head_bytes_ += state_ == State::kMore ? bytes.size() : i + 1;
   return state_;
 }
 
@@ -67,6 +71,7 @@ void HeadScanner::Reset() {
   fields_ = 0;
   line_length_ = 0;
   host_fields_ = 0;
+  head_bytes_ = 0;
 }
 
 }  // namespace webtier::webnode

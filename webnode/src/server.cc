@@ -141,7 +141,9 @@ class NodeHandler : public Http::Handler {
   void onInput(const char* buffer, size_t len, const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
     if (Closing(peer)) return;
     std::shared_ptr<Http::RequestParser> parser = getParser(peer);
-    HeadScanner& head = Head(peer);
+    Incoming& incoming = Head(peer);
+    HeadScanner& head = incoming.head;
+    incoming.fed += len;
     try {
       if (!parser->feed(buffer, len)) {
         Refuse(*parser, peer, Http::Code::Request_Entity_Too_Large, "request exceeds --max-request-bytes", "too_large");
@@ -177,11 +179,20 @@ class NodeHandler : public Http::Handler {
       Refuse(*parser, peer, Http::Code::Bad_Request, e.what(), "unparsable");
       return;
     }
-    head.Reset();
     Http::Request& request = parser->request;
+    // Bytes after this request are the next ones (pipelining). Pistache's
+    // parser drops them on reset, so they are fed again below. Where a
+    // chunked body ends is not known here: after one, the connection closes
+    // (a pipelining client retries what was not answered, RFC 9112 9.3.2).
+    const bool chunked = RawHeader(request, "Transfer-Encoding").has_value();
+    const size_t length = head.head_bytes() + request.body().size();
+    const size_t next = incoming.fed > length ? std::min(incoming.fed - length, len) : 0;
+    head.Reset();
+    incoming.fed = 0;
     Http::ResponseWriter writer(request.version(), transport(), this, peer);
     request.copyAddress(peer->address());
-    const Http::ConnectionControl connection = ConnectionFor(request);
+    Http::ConnectionControl connection = ConnectionFor(request);
+    if (chunked && next > 0) connection = Http::ConnectionControl::Close;
     writer.headers().add<Http::Header::Connection>(connection);
     if (connection == Http::ConnectionControl::Close) closing_.insert_or_assign(peer.get(), peer);
     peer->setIdle(false);
@@ -191,6 +202,7 @@ class NodeHandler : public Http::Handler {
       log::Error("http", "request handler failed").kv("err", e.what());
     }
     parser->reset();
+    if (next > 0) onInput(buffer + len - next, next, peer);  // stops at once after a close
   }
 
   void onDisconnection(const std::shared_ptr<Tcp::Peer>& peer) override {  // Tcp::Handler
@@ -254,6 +266,14 @@ class NodeHandler : public Http::Handler {
   }
 
  private:
+  // Each connection's request as it arrives (same threading as closing_):
+  // its head, and the bytes given to Pistache's parser since it began.
+  struct Incoming {
+    std::weak_ptr<Tcp::Peer> peer;
+    HeadScanner head;
+    size_t fed = 0;
+  };
+
   // A parsed request refused before any route: one log line, counted by reason.
   void RefuseRequest(Reply& reply, int status, const char* why, const char* reason) {
     log::Warn("http", "request refused").kv("status", status).kv("why", why);
@@ -290,18 +310,17 @@ class NodeHandler : public Http::Handler {
     closing_.erase(it);
     return false;
   }
-  // This connection's head scanner, a fresh one for a new connection.
-  HeadScanner& Head(const std::shared_ptr<Tcp::Peer>& peer) {
+  // This connection's request as it arrives, fresh for a new connection.
+  Incoming& Head(const std::shared_ptr<Tcp::Peer>& peer) {
     auto it = heads_.find(peer.get());
-    if (it != heads_.end() && !Same(it->second.first, peer)) {
+    if (it != heads_.end() && !Same(it->second.peer, peer)) {
       heads_.erase(it);
       it = heads_.end();
     }
     if (it == heads_.end()) {
-      it = heads_.emplace(peer.get(), std::pair(std::weak_ptr<Tcp::Peer>(peer), HeadScanner(shared_->config.max_header_fields)))
-               .first;
+      it = heads_.emplace(peer.get(), Incoming{peer, HeadScanner(shared_->config.max_header_fields), 0}).first;
     }
-    return it->second.second;
+    return it->second;
   }
 
   NodeServer::Shared* shared_;
@@ -315,8 +334,7 @@ class NodeHandler : public Http::Handler {
   // otherwise swallow every byte of the new connection, whose client would
   // read nothing at all).
   std::unordered_map<const Tcp::Peer*, std::weak_ptr<Tcp::Peer>> closing_;
-  // Each connection's request head as it arrives (same threading as closing_).
-  std::unordered_map<const Tcp::Peer*, std::pair<std::weak_ptr<Tcp::Peer>, HeadScanner>> heads_;
+  std::unordered_map<const Tcp::Peer*, Incoming> heads_;  // see Incoming
 
 };
 

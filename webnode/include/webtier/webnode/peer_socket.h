@@ -16,6 +16,8 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -40,12 +42,18 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   PeerSocket& operator=(const PeerSocket&) = delete;
   ~PeerSocket();  // closes the duplicate
 
-  // Writes `bytes` after everything written before, from any thread, without
-  // blocking: what the socket does not take at once is finished by a writer
-  // thread. With `close`, the write side is shut after the last byte
-  // (Connection: close); later writes are dropped. A client that takes
-  // nothing for kWriteTimeout loses the connection.
-  void Write(std::string bytes, bool close);
+  // The place of the next answer on this connection. Call on the reactor
+  // thread as each request is taken, in the order they arrived: Pistache
+  // hands pipelined requests to handlers at once, and their answers may be
+  // ready in any order, but must leave in this one (RFC 9112 9.3.2).
+  uint64_t TakeTurn() { return turns_++; }
+
+  // Writes the answer of `turn` once every earlier turn's is written, from
+  // any thread, without blocking: what the socket does not take at once is
+  // finished by a writer thread. With `close`, the write side is shut after
+  // its last byte (Connection: close) and later answers are dropped. A
+  // client that takes nothing for kWriteTimeout loses the connection.
+  void Write(uint64_t turn, std::string bytes, bool close);
 
   // Bytes accepted by Write and not yet taken by the socket.
   size_t pending() const;
@@ -60,14 +68,24 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   int fd() const { return fd_; }
   std::chrono::steady_clock::time_point deadline() const;
 
+  void QueueLocked(std::string bytes, bool close);
   Progress SendPendingLocked();
 
+  struct Answer {
+    std::string bytes;
+    bool close;
+  };
+
   const int fd_;
+  uint64_t turns_ = 0;  // reactor thread only
   mutable std::mutex mu_;
-  std::string pending_;    // guarded by mu_
-  size_t offset_ = 0;      // guarded by mu_: how much of pending_ is sent
-  bool close_after_ = false;  // guarded by mu_
-  bool ended_ = false;     // guarded by mu_: shut or failed; writes are dropped
+  uint64_t next_ = 0;                // guarded by mu_: the turn whose answer goes out next
+  std::map<uint64_t, Answer> early_;  // guarded by mu_: answers ready before their turn
+  std::string pending_;              // guarded by mu_: accepted, not yet taken by the socket
+  size_t offset_ = 0;                // guarded by mu_: how much of pending_ is sent
+  bool with_writer_ = false;         // guarded by mu_: the writer thread finishes pending_
+  bool close_after_ = false;         // guarded by mu_: shut the write side after pending_
+  bool ended_ = false;               // guarded by mu_: shut or failed; answers are dropped
   std::chrono::steady_clock::time_point deadline_;  // guarded by mu_
 };
 

@@ -53,6 +53,7 @@ class Reply {
  private:
   std::unique_ptr<Pistache::Http::ResponseWriter> writer_;
   std::shared_ptr<PeerSocket> socket_;  // null: no client to answer
+  uint64_t turn_ = 0;                   // this answer's place on the connection
   std::string method_;
   HttpMetrics* metrics_;
   const std::string* served_by_;

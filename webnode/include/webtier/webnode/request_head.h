@@ -30,6 +30,10 @@ class HeadScanner {
   std::string_view method() const;
   std::string_view target() const;
 
+  // Bytes of the head read so far, its final empty line included (and any
+  // blank lines before the request line): where the body starts once kDone.
+  size_t head_bytes() const { return head_bytes_; }
+
   // For the next request on the connection.
   void Reset();
 
@@ -42,6 +46,7 @@ class HeadScanner {
   size_t line_length_ = 0;     // bytes of the current field line, CR excluded
   char line_start_[5] = {};    // its first bytes, lower-cased (to find "host:")
   int host_fields_ = 0;
+  size_t head_bytes_ = 0;
 };
 
 }  // namespace webtier::webnode
