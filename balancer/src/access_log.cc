@@ -426,4 +426,14 @@ void AccessLog::ReopenNow() {
   log::Info(kComponent, "access log reopened").kv("path", options_.path);
 }
 
+std::string AccessFlagsText(uint32_t flags) {
+  std::string out;
+  for (size_t i = 0; i < kFlagCount; ++i) {
+    if (!(flags & (1u << i))) continue;
+    if (!out.empty()) out.push_back(',');
+    out.append(kFlagNames[i]);
+  }
+  return out;
+}
+
 }  // namespace webtier::balancer

@@ -196,10 +196,12 @@ awaitable<void> ClientSession::Run() {
         // The refusal is the request's line; a client that left has none.
         lingering = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
         if (!lingering && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
+        if (!lingering && worker_.spans != nullptr) ExportSpan(0, kClientGone, exchange);
         break;
       }
       CountAnswer(outcome.status, &exchange);
       if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
+      if (worker_.spans != nullptr) ExportSpan(outcome.status, 0, exchange);
       if (streamed && !parser.is_done()) {
         lingering = true;  // answered (an error) before the body was all in
         break;
@@ -244,6 +246,45 @@ awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_
   co_await WriteError(11, status, why, /*keep=*/false);
   CountAnswer(status, nullptr);
   if (worker_.access_log != nullptr) LogAccess(status, RejectionFlag(reason), nullptr);
+}
+
+void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange& exchange) {
+  if (!exchange.prepared()) return;  // nothing went to a member: no trace context was made
+  const RequestTrace& trace = exchange.trace();
+  const ExchangeLog& log = exchange.log();
+  const auto now = std::chrono::system_clock::now();
+  otlp::Span span;
+  span.trace_id.assign(trace.trace_id, kTraceIdLength);
+  span.span_id.assign(trace.span_id, kSpanIdLength);
+  if (trace.continued) span.parent_span_id.assign(trace.parent_id, kSpanIdLength);
+  span.kind = otlp::SpanKind::kServer;
+  span.end = now;
+  span.start = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - request_.start);
+  std::vector<otlp::Attribute>& a = span.attributes;
+  if (const auto* head = request_.head) {
+    span.name = std::string(head->method_string());
+    a.push_back({"http.request.method", span.name});
+    a.push_back({"url.path", std::string(head->target())});
+    a.push_back({"server.address", std::string((*head)[http::field::host])});
+    a.push_back({"network.protocol.version", std::string(head->version() >= 11 ? "1.1" : "1.0")});
+  }
+  a.push_back({"client.address", client_ip_});
+  if (status != 0) a.push_back({"http.response.status_code", static_cast<int64_t>(status)});
+  a.push_back({"webtier.request_id", std::string(exchange.request_id())});
+  a.push_back({"webtier.attempts", static_cast<int64_t>(log.attempts)});
+  if (log.member != nullptr) a.push_back({"webtier.member", log.member->member().id});
+  if (const std::string f = AccessFlagsText(flags | log.flags); !f.empty()) a.push_back({"webtier.flags", f});
+  if (!log.cache_view().empty()) a.push_back({"webtier.cache", std::string(log.cache_view())});
+  for (size_t i = 0; i < log.noted_count; ++i) {
+    const ExchangeLog::AttemptNote& n = log.noted[i];
+    span.events.push_back({n.start,
+                           "attempt",
+                           {{"webtier.member", n.member->member().id},
+                            {"server.address", n.member->address()},
+                            {"webtier.outcome", n.failure == 0 ? std::string("answered") : AccessFlagsText(n.failure)}}});
+  }
+  span.error = status == 0 || status >= 500;
+  worker_.spans->Export(std::move(span));
 }
 
 uint64_t ClientSession::RequestBytesIn() const {

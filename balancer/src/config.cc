@@ -4,6 +4,7 @@
 
 #include "webtier/balancer/http_rules.h"
 #include "webtier/common/flags.h"
+#include "webtier/common/otlp.h"
 #include "webtier/common/serverset.h"
 
 namespace webtier::balancer {
@@ -75,6 +76,8 @@ void AddRequestLogFlags(CLI::App& app, Config* c) {
                  "share of successful requests (status < 400, no flags) logged; errors always are")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
+  app.add_option("--otlp-endpoint", c->otlp_endpoint,
+                 "export a span per request as OTLP/HTTP JSON to this collector (http://host:port[/path]; empty = off)");
   app.add_option("--request-id", c->request_id_flag,
                  "keep: a client's X-Request-Id goes on (else the balancer makes one); replace: always a new one")
       ->capture_default_str()
@@ -96,6 +99,12 @@ Status FinalizeEdge(Config* c) {
     c->hosts.emplace_back(entry);
   }
   c->reuse_always = c->upstream_reuse_flag == "always";
+  if (!c->otlp_endpoint.empty()) {
+    net::HostPort collector;
+    std::string path;
+    if (Status s = otlp::ParseEndpoint(c->otlp_endpoint, &collector, &path); !s.ok())
+      return flags::Invalid("--otlp-endpoint", s.message());
+  }
   c->replace_request_id = c->request_id_flag == "replace";
   return Status::Ok();
 }

@@ -122,6 +122,9 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     tried_storage[tried++] = host;
     log_.member = host;
     log_.attempts = static_cast<int>(tried);
+    if (worker_.spans != nullptr && log_.noted_count < ExchangeLog::kNotedAttempts) {
+      log_.noted[log_.noted_count++] = {host, std::chrono::system_clock::now(), 0};
+    }
     log_.connect_ms = log_.upstream_ms = -1;
     attempt.untried = std::min(hosts.hosts.size(), kMaxTried) - tried;
     if (attempt.number > 0) worker_.metrics.retries.Increment();
@@ -296,6 +299,7 @@ bool Exchange::Failed(Failure failure, Host& host, const Attempt& attempt, error
   const RetryDecision d = worker_.retry.Decide(failure, attempt);
   host.Count(d.outcome);
   log_.flags |= FailureFlag(failure);
+  if (log_.noted_count > 0) log_.noted[log_.noted_count - 1].failure |= FailureFlag(failure);
   if (failure == Failure::kConnect) host.RecordOutlierFailure(worker_.config.health.outlier_consecutive_5xx);
   if (d.eject) {
     const std::string_view reason = d.outcome == Outcome::kConnectFailure ? "connect_failure" : "timeout";

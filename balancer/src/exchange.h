@@ -42,6 +42,15 @@ struct ExchangeLog {
   double connect_ms = -1;        // -1: a pooled connection
   double upstream_ms = -1;       // request sent -> response head; -1: no head
   char cache[32];                // the answer's X-Cache (cut to 32 bytes)
+  // The first attempts, for the request's span (only while spans are exported).
+  struct AttemptNote {
+    const Host* member;
+    std::chrono::system_clock::time_point start;
+    uint32_t failure;  // AccessFlag bits of how it failed; 0: it answered
+  };
+  static constexpr size_t kNotedAttempts = 8;
+  AttemptNote noted[kNotedAttempts];
+  size_t noted_count = 0;
   size_t cache_length = 0;
   std::string_view cache_view() const { return {cache, cache_length}; }
 };

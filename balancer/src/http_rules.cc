@@ -518,6 +518,7 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     trace->continued = parent.has_value();
     if (parent) {
       parent->trace_id.copy(trace->trace_id, kTraceIdLength);
+      parent->parent_id.copy(trace->parent_id, kSpanIdLength);
       trace->sampled = parent->sampled;
     }
     AppendTraceparent(*trace, out);

@@ -23,6 +23,7 @@
 #include "webtier/balancer/tls_context.h"
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
+#include "webtier/common/otlp.h"
 #include "webtier/common/stop_signals.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/monitoring/metrics.h"
@@ -157,7 +158,17 @@ int main(int argc, char** argv) {
     if (Status s = AccessLog::Open(std::move(options), &metrics, &access_log); !s.ok())
       return flags::BadValue(app, flags::Invalid("--access-log", s.message()));
   }
-  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr, access_log.get());
+  std::unique_ptr<otlp::Exporter> spans;
+  if (!config.otlp_endpoint.empty()) {
+    otlp::Exporter::Options options{.endpoint = config.otlp_endpoint, .service = "webtier-balancer"};
+    options.on_result = [&metrics](uint64_t exported, uint64_t dropped) {
+      metrics.spans_exported.Increment(static_cast<double>(exported));
+      metrics.spans_dropped.Increment(static_cast<double>(dropped));
+    };
+    if (Status s = otlp::Exporter::Create(std::move(options), &spans); !s.ok())
+      return flags::BadValue(app, flags::Invalid("--otlp-endpoint", s.message()));
+  }
+  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr, access_log.get(), spans.get());
   if (Status s = proxy.Start(); !s.ok()) {
     log::Error("balancer", "cannot start proxy").kv("err", s.ToString());
     return 1;
@@ -179,6 +190,7 @@ int main(int argc, char** argv) {
   hangup.Stop();  // before what a reload touches goes away
   proxy.Shutdown(std::chrono::milliseconds(config.request_timeout_ms));
   access_log.reset();  // the workers are stopped: every line is in
+  spans.reset();       // and every span (one last batch)
   admin.Stop();
   checker.Stop();
   session.Close();

@@ -38,6 +38,7 @@ const char* HandshakeResultName(HandshakeResult result) {
 
 namespace {
 
+constexpr char kSpansHelp[] = "Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.";
 constexpr const char* kAccessLogHelp =
     "Access log lines, by what became of them: written, or dropped because the writer could not keep up (or a "
     "write failed).";
@@ -85,6 +86,8 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
               .Add({})),
       access_log_written(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "written"}})),
       access_log_dropped(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "dropped"}})),
+      spans_exported(CounterFamily(r, "balancer_spans_total", kSpansHelp).Add({{"result", "exported"}})),
+      spans_dropped(CounterFamily(r, "balancer_spans_total", kSpansHelp).Add({{"result", "dropped"}})),
       health(r),
       requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
       upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {

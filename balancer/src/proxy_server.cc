@@ -41,8 +41,9 @@ awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, tcp::endpoint p
 class Worker {
  public:
   Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, const TlsContext* tls,
-         AccessLog* access_log)
+         AccessLog* access_log, otlp::Exporter* spans)
       : context_(ctx_, config, pool, metrics, counters, clients_), tls_(tls) {
+    context_.spans = spans;
     if (access_log != nullptr) {
       context_.access_log = access_log;
       context_.access_shard = access_log->NewShard();
@@ -178,12 +179,13 @@ awaitable<void> Worker::SweepIdle() {
 }
 
 ProxyServer::ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls,
-                         AccessLog* access_log)
+                         AccessLog* access_log, otlp::Exporter* spans)
     : config_(config),
       pool_(pool),
       metrics_(metrics),
       tls_(tls),
       access_log_(access_log),
+      spans_(spans),
       counters_(std::make_unique<ServerCounters>()) {}
 
 ProxyServer::~ProxyServer() {
@@ -223,7 +225,7 @@ Status ProxyServer::Start() {
   const TlsContext* tls = config_.tls_listen ? tls_ : nullptr;
   if (config_.tls_listen && (tls == nullptr || !tls->Current()))
     return Status(ErrorCode::kInvalidArgument, "--tls-listen needs a loaded TLS context");
-  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, tls, access_log_));
+  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, tls, access_log_, spans_));
   std::string address, tls_address;
   if (Status s = Bind(config_.listen, "--listen", false, &port_, &address); !s.ok()) return s;
   if (tls != nullptr) {

@@ -18,6 +18,7 @@
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/proxy_metrics.h"
 #include "webtier/balancer/retry_policy.h"
+#include "webtier/common/otlp.h"
 
 namespace webtier::balancer {
 
@@ -60,6 +61,7 @@ struct WorkerContext {
   RelayBuffers relay_buffers;
   AccessLog* access_log = nullptr;          // --access-log; null: off
   AccessLog::Shard* access_shard = nullptr;  // this worker's lines
+  otlp::Exporter* spans = nullptr;           // --otlp-endpoint; null: off
 
  private:
   std::shared_ptr<const HostSet> snapshot_;

@@ -20,7 +20,7 @@
 
 #include "webtier/balancer/access_log.h"
 #include "webtier/balancer/http_rules.h"
-#include "webtier/balancer/trace_context.h"
+#include "webtier/common/trace_context.h"
 #include "webtier/testing/harness.h"
 
 namespace webtier::balancer {

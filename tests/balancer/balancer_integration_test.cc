@@ -15,6 +15,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <thread>
 
@@ -1238,6 +1239,153 @@ TEST_F(BalancerTest, TraceContextAndRequestIdReachTheOriginThroughAWebnode) {
   line = AccessLine(log, [&](const json& j) { return j["path"] == "/traced/2"; });
   ASSERT_TRUE(line.is_object());
   EXPECT_EQ(line["trace_id"], fresh.substr(3, 32));
+}
+
+// A small OpenTelemetry collector: takes OTLP/HTTP JSON POSTs (answers 200)
+// and keeps every span it was sent.
+class OtlpCollector {
+ public:
+  OtlpCollector() {
+    fd_ = testing::ListenLoopback(&port_);
+    thread_ = std::thread([this] {
+      for (;;) {
+        const int c = ::accept(fd_, nullptr, nullptr);
+        if (c < 0) return;
+        std::string in;
+        char buf[65536];
+        size_t want = std::string::npos;
+        for (ssize_t n; in.size() < want && (n = ::recv(c, buf, sizeof buf, 0)) > 0;) {
+          in.append(buf, static_cast<size_t>(n));
+          const size_t end = in.find("\r\n\r\n");
+          const size_t length = in.find("Content-Length: ");
+          if (want == std::string::npos && end != std::string::npos && length < end)
+            want = end + 4 + std::stoul(in.substr(length + 16));
+        }
+        const size_t end = in.find("\r\n\r\n");
+        const json body = json::parse(end == std::string::npos ? "" : in.substr(end + 4), nullptr, false);
+        {
+          std::lock_guard lock(mu_);
+          if (body.is_object()) {
+            for (const auto& rs : body["resourceSpans"]) {
+              const std::string service = rs["resource"]["attributes"][0]["value"]["stringValue"];
+              for (const auto& ss : rs["scopeSpans"]) {
+                for (json span : ss["spans"]) {
+                  span["service"] = service;
+                  spans_.push_back(std::move(span));
+                }
+              }
+            }
+          }
+        }
+        testing::SendAll(c, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}");
+        ::close(c);
+      }
+    });
+  }
+  ~OtlpCollector() {
+    ::shutdown(fd_, SHUT_RDWR);
+    thread_.join();
+    ::close(fd_);
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_) + "/v1/traces"; }
+  std::vector<json> Spans() {
+    std::lock_guard lock(mu_);
+    return spans_;
+  }
+
+ private:
+  int fd_ = -1;
+  uint16_t port_ = 0;
+  std::mutex mu_;
+  std::vector<json> spans_;
+  std::thread thread_;
+};
+
+// An attribute's value as a string (stringValue, or intValue as sent).
+std::string SpanAttribute(const json& span, const std::string& key) {
+  for (const auto& a : span.value("attributes", json::array())) {
+    if (a["key"] != key) continue;
+    if (a["value"].contains("stringValue")) return a["value"]["stringValue"];
+    if (a["value"].contains("intValue")) return a["value"]["intValue"];
+  }
+  return "";
+}
+
+// --otlp-endpoint on both programs: the balancer's span continues the
+// client's trace, with each attempt as an event; the webnode's span is its
+// child and the parent the origin sees; both reach the collector.
+TEST_F(BalancerTest, SpansOfBothProgramsReachACollectorAsOneTrace) {
+  OtlpCollector collector;
+  testing::EchoBackend origin("origin");
+  testing::RedisServer redis;
+  redis.Start();
+  testing::Webnode node("span-node", zk_.connect(),
+                        {"--origin", "http://127.0.0.1:" + std::to_string(origin.port()), "--redis", redis.address(),
+                         "--otlp-endpoint", collector.url()});
+  node.WaitHealthy();
+  ASSERT_TRUE(node.WaitReady());
+  // A member that refuses connections: a request that tries it first is
+  // retried on the node, which its span shows as two attempts.
+  Register({.id = "dead", .host = "127.0.0.1", .port = FreePort(), .zone = "test"});
+  StartBalancer({"--health-path", "", "--otlp-endpoint", collector.url(), "--retries", "2"});
+  ASSERT_TRUE(WaitMembers(2));
+
+  const std::string trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+  const std::string client_parent = "00f067aa0ba902b7";
+  std::map<std::string, std::string> origin_parent;  // path -> the parent span the origin saw
+  for (int i = 0; i < 3; ++i) {
+    const std::string path = "/spans/" + std::to_string(i);
+    auto r = HttpRequest("GET", Url(path), {"traceparent: 00-" + trace + "-" + client_parent + "-01"});
+    ASSERT_EQ(r.status, 200) << r.body << balancer_->StatusBody() << balancer_->process().Log();
+    const json seen = json::parse(r.body, nullptr, false);
+    origin_parent[path] = seen["headers"].value("traceparent", "").substr(36, 16);
+  }
+  std::vector<json> spans;
+  auto ours = [&](const std::string& service) {
+    std::vector<json> out;
+    for (const json& s : spans) {
+      if (s["service"] == service && s["traceId"] == trace) out.push_back(s);
+    }
+    return out;
+  };
+  ASSERT_TRUE(WaitFor([&] {
+    spans = collector.Spans();
+    return ours("webtier-balancer").size() >= 3 && ours("webtier-webnode").size() >= 3;
+  }, 15s)) << spans.size() << " spans";
+  bool retried = false;
+  for (const json& b : ours("webtier-balancer")) {
+    EXPECT_EQ(b["parentSpanId"], client_parent) << b;
+    EXPECT_EQ(b["kind"], 2) << b;
+    EXPECT_EQ(b["name"], "GET") << b;
+    EXPECT_EQ(SpanAttribute(b, "http.response.status_code"), "200") << b;
+    EXPECT_EQ(SpanAttribute(b, "webtier.member"), "span-node") << b;
+    EXPECT_EQ(SpanAttribute(b, "webtier.request_id").size(), 32u) << b;
+    EXPECT_LE(std::stoull(b["startTimeUnixNano"].get<std::string>()), std::stoull(b["endTimeUnixNano"].get<std::string>()));
+    const json events = b.value("events", json::array());
+    ASSERT_FALSE(events.empty()) << b;
+    EXPECT_EQ(SpanAttribute(events.back(), "webtier.outcome"), "answered") << b;
+    if (events.size() == 2) {
+      retried = true;
+      EXPECT_EQ(SpanAttribute(events[0], "webtier.member"), "dead") << b;
+      EXPECT_EQ(SpanAttribute(events[0], "webtier.outcome"), "connect_failed") << b;
+      EXPECT_EQ(SpanAttribute(b, "webtier.flags"), "connect_failed") << b;
+    }
+    // The node's span is the balancer span's child, and the origin's parent.
+    const std::string path = SpanAttribute(b, "url.path");
+    int children = 0;
+    for (const json& w : ours("webtier-webnode")) {
+      if (w["parentSpanId"] != b["spanId"]) continue;
+      ++children;
+      EXPECT_EQ(SpanAttribute(w, "url.path"), path) << w;
+      EXPECT_EQ(SpanAttribute(w, "http.response.status_code"), "200") << w;
+      EXPECT_EQ(SpanAttribute(w, "webtier.cache"), "MISS") << w;
+      EXPECT_EQ(w["spanId"], origin_parent[path]) << w;
+    }
+    EXPECT_EQ(children, 1) << b;
+  }
+  EXPECT_TRUE(retried) << "no request tried the dead member first";
+  EXPECT_GE(Metric("balancer_spans_total", {{"result", "exported"}}), 3);
+  EXPECT_EQ(Metric("balancer_spans_total", {{"result", "dropped"}}), 0);
 }
 
 }  // namespace

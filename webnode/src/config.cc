@@ -11,6 +11,7 @@
 
 #include "webtier/cache/request_target.h"
 #include "webtier/common/flags.h"
+#include "webtier/common/otlp.h"
 
 namespace webtier::webnode {
 
@@ -60,6 +61,8 @@ void AddFlags(CLI::App& app, Config* c) {
       ->capture_default_str();
   app.add_flag("--access-log", c->access_log,
                "log one line per request on stderr (component=access: status, cache decision, request and trace id)");
+  app.add_option("--otlp-endpoint", c->otlp_endpoint,
+                 "export a span per request as OTLP/HTTP JSON to this collector (http://host:port[/path]; empty = off)");
   // Hidden (no group): for the rolling-upgrade fault scenario only.
   app.add_option("--test-record-version", c->test_record_version)->group("")->check(CLI::Range(0, 255));
 }
@@ -140,6 +143,12 @@ Status Finalize(Config* c) {
       (c->admin_addr.host == c->listen_addr.host || net::IsWildcard(c->admin_addr.host) ||
        net::IsWildcard(c->listen_addr.host)))
     return Invalid("--admin-listen", "must differ from --listen");
+  if (!c->otlp_endpoint.empty()) {
+    net::HostPort collector;
+    std::string path;
+    if (Status s = otlp::ParseEndpoint(c->otlp_endpoint, &collector, &path); !s.ok())
+      return Invalid("--otlp-endpoint", s.message());
+  }
   std::string bad_host;
   if (auto hosts = cache::ParseHostList(c->hosts, &bad_host)) {
     c->allowed_hosts = std::move(*hosts);

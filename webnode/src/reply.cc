@@ -12,6 +12,7 @@
 
 #include "webtier/cache/http_date.h"
 #include "webtier/common/log.h"
+#include "webtier/common/otlp.h"
 #include "webtier/cache/message.h"
 #include "webtier/webnode/http_metrics.h"
 #include "webtier/webnode/peer_socket.h"
@@ -170,9 +171,7 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   }
 }
 
-void Reply::set_trace(std::string host, std::string path, std::string request_id, std::string trace_id, bool access) {
-  trace_ = std::make_unique<Trace>(Trace{std::move(host), std::move(path), std::move(request_id), std::move(trace_id), access});
-}
+void Reply::set_trace(Trace trace) { trace_ = std::make_unique<Trace>(std::move(trace)); }
 
 void Reply::LogRequest(int status, size_t bytes, std::string_view x_cache, std::string_view cache_status) const {
   if (!cache_status.empty() || !x_cache.empty()) {
@@ -182,6 +181,28 @@ void Reply::LogRequest(int status, size_t bytes, std::string_view x_cache, std::
         .kv("cache_status", cache_status)
         .kv("request_id", trace_->request_id)
         .kv("trace_id", trace_->trace_id);
+  }
+  if (trace_->spans != nullptr) {
+    otlp::Span span;
+    span.trace_id = trace_->trace_id;
+    span.span_id = trace_->span_id;
+    span.parent_span_id = trace_->parent_id;
+    span.kind = otlp::SpanKind::kServer;
+    span.name = method_ + " " + route_;
+    span.end = std::chrono::system_clock::now();
+    span.start = span.end - std::chrono::duration_cast<std::chrono::system_clock::duration>(
+                                std::chrono::steady_clock::now() - start_);
+    span.attributes = {{"http.request.method", method_},
+                       {"url.path", trace_->path},
+                       {"server.address", trace_->host},
+                       {"http.route", route_},
+                       {"http.response.status_code", static_cast<int64_t>(status)},
+                       {"webtier.request_id", trace_->request_id}};
+    if (served_by_ != nullptr) span.attributes.push_back({"webtier.node", *served_by_});
+    if (!x_cache.empty()) span.attributes.push_back({"webtier.cache", std::string(x_cache)});
+    if (!cache_status.empty()) span.attributes.push_back({"webtier.cache_status", std::string(cache_status)});
+    span.error = status >= 500;
+    trace_->spans->Export(std::move(span));
   }
   if (!trace_->access) return;
   const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start_).count();

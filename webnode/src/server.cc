@@ -10,9 +10,12 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
+#include <prometheus/counter.h>
 
 #include "webtier/cache/request_target.h"
 #include "webtier/common/log.h"
+#include "webtier/common/otlp.h"
+#include "webtier/common/trace_context.h"
 #include "webtier/webnode/raw_request_headers.h"
 #include "webtier/webnode/request_head.h"
 
@@ -25,6 +28,22 @@ struct NodeServer::Shared {
       : config(c), registry(r), http_metrics(r.prom()), content(content_service), probes(std::move(p)) {
     served_by = config.id;
     greeting = nlohmann::json{{"message", "Hello from " + config.name + "!"}, {"server", config.id}}.dump();
+    if (!config.otlp_endpoint.empty()) {
+      auto& family = prometheus::BuildCounter()
+                         .Name("webnode_spans_total")
+                         .Help("Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.")
+                         .Register(r.prom());
+      prometheus::Counter* exported = &family.Add({{"result", "exported"}});
+      prometheus::Counter* dropped = &family.Add({{"result", "dropped"}});
+      otlp::Exporter::Options options{.endpoint = config.otlp_endpoint, .service = "webtier-webnode"};
+      options.on_result = [exported, dropped](uint64_t e, uint64_t d) {
+        exported->Increment(static_cast<double>(e));
+        dropped->Increment(static_cast<double>(d));
+      };
+      // The endpoint was checked by Finalize.
+      if (Status s = otlp::Exporter::Create(std::move(options), &spans); !s.ok())
+        log::Error("otlp", "no span export").kv("err", s.ToString());
+    }
   }
 
   const Config& config;
@@ -35,21 +54,10 @@ struct NodeServer::Shared {
   std::string served_by;
   std::string greeting;  // the body of GET /, built once
   std::atomic<bool> draining{false};
+  std::unique_ptr<otlp::Exporter> spans;  // --otlp-endpoint; null: off
 };
 
 namespace {
-
-// The trace id of a W3C traceparent ("00-<32 hex>-<16 hex>-<2 hex>", the
-// balancer always sends version 00 in lower case); empty when malformed.
-std::string TraceIdOf(std::string_view traceparent) {
-  if (traceparent.size() != 55 || traceparent.substr(0, 3) != "00-" || traceparent[35] != '-' || traceparent[52] != '-')
-    return "";
-  for (size_t i = 3; i < 55; ++i) {
-    const char c = traceparent[i];
-    if (i != 35 && i != 52 && !((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return "";
-  }
-  return std::string(traceparent.substr(3, 32));
-}
 
 // The answer's Connection: the client's own choice, mirrored; without one,
 // HTTP/1.1 keeps the connection and HTTP/1.0 closes it (Pistache 0.0.5 said
@@ -77,7 +85,8 @@ bool UnkeyedOverride(std::string_view name) {
 // `scheme` and `host` are what the request is keyed on (host normalised);
 // the origin is given exactly those, as Host (unless --origin-host), and as
 // X-Forwarded-Host / X-Forwarded-Proto.
-Request ToContentRequest(const Http::Request& in, std::string_view scheme, std::string host, const Config& config) {
+Request ToContentRequest(const Http::Request& in, std::string_view scheme, std::string host, const Config& config,
+                         const std::string& traceparent) {
   Request r;
   r.method = Http::methodString(in.method());
   r.path = in.resource();
@@ -91,12 +100,15 @@ Request ToContentRequest(const Http::Request& in, std::string_view scheme, std::
     if (UnkeyedOverride(raw.name())) continue;
     if (cache::EqualsIgnoreCase(raw.name(), "Host")) {
       r.headers.emplace_back(raw.name(), r.host);
+    } else if (!traceparent.empty() && cache::EqualsIgnoreCase(raw.name(), "traceparent")) {
+      continue;  // the node's own goes on instead
     } else {
       r.headers.emplace_back(raw.name(), raw.value());
     }
   }
   r.headers.emplace_back("X-Forwarded-Host", config.origin_host.empty() ? r.host : config.origin_host);
   r.headers.emplace_back("X-Forwarded-Proto", r.scheme);
+  if (!traceparent.empty()) r.headers.emplace_back("traceparent", traceparent);
   // Pistache also parses Cookie into a jar; without the raw line (older
   // Pistache builds keep none), rebuild it for the origin and so the cache
   // sees that the request carries credentials.
@@ -116,6 +128,36 @@ std::optional<std::string> RawHeader(const Http::Request& in, std::string_view n
     if (cache::EqualsIgnoreCase(raw.name(), name)) return raw.value();
   }
   return std::nullopt;
+}
+
+// What this request's lines and span say (Reply::Trace). With spans on, the
+// node's span continues the caller's trace (or starts one) and is the
+// parent the origin sees: `traceparent` is set to it in `*outgoing`.
+Reply::Trace TraceOf(const Http::Request& request, std::string host, const std::string& path, bool access,
+                     otlp::Exporter* spans, std::string* outgoing) {
+  Reply::Trace t;
+  t.host = std::move(host);
+  t.path = path;
+  t.request_id = RawHeader(request, "X-Request-Id").value_or("");
+  t.access = access;
+  t.spans = spans;
+  const std::string header = RawHeader(request, "traceparent").value_or("");
+  const std::optional<TraceParent> parent = ParseTraceparent(header);  // views into `header`
+  if (parent) {
+    t.trace_id = parent->trace_id;
+    t.parent_id = parent->parent_id;
+  }
+  if (spans == nullptr) return t;
+  RequestTrace mine;
+  NewTrace(&mine);
+  if (parent) parent->trace_id.copy(mine.trace_id, kTraceIdLength);
+  mine.sampled = parent && parent->sampled;
+  t.trace_id.assign(mine.trace_id, kTraceIdLength);
+  t.span_id.assign(mine.span_id, kSpanIdLength);
+  std::string line;
+  AppendTraceparent(mine, line);  // "traceparent: 00-...\r\n"
+  *outgoing = line.substr(13, line.size() - 15);
+  return t;
 }
 
 class NodeHandler : public Http::Handler {
@@ -225,9 +267,9 @@ class NodeHandler : public Http::Handler {
     const std::string_view scheme = cache::SchemeFrom(RawHeader(request, "X-Forwarded-Proto").value_or(""));
     const std::optional<std::string> raw_host = RawHeader(request, "Host");
     std::optional<std::string> host = cache::NormalizeHost(raw_host.value_or(""), scheme);
-    if (s.config.access_log || log::Enabled(log::Level::kDebug)) {
-      reply.set_trace(raw_host.value_or(""), resource, RawHeader(request, "X-Request-Id").value_or(""),
-                      TraceIdOf(RawHeader(request, "traceparent").value_or("")), s.config.access_log);
+    std::string traceparent;  // the node's own, for the origin (with spans on)
+    if (s.config.access_log || s.spans || log::Enabled(log::Level::kDebug)) {
+      reply.set_trace(TraceOf(request, raw_host.value_or(""), resource, s.config.access_log, s.spans.get(), &traceparent));
     }
     if (!host.has_value() || (!raw_host.has_value() && request.version() == Http::Version::Http11)) {
       RefuseRequest(reply, 400, raw_host.has_value() ? "invalid Host" : "no Host", "bad_host");
@@ -261,7 +303,7 @@ class NodeHandler : public Http::Handler {
       reply.set_route("/");
       reply.Send(200, s.greeting);
     } else {
-      s.content.Handle(ToContentRequest(request, scheme, std::move(*host), s.config), std::move(reply));
+      s.content.Handle(ToContentRequest(request, scheme, std::move(*host), s.config, traceparent), std::move(reply));
     }
   }
 

@@ -51,6 +51,9 @@ enum AccessFlag : uint32_t {
   kDraining = 1u << 15,         // draining: the balancer was shutting down
 };
 
+// The names of `flags`, comma-separated ("" for none): a span's attribute.
+std::string AccessFlagsText(uint32_t flags);
+
 // One request as it is logged. Views must stay valid until Log() returns.
 struct AccessRecord {
   std::chrono::system_clock::time_point time;  // its first byte read

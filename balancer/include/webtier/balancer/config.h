@@ -72,6 +72,7 @@ struct Config {
   std::string access_log;                       // --access-log: file, "-" = stdout, "" = off
   std::string access_log_format = "json";       // --access-log-format json|text
   double access_log_sample = 1.0;               // --access-log-sample: share of successful requests logged
+  std::string otlp_endpoint;                    // --otlp-endpoint: OTLP/HTTP collector ("" = no spans)
   bool replace_request_id = false;              // --request-id replace: a client's X-Request-Id is not trusted
   std::string request_id_flag = "keep";         // --request-id keep|replace
 

@@ -20,7 +20,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/verb.hpp>
 
-#include "webtier/balancer/trace_context.h"
+#include "webtier/common/trace_context.h"
 
 namespace webtier::balancer {
 

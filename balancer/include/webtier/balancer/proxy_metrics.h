@@ -80,6 +80,8 @@ class ProxyMetrics {
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
   prometheus::Counter& access_log_written;  // balancer_access_log_lines_total{result="written"}
   prometheus::Counter& access_log_dropped;  // balancer_access_log_lines_total{result="dropped"}
+  prometheus::Counter& spans_exported;      // balancer_spans_total{result="exported"} (--otlp-endpoint)
+  prometheus::Counter& spans_dropped;       // balancer_spans_total{result="dropped"}
   HealthMetrics health;  // checks, outlier ejections, locality
   // The status page's counts (not exported to Prometheus): every answer the
   // clients got, and how many came over plain TCP [0] and TLS [1].

@@ -22,6 +22,10 @@
 #include "webtier/balancer/tls_context.h"
 #include "webtier/common/status.h"
 
+namespace webtier::otlp {
+class Exporter;
+}
+
 namespace webtier::balancer {
 
 class Worker;
@@ -32,9 +36,10 @@ class ProxyServer {
   // `config`, `pool`, `metrics` and `tls` must outlive the server. `tls` (a
   // loaded context) is needed when config.tls_listen is set: that address
   // then takes TLS connections, served like the plain ones. `access_log`,
-  // when given (and outliving the server), gets a line per request.
+  // when given (and outliving the server), gets a line per request;
+  // `spans`, likewise, a span per request (--otlp-endpoint).
   ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls = nullptr,
-              AccessLog* access_log = nullptr);
+              AccessLog* access_log = nullptr, otlp::Exporter* spans = nullptr);
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
@@ -62,6 +67,7 @@ class ProxyServer {
   ProxyMetrics& metrics_;
   const TlsContext* const tls_;
   AccessLog* const access_log_;
+  otlp::Exporter* const spans_;
   std::unique_ptr<ServerCounters> counters_;  // shared by the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   uint16_t port_ = 0;

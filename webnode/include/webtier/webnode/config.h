@@ -39,6 +39,7 @@ struct Config {
   std::string hosts;                            // --host: Hosts served, comma list; empty = any
   size_t max_header_fields = 100;               // more request header fields: 431
   bool access_log = false;                      // --access-log: a line per request on stderr (component=access)
+  std::string otlp_endpoint;                    // --otlp-endpoint: OTLP/HTTP collector ("" = no spans)
   int cache_ttl = 60;                           // seconds, when the origin sends no max-age
   int drain_ms = 2000;                          // SIGTERM: deregister, serve this long, exit
   std::string admin_token;                      // bearer token for /admin/*; empty = 403

@@ -13,6 +13,10 @@
 #include <utility>
 #include <vector>
 
+namespace webtier::otlp {
+class Exporter;
+}
+
 namespace webtier::webnode {
 
 class HttpMetrics;
@@ -34,11 +38,19 @@ class Reply {
 
   // Metric label for the route, e.g. "/api/primes" (set before Send; default "other").
   void set_route(std::string_view route) { route_ = route; }
-  // Turns on this request's log lines: with `access`, one info line
-  // (component=access) once sent; with the debug level, the cache decision
-  // (component=cache). Both name the request's path, X-Request-Id and trace
-  // id (from traceparent; empty when none or malformed).
-  void set_trace(std::string host, std::string path, std::string request_id, std::string trace_id, bool access);
+  // What a request's log lines and span say about it.
+  struct Trace {
+    std::string host, path, request_id;
+    std::string trace_id;   // from traceparent ("" when none or malformed), or a new one with a span
+    std::string parent_id;  // the caller's span ("" when none)
+    std::string span_id;    // this node's span (only with `spans`)
+    bool access = false;    // an info line (component=access) once sent
+    otlp::Exporter* spans = nullptr;  // a span (kind server) once sent
+  };
+  // Turns on this request's lines and span: the access line, the cache
+  // decision at the debug level (component=cache), and the span. Each names
+  // the path, X-Request-Id and trace id.
+  void set_trace(Trace trace);
   // Adds a response header (raw name/value, e.g. "Cache-Control", "max-age=60").
   void AddHeader(std::string name, std::string value) { headers_.emplace_back(std::move(name), std::move(value)); }
   // Sends status, the added headers (several with one name joined into one
@@ -61,11 +73,7 @@ class Reply {
   std::vector<std::pair<std::string, std::string>> headers_;
   std::chrono::steady_clock::time_point start_;
   bool sent_ = false;
-  struct Trace {
-    std::string host, path, request_id, trace_id;
-    bool access = false;
-  };
-  std::unique_ptr<Trace> trace_;  // null: no per-request line
+  std::unique_ptr<Trace> trace_;  // null: no per-request line or span
   void LogRequest(int status, size_t bytes, std::string_view x_cache, std::string_view cache_status) const;
 };
 

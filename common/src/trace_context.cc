@@ -1,10 +1,10 @@
 // W3C Trace Context parsing and formatting (see trace_context.h).
-#include "webtier/balancer/trace_context.h"
+#include "webtier/common/trace_context.h"
 
 #include <cstring>
 #include <random>
 
-namespace webtier::balancer {
+namespace webtier {
 
 namespace {
 
@@ -68,4 +68,4 @@ void AppendTraceparent(const RequestTrace& trace, std::string& out) {
   out.append(trace.sampled ? "-01\r\n" : "-00\r\n", 5);
 }
 
-}  // namespace webtier::balancer
+}  // namespace webtier

@@ -1,6 +1,6 @@
-// W3C Trace Context (https://www.w3.org/TR/trace-context/, version 00) at the
-// edge: the balancer continues a client's trace with a span of its own, or
-// starts one. A member sees `traceparent: 00-<trace-id>-<the balancer's
+// W3C Trace Context (https://www.w3.org/TR/trace-context/, version 00), for
+// both programs. At the edge the balancer continues a client's trace with a
+// span of its own, or starts one; a webnode continues the balancer's. A member sees `traceparent: 00-<trace-id>-<the balancer's
 // span>-<flags>`; `tracestate` goes on only with a valid traceparent. An
 // invalid or repeated traceparent is not forwarded: a new trace starts, and
 // its tracestate is dropped with it (the standard's rule: without a valid
@@ -11,7 +11,7 @@
 #include <optional>
 #include <string_view>
 
-namespace webtier::balancer {
+namespace webtier {
 
 inline constexpr size_t kTraceIdLength = 32;  // lower-case hex
 inline constexpr size_t kSpanIdLength = 16;   // lower-case hex
@@ -37,6 +37,8 @@ struct RequestTrace {
   char trace_id[kTraceIdLength];
   // In: the balancer's span, which the member sees as its parent.
   char span_id[kSpanIdLength];
+  // Out: the client's span, the balancer's span's parent (when continued).
+  char parent_id[kSpanIdLength];
   bool continued = false;  // out: the client's trace goes on
   bool sampled = false;    // out: as the client's traceparent said; a new trace is not sampled
   std::string_view trace_view() const { return {trace_id, kTraceIdLength}; }
@@ -52,4 +54,4 @@ void NewTrace(RequestTrace* trace);
 // Appends `traceparent: 00-...\r\n` for `trace` to `out`.
 void AppendTraceparent(const RequestTrace& trace, std::string& out);
 
-}  // namespace webtier::balancer
+}  // namespace webtier
