@@ -28,13 +28,14 @@ struct NodeServer::Shared {
       : config(c), registry(r), http_metrics(r.prom()), content(content_service), probes(std::move(p)) {
     served_by = config.id;
     greeting = nlohmann::json{{"message", "Hello from " + config.name + "!"}, {"server", config.id}}.dump();
+    // Registered with export off too (zero), so dashboards show the series.
+    auto& family = prometheus::BuildCounter()
+                       .Name("webnode_spans_total")
+                       .Help("Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.")
+                       .Register(r.prom());
+    prometheus::Counter* exported = &family.Add({{"result", "exported"}});
+    prometheus::Counter* dropped = &family.Add({{"result", "dropped"}});
     if (!config.otlp_endpoint.empty()) {
-      auto& family = prometheus::BuildCounter()
-                         .Name("webnode_spans_total")
-                         .Help("Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.")
-                         .Register(r.prom());
-      prometheus::Counter* exported = &family.Add({{"result", "exported"}});
-      prometheus::Counter* dropped = &family.Add({{"result", "dropped"}});
       otlp::Exporter::Options options{.endpoint = config.otlp_endpoint, .service = "webtier-webnode"};
       options.on_result = [exported, dropped](uint64_t e, uint64_t d) {
         exported->Increment(static_cast<double>(e));
