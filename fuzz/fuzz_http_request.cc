@@ -142,9 +142,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // The trace context: exactly one valid traceparent goes on, in the trace
   // of the client's valid one, else in the new one with no tracestate.
   {
-    webtier::balancer::RequestTrace trace;
-    webtier::balancer::NewTrace(&trace);
-    const std::string fresh(trace.trace_id, webtier::balancer::kTraceIdLength);
+    webtier::RequestTrace trace;
+    webtier::NewTrace(&trace);
+    const std::string fresh(trace.trace_id, webtier::kTraceIdLength);
     std::string head;
     webtier::balancer::SerializeUpstreamRequest(req, "127.0.0.1", "rid", head, {}, false, {}, false, &trace);
     http::request_parser<http::string_body> back;
@@ -156,7 +156,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (ec || !back.is_done()) __builtin_trap();
     if (back.get().count("traceparent") != 1) __builtin_trap();
     const auto sent = back.get()["traceparent"];
-    const auto parsed = webtier::balancer::ParseTraceparent(std::string_view(sent.data(), sent.size()));
+    const auto parsed = webtier::ParseTraceparent(std::string_view(sent.data(), sent.size()));
     if (!parsed || parsed->trace_id != trace.trace_view()) __builtin_trap();
     if (!trace.continued && (trace.trace_view() != fresh || back.get().count("tracestate") != 0)) __builtin_trap();
   }
@@ -164,7 +164,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // of the right lengths.
   for (const auto& f : req) {
     if (!boost::beast::iequals(f.name_string(), "traceparent")) continue;
-    const auto p = webtier::balancer::ParseTraceparent(std::string_view(f.value().data(), f.value().size()));
+    const auto p = webtier::ParseTraceparent(std::string_view(f.value().data(), f.value().size()));
     if (p && (p->trace_id.size() != 32 || p->parent_id.size() != 16 ||
               p->trace_id.find_first_not_of("0123456789abcdef") != std::string_view::npos ||
               p->parent_id.find_first_not_of("0123456789abcdef") != std::string_view::npos))
