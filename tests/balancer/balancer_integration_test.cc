@@ -1350,7 +1350,7 @@ TEST_F(BalancerTest, SpansOfBothProgramsReachACollectorAsOneTrace) {
   };
   ASSERT_TRUE(WaitFor([&] {
     spans = collector.Spans();
-    return ours("webtier-balancer").size() >= 3 && ours("webtier-webnode").size() >= 3;
+    return ours("webtier-balancer").size() >= 3 && ours("webtier-webnode").size() >= 6;
   }, 15s)) << spans.size() << " spans";
   bool retried = false;
   for (const json& b : ours("webtier-balancer")) {
@@ -1370,16 +1370,27 @@ TEST_F(BalancerTest, SpansOfBothProgramsReachACollectorAsOneTrace) {
       EXPECT_EQ(SpanAttribute(events[0], "webtier.outcome"), "connect_failed") << b;
       EXPECT_EQ(SpanAttribute(b, "webtier.flags"), "connect_failed") << b;
     }
-    // The node's span is the balancer span's child, and the origin's parent.
+    // The node's span is the balancer span's child; its origin fetch is a
+    // span of its own under it, and the origin's parent.
     const std::string path = SpanAttribute(b, "url.path");
     int children = 0;
     for (const json& w : ours("webtier-webnode")) {
       if (w["parentSpanId"] != b["spanId"]) continue;
       ++children;
+      EXPECT_EQ(w["kind"], 2) << w;
       EXPECT_EQ(SpanAttribute(w, "url.path"), path) << w;
       EXPECT_EQ(SpanAttribute(w, "http.response.status_code"), "200") << w;
       EXPECT_EQ(SpanAttribute(w, "webtier.cache"), "MISS") << w;
-      EXPECT_EQ(w["spanId"], origin_parent[path]) << w;
+      int fetches = 0;
+      for (const json& f : ours("webtier-webnode")) {
+        if (f["parentSpanId"] != w["spanId"]) continue;
+        ++fetches;
+        EXPECT_EQ(f["kind"], 3) << f;
+        EXPECT_EQ(SpanAttribute(f, "url.full"), "http://127.0.0.1:" + std::to_string(origin.port()) + path) << f;
+        EXPECT_EQ(SpanAttribute(f, "http.response.status_code"), "200") << f;
+        EXPECT_EQ(f["spanId"], origin_parent[path]) << f;
+      }
+      EXPECT_EQ(fetches, 1) << w;
     }
     EXPECT_EQ(children, 1) << b;
   }

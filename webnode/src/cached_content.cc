@@ -3,6 +3,7 @@
 #include "webtier/webnode/cached_content.h"
 
 #include <nlohmann/json.hpp>
+#include <prometheus/counter.h>
 
 #include "webtier/cache/cache_metrics.h"
 #include "webtier/cache/circuit_breaker.h"
@@ -14,6 +15,8 @@
 #include "webtier/cache/response_cache.h"
 #include "webtier/cache/worker_pool.h"
 #include "webtier/common/log.h"
+#include "webtier/common/otlp.h"
+#include "webtier/common/trace_context.h"
 #include "webtier/webnode/demo_app.h"
 
 namespace webtier::webnode {
@@ -93,6 +96,56 @@ std::function<uint64_t()> MasterGeneration(std::shared_ptr<RedisMaster> master) 
   };
 }
 
+// The origin as a span (--otlp-endpoint): each fetch is a child of the
+// request's span, which the server put in the request's traceparent, and
+// the origin sees the fetch's span as its parent.
+class TracedOrigin final : public Origin {
+ public:
+  TracedOrigin(std::unique_ptr<Origin> inner, otlp::Exporter* spans, std::string origin_url)
+      : inner_(std::move(inner)), spans_(spans), origin_url_(std::move(origin_url)) {}
+
+  Status Fetch(const Request& request, Response* response) override {  // cache::Origin
+    const std::string parent_line = std::string(FindHeader(request.headers, "traceparent"));
+    const std::optional<TraceParent> parent = ParseTraceparent(parent_line);  // views into parent_line
+    if (!parent) return inner_->Fetch(request, response);
+    RequestTrace mine;
+    NewTrace(&mine);
+    parent->trace_id.copy(mine.trace_id, kTraceIdLength);
+    mine.sampled = parent->sampled;
+    std::string line;
+    AppendTraceparent(mine, line);  // "traceparent: 00-...\r\n"
+    Request sent = request;
+    for (auto& [name, value] : sent.headers) {
+      if (EqualsIgnoreCase(name, "traceparent")) value = line.substr(13, line.size() - 15);
+    }
+    otlp::Span span;
+    span.trace_id.assign(mine.trace_id, kTraceIdLength);
+    span.span_id.assign(mine.span_id, kSpanIdLength);
+    span.parent_span_id = std::string(parent->parent_id);
+    span.kind = otlp::SpanKind::kClient;
+    span.name = request.method + " origin";
+    span.start = std::chrono::system_clock::now();
+    const Status s = inner_->Fetch(sent, response);
+    span.end = std::chrono::system_clock::now();
+    span.attributes = {{"http.request.method", request.method},
+                       {"url.full", origin_url_ + request.path + (request.query.empty() ? "" : "?" + request.query)}};
+    if (s.ok()) {
+      span.attributes.push_back({"http.response.status_code", static_cast<int64_t>(response->status)});
+      span.error = response->status >= 500;
+    } else {
+      span.attributes.push_back({"error.type", s.ToString()});
+      span.error = true;
+    }
+    spans_->Export(std::move(span));
+    return s;
+  }
+
+ private:
+  std::unique_ptr<Origin> inner_;
+  otlp::Exporter* spans_;
+  std::string origin_url_;
+};
+
 void SendJson(Reply& reply, int status, std::string body) {
   reply.Send(status, std::move(body), "application/json");
 }
@@ -100,7 +153,7 @@ void SendJson(Reply& reply, int status, std::string body) {
 class CachedContent final : public ContentService {
  public:
   CachedContent(const Config& config, prometheus::Registry& registry, std::shared_ptr<RedisMaster> redis_master,
-                std::vector<Route> routes)
+                std::vector<Route> routes, otlp::Exporter* spans)
       : admin_token_(config.admin_token),
         origin_url_(config.origin),
         metrics_(registry),
@@ -110,6 +163,7 @@ class CachedContent final : public ContentService {
       AddDemoRoutes(&routes_, config.id);
     } else {
       origin_ = std::make_unique<CurlOrigin>(CurlOriginOptions{.base_url = config.origin, .host = config.origin_host});
+      if (spans != nullptr) origin_ = std::make_unique<TracedOrigin>(std::move(origin_), spans, config.origin);
     }
     if (redis_master) {
       RedisOptions redis;
@@ -224,7 +278,7 @@ class CachedContent final : public ContentService {
   CacheMetrics metrics_;
   RouteTable routes_;
   CircuitBreaker breaker_;
-  std::unique_ptr<CurlOrigin> origin_;
+  std::unique_ptr<Origin> origin_;
   std::unique_ptr<RedisStore> store_;
   std::unique_ptr<HotCache> hot_;
   std::unique_ptr<RedisSubscriber> purges_;  // erases from hot_ on its own thread
@@ -236,8 +290,28 @@ class CachedContent final : public ContentService {
 
 std::unique_ptr<ContentService> MakeCachedContent(const Config& config, prometheus::Registry& registry,
                                                   std::shared_ptr<cache::RedisMaster> redis_master,
-                                                  std::vector<cache::Route> routes) {
-  return std::make_unique<CachedContent>(config, registry, std::move(redis_master), std::move(routes));
+                                                  std::vector<cache::Route> routes, otlp::Exporter* spans) {
+  return std::make_unique<CachedContent>(config, registry, std::move(redis_master), std::move(routes), spans);
+}
+
+std::unique_ptr<otlp::Exporter> MakeSpanExporter(const Config& config, prometheus::Registry& registry) {
+  // Registered with export off too (zero), so dashboards show the series.
+  auto& family = prometheus::BuildCounter()
+                     .Name("webnode_spans_total")
+                     .Help("Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.")
+                     .Register(registry);
+  prometheus::Counter* exported = &family.Add({{"result", "exported"}});
+  prometheus::Counter* dropped = &family.Add({{"result", "dropped"}});
+  if (config.otlp_endpoint.empty()) return nullptr;
+  otlp::Exporter::Options options{.endpoint = config.otlp_endpoint, .service = "webtier-webnode"};
+  options.on_result = [exported, dropped](uint64_t e, uint64_t d) {
+    exported->Increment(static_cast<double>(e));
+    dropped->Increment(static_cast<double>(d));
+  };
+  std::unique_ptr<otlp::Exporter> spans;
+  if (Status s = otlp::Exporter::Create(std::move(options), &spans); !s.ok())  // Finalize checked the endpoint
+    log::Error("otlp", "no span export").kv("err", s.ToString());
+  return spans;
 }
 
 }  // namespace webtier::webnode

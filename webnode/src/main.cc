@@ -8,6 +8,7 @@
 
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
+#include "webtier/common/otlp.h"
 #include "webtier/common/stop_signals.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/monitoring/metrics.h"
@@ -30,7 +31,9 @@ int main(int argc, char** argv) {
 
   metrics::Registry registry("webnode", WEBTIER_VERSION);
   std::shared_ptr<cache::RedisMaster> redis_master = webnode::MakeRedisMaster(config, registry.prom());
-  std::unique_ptr<webnode::ContentService> content = webnode::MakeCachedContent(config, registry.prom(), redis_master);
+  std::unique_ptr<otlp::Exporter> spans = webnode::MakeSpanExporter(config, registry.prom());
+  std::unique_ptr<webnode::ContentService> content =
+      webnode::MakeCachedContent(config, registry.prom(), redis_master, {}, spans.get());
   zk::Session session(membership::SessionOptions(config.zk, "zk"));
   // Built once listening: the member carries the bound port (--listen host:0).
   std::optional<webnode::MemberRegistration> registration;
@@ -39,7 +42,8 @@ int main(int argc, char** argv) {
   webnode::NodeServer server(config, registry, *content,
                              {.registered = [&] { return registration_built.load() && registration->registered(); },
                               .zk_connected = [&] { return session.connected(); },
-                              .redis_master = [&] { return redis_master ? redis_master->Describe() : std::string(); }});
+                              .redis_master = [&] { return redis_master ? redis_master->Describe() : std::string(); }},
+                             spans.get());
   if (Status s = server.Start(); !s.ok()) {
     log::Error("webnode", "cannot start").kv("err", s.ToString());
     return 1;

@@ -10,7 +10,6 @@
 #include <utility>
 
 #include <nlohmann/json.hpp>
-#include <prometheus/counter.h>
 
 #include "webtier/cache/request_target.h"
 #include "webtier/common/log.h"
@@ -24,27 +23,10 @@ namespace webtier::webnode {
 using namespace Pistache;
 
 struct NodeServer::Shared {
-  Shared(const Config& c, metrics::Registry& r, ContentService& content_service, NodeProbes p)
-      : config(c), registry(r), http_metrics(r.prom()), content(content_service), probes(std::move(p)) {
+  Shared(const Config& c, metrics::Registry& r, ContentService& content_service, NodeProbes p, otlp::Exporter* e)
+      : config(c), registry(r), http_metrics(r.prom()), content(content_service), probes(std::move(p)), spans(e) {
     served_by = config.id;
     greeting = nlohmann::json{{"message", "Hello from " + config.name + "!"}, {"server", config.id}}.dump();
-    // Registered with export off too (zero), so dashboards show the series.
-    auto& family = prometheus::BuildCounter()
-                       .Name("webnode_spans_total")
-                       .Help("Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.")
-                       .Register(r.prom());
-    prometheus::Counter* exported = &family.Add({{"result", "exported"}});
-    prometheus::Counter* dropped = &family.Add({{"result", "dropped"}});
-    if (!config.otlp_endpoint.empty()) {
-      otlp::Exporter::Options options{.endpoint = config.otlp_endpoint, .service = "webtier-webnode"};
-      options.on_result = [exported, dropped](uint64_t e, uint64_t d) {
-        exported->Increment(static_cast<double>(e));
-        dropped->Increment(static_cast<double>(d));
-      };
-      // The endpoint was checked by Finalize.
-      if (Status s = otlp::Exporter::Create(std::move(options), &spans); !s.ok())
-        log::Error("otlp", "no span export").kv("err", s.ToString());
-    }
   }
 
   const Config& config;
@@ -55,7 +37,7 @@ struct NodeServer::Shared {
   std::string served_by;
   std::string greeting;  // the body of GET /, built once
   std::atomic<bool> draining{false};
-  std::unique_ptr<otlp::Exporter> spans;  // --otlp-endpoint; null: off
+  otlp::Exporter* spans;  // --otlp-endpoint; null: off
 };
 
 namespace {
@@ -270,7 +252,7 @@ class NodeHandler : public Http::Handler {
     std::optional<std::string> host = cache::NormalizeHost(raw_host.value_or(""), scheme);
     std::string traceparent;  // the node's own, for the origin (with spans on)
     if (s.config.access_log || s.spans || log::Enabled(log::Level::kDebug)) {
-      reply.set_trace(TraceOf(request, raw_host.value_or(""), resource, s.config.access_log, s.spans.get(), &traceparent));
+      reply.set_trace(TraceOf(request, raw_host.value_or(""), resource, s.config.access_log, s.spans, &traceparent));
     }
     if (!host.has_value() || (!raw_host.has_value() && request.version() == Http::Version::Http11)) {
       RefuseRequest(reply, 400, raw_host.has_value() ? "invalid Host" : "no Host", "bad_host");
@@ -444,8 +426,9 @@ class AdminHandler : public Http::Handler {
 
 }  // namespace
 
-NodeServer::NodeServer(const Config& config, metrics::Registry& registry, ContentService& content, NodeProbes probes)
-    : shared_(std::make_unique<Shared>(config, registry, content, std::move(probes))) {}
+NodeServer::NodeServer(const Config& config, metrics::Registry& registry, ContentService& content, NodeProbes probes,
+                       otlp::Exporter* spans)
+    : shared_(std::make_unique<Shared>(config, registry, content, std::move(probes), spans)) {}
 
 NodeServer::~NodeServer() { Shutdown(); }
 

@@ -12,6 +12,10 @@
 #include "webtier/webnode/config.h"
 #include "webtier/webnode/content.h"
 
+namespace webtier::otlp {
+class Exporter;
+}
+
 namespace webtier::webnode {
 
 // Builds everything from `config`, which Finalize() has accepted (no I/O:
@@ -26,8 +30,15 @@ namespace webtier::webnode {
 // dispatching (NodeServer::Shutdown) and before the server object itself.
 // The destructor waits for in-flight fills (at most the slowest origin fetch)
 // and sends their Replies, which point into the server's state.
+// With `spans` (outliving the service), each origin fetch is a span of its
+// own (kind client), the child of the request's and the origin's parent.
 std::unique_ptr<ContentService> MakeCachedContent(const Config& config, prometheus::Registry& registry,
                                                   std::shared_ptr<cache::RedisMaster> redis_master,
-                                                  std::vector<cache::Route> routes = {});
+                                                  std::vector<cache::Route> routes = {},
+                                                  otlp::Exporter* spans = nullptr);
+
+// The span exporter of --otlp-endpoint (null without it), counted in
+// webnode_spans_total (registered either way).
+std::unique_ptr<otlp::Exporter> MakeSpanExporter(const Config& config, prometheus::Registry& registry);
 
 }  // namespace webtier::webnode

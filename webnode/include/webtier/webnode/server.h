@@ -18,6 +18,10 @@
 #include "webtier/webnode/content.h"
 #include "webtier/webnode/http_metrics.h"
 
+namespace webtier::otlp {
+class Exporter;
+}
+
 namespace webtier::webnode {
 
 // What the admin /health and /ready report besides the server's own state.
@@ -29,8 +33,10 @@ struct NodeProbes {
 
 class NodeServer {
  public:
-  // `content`, `registry` and the probes must outlive the server.
-  NodeServer(const Config& config, metrics::Registry& registry, ContentService& content, NodeProbes probes);
+  // `content`, `registry`, the probes and `spans` (when given: a span per
+  // request, --otlp-endpoint) must outlive the server.
+  NodeServer(const Config& config, metrics::Registry& registry, ContentService& content, NodeProbes probes,
+             otlp::Exporter* spans = nullptr);
   ~NodeServer();
   NodeServer(const NodeServer&) = delete;
   NodeServer& operator=(const NodeServer&) = delete;
