@@ -117,18 +117,36 @@ void RedisSentinels::StartSentinels() {
   for (int i = 0; i < options_.sentinels; ++i) StartSentinel(i);
   const std::string replicas = std::to_string(options_.replicas);
   const std::string others = std::to_string(options_.sentinels - 1);
+  std::string waiting;  // which sentinel is not there yet, and what it sees
   bool ready = WaitFor(
       [&] {
         for (int i = 0; i < options_.sentinels; ++i) {
+          if (!sentinels_[static_cast<size_t>(i)]->running()) {
+            // Its port, free when chosen, was taken before it bound (another
+            // test's process): a new port, a new start. Before any client
+            // was given the list (sentinel_list()).
+            waiting = "sentinel " + std::to_string(i) + " exited: " + sentinels_[static_cast<size_t>(i)]->Log();
+            sentinel_ports_[static_cast<size_t>(i)] = FreePort();
+            StartSentinel(i);
+            return false;
+          }
           std::string m = SentinelCli(i, {"SENTINEL", "master", options_.master_name});
-          if (FlatValue(m, "num-slaves") != replicas || FlatValue(m, "num-other-sentinels") != others) return false;
+          if (FlatValue(m, "num-slaves") != replicas || FlatValue(m, "num-other-sentinels") != others) {
+            waiting = "sentinel " + std::to_string(i) + " sees num-slaves=" + FlatValue(m, "num-slaves") +
+                      " num-other-sentinels=" + FlatValue(m, "num-other-sentinels");
+            return false;
+          }
         }
         return true;
       },
       30s);
   if (!ready) {
-    throw std::runtime_error("sentinels did not discover the master, its replicas and each other within 30 s: " +
-                             sentinels_[0]->Log());
+    std::string logs;
+    for (int i = 0; i < options_.sentinels; ++i) {
+      logs += "\n--- sentinel " + std::to_string(i) + ":\n" + sentinels_[static_cast<size_t>(i)]->Log();
+    }
+    throw std::runtime_error("sentinels did not discover the master, its replicas and each other within 30 s (" +
+                             waiting + "):" + logs);
   }
 }
 
