@@ -840,7 +840,7 @@ TEST_F(FaultTest, S14_MemberHangsWithSessionAlive) {
 
 // 15. Three zones: us-east (the balancer's, members on loopback) and
 //     us-west / eu-west behind relays adding 35 / 40 ms each way (this
-//     kernel has no netem for namespaces, see README). p50 through the tier
+//     kernel has no netem for namespaces, see docs/failures.md). p50 through the tier
 //     without and with --zone; with it, the local members SIGKILLed under
 //     load: zero failed requests, traffic spills to the other zones; new
 //     local members: traffic comes back.
