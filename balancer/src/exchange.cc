@@ -222,7 +222,8 @@ awaitable<ExchangeOutcome> Exchange::Run() {
     {
       const auto cache = rp->get()["X-Cache"];
       log_.cache_length = std::min(cache.size(), sizeof log_.cache);
-      std::memcpy(log_.cache, cache.data(), log_.cache_length);
+      // No X-Cache: an empty view whose data() may be null, which memcpy must not see.
+      if (log_.cache_length != 0) std::memcpy(log_.cache, cache.data(), log_.cache_length);
     }
     if (code == 101 && !upgrade) {  // a switch nobody asked for: the connection is unusable
       Failed(Failure::kResetMidResponse, *host, attempt, http::error::bad_status);
