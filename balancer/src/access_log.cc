@@ -237,13 +237,14 @@ void FormatAccessLine(const AccessRecord& r, AccessLogFormat format, std::string
 class AccessLog::Shard {
  public:
   explicit Shard(size_t reserve) {
+    MutexLock l(&mu);  // uncontended: no other thread has the shard yet
     pending.reserve(reserve);
     spare.reserve(reserve);
   }
-  std::mutex mu;
-  std::string pending;   // guarded by mu
-  uint64_t lines = 0;    // guarded by mu: in `pending`
-  uint64_t dropped = 0;  // guarded by mu: since the writer last took them
+  Mutex mu;
+  std::string pending WEBTIER_GUARDED_BY(mu);
+  uint64_t lines WEBTIER_GUARDED_BY(mu) = 0;    // in `pending`
+  uint64_t dropped WEBTIER_GUARDED_BY(mu) = 0;  // since the writer last took them
   // The writer's: what it took, swapped with `pending` (both keep their
   // capacity, so a steady flow allocates nothing: freeing and growing a large
   // buffer every 100 ms costs the worker page faults and TLB flushes).
@@ -270,16 +271,16 @@ AccessLog::AccessLog(Options options, ProxyMetrics* metrics, int fd)
 
 AccessLog::~AccessLog() {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     stop_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
   if (fd_ != STDOUT_FILENO) ::close(fd_);
 }
 
 AccessLog::Shard* AccessLog::NewShard() {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   shards_.push_back(std::make_unique<Shard>(std::min<size_t>(options_.shard_bytes, 256 * 1024)));
   return shards_.back().get();
 }
@@ -298,7 +299,7 @@ void AccessLog::Log(Shard* shard, const AccessRecord& r) {
   FormatAccessLine(r, options_.format, line);
   bool wake = false;
   {
-    std::lock_guard l(shard->mu);
+    MutexLock l(&shard->mu);
     if (shard->pending.size() + line.size() > options_.shard_bytes) {
       ++shard->dropped;
       return;
@@ -310,42 +311,46 @@ void AccessLog::Log(Shard* shard, const AccessRecord& r) {
   }
   if (wake) {
     kick_ = true;
-    cv_.notify_one();
+    cv_.Signal();
   }
 }
 
 void AccessLog::Reopen() {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     reopen_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void AccessLog::FlushForTest() {
-  std::unique_lock l(mu_);
+  MutexLock l(&mu_);
   const uint64_t ticket = ++flush_requested_;
-  cv_.notify_all();
-  flushed_.wait(l, [&] { return flush_done_ >= ticket; });
+  cv_.SignalAll();
+  while (flush_done_ < ticket) flushed_.Wait(&mu_);
 }
 
 AccessLog::Counts AccessLog::counts() const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return counts_;
 }
 
 void AccessLog::Run() {
-  std::unique_lock l(mu_);
   for (;;) {
-    cv_.wait_for(l, options_.flush_interval,
-                 [&] { return stop_ || reopen_ || kick_ || flush_requested_ != flush_done_; });
-    kick_ = false;
-    const bool stopping = stop_;
-    const bool reopen = std::exchange(reopen_, false);
-    const uint64_t flush_target = flush_requested_;
+    bool stopping, reopen;
+    uint64_t flush_target;
     std::vector<Shard*> shards;
-    for (auto& s : shards_) shards.push_back(s.get());
-    l.unlock();
+    {
+      MutexLock l(&mu_);
+      const auto due = std::chrono::steady_clock::now() + options_.flush_interval;
+      while (!(stop_ || reopen_ || kick_ || flush_requested_ != flush_done_) && cv_.WaitUntil(&mu_, due)) {
+      }
+      kick_ = false;
+      stopping = stop_;
+      reopen = std::exchange(reopen_, false);
+      flush_target = flush_requested_;
+      for (auto& s : shards_) shards.push_back(s.get());
+    }
     // Lines queued before the reopen request go to the file that was renamed
     // (logrotate's "create" mode has moved it already): none is lost.
     uint64_t written = 0, dropped = 0;
@@ -353,7 +358,7 @@ void AccessLog::Run() {
     for (Shard* s : shards) {
       uint64_t lines;
       {
-        std::lock_guard sl(s->mu);
+        MutexLock sl(&s->mu);
         s->spare.swap(s->pending);  // the worker goes on in the (empty) buffer it gets back
         lines = std::exchange(s->lines, 0);
         dropped += std::exchange(s->dropped, 0);
@@ -368,7 +373,7 @@ void AccessLog::Run() {
       s->spare.clear();
     }
     if (reopen) ReopenNow();
-    l.lock();
+    MutexLock l(&mu_);
     counts_.written += written;
     counts_.dropped += dropped;
     if (failed) ++counts_.write_errors;
@@ -378,7 +383,7 @@ void AccessLog::Run() {
       if (dropped > 0) metrics_->access_log_dropped.Increment(static_cast<double>(dropped));
     }
     flush_done_ = flush_target;
-    flushed_.notify_all();
+    flushed_.SignalAll();
     if (stopping) return;
   }
 }

@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 
+#include <cassert>
 #include <cstring>
 
 namespace webtier::balancer {
@@ -25,7 +26,9 @@ const std::vector<Refused>& RefusedByDefault() {
                              std::pair{"0.0.0.0/8", "unspecified address"},
                              std::pair{"::/128", "unspecified address"}}) {
       IpNetwork n;
-      IpNetwork::Parse(text, &n);
+      Status parsed = IpNetwork::Parse(text, &n);
+      assert(parsed.ok());  // constant, valid networks
+      (void)parsed;
       out.push_back({n, why});
     }
     return out;

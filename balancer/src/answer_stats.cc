@@ -80,24 +80,24 @@ AnswerCounts AnswerStats::Read() const {
 }
 
 void MemberHistory::NoteCheck(CheckResult result) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   checks_.push_front({std::chrono::system_clock::now(), result});
   if (checks_.size() > kChecks) checks_.pop_back();
 }
 
 void MemberHistory::NoteEjection(std::string_view reason, std::string_view why, std::chrono::milliseconds duration) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   ejections_.push_front({std::chrono::system_clock::now(), std::string(reason), std::string(why), duration.count()});
   if (ejections_.size() > kEjections) ejections_.pop_back();
 }
 
 std::vector<MemberHistory::Check> MemberHistory::Checks() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return {checks_.begin(), checks_.end()};
 }
 
 std::vector<MemberHistory::Ejection> MemberHistory::Ejections() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return {ejections_.begin(), ejections_.end()};
 }
 

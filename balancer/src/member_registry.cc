@@ -23,10 +23,10 @@ MemberRegistry::MemberRegistry(zk::Client& session, Options options, MembershipL
 
 MemberRegistry::~MemberRegistry() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
   state_writer_.reset();  // writes the last pool
 }
@@ -41,7 +41,7 @@ std::string MemberRegistry::zk_state() const {
 }
 
 std::string MemberRegistry::source() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return source_;
 }
 
@@ -59,13 +59,13 @@ Status MemberRegistry::LoadStateFile() {
     log::Warn(kComponent, "state file entries ignored").kv("count", invalid).kv("path", options_.state_file);
     if (metrics_) metrics_->invalid_members.Increment(invalid);
   }
-  std::lock_guard update(update_mu_);
+  MutexLock update(&update_mu_);
   if (synced_.load()) return Status::Ok();  // ZooKeeper answered meanwhile: it wins
   std::map<std::string, MemberRecord> next;
   for (auto& r : records) next.emplace(r.key, std::move(r));
   ApplyLocked(std::move(next));
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     source_ = "state_file";
   }
   log::Info(kComponent, "pool loaded from state file").kv("members", members_.load()).kv("path", options_.state_file);
@@ -73,7 +73,7 @@ Status MemberRegistry::LoadStateFile() {
 }
 
 void MemberRegistry::OnSessionEvent(zk::Client::Event event) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   switch (event) {
     case zk::Client::Event::kSessionStarted:
       ++epoch_;  // a new session has none of our watches
@@ -84,7 +84,7 @@ void MemberRegistry::OnSessionEvent(zk::Client::Event event) {
       state_ = 1;
       if (metrics_) metrics_->zk_connected.Set(1);
       relist_ = true;
-      cv_.notify_all();
+      cv_.SignalAll();
       break;
     case zk::Client::Event::kDisconnected:
       state_ = 2;
@@ -103,28 +103,31 @@ void MemberRegistry::OnSessionEvent(zk::Client::Event event) {
 }
 
 void MemberRegistry::OnMemberChanged(const std::string& key) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   data_watched_.erase(key);
   changed_.insert(key);
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void MemberRegistry::Wake() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   relist_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void MemberRegistry::Run() {
-  std::unique_lock lock(mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stopping_ || relist_ || !changed_.empty(); });
-    if (stopping_) return;
-    // Everything that arrived together is one batch; what arrives while it
-    // is read and applied is the next one.
-    const bool relist = std::exchange(relist_, false);
-    const std::set<std::string> changed = std::exchange(changed_, {});
-    lock.unlock();
+    bool relist;
+    std::set<std::string> changed;
+    {
+      MutexLock lock(&mu_);
+      while (!stopping_ && !relist_ && changed_.empty()) cv_.Wait(&mu_);
+      if (stopping_) return;
+      // Everything that arrived together is one batch; what arrives while it
+      // is read and applied is the next one.
+      relist = std::exchange(relist_, false);
+      changed = std::exchange(changed_, {});
+    }
     Batch batch;
     const auto start = std::chrono::steady_clock::now();
     if (Fetch(relist, changed, &batch)) {
@@ -137,7 +140,6 @@ void MemberRegistry::Run() {
           .kv("apply_us",
               std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - fetched).count());
     }
-    lock.lock();
   }
 }
 
@@ -145,7 +147,7 @@ bool MemberRegistry::Fetch(bool relist, const std::set<std::string>& changed, Ba
   if (relist) {
     if (!List(&batch->children)) return false;  // keep the pool; the next (re)connection lists again
     batch->listed = true;
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& key : batch->children) {
       if (!data_watched_.count(key)) batch->keys.push_back(key);  // watched ones would have told us
     }
@@ -159,10 +161,10 @@ bool MemberRegistry::Fetch(bool relist, const std::set<std::string>& changed, Ba
 bool MemberRegistry::List(std::vector<std::string>* children) {
   zk::Client::Watch watch;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (!children_watched_) watch = [this] {
       {
-        std::lock_guard l(mu_);
+        MutexLock l(&mu_);
         children_watched_ = false;
       }
       Wake();
@@ -171,7 +173,7 @@ bool MemberRegistry::List(std::vector<std::string>* children) {
   const bool arming = static_cast<bool>(watch);
   Status s = session_.GetChildren(options_.path, children, std::move(watch));
   if (s.ok()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (arming && !relist_) children_watched_ = true;  // unless it fired already, or the session changed
     return true;
   }
@@ -183,10 +185,10 @@ bool MemberRegistry::List(std::vector<std::string>* children) {
   children->clear();
   zk::Client::Watch exists;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (!exists_watched_) exists = [this] {
       {
-        std::lock_guard l(mu_);
+        MutexLock l(&mu_);
         exists_watched_ = false;
       }
       Wake();
@@ -194,7 +196,7 @@ bool MemberRegistry::List(std::vector<std::string>* children) {
   }
   if (exists) {
     Status e = session_.Exists(options_.path, nullptr, std::move(exists));
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (e.ok()) {  // created between the two calls: list again
       relist_ = true;
       return false;
@@ -212,7 +214,7 @@ bool MemberRegistry::List(std::vector<std::string>* children) {
 void MemberRegistry::Read(Batch* batch) {
   uint64_t epoch;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     epoch = epoch_;
   }
   std::vector<std::string> paths;
@@ -224,7 +226,7 @@ void MemberRegistry::Read(Batch* batch) {
     watches.emplace_back([this, key] { OnMemberChanged(key); });
   }
   batch->results = session_.GetMany(paths, std::move(watches));
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (epoch != epoch_) return;  // the session changed: those watches are gone
   for (size_t i = 0; i < batch->keys.size(); ++i) {
     const std::string& key = batch->keys[i];
@@ -234,7 +236,7 @@ void MemberRegistry::Read(Batch* batch) {
 }
 
 void MemberRegistry::ApplyBatch(const Batch& batch) {
-  std::lock_guard update(update_mu_);
+  MutexLock update(&update_mu_);
   std::map<std::string, MemberRecord> next;
   if (batch.listed) {
     const std::set<std::string> listed(batch.children.begin(), batch.children.end());
@@ -280,7 +282,7 @@ void MemberRegistry::ApplyBatch(const Batch& batch) {
     ApplyLocked(std::move(next));
   }
   if (batch.listed) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     source_ = "zookeeper";
     synced_ = true;
   }

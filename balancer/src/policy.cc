@@ -69,7 +69,7 @@ WeightedRoundRobinPolicy::WeightedRoundRobinPolicy(std::vector<Host*> hosts)
     : hosts_(std::move(hosts)), current_(hosts_.size(), 0) {}
 
 Host* WeightedRoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   int64_t total = 0;
   int best = -1;
   for (size_t i = 0; i < hosts_.size(); ++i) {

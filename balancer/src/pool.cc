@@ -73,7 +73,7 @@ Host* HostSet::Pick(std::string_view hash_key, std::span<Host* const> tried, Clo
 }
 
 bool HostSet::TryEject(Host& host, Clock::time_point now, std::optional<std::chrono::milliseconds> duration) const {
-  std::lock_guard lock(eject_mu_);
+  MutexLock lock(&eject_mu_);
   if (host.Ejected(now)) return false;
   size_t ejected = 0;
   for (const auto& h : hosts) ejected += h->Ejected(now) ? 1 : 0;
@@ -133,7 +133,7 @@ std::vector<std::shared_ptr<Host>> Pool::MakeHosts(const std::vector<MemberRecor
 
 void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std::vector<std::string>& removed) {
   if (added.empty() && removed.empty()) return;
-  std::lock_guard update(update_mu_);  // one update at a time; readers only wait for the final swap
+  MutexLock update(&update_mu_);  // one update at a time; readers only wait for the final swap
   std::vector<std::shared_ptr<Host>> fresh = MakeHosts(added);  // may block on DNS: no reader waits for it
   std::map<std::string, std::shared_ptr<Host>> hosts;
   for (const auto& h : Snapshot()->hosts) hosts.emplace(h->key(), h);
@@ -155,7 +155,7 @@ void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std:
   std::shared_ptr<HostSet> next = MakeHostSet(std::move(ordered));
   const size_t members = next->hosts.size();
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     current_ = std::move(next);
     version_.fetch_add(1, std::memory_order_acq_rel);
   }
@@ -165,7 +165,7 @@ void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std:
 }
 
 std::shared_ptr<const HostSet> Pool::Snapshot() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return current_;
 }
 

@@ -97,51 +97,53 @@ StateFileWriter::StateFileWriter(std::string path, std::chrono::milliseconds int
 
 StateFileWriter::~StateFileWriter() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
-  std::unique_lock lock(mu_);
-  if (pending_) WriteLocked(lock);  // the last pool survives a clean shutdown
+  MutexLock lock(&mu_);
+  if (pending_) WritePending();  // the last pool survives a clean shutdown
 }
 
 void StateFileWriter::Save(std::vector<MemberRecord> members) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     pending_ = std::move(members);  // an older pending version is superseded
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void StateFileWriter::Flush() {
-  std::unique_lock lock(mu_);
-  cv_.wait(lock, [&] { return (!pending_ && !writing_) || stopping_; });
+  MutexLock lock(&mu_);
+  while ((pending_ || writing_) && !stopping_) cv_.Wait(&mu_);
 }
 
 void StateFileWriter::Run() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   while (true) {
-    cv_.wait(lock, [&] { return stopping_ || pending_.has_value(); });
+    while (!stopping_ && !pending_.has_value()) cv_.Wait(&mu_);
     if (stopping_) return;
     // Coalesce: wait out the interval since the last write, taking newer versions.
-    cv_.wait_until(lock, last_write_ + interval_, [&] { return stopping_; });
+    const auto due = last_write_ + interval_;
+    while (!stopping_ && cv_.WaitUntil(&mu_, due)) {
+    }
     if (stopping_) return;
-    if (pending_) WriteLocked(lock);
+    if (pending_) WritePending();
   }
 }
 
-void StateFileWriter::WriteLocked(std::unique_lock<std::mutex>& lock) {
+void StateFileWriter::WritePending() {
   std::vector<MemberRecord> members = std::move(*pending_);
   pending_.reset();
   writing_ = true;
-  lock.unlock();
+  mu_.Unlock();
   Status s = SaveStateFile(path_, members);
   if (!s.ok()) log::Warn("members", "saving state file failed").kv("err", s.ToString());
-  lock.lock();
+  mu_.Lock();
   writing_ = false;
   last_write_ = std::chrono::steady_clock::now();
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 }  // namespace webtier::balancer

@@ -60,7 +60,7 @@ nlohmann::json StatusHistory::Series::Figures() const {
 
 void StatusHistory::Sample(const std::vector<std::shared_ptr<Host>>& hosts, const AnswerCounts& totals,
                            Clock::time_point now) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   ++tick_;
   totals_.Add(totals);
   for (const auto& h : hosts) {
@@ -70,11 +70,12 @@ void StatusHistory::Sample(const std::vector<std::shared_ptr<Host>>& hosts, cons
     if (h->health() == Health::kUnhealthy || h->Ejected(now)) ++s.down_seconds;
     s.last_tick = tick_;
   }
-  std::erase_if(members_, [&](const auto& entry) { return tick_ - entry.second.last_tick > kSparkSeconds; });
+  const uint64_t tick = tick_;
+  std::erase_if(members_, [tick](const auto& entry) { return tick - entry.second.last_tick > kSparkSeconds; });
 }
 
 nlohmann::json StatusHistory::MemberFigures(const std::string& key) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   auto it = members_.find(key);
   if (it == members_.end()) return nlohmann::json{{"downtime_s", 0}};
   nlohmann::json f = it->second.Figures();
@@ -83,7 +84,7 @@ nlohmann::json StatusHistory::MemberFigures(const std::string& key) const {
 }
 
 nlohmann::json StatusHistory::TotalFigures() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return totals_.Figures();
 }
 

@@ -9,7 +9,6 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -18,6 +17,7 @@
 
 #include "webtier/balancer/answer_stats.h"
 #include "webtier/balancer/host.h"
+#include "webtier/common/mutex.h"
 
 namespace webtier::balancer {
 
@@ -48,10 +48,10 @@ class StatusHistory {
     nlohmann::json Figures() const;
   };
 
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, Series> members_;  // guarded by mu_
-  Series totals_;                                    // guarded by mu_
-  uint64_t tick_ = 0;                                // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<std::string, Series> members_ WEBTIER_GUARDED_BY(mu_);
+  Series totals_ WEBTIER_GUARDED_BY(mu_);
+  uint64_t tick_ WEBTIER_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace webtier::balancer

@@ -11,9 +11,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <mutex>
 
 #include "webtier/common/flags.h"
+#include "webtier/common/mutex.h"
 
 namespace webtier::balancer {
 
@@ -53,11 +53,11 @@ class TicketKeys {
   }
 
   void Rotate() {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     RotateLocked();
   }
   uint64_t rotations() const {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     return rotations_;
   }
 
@@ -69,7 +69,7 @@ class TicketKeys {
   // Nagle on then held its first request for the server's delayed ACK (40 ms
   // on Linux) on every resumed connection.
   int Seal(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int encrypt) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (std::chrono::steady_clock::now() - rotated_at_ >= kTicketKeyRotation) RotateLocked();
     const Key* key = nullptr;
     if (encrypt != 0) {
@@ -96,7 +96,7 @@ class TicketKeys {
   }
 
  private:
-  void RotateLocked() {
+  void RotateLocked() WEBTIER_REQUIRES(mu_) {
     previous_ = current_;
     has_previous_ = rotations_ > 0;
     if (RAND_bytes(reinterpret_cast<unsigned char*>(&current_), sizeof current_) != 1) {
@@ -109,11 +109,12 @@ class TicketKeys {
     ++rotations_;
   }
 
-  mutable std::mutex mu_;
-  Key current_{}, previous_{};
-  bool has_previous_ = false;
-  uint64_t rotations_ = 0;
-  std::chrono::steady_clock::time_point rotated_at_;
+  mutable Mutex mu_;
+  Key current_ WEBTIER_GUARDED_BY(mu_){};
+  Key previous_ WEBTIER_GUARDED_BY(mu_){};
+  bool has_previous_ WEBTIER_GUARDED_BY(mu_) = false;
+  uint64_t rotations_ WEBTIER_GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point rotated_at_ WEBTIER_GUARDED_BY(mu_);
 };
 
 namespace {
@@ -216,7 +217,7 @@ TlsContext::~TlsContext() = default;
 Status TlsContext::Load() {
   std::shared_ptr<ssl::context> next;
   if (Status s = Build(cert_file_, key_file_, tickets_, &next); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   current_ = std::move(next);
   return Status::Ok();
 }
@@ -228,7 +229,7 @@ Status TlsContext::Reload() {
   // tickets sealed before it still resume once (and are renewed), not after
   // the next rotation.
   tickets_->Rotate();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   current_ = std::move(next);
   return Status::Ok();
 }
@@ -236,7 +237,7 @@ Status TlsContext::Reload() {
 uint64_t TlsContext::ticket_key_rotations() const { return tickets_->rotations(); }
 
 std::shared_ptr<ssl::context> TlsContext::Current() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return current_;
 }
 

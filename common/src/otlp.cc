@@ -116,30 +116,30 @@ Exporter::Exporter(Options options, net::HostPort address, std::string path)
 
 Exporter::~Exporter() {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     stop_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   thread_.join();
 }
 
 void Exporter::Export(Span span) {
-  std::unique_lock lock(mu_);
+  ReleasableMutexLock lock(&mu_);
   if (queue_.size() >= options_.max_queue) {
     ++dropped_;
     return;
   }
   queue_.push_back(std::move(span));
   const bool full = queue_.size() >= options_.batch;
-  lock.unlock();
-  if (full) wake_.notify_one();
+  lock.Release();
+  if (full) wake_.Signal();
 }
 
 void Exporter::Flush() {
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   const uint64_t ticket = ++requested_;
-  wake_.notify_one();
-  flushed_.wait(lock, [&] { return completed_ >= ticket || stop_; });
+  wake_.Signal();
+  while (completed_ < ticket && !stop_) flushed_.Wait(&mu_);
 }
 
 void Exporter::Count(uint64_t exported, uint64_t dropped) {
@@ -147,17 +147,25 @@ void Exporter::Count(uint64_t exported, uint64_t dropped) {
 }
 
 void Exporter::Run() {
-  std::unique_lock lock(mu_);
   for (;;) {
-    wake_.wait_for(lock, options_.interval,
-                   [&] { return stop_ || queue_.size() >= options_.batch || requested_ > completed_; });
-    const uint64_t flushing = requested_;
-    const bool stopping = stop_;
+    uint64_t flushing = 0;
+    bool stopping = false;
     std::vector<Span> spans;
-    spans.swap(queue_);
-    const uint64_t dropped_at_queue = dropped_;
-    dropped_ = 0;
-    lock.unlock();
+    uint64_t dropped_at_queue = 0;
+    {
+      MutexLock lock(&mu_);
+      // One deadline for the whole wait: a wake-up that finds nothing to do
+      // does not extend it.
+      const auto deadline = Clock::now() + options_.interval;
+      while (!stop_ && queue_.size() < options_.batch && requested_ <= completed_) {
+        if (!wake_.WaitUntil(&mu_, deadline)) break;
+      }
+      flushing = requested_;
+      stopping = stop_;
+      spans.swap(queue_);
+      dropped_at_queue = dropped_;
+      dropped_ = 0;
+    }
     Count(0, dropped_at_queue);
     for (size_t at = 0; at < spans.size(); at += options_.batch) {
       const size_t n = std::min(options_.batch, spans.size() - at);
@@ -166,9 +174,9 @@ void Exporter::Run() {
       if (Post(EncodeJson(options_.service, batch))) Count(n, 0);
       else Count(0, n);
     }
-    lock.lock();
+    MutexLock lock(&mu_);
     completed_ = std::max(completed_, flushing);
-    flushed_.notify_all();
+    flushed_.SignalAll();
     if (stopping) return;
   }
 }

@@ -13,16 +13,15 @@
 #include <zookeeper/zookeeper.h>
 
 #include <atomic>
-#include <condition_variable>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <mutex>
 #include <set>
-#include <shared_mutex>
 #include <thread>
 
 #include "webtier/common/log.h"
+#include "webtier/common/mutex.h"
 
 namespace webtier::zk {
 
@@ -93,10 +92,11 @@ struct Session::Impl {
   const ACL_vector* CreateAcl() const { return options.digest_auth.empty() ? &ZOO_OPEN_ACL_UNSAFE : &acl; }
 
   // The handle. Operations hold it shared; replacing it (expiry, Close) takes it unique.
-  mutable std::shared_mutex handle_mu;
-  zhandle_t* zh = nullptr;
-  std::unique_ptr<HandleTag> tag;  // outlives zh
-  uint64_t generation = 0;         // bumped whenever zh is replaced
+  mutable SharedMutex handle_mu;
+  zhandle_t* zh WEBTIER_GUARDED_BY(handle_mu) = nullptr;
+  std::unique_ptr<HandleTag> tag WEBTIER_GUARDED_BY(handle_mu);  // outlives zh
+  uint64_t generation WEBTIER_GUARDED_BY(handle_mu) = 0;         // bumped whenever zh is replaced
+  bool started WEBTIER_GUARDED_BY(handle_mu) = false;            // set by the first Start()
 
   std::atomic<bool> is_connected{false};
   std::atomic<int64_t> current_session{0};
@@ -106,17 +106,23 @@ struct Session::Impl {
   std::vector<Listener> listeners;  // fixed after Start()
 
   // One-shot watches by path. Ids let a failed registration remove its own entry.
-  std::mutex watch_mu;
-  uint64_t next_watch_id = 1;
-  std::map<std::string, std::vector<std::pair<uint64_t, Watch>>> data_watches, child_watches;
+  using WatchTable = std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>;
+  enum class Watches { kData, kChild };  // names a table without touching it
+  Mutex watch_mu;
+  uint64_t next_watch_id WEBTIER_GUARDED_BY(watch_mu) = 1;
+  WatchTable data_watches WEBTIER_GUARDED_BY(watch_mu);
+  WatchTable child_watches WEBTIER_GUARDED_BY(watch_mu);
+
+  WatchTable& TableLocked(Watches which) WEBTIER_REQUIRES(watch_mu) {
+    return which == Watches::kData ? data_watches : child_watches;
+  }
 
   // Event thread and its queue.
-  std::mutex queue_mu;
-  std::condition_variable queue_cv;
-  std::deque<std::function<void()>> queue;
-  bool stopping = false;
+  Mutex queue_mu;
+  CondVar queue_cv;
+  std::deque<std::function<void()>> queue WEBTIER_GUARDED_BY(queue_mu);
+  bool stopping WEBTIER_GUARDED_BY(queue_mu) = false;
   std::thread event_thread;
-  bool started = false;
 
   static void OnWatcherEvent(zhandle_t*, int type, int state, const char* path, void* ctx) {
     auto* t = static_cast<HandleTag*>(ctx);
@@ -126,21 +132,21 @@ struct Session::Impl {
     self->Post([self, gen, type, state, p] { self->HandleEvent(gen, type, state, p); });
   }
 
-  void Post(std::function<void()> fn) {
+  void Post(std::function<void()> fn) WEBTIER_EXCLUDES(queue_mu) {
     {
-      std::lock_guard<std::mutex> l(queue_mu);
+      MutexLock l(&queue_mu);
       if (stopping) return;
       queue.push_back(std::move(fn));
     }
-    queue_cv.notify_one();
+    queue_cv.Signal();
   }
 
-  void RunEvents() {
+  void RunEvents() WEBTIER_EXCLUDES(queue_mu) {
     for (;;) {
       std::function<void()> fn;
       {
-        std::unique_lock<std::mutex> l(queue_mu);
-        queue_cv.wait(l, [&] { return stopping || !queue.empty(); });
+        MutexLock l(&queue_mu);
+        while (!stopping && queue.empty()) queue_cv.Wait(&queue_mu);
         if (stopping) return;
         fn = std::move(queue.front());
         queue.pop_front();
@@ -150,7 +156,7 @@ struct Session::Impl {
   }
 
   // Creates a new handle; caller holds handle_mu uniquely.
-  Status OpenHandleLocked() {
+  Status OpenHandleLocked() WEBTIER_REQUIRES(handle_mu) {
     ++generation;
     tag = std::make_unique<HandleTag>(HandleTag{this, generation});
     zh = zookeeper_init2(options.connect.c_str(), &Impl::OnWatcherEvent, options.session_timeout_ms,
@@ -179,10 +185,11 @@ struct Session::Impl {
     for (auto& l : listeners) l(e);
   }
 
-  void FireWatches(std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>& table, const std::string& path) {
+  void FireWatches(Watches which, const std::string& path) WEBTIER_EXCLUDES(watch_mu) {
     std::vector<std::pair<uint64_t, Watch>> fired;
     {
-      std::lock_guard<std::mutex> l(watch_mu);
+      MutexLock l(&watch_mu);
+      WatchTable& table = TableLocked(which);
       auto it = table.find(path);
       if (it == table.end()) return;
       fired = std::move(it->second);
@@ -191,9 +198,9 @@ struct Session::Impl {
     for (auto& [id, w] : fired) w();
   }
 
-  void HandleEvent(uint64_t gen, int type, int state, const std::string& path) {
+  void HandleEvent(uint64_t gen, int type, int state, const std::string& path) WEBTIER_EXCLUDES(handle_mu, watch_mu) {
     {
-      std::shared_lock<std::shared_mutex> l(handle_mu);
+      ReaderLock l(&handle_mu);
       if (gen != generation || zh == nullptr) return;  // from a handle already replaced
     }
     if (type == ZOO_SESSION_EVENT) {
@@ -201,20 +208,21 @@ struct Session::Impl {
       return;
     }
     if (type == ZOO_CHILD_EVENT) {
-      FireWatches(child_watches, path);
+      FireWatches(Watches::kChild, path);
     } else if (type == ZOO_CREATED_EVENT || type == ZOO_CHANGED_EVENT) {
-      FireWatches(data_watches, path);
+      FireWatches(Watches::kData, path);
     } else if (type == ZOO_DELETED_EVENT) {
-      FireWatches(data_watches, path);
-      FireWatches(child_watches, path);
+      FireWatches(Watches::kData, path);
+      FireWatches(Watches::kChild, path);
     }
   }
 
-  void HandleStateChange(int state) {
+  void HandleStateChange(int state) WEBTIER_EXCLUDES(handle_mu, watch_mu) {
     if (state == ZOO_CONNECTED_STATE) {
       int64_t sid = 0;
       {
-        std::shared_lock<std::shared_mutex> l(handle_mu);
+        ReaderLock l(&handle_mu);
+        if (zh == nullptr) return;  // closed since HandleEvent looked
         sid = zoo_client_id(zh)->client_id;
         negotiated_timeout.store(zoo_recv_timeout(zh));
       }
@@ -238,12 +246,13 @@ struct Session::Impl {
       current_session.store(0);
       log::Warn(options.component, "session expired, opening a new one").kv("session", SessionHex(last_session));
       {
-        std::lock_guard<std::mutex> l(watch_mu);
+        MutexLock l(&watch_mu);
         data_watches.clear();
         child_watches.clear();
       }
       {
-        std::unique_lock<std::shared_mutex> l(handle_mu);
+        WriterLock l(&handle_mu);
+        if (zh == nullptr) return;  // Close() ran since HandleEvent looked: no new handle after it
         zookeeper_close(zh);  // safe: we are on our own thread, not the completion thread
         zh = nullptr;
         Status s = OpenHandleLocked();
@@ -258,7 +267,7 @@ struct Session::Impl {
   // Logs each znode of options.audit_path (the path, then its parents) that
   // anyone may change, once per process: such a znode was created before the
   // credential was in use, and ACLs are fixed at create time. Event thread.
-  void AuditPath() {
+  void AuditPath() WEBTIER_EXCLUDES(handle_mu) {
     if (options.digest_auth.empty() || options.audit_path.empty()) return;
     const std::string& path = options.audit_path;
     for (size_t end = path.size(); end > 0; end = path.rfind('/', end - 1)) {
@@ -290,8 +299,8 @@ struct Session::Impl {
     return buf;
   }
 
-  std::string ConnectedServerIp() const {
-    std::shared_lock<std::shared_mutex> l(handle_mu);
+  std::string ConnectedServerIp() const WEBTIER_EXCLUDES(handle_mu) {
+    ReaderLock l(&handle_mu);
     if (zh == nullptr) return {};
     sockaddr_storage ss{};
     socklen_t len = sizeof ss;
@@ -305,17 +314,16 @@ struct Session::Impl {
     return buf;
   }
 
-  uint64_t AddWatch(std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>& table, const std::string& path,
-                    Watch w) {
-    std::lock_guard<std::mutex> l(watch_mu);
+  uint64_t AddWatch(Watches which, const std::string& path, Watch w) WEBTIER_EXCLUDES(watch_mu) {
+    MutexLock l(&watch_mu);
     uint64_t id = next_watch_id++;
-    table[path].emplace_back(id, std::move(w));
+    TableLocked(which)[path].emplace_back(id, std::move(w));
     return id;
   }
 
-  void RemoveWatch(std::map<std::string, std::vector<std::pair<uint64_t, Watch>>>& table, const std::string& path,
-                   uint64_t id) {
-    std::lock_guard<std::mutex> l(watch_mu);
+  void RemoveWatch(Watches which, const std::string& path, uint64_t id) WEBTIER_EXCLUDES(watch_mu) {
+    MutexLock l(&watch_mu);
+    WatchTable& table = TableLocked(which);
     auto it = table.find(path);
     if (it == table.end()) return;
     auto& v = it->second;
@@ -327,9 +335,9 @@ struct Session::Impl {
 
   // Runs `op(zh)` with the handle held shared; kConnectionLoss when not connected.
   template <typename Op>
-  int WithHandle(Op op) {
+  int WithHandle(Op op) WEBTIER_EXCLUDES(handle_mu) {
     if (!is_connected.load()) return ZCONNECTIONLOSS;
-    std::shared_lock<std::shared_mutex> l(handle_mu);
+    ReaderLock l(&handle_mu);
     if (zh == nullptr) return ZCONNECTIONLOSS;
     return op(zh);
   }
@@ -345,7 +353,7 @@ Status Session::Start() {
   std::call_once(g_zk_log_once, [] { zoo_set_debug_level(ZOO_LOG_LEVEL_WARN); });
   if (impl_->options.connect.empty()) return Status(ErrorCode::kInvalidArgument, "empty ZooKeeper connect string");
   {
-    std::unique_lock<std::shared_mutex> l(impl_->handle_mu);
+    WriterLock l(&impl_->handle_mu);
     if (impl_->started) return Status::Ok();
     Status s = impl_->OpenHandleLocked();
     if (!s.ok()) return s;
@@ -358,7 +366,7 @@ Status Session::Start() {
 
 void Session::Close() {
   {
-    std::unique_lock<std::shared_mutex> l(impl_->handle_mu);
+    WriterLock l(&impl_->handle_mu);
     if (impl_->zh != nullptr) {
       zookeeper_close(impl_->zh);
       impl_->zh = nullptr;
@@ -366,10 +374,10 @@ void Session::Close() {
     impl_->is_connected.store(false);
   }
   {
-    std::lock_guard<std::mutex> l(impl_->queue_mu);
+    MutexLock l(&impl_->queue_mu);
     impl_->stopping = true;
   }
-  impl_->queue_cv.notify_all();
+  impl_->queue_cv.SignalAll();
   if (impl_->event_thread.joinable()) {
     if (impl_->event_thread.get_id() == std::this_thread::get_id()) impl_->event_thread.detach();
     else impl_->event_thread.join();
@@ -397,7 +405,7 @@ Status Session::Delete(const std::string& path, int version) {
 }
 
 Status Session::Get(const std::string& path, std::string* data, NodeStat* stat, Watch watch) {
-  uint64_t wid = watch ? impl_->AddWatch(impl_->data_watches, path, std::move(watch)) : 0;
+  uint64_t wid = watch ? impl_->AddWatch(Impl::Watches::kData, path, std::move(watch)) : 0;
   struct Stat st{};
   int rc = ZOK;
   for (int size = 16 * 1024;; size *= 4) {
@@ -411,7 +419,7 @@ Status Session::Get(const std::string& path, std::string* data, NodeStat* stat, 
       break;
     }
   }
-  if (rc != ZOK && wid != 0) impl_->RemoveWatch(impl_->data_watches, path, wid);
+  if (rc != ZOK && wid != 0) impl_->RemoveWatch(Impl::Watches::kData, path, wid);
   if (rc == ZOK && stat != nullptr) *stat = NodeStat{st.version, st.ephemeralOwner, st.numChildren};
   return FromZkCode(rc, "get " + path);
 }
@@ -424,17 +432,17 @@ Status Session::Set(const std::string& path, std::string_view data, int version)
 }
 
 Status Session::Exists(const std::string& path, NodeStat* stat, Watch watch) {
-  uint64_t wid = watch ? impl_->AddWatch(impl_->data_watches, path, std::move(watch)) : 0;
+  uint64_t wid = watch ? impl_->AddWatch(Impl::Watches::kData, path, std::move(watch)) : 0;
   struct Stat st{};
   int rc = impl_->WithHandle([&](zhandle_t* zh) { return zoo_exists(zh, path.c_str(), wid != 0 ? 1 : 0, &st); });
   // An exists watch is set even when the node is missing (it fires on create).
-  if (rc != ZOK && rc != ZNONODE && wid != 0) impl_->RemoveWatch(impl_->data_watches, path, wid);
+  if (rc != ZOK && rc != ZNONODE && wid != 0) impl_->RemoveWatch(Impl::Watches::kData, path, wid);
   if (rc == ZOK && stat != nullptr) *stat = NodeStat{st.version, st.ephemeralOwner, st.numChildren};
   return FromZkCode(rc, "exists " + path);
 }
 
 Status Session::GetChildren(const std::string& path, std::vector<std::string>* children, Watch watch) {
-  uint64_t wid = watch ? impl_->AddWatch(impl_->child_watches, path, std::move(watch)) : 0;
+  uint64_t wid = watch ? impl_->AddWatch(Impl::Watches::kChild, path, std::move(watch)) : 0;
   String_vector sv{};
   int rc = impl_->WithHandle(
       [&](zhandle_t* zh) { return zoo_get_children(zh, path.c_str(), wid != 0 ? 1 : 0, &sv); });
@@ -445,7 +453,7 @@ Status Session::GetChildren(const std::string& path, std::vector<std::string>* c
     }
     deallocate_String_vector(&sv);
   } else if (wid != 0) {
-    impl_->RemoveWatch(impl_->child_watches, path, wid);
+    impl_->RemoveWatch(Impl::Watches::kChild, path, wid);
   }
   return FromZkCode(rc, "get_children " + path);
 }
@@ -454,11 +462,13 @@ namespace {
 
 // The answers of one GetMany, filled in by the completion thread.
 struct GetBatch {
-  std::mutex mu;
-  std::condition_variable cv;
-  size_t pending = 0;
-  std::vector<int> rc;
-  std::vector<GetResult>* out = nullptr;
+  GetBatch(size_t n, std::vector<GetResult>* results) : rc(n, ZOK), out(results) {}
+
+  Mutex mu;
+  CondVar cv;
+  size_t pending WEBTIER_GUARDED_BY(mu) = 0;
+  std::vector<int> rc WEBTIER_GUARDED_BY(mu);
+  std::vector<GetResult>* const out WEBTIER_PT_GUARDED_BY(mu);
 };
 
 struct GetRequest {
@@ -469,29 +479,29 @@ struct GetRequest {
 void OnGetDone(int rc, const char* value, int value_len, const struct Stat* st, const void* data) {
   std::unique_ptr<GetRequest> req(static_cast<GetRequest*>(const_cast<void*>(data)));
   GetBatch& b = *req->batch;
-  std::lock_guard<std::mutex> l(b.mu);
+  MutexLock l(&b.mu);
   GetResult& r = (*b.out)[req->index];
   b.rc[req->index] = rc;
   if (rc == ZOK) {
     if (value != nullptr && value_len > 0) r.data.assign(value, static_cast<size_t>(value_len));
     if (st != nullptr) r.stat = NodeStat{st->version, st->ephemeralOwner, st->numChildren};
   }
-  if (--b.pending == 0) b.cv.notify_all();
+  if (--b.pending == 0) b.cv.SignalAll();
 }
 
 }  // namespace
 
 std::vector<GetResult> Session::GetMany(const std::vector<std::string>& paths, std::vector<Watch> watches) {
   std::vector<GetResult> out(paths.size());
-  auto batch = std::make_shared<GetBatch>();
-  batch->rc.assign(paths.size(), ZOK);
-  batch->out = &out;
+  auto batch = std::make_shared<GetBatch>(paths.size(), &out);
   std::vector<uint64_t> wids(paths.size(), 0);
   for (size_t i = 0; i < paths.size(); ++i) {
-    if (i < watches.size() && watches[i]) wids[i] = impl_->AddWatch(impl_->data_watches, paths[i], std::move(watches[i]));
+    if (i < watches.size() && watches[i]) {
+      wids[i] = impl_->AddWatch(Impl::Watches::kData, paths[i], std::move(watches[i]));
+    }
     auto req = std::make_unique<GetRequest>(GetRequest{batch, i});
     {
-      std::lock_guard<std::mutex> l(batch->mu);
+      MutexLock l(&batch->mu);
       ++batch->pending;
     }
     int rc = impl_->WithHandle([&](zhandle_t* zh) {
@@ -500,18 +510,20 @@ std::vector<GetResult> Session::GetMany(const std::vector<std::string>& paths, s
     if (rc == ZOK) {
       req.release();  // owned by the completion now
     } else {
-      std::lock_guard<std::mutex> l(batch->mu);
+      MutexLock l(&batch->mu);
       --batch->pending;
       batch->rc[i] = rc;
     }
   }
+  std::vector<int> rc;
   {
-    std::unique_lock<std::mutex> l(batch->mu);
-    batch->cv.wait(l, [&] { return batch->pending == 0; });
+    MutexLock l(&batch->mu);
+    while (batch->pending != 0) batch->cv.Wait(&batch->mu);
+    rc = std::move(batch->rc);  // every completion has run: nothing writes it any more
   }
   for (size_t i = 0; i < paths.size(); ++i) {
-    if (batch->rc[i] != ZOK && wids[i] != 0) impl_->RemoveWatch(impl_->data_watches, paths[i], wids[i]);
-    out[i].status = FromZkCode(batch->rc[i], "get " + paths[i]);
+    if (rc[i] != ZOK && wids[i] != 0) impl_->RemoveWatch(Impl::Watches::kData, paths[i], wids[i]);
+    out[i].status = FromZkCode(rc[i], "get " + paths[i]);
   }
   return out;
 }

@@ -30,7 +30,7 @@ HttpMetrics::HttpMetrics(prometheus::Registry& registry)
 }
 
 void HttpMetrics::Refused(std::string_view reason) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   auto c = refused_counters_.find(std::string(reason));
   if (c == refused_counters_.end()) {
     c = refused_counters_.emplace(std::string(reason), &refused_.Add({{"reason", std::string(reason)}})).first;
@@ -47,7 +47,7 @@ void HttpMetrics::Record(std::string_view route, std::string_view method, int co
   prometheus::Counter* counter;
   prometheus::Histogram* histogram;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     auto c = counters_.find(key);
     if (c == counters_.end()) {
       c = counters_

@@ -60,7 +60,9 @@ int main(int argc, char** argv) {
   const int signo = stop_signals.Wait();
   log::Info("webnode", "stopping: deregistering, then draining").kv("signal", signo).kv("drain_ms", config.drain_ms);
   server.SetDraining();
-  registration->Deregister();
+  // Deregister logs its result; a znode it could not delete ends with the
+  // session when the process exits.
+  registration->Deregister().IgnoreError();
   std::this_thread::sleep_for(std::chrono::milliseconds(config.drain_ms));
   log::Debug("webnode", "drain over: closing the listener");
   server.Shutdown();

@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
 #include <thread>
 #include <vector>
 
@@ -31,9 +30,9 @@ class SlowWriter {
     return writer;
   }
 
-  void Add(std::shared_ptr<PeerSocket> socket) {
+  void Add(std::shared_ptr<PeerSocket> socket) WEBTIER_EXCLUDES(mu_) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       added_.push_back(std::move(socket));
     }
     const uint64_t one = 1;
@@ -44,7 +43,7 @@ class SlowWriter {
   SlowWriter() : wake_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)), thread_([this] { Run(); }) {}
   ~SlowWriter() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
     const uint64_t one = 1;
@@ -53,12 +52,12 @@ class SlowWriter {
     ::close(wake_);
   }
 
-  void Run() {
+  void Run() WEBTIER_EXCLUDES(mu_) {
     std::vector<std::shared_ptr<PeerSocket>> active;
     std::vector<pollfd> fds;
     for (;;) {
       {
-        std::lock_guard lock(mu_);
+        MutexLock lock(&mu_);
         if (stop_) return;
         for (auto& s : added_) active.push_back(std::move(s));
         added_.clear();
@@ -95,9 +94,9 @@ class SlowWriter {
   }
 
   const int wake_;
-  std::mutex mu_;
-  std::vector<std::shared_ptr<PeerSocket>> added_;  // guarded by mu_
-  bool stop_ = false;                               // guarded by mu_
+  Mutex mu_;
+  std::vector<std::shared_ptr<PeerSocket>> added_ WEBTIER_GUARDED_BY(mu_);
+  bool stop_ WEBTIER_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
@@ -116,7 +115,7 @@ std::shared_ptr<PeerSocket> PeerSocket::Of(const std::shared_ptr<Pistache::Tcp::
 PeerSocket::~PeerSocket() { ::close(fd_); }
 
 void PeerSocket::Write(uint64_t turn, std::string bytes, bool close) {
-  std::unique_lock lock(mu_);
+  ReleasableMutexLock lock(&mu_);
   if (turn != next_) {
     early_.insert_or_assign(turn, Answer{std::move(bytes), close});
     return;
@@ -129,7 +128,7 @@ void PeerSocket::Write(uint64_t turn, std::string bytes, bool close) {
   if (with_writer_ || SendPendingLocked() == Progress::kDone) return;
   with_writer_ = true;
   deadline_ = std::chrono::steady_clock::now() + kWriteTimeout;
-  lock.unlock();
+  lock.Release();
   SlowWriter::Instance().Add(shared_from_this());
 }
 
@@ -145,19 +144,19 @@ void PeerSocket::QueueLocked(std::string bytes, bool close) {
 }
 
 size_t PeerSocket::pending() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return pending_.size() - offset_;
 }
 
 PeerSocket::Progress PeerSocket::Flush() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   const Progress p = SendPendingLocked();
   if (p == Progress::kDone) with_writer_ = false;
   return p;
 }
 
 void PeerSocket::Abort() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   ::shutdown(fd_, SHUT_RDWR);  // Pistache sees the end on its descriptor and lets go of the Peer
   ended_ = true;
   with_writer_ = false;
@@ -167,7 +166,7 @@ void PeerSocket::Abort() {
 }
 
 std::chrono::steady_clock::time_point PeerSocket::deadline() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return deadline_;
 }
 

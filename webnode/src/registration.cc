@@ -41,22 +41,22 @@ MemberRegistration::MemberRegistration(zk::Client& session, std::string zk_path,
 
 MemberRegistration::~MemberRegistration() {
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
 }
 
 void MemberRegistration::Start() { thread_ = std::thread([this] { Run(); }); }
 
 std::string MemberRegistration::znode() const {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   return znode_;
 }
 
 void MemberRegistration::OnSessionEvent(zk::Client::Event e) {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   switch (e) {
     case zk::Client::Event::kSessionStarted:
     case zk::Client::Event::kReconnected:
@@ -73,26 +73,29 @@ void MemberRegistration::OnSessionEvent(zk::Client::Event e) {
       log::Warn("registration", "session expired: member znode lost, will re-register");
       break;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void MemberRegistration::Run() {
-  std::unique_lock<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   while (!stopping_) {
     // Work only while connected and something needs checking; otherwise
     // sleep until a session event or the once-a-second re-check.
     if (!((dirty_ || !registered_) && session_.connected())) {
-      cv_.wait_for(l, std::chrono::seconds(1));
+      cv_.WaitFor(&mu_, std::chrono::seconds(1));
       continue;
     }
     dirty_ = false;
-    l.unlock();
+    mu_.Unlock();
     Status s = Reconcile();
-    l.lock();
+    mu_.Lock();
     if (!s.ok()) {
       dirty_ = true;
       log::Warn("registration", "registration failed, retrying").kv("err", s.ToString());
-      cv_.wait_for(l, retry_delay_, [&] { return stopping_; });
+      const auto retry_at = std::chrono::steady_clock::now() + retry_delay_;
+      while (!stopping_) {
+        if (!cv_.WaitUntil(&mu_, retry_at)) break;  // the delay is over
+      }
     }
   }
 }
@@ -101,7 +104,7 @@ Status MemberRegistration::Reconcile() {
   const int64_t sid = session_.session_id();
   std::string keep;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     keep = znode_;
   }
   // The common case after a reconnect: our znode is known and still ours.
@@ -122,7 +125,7 @@ Status MemberRegistration::Reconcile() {
     if (Status w = WatchOwn(keep, &st); !w.ok()) return w;
   }
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     if (stopping_) return Status::Ok();
     znode_ = keep;
   }
@@ -168,20 +171,20 @@ Status MemberRegistration::WatchOwn(const std::string& znode, zk::NodeStat* stat
 }
 
 void MemberRegistration::MarkDirty() {
-  std::lock_guard<std::mutex> l(mu_);
+  MutexLock l(&mu_);
   dirty_ = true;
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 Status MemberRegistration::Deregister() {
   std::string node;
   {
-    std::lock_guard<std::mutex> l(mu_);
+    MutexLock l(&mu_);
     stopping_ = true;
     node = znode_;
     znode_.clear();
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   if (thread_.joinable()) thread_.join();
   registered_ = false;
   registered_gauge_.Set(0);

@@ -59,7 +59,9 @@ namespace {
 std::vector<std::pair<std::string, std::string>> Combined(std::vector<std::pair<std::string, std::string>> in) {
   std::vector<std::pair<std::string, std::string>> out;
   for (auto& [name, value] : in) {
-    auto same = std::find_if(out.begin(), out.end(), [&](const auto& o) { return cache::EqualsIgnoreCase(o.first, name); });
+    // An init-capture: clang before 16 cannot capture a structured binding.
+    auto same = std::find_if(out.begin(), out.end(),
+                             [&field = name](const auto& o) { return cache::EqualsIgnoreCase(o.first, field); });
     if (same == out.end() || cache::EqualsIgnoreCase(name, "Set-Cookie")) {
       out.emplace_back(std::move(name), std::move(value));
     } else {

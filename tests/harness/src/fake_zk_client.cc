@@ -27,47 +27,50 @@ FakeClient::FakeClient() {
 
 FakeClient::~FakeClient() {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     stopping_ = true;
   }
-  cv_.notify_all();
+  cv_.SignalAll();
   thread_.join();
 }
 
 void FakeClient::AddListener(Listener listener) {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   listeners_.push_back(std::move(listener));
 }
 
 bool FakeClient::connected() const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return connected_;
 }
 
 int64_t FakeClient::session_id() const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return connected_ ? session_ : 0;
 }
 
 std::string FakeClient::ConnectedServerIp() const { return connected() ? "127.0.0.1" : ""; }
 int FakeClient::negotiated_timeout_ms() const { return 6000; }
 
-Status FakeClient::Begin(const char* op, const std::string& path, std::unique_lock<std::mutex>* lock) {
+void FakeClient::RunHook(const char* op, const std::string& path) {
   OperationHook hook;
   {
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     hook = hook_;
   }
   if (hook) hook(op, path);
-  *lock = std::unique_lock(mu_);
+}
+
+Status FakeClient::BeginLocked(const char* op, const std::string& path) {
   ++operations_;
   if (connected_) return Status::Ok();
   return Status(ErrorCode::kConnectionLoss, std::string(op) + " " + path + ": connection loss");
 }
 
 Status FakeClient::Create(const std::string& path, std::string_view data, int flags, std::string* created_path) {
-  std::unique_lock<std::mutex> l;
-  if (Status s = Begin("create", path, &l); !s.ok()) return s;
+  RunHook("create", path);
+  MutexLock l(&mu_);
+  if (Status s = BeginLocked("create", path); !s.ok()) return s;
   Status s = CreateLocked(path, data, flags, (flags & kEphemeral) ? session_ : 0, created_path);
   if (s.ok() && fail_next_create_) {
     fail_next_create_ = false;
@@ -77,14 +80,16 @@ Status FakeClient::Create(const std::string& path, std::string_view data, int fl
 }
 
 Status FakeClient::Delete(const std::string& path, int version) {
-  std::unique_lock<std::mutex> l;
-  if (Status s = Begin("delete", path, &l); !s.ok()) return s;
+  RunHook("delete", path);
+  MutexLock l(&mu_);
+  if (Status s = BeginLocked("delete", path); !s.ok()) return s;
   return DeleteLocked(path, version);
 }
 
 Status FakeClient::Get(const std::string& path, std::string* data, NodeStat* stat, Watch watch) {
-  std::unique_lock<std::mutex> l;
-  if (Status s = Begin("get", path, &l); !s.ok()) return s;
+  RunHook("get", path);
+  MutexLock l(&mu_);
+  if (Status s = BeginLocked("get", path); !s.ok()) return s;
   auto it = tree_.find(path);
   if (it == tree_.end()) return NoNode("get", path);
   if (data != nullptr) *data = it->second.data;
@@ -94,14 +99,16 @@ Status FakeClient::Get(const std::string& path, std::string* data, NodeStat* sta
 }
 
 Status FakeClient::Set(const std::string& path, std::string_view data, int version) {
-  std::unique_lock<std::mutex> l;
-  if (Status s = Begin("set", path, &l); !s.ok()) return s;
+  RunHook("set", path);
+  MutexLock l(&mu_);
+  if (Status s = BeginLocked("set", path); !s.ok()) return s;
   return SetLocked(path, data, version);
 }
 
 Status FakeClient::Exists(const std::string& path, NodeStat* stat, Watch watch) {
-  std::unique_lock<std::mutex> l;
-  if (Status s = Begin("exists", path, &l); !s.ok()) return s;
+  RunHook("exists", path);
+  MutexLock l(&mu_);
+  if (Status s = BeginLocked("exists", path); !s.ok()) return s;
   if (watch) data_watches_[path].push_back(std::move(watch));  // armed even when missing
   auto st = StatForTestLocked(path);
   if (!st) return NoNode("exists", path);
@@ -110,8 +117,9 @@ Status FakeClient::Exists(const std::string& path, NodeStat* stat, Watch watch) 
 }
 
 Status FakeClient::GetChildren(const std::string& path, std::vector<std::string>* children, Watch watch) {
-  std::unique_lock<std::mutex> l;
-  if (Status s = Begin("get_children", path, &l); !s.ok()) return s;
+  RunHook("get_children", path);
+  MutexLock l(&mu_);
+  if (Status s = BeginLocked("get_children", path); !s.ok()) return s;
   if (!tree_.count(path)) return NoNode("get_children", path);
   if (children != nullptr) *children = ChildrenLocked(path);
   if (watch) child_watches_[path].push_back(std::move(watch));
@@ -196,14 +204,14 @@ void FakeClient::TriggerLocked(WatchTable& table, const std::string& path) {
 
 void FakeClient::PostLocked(std::function<void()> fn) {
   queue_.push_back(std::move(fn));
-  cv_.notify_all();
+  cv_.SignalAll();
 }
 
 void FakeClient::NotifyLocked(Event event) {
   PostLocked([this, event] {
     std::vector<Listener> listeners;
     {
-      std::lock_guard l(mu_);
+      MutexLock l(&mu_);
       listeners = listeners_;
     }
     for (auto& listener : listeners) listener(event);
@@ -211,37 +219,40 @@ void FakeClient::NotifyLocked(Event event) {
 }
 
 void FakeClient::RunEvents() {
-  std::unique_lock l(mu_);
   for (;;) {
-    cv_.wait(l, [&] { return stopping_ || !queue_.empty(); });
-    if (stopping_) return;
-    auto fn = std::move(queue_.front());
-    queue_.pop_front();
-    running_ = true;
-    l.unlock();
+    std::function<void()> fn;
+    {
+      MutexLock l(&mu_);
+      while (!stopping_ && queue_.empty()) cv_.Wait(&mu_);
+      if (stopping_) return;
+      fn = std::move(queue_.front());
+      queue_.pop_front();
+      running_ = true;
+    }
     fn();
-    l.lock();
+    MutexLock l(&mu_);
     running_ = false;
-    cv_.notify_all();
+    cv_.SignalAll();
+    fn = nullptr;  // still under the lock: its captures are gone before WaitIdleForTest() returns
   }
 }
 
 void FakeClient::StartSession() {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   session_ = next_session_++;
   connected_ = true;
   NotifyLocked(Event::kSessionStarted);
 }
 
 void FakeClient::DropConnection() {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   if (!connected_) return;
   connected_ = false;
   NotifyLocked(Event::kDisconnected);
 }
 
 void FakeClient::Reconnect() {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   if (connected_ || session_ == 0) return;
   connected_ = true;
   NotifyLocked(Event::kReconnected);
@@ -251,7 +262,7 @@ void FakeClient::Reconnect() {
 
 void FakeClient::ExpireSession(bool start_new) {
   {
-    std::lock_guard l(mu_);
+    MutexLock l(&mu_);
     connected_ = false;
     data_watches_.clear();
     child_watches_.clear();
@@ -260,7 +271,7 @@ void FakeClient::ExpireSession(bool start_new) {
     for (const auto& [path, node] : tree_) {
       if (node.ephemeral_owner == session_ && session_ != 0) ephemerals.push_back(path);
     }
-    for (const auto& path : ephemerals) DeleteLocked(path, -1);
+    for (const auto& path : ephemerals) DeleteLocked(path, -1).IgnoreError();  // each exists: listed just above
     session_ = 0;
     NotifyLocked(Event::kExpired);
   }
@@ -268,55 +279,55 @@ void FakeClient::ExpireSession(bool start_new) {
 }
 
 void FakeClient::SetOperationHookForTest(OperationHook hook) {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   hook_ = std::move(hook);
 }
 
 void FakeClient::FailNextCreateAfterApplyingForTest() {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   fail_next_create_ = true;
 }
 
 Status FakeClient::CreateAsOther(const std::string& path, std::string_view data, int flags,
                                  std::string* created_path) {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return CreateLocked(path, data, flags, (flags & kEphemeral) ? kOtherSession : 0, created_path);
 }
 
 Status FakeClient::SetAsOther(const std::string& path, std::string_view data) {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return SetLocked(path, data, -1);
 }
 
 Status FakeClient::DeleteAsOther(const std::string& path) {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return DeleteLocked(path, -1);
 }
 
 std::vector<std::string> FakeClient::ChildrenForTest(const std::string& path) const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return ChildrenLocked(path);
 }
 
 std::optional<std::string> FakeClient::DataForTest(const std::string& path) const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   auto it = tree_.find(path);
   if (it == tree_.end()) return std::nullopt;
   return it->second.data;
 }
 
 std::optional<NodeStat> FakeClient::StatForTest(const std::string& path) const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return StatForTestLocked(path);
 }
 
 void FakeClient::WaitIdleForTest() {
-  std::unique_lock l(mu_);
-  cv_.wait(l, [&] { return queue_.empty() && !running_; });
+  MutexLock l(&mu_);
+  while (!queue_.empty() || running_) cv_.Wait(&mu_);
 }
 
 int64_t FakeClient::operations_for_test() const {
-  std::lock_guard l(mu_);
+  MutexLock l(&mu_);
   return operations_;
 }
 

@@ -10,7 +10,7 @@ CircuitBreaker::CircuitBreaker(BreakerOptions options, Clock* clock, std::functi
 
 bool CircuitBreaker::Allow() {
   if (state_.load(std::memory_order_acquire) == State::kClosed) return true;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   switch (state_.load(std::memory_order_relaxed)) {
     case State::kClosed:
       return true;
@@ -33,14 +33,14 @@ void CircuitBreaker::RecordSuccess() {
     if (failures_.load(std::memory_order_relaxed) != 0) failures_.store(0, std::memory_order_relaxed);
     return;
   }
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   failures_.store(0, std::memory_order_relaxed);
   probe_in_flight_ = false;
   state_.store(State::kClosed, std::memory_order_release);
 }
 
 void CircuitBreaker::RecordFailure() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   State s = state_.load(std::memory_order_relaxed);
   if (s == State::kOpen) return;  // a call that started before it opened
   if (s == State::kClosed && failures_.fetch_add(1, std::memory_order_relaxed) + 1 < options_.failure_threshold) return;

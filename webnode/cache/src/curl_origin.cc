@@ -171,7 +171,7 @@ CurlOrigin::~CurlOrigin() = default;
 
 std::unique_ptr<CurlOrigin::Handle> CurlOrigin::Take() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (!idle_.empty()) {
       auto h = std::move(idle_.back());
       idle_.pop_back();
@@ -182,7 +182,7 @@ std::unique_ptr<CurlOrigin::Handle> CurlOrigin::Take() {
 }
 
 void CurlOrigin::Give(std::unique_ptr<Handle> handle) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (idle_.size() < options_.max_idle_handles) idle_.push_back(std::move(handle));
 }
 

@@ -16,7 +16,7 @@ std::shared_ptr<const Record> HotCache::Get(const std::string& key) {
   Shard& shard = ShardFor(key);
   std::shared_ptr<const Record> record;
   {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    MutexLock lock(&shard.mu);
     auto it = shard.entries.find(key);
     if (it == shard.entries.end()) return nullptr;
     if (clock_->SteadyNow() >= it->second.until) {
@@ -33,7 +33,7 @@ void HotCache::Put(const std::string& key, std::shared_ptr<const Record> record)
   if (window_.count() <= 0) return;
   Shard& shard = ShardFor(key);
   const auto now = clock_->SteadyNow();
-  std::lock_guard<std::mutex> lock(shard.mu);
+  MutexLock lock(&shard.mu);
   if (shard.entries.size() >= max_per_shard_ && shard.entries.count(key) == 0) {
     for (auto it = shard.entries.begin(); it != shard.entries.end();) {
       it = now >= it->second.until ? shard.entries.erase(it) : std::next(it);
@@ -45,7 +45,7 @@ void HotCache::Put(const std::string& key, std::shared_ptr<const Record> record)
 
 void HotCache::Erase(const std::string& key) {
   Shard& shard = ShardFor(key);
-  std::lock_guard<std::mutex> lock(shard.mu);
+  MutexLock lock(&shard.mu);
   shard.entries.erase(key);
 }
 
@@ -53,7 +53,7 @@ void HotCache::EraseWithVariants(const std::string& key) {
   Erase(key);
   const std::string prefix = key + "#";
   for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    MutexLock lock(&shard.mu);
     for (auto it = shard.entries.begin(); it != shard.entries.end();) {
       it = it->first.compare(0, prefix.size(), prefix) == 0 ? shard.entries.erase(it) : std::next(it);
     }
@@ -63,7 +63,7 @@ void HotCache::EraseWithVariants(const std::string& key) {
 size_t HotCache::size() {
   size_t n = 0;
   for (auto& shard : shards_) {
-    std::lock_guard<std::mutex> lock(shard.mu);
+    MutexLock lock(&shard.mu);
     n += shard.entries.size();
   }
   return n;

@@ -32,7 +32,7 @@ Status RedisStore::Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reu
   if (Status s = master_->Current(&address, &generation); !s.ok()) return s;
   std::vector<std::unique_ptr<hiredis::Connection>> retired;  // an earlier master's, closed outside the lock
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     while (!idle_.empty()) {
       std::unique_ptr<hiredis::Connection> c = std::move(idle_.back());
       idle_.pop_back();
@@ -60,13 +60,13 @@ Status RedisStore::Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reu
 
 void RedisStore::Release(std::unique_ptr<hiredis::Connection> conn) {
   if (conn->broken()) return;  // dropped; the next caller reconnects
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (idle_.size() < options_.max_idle_connections) idle_.push_back(std::move(conn));
 }
 
 void RedisStore::DropIdle() {
   std::vector<std::unique_ptr<hiredis::Connection>> dead;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   dead.swap(idle_);
 }
 

@@ -348,7 +348,8 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
     std::this_thread::sleep_for(options_.lock_poll);
   }
   auto unlock = [&] {
-    if (locked) Guarded([&] { return store_->Unlock(lock_key, token); });
+    // A failed unlock is counted by Guarded; the lock expires on its own.
+    if (locked) Guarded([&] { return store_->Unlock(lock_key, token); }).IgnoreError();
   };
   if (locked) {
     // The previous holder may have stored it between our lookup and our lock.

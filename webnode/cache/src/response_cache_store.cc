@@ -95,7 +95,7 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
   record.age_ms = fr.initial_age_ms;
   int64_t ttl_ms = fr.lifetime_ms;
   if (options_.ttl_jitter > 0 && ttl_ms > 0) {
-    std::lock_guard<std::mutex> lock(rng_mu_);
+    MutexLock lock(&rng_mu_);
     std::uniform_real_distribution<double> fraction(0.0, options_.ttl_jitter);
     ttl_ms -= static_cast<int64_t>(static_cast<double>(ttl_ms) * fraction(rng_));
   }
@@ -128,14 +128,15 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
     auto shared = std::make_shared<const Record>(std::move(record));
     for (const auto& k : keys) KeepHot(k, shared);
   }
-  // The URL's index, so a purge by path reaches this site's entry.
-  Guarded([&] { return store_->AddToSet(UrlIndexKey(request.path, request.query), key, retain); });
+  // The URL's index, so a purge by path reaches this site's entry. A failed
+  // index write is counted by Guarded; the entry still expires on its own.
+  Guarded([&] { return store_->AddToSet(UrlIndexKey(request.path, request.query), key, retain); }).IgnoreError();
   // Surrogate-Key: space-separated tags, each an index of the URLs to purge with it.
   std::string_view tags = FindHeader(response.headers, "Surrogate-Key");
   while (!tags.empty()) {
     size_t sp = tags.find(' ');
     std::string_view tag = tags.substr(0, sp);
-    if (!tag.empty()) Guarded([&] { return store_->AddToSet(TagKey(tag), key, retain); });
+    if (!tag.empty()) Guarded([&] { return store_->AddToSet(TagKey(tag), key, retain); }).IgnoreError();
     if (sp == std::string_view::npos) break;
     tags.remove_prefix(sp + 1);
   }
@@ -148,7 +149,7 @@ Status ResponseCache::Drop(const std::string& key) {
   if (!s.ok()) return s;
   // Other nodes drop their hot copy when they hear of it; if the message is
   // lost, their copy still ends within the hot window.
-  Guarded([&] { return store_->Publish(kPurgeChannel, key); });
+  Guarded([&] { return store_->Publish(kPurgeChannel, key); }).IgnoreError();
   return s;
 }
 
@@ -179,7 +180,9 @@ void ResponseCache::Invalidate(const Request& request, const Response& response)
                        q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), site,
                        &keys);
   }
-  for (const auto& key : keys) Drop(key);
+  // Each failure is counted by Guarded; an invalidation is best effort
+  // (RFC 9111 4.4), the entries still end with their freshness.
+  for (const auto& key : keys) Drop(key).IgnoreError();
 }
 
 Status ResponseCache::Purge(std::string_view path_and_query) {
@@ -214,7 +217,7 @@ Status ResponseCache::PurgeTag(std::string_view tag, size_t* purged) {
 }
 
 uint64_t ResponseCache::NewGeneration() {
-  std::lock_guard<std::mutex> lock(rng_mu_);
+  MutexLock lock(&rng_mu_);
   uint64_t g = 0;
   while (g == 0) g = rng_();
   return g;
@@ -223,7 +226,7 @@ uint64_t ResponseCache::NewGeneration() {
 std::string ResponseCache::NewToken() {
   uint64_t a, b;
   {
-    std::lock_guard<std::mutex> lock(rng_mu_);
+    MutexLock lock(&rng_mu_);
     a = rng_();
     b = rng_();
   }

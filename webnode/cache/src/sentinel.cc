@@ -86,7 +86,7 @@ SentinelMaster::~SentinelMaster() {
 }
 
 Status SentinelMaster::Current(net::HostPort* address, uint64_t* generation) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!known_) return Status(ErrorCode::kUnavailable, "redis master not known yet (no sentinel has answered)");
   *address = master_;
   *generation = generation_;
@@ -94,14 +94,14 @@ Status SentinelMaster::Current(net::HostPort* address, uint64_t* generation) con
 }
 
 void SentinelMaster::Suspect(uint64_t generation) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (known_ && generation != generation_) return;  // already moved on
   next_ask_ = std::min(next_ask_, last_ask_ + options_.retry);
 }
 
 void SentinelMaster::AskIfDue() {
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     const auto now = std::chrono::steady_clock::now();
     if (now < next_ask_) return;
     last_ask_ = now;
@@ -117,7 +117,7 @@ void SentinelMaster::AskIfDue() {
   answering_ = true;
   if (!Confirm(answer.master).ok()) return;  // asked again within `retry`
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     next_ask_ = last_ask_ + options_.recheck;
   }
   Adopt(answer);
@@ -126,7 +126,7 @@ void SentinelMaster::AskIfDue() {
 Status SentinelMaster::Confirm(const net::HostPort& master) {
   bool held = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // Confirmed when adopted; from then on every new store connection checks
     // ROLE again (RedisStore), so a later demotion is caught there.
     held = known_ && master_ == master;
@@ -163,7 +163,7 @@ void SentinelMaster::Adopt(const SentinelAnswer& answer) {
   net::HostPort old;
   bool failover = false;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     // An older configuration (a Sentinel that missed the failover) never
     // sends the node back to a former master, unless all of them say so.
     if (known_ && answer.config_epoch < epoch_ && !answer.from_all) return;
@@ -195,7 +195,7 @@ void SentinelMaster::OnSwitch(const std::string& payload) {
   std::string name;
   if (!(in >> name) || name != options_.master_name) return;
   log::Debug("redis", "+switch-master: asking the sentinels").kv("payload", payload);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   next_ask_ = last_ask_;
 }
 
@@ -211,7 +211,7 @@ void SentinelMaster::Run() {
           [this] {
             subscribed_.store(true);
             // A switch may have happened while no subscription was up.
-            std::lock_guard<std::mutex> lock(mu_);
+            MutexLock lock(&mu_);
             next_ask_ = last_ask_;
           },
           [this](const std::string& payload) { OnSwitch(payload); },

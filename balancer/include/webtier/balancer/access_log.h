@@ -15,15 +15,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <thread>
 #include <vector>
 
+#include "webtier/common/mutex.h"
 #include "webtier/common/status.h"
 
 namespace webtier::balancer {
@@ -119,24 +118,25 @@ class AccessLog {
 
  private:
   AccessLog(Options options, ProxyMetrics* metrics, int fd);
-  void Run();
+  void Run() WEBTIER_EXCLUDES(mu_);
   // Writes `data`; false when the writer must stop trying (stopping and stalled).
   bool WriteOut(std::string_view data);
   void ReopenNow();
 
   const Options options_;
   ProxyMetrics* const metrics_;
-  int fd_;
+  int fd_;                 // the writer thread's
   bool pollable_ = false;  // a pipe or socket: writes wait for room with a timeout
-  std::vector<std::unique_ptr<Shard>> shards_;
-  mutable std::mutex mu_;  // shards_, counts_, the flags below
-  std::condition_variable cv_;
+  mutable Mutex mu_;
+  std::vector<std::unique_ptr<Shard>> shards_ WEBTIER_GUARDED_BY(mu_);
+  CondVar cv_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> kick_{false};  // a shard passed kWakeBytes: write now
-  bool reopen_ = false;
-  uint64_t flush_requested_ = 0, flush_done_ = 0;
-  Counts counts_;
-  std::condition_variable flushed_;
+  bool reopen_ WEBTIER_GUARDED_BY(mu_) = false;
+  uint64_t flush_requested_ WEBTIER_GUARDED_BY(mu_) = 0;
+  uint64_t flush_done_ WEBTIER_GUARDED_BY(mu_) = 0;
+  Counts counts_ WEBTIER_GUARDED_BY(mu_);
+  CondVar flushed_;
   std::thread thread_;
 };
 

@@ -9,12 +9,12 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "webtier/balancer/health_rules.h"
+#include "webtier/common/mutex.h"
 
 namespace webtier::balancer {
 
@@ -80,9 +80,9 @@ class MemberHistory {
   std::vector<Ejection> Ejections() const;
 
  private:
-  mutable std::mutex mu_;
-  std::deque<Check> checks_;        // guarded by mu_
-  std::deque<Ejection> ejections_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::deque<Check> checks_ WEBTIER_GUARDED_BY(mu_);
+  std::deque<Ejection> ejections_ WEBTIER_GUARDED_BY(mu_);
 };
 
 }  // namespace webtier::balancer

@@ -18,11 +18,9 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -32,6 +30,7 @@
 #include "webtier/balancer/pool.h"
 #include "webtier/balancer/state_file.h"
 #include "webtier/common/membership.h"
+#include "webtier/common/mutex.h"
 #include "webtier/common/status.h"
 #include "webtier/common/zk_client.h"
 
@@ -79,9 +78,9 @@ class MemberRegistry {
     std::vector<zk::GetResult> results;
   };
 
-  void OnSessionEvent(zk::Client::Event event);
-  void OnMemberChanged(const std::string& key);
-  void Run();  // the registry thread
+  void OnSessionEvent(zk::Client::Event event) WEBTIER_EXCLUDES(mu_);
+  void OnMemberChanged(const std::string& key) WEBTIER_EXCLUDES(mu_);
+  void Run() WEBTIER_EXCLUDES(mu_, update_mu_);  // the registry thread
   // Reads one batch: the listing when `relist`, else the `changed` members.
   bool Fetch(bool relist, const std::set<std::string>& changed, Batch* batch);
   // Lists the children, arming the child watch (or the exists watch when the
@@ -92,11 +91,12 @@ class MemberRegistry {
   void ApplyBatch(const Batch& batch);
   // Decodes one read; false when the member is gone or invalid. `*keep` is
   // set when the read failed and the known record should stay.
-  bool DecodeLocked(const std::string& key, const zk::GetResult& got, MemberRecord* out, bool* keep);
+  bool DecodeLocked(const std::string& key, const zk::GetResult& got, MemberRecord* out, bool* keep)
+      WEBTIER_REQUIRES(update_mu_);
   // Applies `next` as the whole pool: the delta against current_ to the
-  // listener, the pool to the state file writer. Caller holds update_mu_.
-  void ApplyLocked(std::map<std::string, MemberRecord> next);
-  void Wake();
+  // listener, the pool to the state file writer.
+  void ApplyLocked(std::map<std::string, MemberRecord> next) WEBTIER_REQUIRES(update_mu_);
+  void Wake() WEBTIER_EXCLUDES(mu_);
 
   zk::Client& session_;
   const Options options_;
@@ -104,21 +104,21 @@ class MemberRegistry {
   ProxyMetrics* metrics_;
 
   // Work for the registry thread and the watch bookkeeping; never held over I/O.
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool relist_ = false;                 // the child list must be read again
-  std::set<std::string> changed_;       // members whose data watch fired
-  std::set<std::string> data_watched_;  // keys with an armed data watch
-  bool children_watched_ = false;
-  bool exists_watched_ = false;
-  uint64_t epoch_ = 0;                  // bumped when a session's watches are gone
-  bool stopping_ = false;
-  std::string source_ = "none";
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool relist_ WEBTIER_GUARDED_BY(mu_) = false;                 // the child list must be read again
+  std::set<std::string> changed_ WEBTIER_GUARDED_BY(mu_);       // members whose data watch fired
+  std::set<std::string> data_watched_ WEBTIER_GUARDED_BY(mu_);  // keys with an armed data watch
+  bool children_watched_ WEBTIER_GUARDED_BY(mu_) = false;
+  bool exists_watched_ WEBTIER_GUARDED_BY(mu_) = false;
+  uint64_t epoch_ WEBTIER_GUARDED_BY(mu_) = 0;  // bumped when a session's watches are gone
+  bool stopping_ WEBTIER_GUARDED_BY(mu_) = false;
+  std::string source_ WEBTIER_GUARDED_BY(mu_) = "none";
 
   // The pool as the listener has it; held while the listener runs.
-  std::mutex update_mu_;
-  std::map<std::string, MemberRecord> current_;
-  std::map<std::string, std::string> invalid_;  // key -> data already counted
+  Mutex update_mu_ WEBTIER_ACQUIRED_BEFORE(mu_);
+  std::map<std::string, MemberRecord> current_ WEBTIER_GUARDED_BY(update_mu_);
+  std::map<std::string, std::string> invalid_ WEBTIER_GUARDED_BY(update_mu_);  // key -> data already counted
 
   std::atomic<size_t> members_{0};
   std::atomic<bool> synced_{false};

@@ -6,7 +6,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -14,6 +13,7 @@
 
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/host.h"
+#include "webtier/common/mutex.h"
 
 namespace webtier::balancer {
 
@@ -68,8 +68,8 @@ class WeightedRoundRobinPolicy : public Policy {
 
  private:
   std::vector<Host*> hosts_;
-  std::mutex mu_;
-  std::vector<int64_t> current_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<int64_t> current_ WEBTIER_GUARDED_BY(mu_);
 };
 
 // Power of two choices: two random admitted hosts, the one with fewer

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -18,6 +17,7 @@
 #include "webtier/balancer/config.h"
 #include "webtier/balancer/host.h"
 #include "webtier/balancer/policy.h"
+#include "webtier/common/mutex.h"
 
 namespace prometheus { class Registry; }
 
@@ -69,7 +69,7 @@ struct HostSet {
  private:
   Host* PickIn(Policy& policy, std::string_view hash_key, std::span<Host* const> tried, Clock::time_point now,
                bool panic) const;
-  mutable std::mutex eject_mu_;  // ejections only: the cap counts and ejects as one step
+  mutable Mutex eject_mu_;  // ejections only: the cap counts and ejects as one step
 };
 
 // Thread-safe. Updates (from the membership thread) are serialized and build
@@ -83,7 +83,7 @@ class Pool : public MembershipListener {
   void OnMembershipUpdate(const std::vector<MemberRecord>& added,
                           const std::vector<std::string>& removed) override;  // balancer::MembershipListener
 
-  std::shared_ptr<const HostSet> Snapshot() const;
+  std::shared_ptr<const HostSet> Snapshot() const WEBTIER_EXCLUDES(mu_);
   // Bumped on every change; lets readers skip the lock when unchanged.
   uint64_t version() const { return version_.load(std::memory_order_acquire); }
   std::vector<MemberRecord> Records() const;
@@ -100,17 +100,17 @@ class Pool : public MembershipListener {
   std::vector<std::shared_ptr<Host>> MakeHosts(const std::vector<MemberRecord>& records) const;
 
   // The next generation over `hosts` (ordered by key), its policies built.
-  std::shared_ptr<HostSet> MakeHostSet(std::vector<std::shared_ptr<Host>> hosts);
+  std::shared_ptr<HostSet> MakeHostSet(std::vector<std::shared_ptr<Host>> hosts) WEBTIER_REQUIRES(update_mu_);
 
   const PolicyKind policy_;
   ProxyMetrics* metrics_;
   const PoolOptions options_;
   std::function<void()> update_hook_;
-  std::mutex update_mu_;                    // serializes OnMembershipUpdate
-  mutable std::mutex mu_;
-  std::shared_ptr<const HostSet> current_;  // guarded by mu_
+  Mutex update_mu_ WEBTIER_ACQUIRED_BEFORE(mu_);  // serializes OnMembershipUpdate
+  mutable Mutex mu_;
+  std::shared_ptr<const HostSet> current_ WEBTIER_GUARDED_BY(mu_);
   std::atomic<uint64_t> version_{0};
-  uint64_t seed_ = 0x9e3779b97f4a7c15ULL;   // guarded by update_mu_
+  uint64_t seed_ WEBTIER_GUARDED_BY(update_mu_) = 0x9e3779b97f4a7c15ULL;
 };
 
 // Resolves a member's host (IP literal, or a name through getaddrinfo; IPv4

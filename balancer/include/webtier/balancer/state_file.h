@@ -3,14 +3,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "webtier/balancer/host.h"
+#include "webtier/common/mutex.h"
 #include "webtier/common/status.h"
 
 namespace webtier::balancer {
@@ -40,22 +39,23 @@ class StateFileWriter {
   StateFileWriter(const StateFileWriter&) = delete;
   StateFileWriter& operator=(const StateFileWriter&) = delete;
 
-  void Save(std::vector<MemberRecord> members);
+  void Save(std::vector<MemberRecord> members) WEBTIER_EXCLUDES(mu_);
   // Blocks until everything handed over so far is on disk.
-  void Flush();
+  void Flush() WEBTIER_EXCLUDES(mu_);
 
  private:
-  void Run();
-  void WriteLocked(std::unique_lock<std::mutex>& lock);
+  void Run() WEBTIER_EXCLUDES(mu_);
+  // Writes pending_, letting mu_ go while the file is written.
+  void WritePending() WEBTIER_REQUIRES(mu_);
 
   const std::string path_;
   const std::chrono::milliseconds interval_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::optional<std::vector<MemberRecord>> pending_;
-  bool writing_ = false;
-  bool stopping_ = false;
-  std::chrono::steady_clock::time_point last_write_{};
+  Mutex mu_;
+  CondVar cv_;
+  std::optional<std::vector<MemberRecord>> pending_ WEBTIER_GUARDED_BY(mu_);
+  bool writing_ WEBTIER_GUARDED_BY(mu_) = false;
+  bool stopping_ WEBTIER_GUARDED_BY(mu_) = false;
+  std::chrono::steady_clock::time_point last_write_ WEBTIER_GUARDED_BY(mu_){};
   std::thread thread_;
 };
 

@@ -19,11 +19,11 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include <boost/asio/ssl/context.hpp>
 
+#include "webtier/common/mutex.h"
 #include "webtier/common/status.h"
 
 namespace webtier::balancer {
@@ -57,8 +57,8 @@ class TlsContext {
  private:
   std::shared_ptr<TicketKeys> tickets_;
   const std::string cert_file_, key_file_;
-  mutable std::mutex mu_;
-  std::shared_ptr<boost::asio::ssl::context> current_;
+  mutable Mutex mu_;
+  std::shared_ptr<boost::asio::ssl::context> current_ WEBTIER_GUARDED_BY(mu_);
 };
 
 }  // namespace webtier::balancer

@@ -11,16 +11,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <variant>
 #include <vector>
 
+#include "webtier/common/mutex.h"
 #include "webtier/common/net.h"
 #include "webtier/common/status.h"
 
@@ -80,28 +79,28 @@ class Exporter {
   Exporter& operator=(const Exporter&) = delete;
 
   // Thread-safe; never blocks on the network.
-  void Export(Span span);
+  void Export(Span span) WEBTIER_EXCLUDES(mu_);
   // Sends everything queued now and waits for it (tests).
-  void Flush();
+  void Flush() WEBTIER_EXCLUDES(mu_);
 
  private:
   Exporter(Options options, net::HostPort address, std::string path);
-  void Run();
+  void Run() WEBTIER_EXCLUDES(mu_);
   // POSTs one batch; true on a 2xx answer within the timeout.
-  bool Post(const std::string& body);
-  void Count(uint64_t exported, uint64_t dropped);
+  bool Post(const std::string& body) WEBTIER_EXCLUDES(mu_);
+  void Count(uint64_t exported, uint64_t dropped) WEBTIER_EXCLUDES(mu_);
 
   const Options options_;
   const net::HostPort address_;
   const std::string path_;
-  std::mutex mu_;
-  std::condition_variable wake_;
-  std::condition_variable flushed_;
-  std::vector<Span> queue_;   // guarded by mu_
-  uint64_t dropped_ = 0;      // guarded by mu_: at the queue, not yet reported
-  uint64_t requested_ = 0;    // guarded by mu_: Flush() calls
-  uint64_t completed_ = 0;    // guarded by mu_: flushes done
-  bool stop_ = false;         // guarded by mu_
+  Mutex mu_;
+  CondVar wake_;
+  CondVar flushed_;
+  std::vector<Span> queue_ WEBTIER_GUARDED_BY(mu_);
+  uint64_t dropped_ WEBTIER_GUARDED_BY(mu_) = 0;    // at the queue, not yet reported
+  uint64_t requested_ WEBTIER_GUARDED_BY(mu_) = 0;  // Flush() calls
+  uint64_t completed_ WEBTIER_GUARDED_BY(mu_) = 0;  // flushes done
+  bool stop_ WEBTIER_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -23,8 +23,11 @@ enum class ErrorCode {
 
 std::string_view ErrorCodeName(ErrorCode code);
 
-// A value type: either ok, or a code with a human-readable message.
-class Status {
+// A value type: either ok, or a code with a human-readable message. A Status
+// must be looked at: a call that drops one does not compile without a warning
+// (-Werror in CI). Where dropping it is the decision, say so with
+// IgnoreError() and a comment on why the failure is already dealt with.
+class [[nodiscard]] Status {
  public:
   Status() = default;
   Status(ErrorCode code, std::string message) : code_(code), message_(std::move(message)) {}
@@ -36,6 +39,9 @@ class Status {
   const std::string& message() const { return message_; }
   // "connection_loss: create /webtier/nodes/member_: connection loss"
   std::string ToString() const;
+  // Drops this status on purpose (the failure was counted or logged where it
+  // happened, or nothing can be done about it).
+  void IgnoreError() const {}
 
  private:
   ErrorCode code_ = ErrorCode::kOk;

@@ -7,10 +7,12 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
+
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::webnode {
 
@@ -21,21 +23,21 @@ class HttpMetrics {
  public:
   explicit HttpMetrics(prometheus::Registry& registry);
 
-  void Record(std::string_view route, std::string_view method, int code, double seconds);
+  void Record(std::string_view route, std::string_view method, int code, double seconds) WEBTIER_EXCLUDES(mu_);
   prometheus::Gauge& inflight() { return inflight_; }
   // webnode_http_refused_total{reason}: a request refused before any route
   // (too_many_fields, bad_target, bad_host, misdirected, too_large, unparsable).
-  void Refused(std::string_view reason);
+  void Refused(std::string_view reason) WEBTIER_EXCLUDES(mu_);
 
  private:
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Histogram>& duration_;
   prometheus::Gauge& inflight_;
   prometheus::Family<prometheus::Counter>& refused_;
-  std::mutex mu_;
-  std::unordered_map<std::string, prometheus::Counter*> counters_;
-  std::unordered_map<std::string, prometheus::Histogram*> histograms_;
-  std::unordered_map<std::string, prometheus::Counter*> refused_counters_;
+  Mutex mu_;
+  std::unordered_map<std::string, prometheus::Counter*> counters_ WEBTIER_GUARDED_BY(mu_);
+  std::unordered_map<std::string, prometheus::Histogram*> histograms_ WEBTIER_GUARDED_BY(mu_);
+  std::unordered_map<std::string, prometheus::Counter*> refused_counters_ WEBTIER_GUARDED_BY(mu_);
 };
 
 }  // namespace webtier::webnode

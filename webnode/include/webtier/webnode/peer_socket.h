@@ -19,8 +19,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
+
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::webnode {
 
@@ -53,23 +55,23 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   // finished by a writer thread. With `close`, the write side is shut after
   // its last byte (Connection: close) and later answers are dropped. A
   // client that takes nothing for kWriteTimeout loses the connection.
-  void Write(uint64_t turn, std::string bytes, bool close);
+  void Write(uint64_t turn, std::string bytes, bool close) WEBTIER_EXCLUDES(mu_);
 
   // Bytes accepted by Write and not yet taken by the socket.
-  size_t pending() const;
+  size_t pending() const WEBTIER_EXCLUDES(mu_);
 
  private:
   friend class SlowWriter;
   enum class Progress { kDone, kBlocked };
   // Sends what is pending; kDone once all of it is out or the connection failed.
-  Progress Flush();
+  Progress Flush() WEBTIER_EXCLUDES(mu_);
   // The deadline passed: both directions shut, what is pending dropped.
-  void Abort();
+  void Abort() WEBTIER_EXCLUDES(mu_);
   int fd() const { return fd_; }
-  std::chrono::steady_clock::time_point deadline() const;
+  std::chrono::steady_clock::time_point deadline() const WEBTIER_EXCLUDES(mu_);
 
-  void QueueLocked(std::string bytes, bool close);
-  Progress SendPendingLocked();
+  void QueueLocked(std::string bytes, bool close) WEBTIER_REQUIRES(mu_);
+  Progress SendPendingLocked() WEBTIER_REQUIRES(mu_);
 
   struct Answer {
     std::string bytes;
@@ -78,15 +80,15 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
 
   const int fd_;
   uint64_t turns_ = 0;  // reactor thread only
-  mutable std::mutex mu_;
-  uint64_t next_ = 0;                // guarded by mu_: the turn whose answer goes out next
-  std::map<uint64_t, Answer> early_;  // guarded by mu_: answers ready before their turn
-  std::string pending_;              // guarded by mu_: accepted, not yet taken by the socket
-  size_t offset_ = 0;                // guarded by mu_: how much of pending_ is sent
-  bool with_writer_ = false;         // guarded by mu_: the writer thread finishes pending_
-  bool close_after_ = false;         // guarded by mu_: shut the write side after pending_
-  bool ended_ = false;               // guarded by mu_: shut or failed; answers are dropped
-  std::chrono::steady_clock::time_point deadline_;  // guarded by mu_
+  mutable Mutex mu_;
+  uint64_t next_ WEBTIER_GUARDED_BY(mu_) = 0;                 // the turn whose answer goes out next
+  std::map<uint64_t, Answer> early_ WEBTIER_GUARDED_BY(mu_);  // answers ready before their turn
+  std::string pending_ WEBTIER_GUARDED_BY(mu_);               // accepted, not yet taken by the socket
+  size_t offset_ WEBTIER_GUARDED_BY(mu_) = 0;                 // how much of pending_ is sent
+  bool with_writer_ WEBTIER_GUARDED_BY(mu_) = false;          // the writer thread finishes pending_
+  bool close_after_ WEBTIER_GUARDED_BY(mu_) = false;          // shut the write side after pending_
+  bool ended_ WEBTIER_GUARDED_BY(mu_) = false;                // shut or failed; answers are dropped
+  std::chrono::steady_clock::time_point deadline_ WEBTIER_GUARDED_BY(mu_);
 };
 
 }  // namespace webtier::webnode

@@ -10,13 +10,13 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "webtier/common/mutex.h"
 #include "webtier/common/serverset.h"
+#include "webtier/common/thread_annotations.h"
 #include "webtier/common/zk_client.h"
 
 namespace webtier::webnode {
@@ -35,19 +35,22 @@ class MemberRegistration {
   // Starts the background reconciler thread.
   void Start();
   // Deletes the znode now and never registers again (draining). Idempotent.
-  Status Deregister();
+  Status Deregister() WEBTIER_EXCLUDES(mu_);
 
   bool registered() const { return registered_.load(); }
-  std::string znode() const;
+  std::string znode() const WEBTIER_EXCLUDES(mu_);
 
   // How long a failed attempt waits before the next one (default 500 ms).
-  void SetRetryDelayForTest(std::chrono::milliseconds delay) { retry_delay_ = delay; }
+  void SetRetryDelayForTest(std::chrono::milliseconds delay) WEBTIER_EXCLUDES(mu_) {
+    MutexLock l(&mu_);
+    retry_delay_ = delay;
+  }
 
  private:
-  void OnSessionEvent(zk::Client::Event e);
-  void Run();
+  void OnSessionEvent(zk::Client::Event e) WEBTIER_EXCLUDES(mu_);
+  void Run() WEBTIER_EXCLUDES(mu_);
   // Makes ZooKeeper hold exactly one member znode owned by our session.
-  Status Reconcile();
+  Status Reconcile() WEBTIER_EXCLUDES(mu_);
   // The member znodes under path_ that session `sid` owns (a create that
   // returned connection loss may have succeeded).
   Status FindOwn(int64_t sid, std::vector<std::string>* mine);
@@ -56,7 +59,7 @@ class MemberRegistration {
   // Arms the watch that makes a delete by someone else re-create `znode`;
   // kNotFound when it is gone.
   Status WatchOwn(const std::string& znode, zk::NodeStat* stat);
-  void MarkDirty();
+  void MarkDirty() WEBTIER_EXCLUDES(mu_);
 
   zk::Client& session_;
   const std::string path_;
@@ -66,13 +69,13 @@ class MemberRegistration {
   prometheus::Gauge& registered_gauge_;
   prometheus::Counter& expirations_;
 
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  bool dirty_ = true;
-  bool stopping_ = false;
-  std::string znode_;  // full path of our member znode, empty when none
+  mutable Mutex mu_;
+  CondVar cv_;
+  bool dirty_ WEBTIER_GUARDED_BY(mu_) = true;
+  bool stopping_ WEBTIER_GUARDED_BY(mu_) = false;
+  std::string znode_ WEBTIER_GUARDED_BY(mu_);  // full path of our member znode, empty when none
   std::atomic<bool> registered_{false};
-  std::chrono::milliseconds retry_delay_{500};
+  std::chrono::milliseconds retry_delay_ WEBTIER_GUARDED_BY(mu_){500};
   std::thread thread_;
 };
 

@@ -6,9 +6,10 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 
 #include "webtier/cache/clock.h"
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::cache {
 
@@ -34,9 +35,9 @@ class CircuitBreaker {
 
   // True when the caller may use the store; a true answer in the half-open
   // state makes the caller the probe, which must report back.
-  bool Allow();
-  void RecordSuccess();
-  void RecordFailure();
+  bool Allow() WEBTIER_EXCLUDES(mu_);
+  void RecordSuccess() WEBTIER_EXCLUDES(mu_);
+  void RecordFailure() WEBTIER_EXCLUDES(mu_);
 
   State state() const { return state_.load(std::memory_order_acquire); }
   // Times the breaker went from closed/half-open to open.
@@ -47,12 +48,12 @@ class CircuitBreaker {
   Clock* const clock_;
   std::atomic<State> state_{State::kClosed};
   std::atomic<uint64_t> trips_{0};
-  std::mutex mu_;
+  Mutex mu_;
   std::atomic<int> failures_{0};                       // consecutive; written under mu_ except the reset
   const std::function<uint64_t()> epoch_;
-  std::chrono::steady_clock::time_point open_until_;   // guarded by mu_
-  uint64_t epoch_when_opened_ = 0;                     // guarded by mu_
-  bool probe_in_flight_ = false;                       // guarded by mu_
+  std::chrono::steady_clock::time_point open_until_ WEBTIER_GUARDED_BY(mu_);
+  uint64_t epoch_when_opened_ WEBTIER_GUARDED_BY(mu_) = 0;
+  bool probe_in_flight_ WEBTIER_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace webtier::cache

@@ -3,11 +3,12 @@
 
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "webtier/cache/origin.h"
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 typedef struct Curl_URL CURLU;
 
@@ -38,13 +39,13 @@ class CurlOrigin final : public Origin {
   // The request's URL: the base URL with the request's path (after the base's
   // own path) and query set as URL parts. The caller frees it.
   Status BuildUrl(const Request& request, CURLU** out) const;
-  std::unique_ptr<Handle> Take();
-  void Give(std::unique_ptr<Handle> handle);
+  std::unique_ptr<Handle> Take() WEBTIER_EXCLUDES(mu_);
+  void Give(std::unique_ptr<Handle> handle) WEBTIER_EXCLUDES(mu_);
 
   const CurlOriginOptions options_;
   const std::unique_ptr<Base> base_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<Handle>> idle_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<std::unique_ptr<Handle>> idle_ WEBTIER_GUARDED_BY(mu_);
 };
 
 }  // namespace webtier::cache

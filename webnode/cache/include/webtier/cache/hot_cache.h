@@ -8,12 +8,13 @@
 #include <array>
 #include <chrono>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
 #include "webtier/cache/clock.h"
 #include "webtier/cache/record.h"
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::cache {
 
@@ -37,8 +38,8 @@ class HotCache {
     std::chrono::steady_clock::time_point until;
   };
   struct Shard {
-    std::mutex mu;
-    std::unordered_map<std::string, Entry> entries;  // guarded by mu
+    Mutex mu;
+    std::unordered_map<std::string, Entry> entries WEBTIER_GUARDED_BY(mu);
   };
   static constexpr size_t kShards = 16;
   Shard& ShardFor(const std::string& key);

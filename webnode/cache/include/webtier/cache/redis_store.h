@@ -6,14 +6,15 @@
 #include <chrono>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "webtier/cache/redis_master.h"
 #include "webtier/cache/store.h"
+#include "webtier/common/mutex.h"
 #include "webtier/common/net.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::cache {
 
@@ -66,15 +67,15 @@ class RedisStore final : public Store {
   // error reply is a failed Status.
   Status Command(const std::vector<std::string>& argv, hiredis::Reply* reply);
   // A pooled connection to the current master (`*reused`) or a new one.
-  Status Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reused);
-  void Release(std::unique_ptr<hiredis::Connection> conn);
+  Status Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reused) WEBTIER_EXCLUDES(mu_);
+  void Release(std::unique_ptr<hiredis::Connection> conn) WEBTIER_EXCLUDES(mu_);
   // Closes every pooled connection (after one turned out dead).
-  void DropIdle();
+  void DropIdle() WEBTIER_EXCLUDES(mu_);
 
   const RedisOptions options_;
   const std::shared_ptr<RedisMaster> master_;
-  std::mutex mu_;
-  std::vector<std::unique_ptr<hiredis::Connection>> idle_;  // guarded by mu_
+  Mutex mu_;
+  std::vector<std::unique_ptr<hiredis::Connection>> idle_ WEBTIER_GUARDED_BY(mu_);
 };
 
 // Listens on one Redis channel (SUBSCRIBE) on its own connection and thread

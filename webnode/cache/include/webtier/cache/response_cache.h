@@ -9,7 +9,6 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <random>
 #include <string>
@@ -27,6 +26,8 @@
 #include "webtier/cache/single_flight.h"
 #include "webtier/cache/store.h"
 #include "webtier/cache/worker_pool.h"
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::cache {
 
@@ -150,7 +151,7 @@ class ResponseCache {
                  const std::string& label);
   // Stores `response` (fetched for `request`) if RFC 9111 allows; true when stored.
   bool StoreResponse(const std::string& key, const CachePolicy& policy, const Request& request, const Response& response,
-                     int64_t request_ms, int64_t response_ms, uint64_t generation);
+                     int64_t request_ms, int64_t response_ms, uint64_t generation) WEBTIER_EXCLUDES(rng_mu_);
   // The answer from a stored record: Age, Cache-Status fields, 304 for a client that has it.
   Outcome FromRecord(const Request& request, const Record& record, CacheStatus status, const std::string& label);
   // Fetches on a worker and answers with `status`; 503 when the pool is full.
@@ -166,10 +167,10 @@ class ResponseCache {
                           std::vector<std::string>* keys) const;
   // The site part of `request`'s key (cache_key.h).
   std::string SiteFor(const Request& request) const;
-  uint64_t NewGeneration();
+  uint64_t NewGeneration() WEBTIER_EXCLUDES(rng_mu_);
   // Runs `op` on the store unless the breaker is open; reports to the breaker and counts errors.
   Status Guarded(const std::function<Status()>& op);
-  std::string NewToken();
+  std::string NewToken() WEBTIER_EXCLUDES(rng_mu_);
 
   // Keeps a fresh record in the hot cache, if there is one.
   void KeepHot(const std::string& key, std::shared_ptr<const Record> record);
@@ -184,8 +185,8 @@ class ResponseCache {
   CacheMetrics* const metrics_;
   Clock* const clock_;
   SingleFlight<Outcome> flights_;
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;  // guarded by rng_mu_
+  Mutex rng_mu_;
+  std::mt19937_64 rng_ WEBTIER_GUARDED_BY(rng_mu_);
 };
 
 }  // namespace webtier::cache

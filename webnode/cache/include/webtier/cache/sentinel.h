@@ -5,12 +5,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "webtier/cache/redis_master.h"
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace prometheus {
 class Counter;
@@ -75,9 +76,10 @@ class SentinelMaster final : public RedisMaster {
   SentinelMaster(const SentinelMaster&) = delete;
   SentinelMaster& operator=(const SentinelMaster&) = delete;
 
-  Status Current(net::HostPort* address, uint64_t* generation) const override;  // cache::RedisMaster
-  void Suspect(uint64_t generation) override;                                   // cache::RedisMaster
-  bool VerifyRole() const override { return true; }                             // cache::RedisMaster
+  // cache::RedisMaster
+  Status Current(net::HostPort* address, uint64_t* generation) const override WEBTIER_EXCLUDES(mu_);
+  void Suspect(uint64_t generation) override WEBTIER_EXCLUDES(mu_);
+  bool VerifyRole() const override { return true; }
 
   // Master changes followed so far.
   uint64_t failovers() const { return failovers_.load(); }
@@ -87,16 +89,16 @@ class SentinelMaster final : public RedisMaster {
   bool subscribed() const { return subscribed_.load(); }
 
  private:
-  void Run();
+  void Run() WEBTIER_EXCLUDES(mu_);
   // Asks the Sentinels when due and adopts the answer.
-  void AskIfDue();
+  void AskIfDue() WEBTIER_EXCLUDES(mu_);
   // Ok when `master` is the one held or answers ROLE master; else logs (once
   // per address in a row) and counts the rejection.
-  Status Confirm(const net::HostPort& master);
+  Status Confirm(const net::HostPort& master) WEBTIER_EXCLUDES(mu_);
   // Adopts the answer unless its epoch is older (a failover when the address changes).
-  void Adopt(const SentinelAnswer& answer);
+  void Adopt(const SentinelAnswer& answer) WEBTIER_EXCLUDES(mu_);
   // A +switch-master payload: "<name> <old-ip> <old-port> <new-ip> <new-port>".
-  void OnSwitch(const std::string& payload);
+  void OnSwitch(const std::string& payload) WEBTIER_EXCLUDES(mu_);
 
   const SentinelOptions options_;
   prometheus::Counter* const failovers_metric_;
@@ -106,13 +108,13 @@ class SentinelMaster final : public RedisMaster {
   std::atomic<uint64_t> failovers_{0};
   std::atomic<uint64_t> rejected_{0};
 
-  mutable std::mutex mu_;
-  bool known_ = false;                                 // guarded by mu_
-  net::HostPort master_;                               // guarded by mu_
-  uint64_t epoch_ = 0;                                 // guarded by mu_: config epoch of master_
-  uint64_t generation_ = 0;                            // guarded by mu_
-  std::chrono::steady_clock::time_point last_ask_{};   // guarded by mu_
-  std::chrono::steady_clock::time_point next_ask_{};   // guarded by mu_
+  mutable Mutex mu_;
+  bool known_ WEBTIER_GUARDED_BY(mu_) = false;
+  net::HostPort master_ WEBTIER_GUARDED_BY(mu_);
+  uint64_t epoch_ WEBTIER_GUARDED_BY(mu_) = 0;  // config epoch of master_
+  uint64_t generation_ WEBTIER_GUARDED_BY(mu_) = 0;
+  std::chrono::steady_clock::time_point last_ask_ WEBTIER_GUARDED_BY(mu_){};
+  std::chrono::steady_clock::time_point next_ask_ WEBTIER_GUARDED_BY(mu_){};
   bool answering_ = true;                              // the thread's own: last ask got an answer
   std::string last_rejected_;                          // the thread's own: address last rejected, "" after a confirm
   std::thread thread_;                                 // last: starts once the rest is built

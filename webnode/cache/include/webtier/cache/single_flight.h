@@ -3,11 +3,13 @@
 #pragma once
 
 #include <functional>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <utility>
 #include <vector>
+
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::cache {
 
@@ -24,24 +26,24 @@ class SingleFlight {
 
   // True when the caller is the leader. `callback` may be empty (a background
   // refresh that only wants the flight to happen).
-  bool Join(const std::string& key, Callback callback) {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool Join(const std::string& key, Callback callback) WEBTIER_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     auto [it, inserted] = flights_.try_emplace(key);
     if (callback) it->second.push_back(std::move(callback));
     return inserted;
   }
 
   // True when a flight for `key` is in progress.
-  bool InFlight(const std::string& key) const {
-    std::lock_guard<std::mutex> lock(mu_);
+  bool InFlight(const std::string& key) const WEBTIER_EXCLUDES(mu_) {
+    MutexLock lock(&mu_);
     return flights_.count(key) != 0;
   }
 
   // Ends the flight; returns how many callbacks ran.
-  size_t Complete(const std::string& key, const Result& result) {
+  size_t Complete(const std::string& key, const Result& result) WEBTIER_EXCLUDES(mu_) {
     std::vector<Callback> waiters;
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       auto it = flights_.find(key);
       if (it == flights_.end()) return 0;
       waiters = std::move(it->second);
@@ -52,8 +54,8 @@ class SingleFlight {
   }
 
  private:
-  mutable std::mutex mu_;
-  std::unordered_map<std::string, std::vector<Callback>> flights_;  // guarded by mu_
+  mutable Mutex mu_;
+  std::unordered_map<std::string, std::vector<Callback>> flights_ WEBTIER_GUARDED_BY(mu_);
 };
 
 }  // namespace webtier::cache

@@ -2,13 +2,14 @@
 // CPU work and lock waits run, never on an HTTP server I/O thread.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "webtier/common/mutex.h"
+#include "webtier/common/thread_annotations.h"
 
 namespace webtier::cache {
 
@@ -25,18 +26,18 @@ class WorkerPool {
   WorkerPool& operator=(const WorkerPool&) = delete;
 
   // False (and `task` is destroyed unrun) when the queue is full or stopping.
-  [[nodiscard]] bool Submit(std::function<void()> task);
-  size_t queued() const;
+  [[nodiscard]] bool Submit(std::function<void()> task) WEBTIER_EXCLUDES(mu_);
+  size_t queued() const WEBTIER_EXCLUDES(mu_);
 
  private:
-  void Run();
+  void Run() WEBTIER_EXCLUDES(mu_);
 
   const std::string name_;
   const size_t max_queued_;
-  mutable std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
+  mutable Mutex mu_;
+  CondVar cv_;
+  std::deque<std::function<void()>> tasks_ WEBTIER_GUARDED_BY(mu_);
+  bool stopping_ WEBTIER_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
 
