@@ -7,29 +7,18 @@
 #include <algorithm>
 #include <functional>
 
+#include "webtier/common/http_syntax.h"
+
 namespace webtier::balancer {
 
 namespace http = boost::beast::http;
 using boost::beast::iequals;
+using http_syntax::IsToken;
+using http_syntax::TrimOws;
 
 namespace {
 
 constexpr RequestCheck Fault(RequestFault fault, std::string_view why) { return RequestCheck{fault, why}; }
-
-bool IsTokenChar(char c) {
-  if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;
-  return std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
-}
-
-bool IsToken(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), IsTokenChar);
-}
-
-std::string_view TrimOws(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
 
 bool IsKnownCoding(std::string_view name) {
   for (std::string_view known : {"chunked", "gzip", "x-gzip", "deflate", "compress", "identity"}) {
@@ -40,20 +29,16 @@ bool IsKnownCoding(std::string_view name) {
 
 std::string_view View(boost::beast::string_view s) { return {s.data(), s.size()}; }
 
-// Calls `visit(element)` for every element (OWS trimmed) of all the
-// Transfer-Encoding field lines of `fields`, read as one list, in order,
-// until `visit` returns false.
+// Calls `visit(element)` for every element (OWS trimmed) of all the `name`
+// field lines of `fields`, read as one list in order, wherever the lines are
+// among the others, until `visit` returns false.
 template <typename Visit>
-void ForEachTransferCoding(const http::fields& fields, Visit visit) {
+void ForEachElement(const http::fields& fields, http::field name, Visit visit) {
+  bool more = true;
   for (const auto& f : fields) {
-    if (f.name() != http::field::transfer_encoding) continue;
-    std::string_view rest = View(f.value());
-    for (;;) {
-      const size_t comma = rest.find(',');
-      if (!visit(TrimOws(rest.substr(0, comma)))) return;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
+    if (f.name() != name) continue;
+    http_syntax::ForEachListElement(View(f.value()), [&](std::string_view element) { return more = visit(element); });
+    if (!more) return;
   }
 }
 
@@ -62,7 +47,7 @@ void ForEachTransferCoding(const http::fields& fields, Visit visit) {
 RequestCheck CheckTransferEncoding(const http::request_header<>& h) {
   size_t elements = 0;
   bool only_chunked = true, unknown = false;
-  ForEachTransferCoding(h, [&](std::string_view element) {
+  ForEachElement(h, http::field::transfer_encoding, [&](std::string_view element) {
     ++elements;
     if (!iequals(element, "chunked")) only_chunked = false;
     const std::string_view coding = TrimOws(element.substr(0, element.find(';')));
@@ -305,22 +290,6 @@ uint64_t NameHash(std::string_view name) {
 
 namespace {
 
-// Calls `visit(token)` for each element of every Connection line, OWS
-// trimmed, until it returns false.
-template <typename Visit>
-void ForEachConnectionToken(const http::fields& fields, Visit visit) {
-  for (auto line = fields.find(http::field::connection);
-       line != fields.end() && line->name() == http::field::connection; ++line) {
-    std::string_view rest = View(line->value());
-    for (;;) {
-      const size_t comma = rest.find(',');
-      if (!visit(TrimOws(rest.substr(0, comma)))) return;
-      if (comma == std::string_view::npos) break;
-      rest.remove_prefix(comma + 1);
-    }
-  }
-}
-
 uint64_t SlotHash(std::string_view name) { return NameHash(name) | 1; }  // never 0: 0 marks a free slot
 
 }  // namespace
@@ -329,7 +298,7 @@ HopByHop::HopByHop(const http::fields& fields) {
   if (fields.find(http::field::connection) == fields.end()) return;
   // The usual Connection values name no field beyond the ones always dropped.
   bool names_fields = false;
-  ForEachConnectionToken(fields, [&](std::string_view token) {
+  ForEachElement(fields, http::field::connection, [&](std::string_view token) {
     if (token.empty() || iequals(token, "keep-alive") || iequals(token, "upgrade")) return true;
     if (iequals(token, "close") && fields.find("close") == fields.end()) return true;
     names_fields = true;
@@ -354,7 +323,7 @@ HopByHop::HopByHop(const http::fields& fields) {
     }
   }
   // One probe or two per token, however many tokens.
-  ForEachConnectionToken(fields, [&](std::string_view token) {
+  ForEachElement(fields, http::field::connection, [&](std::string_view token) {
     const uint64_t h = SlotHash(token);
     for (size_t i = h & mask; table_[i].hash != 0; i = (i + 1) & mask) {
       if (table_[i].hash == h && iequals(table_[i].name, token)) {
@@ -546,7 +515,7 @@ ResponseFraming CheckResponseFraming(const http::response_header<>& res) {
   }
   // The elements of every line in order; chunked must be the last, once.
   bool chunked_seen = false;
-  ForEachTransferCoding(res, [&](std::string_view element) {
+  ForEachElement(res, http::field::transfer_encoding, [&](std::string_view element) {
     if (chunked_seen || !IsToken(element)) {
       r.why = chunked_seen ? "member sent a transfer coding after chunked" : "member sent a malformed Transfer-Encoding";
       return false;

@@ -10,6 +10,7 @@
 
 #include "webtier/balancer/http_rules.h"
 #include "webtier/balancer/state_file.h"
+#include "webtier/common/http_syntax.h"
 #include "webtier/testing/harness.h"
 
 namespace webtier::balancer {
@@ -531,6 +532,38 @@ TEST(HopByHop, ManyConnectionTokensDropExactlyTheNamedFields) {
   EXPECT_EQ(back["X-Kept"], "kept");
   EXPECT_EQ(back["b89"], "x");
   EXPECT_EQ(back[http::field::host], "h");
+}
+
+// The balancer's fast switch over field codes drops exactly the list both
+// programs share; Transfer-Encoding is framing, which it writes itself.
+TEST(HopByHop, DropsEveryFieldOfTheSharedList) {
+  for (std::string_view name : http_syntax::kHopByHopFields) {
+    http::request<http::string_body> req{http::verb::get, "/", 11};
+    req.insert(http::field::host, "h");
+    req.insert(std::string(name), "from-client");
+    std::string out;
+    SerializeUpstreamRequest(req, "127.0.0.1", "id", out);
+    auto back = Reparse<true>(out);
+    EXPECT_NE(back[std::string(name)], "from-client") << name;
+  }
+}
+
+// RFC 9110 5.3: field lines of one name form one list wherever they are in
+// the section; a Connection line after other fields names fields as well.
+TEST(HopByHop, ConnectionLinesApartFromEachOtherAllCount) {
+  http::request<http::string_body> req{http::verb::get, "/", 11};
+  req.insert(http::field::connection, "x-first");
+  req.insert(http::field::host, "h");
+  req.insert("X-First", "dropped");
+  req.insert(http::field::connection, "x-second");
+  req.insert("X-Second", "dropped");
+  req.insert("X-Kept", "kept");
+  std::string out;
+  SerializeUpstreamRequest(req, "127.0.0.1", "id", out);
+  auto back = Reparse<true>(out);
+  EXPECT_EQ(back.count("X-First"), 0u);
+  EXPECT_EQ(back.count("X-Second"), 0u);
+  EXPECT_EQ(back["X-Kept"], "kept");
 }
 
 // The usual values (keep-alive, close, upgrade) take no table; a field that

@@ -71,7 +71,7 @@ void Send(Reply& reply, Outcome outcome) {
       content_type = value;
     } else if (EqualsIgnoreCase(name, "Cache-Status")) {
       cache_status = value + ", " + cache_status;  // caches nearer the origin come first (RFC 9211)
-    } else if (!IsHopByHop(name) && !EqualsIgnoreCase(name, "X-Served-By") && !EqualsIgnoreCase(name, "X-Cache") &&
+    } else if (!IsHopByHopOrLength(name) && !EqualsIgnoreCase(name, "X-Served-By") && !EqualsIgnoreCase(name, "X-Cache") &&
                !(EqualsIgnoreCase(name, "Age") && outcome.age_seconds.has_value()) &&
                !EqualsIgnoreCase(name, "Server")) {
       reply.AddHeader(name, value);

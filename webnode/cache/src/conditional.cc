@@ -131,7 +131,7 @@ void UpdateFrom304(Response* stored, const Response& not_modified) {
     }
   }
   for (const auto& [name, value] : not_modified.headers) {
-    if (!EqualsIgnoreCase(name, "Content-Length") && !IsHopByHop(name)) updated.emplace_back(name, value);
+    if (!EqualsIgnoreCase(name, "Content-Length") && !IsHopByHopOrLength(name)) updated.emplace_back(name, value);
   }
   stored->headers = std::move(updated);
 }

@@ -4,7 +4,6 @@
 #include <curl/curl.h>
 
 #include <mutex>
-#include <unordered_set>
 
 #include "webtier/common/log.h"
 
@@ -44,25 +43,6 @@ CurlOriginOptions WithoutTrailingSlash(CurlOriginOptions options) {
   return options;
 }
 
-std::string LowerCopy(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return out;
-}
-
-// The field names a Connection value lists (RFC 9110 7.6.1: hop-by-hop too),
-// lower-cased, in one pass: each field is then checked in constant time, so
-// thousands of tokens and thousands of fields cost their sum, not their product.
-void AddConnectionTokens(std::string_view value, std::unordered_set<std::string>* out) {
-  while (!value.empty()) {
-    size_t comma = value.find(',');
-    std::string_view token = TrimOws(value.substr(0, comma));
-    if (!token.empty()) out->insert(LowerCopy(token));
-    if (comma == std::string_view::npos) break;
-    value.remove_prefix(comma + 1);
-  }
-}
-
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   static_cast<std::string*>(user)->append(data, size * n);
   return size * n;
@@ -77,9 +57,12 @@ struct HeaderSink {
 
 void DropConnectionListed(std::string_view connection, Headers* headers) {
   if (connection.empty()) return;
-  std::unordered_set<std::string> listed;
-  AddConnectionTokens(connection, &listed);
-  std::erase_if(*headers, [&](const auto& h) { return listed.count(LowerCopy(h.first)) != 0; });
+  // The field names a Connection value lists are hop-by-hop too (RFC 9110
+  // 7.6.1); each field is checked in constant time, so thousands of tokens
+  // and thousands of fields cost their sum, not their product.
+  http_syntax::ConnectionOptions listed;
+  listed.Add(connection);
+  std::erase_if(*headers, [&](const auto& h) { return listed.Lists(h.first); });
 }
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
@@ -101,7 +84,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
     if (!sink->connection.empty()) sink->connection += ',';
     sink->connection.append(value);
   }
-  if (!IsHopByHop(name) || (sink->head && EqualsIgnoreCase(name, "Content-Length"))) {
+  if (!IsHopByHopOrLength(name) || (sink->head && EqualsIgnoreCase(name, "Content-Length"))) {
     response->headers.emplace_back(std::string(name), std::string(value));
   }
   return size * n;
@@ -221,19 +204,19 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   // client's business); chunked framing is still undone.
   curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 
-  std::unordered_set<std::string> listed;
+  http_syntax::ConnectionOptions listed;
   for (const auto& [name, value] : request.headers) {
-    if (EqualsIgnoreCase(name, "Connection")) AddConnectionTokens(value, &listed);
+    if (EqualsIgnoreCase(name, "Connection")) listed.Add(value);
   }
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
-    if (!listed.empty() && listed.count(LowerCopy(name)) != 0) continue;
+    if (listed.Lists(name)) continue;
     // The client's Host goes along unless --origin-host names one (an app
     // behind the tier sees the name its clients used); Accept-Encoding goes
     // along too: an app that compresses answers with Vary: Accept-Encoding,
     // and the cache keeps one variant per encoding. Expect avoids
     // 100-continue waits.
-    if (IsHopByHop(name) || EqualsIgnoreCase(name, "Expect") ||
+    if (IsHopByHopOrLength(name) || EqualsIgnoreCase(name, "Expect") ||
         (!options_.host.empty() && EqualsIgnoreCase(name, "Host"))) {
       continue;
     }

@@ -22,7 +22,7 @@ std::string LowerCopy(std::string_view s) {
 // (lower case) holds the fields private="..." / no-cache="..." name: a set,
 // so many of them cost no more than their number.
 bool KeepHeader(std::string_view name, const std::unordered_set<std::string>& dropped) {
-  if (IsHopByHop(name) || EqualsIgnoreCase(name, "Set-Cookie") || EqualsIgnoreCase(name, "Age") ||
+  if (IsHopByHopOrLength(name) || EqualsIgnoreCase(name, "Set-Cookie") || EqualsIgnoreCase(name, "Age") ||
       EqualsIgnoreCase(name, "X-Cache") || EqualsIgnoreCase(name, "X-Served-By") ||
       EqualsIgnoreCase(name, "Cache-Status")) {
     return false;

@@ -9,6 +9,8 @@
 #include <utility>
 #include <vector>
 
+#include "webtier/common/http_syntax.h"
+
 namespace webtier::cache {
 
 // Header names keep the case they arrived with; lookups ignore case.
@@ -30,19 +32,19 @@ struct Response {
   std::string body;
 };
 
-// Case-insensitive ASCII comparison of header names and tokens.
-bool EqualsIgnoreCase(std::string_view a, std::string_view b);
-
-// `s` without leading and trailing spaces and tabs (optional whitespace, RFC 9110 5.6.3).
-std::string_view TrimOws(std::string_view s);
+// Case-insensitive ASCII comparison and OWS trimming, as the balancer does
+// them (common/include/webtier/common/http_syntax.h).
+using http_syntax::EqualsIgnoreCase;
+using http_syntax::TrimOws;
 
 // The first value of header `name`, or empty when absent.
 std::string_view FindHeader(const Headers& headers, std::string_view name);
 bool HasHeader(const Headers& headers, std::string_view name);
 
-// Hop-by-hop headers (RFC 9110 7.6.1) and the framing headers the HTTP server
-// and libcurl write themselves: never forwarded in either direction.
-bool IsHopByHop(std::string_view name);
+// The hop-by-hop fields both programs drop (http_syntax::kHopByHopFields)
+// and Content-Length, which the HTTP server and libcurl write themselves:
+// never forwarded in either direction.
+bool IsHopByHopOrLength(std::string_view name);
 
 // A small JSON error body: {"error":"<message>"}; `message` must not need escaping.
 Response ErrorResponse(int status, std::string_view message);
