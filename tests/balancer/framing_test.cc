@@ -1,5 +1,5 @@
-// Raw-socket regression suite for the edge's request framing (SPEC.md,
-// "Balancer: the edge"): each case sends exact bytes to an in-process
+// Raw-socket regression suite for the edge's request framing (balancer/README.md
+// "Request handling"): each case sends exact bytes to an in-process
 // ProxyServer and checks the status line the client gets AND the exact
 // requests the member got, read off its socket by a recording member (so a
 // smuggled second request or a trailer turned header field would show).

@@ -1,9 +1,10 @@
-// TLS termination (issue 15) against an in-process ProxyServer with a TLS
-// listener, a certificate made at run time and real sockets: HTTPS reaches
-// the member with X-Forwarded-Proto https, only TLS 1.2/1.3, ALPN http/1.1,
-// resumption, and the abuse a TLS port sees (garbage before the ClientHello,
-// slow handshakes, renegotiation, random bytes) is refused, counted and
-// harmless. Reload on SIGHUP is in balancer_integration_test.cc (a process).
+// TLS termination (balancer/README.md "TLS termination") against an
+// in-process ProxyServer with a TLS listener, a certificate made at run time
+// and real sockets: HTTPS reaches the member with X-Forwarded-Proto https,
+// only TLS 1.2/1.3, ALPN http/1.1, resumption, and the abuse a TLS port sees
+// (garbage before the ClientHello, slow handshakes, renegotiation, random
+// bytes) is refused, counted and harmless. Reload on SIGHUP is in
+// balancer_integration_test.cc (a process).
 #include <gtest/gtest.h>
 
 #include <cstring>

@@ -5,22 +5,22 @@
 # without one, registration retries in the background). Prints the scored table beside
 # the nginx and Varnish reference results that come with the kit, and fails when passes
 # drop below PASS_FLOOR or required failures rise above REQUIRED_FAIL_CEILING.
-# The kit is not part of this repository: CI puts `shared/` beside the clone, so it is
-# looked up as ../shared/conformance from the repository root (override with
-# WEBTIER_CONFORMANCE_DIR). Without it (a user's clone), or without node/npm/redis-server,
-# the test is skipped (exit 77, ctest SKIP_RETURN_CODE).
+# The kit is not part of this repository: WEBTIER_CONFORMANCE_DIR names its folder (the
+# one holding its cache-tests.sh). Without it, or without node/npm/redis-server, the test
+# is skipped (exit 77, ctest SKIP_RETURN_CODE).
 #   tests/conformance/cache-tests.sh [WEBNODE_BIN]      # ctest -L conformance
 # Env: PASS_FLOOR, REQUIRED_FAIL_CEILING, KEEP_RESULTS=file (copy of the raw results).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
-kit=${WEBTIER_CONFORMANCE_DIR:-$repo/../shared/conformance}
+kit=${WEBTIER_CONFORMANCE_DIR:-}
 webnode=${1:-$repo/build/bin/webnode}
 # Raised as the cache improves (docs/cache.md, "Conformance"): the measured figures, not targets.
 PASS_FLOOR=${PASS_FLOOR:-310}
 REQUIRED_FAIL_CEILING=${REQUIRED_FAIL_CEILING:-1}
 
 skip() { echo "SKIP: $*"; exit 77; }
-[[ -x $kit/cache-tests.sh ]] || skip "no conformance kit at $kit (set WEBTIER_CONFORMANCE_DIR; CI puts shared/ beside the clone)"
+[[ -n $kit ]] || skip "WEBTIER_CONFORMANCE_DIR is not set (the conformance kit's folder)"
+[[ -x $kit/cache-tests.sh ]] || skip "no conformance kit at $kit (WEBTIER_CONFORMANCE_DIR)"
 for tool in node npm redis-server python3 curl; do
   command -v "$tool" >/dev/null || skip "$tool is not installed"
 done

@@ -24,8 +24,8 @@ enum class PolicyKind { kRoundRobin, kWeightedRoundRobin, kLeastRequest, kConsis
 std::string_view PolicyName(PolicyKind kind);
 std::optional<PolicyKind> ParsePolicy(std::string_view name);
 
-// Health checks, outlier detection, slow start and locality (SPEC.md
-// "Balancer: health, outliers, slow start, zones").
+// Health checks, outlier detection, slow start and locality (balancer/README.md
+// "Health, outliers, slow start and zones"; flags in docs/reference.md).
 struct HealthOptions {
   std::string path = "/health";       // GET per member; empty = no active checks
   int interval_ms = 1000;             // between check starts of one member (+ up to 10% jitter)
@@ -76,9 +76,9 @@ struct Config {
   bool replace_request_id = false;              // --request-id replace: a client's X-Request-Id is not trusted
   std::string request_id_flag = "keep";         // --request-id keep|replace
 
-  // TLS termination (SPEC "Balancer: the edge"): off while tls_listen_flag is
-  // empty. The certificate chain and key are PEM files, loaded at start and
-  // again on SIGHUP (tls_context.h).
+  // TLS termination (balancer/README.md "TLS termination"): off while
+  // tls_listen_flag is empty. The certificate chain and key are PEM files,
+  // loaded at start and again on SIGHUP (tls_context.h).
   std::optional<net::HostPort> tls_listen;  // HTTPS address; none = no TLS listener
   std::string tls_cert;                     // --tls-cert: certificate chain (leaf first)
   std::string tls_key;                      // --tls-key: its private key

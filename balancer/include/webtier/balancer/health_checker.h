@@ -1,4 +1,4 @@
-// Active health checks (SPEC.md "Balancer: health, outliers, slow start,
+// Active health checks (balancer/README.md "Health, outliers, slow start and
 // zones"): ONE checker per balancer process, on its own thread and
 // io_context, not one per proxy worker. Every member of the pool is sent
 // `GET --health-path` every --health-interval-ms (start to start, plus up to

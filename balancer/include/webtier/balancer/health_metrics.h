@@ -1,5 +1,5 @@
-// The metrics of health checks, outlier ejection and locality (SPEC.md
-// "Balancer: health, outliers, slow start, zones"), part of ProxyMetrics.
+// The metrics of health checks, outlier ejection and locality (names and
+// labels in docs/reference.md "Metrics"), part of ProxyMetrics.
 // Thread-safe. The per-member counters are looked up by label (a lock in the
 // family): they sit on the checker's thread and the rare ejection path only.
 #pragma once

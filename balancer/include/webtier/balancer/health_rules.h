@@ -1,5 +1,5 @@
-// The pure rules of health, outliers, slow start and locality (SPEC.md
-// "Balancer: health, outliers, slow start, zones"): no I/O, no clock of their
+// The pure rules of health, outliers, slow start and locality (balancer/README.md
+// "Health, outliers, slow start and zones"): no I/O, no clock of their
 // own, unit-tested in tests/balancer/health_rules_test.cc. The health checker,
 // the exchange and the policies apply them.
 #pragma once

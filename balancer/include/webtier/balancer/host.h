@@ -21,7 +21,7 @@
 
 namespace webtier::balancer {
 
-// The record writer and reader agree on (common/membership.h).
+// The record writer and reader agree on (common/include/webtier/common/membership.h).
 using MemberRecord = membership::MemberRecord;
 
 // Outcome of one upstream attempt, the `outcome` label of

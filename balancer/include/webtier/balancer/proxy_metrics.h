@@ -1,6 +1,6 @@
-// The balancer's Prometheus metrics (SPEC names), registered once in the
-// program's registry. Label sets that sit on hot paths are resolved once and
-// kept as references (Family::Add takes a lock).
+// The balancer's Prometheus metrics (names as in docs/reference.md),
+// registered once in the program's registry. Label sets that sit on hot paths
+// are resolved once and kept as references (Family::Add takes a lock).
 #pragma once
 
 #include <array>

@@ -76,7 +76,7 @@ class RetryPolicy {
     return attempt.idempotent && attempt.replayable && AttemptLeft(attempt) && attempt.untried > 0;
   }
   // A member's 502, 503 or 504 answer to a Movable attempt is not relayed:
-  // the request goes to another member (SPEC.md), whose answer the client gets.
+  // the request goes to another member, whose answer the client gets.
   bool RetriesStatus(int status, const Attempt& attempt) const {
     return (status == 502 || status == 503 || status == 504) && Movable(attempt);
   }

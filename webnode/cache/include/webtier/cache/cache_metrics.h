@@ -1,5 +1,5 @@
-// The cache's and origin's Prometheus metrics (names from SPEC), resolved once
-// so hot paths only touch lock-free counters.
+// The cache's and origin's Prometheus metrics (names as in docs/reference.md),
+// resolved once so hot paths only touch lock-free counters.
 #pragma once
 
 #include <prometheus/counter.h>
