@@ -14,6 +14,20 @@
 
 #include "webtier/common/log.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define WEBTIER_TSAN_BUILD 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define WEBTIER_TSAN_BUILD 1
+#endif
+#endif
+#ifndef WEBTIER_TSAN_BUILD
+#define WEBTIER_TSAN_BUILD 0
+#endif
+#if WEBTIER_TSAN_BUILD
+#include <sanitizer/tsan_interface.h>
+#endif
+
 namespace webtier::webnode {
 
 namespace {
@@ -100,15 +114,52 @@ class SlowWriter {
   std::thread thread_;
 };
 
+namespace {
+
+// Pistache is not built with ThreadSanitizer, so the reference counting it
+// does on what a Peer keeps (the count dropped, the object handed to another
+// thread and freed there) is invisible to TSan. These two tell it what that
+// counting guarantees: everything done with the object happens before its
+// destruction. No code in other builds.
+void HandOverForTsan([[maybe_unused]] void* p) {
+#if WEBTIER_TSAN_BUILD
+  __tsan_release(p);
+#endif
+}
+void TakeBackForTsan([[maybe_unused]] void* p) {
+#if WEBTIER_TSAN_BUILD
+  __tsan_acquire(p);
+#endif
+}
+
+// What the Peer keeps: the socket's reference, so that the socket's own last
+// release happens in this file's code, which TSan sees.
+struct Held {
+  explicit Held(std::shared_ptr<PeerSocket> s) : socket(std::move(s)) { HandOverForTsan(this); }
+  ~Held() { TakeBackForTsan(this); }
+  Held(const Held&) = delete;
+  Held& operator=(const Held&) = delete;
+  std::shared_ptr<PeerSocket> socket;
+};
+
+}  // namespace
+
 std::shared_ptr<PeerSocket> PeerSocket::Of(const std::shared_ptr<Pistache::Tcp::Peer>& peer) {
-  if (auto held = peer->tryGetData(kPeerDataName)) return std::static_pointer_cast<PeerSocket>(held);
+  if (auto data = peer->tryGetData(kPeerDataName)) {
+    auto* held = static_cast<Held*>(data.get());
+    TakeBackForTsan(held);
+    std::shared_ptr<PeerSocket> socket = held->socket;
+    data.reset();
+    HandOverForTsan(held);
+    return socket;
+  }
   const int fd = ::fcntl(peer->fd(), F_DUPFD_CLOEXEC, 0);
   if (fd < 0) {
     log::Error("http", "cannot duplicate a client socket").kv("errno", errno);
     return nullptr;
   }
   auto socket = std::make_shared<PeerSocket>(fd);
-  peer->putData(kPeerDataName, socket);
+  peer->putData(kPeerDataName, std::make_shared<Held>(socket));
   return socket;
 }
 
