@@ -14,6 +14,7 @@
 
 #include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
+#include "webtier/common/http_syntax.h"
 
 namespace http = boost::beast::http;
 
@@ -163,7 +164,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Whatever a client sends as a traceparent: a valid one is lower-case hex
   // of the right lengths.
   for (const auto& f : req) {
-    if (!boost::beast::iequals(f.name_string(), "traceparent")) continue;
+    if (!webtier::http_syntax::EqualsIgnoreCase(f.name_string(), "traceparent")) continue;
     const auto p = webtier::ParseTraceparent(std::string_view(f.value().data(), f.value().size()));
     if (p && (p->trace_id.size() != 32 || p->parent_id.size() != 16 ||
               p->trace_id.find_first_not_of("0123456789abcdef") != std::string_view::npos ||

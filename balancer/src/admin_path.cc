@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include <boost/beast/core/string.hpp>
+#include "webtier/common/http_syntax.h"
 
 namespace webtier::balancer {
 namespace {
@@ -54,7 +54,7 @@ std::string FirstSegment(std::string_view path) {
 bool MentionsAdmin(std::string_view s) {
   constexpr std::string_view kWord = "admin";
   for (size_t i = 0; i + kWord.size() <= s.size(); ++i) {
-    if (boost::beast::iequals(s.substr(i, kWord.size()), kWord)) return true;
+    if (http_syntax::EqualsIgnoreCase(s.substr(i, kWord.size()), kWord)) return true;
   }
   return false;
 }
@@ -75,7 +75,7 @@ bool IsAdminPath(std::string_view target) {
   // A path parameter (";x") does not change which route a segment names.
   std::string first = FirstSegment(path);
   first = first.substr(0, first.find(';'));
-  return boost::beast::iequals(first, "admin");
+  return http_syntax::EqualsIgnoreCase(first, "admin");
 }
 
 }  // namespace webtier::balancer

@@ -13,6 +13,7 @@
 #include "tunnel.h"
 #include "webtier/balancer/admin_path.h"
 #include "webtier/balancer/http_rules.h"
+#include "webtier/common/http_syntax.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
@@ -155,7 +156,7 @@ awaitable<void> ClientSession::Run() {
       if (!parser.is_done()) {
         // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
         auto expect = parser.get()[http::field::expect];
-        if (parser.get().version() >= 11 && beast::iequals(expect, "100-continue")) {
+        if (parser.get().version() >= 11 && http_syntax::EqualsIgnoreCase(expect, "100-continue")) {
           static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
           conn_.SetDeadline(timeouts.idle);
           auto [wec, wn] =

@@ -12,7 +12,7 @@
 namespace webtier::balancer {
 
 namespace http = boost::beast::http;
-using boost::beast::iequals;
+using http_syntax::EqualsIgnoreCase;
 using http_syntax::IsToken;
 using http_syntax::TrimOws;
 
@@ -22,7 +22,7 @@ constexpr RequestCheck Fault(RequestFault fault, std::string_view why) { return 
 
 bool IsKnownCoding(std::string_view name) {
   for (std::string_view known : {"chunked", "gzip", "x-gzip", "deflate", "compress", "identity"}) {
-    if (iequals(name, known)) return true;
+    if (EqualsIgnoreCase(name, known)) return true;
   }
   return false;
 }
@@ -49,7 +49,7 @@ RequestCheck CheckTransferEncoding(const http::request_header<>& h) {
   bool only_chunked = true, unknown = false;
   ForEachElement(h, http::field::transfer_encoding, [&](std::string_view element) {
     ++elements;
-    if (!iequals(element, "chunked")) only_chunked = false;
+    if (!EqualsIgnoreCase(element, "chunked")) only_chunked = false;
     const std::string_view coding = TrimOws(element.substr(0, element.find(';')));
     if (IsToken(coding) && !IsKnownCoding(coding)) unknown = true;
     return true;
@@ -75,7 +75,7 @@ std::optional<AbsoluteTarget> ParseAbsoluteForm(std::string_view target) {
   const size_t colon = target.find("://");
   if (colon == std::string_view::npos) return std::nullopt;
   const std::string_view scheme = target.substr(0, colon);
-  if (!iequals(scheme, "http") && !iequals(scheme, "https")) return std::nullopt;
+  if (!EqualsIgnoreCase(scheme, "http") && !EqualsIgnoreCase(scheme, "https")) return std::nullopt;
   target.remove_prefix(colon + 3);
   const size_t end = std::min(target.find_first_of("/?"), target.size());
   AbsoluteTarget t{target.substr(0, end), target.substr(end)};
@@ -260,11 +260,11 @@ void HeaderFields::DropTrailers(http::fields& fields) const {
 namespace {
 
 bool IsFramingField(boost::beast::string_view name) {
-  return iequals(name, "content-length") || iequals(name, "transfer-encoding") || iequals(name, "host");
+  return EqualsIgnoreCase(name, "content-length") || EqualsIgnoreCase(name, "transfer-encoding") || EqualsIgnoreCase(name, "host");
 }
 
 bool IsForwardedFor(const http::fields::value_type& f) {
-  return iequals(f.name_string(), "x-forwarded-for");
+  return EqualsIgnoreCase(f.name_string(), "x-forwarded-for");
 }
 
 void AppendField(std::string& out, boost::beast::string_view name, boost::beast::string_view value) {
@@ -299,8 +299,8 @@ HopByHop::HopByHop(const http::fields& fields) {
   // The usual Connection values name no field beyond the ones always dropped.
   bool names_fields = false;
   ForEachElement(fields, http::field::connection, [&](std::string_view token) {
-    if (token.empty() || iequals(token, "keep-alive") || iequals(token, "upgrade")) return true;
-    if (iequals(token, "close") && fields.find("close") == fields.end()) return true;
+    if (token.empty() || EqualsIgnoreCase(token, "keep-alive") || EqualsIgnoreCase(token, "upgrade")) return true;
+    if (EqualsIgnoreCase(token, "close") && fields.find("close") == fields.end()) return true;
     names_fields = true;
     return false;
   });
@@ -319,14 +319,14 @@ HopByHop::HopByHop(const http::fields& fields) {
         table_[i] = {h, name, false};
         break;
       }
-      if (table_[i].hash == h && iequals(table_[i].name, name)) break;  // the same name again
+      if (table_[i].hash == h && EqualsIgnoreCase(table_[i].name, name)) break;  // the same name again
     }
   }
   // One probe or two per token, however many tokens.
   ForEachElement(fields, http::field::connection, [&](std::string_view token) {
     const uint64_t h = SlotHash(token);
     for (size_t i = h & mask; table_[i].hash != 0; i = (i + 1) & mask) {
-      if (table_[i].hash == h && iequals(table_[i].name, token)) {
+      if (table_[i].hash == h && EqualsIgnoreCase(table_[i].name, token)) {
         table_[i].named = true;
         break;
       }
@@ -350,12 +350,12 @@ bool HopByHop::Drops(const http::fields::value_type& f) const {
       break;
   }
   const boost::beast::string_view name = f.name_string();
-  if (name.size() >= 6 && iequals(name.substr(0, 6), "proxy-")) return true;
+  if (name.size() >= 6 && EqualsIgnoreCase(name.substr(0, 6), "proxy-")) return true;
   if (table_.empty() || IsFramingField(name)) return false;
   const uint64_t h = SlotHash(View(name));
   const size_t mask = table_.size() - 1;
   for (size_t i = h & mask; table_[i].hash != 0; i = (i + 1) & mask) {
-    if (table_[i].hash == h && iequals(table_[i].name, View(name))) return table_[i].named;
+    if (table_[i].hash == h && EqualsIgnoreCase(table_[i].name, View(name))) return table_[i].named;
   }
   return false;
 }
@@ -379,11 +379,11 @@ bool IsUpgradeRequest(const http::request<http::string_body>& req) {
   if (req.count(http::field::content_length) != 0 || req.count(http::field::transfer_encoding) != 0) return false;
   bool websocket = false;
   for (auto token : http::token_list{req[http::field::upgrade]}) {
-    if (iequals(token, "websocket")) websocket = true;
+    if (EqualsIgnoreCase(token, "websocket")) websocket = true;
   }
   if (!websocket) return false;
   for (auto token : http::token_list{req[http::field::connection]}) {
-    if (iequals(token, "upgrade")) return true;
+    if (EqualsIgnoreCase(token, "upgrade")) return true;
   }
   return false;
 }
@@ -399,7 +399,7 @@ bool IsClientForwardingField(std::string_view name) {
   const char first = boost::beast::detail::ascii_tolower(name.front());
   if (first != 'f' && first != 'x' && first != 't') return false;
   for (std::string_view f : kFields) {
-    if (iequals(name, f)) return true;
+    if (EqualsIgnoreCase(name, f)) return true;
   }
   return false;
 }
@@ -440,15 +440,15 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     }
     if (IsForwardedFor(f) || IsClientForwardingField(View(f.name_string()))) continue;
     const auto name = f.name_string();
-    if (name.size() == 12 && iequals(name, "x-request-id")) {
+    if (name.size() == 12 && EqualsIgnoreCase(name, "x-request-id")) {
       // One non-empty id goes on (the client's, unless replaced).
       if (replace_request_id || !request_id.empty() || f.value().empty()) continue;
       request_id = f.value();
-    } else if (trace != nullptr && name.size() == 11 && iequals(name, "traceparent")) {
+    } else if (trace != nullptr && name.size() == 11 && EqualsIgnoreCase(name, "traceparent")) {
       traceparent = f.value();
       ++traceparents;
       continue;
-    } else if (trace != nullptr && name.size() == 10 && iequals(name, "tracestate")) {
+    } else if (trace != nullptr && name.size() == 10 && EqualsIgnoreCase(name, "tracestate")) {
       tracestate = true;
       continue;  // after the traceparent, if that is valid
     }
@@ -493,7 +493,7 @@ std::string_view SerializeUpstreamRequest(const http::request<http::string_body>
     AppendTraceparent(*trace, out);
     if (parent && tracestate) {
       for (const auto& f : req) {
-        if (f.name_string().size() == 10 && iequals(f.name_string(), "tracestate")) AppendField(out, f.name_string(), f.value());
+        if (f.name_string().size() == 10 && EqualsIgnoreCase(f.name_string(), "tracestate")) AppendField(out, f.name_string(), f.value());
       }
     }
   }
@@ -520,7 +520,7 @@ ResponseFraming CheckResponseFraming(const http::response_header<>& res) {
       r.why = chunked_seen ? "member sent a transfer coding after chunked" : "member sent a malformed Transfer-Encoding";
       return false;
     }
-    if (iequals(element, "chunked")) {
+    if (EqualsIgnoreCase(element, "chunked")) {
       chunked_seen = true;
     } else {
       if (!r.codings.empty()) r.codings.append(", ");
@@ -571,7 +571,7 @@ void SerializeResponseHead(const http::response_header<>& res, unsigned client_v
     if (framing != BodyFraming::kAsIs &&
         (f.name() == http::field::content_length || f.name() == http::field::transfer_encoding))
       continue;
-    if (!has_request_id && iequals(f.name_string(), "x-request-id")) has_request_id = true;
+    if (!has_request_id && EqualsIgnoreCase(f.name_string(), "x-request-id")) has_request_id = true;
     AppendField(out, f.name_string(), f.value());
   }
   if (framing == BodyFraming::kChunked) {

@@ -20,6 +20,7 @@
 
 #include "webtier/balancer/access_log.h"
 #include "webtier/balancer/http_rules.h"
+#include "webtier/common/http_syntax.h"
 #include "webtier/common/trace_context.h"
 #include "webtier/testing/harness.h"
 
@@ -86,7 +87,7 @@ std::vector<std::string> Fields(const std::string& head, const std::string& name
     if (!line.empty() && line.back() == '\r') line.pop_back();
     const size_t colon = line.find(':');
     if (colon == std::string::npos) continue;
-    if (boost::beast::iequals(line.substr(0, colon), name)) out.push_back(line.substr(colon + 2));
+    if (webtier::http_syntax::EqualsIgnoreCase(line.substr(0, colon), name)) out.push_back(line.substr(colon + 2));
   }
   return out;
 }

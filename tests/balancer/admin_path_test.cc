@@ -4,6 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <memory>
+#include <string_view>
+
 namespace webtier::balancer {
 namespace {
 
@@ -20,6 +24,18 @@ TEST(AdminPath, OtherPathsPass) {
   for (const char* target : {"/", "/administrator", "/api/admin/purge", "/x/admin", "/admin-ui",
                              "/?next=/admin/purge", "/%zzadmin", "/%", "/%4", "", "/admin/../api"}) {
     EXPECT_FALSE(IsAdminPath(target)) << target;
+  }
+}
+
+// A target that ends the buffer it lives in, spelled in another case: the
+// comparison must stop at the last byte (the sanitizer build catches a read
+// one past it, as Beast 1.81's iequals did).
+TEST(AdminPath, ATargetAtTheEndOfItsBufferIsReadNoFurther) {
+  for (std::string_view spelling : {"/admiN", "/ADMIN", "/x/aDmIn"}) {
+    std::unique_ptr<char[]> exact(new char[spelling.size()]);
+    std::memcpy(exact.get(), spelling.data(), spelling.size());
+    const std::string_view target(exact.get(), spelling.size());
+    EXPECT_EQ(IsAdminPath(target), spelling != "/x/aDmIn") << spelling;
   }
 }
 

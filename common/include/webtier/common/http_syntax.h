@@ -16,7 +16,9 @@ namespace webtier::http_syntax {
 bool IsTokenChar(char c);
 // A non-empty run of tchar.
 bool IsToken(std::string_view s);
-// ASCII case-insensitive equality (field names and tokens are ASCII).
+// ASCII case-insensitive equality (field names and tokens are ASCII). Use it
+// rather than boost::beast::iequals, which in Boost 1.81 reads one byte past
+// both strings whenever they differ only in letter case.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 // `s` without leading and trailing spaces and tabs (OWS).
 std::string_view TrimOws(std::string_view s);
