@@ -12,8 +12,8 @@
 
 #include <boost/beast/http.hpp>
 
-#include "webtier/balancer/admin_path.h"
-#include "webtier/balancer/http_rules.h"
+#include "webtier/balancer/http/admin_path.h"
+#include "webtier/balancer/http/http_rules.h"
 #include "webtier/common/http_syntax.h"
 
 namespace http = boost::beast::http;

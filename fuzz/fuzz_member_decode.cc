@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "webtier/balancer/address_policy.h"
-#include "webtier/balancer/state_file.h"
+#include "webtier/balancer/membership/address_policy.h"
+#include "webtier/balancer/membership/state_file.h"
 #include "webtier/common/serverset.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

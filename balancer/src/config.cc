@@ -2,7 +2,7 @@
 // the command line and in /status.
 #include "webtier/balancer/config.h"
 
-#include "webtier/balancer/http_rules.h"
+#include "webtier/balancer/http/http_rules.h"
 #include "webtier/common/flags.h"
 #include "webtier/common/otlp.h"
 #include "webtier/common/serverset.h"

@@ -12,15 +12,15 @@
 #include <optional>
 #include <thread>
 
-#include "webtier/balancer/access_log.h"
-#include "webtier/balancer/admin_server.h"
+#include "webtier/balancer/telemetry/access_log.h"
+#include "webtier/balancer/admin/admin_server.h"
 #include "webtier/balancer/config.h"
-#include "webtier/balancer/health_checker.h"
-#include "webtier/balancer/member_registry.h"
-#include "webtier/balancer/pool.h"
-#include "webtier/balancer/proxy_metrics.h"
-#include "webtier/balancer/proxy_server.h"
-#include "webtier/balancer/tls_context.h"
+#include "webtier/balancer/health/health_checker.h"
+#include "webtier/balancer/membership/member_registry.h"
+#include "webtier/balancer/upstream/pool.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+#include "webtier/balancer/engine/proxy_server.h"
+#include "webtier/balancer/tls/tls_context.h"
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
 #include "webtier/common/otlp.h"

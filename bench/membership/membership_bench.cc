@@ -14,8 +14,8 @@
 #include <string>
 #include <vector>
 
-#include "webtier/balancer/member_registry.h"
-#include "webtier/balancer/pool.h"
+#include "webtier/balancer/membership/member_registry.h"
+#include "webtier/balancer/upstream/pool.h"
 #include "webtier/common/log.h"
 #include "webtier/common/serverset.h"
 #include "webtier/common/zk_session.h"
@@ -37,9 +37,9 @@ class TimedPool : public balancer::MembershipListener {
     ++updates_;
     if (std::getenv("BENCH_VERBOSE") != nullptr)
       std::fprintf(stderr, "update: +%zu -%zu -> %zu members, pool took %.1f ms, at %.1f ms\n", added.size(), removed.size(),
-                   pool_.Snapshot()->hosts.size(), std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
+                   pool_.Snapshot()->members.size(), std::chrono::duration<double, std::milli>(Clock::now() - start).count(),
                    std::chrono::duration<double, std::milli>(Clock::now().time_since_epoch()).count());
-    if (pool_.Snapshot()->hosts.size() == want_) {
+    if (pool_.Snapshot()->members.size() == want_) {
       std::lock_guard l(mu_);
       if (!full_) full_ = Clock::now();
       cv_.notify_all();

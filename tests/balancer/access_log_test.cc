@@ -18,8 +18,8 @@
 #include <boost/beast/http.hpp>
 #include <nlohmann/json.hpp>
 
-#include "webtier/balancer/access_log.h"
-#include "webtier/balancer/http_rules.h"
+#include "webtier/balancer/telemetry/access_log.h"
+#include "webtier/balancer/http/http_rules.h"
 #include "webtier/common/http_syntax.h"
 #include "webtier/common/trace_context.h"
 #include "webtier/testing/harness.h"

@@ -1,5 +1,5 @@
 // --member-allow: CIDR parsing, matching, and the ranges refused by default.
-#include "webtier/balancer/address_policy.h"
+#include "webtier/balancer/membership/address_policy.h"
 
 #include <gtest/gtest.h>
 

@@ -1,6 +1,6 @@
 // IsAdminPath: every spelling a member could normalise to /admin/... is caught,
 // and nothing else is.
-#include "webtier/balancer/admin_path.h"
+#include "webtier/balancer/http/admin_path.h"
 
 #include <gtest/gtest.h>
 

@@ -3,9 +3,9 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
-#include "status_history.h"
-#include "webtier/balancer/answer_stats.h"
-#include "webtier/balancer/host.h"
+#include "admin/status_history.h"
+#include "webtier/balancer/upstream/answer_stats.h"
+#include "webtier/balancer/upstream/member.h"
 
 namespace webtier::balancer {
 namespace {
@@ -84,11 +84,11 @@ TEST(MemberHistory, KeepsTheLastChecksAndEjectionsNewestFirst) {
   EXPECT_EQ(ejections.back().why, "answer 2");
 }
 
-std::shared_ptr<Host> MakeHost(const std::string& key, Health health) {
+std::shared_ptr<Member> MakeHost(const std::string& key, Health health) {
   MemberRecord record;
   record.key = key;
   record.member.id = key;
-  return std::make_shared<Host>(record, boost::asio::ip::tcp::endpoint(), std::array<prometheus::Counter*, 4>{}, health);
+  return std::make_shared<Member>(record, boost::asio::ip::tcp::endpoint(), std::array<prometheus::Counter*, 4>{}, health);
 }
 
 TEST(StatusHistory, RatesPeaksSparklinesAndDowntimeFromOneSampleASecond) {

@@ -25,9 +25,9 @@
 
 #include "echo_backend.h"
 #include "proxy_fixture.h"
-#include "webtier/balancer/pool.h"
-#include "webtier/balancer/proxy_metrics.h"
-#include "webtier/balancer/proxy_server.h"
+#include "webtier/balancer/upstream/pool.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+#include "webtier/balancer/engine/proxy_server.h"
 #include "webtier/monitoring/metrics.h"
 #include "webtier/testing/harness.h"
 

@@ -1,13 +1,13 @@
 // Unit tests of the pure health, outlier, slow-start and locality rules
-// (health_rules.h) and of how a HostSet applies them (ejection cap, panic,
+// (health_rules.h) and of how a MemberSet applies them (ejection cap, panic,
 // locality split, slow start in the policies).
 #include <gtest/gtest.h>
 
 #include <map>
 #include <memory>
 
-#include "webtier/balancer/health_rules.h"
-#include "webtier/balancer/pool.h"
+#include "webtier/balancer/health/health_rules.h"
+#include "webtier/balancer/upstream/pool.h"
 
 namespace webtier::balancer {
 namespace {
@@ -101,8 +101,8 @@ TEST(LocalShare, OneAndAHalfTimesTheHealthyFractionAtMostAll) {
   EXPECT_DOUBLE_EQ(LocalShare(0, 0), 0.0);
 }
 
-TEST(HostOutlier, RunOfFailuresReachesTheThresholdOnce) {
-  Host h({}, {});
+TEST(MemberOutlier, RunOfFailuresReachesTheThresholdOnce) {
+  Member h({}, {});
   EXPECT_FALSE(h.RecordOutlierFailure(3));
   EXPECT_FALSE(h.RecordOutlierFailure(3));
   EXPECT_TRUE(h.RecordOutlierFailure(3));
@@ -124,46 +124,46 @@ MemberRecord Record(const std::string& id, const std::string& zone = "") {
   return r;
 }
 
-std::shared_ptr<const HostSet> PoolOf(Pool& pool, const std::vector<MemberRecord>& records) {
+std::shared_ptr<const MemberSet> PoolOf(Pool& pool, const std::vector<MemberRecord>& records) {
   pool.OnMembershipUpdate(records, {});
   return pool.Snapshot();
 }
 
-TEST(HostSetEjection, CapHoldsAcrossTheGeneration) {
+TEST(MemberSetEjection, CapHoldsAcrossTheGeneration) {
   Pool pool(PolicyKind::kRoundRobin, nullptr, PoolOptions{.max_ejection_percent = 50});
   auto set = PoolOf(pool, {Record("a"), Record("b"), Record("c"), Record("d")});
   const auto now = Clock::now();
-  EXPECT_TRUE(set->TryEject(*set->hosts[0], now, 1s));
-  EXPECT_TRUE(set->TryEject(*set->hosts[1], now, std::nullopt));
-  EXPECT_FALSE(set->TryEject(*set->hosts[2], now, 1s)) << "3 of 4 would pass 50%";
-  EXPECT_FALSE(set->hosts[2]->Ejected(now));
-  EXPECT_EQ(set->hosts[0]->ejections(), 1u);
+  EXPECT_TRUE(set->TryEject(*set->members[0], now, 1s));
+  EXPECT_TRUE(set->TryEject(*set->members[1], now, std::nullopt));
+  EXPECT_FALSE(set->TryEject(*set->members[2], now, 1s)) << "3 of 4 would pass 50%";
+  EXPECT_FALSE(set->members[2]->Ejected(now));
+  EXPECT_EQ(set->members[0]->ejections(), 1u);
 }
 
-TEST(HostSetEjection, NeverTheLastMember) {
+TEST(MemberSetEjection, NeverTheLastMember) {
   Pool pool(PolicyKind::kRoundRobin, nullptr, PoolOptions{.max_ejection_percent = 100});
   auto set = PoolOf(pool, {Record("a")});
-  EXPECT_FALSE(set->TryEject(*set->hosts[0], Clock::now(), std::nullopt));
+  EXPECT_FALSE(set->TryEject(*set->members[0], Clock::now(), std::nullopt));
 }
 
-TEST(HostSetPick, PendingAndUnhealthyMembersGetNoTrafficUntilPanic) {
+TEST(MemberSetPick, PendingAndUnhealthyMembersGetNoTrafficUntilPanic) {
   Pool pool(PolicyKind::kRoundRobin, nullptr, PoolOptions{.initial_health = Health::kPending});
   auto set = PoolOf(pool, {Record("a"), Record("b"), Record("c")});
   const auto now = Clock::now();
   // Nothing checked yet: panic, every member may be picked.
   std::map<std::string, int> counts;
-  for (int i = 0; i < 30; ++i) counts[set->Pick("/", {}, now)->member().id]++;
+  for (int i = 0; i < 30; ++i) counts[set->Pick("/", {}, now)->serverset().id]++;
   EXPECT_EQ(counts.size(), 3u);
-  set->hosts[0]->SetHealth(Health::kHealthy, now);
-  set->hosts[1]->SetHealth(Health::kUnhealthy, now);
+  set->members[0]->SetHealth(Health::kHealthy, now);
+  set->members[1]->SetHealth(Health::kUnhealthy, now);
   counts.clear();
-  for (int i = 0; i < 30; ++i) counts[set->Pick("/", {}, now)->member().id]++;
+  for (int i = 0; i < 30; ++i) counts[set->Pick("/", {}, now)->serverset().id]++;
   EXPECT_EQ(counts["a"], 30) << "only the member that passed";
-  Host* tried[] = {set->hosts[0].get()};
+  Member* tried[] = {set->members[0].get()};
   EXPECT_NE(set->Pick("/", tried, now), nullptr) << "a retry in panic still finds a member";
 }
 
-TEST(HostSetPick, LocalZoneFirstAndSpillOverByTheLocalShare) {
+TEST(MemberSetPick, LocalZoneFirstAndSpillOverByTheLocalShare) {
   Pool pool(PolicyKind::kRoundRobin, nullptr, PoolOptions{.zone = "east"});
   auto set = PoolOf(pool, {Record("e1", "east"), Record("e2", "east"), Record("e3", "east"), Record("w1", "west"),
                            Record("w2", "west")});
@@ -174,18 +174,18 @@ TEST(HostSetPick, LocalZoneFirstAndSpillOverByTheLocalShare) {
     return static_cast<double>(local) / n;
   };
   EXPECT_DOUBLE_EQ(local_fraction(300), 1.0);
-  set->hosts[0]->SetHealth(Health::kUnhealthy, now);  // 2 of 3: 1.4 x 2/3 = 0.93 local
+  set->members[0]->SetHealth(Health::kUnhealthy, now);  // 2 of 3: 1.4 x 2/3 = 0.93 local
   double f = local_fraction(4000);
   EXPECT_GT(f, 0.89);
   EXPECT_LT(f, 0.97);
-  set->hosts[1]->SetHealth(Health::kUnhealthy, now);  // 1 of 3: 1.4/3 = 0.47 local
+  set->members[1]->SetHealth(Health::kUnhealthy, now);  // 1 of 3: 1.4/3 = 0.47 local
   f = local_fraction(4000);
   EXPECT_GT(f, 0.40);
   EXPECT_LT(f, 0.54);
-  set->hosts[2]->SetHealth(Health::kUnhealthy, now);
+  set->members[2]->SetHealth(Health::kUnhealthy, now);
   EXPECT_DOUBLE_EQ(local_fraction(300), 0.0) << "no healthy local member: all to the other zone";
-  set->hosts[3]->SetHealth(Health::kUnhealthy, now);
-  set->hosts[4]->SetHealth(Health::kUnhealthy, now);
+  set->members[3]->SetHealth(Health::kUnhealthy, now);
+  set->members[4]->SetHealth(Health::kUnhealthy, now);
   EXPECT_DOUBLE_EQ(local_fraction(300), 1.0) << "everything unhealthy: panic in the local zone";
 }
 
@@ -194,16 +194,16 @@ TEST(SlowStart, RampingMemberGetsAboutItsFactorOfAShare) {
     Pool pool(kind, nullptr, PoolOptions{.slow_start = 10s});
     auto set = PoolOf(pool, {Record("a"), Record("b")});
     const auto now = Clock::now() + 20s;  // both ramped up
-    set->hosts[1]->SetHealth(Health::kUnhealthy, now);
-    set->hosts[1]->SetHealth(Health::kHealthy, now);  // just became healthy again: 10%
+    set->members[1]->SetHealth(Health::kUnhealthy, now);
+    set->members[1]->SetHealth(Health::kHealthy, now);  // just became healthy again: 10%
     std::map<std::string, int> counts;
-    for (int i = 0; i < 4000; ++i) counts[set->Pick("/", {}, now)->member().id]++;
+    for (int i = 0; i < 4000; ++i) counts[set->Pick("/", {}, now)->serverset().id]++;
     const double share = counts["b"] / 4000.0;
     // Full share would be 0.5; at 10% of it b gets about 1/11 of the picks.
     EXPECT_GT(share, 0.03) << PolicyName(kind);
     EXPECT_LT(share, 0.16) << PolicyName(kind);
     counts.clear();
-    for (int i = 0; i < 4000; ++i) counts[set->Pick("/", {}, now + 10s)->member().id]++;
+    for (int i = 0; i < 4000; ++i) counts[set->Pick("/", {}, now + 10s)->serverset().id]++;
     EXPECT_NEAR(counts["b"] / 4000.0, 0.5, 0.05) << PolicyName(kind) << " after the ramp";
   }
 }

@@ -8,8 +8,8 @@
 
 #include <boost/beast/http.hpp>
 
-#include "webtier/balancer/http_rules.h"
-#include "webtier/balancer/state_file.h"
+#include "webtier/balancer/http/http_rules.h"
+#include "webtier/balancer/membership/state_file.h"
 #include "webtier/common/http_syntax.h"
 #include "webtier/testing/harness.h"
 

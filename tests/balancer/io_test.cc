@@ -1,4 +1,4 @@
-// ReadSome (balancer/src/io.h): one recv() per read on a healthy
+// ReadSome (balancer/src/engine/io.h): one recv() per read on a healthy
 // connection. After a short read the socket's receive queue is marked empty
 // in Asio's reactor, so the next read waits for epoll without a failing
 // recv() first; the mark must never hide bytes that arrive later.
@@ -17,8 +17,8 @@
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 
-#include "io.h"
-#include "reactor_hints.h"
+#include "engine/io.h"
+#include "engine/reactor_hints.h"
 
 namespace webtier::balancer {
 namespace {

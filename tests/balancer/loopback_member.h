@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "webtier/balancer/pool.h"
+#include "webtier/balancer/upstream/pool.h"
 
 namespace webtier::balancer {
 

@@ -1,7 +1,7 @@
 // MemberRegistry against zk::FakeClient: listing and reading races, invalid
 // data, member changes, expiry, ZooKeeper unreachable, batching and the state
 // file, in milliseconds and without a ZooKeeper.
-#include "webtier/balancer/member_registry.h"
+#include "webtier/balancer/membership/member_registry.h"
 
 #include <gtest/gtest.h>
 #include <prometheus/registry.h>
@@ -10,8 +10,8 @@
 #include <memory>
 #include <thread>
 
-#include "webtier/balancer/proxy_metrics.h"
-#include "webtier/balancer/state_file.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+#include "webtier/balancer/membership/state_file.h"
 #include "webtier/testing/fake_zk_client.h"
 #include "webtier/testing/harness.h"
 

@@ -21,9 +21,9 @@
 
 #include "echo_backend.h"
 #include "proxy_fixture.h"
-#include "webtier/balancer/pool.h"
-#include "webtier/balancer/proxy_metrics.h"
-#include "webtier/balancer/proxy_server.h"
+#include "webtier/balancer/upstream/pool.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+#include "webtier/balancer/engine/proxy_server.h"
 #include "webtier/monitoring/metrics.h"
 #include "webtier/testing/harness.h"
 
@@ -388,7 +388,7 @@ TEST_F(ProxyTest, ShutdownFinishesRequestsInFlight) {
   std::thread client([&] { status = HttpRequest("GET", Url("/sleep/500")).status; });
   ASSERT_TRUE(testing::WaitFor([&] { return Metric("balancer_client_connections") >= 1; }, 5s));
   // The request is on its way to the member once the upstream counter moves or soon after; wait for the attempt.
-  ASSERT_TRUE(testing::WaitFor([&] { return pool_.Snapshot()->hosts[0]->in_flight.load() == 1; }, 5s));
+  ASSERT_TRUE(testing::WaitFor([&] { return pool_.Snapshot()->members[0]->in_flight.load() == 1; }, 5s));
   proxy_->Shutdown(5s);
   client.join();
   EXPECT_EQ(status.load(), 200);

@@ -1,6 +1,6 @@
 // What a client gets for a request that cannot be read: status, counted
 // reason and text, by error and by the part being read.
-#include "webtier/balancer/request_errors.h"
+#include "webtier/balancer/http/request_errors.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // The retry rules as a table: which failures are tried again on another
 // member, for which methods and bodies, on which attempts; what each one
 // reports, counts and ejects.
-#include "webtier/balancer/retry_policy.h"
+#include "webtier/balancer/engine/retry_policy.h"
 
 #include <gtest/gtest.h>
 

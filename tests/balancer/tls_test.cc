@@ -20,7 +20,7 @@
 
 #include "echo_backend.h"
 #include "proxy_fixture.h"
-#include "webtier/balancer/tls_context.h"
+#include "webtier/balancer/tls/tls_context.h"
 #include "webtier/testing/harness.h"
 #include "webtier/testing/tls.h"
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "webtier/balancer/address_policy.h"
+#include "webtier/balancer/membership/address_policy.h"
 #include "webtier/common/membership.h"
 #include "webtier/common/net.h"
 #include "webtier/common/status.h"

@@ -1,0 +1,47 @@
+// The admin HTTP endpoint on --admin-listen, on its own thread:
+//   /metrics      Prometheus text format
+//   /health       200 {"status":"healthy",...}
+//   /status       JSON: members (id, address, state, health, checks, ejections
+//                 and their reasons, downtime, in flight, rates, codes,
+//                 latency percentiles, bytes, X-Cache split, 5-minute
+//                 sparkline series), totals, zk state, policy, zone
+//   /status.html  (and /) a self-refreshing page over /status
+//   /admin/...    forwarded to one member (admin_forward.h): purge without
+//                 exposing the webnodes' admin routes on the public port
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "webtier/balancer/config.h"
+#include "webtier/balancer/membership/member_registry.h"
+#include "webtier/balancer/upstream/pool.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+#include "webtier/common/status.h"
+#include "webtier/monitoring/metrics.h"
+
+namespace webtier::balancer {
+
+class AdminServer {
+ public:
+  // Everything passed in must outlive the server.
+  AdminServer(const Config& config, Pool& pool, const MemberRegistry& registry, ProxyMetrics& metrics,
+              metrics::Registry& registry_metrics);
+  ~AdminServer();
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+
+  Status Start();  // binds --admin-listen and starts the thread
+  void Stop();     // idempotent
+  uint16_t port() const;
+
+  // The /status document (also used by tests).
+  std::string StatusJson() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace webtier::balancer

@@ -1,0 +1,77 @@
+// The proxy engine: Boost.Asio + Beast with C++20 coroutines, one io_context
+// per thread, each with its own SO_REUSEPORT acceptor and its own keep-alive
+// pool of upstream connections; threads share only the pool snapshot (read
+// through an atomic version), per-member atomics and the metrics. Timeouts are
+// coarse (a per-thread watchdog, 50 ms tick), so no timer is armed per I/O.
+// Request bodies up to 64 KiB are read whole (so idempotent requests can be
+// replayed on another member), larger ones are streamed; responses are
+// streamed back. The engine's parts are listed in balancer/README.md.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "webtier/balancer/telemetry/access_log.h"
+#include "webtier/balancer/config.h"
+#include "webtier/balancer/upstream/pool.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+#include "webtier/balancer/tls/tls_context.h"
+#include "webtier/common/status.h"
+
+namespace webtier::otlp {
+class Exporter;
+}
+
+namespace webtier::balancer {
+
+class Worker;
+struct ServerCounters;
+
+class ProxyServer {
+ public:
+  // `config`, `pool`, `metrics` and `tls` must outlive the server. `tls` (a
+  // loaded context) is needed when config.tls_listen is set: that address
+  // then takes TLS connections, served like the plain ones. `access_log`,
+  // when given (and outliving the server), gets a line per request;
+  // `spans`, likewise, a span per request (--otlp-endpoint).
+  ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls = nullptr,
+              AccessLog* access_log = nullptr, otlp::Exporter* spans = nullptr);
+  ~ProxyServer();
+  ProxyServer(const ProxyServer&) = delete;
+  ProxyServer& operator=(const ProxyServer&) = delete;
+
+  // Binds --listen (and --tls-listen) on every thread and starts them. Fails
+  // (kUnavailable) when an address cannot be bound. Logs one `listening`
+  // line per address: component "proxy", and "tls" for --tls-listen.
+  Status Start();
+  uint16_t port() const { return port_; }
+  uint16_t tls_port() const { return tls_port_; }  // 0 without --tls-listen
+
+  // Stops accepting, closes idle client connections, lets requests in flight
+  // finish (up to `drain`), then stops the threads. Safe from any thread.
+  void Shutdown(std::chrono::milliseconds drain);
+
+  // Client connections open right now.
+  int open_connections() const;
+
+ private:
+  // Binds `listen` on every worker (the plain or the TLS acceptor).
+  Status Bind(const net::HostPort& listen, std::string_view flag, bool tls, uint16_t* port, std::string* address);
+
+  const Config& config_;
+  Pool& pool_;
+  ProxyMetrics& metrics_;
+  const TlsContext* const tls_;
+  AccessLog* const access_log_;
+  otlp::Exporter* const spans_;
+  std::unique_ptr<ServerCounters> counters_;  // shared by the workers
+  std::vector<std::unique_ptr<Worker>> workers_;
+  uint16_t port_ = 0;
+  uint16_t tls_port_ = 0;
+};
+
+}  // namespace webtier::balancer

@@ -1,0 +1,103 @@
+// The balancer's Prometheus metrics (names as in docs/reference.md),
+// registered once in the program's registry. Label sets that sit on hot paths
+// are resolved once and kept as references (Family::Add takes a lock).
+#pragma once
+
+#include <array>
+#include <string>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include "webtier/balancer/upstream/answer_stats.h"
+#include "webtier/balancer/health/health_metrics.h"
+#include "webtier/balancer/upstream/member.h"
+
+namespace webtier::balancer {
+
+// Why a client request was refused before it reached a member: the `reason`
+// label of balancer_rejected_requests_total.
+enum class Rejection {
+  kBadRequest = 0,
+  kSmuggling,
+  kHeaderTooLarge,
+  kBodyTooLarge,
+  kHeaderTimeout,
+  kUnsupportedCoding,  // a Transfer-Encoding the balancer does not implement (501)
+  kAdminPath,          // /admin/... on the public listener (404): admin goes through the admin port
+  kTooManyFields,      // more header fields than --max-header-fields (431)
+  kMisdirected,        // a Host not in --host (421)
+  kChunkLine,          // a chunk-size line (with its extensions) over 4 KiB (400)
+  kTrailerTooLarge,    // a trailer section over --max-header-bytes (400)
+  kBodyTimeout,        // the body not complete within --body-timeout-ms of its header (408)
+  kCount
+};
+const char* RejectionName(Rejection reason);
+
+// How a TLS handshake on --tls-listen ended: the `result` label of
+// balancer_tls_handshakes_total.
+enum class HandshakeResult {
+  kFull = 0,  // a new session
+  kResumed,   // a session resumed (ticket or session cache)
+  kFailed,    // not TLS, a refused version or cipher, no common ALPN protocol, a bad record
+  kTimeout,   // not done within --header-timeout-ms (a slow handshake)
+  kClosed,    // the client left or reset before it was done
+  kCount
+};
+const char* HandshakeResultName(HandshakeResult result);
+
+class ProxyMetrics {
+ public:
+  explicit ProxyMetrics(prometheus::Registry& registry);
+  ProxyMetrics(const ProxyMetrics&) = delete;
+  ProxyMetrics& operator=(const ProxyMetrics&) = delete;
+
+  // balancer_requests_total{code}; thread-safe, cached per code.
+  prometheus::Counter& RequestsWithCode(int code);
+  // Counters of balancer_upstream_requests_total{member,outcome} for one member.
+  std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> UpstreamCounters(const std::string& member);
+
+  prometheus::Histogram& request_duration;  // balancer_request_duration_seconds
+  prometheus::Counter& pool_updates;        // balancer_pool_updates_total
+  prometheus::Counter& retries;             // balancer_retries_total
+  prometheus::Counter& ejections;           // balancer_ejections_total
+  prometheus::Counter& invalid_members;     // balancer_invalid_members_total
+  prometheus::Counter& refused_members;     // balancer_refused_members_total (--member-allow)
+  prometheus::Gauge& zk_connected;          // balancer_zk_connected
+  prometheus::Gauge& members_healthy;       // balancer_pool_members{state="healthy"}
+  prometheus::Gauge& members_ejected;       // balancer_pool_members{state="ejected"}
+  prometheus::Gauge& client_connections;    // balancer_client_connections
+  prometheus::Gauge& upgraded_connections;  // balancer_upgraded_connections (tunnels open)
+  prometheus::Counter& rejected_connections;  // balancer_rejected_connections_total (over --max-connections)
+  // balancer_refused_responses_total: member answers not relayed because their
+  // framing cannot be relayed faithfully (the client got 502).
+  prometheus::Counter& refused_responses;
+  prometheus::Counter& interim_responses;  // balancer_interim_responses_total: 1xx relayed to clients
+  std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
+  prometheus::Counter& access_log_written;  // balancer_access_log_lines_total{result="written"}
+  prometheus::Counter& access_log_dropped;  // balancer_access_log_lines_total{result="dropped"}
+  prometheus::Counter& spans_exported;      // balancer_spans_total{result="exported"} (--otlp-endpoint)
+  prometheus::Counter& spans_dropped;       // balancer_spans_total{result="dropped"}
+  HealthMetrics health;  // checks, outlier ejections, locality
+  // The status page's counts (not exported to Prometheus): every answer the
+  // clients got, and how many came over plain TCP [0] and TLS [1].
+  AnswerStats client_answers;
+  std::array<std::atomic<uint64_t>, 2> answers_by_transport{};
+
+  // TLS termination.
+  std::array<prometheus::Counter*, static_cast<size_t>(HandshakeResult::kCount)> tls_handshakes;  // {result}
+  prometheus::Counter* tls_reloads_ok;      // balancer_tls_reloads_total{result="ok"}
+  prometheus::Counter* tls_reloads_failed;  // balancer_tls_reloads_total{result="failed"} (old files kept)
+
+ private:
+  void RegisterTls(prometheus::Registry& registry);
+
+  prometheus::Family<prometheus::Counter>& requests_;
+  prometheus::Family<prometheus::Counter>& upstream_;
+  std::array<std::atomic<prometheus::Counter*>, 600> by_code_{};
+};
+
+}  // namespace webtier::balancer

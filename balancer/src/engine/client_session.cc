@@ -1,0 +1,377 @@
+// One client connection's requests (see client_session.h).
+#include "engine/client_session.h"
+
+#include <optional>
+
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "engine/exchange.h"
+#include "tls/tls_session.h"
+#include "engine/tunnel.h"
+#include "webtier/balancer/http/admin_path.h"
+#include "webtier/balancer/http/http_rules.h"
+#include "webtier/common/http_syntax.h"
+#include "webtier/common/log.h"
+
+namespace webtier::balancer {
+
+namespace {
+
+constexpr const char* kComponent = "proxy";
+
+// Request bodies up to this size are read whole before the request goes to
+// a member, so that an idempotent request can be tried again on another one.
+// Larger bodies are streamed: the head leaves when this much has arrived, then
+// the rest as it comes (no retry once the head has left).
+constexpr size_t kBufferedBodyBytes = 64 * 1024;
+
+std::string ErrorBody(int status, std::string_view error) {
+  std::string body = "{\"error\":\"";
+  body.append(error);
+  body.append("\",\"status\":");
+  body.append(std::to_string(status));
+  body.append("}\n");
+  return body;
+}
+
+// The access log's flag for a refused request.
+uint32_t RejectionFlag(Rejection reason) {
+  switch (reason) {
+    case Rejection::kBadRequest: return kBadRequest;
+    case Rejection::kSmuggling:
+    case Rejection::kUnsupportedCoding: return kFramingRefused;
+    case Rejection::kAdminPath: return kAdminPath;
+    case Rejection::kMisdirected: return kMisdirected;
+    case Rejection::kHeaderTooLarge:
+    case Rejection::kBodyTooLarge:
+    case Rejection::kHeaderTimeout:
+    case Rejection::kTooManyFields:
+    case Rejection::kChunkLine:
+    case Rejection::kTrailerTooLarge:
+    case Rejection::kBodyTimeout:
+    case Rejection::kCount: return kLimit;
+  }
+  return kLimit;
+}
+
+}  // namespace
+
+ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, const tcp::endpoint& peer,
+                             std::shared_ptr<ssl::context> tls)
+    : worker_(worker),
+      clients_(worker.clients),
+      counters_(worker.counters),
+      metrics_(worker.metrics),
+      conn_(std::move(socket), std::move(tls)) {
+  error_code ec;
+  tcp::socket& s = conn_.stream.socket();
+  s.set_option(tcp::no_delay(true), ec);  // (ClientStream made it non-blocking)
+  registered_ = clients_.insert(clients_.end(), &conn_);
+  client_ip_ = peer.address().to_string();
+}
+
+ClientSession::~ClientSession() {
+  clients_.erase(registered_);
+  counters_.open_connections.fetch_sub(1, std::memory_order_relaxed);
+  metrics_.client_connections.Decrement();
+}
+
+awaitable<void> ClientSession::Run() {
+  const Timeouts& timeouts = worker_.timeouts;
+  beast::flat_buffer buffer;
+  request_.buffer = &buffer;
+  bool first = true;
+  bool lingering = false;
+  bool clean = false;  // the loop ended between requests, with no error: a TLS close_notify goes out
+  try {
+    if (conn_.stream.tls() && !co_await TlsHandshake(conn_, timeouts.header, metrics_, client_ip_)) {
+      error_code ec;
+      conn_.stream.close(ec);
+      co_return;
+    }
+    for (;;) {
+      conn_.idle = true;
+      if (worker_.draining()) break;
+      request_.read_mark = conn_.stream.bytes_read - buffer.size();
+      request_.written_mark = conn_.stream.bytes_written;
+      request_.head = nullptr;
+      if (buffer.size() == 0) {
+        // Waiting for the next request: the idle timeout applies (the header
+        // timeout for a fresh connection, which has sent nothing yet).
+        conn_.SetDeadline(first ? timeouts.header : timeouts.idle);
+        auto [ec, n] = co_await ReadSome(conn_.stream, buffer.prepare(8192));
+        conn_.ClearDeadline();
+        if (ec) {
+          clean = !conn_.timed_out;  // the client closed, or a drain (a timed-out client gets no goodbye)
+          break;
+        }
+        buffer.commit(n);
+      }
+      conn_.idle = false;
+      first = false;
+      const auto start = Clock::now();
+      request_.start = start;
+      if (worker_.access_log != nullptr) request_.time = std::chrono::system_clock::now();
+
+      http::request_parser<http::string_body> parser;
+      parser.header_limit(worker_.config.max_header_bytes);
+      parser.body_limit(worker_.config.max_body_bytes);
+      conn_.SetDeadline(timeouts.header);
+      const error_code ec = conn_.ClientError(co_await ReadMessage(conn_.stream, buffer, parser, HeaderIn(parser)));
+      conn_.ClearDeadline();
+      if (ec) {
+        lingering = co_await RejectUnreadable(ec, RequestPart::kHeader);
+        break;
+      }
+      request_.head = &parser.get();
+      if (const RequestCheck check = CheckRequestFraming(parser.get(), worker_.config.max_header_fields); !check.ok()) {
+        lingering = true;
+        const RequestError refused = RefusedRequest(check);
+        co_await Reject(refused.status, refused.reason, refused.message);
+        break;
+      }
+      ToOriginForm(parser.get());
+      if (!worker_.hosts.empty()) {
+        const auto host = parser.get()[http::field::host];
+        if (!worker_.hosts.Admits(std::string_view(host.data(), host.size()), conn_.stream.tls())) {
+          lingering = true;
+          co_await Reject(421, Rejection::kMisdirected, "this server does not serve that Host");
+          break;
+        }
+      }
+      if (IsAdminPath(std::string_view(parser.get().target().data(), parser.get().target().size()))) {
+        lingering = true;
+        co_await Reject(404, Rejection::kAdminPath, "admin routes are served on the balancer's admin port only");
+        break;
+      }
+      // Only a chunked body can carry a trailer.
+      const bool chunked = parser.chunked();
+      const Clock::time_point body_deadline = Clock::now() + std::chrono::milliseconds(worker_.config.body_timeout_ms);
+      const size_t trailer_limit = worker_.config.max_header_bytes;
+      ++conn_.requests;
+      if (chunked) header_fields_.Snapshot(parser.get());
+      if (!parser.is_done()) {
+        // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
+        auto expect = parser.get()[http::field::expect];
+        if (parser.get().version() >= 11 && http_syntax::EqualsIgnoreCase(expect, "100-continue")) {
+          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+          conn_.SetDeadline(timeouts.idle);
+          auto [wec, wn] =
+              co_await asio::async_write(conn_.stream, asio::buffer(kContinue.data(), kContinue.size()), kUse);
+          conn_.stream.bytes_written += wn;
+          if (wec) break;
+        }
+        conn_.SetDeadline(timeouts.request, body_deadline);
+        parser.eager(true);
+        const error_code bec = conn_.ClientError(co_await ReadMessage(
+            conn_.stream, buffer, parser,
+            [&parser] { return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes; }, nullptr,
+            trailer_limit));
+        conn_.ClearDeadline();
+        if (bec) {
+          const bool late = bec == beast::error::timeout && Clock::now() >= body_deadline;
+          lingering = co_await RejectUnreadable(late ? MakeErrorCode(BodyLimit::kBodyTimeout) : bec, RequestPart::kBody);
+          break;
+        }
+      }
+      // A body not yet whole is streamed to the member by the exchange, which
+      // ends it with an empty last chunk: its trailer never leaves.
+      std::optional<StreamedBody> streamed;
+      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser, body_deadline, trailer_limit});
+      else if (chunked) header_fields_.DropTrailers(parser.get());
+      Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
+                        // The parser's own flags, set while it read Connection: no second scan of the tokens.
+                        parser.keep_alive() && !worker_.draining());
+      counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
+      const ExchangeOutcome outcome = co_await exchange.Run();
+      if (!outcome.error.empty()) {
+        co_await WriteError(parser.get().version(), outcome.status, outcome.error, outcome.keep_alive);
+      }
+      counters_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+      if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status).Increment();
+      metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - start).count());
+      if (streamed && streamed->client_error) {
+        // The refusal is the request's line; a client that left has none.
+        lingering = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
+        if (!lingering && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
+        if (!lingering && worker_.spans != nullptr) ExportSpan(0, kClientGone, exchange);
+        break;
+      }
+      CountAnswer(outcome.status, &exchange);
+      if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
+      if (worker_.spans != nullptr) ExportSpan(outcome.status, 0, exchange);
+      if (streamed && !parser.is_done()) {
+        lingering = true;  // answered (an error) before the body was all in
+        break;
+      }
+      if (outcome.tunnel) {  // the member switched protocols: the connection is a tunnel now
+        co_await RunTunnel(conn_, buffer, *outcome.tunnel, timeouts.idle, worker_.relay_buffers, metrics_);
+        break;
+      }
+      if (!outcome.keep_alive) {
+        clean = true;
+        break;
+      }
+    }
+  } catch (const std::exception& e) {
+    log::Error(kComponent, "connection failed").kv("client", client_ip_).kv("err", e.what());
+  }
+  if (lingering) {
+    co_await LingeringClose();
+  } else {
+    if (clean && conn_.stream.tls()) co_await TlsShutdown(conn_);
+    error_code ec;
+    conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
+    conn_.stream.close(ec);
+  }
+}
+
+awaitable<bool> ClientSession::RejectUnreadable(error_code ec, RequestPart part) {
+  const std::optional<RequestError> error = ClassifyRequestError(ec, part);
+  if (!error) co_return false;
+  co_await Reject(error->status, error->reason, error->message);
+  co_return true;
+}
+
+awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_view why) {
+  log::Warn(kComponent, "request rejected")
+      .kv("status", status)
+      .kv("reason", RejectionName(reason))
+      .kv("detail", why)
+      .kv("client", client_ip_);
+  metrics_.rejected_requests[static_cast<size_t>(reason)]->Increment();
+  metrics_.RequestsWithCode(status).Increment();
+  co_await WriteError(11, status, why, /*keep=*/false);
+  CountAnswer(status, nullptr);
+  if (worker_.access_log != nullptr) LogAccess(status, RejectionFlag(reason), nullptr);
+}
+
+void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange& exchange) {
+  if (!exchange.prepared()) return;  // nothing went to a member: no trace context was made
+  const RequestTrace& trace = exchange.trace();
+  const ExchangeLog& log = exchange.log();
+  const auto now = std::chrono::system_clock::now();
+  otlp::Span span;
+  span.trace_id.assign(trace.trace_id, kTraceIdLength);
+  span.span_id.assign(trace.span_id, kSpanIdLength);
+  if (trace.continued) span.parent_span_id.assign(trace.parent_id, kSpanIdLength);
+  span.kind = otlp::SpanKind::kServer;
+  span.end = now;
+  span.start = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - request_.start);
+  std::vector<otlp::Attribute>& a = span.attributes;
+  if (const auto* head = request_.head) {
+    span.name = std::string(head->method_string());
+    a.push_back({"http.request.method", span.name});
+    a.push_back({"url.path", std::string(head->target())});
+    a.push_back({"server.address", std::string((*head)[http::field::host])});
+    a.push_back({"network.protocol.version", std::string(head->version() >= 11 ? "1.1" : "1.0")});
+  }
+  a.push_back({"client.address", client_ip_});
+  if (status != 0) a.push_back({"http.response.status_code", static_cast<int64_t>(status)});
+  a.push_back({"webtier.request_id", std::string(exchange.request_id())});
+  a.push_back({"webtier.attempts", static_cast<int64_t>(log.attempts)});
+  if (log.member != nullptr) a.push_back({"webtier.member", log.member->serverset().id});
+  if (const std::string f = AccessFlagsText(flags | log.flags); !f.empty()) a.push_back({"webtier.flags", f});
+  if (!log.cache_view().empty()) a.push_back({"webtier.cache", std::string(log.cache_view())});
+  for (size_t i = 0; i < log.noted_count; ++i) {
+    const ExchangeLog::AttemptNote& n = log.noted[i];
+    span.events.push_back({n.start,
+                           "attempt",
+                           {{"webtier.member", n.member->serverset().id},
+                            {"server.address", n.member->address()},
+                            {"webtier.outcome", n.failure == 0 ? std::string("answered") : AccessFlagsText(n.failure)}}});
+  }
+  span.error = status == 0 || status >= 500;
+  worker_.spans->Export(std::move(span));
+}
+
+uint64_t ClientSession::RequestBytesIn() const {
+  return conn_.stream.bytes_read - request_.buffer->size() - request_.read_mark;
+}
+
+void ClientSession::CountAnswer(int status, const Exchange* exchange) {
+  if (status == 0) return;
+  const uint64_t in = RequestBytesIn();
+  const uint64_t out = conn_.stream.bytes_written - request_.written_mark;
+  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count();
+  const std::string_view cache = exchange != nullptr ? exchange->log().cache_view() : std::string_view();
+  metrics_.client_answers.Record(status, in, out, ms, cache);
+  metrics_.answers_by_transport[conn_.stream.tls() ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+  if (exchange == nullptr) return;
+  const ExchangeLog& log = exchange->log();
+  // The member's own answers only: a head arrived from it.
+  if (log.member != nullptr && log.upstream_ms >= 0) log.member->answers.Record(status, in, out, log.upstream_ms, cache);
+}
+
+void ClientSession::LogAccess(int status, uint32_t flags, const Exchange* exchange) {
+  ClientStream& stream = conn_.stream;
+  AccessRecord r;
+  r.time = request_.time;
+  r.client = client_ip_;
+  r.tls = stream.tls();
+  r.status = status;
+  r.bytes_in = RequestBytesIn();
+  r.bytes_out = stream.bytes_written - request_.written_mark;
+  r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count();
+  r.flags = flags;
+  if (worker_.draining()) r.flags |= kDraining;
+  if (const auto* head = request_.head) {
+    r.protocol = head->version() >= 11 ? "HTTP/1.1" : "HTTP/1.0";
+    r.method = std::string_view(head->method_string().data(), head->method_string().size());
+    r.path = std::string_view(head->target().data(), head->target().size());
+    const auto host = (*head)[http::field::host];
+    r.authority = std::string_view(host.data(), host.size());
+    const auto agent = (*head)[http::field::user_agent];
+    r.user_agent = std::string_view(agent.data(), agent.size());
+  }
+  if (exchange != nullptr) {
+    const ExchangeLog& log = exchange->log();
+    r.flags |= log.flags;
+    r.attempts = log.attempts;
+    r.connect_ms = log.connect_ms;
+    r.upstream_ms = log.upstream_ms;
+    r.cache = log.cache_view();
+    if (log.member != nullptr) {
+      r.member = log.member->serverset().id;
+      r.member_addr = log.member->address();
+    }
+    if (exchange->prepared()) {
+      r.request_id = exchange->request_id();
+      r.trace_id = exchange->trace().trace_view();
+    }
+  }
+  worker_.access_log->Log(worker_.access_shard, r);
+}
+
+awaitable<void> ClientSession::WriteError(unsigned version, int status, std::string_view error, bool keep) {
+  http::response<http::string_body> res{static_cast<http::status>(status), version < 10 ? 11u : version};
+  res.set(http::field::content_type, "application/json");
+  res.body() = ErrorBody(status, error);
+  if (status == 405) res.set(http::field::allow, kAllowedMethods);
+  res.keep_alive(keep);
+  res.prepare_payload();
+  conn_.SetDeadline(worker_.timeouts.idle);
+  auto [ec, n] = co_await http::async_write(conn_.stream, res, kUse);
+  conn_.stream.bytes_written += n;
+  conn_.ClearDeadline();
+}
+
+awaitable<void> ClientSession::LingeringClose() {
+  error_code ec;
+  conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
+  conn_.SetDeadline(std::chrono::seconds(1));
+  char sink[4096];
+  size_t total = 0;
+  while (total < (1u << 20)) {
+    // Raw bytes even under TLS: they are thrown away.
+    auto [rec, n] = co_await conn_.stream.socket().async_read_some(asio::buffer(sink), kUse);
+    if (rec || conn_.timed_out) break;
+    total += n;
+  }
+  conn_.stream.close(ec);
+}
+
+}  // namespace webtier::balancer

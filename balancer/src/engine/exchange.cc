@@ -1,0 +1,424 @@
+// One request forwarded to the members with retries (see exchange.h).
+#include "engine/exchange.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <span>
+
+#include <boost/beast/http/buffer_body.hpp>
+#include <boost/beast/http/parser.hpp>
+
+#include "engine/reactor_hints.h"
+#include "engine/relay.h"
+#include "webtier/balancer/telemetry/access_log.h"
+#include "webtier/common/log.h"
+#include "webtier/common/net.h"
+
+namespace webtier::balancer {
+
+namespace {
+
+constexpr const char* kComponent = "proxy";
+constexpr uint32_t kMaxUpstreamHeaderBytes = 64 * 1024;
+constexpr size_t kMaxTried = 16;  // members one request may try
+constexpr size_t kMaxInterim = 16;  // 1xx answers before the final one; more: the member is misbehaving
+
+// A failure to read a response header, by whether any of it had come.
+Failure ResponseFailure(error_code ec, bool started) {
+  if (ec == beast::error::timeout) return started ? Failure::kSlowResponse : Failure::kNoResponse;
+  return started ? Failure::kResetMidResponse : Failure::kResetBeforeResponse;
+}
+
+// The access log's flag for a failed attempt.
+uint32_t FailureFlag(Failure failure) {
+  switch (failure) {
+    case Failure::kConnect: return kConnectFailed;
+    case Failure::kSendTimeout:
+    case Failure::kNoResponse:
+    case Failure::kSlowResponse:
+    case Failure::kBodyTimeout: return kMemberTimeout;
+    case Failure::kMemberUnhealthy: return kMemberUnhealthy;
+    case Failure::kSendReset:
+    case Failure::kBodyReset:
+    case Failure::kResetBeforeResponse:
+    case Failure::kResetMidResponse: return kMemberReset;
+  }
+  return kMemberReset;
+}
+
+}  // namespace
+
+Exchange::Exchange(WorkerContext& worker, ClientConnection& client, http::request<http::string_body>& request,
+                   const std::string& client_ip, StreamedBody* streamed, bool keep_alive)
+    : worker_(worker),
+      conn_(client),
+      req_(request),
+      client_ip_(client_ip),
+      streamed_(streamed),
+      // An error answered while the client is still sending its body ends the
+      // connection: the rest of the body is not read.
+      keep_alive_(keep_alive && streamed == nullptr),
+      header_keep_alive_(keep_alive),
+      logging_(worker.access_log != nullptr) {}
+
+void Exchange::PrepareRequest() {
+  WriteRequestId(request_id_storage_);
+  NewTrace(&trace_);
+  UpstreamBody framing;
+  if (streamed_ != nullptr) {
+    framing.streamed = true;
+    if (auto length = streamed_->parser.content_length()) framing.length = *length;
+  }
+  // A request without Host (HTTP/1.0) targets the address it came to.
+  std::string authority;
+  if (req_.count(http::field::host) == 0) {
+    error_code ec;
+    const tcp::endpoint local = conn_.stream.socket().local_endpoint(ec);
+    if (!ec) authority = net::HostPort{local.address().to_string(), local.port()}.ToString();
+  }
+  request_id_ = SerializeUpstreamRequest(req_, client_ip_, std::string_view(request_id_storage_, kRequestIdLength),
+                                         conn_.request_head, framing, conn_.stream.tls(), authority,
+                                         worker_.config.replace_request_id, &trace_);
+  request_parts_ = {asio::buffer(conn_.request_head), asio::buffer(req_.body())};
+  request_part_count_ = 2;
+  if (streamed_ != nullptr && streamed_->chunked() && !req_.body().empty()) {
+    const auto chunk = Chunk(asio::buffer(req_.body()), chunk_header_);
+    request_parts_ = {asio::buffer(conn_.request_head), chunk[0], chunk[1], chunk[2]};
+    request_part_count_ = 4;
+  }
+}
+
+awaitable<ExchangeOutcome> Exchange::Run() {
+  // Keep the generation alive across suspensions even if the pool moves on.
+  hold_ = worker_.Snapshot();
+  const MemberSet& members = *hold_;
+  members_ = &members;
+  if (members.members.empty()) {
+    log_.flags |= kNoMember;
+    co_return ExchangeOutcome{503, "no members", false, keep_alive_};
+  }
+  PrepareRequest();
+  const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
+  const RetryPolicy& policy = worker_.retry;
+  const bool head = req_.method() == http::verb::head;
+  std::string_view path(req_.target().data(), req_.target().size());
+  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
+
+  Member* tried_storage[kMaxTried];
+  size_t tried = 0;
+  // A streamed body cannot be sent twice: once it is under way (its first
+  // part accepted by a member), no retry.
+  // An Upgrade request is sent once: after a reset the member may have
+  // switched already (only a failed connect moves it on).
+  const bool upgrade = IsUpgradeRequest(req_);
+  Attempt attempt{IsIdempotent(req_.method()) && !upgrade, streamed_ == nullptr};
+  for (; attempt.number < policy.max_attempts() && tried < kMaxTried; ++attempt.number) {
+    Member* member = members.Pick(path, std::span<Member* const>(tried_storage, tried), Clock::now());
+    if (member == nullptr) {
+      if (tried == 0) log_.flags |= kNoHealthyMember;
+      break;
+    }
+    tried_storage[tried++] = member;
+    log_.member = member;
+    log_.attempts = static_cast<int>(tried);
+    if (worker_.spans != nullptr && log_.noted_count < ExchangeLog::kNotedAttempts) {
+      log_.noted[log_.noted_count++] = {member, std::chrono::system_clock::now(), 0};
+    }
+    log_.connect_ms = log_.upstream_ms = -1;
+    attempt.untried = std::min(members.members.size(), kMaxTried) - tried;
+    if (attempt.number > 0) worker_.metrics.retries.Increment();
+    else CountLocality(*member);
+    member->requests.fetch_add(1, std::memory_order_relaxed);
+    member->in_flight.fetch_add(1, std::memory_order_relaxed);
+    struct InFlight {
+      Member* h;
+      ~InFlight() { h->in_flight.fetch_sub(1, std::memory_order_relaxed); }
+    } in_flight{member};
+
+    // A streamed body gets a fresh connection: on a pooled one that the
+    // member has meanwhile closed, the failure would show only after the
+    // body has been consumed, too late for a retry.
+    // A client connection's first request gets a member connection of its
+    // own (HAProxy's `http-reuse safe`): whatever a member sent after an
+    // earlier answer on a pooled connection can never become the first
+    // thing a new client reads. Later requests of the same client may reuse.
+    const bool may_reuse = streamed_ == nullptr && (conn_.requests > 1 || worker_.config.reuse_always);
+    std::unique_ptr<UpstreamConnection> up = may_reuse ? worker_.idle_connections.TakeIdle(member) : nullptr;
+    // Declared after `up`: unhooks the watchdog before the connection goes.
+    struct Unwatch {
+      ClientConnection& c;
+      ~Unwatch() { c.ClearUpstream(); }
+    } unwatch{conn_};
+    if (!up) {
+      error_code cec;
+      const auto connect_start = logging_ ? Clock::now() : Clock::time_point();
+      up = co_await Connect(*member, cec);
+      if (logging_) log_.connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - connect_start).count();
+      if (!up) {
+        if (RetryAfter(Failure::kConnect, *member, attempt, cec)) continue;
+        break;
+      }
+    }
+
+    const auto sent = Clock::now();  // the status page's latency, the access log's upstream_ms
+    conn_.SetUpstreamDeadline(&up->stream, policy.AttemptTimeout(attempt));
+    const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
+    if (wec) {  // the connection closes with `up`
+      if (RetryAfter(wec == beast::error::timeout ? Failure::kSendTimeout : Failure::kSendReset, *member, attempt, wec))
+        continue;
+      break;
+    }
+    if (streamed_ != nullptr) {
+      const error_code sec = co_await StreamBody(*up);
+      // The session answers the client; the member's connection closes with `up`.
+      if (streamed_->client_error) co_return ExchangeOutcome{};
+      if (sec) {
+        if (RetryAfter(sec == beast::error::timeout ? Failure::kBodyTimeout : Failure::kBodyReset, *member, attempt, sec))
+          continue;
+        break;
+      }
+      keep_alive_ = header_keep_alive_ && !worker_.draining();  // the body is all read
+      // The response is due within the request timeout of the body's end.
+      conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.request);
+    }
+
+    // Waiting for the answer: a member that fails its checks meanwhile is
+    // left for another (the watchdog cuts the wait short).
+    if (policy.Movable(attempt)) conn_.move_if_unhealthy = member;
+    std::optional<http::response_parser<http::buffer_body>> rp;
+    error_code rec;
+    size_t received = 0;
+    size_t interim = 0;
+    for (;;) {  // interim 1xx responses: relayed to an HTTP/1.1 client (100 Continue was the balancer's own)
+      rp.emplace();
+      rp->header_limit(kMaxUpstreamHeaderBytes);
+      rp->body_limit(boost::none);
+      if (head) rp->skip(true);
+      rec = conn_.UpstreamError(co_await ReadMessage(up->stream, up->buffer, *rp, HeaderIn(*rp), &received));
+      if (rec) break;
+      const int code = rp->get().result_int();
+      if (code < 100 || code >= 200 || code == 101) break;
+      if (++interim > kMaxInterim) {
+        rec = http::error::bad_status;
+        break;
+      }
+      if (code != 100 && req_.version() >= 11) {
+        const error_code iec = co_await RelayInterim(rp->get());
+        if (iec) {
+          rec = iec;
+          break;
+        }
+      }
+    }
+    if (rec) {
+      const bool started = received != 0 || up->buffer.size() != 0;
+      const Failure failure = conn_.upstream_unhealthy && !started ? Failure::kMemberUnhealthy : ResponseFailure(rec, started);
+      if (RetryAfter(failure, *member, attempt, rec)) continue;
+      break;
+    }
+    const int code = rp->get().result_int();
+    log_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
+    {
+      const auto cache = rp->get()["X-Cache"];
+      log_.cache_length = std::min(cache.size(), sizeof log_.cache);
+      // No X-Cache: an empty view whose data() may be null, which memcpy must not see.
+      if (log_.cache_length != 0) std::memcpy(log_.cache, cache.data(), log_.cache_length);
+    }
+    if (code == 101 && !upgrade) {  // a switch nobody asked for: the connection is unusable
+      RetryAfter(Failure::kResetMidResponse, *member, attempt, http::error::bad_status);
+      break;
+    }
+    ResponseFraming framing = CheckResponseFraming(rp->get());
+    if (framing.ok() && !framing.codings.empty() && req_.version() < 11 && !head)
+      framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
+    if (!framing.ok()) {
+      RefuseResponse(*member, framing.why);
+      break;
+    }
+    member->Count(Outcome::kOk);
+    // Decided on the status line, before any of the body is relayed.
+    if (RetryAfterAnswer(code, *member, attempt)) continue;
+    const bool upstream_keep = rp->get().keep_alive();
+    conn_.ClearUpstream();
+    if (code == 101) co_return co_await SwitchProtocols(std::move(up), rp->get());
+    RelayedResponse relayed{conn_, *up, *rp, head, req_.version(), request_id_, keep_alive_, framing.codings};
+    const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
+    keep_alive_ = relayed.keep_alive;
+    // After an Upgrade request the member may have switched anyway.
+    if (reusable && upstream_keep && !upgrade && up->buffer.size() == 0)
+      worker_.idle_connections.ReturnIdle(std::move(up));
+    co_return ExchangeOutcome{code, {}, true, keep_alive_};
+  }
+  if (conn_.client_gone) {
+    log_.flags |= kClientGone;
+    log::Debug(kComponent, "client gone; request abandoned").kv("target", req_.target()).kv("attempts", tried);
+    co_return ExchangeOutcome{};
+  }
+  if (status_ == 502) {
+    log::Warn(kComponent, "no member answered").kv("target", req_.target()).kv("attempts", tried).kv("err", error_);
+  }
+  co_return Unanswered();
+}
+
+awaitable<ExchangeOutcome> Exchange::SwitchProtocols(std::unique_ptr<UpstreamConnection> up,
+                                                     const http::response_header<>& head) {
+  SerializeResponseHead(head, 11, false, BodyFraming::kAsIs, request_id_, conn_.response_head);
+  conn_.SetDeadline(worker_.timeouts.idle);
+  const error_code ec = co_await WriteAll(conn_.stream, asio::buffer(conn_.response_head));
+  conn_.ClearDeadline();
+  ExchangeOutcome outcome{101, {}, true, false};
+  log_.flags |= kUpgraded;
+  if (!ec) outcome.tunnel = std::move(up);  // else the member's connection closes with `up`
+  co_return outcome;
+}
+
+awaitable<error_code> Exchange::RelayInterim(const http::response_header<>& head) {
+  SerializeInterimHead(head, conn_.response_head);
+  // The member's deadline stays armed for the final answer; the write to
+  // the client has the idle timeout like every other.
+  conn_.SetDeadline(worker_.timeouts.idle);
+  const error_code ec = co_await WriteAll(conn_.stream, asio::buffer(conn_.response_head));
+  conn_.ClearDeadline();
+  if (!ec) worker_.metrics.interim_responses.Increment();
+  co_return ec;
+}
+
+void Exchange::RefuseResponse(Member& member, std::string_view why) {
+  member.Count(Outcome::kReset);
+  worker_.metrics.refused_responses.Increment();
+  CountFailedAnswer(member, why);
+  log::Warn(kComponent, "member response refused").kv("member", member.serverset().id).kv("detail", why);
+  status_ = 502;
+  error_ = "member sent a response the balancer cannot relay";
+  log_.flags |= kResponseRefused;
+}
+
+bool Exchange::RetryAfter(Failure failure, Member& member, const Attempt& attempt, error_code ec) {
+  // Not the member's failure: the watchdog cut it short for a client that left.
+  if (conn_.client_gone) return false;
+  const RetryDecision d = worker_.retry.Decide(failure, attempt);
+  member.Count(d.outcome);
+  log_.flags |= FailureFlag(failure);
+  if (log_.noted_count > 0) log_.noted[log_.noted_count - 1].failure |= FailureFlag(failure);
+  if (failure == Failure::kConnect) member.RecordOutlierFailure(worker_.config.health.outlier_consecutive_5xx);
+  if (d.eject) {
+    const std::string_view reason = d.outcome == Outcome::kConnectFailure ? "connect_failure" : "timeout";
+    Eject(member, reason, d.eject_reason.empty() ? std::string_view(ec.message()) : d.eject_reason, std::nullopt);
+  }
+  if (d.log == FailureLog::kUpstreamTimeout) {
+    log::Warn(kComponent, "upstream timeout").kv("member", member.serverset().id).kv("target", req_.target());
+  } else if (d.log == FailureLog::kFailedMidResponse) {
+    log::Warn(kComponent, "upstream failed mid-response").kv("member", member.serverset().id).kv("err", ec.message());
+  }
+  status_ = d.status;
+  error_ = d.error;
+  return d.retry;
+}
+
+bool Exchange::RetryAfterAnswer(int code, Member& member, const Attempt& attempt) {
+  if (code < 500) {
+    member.RecordSuccess();
+    return false;
+  }
+  CountFailedAnswer(member, "consecutive 5xx answers");
+  if (!worker_.retry.RetriesStatus(code, attempt)) return false;
+  log_.flags |= kMember5xx;
+  log::Debug(kComponent, "member answered a gateway error; retrying elsewhere")
+      .kv("member", member.serverset().id)
+      .kv("status", code)
+      .kv("target", req_.target());
+  status_ = code;
+  error_ = "no member answered";
+  return true;
+}
+
+void Exchange::CountFailedAnswer(Member& member, std::string_view why) {
+  const auto& options = worker_.config.health;
+  if (member.RecordOutlierFailure(options.outlier_consecutive_5xx)) {
+    const auto base = std::chrono::milliseconds(options.outlier_base_ejection_ms);
+    Eject(member, "5xx", why, OutlierEjectionTime(base, member.ejection_count() + 1));
+  }
+}
+
+void Exchange::Eject(Member& member, std::string_view reason, std::string_view why,
+                     std::optional<std::chrono::milliseconds> duration) {
+  if (!members_->TryEject(member, Clock::now(), duration)) return;
+  member.history.NoteEjection(reason, why,
+                            std::chrono::duration_cast<std::chrono::milliseconds>(member.ejected_until() - Clock::now()));
+  worker_.metrics.ejections.Increment();
+  worker_.metrics.health.CountEjection(member.serverset().id, reason);
+  log::Warn(kComponent, "member ejected")
+      .kv("member", member.serverset().id)
+      .kv("address", member.serverset().Address())
+      .kv("reason", reason)
+      .kv("err", why)
+      .kv("for_ms", std::chrono::duration_cast<std::chrono::milliseconds>(member.ejected_until() - Clock::now()).count());
+}
+
+void Exchange::CountLocality(const Member& member) {
+  if (members_->options.zone.empty()) worker_.metrics.health.CountLocality(Locality::kNone);
+  else worker_.metrics.health.CountLocality(members_->Local(member) ? Locality::kLocal : Locality::kRemote);
+}
+
+awaitable<std::unique_ptr<UpstreamConnection>> Exchange::Connect(Member& member, error_code& error) {
+  auto up = std::make_unique<UpstreamConnection>(worker_.io, member.shared_from_this());
+  // Opened first so that it is registered for the member's FIN before any
+  // byte can arrive (reactor_hints.h), by the connect's own registration.
+  up->stream.open(member.endpoint().protocol(), error);
+  if (error) co_return nullptr;
+  // Non-blocking from the start (WriteAll writes from the handler): the
+  // connect then needs no switch of its own.
+  up->stream.non_blocking(true, error);
+  if (error) co_return nullptr;
+  PrepareToWatchPeerShutdown(up->stream);
+  conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.connect);
+  auto [ec] = co_await up->stream.async_connect(member.endpoint(), kUse);
+  error = conn_.UpstreamError(ec);
+  conn_.ClearUpstream();
+  if (error) co_return nullptr;
+  WatchPeerShutdown(up->stream);
+  error_code ignored;
+  up->stream.set_option(tcp::no_delay(true), ignored);
+  co_return up;
+}
+
+awaitable<error_code> Exchange::StreamBody(UpstreamConnection& up) {
+  auto& parser = streamed_->parser;
+  std::string& body = parser.get().body();
+  const bool chunked = streamed_->chunked();
+  const auto request_timeout = worker_.timeouts.request;
+  body.clear();  // the part before the head went with it
+  // Waiting on the client is the client deadline's business; each write to
+  // the member has its own deadline.
+  auto write = [&](const auto& buffers) -> awaitable<error_code> {
+    conn_.SetUpstreamDeadline(&up.stream, request_timeout);
+    const error_code ec = co_await WriteAll(up.stream, buffers);
+    conn_.ClearUpstream();
+    co_return ec ? conn_.UpstreamError(ec) : ec;
+  };
+  conn_.ClearUpstream();
+  while (!parser.is_done()) {
+    // Each read may wait the request timeout, but none past the body's
+    // deadline: a trickle cannot keep the body open forever.
+    conn_.SetDeadline(request_timeout, streamed_->deadline);
+    const error_code cec = co_await ReadMessage(
+        conn_.stream, streamed_->buffer, parser, [&] { return parser.is_done() || !body.empty(); }, nullptr,
+        streamed_->trailer_limit);
+    conn_.ClearDeadline();
+    if (const error_code client_error = streamed_->BodyError(conn_.ClientError(cec))) {
+      streamed_->client_error = client_error;
+      co_return error_code{};
+    }
+    if (body.empty()) continue;
+    char size_line[20];
+    const error_code wec =
+        chunked ? co_await write(Chunk(asio::buffer(body), size_line)) : co_await write(asio::buffer(body));
+    if (wec) co_return wec;
+    body.clear();
+  }
+  if (chunked) co_return co_await write(LastChunk());
+  co_return error_code{};
+}
+
+}  // namespace webtier::balancer

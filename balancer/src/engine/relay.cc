@@ -1,0 +1,180 @@
+// Relaying a member's response to the client (see relay.h).
+#include "engine/relay.h"
+
+#include <algorithm>
+#include <span>
+
+#include <boost/beast/http/read.hpp>
+
+#include "webtier/balancer/http/http_rules.h"
+#include "webtier/common/log.h"
+
+namespace webtier::balancer {
+
+namespace {
+
+constexpr const char* kComponent = "proxy";
+constexpr size_t kBufferBytes = RelayBuffers::kBytes;
+
+bool HasNoBody(int status, bool head) { return head || (status >= 100 && status < 200) || status == 204 || status == 304; }
+
+void LogMidBodyFailure(const RelayedResponse& r, std::string_view err) {
+  const std::string& member = r.upstream.member->serverset().id;
+  if (r.client.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", member);
+  else log::Warn(kComponent, "upstream failed mid-body").kv("member", member).kv("err", err);
+}
+
+// A response that cannot have a body (1xx, 204) but announces one: the
+// member may well send it, so its connection is not kept. (HEAD and 304
+// answers carry the length of the body they stand for; what such a member
+// sends anyway is caught by the check before reuse.)
+bool AnnouncesForbiddenBody(const http::response_header<>& res) {
+  const int status = res.result_int();
+  if (status != 204 && (status < 100 || status >= 200)) return false;
+  if (res.count(http::field::transfer_encoding) != 0) return true;
+  const auto length = res[http::field::content_length];
+  return !length.empty() && length != "0";
+}
+
+// The common case, a bodyless or Content-Length response: the head and the
+// body bytes already read go out in one write, the rest of the body is
+// copied as it comes.
+awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& timeouts, RelayBuffers& buffers) {
+  ClientConnection& conn = r.client;
+  UpstreamConnection& up = r.upstream;
+  uint64_t left = bodyless ? 0 : *r.parser.content_length();
+  const size_t first = static_cast<size_t>(std::min<uint64_t>(left, up.buffer.size()));
+  const std::array<asio::const_buffer, 2> out{asio::buffer(conn.response_head),
+                                              asio::buffer(up.buffer.data().data(), first)};
+  conn.SetDeadline(timeouts.idle);
+  const error_code wec = co_await WriteAll(conn.stream, out);
+  conn.ClearDeadline();
+  if (wec) {
+    r.keep_alive = false;
+    co_return false;
+  }
+  up.buffer.consume(first);
+  left -= first;
+  bool ok = true;
+  if (left > 0) {
+    auto buf = buffers.Take();
+    while (left > 0) {
+      conn.SetUpstreamDeadline(&up.stream, timeouts.request);
+      auto [rec, n] = co_await ReadSome(
+          up.stream, asio::buffer(buf.get(), static_cast<size_t>(std::min<uint64_t>(left, kBufferBytes))));
+      const bool timed_out = conn.upstream_timed_out;
+      conn.ClearUpstream();
+      if (rec || n == 0) {
+        LogMidBodyFailure(r, timed_out ? "timeout" : rec.message());
+        ok = false;
+        break;
+      }
+      left -= n;
+      conn.SetDeadline(timeouts.idle);
+      const error_code cwec = co_await WriteAll(conn.stream, asio::buffer(buf.get(), n));
+      conn.ClearDeadline();
+      if (cwec) {
+        ok = false;
+        break;
+      }
+    }
+    buffers.Return(std::move(buf));
+  }
+  if (!ok) r.keep_alive = false;  // the client saw a truncated response: only closing tells it
+  co_return ok && (!bodyless || (r.parser.is_done() && !AnnouncesForbiddenBody(r.parser.get())));
+}
+
+// Chunked or close-delimited: Beast decodes the member's framing into a
+// buffer; each piece goes out as one chunk (or as is, to HTTP/1.0).
+awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Timeouts& timeouts,
+                             RelayBuffers& buffers) {
+  ClientConnection& conn = r.client;
+  UpstreamConnection& up = r.upstream;
+  auto& rp = r.parser;
+  auto& res = rp.get();
+  auto buf = buffers.Take();
+  bool ok = true;
+  bool head_sent = false;
+  for (;;) {
+    size_t got = 0;
+    if (!rp.is_done()) {
+      res.body().data = buf.get();
+      res.body().size = kBufferBytes;
+      conn.SetUpstreamDeadline(&up.stream, timeouts.request);
+      auto [ec_raw, n] = co_await http::async_read_some(up.stream, up.buffer, rp, kUse);
+      conn.ClearUpstream();
+      error_code ec = conn.UpstreamError(ec_raw);
+      if (ec == http::error::need_buffer) ec = {};
+      if (ec) {
+        LogMidBodyFailure(r, ec.message());
+        ok = false;
+        break;
+      }
+      got = kBufferBytes - res.body().size;
+      if (got == 0 && !rp.is_done()) continue;  // only chunk framing arrived
+    }
+    const bool last = rp.is_done();
+    std::array<asio::const_buffer, 5> out;
+    size_t count = 0;
+    if (!head_sent) out[count++] = asio::buffer(conn.response_head);
+    char size_line[20];
+    if (framing == BodyFraming::kChunked) {
+      if (got > 0) {
+        for (const auto& part : Chunk(asio::buffer(buf.get(), got), size_line)) out[count++] = part;
+      }
+      if (last) out[count++] = LastChunk();
+    } else if (got > 0) {
+      out[count++] = asio::buffer(buf.get(), got);
+    }
+    conn.SetDeadline(timeouts.idle);
+    const error_code wec = co_await WriteAll(conn.stream, std::span<const asio::const_buffer>(out.data(), count));
+    conn.ClearDeadline();
+    if (wec) {
+      ok = false;
+      break;
+    }
+    head_sent = true;
+    if (last) break;
+  }
+  buffers.Return(std::move(buf));
+  if (!ok) r.keep_alive = false;
+  co_return ok && !rp.need_eof();
+}
+
+}  // namespace
+
+std::unique_ptr<char[]> RelayBuffers::Take() {
+  if (free_.empty()) return std::make_unique<char[]>(kBytes);
+  auto b = std::move(free_.back());
+  free_.pop_back();
+  return b;
+}
+
+void RelayBuffers::Return(std::unique_ptr<char[]> buffer) {
+  if (free_.size() < 64) free_.push_back(std::move(buffer));
+}
+
+// Not a coroutine itself: it writes the head and hands back the coroutine
+// that sends it, so relaying costs no extra coroutine frame.
+awaitable<bool> RelayResponse(RelayedResponse& r, const Timeouts& timeouts, RelayBuffers& buffers) {
+  auto& rp = r.parser;
+  const bool bodyless = HasNoBody(rp.get().result_int(), r.head);
+  const bool sized = bodyless || (!rp.chunked() && rp.content_length().has_value());
+  BodyFraming framing = BodyFraming::kAsIs;
+  if (!sized) {
+    // Chunked or close-delimited: re-chunk for an HTTP/1.1 client; an
+    // HTTP/1.0 client gets the plain body and the end of the connection.
+    if (r.client_version >= 11) {
+      framing = BodyFraming::kChunked;
+    } else {
+      framing = BodyFraming::kCloseDelimited;
+      r.keep_alive = false;
+    }
+  }
+  SerializeResponseHead(rp.get(), r.client_version, r.keep_alive, framing, r.request_id, r.client.response_head,
+                        framing == BodyFraming::kChunked ? r.codings : std::string_view());
+  if (sized) return RelaySized(r, bodyless, timeouts, buffers);
+  return RelayUnsized(r, framing, timeouts, buffers);
+}
+
+}  // namespace webtier::balancer

@@ -1,0 +1,146 @@
+// The active health checker (see health_checker.h).
+#include "webtier/balancer/health/health_checker.h"
+
+#include <random>
+#include <set>
+#include <thread>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "engine/io.h"
+#include "webtier/common/log.h"
+
+namespace webtier::balancer {
+
+namespace {
+
+constexpr const char* kComponent = "health";
+constexpr uint64_t kMaxCheckBodyBytes = 64 * 1024;
+
+}  // namespace
+
+struct HealthChecker::Impl {
+  Impl(const HealthOptions& o, Pool& p, ProxyMetrics* m) : options(o), pool(p), metrics(m) {}
+
+  const HealthOptions options;
+  Pool& pool;
+  ProxyMetrics* metrics;
+  asio::io_context ctx{1};
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::thread thread;
+  std::set<const Member*> checking;  // members with a check loop; the checker's thread only
+  std::mt19937_64 random{std::random_device{}()};
+
+  // Starts a check loop for every member of the current generation without one.
+  void Reconcile() {
+    auto snap = pool.Snapshot();
+    for (const auto& h : snap->members) {
+      if (h->removed() || !checking.insert(h.get()).second) continue;
+      asio::co_spawn(ctx, CheckLoop(h), asio::detached);
+    }
+  }
+
+  std::chrono::milliseconds NextInterval() {
+    const int jitter = options.interval_ms / 10;
+    return std::chrono::milliseconds(options.interval_ms +
+                                     (jitter > 0 ? static_cast<int>(random() % (jitter + 1)) : 0));
+  }
+
+  awaitable<void> CheckLoop(std::shared_ptr<Member> member) {
+    beast::tcp_stream stream(ctx);
+    beast::flat_buffer buffer;
+    asio::steady_timer timer(ctx);
+    HealthTracker tracker(options.healthy_threshold, options.unhealthy_threshold);
+    while (!member->removed()) {
+      const auto started = Clock::now();
+      const CheckResult result = co_await CheckOnce(*member, stream, buffer);
+      if (member->removed()) break;
+      Publish(*member, tracker, result);
+      timer.expires_at(started + NextInterval());
+      auto [ec] = co_await timer.async_wait(kUse);
+      if (ec) break;
+    }
+    checking.erase(member.get());
+  }
+
+  // One GET over `stream` (connected first when it is not open); a stream
+  // the member will not keep open is closed after the answer.
+  awaitable<CheckResult> CheckOnce(const Member& member, beast::tcp_stream& stream, beast::flat_buffer& buffer) {
+    stream.expires_after(std::chrono::milliseconds(options.timeout_ms));
+    error_code ec;
+    if (!stream.socket().is_open()) {
+      buffer.clear();
+      std::tie(ec) = co_await stream.async_connect(member.endpoint(), kUse);
+    }
+    http::request<http::empty_body> req{http::verb::get, options.path, 11};
+    req.set(http::field::host, member.serverset().Address());
+    req.set(http::field::user_agent, "webtier-balancer-health");
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(stream, req, kUse);
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxCheckBodyBytes);
+    if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, kUse);
+    if (ec || !parser.get().keep_alive()) {
+      error_code ignored;
+      stream.socket().close(ignored);
+    }
+    if (ec == beast::error::timeout) co_return CheckResult::kTimeout;
+    if (ec) co_return CheckResult::kFail;
+    const int code = parser.get().result_int();
+    co_return code >= 200 && code < 300 ? CheckResult::kPass : CheckResult::kFail;
+  }
+
+  void Publish(Member& member, HealthTracker& tracker, CheckResult result) {
+    member.SetLastCheck(result);
+    member.history.NoteCheck(result);
+    if (metrics) metrics->health.CountCheck(member.serverset().id, result);
+    const Health before = member.health();
+    const Health after = tracker.Next(before, result == CheckResult::kPass);
+    if (after == before) return;
+    member.SetHealth(after, Clock::now());
+    if (after == Health::kHealthy) {
+      log::Info(kComponent, "member healthy").kv("member", member.serverset().id).kv("address", member.serverset().Address());
+    } else {
+      log::Warn(kComponent, after == Health::kUnhealthy ? "member unhealthy" : "member not checked yet")
+          .kv("member", member.serverset().id)
+          .kv("address", member.serverset().Address())
+          .kv("check", CheckResultName(result));
+    }
+  }
+};
+
+HealthChecker::HealthChecker(const HealthOptions& options, Pool& pool, ProxyMetrics* metrics)
+    : impl_(std::make_unique<Impl>(options, pool, metrics)) {
+  if (!options.checks()) return;
+  Impl* impl = impl_.get();
+  pool.SetUpdateHook([impl] { asio::post(impl->ctx, [impl] { impl->Reconcile(); }); });
+}
+
+HealthChecker::~HealthChecker() { Stop(); }
+
+void HealthChecker::Start() {
+  if (!impl_->options.checks() || impl_->thread.joinable()) return;
+  impl_->work.emplace(impl_->ctx.get_executor());
+  asio::post(impl_->ctx, [impl = impl_.get()] { impl->Reconcile(); });
+  impl_->thread = std::thread([impl = impl_.get()] { impl->ctx.run(); });
+  log::Info(kComponent, "checking members")
+      .kv("path", impl_->options.path)
+      .kv("interval_ms", impl_->options.interval_ms)
+      .kv("timeout_ms", impl_->options.timeout_ms);
+}
+
+void HealthChecker::Stop() {
+  if (!impl_ || !impl_->thread.joinable()) return;
+  impl_->ctx.stop();
+  impl_->thread.join();
+}
+
+}  // namespace webtier::balancer

@@ -1,0 +1,130 @@
+// Registration of the balancer metrics.
+#include "webtier/balancer/telemetry/proxy_metrics.h"
+
+#include "webtier/monitoring/metrics.h"
+
+namespace webtier::balancer {
+
+const char* RejectionName(Rejection reason) {
+  switch (reason) {
+    case Rejection::kBadRequest: return "bad_request";
+    case Rejection::kSmuggling: return "smuggling";
+    case Rejection::kHeaderTooLarge: return "header_too_large";
+    case Rejection::kBodyTooLarge: return "body_too_large";
+    case Rejection::kHeaderTimeout: return "header_timeout";
+    case Rejection::kUnsupportedCoding: return "unsupported_coding";
+    case Rejection::kAdminPath: return "admin_path";
+    case Rejection::kTooManyFields: return "too_many_fields";
+    case Rejection::kMisdirected: return "misdirected";
+    case Rejection::kChunkLine: return "chunk_line_too_long";
+    case Rejection::kTrailerTooLarge: return "trailer_too_large";
+    case Rejection::kBodyTimeout: return "body_timeout";
+    case Rejection::kCount: break;
+  }
+  return "unknown";
+}
+
+const char* HandshakeResultName(HandshakeResult result) {
+  switch (result) {
+    case HandshakeResult::kFull: return "full";
+    case HandshakeResult::kResumed: return "resumed";
+    case HandshakeResult::kFailed: return "failed";
+    case HandshakeResult::kTimeout: return "timeout";
+    case HandshakeResult::kClosed: return "closed";
+    case HandshakeResult::kCount: break;
+  }
+  return "unknown";
+}
+
+namespace {
+
+constexpr char kSpansHelp[] = "Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.";
+constexpr const char* kAccessLogHelp =
+    "Access log lines, by what became of them: written, or dropped because the writer could not keep up (or a "
+    "write failed).";
+
+prometheus::Family<prometheus::Counter>& CounterFamily(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r);
+}
+prometheus::Family<prometheus::Gauge>& GaugeFamily(prometheus::Registry& r, const char* name, const char* help) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r);
+}
+
+}  // namespace
+
+ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
+    : request_duration(prometheus::BuildHistogram()
+                           .Name("balancer_request_duration_seconds")
+                           .Help("Time from the end of the request header to the end of the response.")
+                           .Register(r)
+                           .Add({}, metrics::LatencyBuckets())),
+      pool_updates(CounterFamily(r, "balancer_pool_updates_total", "Membership changes applied to the pool.").Add({})),
+      retries(CounterFamily(r, "balancer_retries_total", "Extra attempts on another member.").Add({})),
+      ejections(CounterFamily(r, "balancer_ejections_total", "Members ejected after refusing connections.").Add({})),
+      invalid_members(CounterFamily(r, "balancer_invalid_members_total",
+                                    "Member records ignored because they are not valid serverset JSON.")
+                          .Add({})),
+      refused_members(CounterFamily(r, "balancer_refused_members_total",
+                                    "Member records left out of the pool because --member-allow refuses their "
+                                    "resolved address.")
+                          .Add({})),
+      zk_connected(GaugeFamily(r, "balancer_zk_connected", "1 while connected to ZooKeeper.").Add({})),
+      members_healthy(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "healthy"}})),
+      members_ejected(GaugeFamily(r, "balancer_pool_members", "Members in the pool by state.").Add({{"state", "ejected"}})),
+      client_connections(GaugeFamily(r, "balancer_client_connections", "Open client connections.").Add({})),
+      upgraded_connections(
+          GaugeFamily(r, "balancer_upgraded_connections", "Upgraded (tunnelled) client connections open.").Add({})),
+      rejected_connections(CounterFamily(r, "balancer_rejected_connections_total",
+                                         "Client connections closed at accept (over --max-connections).")
+                               .Add({})),
+      refused_responses(CounterFamily(r, "balancer_refused_responses_total",
+                                      "Member answers refused (502 to the client) because their framing cannot be "
+                                      "relayed faithfully.")
+                            .Add({})),
+      interim_responses(
+          CounterFamily(r, "balancer_interim_responses_total", "Interim (1xx) member answers relayed to clients.")
+              .Add({})),
+      access_log_written(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "written"}})),
+      access_log_dropped(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "dropped"}})),
+      spans_exported(CounterFamily(r, "balancer_spans_total", kSpansHelp).Add({{"result", "exported"}})),
+      spans_dropped(CounterFamily(r, "balancer_spans_total", kSpansHelp).Add({{"result", "dropped"}})),
+      health(r),
+      requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
+      upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {
+  auto& rejected = CounterFamily(r, "balancer_rejected_requests_total",
+                                 "Client requests refused before reaching a member, by reason.");
+  for (size_t i = 0; i < rejected_requests.size(); ++i)
+    rejected_requests[i] = &rejected.Add({{"reason", RejectionName(static_cast<Rejection>(i))}});
+  for (auto& c : by_code_) c.store(nullptr);
+  RegisterTls(r);
+}
+
+void ProxyMetrics::RegisterTls(prometheus::Registry& r) {
+  auto& handshakes = CounterFamily(r, "balancer_tls_handshakes_total", "TLS handshakes on --tls-listen, by result.");
+  for (size_t i = 0; i < tls_handshakes.size(); ++i)
+    tls_handshakes[i] = &handshakes.Add({{"result", HandshakeResultName(static_cast<HandshakeResult>(i))}});
+  auto& reloads = CounterFamily(r, "balancer_tls_reloads_total",
+                                "Certificate reloads on SIGHUP, by result (failed: the old certificate stays).");
+  tls_reloads_ok = &reloads.Add({{"result", "ok"}});
+  tls_reloads_failed = &reloads.Add({{"result", "failed"}});
+}
+
+prometheus::Counter& ProxyMetrics::RequestsWithCode(int code) {
+  if (code < 100 || code >= 600) code = 599;
+  prometheus::Counter* c = by_code_[code].load(std::memory_order_acquire);
+  if (c == nullptr) {
+    c = &requests_.Add({{"code", std::to_string(code)}});  // the same object for the same labels
+    by_code_[code].store(c, std::memory_order_release);
+  }
+  return *c;
+}
+
+std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> ProxyMetrics::UpstreamCounters(
+    const std::string& member) {
+  std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> out{};
+  for (size_t i = 0; i < out.size(); ++i)
+    out[i] = &upstream_.Add({{"member", member}, {"outcome", OutcomeName(static_cast<Outcome>(i))}});
+  return out;
+}
+
+}  // namespace webtier::balancer
