@@ -9,13 +9,13 @@ namespace {
 
 char Lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
 
+}  // namespace
+
 std::string LowerCopy(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = Lower(c);
   return out;
 }
-
-}  // namespace
 
 bool IsTokenChar(char c) {
   if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) return true;

@@ -1,13 +1,16 @@
-// RedisStore against a real redis-server: commands, locks, outages, reconnects.
+// RedisStore against a real redis-server: commands, locks (and the FillLock
+// taken with them), outages, reconnects.
 #include "webtier/cache/redis_store.h"
 
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include <atomic>
 #include <mutex>
 #include <thread>
 #include <vector>
 
+#include "webtier/cache/fill_lock.h"
 #include "webtier/testing/harness.h"
 
 namespace webtier::cache {
@@ -64,6 +67,83 @@ TEST(RedisStoreTest, LocksHaveOneOwnerAndExpire) {
   EXPECT_TRUE(webtier::testing::WaitFor([&] { return redis.Cli({"EXISTS", "lock"}) == "0"; }, 2s));
   ASSERT_TRUE(store.TryLock("lock", "token-b", 100ms, &b).ok());
   EXPECT_TRUE(b);  // the first holder "died": its lock expired
+}
+
+TEST(FillLockTest, OneKeyHasOneHolderUntilItsOwnerGoes) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  std::vector<FillLock> locks;
+  for (int i = 0; i < 8; ++i) locks.emplace_back(&store, "lock", "token-" + std::to_string(i));
+  std::vector<std::thread> threads;
+  for (auto& lock : locks) threads.emplace_back([&lock] { ASSERT_TRUE(lock.TryTake(10s).ok()); });
+  for (auto& t : threads) t.join();
+  int holder = -1;
+  for (int i = 0; i < 8; ++i) {
+    if (!locks[i].held()) continue;
+    EXPECT_EQ(holder, -1) << "two holders: " << holder << " and " << i;
+    holder = i;
+  }
+  ASSERT_NE(holder, -1);
+  EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-" + std::to_string(holder));
+  {
+    FillLock owner = std::move(locks[holder]);  // moved: the old place releases nothing
+    EXPECT_FALSE(locks[holder].held());
+    locks.clear();  // every other one goes without touching the key
+    EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-" + std::to_string(holder));
+  }  // the owner goes: released
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+
+  FillLock next(&store, "lock", "token-next");
+  ASSERT_TRUE(next.TryTake(10s).ok());
+  EXPECT_TRUE(next.held());
+  next = FillLock(&store, "other", "token-other");  // assigned over: the held lock is released
+  EXPECT_FALSE(next.held());
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+}
+
+TEST(FillLockTest, AReleaseAfterTheExpiryLeavesTheNextHolderAlone) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  FillLock slow(&store, "lock", "token-slow");
+  ASSERT_TRUE(slow.TryTake(100ms).ok());
+  ASSERT_TRUE(slow.held());
+  EXPECT_TRUE(webtier::testing::WaitFor([&] { return redis.Cli({"EXISTS", "lock"}) == "0"; }, 2s));
+  FillLock next(&store, "lock", "token-next");
+  ASSERT_TRUE(next.TryTake(10s).ok());
+  ASSERT_TRUE(next.held());
+  slow.Release();
+  EXPECT_FALSE(slow.held());
+  EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-next");
+}
+
+TEST(FillLockTest, EveryCommandGoesThroughTheGuardAndADownStoreHoldsNothing) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  std::atomic<int> commands{0};
+  FillLock::Guard guard = [&](const std::function<Status()>& op) {
+    ++commands;
+    return op();
+  };
+  {
+    FillLock lock(&store, "lock", "token", guard);
+    ASSERT_TRUE(lock.TryTake(10s).ok());
+    ASSERT_TRUE(lock.held());
+    ASSERT_TRUE(lock.TryTake(10s).ok());  // already held: no command
+    EXPECT_EQ(commands.load(), 1);
+  }
+  EXPECT_EQ(commands.load(), 2);  // the release
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+
+  redis.Kill();
+  {
+    FillLock lock(&store, "lock", "token", guard);
+    EXPECT_FALSE(lock.TryTake(10s).ok());
+    EXPECT_FALSE(lock.held());
+  }
+  EXPECT_EQ(commands.load(), 3);  // nothing to release
 }
 
 TEST(RedisStoreTest, AuthIsSent) {

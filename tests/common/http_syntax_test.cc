@@ -37,6 +37,12 @@ TEST(HttpSyntaxTest, ListElementsAreTrimmedAndEmptyOnesKept) {
   EXPECT_EQ(seen, (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(HttpSyntaxTest, LowerCopyLowersAsciiLettersOnly) {
+  EXPECT_EQ(LowerCopy("X-Foo_BAR-9"), "x-foo_bar-9");
+  EXPECT_EQ(LowerCopy(""), "");
+  EXPECT_EQ(LowerCopy("caf\xc3\x89 @[`{"), "caf\xc3\x89 @[`{");  // bytes outside A-Z unchanged
+}
+
 TEST(HttpSyntaxTest, HopByHopFieldsInAnyCase) {
   for (std::string_view name : {"connection", "KEEP-ALIVE", "Proxy-Connection", "te", "Trailer", "transfer-encoding",
                                 "Upgrade", "proxy-authenticate", "Proxy-Authorization"}) {

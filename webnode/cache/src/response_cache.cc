@@ -8,6 +8,7 @@
 #include "webtier/cache/cache_control.h"
 #include "webtier/cache/cache_key.h"
 #include "webtier/cache/conditional.h"
+#include "webtier/cache/fill_lock.h"
 #include "webtier/cache/freshness.h"
 #include "webtier/cache/http_date.h"
 #include "webtier/cache/vary.h"
@@ -63,6 +64,20 @@ ClientView AsTheClientSeesIt(const CacheControl& rd, const Record& record, int64
     return ClientView::kStaleAccepted;
   }
   return ClientView::kNeedsOrigin;
+}
+
+// The stored entry a fill may revalidate with its validators (a 200 that has
+// one), or null: then the fill asks unconditionally.
+const Record* Revalidatable(const Record* stale) {
+  return stale != nullptr && stale->response.status == 200 && HasValidator(stale->response) ? stale : nullptr;
+}
+
+// Whether a fill answers with its stale entry rather than the origin's: only
+// when the origin failed and the entry is within a stale window that allows it
+// (stale-while-revalidate or stale-if-error), never one that is fresh or past them.
+bool StaleAnswersFailure(bool origin_failed, const Record* stale, int64_t now) {
+  const Record::Freshness state = stale != nullptr ? stale->At(now) : Record::Freshness::kExpired;
+  return origin_failed && state != Record::Freshness::kExpired && state != Record::Freshness::kFresh;
 }
 
 Response Overloaded() {
@@ -309,102 +324,134 @@ void ResponseCache::FetchOnWorker(const Route* route, Request request, Done done
   if (!queued) (*shared_done)(Outcome{Overloaded(), CacheStatus::kNone, std::nullopt, label});
 }
 
+// A fill's steps, in order: LockOrCollapse, AskOrigin, FreshenFrom304 (a 304
+// to the fill's validators), then StaleIfError (the origin failed and the
+// stale entry may answer) or StoreAndAnswer. The lock, when taken, is
+// released on the way out, after the store.
 Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Request& request,
                             const Previous& previous, const std::string& label) {
-  const std::string lock_key = LockKey(key);
-  const std::string token = NewToken();
-  bool locked = false;
+  FillLock lock(store_, LockKey(key), NewToken(),
+                [this](const std::function<Status()>& op) { return Guarded(op); });
   bool store_up = true;
-  // A fresh record stored by someone else's fill (newer than the one this
-  // fill replaces: a client may have asked to revalidate a fresh one).
-  auto fresh_elsewhere = [&](Lookup* l) {
-    *l = Resolve(key, request, /*count_corrupt=*/false);
-    if (l->kind == Lookup::Kind::kUnavailable) store_up = false;
-    return l->kind == Lookup::Kind::kFound && l->record->At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
-           (previous.record == nullptr || l->record->stored_at_ms > previous.record->stored_at_ms);
-  };
+  if (std::optional<Outcome> theirs = LockOrCollapse(key, request, previous, label, &lock, &store_up)) {
+    return std::move(*theirs);
+  }
+  const Record* stale = previous.record.get();
+  const Record* validated = Revalidatable(stale);
+  OriginAnswer answer = AskOrigin(route, request, validated);
+  if (answer.status == 304 && validated != nullptr) FreshenFrom304(*validated, &answer);
+  if (StaleAnswersFailure(answer.fetched.failed, stale, answer.response_ms)) {
+    return StaleIfError(request, *stale, answer.status, label);
+  }
+  return StoreAndAnswer(key, route, request, previous, std::move(answer), store_up, label);
+}
+
+std::optional<Outcome> ResponseCache::LockOrCollapse(const std::string& key, const Request& request,
+                                                     const Previous& previous, const std::string& label,
+                                                     FillLock* lock, bool* store_up) {
   // Another node holds the lock: wait for its record, or for the lock to be
   // released or to expire (a dead holder), then take it.
   const auto deadline = clock_->SteadyNow() + options_.lock_ttl + options_.lock_poll;
   for (;;) {
-    if (!Guarded([&] { return store_->TryLock(lock_key, token, options_.lock_ttl, &locked); }).ok()) {
-      store_up = false;
-      break;
+    if (!lock->TryTake(options_.lock_ttl).ok()) {
+      *store_up = false;
+      return std::nullopt;
     }
-    if (locked) break;
-    Lookup l;
-    if (fresh_elsewhere(&l)) {
-      metrics_->coalesced_remote.Increment();
-      Outcome out = FromRecord(request, *l.record, CacheStatus::kMiss, label);
-      out.response = l.record->response;  // the waiters' own conditionals are applied by each
-      out.collapsed = true;
-      return out;
+    if (lock->held()) break;
+    if (std::shared_ptr<const Record> theirs = FreshElsewhere(key, request, previous, store_up)) {
+      return Collapsed(request, *theirs, label);
     }
-    if (!store_up) break;
+    if (!*store_up) return std::nullopt;
     if (clock_->SteadyNow() >= deadline) {
       log::Warn("cache", "fill lock wait timed out, fetching without it").kv("key", key);
-      break;
+      return std::nullopt;
     }
     std::this_thread::sleep_for(options_.lock_poll);
   }
-  auto unlock = [&] {
-    // A failed unlock is counted by Guarded; the lock expires on its own.
-    if (locked) Guarded([&] { return store_->Unlock(lock_key, token); }).IgnoreError();
-  };
-  if (locked) {
-    // The previous holder may have stored it between our lookup and our lock.
-    Lookup l;
-    if (fresh_elsewhere(&l)) {
-      unlock();
-      metrics_->coalesced_remote.Increment();
-      Outcome out = FromRecord(request, *l.record, CacheStatus::kMiss, label);
-      out.response = l.record->response;
-      out.collapsed = true;
-      return out;
-    }
+  // The previous holder may have stored it between our lookup and our lock.
+  if (std::shared_ptr<const Record> theirs = FreshElsewhere(key, request, previous, store_up)) {
+    lock->Release();
+    return Collapsed(request, *theirs, label);
   }
+  return std::nullopt;
+}
 
-  const Record* stale = previous.record.get();
-  const bool validating = stale != nullptr && stale->response.status == 200 && HasValidator(stale->response);
-  const Request origin_request = OriginRequestFor(request, validating ? &stale->response : nullptr);
-  const int64_t request_ms = clock_->UnixMillis();
-  Fetched f = Fetch(route, origin_request);
-  const int64_t now = clock_->UnixMillis();
-  if (!HasHeader(f.response.headers, "Date")) f.response.headers.emplace_back("Date", FormatHttpDate(now / 1000));
+std::shared_ptr<const Record> ResponseCache::FreshElsewhere(const std::string& key, const Request& request,
+                                                            const Previous& previous, bool* store_up) {
+  Lookup l = Resolve(key, request, /*count_corrupt=*/false);
+  if (l.kind == Lookup::Kind::kUnavailable) *store_up = false;
+  const bool theirs = l.kind == Lookup::Kind::kFound &&
+                      l.record->At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
+                      (previous.record == nullptr || l.record->stored_at_ms > previous.record->stored_at_ms);
+  return theirs ? std::move(l.record) : nullptr;
+}
+
+Outcome ResponseCache::Collapsed(const Request& request, const Record& record, const std::string& label) {
+  metrics_->coalesced_remote.Increment();
+  Outcome out = FromRecord(request, record, CacheStatus::kMiss, label);
+  out.response = record.response;  // the waiters' own conditionals are applied by each
+  out.collapsed = true;
+  return out;
+}
+
+ResponseCache::OriginAnswer ResponseCache::AskOrigin(const Route* route, const Request& request,
+                                                     const Record* validated) {
+  OriginAnswer answer;
+  const Request origin_request = OriginRequestFor(request, validated != nullptr ? &validated->response : nullptr);
+  answer.request_ms = clock_->UnixMillis();
+  answer.fetched = Fetch(route, origin_request);
+  answer.response_ms = clock_->UnixMillis();
+  Response& response = answer.fetched.response;
+  if (!HasHeader(response.headers, "Date")) {
+    response.headers.emplace_back("Date", FormatHttpDate(answer.response_ms / 1000));
+  }
+  answer.status = response.status;
+  return answer;
+}
+
+void ResponseCache::FreshenFrom304(const Record& validated, OriginAnswer* answer) {
+  Response merged = validated.response;
+  UpdateFrom304(&merged, answer->fetched.response);
+  answer->fetched.response = std::move(merged);
+  answer->freshened = true;
+}
+
+Outcome ResponseCache::StaleIfError(const Request& request, const Record& stale, int origin_status,
+                                    const std::string& label) {
+  metrics_->stale_if_error.Increment();
+  Outcome out = FromRecord(request, stale, CacheStatus::kStale, label);
+  out.response = stale.response;
+  out.detail = "stale-if-error";
+  out.forward = Forward::kStale;
+  out.forward_status = origin_status;
+  return out;
+}
+
+Outcome ResponseCache::StoreAndAnswer(const std::string& key, const Route* route, const Request& request,
+                                      const Previous& previous, OriginAnswer answer, bool store_up,
+                                      const std::string& label) {
+  Response& response = answer.fetched.response;
   Outcome out;
   out.route = label;
-  out.forward = stale != nullptr ? Forward::kStale : previous.vary_miss ? Forward::kVaryMiss : Forward::kUriMiss;
-  out.forward_status = f.response.status;
-  out.variant = SelectingFields(ParseVary(f.response.headers), request.headers);
-  if (f.response.status == 304 && validating) {
-    // Revalidated: the stored response, its fields updated by the 304.
-    Response merged = stale->response;
-    UpdateFrom304(&merged, f.response);
-    f.response = std::move(merged);
-    out.variant = stale->variant;
+  out.forward = previous.record != nullptr ? Forward::kStale
+                : previous.vary_miss      ? Forward::kVaryMiss
+                                          : Forward::kUriMiss;
+  out.forward_status = answer.status;
+  // Freshened: the stored response's variant, whatever the 304 said.
+  out.variant =
+      answer.freshened ? previous.record->variant : SelectingFields(ParseVary(response.headers), request.headers);
+  out.cache = store_up ? CacheStatus::kMiss : CacheStatus::kBypass;
+  out.shareable = Shareable(response);
+  const CachePolicy policy = route != nullptr ? route->policy : CachePolicy{};
+  if (store_up) {  // a 5xx too, when the origin gave it explicit freshness (Assess)
+    out.stored =
+        StoreResponse(key, policy, request, response, answer.request_ms, answer.response_ms, previous.generation);
   }
-  const Record::Freshness stale_state = stale != nullptr ? stale->At(now) : Record::Freshness::kExpired;
-  if (f.failed && stale_state != Record::Freshness::kExpired && stale_state != Record::Freshness::kFresh) {
-    metrics_->stale_if_error.Increment();
-    out = FromRecord(request, *stale, CacheStatus::kStale, label);
-    out.response = stale->response;
-    out.detail = "stale-if-error";
-    out.forward = Forward::kStale;
-    out.forward_status = f.response.status;
-  } else {
-    out.cache = store_up ? CacheStatus::kMiss : CacheStatus::kBypass;
-    out.shareable = Shareable(f.response);
-    const CachePolicy policy = route != nullptr ? route->policy : CachePolicy{};
-    if (store_up) {  // a 5xx too, when the origin gave it explicit freshness (Assess)
-      out.stored = StoreResponse(key, policy, request, f.response, request_ms, now, previous.generation);
-    }
-    if (HasHeader(f.response.headers, "Age") || out.forward_status == 304) {
-      FreshnessOptions fo;
-      out.age_seconds = Assess(f.response, request_ms, now, fo).initial_age_ms / 1000;
-    }
-    out.response = std::move(f.response);
+  if (HasHeader(response.headers, "Age") || answer.status == 304) {
+    FreshnessOptions fo;
+    out.age_seconds = Assess(response, answer.request_ms, answer.response_ms, fo).initial_age_ms / 1000;
   }
-  unlock();
+  out.response = std::move(response);
   return out;
 }
 

@@ -8,15 +8,10 @@
 #include "webtier/cache/freshness.h"
 #include "webtier/cache/response_cache.h"
 #include "webtier/cache/vary.h"
+#include "webtier/common/http_syntax.h"
 
 namespace webtier::cache {
 namespace {
-
-std::string LowerCopy(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
-  return out;
-}
 
 // Fields that describe one delivery, not the stored response. `dropped`
 // (lower case) holds the fields private="..." / no-cache="..." name: a set,
@@ -27,7 +22,7 @@ bool KeepHeader(std::string_view name, const std::unordered_set<std::string>& dr
       EqualsIgnoreCase(name, "Cache-Status")) {
     return false;
   }
-  return dropped.empty() || dropped.count(LowerCopy(name)) == 0;
+  return dropped.empty() || dropped.count(http_syntax::LowerCopy(name)) == 0;
 }
 
 // The path[?query] a Location / Content-Location value names on this origin,
@@ -107,7 +102,7 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
                                       (fr.always_revalidate ? Record::kAlwaysRevalidate : 0));
   record.response.status = response.status;
   std::unordered_set<std::string> dropped;
-  for (const auto& d : fr.drop_fields) dropped.insert(LowerCopy(d));
+  for (const auto& d : fr.drop_fields) dropped.insert(http_syntax::LowerCopy(d));
   for (const auto& [name, value] : response.headers) {
     if (KeepHeader(name, dropped)) record.response.headers.emplace_back(name, value);
   }

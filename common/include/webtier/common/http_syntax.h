@@ -20,6 +20,8 @@ bool IsToken(std::string_view s);
 // rather than boost::beast::iequals, which in Boost 1.81 reads one byte past
 // both strings whenever they differ only in letter case.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+// `s` with its ASCII letters in lower case (other bytes unchanged).
+std::string LowerCopy(std::string_view s);
 // `s` without leading and trailing spaces and tabs (OWS).
 std::string_view TrimOws(std::string_view s);
 

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -18,6 +19,7 @@
 #include "webtier/cache/cache_metrics.h"
 #include "webtier/cache/circuit_breaker.h"
 #include "webtier/cache/clock.h"
+#include "webtier/cache/fill_lock.h"
 #include "webtier/cache/hot_cache.h"
 #include "webtier/cache/message.h"
 #include "webtier/cache/origin.h"
@@ -134,6 +136,14 @@ class ResponseCache {
     uint64_t generation = 0;
     bool vary_miss = false;
   };
+  // What a fill's request to the origin brought back.
+  struct OriginAnswer {
+    Fetched fetched;          // Date added when missing; freshened: the stored response the 304 updated
+    int status = 0;           // the status the origin sent (304 when freshened)
+    bool freshened = false;   // a 304 to the fill's validators, merged into the stored response
+    int64_t request_ms = 0;   // when it was asked
+    int64_t response_ms = 0;  // when it answered
+  };
 
   // One store read and decode. `count_corrupt`: count and log an undecodable
   // record (once per request, not on every re-read while waiting for a fill).
@@ -146,6 +156,30 @@ class ResponseCache {
   // Runs on a worker: lock (or wait for another node's fill), fetch, store.
   Outcome Fill(const std::string& key, const Route* route, const Request& request, const Previous& previous,
                const std::string& label);
+  // Fill's steps, in order (Fill states the sequence).
+  // Takes `*lock`, waiting while another node's fill holds it; or returns the
+  // fresh record that fill stored instead (the lock then not held). Without
+  // the lock when the store is down (`*store_up` cleared) or the wait outlasts
+  // a lock's expiry.
+  std::optional<Outcome> LockOrCollapse(const std::string& key, const Request& request, const Previous& previous,
+                                        const std::string& label, FillLock* lock, bool* store_up);
+  // A fresh record another fill stored, newer than `previous`'s (which a client
+  // may have asked to revalidate though fresh); null when none. Clears
+  // `*store_up` when the store could not be read.
+  std::shared_ptr<const Record> FreshElsewhere(const std::string& key, const Request& request,
+                                               const Previous& previous, bool* store_up);
+  // The answer from `record`, which another node's fill stored (MISS, collapsed).
+  Outcome Collapsed(const Request& request, const Record& record, const std::string& label);
+  // Asks the origin for `request`, conditionally on `validated`'s validators when given.
+  OriginAnswer AskOrigin(const Route* route, const Request& request, const Record* validated);
+  // Replaces a 304's response by `validated`'s, its fields updated by the 304.
+  static void FreshenFrom304(const Record& validated, OriginAnswer* answer);
+  // The stale entry as the answer to the origin's failure (stale-if-error).
+  Outcome StaleIfError(const Request& request, const Record& stale, int origin_status, const std::string& label);
+  // The origin's answer (MISS; BYPASS when the store is down), stored first if
+  // the store is up and StoreResponse finds it storable.
+  Outcome StoreAndAnswer(const std::string& key, const Route* route, const Request& request,
+                         const Previous& previous, OriginAnswer answer, bool store_up, const std::string& label);
   // Joins the key's flight; the leader schedules Fill. `done` empty = background revalidation.
   void StartFill(const std::string& key, const Route* route, Request request, Previous previous, Done done,
                  const std::string& label);
