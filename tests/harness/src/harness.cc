@@ -17,6 +17,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -46,8 +48,47 @@ int ListenLoopback(uint16_t* port, int backlog) {
   return fd;
 }
 
+namespace {
+
+// The first port the kernel hands out on its own (bind to 0, connect).
+int EphemeralPortsStart() {
+  std::ifstream range("/proc/sys/net/ipv4/ip_local_port_range");
+  int low = 0;
+  if (!(range >> low) || low <= 2048) return 32768;
+  return low;
+}
+
+bool BindableOnLoopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return false;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(port);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  return ok;
+}
+
+}  // namespace
+
 uint16_t FreePort() {
-  uint16_t port = 0;
+  // Below the kernel's ephemeral range: a port bound to 0 and closed again
+  // can be handed to the next bind(0) or outgoing connect of any process
+  // (another test binary running beside this one), before the server this
+  // port is for has bound it. Random starting points per process keep two
+  // parallel test binaries apart.
+  static std::mutex mu;
+  static std::mt19937 rng(std::random_device{}() ^ static_cast<unsigned>(::getpid()));
+  const int high = EphemeralPortsStart();
+  const int low = std::max(1024, high - 20000);
+  std::lock_guard<std::mutex> lock(mu);
+  std::uniform_int_distribution<int> pick(low, high - 1);
+  for (int i = 0; i < 200; ++i) {
+    const auto port = static_cast<uint16_t>(pick(rng));
+    if (BindableOnLoopback(port)) return port;
+  }
+  uint16_t port = 0;  // a crowded range: let the kernel choose
   ::close(ListenLoopback(&port, 1));
   return port;
 }

@@ -25,7 +25,9 @@ namespace webtier::testing {
 
 using namespace std::chrono_literals;
 
-// A TCP port on 127.0.0.1 that was free a moment ago (bound to 0, then closed).
+// A TCP port on 127.0.0.1 that was free a moment ago, chosen at random below
+// the kernel's ephemeral range so no bind(0) or outgoing connection of a
+// test running beside this one takes it before its server binds it.
 uint16_t FreePort();
 
 // A socket listening on 127.0.0.1 at a port the kernel picked (written to
