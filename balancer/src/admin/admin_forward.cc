@@ -99,7 +99,7 @@ awaitable<http::response<http::string_body>> ForwardAdminRequest(const http::req
   }
   for (const auto& member : members) {
     beast::tcp_stream stream(co_await asio::this_coro::executor);
-    stream.expires_after(timeout);
+    stream.expires_after(timeout);  // the stream's own steady timer: real time, not Clock
     const tcp::endpoint endpoint = AdminEndpoint(*member);
     auto [cec] = co_await stream.async_connect(endpoint, kUse);
     if (cec) {

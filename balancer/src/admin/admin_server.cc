@@ -8,7 +8,6 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
@@ -18,6 +17,7 @@
 #include "admin/admin_forward.h"
 #include "engine/io.h"
 #include "admin/status_history.h"
+#include "webtier/balancer/clock.h"
 #include "webtier/balancer/http/admin_path.h"
 #include "webtier/common/log.h"
 
@@ -128,7 +128,7 @@ struct AdminServer::Impl {
 
   // One sample a second for the status page's rates and sparklines.
   awaitable<void> SampleEverySecond() {
-    asio::steady_timer timer(ctx);
+    Timer timer(ctx);
     auto next = Clock::now();
     for (;;) {
       history.Sample(pool.Snapshot()->members, proxy_metrics.client_answers.Read(), Clock::now());
@@ -239,7 +239,7 @@ struct AdminServer::Impl {
       http::request_parser<http::string_body> parser;
       parser.header_limit(16 * 1024);
       parser.body_limit(64 * 1024);
-      stream.expires_after(std::chrono::seconds(30));
+      stream.expires_after(std::chrono::seconds(30));  // the stream's own steady timer: real time, not Clock
       auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUse);
       if (ec) break;
       const auto& req = parser.get();

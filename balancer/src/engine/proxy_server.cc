@@ -12,11 +12,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include "engine/client_session.h"
 #include "engine/io.h"
 #include "engine/worker_context.h"
+#include "webtier/balancer/clock.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
@@ -107,7 +107,7 @@ class Worker {
 };
 
 awaitable<void> Worker::Accept(tcp::acceptor& acceptor, const TlsContext* tls) {
-  asio::steady_timer backoff(ctx_);
+  Timer backoff(ctx_);
   uint64_t rejected = 0, failed = 0;
   const int max_connections = context_.config.max_connections;
   ServerCounters& counters = context_.counters;
@@ -140,7 +140,7 @@ awaitable<void> Worker::Accept(tcp::acceptor& acceptor, const TlsContext* tls) {
 }
 
 awaitable<void> Worker::Watchdog() {
-  asio::steady_timer timer(ctx_);
+  Timer timer(ctx_);
   for (;;) {
     timer.expires_after(kTick);
     auto [ec] = co_await timer.async_wait(kUse);
@@ -169,7 +169,7 @@ awaitable<void> Worker::Watchdog() {
 }
 
 awaitable<void> Worker::SweepIdle() {
-  asio::steady_timer timer(ctx_);
+  Timer timer(ctx_);
   for (;;) {
     timer.expires_after(std::chrono::seconds(1));
     auto [ec] = co_await timer.async_wait(kUse);

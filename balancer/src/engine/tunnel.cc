@@ -2,9 +2,9 @@
 #include "engine/tunnel.h"
 
 #include <boost/asio/experimental/awaitable_operators.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 
+#include "webtier/balancer/clock.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
@@ -36,7 +36,7 @@ awaitable<void> Pump(From& from, To& to, char* buffer, Activity& activity) {
 
 // Completes once `limit` has passed with no byte either way.
 awaitable<void> IdleLimit(const Activity& activity, std::chrono::milliseconds limit) {
-  asio::steady_timer timer(co_await asio::this_coro::executor);
+  Timer timer(co_await asio::this_coro::executor);
   for (;;) {
     const auto until = activity.last + limit;
     if (Clock::now() >= until) co_return;

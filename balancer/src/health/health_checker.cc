@@ -9,7 +9,6 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/read.hpp>
@@ -17,6 +16,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "engine/io.h"
+#include "webtier/balancer/clock.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
@@ -55,10 +55,12 @@ struct HealthChecker::Impl {
                                      (jitter > 0 ? static_cast<int>(random() % (jitter + 1)) : 0));
   }
 
+  // Checks `member` every NextInterval() of Clock (start to start) until it
+  // leaves the pool; seen when the loop next wakes.
   awaitable<void> CheckLoop(std::shared_ptr<Member> member) {
     beast::tcp_stream stream(ctx);
     beast::flat_buffer buffer;
-    asio::steady_timer timer(ctx);
+    Timer timer(ctx);
     HealthTracker tracker(options.healthy_threshold, options.unhealthy_threshold);
     while (!member->removed()) {
       const auto started = Clock::now();
@@ -74,6 +76,7 @@ struct HealthChecker::Impl {
 
   // One GET over `stream` (connected first when it is not open); a stream
   // the member will not keep open is closed after the answer.
+  // The --health-timeout-ms is the tcp_stream's own timer: real time, not Clock.
   awaitable<CheckResult> CheckOnce(const Member& member, beast::tcp_stream& stream, beast::flat_buffer& buffer) {
     stream.expires_after(std::chrono::milliseconds(options.timeout_ms));
     error_code ec;

@@ -14,6 +14,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <prometheus/counter.h>
 
+#include "webtier/balancer/clock.h"
 #include "webtier/balancer/upstream/answer_stats.h"
 #include "webtier/balancer/health/health_rules.h"
 #include "webtier/common/membership.h"
@@ -28,8 +29,6 @@ using MemberRecord = membership::MemberRecord;
 // balancer_upstream_requests_total.
 enum class Outcome { kOk = 0, kConnectFailure, kReset, kTimeout, kCount };
 const char* OutcomeName(Outcome outcome);
-
-using Clock = std::chrono::steady_clock;
 
 // Thread-safe: shared by every proxy thread; all mutable state is atomic but
 // `history`'s, which is written only when a check or an ejection happens.
