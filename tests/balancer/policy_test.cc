@@ -33,7 +33,7 @@ struct Hosts {
   std::vector<Member*> raw;
 };
 
-HostFilter Filter(std::span<Member* const> tried = {}) { return HostFilter{tried, Clock::now(), false}; }
+MemberFilter Filter(std::span<Member* const> tried = {}) { return MemberFilter{tried, Clock::now(), false}; }
 
 TEST(RoundRobinPolicy, EqualSharesWithinOneOverAnyRun) {
   Hosts h(3);
@@ -58,7 +58,7 @@ TEST(RoundRobinPolicy, SkipsTriedAndEjectedHosts) {
   for (int i = 0; i < 30; ++i) EXPECT_NE(p.Pick("/", Filter()), h.raw[1]);
   Member* tried[] = {h.raw[0], h.raw[2]};
   EXPECT_EQ(p.Pick("/", Filter(tried)), nullptr);
-  HostFilter panic{tried, now, true};
+  MemberFilter panic{tried, now, true};
   EXPECT_EQ(p.Pick("/", panic), h.raw[1]);
 }
 

@@ -80,153 +80,155 @@ ClientSession::~ClientSession() {
 }
 
 awaitable<void> ClientSession::Run() {
-  const Timeouts& timeouts = worker_.timeouts;
   beast::flat_buffer buffer;
   request_.buffer = &buffer;
-  bool first = true;
-  bool lingering = false;
-  bool clean = false;  // the loop ended between requests, with no error: a TLS close_notify goes out
+  Next next = Next::kClose;
   try {
-    if (conn_.stream.tls() && !co_await TlsHandshake(conn_, timeouts.header, metrics_, client_ip_)) {
+    if (conn_.stream.tls() && !co_await TlsHandshake(conn_, worker_.timeouts.header, metrics_, client_ip_)) {
       error_code ec;
       conn_.stream.close(ec);
       co_return;
     }
-    for (;;) {
-      conn_.idle = true;
-      if (worker_.draining()) break;
-      request_.read_mark = conn_.stream.bytes_read - buffer.size();
-      request_.written_mark = conn_.stream.bytes_written;
-      request_.head = nullptr;
-      if (buffer.size() == 0) {
-        // Waiting for the next request: the idle timeout applies (the header
-        // timeout for a fresh connection, which has sent nothing yet).
-        conn_.SetDeadline(first ? timeouts.header : timeouts.idle);
-        auto [ec, n] = co_await ReadSome(conn_.stream, buffer.prepare(8192));
-        conn_.ClearDeadline();
-        if (ec) {
-          clean = !conn_.timed_out;  // the client closed, or a drain (a timed-out client gets no goodbye)
-          break;
-        }
-        buffer.commit(n);
-      }
-      conn_.idle = false;
-      first = false;
-      const auto start = Clock::now();
-      request_.start = start;
-      if (worker_.access_log != nullptr) request_.time = std::chrono::system_clock::now();
-
+    for (bool first = true;; first = false) {
+      next = co_await AwaitRequest(buffer, first);
+      if (next != Next::kRequest) break;
       http::request_parser<http::string_body> parser;
-      parser.header_limit(worker_.config.max_header_bytes);
-      parser.body_limit(worker_.config.max_body_bytes);
-      conn_.SetDeadline(timeouts.header);
-      const error_code ec = conn_.ClientError(co_await ReadMessage(conn_.stream, buffer, parser, HeaderIn(parser)));
-      conn_.ClearDeadline();
-      if (ec) {
-        lingering = co_await RejectUnreadable(ec, RequestPart::kHeader);
-        break;
-      }
-      request_.head = &parser.get();
-      if (const RequestCheck check = CheckRequestFraming(parser.get(), worker_.config.max_header_fields); !check.ok()) {
-        lingering = true;
-        const RequestError refused = RefusedRequest(check);
-        co_await Reject(refused.status, refused.reason, refused.message);
-        break;
-      }
-      ToOriginForm(parser.get());
-      if (!worker_.hosts.empty()) {
-        const auto host = parser.get()[http::field::host];
-        if (!worker_.hosts.Admits(std::string_view(host.data(), host.size()), conn_.stream.tls())) {
-          lingering = true;
-          co_await Reject(421, Rejection::kMisdirected, "this server does not serve that Host");
-          break;
-        }
-      }
-      if (IsAdminPath(std::string_view(parser.get().target().data(), parser.get().target().size()))) {
-        lingering = true;
-        co_await Reject(404, Rejection::kAdminPath, "admin routes are served on the balancer's admin port only");
-        break;
-      }
-      // Only a chunked body can carry a trailer.
-      const bool chunked = parser.chunked();
-      const Clock::time_point body_deadline = Clock::now() + std::chrono::milliseconds(worker_.config.body_timeout_ms);
-      const size_t trailer_limit = worker_.config.max_header_bytes;
-      ++conn_.requests;
-      if (chunked) header_fields_.Snapshot(parser.get());
-      if (!parser.is_done()) {
-        // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
-        auto expect = parser.get()[http::field::expect];
-        if (parser.get().version() >= 11 && http_syntax::EqualsIgnoreCase(expect, "100-continue")) {
-          static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-          conn_.SetDeadline(timeouts.idle);
-          auto [wec, wn] =
-              co_await asio::async_write(conn_.stream, asio::buffer(kContinue.data(), kContinue.size()), kUse);
-          conn_.stream.bytes_written += wn;
-          if (wec) break;
-        }
-        conn_.SetDeadline(timeouts.request, body_deadline);
-        parser.eager(true);
-        const error_code bec = conn_.ClientError(co_await ReadMessage(
-            conn_.stream, buffer, parser,
-            [&parser] { return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes; }, nullptr,
-            trailer_limit));
-        conn_.ClearDeadline();
-        if (bec) {
-          const bool late = bec == beast::error::timeout && Clock::now() >= body_deadline;
-          lingering = co_await RejectUnreadable(late ? MakeErrorCode(BodyLimit::kBodyTimeout) : bec, RequestPart::kBody);
-          break;
-        }
-      }
-      // A body not yet whole is streamed to the member by the exchange, which
-      // ends it with an empty last chunk: its trailer never leaves.
-      std::optional<StreamedBody> streamed;
-      if (!parser.is_done()) streamed.emplace(StreamedBody{buffer, parser, body_deadline, trailer_limit});
-      else if (chunked) header_fields_.DropTrailers(parser.get());
-      Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
-                        // The parser's own flags, set while it read Connection: no second scan of the tokens.
-                        parser.keep_alive() && !worker_.draining());
-      counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
-      const ExchangeOutcome outcome = co_await exchange.Run();
-      if (!outcome.error.empty()) {
-        co_await WriteError(parser.get().version(), outcome.status, outcome.error, outcome.keep_alive);
-      }
-      counters_.active_requests.fetch_sub(1, std::memory_order_relaxed);
-      if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status).Increment();
-      metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - start).count());
-      if (streamed && streamed->client_error) {
-        // The refusal is the request's line; a client that left has none.
-        lingering = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
-        if (!lingering && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
-        if (!lingering && worker_.spans != nullptr) ExportSpan(0, kClientGone, exchange);
-        break;
-      }
-      CountAnswer(outcome.status, &exchange);
-      if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
-      if (worker_.spans != nullptr) ExportSpan(outcome.status, 0, exchange);
-      if (streamed && !parser.is_done()) {
-        lingering = true;  // answered (an error) before the body was all in
-        break;
-      }
-      if (outcome.tunnel) {  // the member switched protocols: the connection is a tunnel now
-        co_await RunTunnel(conn_, buffer, *outcome.tunnel, timeouts.idle, worker_.relay_buffers, metrics_);
-        break;
-      }
-      if (!outcome.keep_alive) {
-        clean = true;
-        break;
-      }
+      next = co_await ReadHead(buffer, parser);
+      if (next == Next::kRequest && !parser.is_done()) next = co_await ReadBody(buffer, parser);
+      if (next == Next::kRequest) next = co_await Forward(buffer, parser);
+      if (next != Next::kRequest) break;
     }
   } catch (const std::exception& e) {
     log::Error(kComponent, "connection failed").kv("client", client_ip_).kv("err", e.what());
+    next = Next::kClose;
   }
-  if (lingering) {
+  if (next == Next::kLinger) {
     co_await LingeringClose();
-  } else {
-    if (clean && conn_.stream.tls()) co_await TlsShutdown(conn_);
-    error_code ec;
-    conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
-    conn_.stream.close(ec);
+    co_return;
   }
+  if (next == Next::kGoodbye && conn_.stream.tls()) co_await TlsShutdown(conn_);
+  error_code ec;
+  conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
+  conn_.stream.close(ec);
+}
+
+awaitable<ClientSession::Next> ClientSession::AwaitRequest(beast::flat_buffer& buffer, bool first) {
+  conn_.idle = true;
+  if (worker_.draining()) co_return Next::kClose;
+  request_.read_mark = conn_.stream.bytes_read - buffer.size();
+  request_.written_mark = conn_.stream.bytes_written;
+  request_.head = nullptr;
+  if (buffer.size() == 0) {
+    // Waiting for the next request: the idle timeout applies (the header
+    // timeout for a fresh connection, which has sent nothing yet).
+    conn_.SetDeadline(first ? worker_.timeouts.header : worker_.timeouts.idle);
+    auto [ec, n] = co_await ReadSome(conn_.stream, buffer.prepare(8192));
+    conn_.ClearDeadline();
+    // The client closed, or a drain; a timed-out client gets no goodbye.
+    if (ec) co_return conn_.timed_out ? Next::kClose : Next::kGoodbye;
+    buffer.commit(n);
+  }
+  conn_.idle = false;
+  request_.start = Clock::now();
+  if (worker_.access_log != nullptr) request_.time = std::chrono::system_clock::now();
+  co_return Next::kRequest;
+}
+
+awaitable<ClientSession::Next> ClientSession::ReadHead(beast::flat_buffer& buffer, RequestParser& parser) {
+  parser.header_limit(worker_.config.max_header_bytes);
+  parser.body_limit(worker_.config.max_body_bytes);
+  conn_.SetDeadline(worker_.timeouts.header);
+  const error_code ec = conn_.ClientError(co_await ReadMessage(conn_.stream, buffer, parser, HeaderIn(parser)));
+  conn_.ClearDeadline();
+  if (ec) co_return co_await RejectUnreadable(ec, RequestPart::kHeader) ? Next::kLinger : Next::kClose;
+  request_.head = &parser.get();
+  if (const std::optional<RequestError> refused = Refusal(parser.get())) {
+    co_await Reject(refused->status, refused->reason, refused->message);
+    co_return Next::kLinger;
+  }
+  ++conn_.requests;
+  // Only a chunked body can carry a trailer.
+  if (parser.chunked()) header_fields_.Snapshot(parser.get());
+  request_.body_deadline = Clock::now() + std::chrono::milliseconds(worker_.config.body_timeout_ms);
+  co_return Next::kRequest;
+}
+
+std::optional<RequestError> ClientSession::Refusal(http::request<http::string_body>& head) const {
+  if (const RequestCheck check = CheckRequestFraming(head, worker_.config.max_header_fields); !check.ok())
+    return RefusedRequest(check);
+  ToOriginForm(head);
+  if (!worker_.hosts.empty()) {
+    const auto host = head[http::field::host];
+    if (!worker_.hosts.Admits(std::string_view(host.data(), host.size()), conn_.stream.tls()))
+      return RequestError{421, Rejection::kMisdirected, "this server does not serve that Host"};
+  }
+  if (IsAdminPath(std::string_view(head.target().data(), head.target().size())))
+    return RequestError{404, Rejection::kAdminPath, "admin routes are served on the balancer's admin port only"};
+  return std::nullopt;
+}
+
+awaitable<ClientSession::Next> ClientSession::ReadBody(beast::flat_buffer& buffer, RequestParser& parser) {
+  // An HTTP/1.0 client's expectation is ignored (RFC 9110, 10.1.1).
+  auto expect = parser.get()[http::field::expect];
+  if (parser.get().version() >= 11 && http_syntax::EqualsIgnoreCase(expect, "100-continue")) {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    conn_.SetDeadline(worker_.timeouts.idle);
+    auto [wec, wn] = co_await asio::async_write(conn_.stream, asio::buffer(kContinue.data(), kContinue.size()), kUse);
+    conn_.stream.bytes_written += wn;
+    if (wec) co_return Next::kClose;
+  }
+  // A body up to kBufferedBodyBytes is read whole (so the request can be
+  // retried); of a larger one, that much before the request leaves.
+  conn_.SetDeadline(worker_.timeouts.request, request_.body_deadline);
+  parser.eager(true);
+  const error_code ec = conn_.ClientError(co_await ReadMessage(
+      conn_.stream, buffer, parser,
+      [&parser] { return parser.is_done() || parser.get().body().size() >= kBufferedBodyBytes; }, nullptr,
+      worker_.config.max_header_bytes));
+  conn_.ClearDeadline();
+  if (!ec) co_return Next::kRequest;
+  const bool late = ec == beast::error::timeout && Clock::now() >= request_.body_deadline;
+  co_return co_await RejectUnreadable(late ? MakeErrorCode(BodyLimit::kBodyTimeout) : ec, RequestPart::kBody)
+      ? Next::kLinger
+      : Next::kClose;
+}
+
+awaitable<ClientSession::Next> ClientSession::Forward(beast::flat_buffer& buffer, RequestParser& parser) {
+  // A body not yet whole is streamed to the member by the exchange, which
+  // ends it with an empty last chunk: its trailer never leaves.
+  std::optional<StreamedBody> streamed;
+  if (!parser.is_done()) {
+    streamed.emplace(StreamedBody{buffer, parser, request_.body_deadline, worker_.config.max_header_bytes});
+  } else if (parser.chunked()) {
+    header_fields_.DropTrailers(parser.get());
+  }
+  Exchange exchange(worker_, conn_, parser.get(), client_ip_, streamed ? &*streamed : nullptr,
+                    // The parser's own flags, set while it read Connection: no second scan of the tokens.
+                    parser.keep_alive() && !worker_.draining());
+  counters_.active_requests.fetch_add(1, std::memory_order_relaxed);
+  const ExchangeOutcome outcome = co_await exchange.Run();
+  if (!outcome.error.empty()) {
+    co_await WriteError(parser.get().version(), outcome.status, outcome.error, outcome.keep_alive);
+  }
+  counters_.active_requests.fetch_sub(1, std::memory_order_relaxed);
+  if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status).Increment();
+  metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - request_.start).count());
+  if (streamed && streamed->client_error) {
+    // The refusal is the request's line; a client that left has none.
+    const bool answered = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
+    if (!answered && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
+    if (!answered && worker_.spans != nullptr) ExportSpan(0, kClientGone, exchange);
+    co_return answered ? Next::kLinger : Next::kClose;
+  }
+  CountAnswer(outcome.status, &exchange);
+  if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
+  if (worker_.spans != nullptr) ExportSpan(outcome.status, 0, exchange);
+  if (streamed && !parser.is_done()) co_return Next::kLinger;  // answered (an error) before the body was all in
+  if (outcome.tunnel) {  // the member switched protocols: the connection is a tunnel now
+    co_await RunTunnel(conn_, buffer, *outcome.tunnel, worker_.timeouts.idle, worker_.relay_buffers, metrics_);
+    co_return Next::kClose;
+  }
+  co_return outcome.keep_alive ? Next::kRequest : Next::kGoodbye;
 }
 
 awaitable<bool> ClientSession::RejectUnreadable(error_code ec, RequestPart part) {

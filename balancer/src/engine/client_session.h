@@ -5,9 +5,12 @@
 // watchdog and drains) while it runs; used only from the worker's thread.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
 
 #include "engine/connection.h"
 #include "webtier/balancer/http/http_rules.h"
@@ -35,6 +38,33 @@ class ClientSession {
   awaitable<void> Run();
 
  private:
+  using RequestParser = boost::beast::http::request_parser<boost::beast::http::string_body>;
+
+  // How the connection goes on after a step.
+  enum class Next {
+    kRequest,  // to the next step, or the next request
+    kClose,    // closes: the client left, failed or timed out, or the server drains
+    kGoodbye,  // closes cleanly between requests (with a TLS close_notify)
+    kLinger,   // an error was answered: closes after LingeringClose()
+  };
+
+  // The steps of one request, in the order Run() takes them.
+  //
+  // Waits (idle or header timeout) until the next request's first bytes are
+  // in `buffer`.
+  awaitable<Next> AwaitRequest(boost::beast::flat_buffer& buffer, bool first);
+  // Reads the head and refuses what cannot be forwarded (Refusal).
+  awaitable<Next> ReadHead(boost::beast::flat_buffer& buffer, RequestParser& parser);
+  // Why a request cannot be forwarded (framing, Host, admin path); nullopt
+  // when it can. Rewrites an absolute-form target to origin form.
+  std::optional<RequestError> Refusal(boost::beast::http::request<boost::beast::http::string_body>& head) const;
+  // Sends 100 Continue when it is expected, then reads the body, all of it
+  // when it is small (kBufferedBodyBytes), else its first part.
+  awaitable<Next> ReadBody(boost::beast::flat_buffer& buffer, RequestParser& parser);
+  // Runs the Exchange, answers when no member did, counts and logs the
+  // request; becomes a tunnel after a 101.
+  awaitable<Next> Forward(boost::beast::flat_buffer& buffer, RequestParser& parser);
+
   // Answers a request that could not be read; false when the client went
   // away and nobody is left to answer.
   awaitable<bool> RejectUnreadable(error_code ec, RequestPart part);
@@ -71,6 +101,7 @@ class ClientSession {
   struct Request {
     std::chrono::system_clock::time_point time;
     Clock::time_point start;
+    Clock::time_point body_deadline;  // the whole body by then (--body-timeout-ms after its head)
     uint64_t read_mark = 0;  // ClientStream::bytes_read before its first byte
     uint64_t written_mark = 0;
     const boost::beast::flat_buffer* buffer = nullptr;  // what was read and not yet parsed

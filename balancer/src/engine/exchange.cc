@@ -21,7 +21,6 @@ namespace {
 
 constexpr const char* kComponent = "proxy";
 constexpr uint32_t kMaxUpstreamHeaderBytes = 64 * 1024;
-constexpr size_t kMaxTried = 16;  // members one request may try
 constexpr size_t kMaxInterim = 16;  // 1xx answers before the final one; more: the member is misbehaving
 
 // A failure to read a response header, by whether any of it had come.
@@ -89,176 +88,211 @@ void Exchange::PrepareRequest() {
   }
 }
 
+namespace {
+
+// A member's share of the requests in flight, for the least_request policy,
+// while one attempt runs.
+class InFlight {
+ public:
+  explicit InFlight(Member& member) : member_(member) { member_.in_flight.fetch_add(1, std::memory_order_relaxed); }
+  ~InFlight() { member_.in_flight.fetch_sub(1, std::memory_order_relaxed); }
+  InFlight(const InFlight&) = delete;
+  InFlight& operator=(const InFlight&) = delete;
+
+ private:
+  Member& member_;
+};
+
+// Unhooks the watchdog from the member connection when an attempt ends.
+class Unwatch {
+ public:
+  explicit Unwatch(ClientConnection& conn) : conn_(conn) {}
+  ~Unwatch() { conn_.ClearUpstream(); }
+  Unwatch(const Unwatch&) = delete;
+  Unwatch& operator=(const Unwatch&) = delete;
+
+ private:
+  ClientConnection& conn_;
+};
+
+}  // namespace
+
 awaitable<ExchangeOutcome> Exchange::Run() {
   // Keep the generation alive across suspensions even if the pool moves on.
   hold_ = worker_.Snapshot();
-  const MemberSet& members = *hold_;
-  members_ = &members;
-  if (members.members.empty()) {
+  members_ = hold_.get();
+  if (members_->members.empty()) {
     log_.flags |= kNoMember;
     co_return ExchangeOutcome{503, "no members", false, keep_alive_};
   }
   PrepareRequest();
-  const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
-  const RetryPolicy& policy = worker_.retry;
-  const bool head = req_.method() == http::verb::head;
-  std::string_view path(req_.target().data(), req_.target().size());
-  if (auto q = path.find('?'); q != std::string_view::npos) path = path.substr(0, q);
-
-  Member* tried_storage[kMaxTried];
-  size_t tried = 0;
+  pick_key_ = std::string_view(req_.target().data(), req_.target().size());
+  if (auto q = pick_key_.find('?'); q != std::string_view::npos) pick_key_ = pick_key_.substr(0, q);
   // A streamed body cannot be sent twice: once it is under way (its first
   // part accepted by a member), no retry.
   // An Upgrade request is sent once: after a reset the member may have
   // switched already (only a failed connect moves it on).
-  const bool upgrade = IsUpgradeRequest(req_);
-  Attempt attempt{IsIdempotent(req_.method()) && !upgrade, streamed_ == nullptr};
-  for (; attempt.number < policy.max_attempts() && tried < kMaxTried; ++attempt.number) {
-    Member* member = members.Pick(path, std::span<Member* const>(tried_storage, tried), Clock::now());
-    if (member == nullptr) {
-      if (tried == 0) log_.flags |= kNoHealthyMember;
-      break;
-    }
-    tried_storage[tried++] = member;
-    log_.member = member;
-    log_.attempts = static_cast<int>(tried);
-    if (worker_.spans != nullptr && log_.noted_count < ExchangeLog::kNotedAttempts) {
-      log_.noted[log_.noted_count++] = {member, std::chrono::system_clock::now(), 0};
-    }
-    log_.connect_ms = log_.upstream_ms = -1;
-    attempt.untried = std::min(members.members.size(), kMaxTried) - tried;
-    if (attempt.number > 0) worker_.metrics.retries.Increment();
-    else CountLocality(*member);
-    member->requests.fetch_add(1, std::memory_order_relaxed);
-    member->in_flight.fetch_add(1, std::memory_order_relaxed);
-    struct InFlight {
-      Member* h;
-      ~InFlight() { h->in_flight.fetch_sub(1, std::memory_order_relaxed); }
-    } in_flight{member};
-
-    // A streamed body gets a fresh connection: on a pooled one that the
-    // member has meanwhile closed, the failure would show only after the
-    // body has been consumed, too late for a retry.
-    // A client connection's first request gets a member connection of its
-    // own (HAProxy's `http-reuse safe`): whatever a member sent after an
-    // earlier answer on a pooled connection can never become the first
-    // thing a new client reads. Later requests of the same client may reuse.
-    const bool may_reuse = streamed_ == nullptr && (conn_.requests > 1 || worker_.config.reuse_always);
-    std::unique_ptr<UpstreamConnection> up = may_reuse ? worker_.idle_connections.TakeIdle(member) : nullptr;
+  upgrade_ = IsUpgradeRequest(req_);
+  Attempt attempt{IsIdempotent(req_.method()) && !upgrade_, streamed_ == nullptr};
+  for (; attempt.number < worker_.retry.max_attempts(); ++attempt.number) {
+    Member* member = NextMember(attempt);
+    if (member == nullptr) break;
+    const InFlight in_flight(*member);
+    std::unique_ptr<UpstreamConnection> up;
     // Declared after `up`: unhooks the watchdog before the connection goes.
-    struct Unwatch {
-      ClientConnection& c;
-      ~Unwatch() { c.ClearUpstream(); }
-    } unwatch{conn_};
-    if (!up) {
-      error_code cec;
-      const auto connect_start = logging_ ? Clock::now() : Clock::time_point();
-      up = co_await Connect(*member, cec);
-      if (logging_) log_.connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - connect_start).count();
-      if (!up) {
-        if (RetryAfter(Failure::kConnect, *member, attempt, cec)) continue;
-        break;
-      }
-    }
-
-    const auto sent = Clock::now();  // the status page's latency, the access log's upstream_ms
-    conn_.SetUpstreamDeadline(&up->stream, policy.AttemptTimeout(attempt));
-    const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
-    if (wec) {  // the connection closes with `up`
-      if (RetryAfter(wec == beast::error::timeout ? Failure::kSendTimeout : Failure::kSendReset, *member, attempt, wec))
-        continue;
-      break;
-    }
-    if (streamed_ != nullptr) {
-      const error_code sec = co_await StreamBody(*up);
-      // The session answers the client; the member's connection closes with `up`.
-      if (streamed_->client_error) co_return ExchangeOutcome{};
-      if (sec) {
-        if (RetryAfter(sec == beast::error::timeout ? Failure::kBodyTimeout : Failure::kBodyReset, *member, attempt, sec))
-          continue;
-        break;
-      }
-      keep_alive_ = header_keep_alive_ && !worker_.draining();  // the body is all read
-      // The response is due within the request timeout of the body's end.
-      conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.request);
-    }
-
-    // Waiting for the answer: a member that fails its checks meanwhile is
-    // left for another (the watchdog cuts the wait short).
-    if (policy.Movable(attempt)) conn_.move_if_unhealthy = member;
-    std::optional<http::response_parser<http::buffer_body>> rp;
-    error_code rec;
-    size_t received = 0;
-    size_t interim = 0;
-    for (;;) {  // interim 1xx responses: relayed to an HTTP/1.1 client (100 Continue was the balancer's own)
-      rp.emplace();
-      rp->header_limit(kMaxUpstreamHeaderBytes);
-      rp->body_limit(boost::none);
-      if (head) rp->skip(true);
-      rec = conn_.UpstreamError(co_await ReadMessage(up->stream, up->buffer, *rp, HeaderIn(*rp), &received));
-      if (rec) break;
-      const int code = rp->get().result_int();
-      if (code < 100 || code >= 200 || code == 101) break;
-      if (++interim > kMaxInterim) {
-        rec = http::error::bad_status;
-        break;
-      }
-      if (code != 100 && req_.version() >= 11) {
-        const error_code iec = co_await RelayInterim(rp->get());
-        if (iec) {
-          rec = iec;
-          break;
-        }
-      }
-    }
-    if (rec) {
-      const bool started = received != 0 || up->buffer.size() != 0;
-      const Failure failure = conn_.upstream_unhealthy && !started ? Failure::kMemberUnhealthy : ResponseFailure(rec, started);
-      if (RetryAfter(failure, *member, attempt, rec)) continue;
-      break;
-    }
-    const int code = rp->get().result_int();
-    log_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent).count();
-    {
-      const auto cache = rp->get()["X-Cache"];
-      log_.cache_length = std::min(cache.size(), sizeof log_.cache);
-      // No X-Cache: an empty view whose data() may be null, which memcpy must not see.
-      if (log_.cache_length != 0) std::memcpy(log_.cache, cache.data(), log_.cache_length);
-    }
-    if (code == 101 && !upgrade) {  // a switch nobody asked for: the connection is unusable
-      RetryAfter(Failure::kResetMidResponse, *member, attempt, http::error::bad_status);
-      break;
-    }
-    ResponseFraming framing = CheckResponseFraming(rp->get());
-    if (framing.ok() && !framing.codings.empty() && req_.version() < 11 && !head)
-      framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
-    if (!framing.ok()) {
-      RefuseResponse(*member, framing.why);
-      break;
-    }
-    member->Count(Outcome::kOk);
-    // Decided on the status line, before any of the body is relayed.
-    if (RetryAfterAnswer(code, *member, attempt)) continue;
-    const bool upstream_keep = rp->get().keep_alive();
-    conn_.ClearUpstream();
-    if (code == 101) co_return co_await SwitchProtocols(std::move(up), rp->get());
-    RelayedResponse relayed{conn_, *up, *rp, head, req_.version(), request_id_, keep_alive_, framing.codings};
-    const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
-    keep_alive_ = relayed.keep_alive;
-    // After an Upgrade request the member may have switched anyway.
-    if (reusable && upstream_keep && !upgrade && up->buffer.size() == 0)
-      worker_.idle_connections.ReturnIdle(std::move(up));
-    co_return ExchangeOutcome{code, {}, true, keep_alive_};
+    const Unwatch unwatch(conn_);
+    ResponseFraming framing;
+    Step step = co_await Send(*member, attempt, up);
+    if (step == Step::kOn) step = co_await ReadAnswerHead(*member, attempt, *up);
+    if (step == Step::kOn) step = CheckAnswer(*member, attempt, framing);
+    if (step == Step::kOn) co_return co_await Deliver(up, framing);
+    if (step == Step::kClientFailed) co_return ExchangeOutcome{};
+    if (step == Step::kGiveUp) break;
   }
+  co_return GiveUp();
+}
+
+Member* Exchange::NextMember(Attempt& attempt) {
+  if (tried_count_ == kMaxTried) return nullptr;
+  Member* member = members_->Pick(pick_key_, std::span<Member* const>(tried_, tried_count_), Clock::now());
+  if (member == nullptr) {
+    if (tried_count_ == 0) log_.flags |= kNoHealthyMember;
+    return nullptr;
+  }
+  tried_[tried_count_++] = member;
+  log_.member = member;
+  log_.attempts = static_cast<int>(tried_count_);
+  if (worker_.spans != nullptr && log_.noted_count < ExchangeLog::kNotedAttempts) {
+    log_.noted[log_.noted_count++] = {member, std::chrono::system_clock::now(), 0};
+  }
+  log_.connect_ms = log_.upstream_ms = -1;
+  attempt.untried = std::min(members_->members.size(), kMaxTried) - tried_count_;
+  if (attempt.number > 0) worker_.metrics.retries.Increment();
+  else CountLocality(*member);
+  member->requests.fetch_add(1, std::memory_order_relaxed);
+  return member;
+}
+
+awaitable<Exchange::Step> Exchange::Send(Member& member, const Attempt& attempt,
+                                         std::unique_ptr<UpstreamConnection>& up) {
+  // A streamed body gets a fresh connection: on a pooled one that the
+  // member has meanwhile closed, the failure would show only after the
+  // body has been consumed, too late for a retry.
+  // A client connection's first request gets a member connection of its
+  // own (HAProxy's `http-reuse safe`): whatever a member sent after an
+  // earlier answer on a pooled connection can never become the first
+  // thing a new client reads. Later requests of the same client may reuse.
+  const bool may_reuse = streamed_ == nullptr && (conn_.requests > 1 || worker_.config.reuse_always);
+  if (may_reuse) up = worker_.idle_connections.TakeIdle(&member);
+  if (!up) {
+    error_code cec;
+    const auto connect_start = logging_ ? Clock::now() : Clock::time_point();
+    up = co_await Connect(member, cec);
+    if (logging_) log_.connect_ms = std::chrono::duration<double, std::milli>(Clock::now() - connect_start).count();
+    if (!up) co_return AfterFailure(Failure::kConnect, member, attempt, cec);
+  }
+
+  sent_ = Clock::now();  // the status page's latency, the access log's upstream_ms
+  conn_.SetUpstreamDeadline(&up->stream, worker_.retry.AttemptTimeout(attempt));
+  const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
+  const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
+  if (wec) {  // the connection closes with `up`
+    co_return AfterFailure(wec == beast::error::timeout ? Failure::kSendTimeout : Failure::kSendReset, member, attempt,
+                           wec);
+  }
+  if (streamed_ == nullptr) co_return Step::kOn;
+  const error_code sec = co_await StreamBody(*up);
+  // The session answers the client; the member's connection closes with `up`.
+  if (streamed_->client_error) co_return Step::kClientFailed;
+  if (sec) {
+    co_return AfterFailure(sec == beast::error::timeout ? Failure::kBodyTimeout : Failure::kBodyReset, member, attempt,
+                           sec);
+  }
+  keep_alive_ = header_keep_alive_ && !worker_.draining();  // the body is all read
+  // The response is due within the request timeout of the body's end.
+  conn_.SetUpstreamDeadline(&up->stream, worker_.timeouts.request);
+  co_return Step::kOn;
+}
+
+awaitable<Exchange::Step> Exchange::ReadAnswerHead(Member& member, const Attempt& attempt, UpstreamConnection& up) {
+  // Waiting for the answer: a member that fails its checks meanwhile is
+  // left for another (the watchdog cuts the wait short).
+  if (worker_.retry.Movable(attempt)) conn_.move_if_unhealthy = &member;
+  error_code rec;
+  size_t received = 0;
+  size_t interim = 0;
+  for (;;) {  // interim 1xx responses: relayed to an HTTP/1.1 client (100 Continue was the balancer's own)
+    answer_.emplace();
+    answer_->header_limit(kMaxUpstreamHeaderBytes);
+    answer_->body_limit(boost::none);
+    if (req_.method() == http::verb::head) answer_->skip(true);
+    rec = conn_.UpstreamError(co_await ReadMessage(up.stream, up.buffer, *answer_, HeaderIn(*answer_), &received));
+    if (rec) break;
+    const int code = answer_->get().result_int();
+    if (code < 100 || code >= 200 || code == 101) co_return Step::kOn;
+    if (++interim > kMaxInterim) {
+      rec = http::error::bad_status;
+      break;
+    }
+    if (code != 100 && req_.version() >= 11) {
+      rec = co_await RelayInterim(answer_->get());
+      if (rec) break;
+    }
+  }
+  const bool started = received != 0 || up.buffer.size() != 0;
+  const Failure failure = conn_.upstream_unhealthy && !started ? Failure::kMemberUnhealthy : ResponseFailure(rec, started);
+  co_return AfterFailure(failure, member, attempt, rec);
+}
+
+Exchange::Step Exchange::CheckAnswer(Member& member, const Attempt& attempt, ResponseFraming& framing) {
+  const http::response_header<>& head = answer_->get();
+  const int code = head.result_int();
+  log_.upstream_ms = std::chrono::duration<double, std::milli>(Clock::now() - sent_).count();
+  const auto cache = head["X-Cache"];
+  log_.cache_length = std::min(cache.size(), sizeof log_.cache);
+  // No X-Cache: an empty view whose data() may be null, which memcpy must not see.
+  if (log_.cache_length != 0) std::memcpy(log_.cache, cache.data(), log_.cache_length);
+  if (code == 101 && !upgrade_) {  // a switch nobody asked for: the connection is unusable
+    (void)AfterFailure(Failure::kResetMidResponse, member, attempt, http::error::bad_status);
+    return Step::kGiveUp;
+  }
+  framing = CheckResponseFraming(head);
+  if (framing.ok() && !framing.codings.empty() && req_.version() < 11 && req_.method() != http::verb::head)
+    framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
+  if (!framing.ok()) {
+    RefuseResponse(member, framing.why);
+    return Step::kGiveUp;
+  }
+  member.Count(Outcome::kOk);
+  // Decided on the status line, before any of the body is relayed.
+  return RetryAfterAnswer(code, member, attempt) ? Step::kNextMember : Step::kOn;
+}
+
+awaitable<ExchangeOutcome> Exchange::Deliver(std::unique_ptr<UpstreamConnection>& up, const ResponseFraming& framing) {
+  const int code = answer_->get().result_int();
+  const bool upstream_keep = answer_->get().keep_alive();
+  conn_.ClearUpstream();
+  if (code == 101) co_return co_await SwitchProtocols(std::move(up), answer_->get());
+  RelayedResponse relayed{conn_,          *up,           *answer_, req_.method() == http::verb::head, req_.version(),
+                          request_id_, keep_alive_, framing.codings};
+  const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
+  keep_alive_ = relayed.keep_alive;
+  // After an Upgrade request the member may have switched anyway.
+  if (reusable && upstream_keep && !upgrade_ && up->buffer.size() == 0)
+    worker_.idle_connections.ReturnIdle(std::move(up));
+  co_return ExchangeOutcome{code, {}, true, keep_alive_};
+}
+
+ExchangeOutcome Exchange::GiveUp() {
   if (conn_.client_gone) {
     log_.flags |= kClientGone;
-    log::Debug(kComponent, "client gone; request abandoned").kv("target", req_.target()).kv("attempts", tried);
-    co_return ExchangeOutcome{};
+    log::Debug(kComponent, "client gone; request abandoned").kv("target", req_.target()).kv("attempts", tried_count_);
+    return ExchangeOutcome{};
   }
   if (status_ == 502) {
-    log::Warn(kComponent, "no member answered").kv("target", req_.target()).kv("attempts", tried).kv("err", error_);
+    log::Warn(kComponent, "no member answered").kv("target", req_.target()).kv("attempts", tried_count_).kv("err", error_);
   }
-  co_return Unanswered();
+  return ExchangeOutcome{status_, error_, false, keep_alive_};
 }
 
 awaitable<ExchangeOutcome> Exchange::SwitchProtocols(std::unique_ptr<UpstreamConnection> up,
@@ -294,9 +328,9 @@ void Exchange::RefuseResponse(Member& member, std::string_view why) {
   log_.flags |= kResponseRefused;
 }
 
-bool Exchange::RetryAfter(Failure failure, Member& member, const Attempt& attempt, error_code ec) {
+Exchange::Step Exchange::AfterFailure(Failure failure, Member& member, const Attempt& attempt, error_code ec) {
   // Not the member's failure: the watchdog cut it short for a client that left.
-  if (conn_.client_gone) return false;
+  if (conn_.client_gone) return Step::kGiveUp;
   const RetryDecision d = worker_.retry.Decide(failure, attempt);
   member.Count(d.outcome);
   log_.flags |= FailureFlag(failure);
@@ -313,7 +347,7 @@ bool Exchange::RetryAfter(Failure failure, Member& member, const Attempt& attemp
   }
   status_ = d.status;
   error_ = d.error;
-  return d.retry;
+  return d.retry ? Step::kNextMember : Step::kGiveUp;
 }
 
 bool Exchange::RetryAfterAnswer(int code, Member& member, const Attempt& attempt) {

@@ -11,7 +11,9 @@
 #include <string>
 #include <string_view>
 
+#include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/message.hpp>
+#include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include "engine/connection.h"
@@ -79,6 +81,39 @@ class Exchange {
   bool prepared() const { return !request_id_.empty(); }
 
  private:
+  static constexpr size_t kMaxTried = 16;  // members one request may try
+
+  // What follows one step of an attempt.
+  enum class Step {
+    kOn,            // the attempt goes on to its next step
+    kNextMember,    // this member failed or answered a retriable error: try another
+    kGiveUp,        // no more attempts: the session answers status_/error_
+    kClientFailed,  // the client failed while its body streamed: the session answers
+  };
+
+  // An attempt's steps, in the order Run() takes them; each step that ends
+  // the attempt has counted and logged why.
+  //
+  // The next member to try (recorded in tried_, the access log and the
+  // metrics); null when none is left.
+  Member* NextMember(Attempt& attempt);
+  // A connection to `member` (pooled when that is safe, else new) in `up`,
+  // the request written to it, a streamed body after it.
+  awaitable<Step> Send(Member& member, const Attempt& attempt, std::unique_ptr<UpstreamConnection>& up);
+  // The final answer's head in answer_; interim (1xx) answers on the way
+  // are relayed to the client.
+  awaitable<Step> ReadAnswerHead(Member& member, const Attempt& attempt, UpstreamConnection& up);
+  // Whether the answer in answer_ goes to the client: refused for its
+  // framing (kGiveUp), retried elsewhere (kNextMember) or relayed (kOn,
+  // with `framing` the codings to relay).
+  Step CheckAnswer(Member& member, const Attempt& attempt, ResponseFraming& framing);
+  // Relays the answer (or switches protocols) and pools `up` again when the
+  // answer was read whole and cleanly framed.
+  awaitable<ExchangeOutcome> Deliver(std::unique_ptr<UpstreamConnection>& up, const ResponseFraming& framing);
+  // The outcome when no attempt answered: nothing for a client that left,
+  // else status_/error_.
+  ExchangeOutcome GiveUp();
+
   // Serializes the head for the members and lays out the bytes of the first
   // write: the head, then the body (a streamed one: what has arrived so far).
   void PrepareRequest();
@@ -89,8 +124,9 @@ class Exchange {
   // `streamed_->client_error`; the result is the member's write error.
   awaitable<error_code> StreamBody(UpstreamConnection& up);
   // Counts, ejects and logs `failure` of this attempt as the retry policy
-  // decides, keeps the status to report; true when another member is tried.
-  bool RetryAfter(Failure failure, Member& member, const Attempt& attempt, error_code ec);
+  // decides and keeps the status to report; kNextMember when another member
+  // is tried, else kGiveUp.
+  Step AfterFailure(Failure failure, Member& member, const Attempt& attempt, error_code ec);
   // A member's answer `code` (its head read, nothing relayed yet): counts a
   // 5xx towards the member's outlier ejection, ends its run otherwise; true
   // when the request goes to another member instead (RetriesStatus).
@@ -113,8 +149,6 @@ class Exchange {
   // the tunnel.
   awaitable<ExchangeOutcome> SwitchProtocols(std::unique_ptr<UpstreamConnection> up,
                                              const http::response_header<>& head);
-  // The outcome when no member answered with `status_`/`error_`.
-  ExchangeOutcome Unanswered() const { return {status_, error_, false, keep_alive_}; }
 
   WorkerContext& worker_;
   ClientConnection& conn_;
@@ -128,6 +162,13 @@ class Exchange {
   char chunk_header_[20];
   std::array<asio::const_buffer, 4> request_parts_;
   size_t request_part_count_ = 0;
+  bool upgrade_ = false;  // an Upgrade request: sent once, its connection never pooled
+  std::string_view pick_key_;  // the request's path, for consistent_hash
+  Member* tried_[kMaxTried];
+  size_t tried_count_ = 0;
+  Clock::time_point sent_;  // when the current attempt's request went out
+  // The current attempt's answer (its head, then the body as relayed).
+  std::optional<http::response_parser<http::buffer_body>> answer_;
   std::shared_ptr<const MemberSet> hold_;  // the generation Run() uses, kept for log_.member
   const MemberSet* members_ = nullptr;
   const bool logging_;  // the access log is on: time the attempts

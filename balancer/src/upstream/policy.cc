@@ -18,7 +18,7 @@ uint64_t Mix(uint64_t x) {  // splitmix64 finalizer
 
 }  // namespace
 
-bool HostFilter::Admits(const Member& member) const {
+bool MemberFilter::Admits(const Member& member) const {
   for (const Member* t : tried) {
     if (t == &member) return false;
   }
@@ -32,7 +32,7 @@ double RandomUnit() {
   return static_cast<double>(Mix(state) >> 11) * 0x1.0p-53;
 }
 
-bool HostFilter::Draws(const Member& member) const {
+bool MemberFilter::Draws(const Member& member) const {
   if (!Admits(member)) return false;
   const double ramp = Ramp(member);
   return ramp >= 1.0 || RandomUnit() < ramp;
@@ -48,7 +48,7 @@ std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Member*> members
   return std::make_unique<RoundRobinPolicy>(std::move(members));
 }
 
-Member* RoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
+Member* RoundRobinPolicy::Pick(std::string_view, const MemberFilter& filter) {
   const size_t n = members_.size();
   if (n == 0) return nullptr;
   // A member that is passed over (ejected, unhealthy, tried, ramping) spends
@@ -68,7 +68,7 @@ Member* RoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
 WeightedRoundRobinPolicy::WeightedRoundRobinPolicy(std::vector<Member*> members)
     : members_(std::move(members)), current_(members_.size(), 0) {}
 
-Member* WeightedRoundRobinPolicy::Pick(std::string_view, const HostFilter& filter) {
+Member* WeightedRoundRobinPolicy::Pick(std::string_view, const MemberFilter& filter) {
   MutexLock lock(&mu_);
   int64_t total = 0;
   int best = -1;
@@ -85,7 +85,7 @@ Member* WeightedRoundRobinPolicy::Pick(std::string_view, const HostFilter& filte
   return members_[best];
 }
 
-Member* LeastRequestPolicy::Pick(std::string_view, const HostFilter& filter) {
+Member* LeastRequestPolicy::Pick(std::string_view, const MemberFilter& filter) {
   thread_local std::vector<Member*> admitted;
   admitted.clear();
   Member* fallback = nullptr;  // a ramping member passed over, when no other is admitted
@@ -128,7 +128,7 @@ ConsistentHashPolicy::ConsistentHashPolicy(std::vector<Member*> members) {
   distinct_hosts_ = members.size();
 }
 
-Member* ConsistentHashPolicy::Pick(std::string_view hash_key, const HostFilter& filter) {
+Member* ConsistentHashPolicy::Pick(std::string_view hash_key, const MemberFilter& filter) {
   if (ring_.empty()) return nullptr;
   const uint64_t h = Hash(hash_key);
   auto it = std::lower_bound(ring_.begin(), ring_.end(), h,

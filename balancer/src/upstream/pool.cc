@@ -47,7 +47,7 @@ bool ResolveMember(const serverset::Member& member, tcp::endpoint* out) {
 
 Member* MemberSet::PickIn(Policy& p, std::string_view hash_key, std::span<Member* const> tried, Clock::time_point now,
                       bool panic) const {
-  return p.Pick(hash_key, HostFilter{tried, now, panic, options.slow_start});
+  return p.Pick(hash_key, MemberFilter{tried, now, panic, options.slow_start});
 }
 
 Member* MemberSet::Pick(std::string_view hash_key, std::span<Member* const> tried, Clock::time_point now) const {

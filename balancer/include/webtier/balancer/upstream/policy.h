@@ -20,7 +20,7 @@ namespace webtier::balancer {
 // Which members may take this attempt: not tried yet for this request, and
 // routable (not ejected, not failing its checks) unless `allow_ejected`
 // (panic mode: no other member is routable).
-struct HostFilter {
+struct MemberFilter {
   std::span<Member* const> tried;
   Clock::time_point now;
   bool allow_ejected = false;
@@ -42,7 +42,7 @@ class Policy {
   virtual ~Policy() = default;
   // A member admitted by `filter`, or nullptr when none is. `hash_key` is the
   // request path (used by consistent_hash only).
-  virtual Member* Pick(std::string_view hash_key, const HostFilter& filter) = 0;
+  virtual Member* Pick(std::string_view hash_key, const MemberFilter& filter) = 0;
 };
 
 // `members` must outlive the policy. `seed` feeds the random choices.
@@ -52,7 +52,7 @@ std::unique_ptr<Policy> MakePolicy(PolicyKind kind, std::vector<Member*> members
 class RoundRobinPolicy : public Policy {
  public:
   explicit RoundRobinPolicy(std::vector<Member*> members) : members_(std::move(members)) {}
-  Member* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+  Member* Pick(std::string_view hash_key, const MemberFilter& filter) override;  // balancer::Policy
 
  private:
   std::vector<Member*> members_;
@@ -64,7 +64,7 @@ class RoundRobinPolicy : public Policy {
 class WeightedRoundRobinPolicy : public Policy {
  public:
   explicit WeightedRoundRobinPolicy(std::vector<Member*> members);
-  Member* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+  Member* Pick(std::string_view hash_key, const MemberFilter& filter) override;  // balancer::Policy
 
  private:
   std::vector<Member*> members_;
@@ -77,7 +77,7 @@ class WeightedRoundRobinPolicy : public Policy {
 class LeastRequestPolicy : public Policy {
  public:
   LeastRequestPolicy(std::vector<Member*> members, uint64_t seed) : members_(std::move(members)), seed_(seed) {}
-  Member* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+  Member* Pick(std::string_view hash_key, const MemberFilter& filter) override;  // balancer::Policy
 
  private:
   std::vector<Member*> members_;
@@ -91,7 +91,7 @@ class ConsistentHashPolicy : public Policy {
  public:
   static constexpr int kVirtualNodes = 160;
   explicit ConsistentHashPolicy(std::vector<Member*> members);
-  Member* Pick(std::string_view hash_key, const HostFilter& filter) override;  // balancer::Policy
+  Member* Pick(std::string_view hash_key, const MemberFilter& filter) override;  // balancer::Policy
 
   static uint64_t Hash(std::string_view data);
 
