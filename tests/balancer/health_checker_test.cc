@@ -221,14 +221,40 @@ TEST_F(HealthCheckerTest, AMemberLeavingThePoolEndsItsLoop) {
   ASSERT_FALSE(gone.expired());
   Remove("a");
   ASSERT_EQ(Find("a"), nullptr);
-  // The loop notices when it next wakes; then nothing holds the member.
-  NextInterval();
-  ASSERT_TRUE(WaitChecks("b", 2));
+  // The loop ends at once, not when its interval is up: then nothing holds the member.
   EXPECT_TRUE(WaitFor([&] { return gone.expired(); }, 3s)) << "the check loop still holds the member";
   EXPECT_EQ(Checks("a"), 1);
   NextInterval();
+  ASSERT_TRUE(WaitChecks("b", 2));
+  NextInterval();
   ASSERT_TRUE(WaitChecks("b", 3));
   EXPECT_EQ(Checks("a"), 1) << "a removed member is not checked";
+}
+
+TEST_F(HealthCheckerTest, ACheckUnderWayIsAbandonedWhenItsMemberLeaves) {
+  options_.timeout_ms = 10000;
+  RawMember hanging;
+  Start();
+  Add("a", hanging.port());
+  const int fd = hanging.Accept(3s);  // a check is under way, 10 s from its timeout
+  ASSERT_GE(fd, 0);
+  std::weak_ptr<Member> gone = Find("a");
+  Remove("a");
+  EXPECT_TRUE(WaitFor([&] { return gone.expired(); }, 2s)) << "the check waits for its timeout";
+  EXPECT_EQ(Checks("a"), 0) << "an abandoned check is not counted";
+  ::close(fd);
+}
+
+TEST_F(HealthCheckerTest, APoolThatOutlivesItsCheckerIsNotHookedToIt) {
+  EchoBackend a("a"), b("b");
+  Start();
+  Add("a", a.port());
+  ASSERT_TRUE(WaitChecks("a", 1));
+  checker_ = nullptr;
+  // The next update runs no hook of the destroyed checker (ASan would see it).
+  Add("b", b.port());
+  ASSERT_NE(Find("b"), nullptr);
+  EXPECT_FALSE(WaitChecks("b", 1, 200ms));
 }
 
 TEST_F(HealthCheckerTest, StopIsPromptAndIdempotent) {

@@ -1,8 +1,8 @@
 // The active health checker (see health_checker.h).
 #include "webtier/balancer/health/health_checker.h"
 
+#include <map>
 #include <random>
-#include <set>
 #include <thread>
 
 #include <boost/asio/co_spawn.hpp>
@@ -37,14 +37,27 @@ struct HealthChecker::Impl {
   asio::io_context ctx{1};
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::thread thread;
-  std::set<const Member*> checking;  // members with a check loop; the checker's thread only
+  // A member's check loop, for Reconcile() to end it when the member leaves
+  // (null until the loop has started).
+  struct Loop {
+    Timer* timer = nullptr;
+    beast::tcp_stream* stream = nullptr;
+  };
+  std::map<const Member*, Loop> checking;  // members with a check loop; the checker's thread only
   std::mt19937_64 random{std::random_device{}()};
 
-  // Starts a check loop for every member of the current generation without one.
+  // Starts a check loop for every member of the current generation without
+  // one, and wakes the loops of members that left (they end at once, a
+  // check under way abandoned).
   void Reconcile() {
+    for (auto& [member, loop] : checking) {
+      if (!member->removed() || loop.timer == nullptr) continue;
+      loop.timer->cancel();
+      loop.stream->cancel();
+    }
     auto snap = pool.Snapshot();
     for (const auto& h : snap->members) {
-      if (h->removed() || !checking.insert(h.get()).second) continue;
+      if (h->removed() || !checking.emplace(h.get(), Loop{}).second) continue;
       asio::co_spawn(ctx, CheckLoop(h), asio::detached);
     }
   }
@@ -56,11 +69,12 @@ struct HealthChecker::Impl {
   }
 
   // Checks `member` every NextInterval() of Clock (start to start) until it
-  // leaves the pool; seen when the loop next wakes.
+  // leaves the pool.
   awaitable<void> CheckLoop(std::shared_ptr<Member> member) {
     beast::tcp_stream stream(ctx);
     beast::flat_buffer buffer;
     Timer timer(ctx);
+    checking[member.get()] = Loop{&timer, &stream};
     HealthTracker tracker(options.healthy_threshold, options.unhealthy_threshold);
     while (!member->removed()) {
       const auto started = Clock::now();
@@ -127,7 +141,11 @@ HealthChecker::HealthChecker(const HealthOptions& options, Pool& pool, ProxyMetr
   pool.SetUpdateHook([impl] { asio::post(impl->ctx, [impl] { impl->Reconcile(); }); });
 }
 
-HealthChecker::~HealthChecker() { Stop(); }
+HealthChecker::~HealthChecker() {
+  // Once this returns no update runs the hook: it may not post to `impl_` any more.
+  if (impl_->options.checks()) impl_->pool.SetUpdateHook(nullptr);
+  Stop();
+}
 
 void HealthChecker::Start() {
   if (!impl_->options.checks() || impl_->thread.joinable()) return;

@@ -164,6 +164,11 @@ void Pool::OnMembershipUpdate(const std::vector<MemberRecord>& added, const std:
   if (update_hook_) update_hook_();
 }
 
+void Pool::SetUpdateHook(std::function<void()> hook) {
+  MutexLock update(&update_mu_);
+  update_hook_ = std::move(hook);
+}
+
 std::shared_ptr<const MemberSet> Pool::Snapshot() const {
   MutexLock lock(&mu_);
   return current_;

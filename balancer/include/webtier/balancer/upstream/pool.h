@@ -90,8 +90,9 @@ class Pool : public MembershipListener {
   PolicyKind policy() const { return policy_; }
   const PoolOptions& options() const { return options_; }
   // Called (on the updating thread) after every new generation, e.g. by the
-  // health checker to check new members at once. Set before updates start.
-  void SetUpdateHook(std::function<void()> hook) { update_hook_ = std::move(hook); }
+  // health checker to check new members at once; null removes it. Waits for
+  // an update under way: once it returns, the old hook does not run again.
+  void SetUpdateHook(std::function<void()> hook) WEBTIER_EXCLUDES(update_mu_);
 
  private:
   // Hosts for `records`; the ones whose member does not resolve, or resolves to
@@ -105,8 +106,8 @@ class Pool : public MembershipListener {
   const PolicyKind policy_;
   ProxyMetrics* metrics_;
   const PoolOptions options_;
-  std::function<void()> update_hook_;
   Mutex update_mu_ WEBTIER_ACQUIRED_BEFORE(mu_);  // serializes OnMembershipUpdate
+  std::function<void()> update_hook_ WEBTIER_GUARDED_BY(update_mu_);
   mutable Mutex mu_;
   std::shared_ptr<const MemberSet> current_ WEBTIER_GUARDED_BY(mu_);
   std::atomic<uint64_t> version_{0};
