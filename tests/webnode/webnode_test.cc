@@ -499,7 +499,15 @@ TEST_F(WebnodeTest, AccessLineAndCacheDecisionNameTheRequestAndItsTrace) {
       end = log.find('\n', next);
     }
   };
-  ASSERT_TRUE(WaitFor([&] { log = node.process().Log(); return !line("access", "\"req-3").empty(); }, 5s)) << log;
+  // A request's line is written after its answer has gone: wait for all of them.
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        log = node.process().Log();
+        return !line("access", "req-1").empty() && !line("access", "req-2").empty() &&
+               !line("access", "\"req-3").empty() && !line("cache", "req-1").empty();
+      },
+      5s))
+      << log;
   const std::string first = line("access", "req-1");
   EXPECT_NE(first.find(" msg=request method=GET host=site.example path=/api/primes/77 status=200 "), std::string::npos)
       << first;
@@ -564,6 +572,44 @@ TEST_F(WebnodeTest, PipelinedRequestsAreAnsweredInOrder) {
       EXPECT_NE(all.find("Connection: close"), std::string::npos) << all;
     }
   }
+}
+
+// A client that pipelines requests and reads none of the answers: Pistache
+// reads on, so the answers would pile up in the node. Past the bound the
+// connection is shut (one log line, webnode_http_refused_total{reason=
+// "unread_answers"}) and every other client is served as before.
+TEST_F(WebnodeTest, AClientThatPipelinesAndNeverReadsIsCutOff) {
+  Webnode node("node-unread", zk_.connect());
+  node.WaitHealthy();
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  const int small = 4096;  // the client takes little before its window closes
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  timeval tv{5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(node.port());
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  std::string burst;
+  for (int i = 0; i < 500; ++i) burst += "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  bool shut = false;
+  for (int round = 0; round < 200 && !shut; ++round) {
+    if (!SendAll(fd, burst)) break;  // the node shut the connection
+    shut = MetricValue(node.Metrics(), "webnode_http_refused_total", {{"reason", "unread_answers"}}).value_or(0) >= 1;
+  }
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return MetricValue(node.Metrics(), "webnode_http_refused_total", {{"reason", "unread_answers"}}).value_or(0) ==
+               1;
+      },
+      10s));
+  ::close(fd);
+  EXPECT_NE(node.process().Log().find("client pipelines requests and reads no answer"), std::string::npos)
+      << node.process().Log().substr(0, 6000);
+  EXPECT_EQ(HttpGet(node.url("/api/primes/10")).status, 200);
+  EXPECT_TRUE(node.process().running());
 }
 
 // Answers written by the cache's worker threads reach the connection their

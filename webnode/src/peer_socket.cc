@@ -5,10 +5,12 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <iterator>
 #include <thread>
 #include <vector>
 
@@ -165,38 +167,57 @@ std::shared_ptr<PeerSocket> PeerSocket::Of(const std::shared_ptr<Pistache::Tcp::
 
 PeerSocket::~PeerSocket() { ::close(fd_); }
 
-void PeerSocket::Write(uint64_t turn, std::string bytes, bool close) {
+bool PeerSocket::Write(uint64_t turn, std::string bytes, bool close) {
   ReleasableMutexLock lock(&mu_);
+  if (ended_ || close_after_) return true;  // nothing follows a close
+  // What waits behind the answer being sent (the first in pending_).
+  const size_t sending = pending_.empty() ? 0 : pending_.front().size() - offset_;
+  const size_t behind = early_.size() + (pending_.empty() ? 0 : pending_.size() - 1);
+  const bool alone = behind == 0 && sending == 0;
+  if (behind + 1 > kMaxQueuedAnswers ||
+      (!alone && early_bytes_ + pending_bytes_ - sending + bytes.size() > kMaxQueuedBytes)) {
+    ShutLocked();
+    return false;
+  }
   if (turn != next_) {
+    early_bytes_ += bytes.size();
     early_.insert_or_assign(turn, Answer{std::move(bytes), close});
-    return;
+    return true;
   }
   QueueLocked(std::move(bytes), close);
   for (++next_; !early_.empty() && early_.begin()->first == next_; ++next_) {
     auto answer = early_.extract(early_.begin());
+    early_bytes_ -= answer.mapped().bytes.size();
     QueueLocked(std::move(answer.mapped().bytes), answer.mapped().close);
   }
-  if (with_writer_ || SendPendingLocked() == Progress::kDone) return;
+  if (with_writer_ || SendPendingLocked() == Progress::kDone) return true;
   with_writer_ = true;
   deadline_ = std::chrono::steady_clock::now() + kWriteTimeout;
   lock.Release();
   SlowWriter::Instance().Add(shared_from_this());
+  return true;
 }
 
 void PeerSocket::QueueLocked(std::string bytes, bool close) {
   if (ended_ || close_after_) return;  // nothing follows a close
-  if (offset_ == pending_.size()) {
-    pending_ = std::move(bytes);
-    offset_ = 0;
-  } else {
-    pending_ += bytes;
-  }
+  pending_bytes_ += bytes.size();
+  pending_.push_back(std::move(bytes));
   close_after_ = close;
+}
+
+void PeerSocket::ConsumeLocked(size_t n) {
+  pending_bytes_ -= n;
+  while (!pending_.empty() && pending_.front().size() - offset_ <= n) {
+    n -= pending_.front().size() - offset_;
+    pending_.pop_front();
+    offset_ = 0;
+  }
+  offset_ += n;
 }
 
 size_t PeerSocket::pending() const {
   MutexLock lock(&mu_);
-  return pending_.size() - offset_;
+  return pending_bytes_;
 }
 
 PeerSocket::Progress PeerSocket::Flush() {
@@ -208,12 +229,18 @@ PeerSocket::Progress PeerSocket::Flush() {
 
 void PeerSocket::Abort() {
   MutexLock lock(&mu_);
+  ShutLocked();
+}
+
+void PeerSocket::ShutLocked() {
   ::shutdown(fd_, SHUT_RDWR);  // Pistache sees the end on its descriptor and lets go of the Peer
   ended_ = true;
   with_writer_ = false;
   pending_.clear();
   offset_ = 0;
+  pending_bytes_ = 0;
   early_.clear();
+  early_bytes_ = 0;
 }
 
 std::chrono::steady_clock::time_point PeerSocket::deadline() const {
@@ -222,10 +249,20 @@ std::chrono::steady_clock::time_point PeerSocket::deadline() const {
 }
 
 PeerSocket::Progress PeerSocket::SendPendingLocked() {
-  while (offset_ < pending_.size()) {
-    const ssize_t n = ::send(fd_, pending_.data() + offset_, pending_.size() - offset_, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      offset_ += static_cast<size_t>(n);
+  while (!pending_.empty()) {
+    // Several answers in one call: a pipelining client's answers leave together.
+    iovec parts[16];
+    size_t count = 0;
+    for (auto it = pending_.begin(); it != pending_.end() && count < std::size(parts); ++it, ++count) {
+      const size_t skip = count == 0 ? offset_ : 0;
+      parts[count] = iovec{it->data() + skip, it->size() - skip};
+    }
+    msghdr message{};
+    message.msg_iov = parts;
+    message.msg_iovlen = count;
+    const ssize_t n = ::sendmsg(fd_, &message, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0 || (n == 0 && pending_bytes_ == 0)) {
+      ConsumeLocked(static_cast<size_t>(n));
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -235,6 +272,7 @@ PeerSocket::Progress PeerSocket::SendPendingLocked() {
   }
   pending_.clear();
   offset_ = 0;
+  pending_bytes_ = 0;
   if (close_after_ && !ended_) {
     ::shutdown(fd_, SHUT_WR);
     ended_ = true;

@@ -162,7 +162,12 @@ void Reply::Send(int status, std::string body, std::string_view content_type) {
   // meanwhile is dropped by NodeHandler.
   const size_t bytes = out.size();
   if (socket_) {
-    socket_->Write(turn_, std::move(out), close);
+    if (!socket_->Write(turn_, std::move(out), close)) {
+      log::Warn("http", "client pipelines requests and reads no answer: connection shut")
+          .kv("max_answers", PeerSocket::kMaxQueuedAnswers)
+          .kv("max_bytes", PeerSocket::kMaxQueuedBytes);
+      if (metrics_ != nullptr) metrics_->Refused("unread_answers");
+    }
     socket_.reset();
   }
   if (trace_) LogRequest(status, bytes, x_cache, cache_status);

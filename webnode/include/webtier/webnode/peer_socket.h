@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <map>
 #include <memory>
 #include <string>
@@ -31,6 +32,12 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   // How long a client may take to accept what it was sent before its
   // connection is shut in both directions.
   static constexpr std::chrono::seconds kWriteTimeout{60};
+  // A client that pipelines requests and reads no answer: Pistache reads on
+  // regardless, so the answers would pile up here. Past either bound on the
+  // answers waiting behind the one being sent (that one may be of any size)
+  // the connection is shut.
+  static constexpr size_t kMaxQueuedAnswers = 256;
+  static constexpr size_t kMaxQueuedBytes = 8 * 1024 * 1024;
 
   // This connection's socket, duplicated on first use and kept with the Peer,
   // so it lives as long as Pistache keeps the connection (plus any write
@@ -55,7 +62,10 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   // finished by a writer thread. With `close`, the write side is shut after
   // its last byte (Connection: close) and later answers are dropped. A
   // client that takes nothing for kWriteTimeout loses the connection.
-  void Write(uint64_t turn, std::string bytes, bool close) WEBTIER_EXCLUDES(mu_);
+  // False when this answer would queue past kMaxQueuedAnswers or
+  // kMaxQueuedBytes: the connection is shut in both directions instead and
+  // every later answer dropped (once; later calls return true).
+  [[nodiscard]] bool Write(uint64_t turn, std::string bytes, bool close) WEBTIER_EXCLUDES(mu_);
 
   // Bytes accepted by Write and not yet taken by the socket.
   size_t pending() const WEBTIER_EXCLUDES(mu_);
@@ -71,6 +81,10 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   std::chrono::steady_clock::time_point deadline() const WEBTIER_EXCLUDES(mu_);
 
   void QueueLocked(std::string bytes, bool close) WEBTIER_REQUIRES(mu_);
+  // Both directions shut, what is queued dropped.
+  void ShutLocked() WEBTIER_REQUIRES(mu_);
+  // `n` more bytes of pending_ taken by the socket.
+  void ConsumeLocked(size_t n) WEBTIER_REQUIRES(mu_);
   Progress SendPendingLocked() WEBTIER_REQUIRES(mu_);
 
   struct Answer {
@@ -83,8 +97,10 @@ class PeerSocket : public std::enable_shared_from_this<PeerSocket> {
   mutable Mutex mu_;
   uint64_t next_ WEBTIER_GUARDED_BY(mu_) = 0;                 // the turn whose answer goes out next
   std::map<uint64_t, Answer> early_ WEBTIER_GUARDED_BY(mu_);  // answers ready before their turn
-  std::string pending_ WEBTIER_GUARDED_BY(mu_);               // accepted, not yet taken by the socket
-  size_t offset_ WEBTIER_GUARDED_BY(mu_) = 0;                 // how much of pending_ is sent
+  size_t early_bytes_ WEBTIER_GUARDED_BY(mu_) = 0;            // their bytes
+  std::deque<std::string> pending_ WEBTIER_GUARDED_BY(mu_);   // answers in order, not all taken by the socket
+  size_t offset_ WEBTIER_GUARDED_BY(mu_) = 0;                 // how much of pending_.front() is sent
+  size_t pending_bytes_ WEBTIER_GUARDED_BY(mu_) = 0;          // of pending_, not yet sent
   bool with_writer_ WEBTIER_GUARDED_BY(mu_) = false;          // the writer thread finishes pending_
   bool close_after_ WEBTIER_GUARDED_BY(mu_) = false;          // shut the write side after pending_
   bool ended_ WEBTIER_GUARDED_BY(mu_) = false;                // shut or failed; answers are dropped
