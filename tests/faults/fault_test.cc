@@ -684,6 +684,33 @@ TEST_F(FaultTest, S11_AbusiveClients) {
       std::this_thread::sleep_for(20ms);
     }
   });
+  // A webnode reached directly (a member port left open to clients):
+  // requests pipelined by the thousand, no answer read. The node cuts the
+  // connection ("0": closed with nothing read, the right outcome).
+  abusers.emplace_back([&] {
+    RunAsRemoteClient();
+    std::string burst;
+    for (int i = 0; i < 2000; ++i) burst += "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+    while (abuse) {
+      const int fd = ConnectLoopback(nodes[2]->port(), 2s);
+      if (fd < 0) {
+        note("pipelined, unread (webnode)", -1);
+        continue;
+      }
+      const int small = 4096;
+      ::setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+      bool cut = false;
+      int round = 0;
+      for (; round < 150 && abuse && !cut; ++round) {
+        // A reset or a broken pipe once the node has let go.
+        const ssize_t n = ::send(fd, burst.data(), burst.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        cut = n < 0 && errno != EAGAIN && errno != EWOULDBLOCK;
+        std::this_thread::sleep_for(20ms);
+      }
+      ::close(fd);
+      if (cut || round == 150) note("pipelined, unread (webnode)", cut ? 0 : 200);  // 200: still open after 3 s
+    }
+  });
   TlsAbuse(tls_port, abuse, abusers, note);
   Pause(5s);
   abuse = false;
@@ -728,6 +755,8 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   EXPECT_EQ(answers["TLS renegotiation"].count(200), 0u) << notes.str();
   EXPECT_GT(answers["TLS renegotiation"][0], 0) << notes.str();
   EXPECT_GE(handshakes("failed"), answers["TLS garbage"][0]) << notes.str();
+  EXPECT_EQ(answers["pipelined, unread (webnode)"].count(200), 0u) << notes.str();
+  EXPECT_GT(answers["pipelined, unread (webnode)"][0], 0) << notes.str();
 }
 
 // The balancer's --outlier-consecutive-5xx default.
