@@ -60,12 +60,39 @@ void NewTrace(RequestTrace* trace) {
   trace->sampled = false;
 }
 
-void AppendTraceparent(const RequestTrace& trace, std::string& out) {
-  out.append("traceparent: 00-", 16);
+RequestTrace ChildOf(const std::optional<TraceParent>& parent) {
+  RequestTrace trace;
+  NewTrace(&trace);
+  if (!parent) return trace;
+  parent->trace_id.copy(trace.trace_id, kTraceIdLength);
+  parent->parent_id.copy(trace.parent_id, kSpanIdLength);
+  trace.continued = true;
+  trace.sampled = parent->sampled;
+  return trace;
+}
+
+namespace {
+
+void AppendValue(const RequestTrace& trace, std::string& out) {
+  out.append("00-", 3);
   out.append(trace.trace_id, kTraceIdLength);
   out.push_back('-');
   out.append(trace.span_id, kSpanIdLength);
-  out.append(trace.sampled ? "-01\r\n" : "-00\r\n", 5);
+  out.append(trace.sampled ? "-01" : "-00", 3);
+}
+
+}  // namespace
+
+std::string TraceparentValue(const RequestTrace& trace) {
+  std::string value;
+  AppendValue(trace, value);
+  return value;
+}
+
+void AppendTraceparent(const RequestTrace& trace, std::string& out) {
+  out.append("traceparent: ", 13);
+  AppendValue(trace, out);
+  out.append("\r\n", 2);
 }
 
 }  // namespace webtier

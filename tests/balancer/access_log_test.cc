@@ -145,6 +145,30 @@ TEST(NewTrace, IdsAreLowerHexNonZeroAndDiffer) {
   EXPECT_NE(std::string(a.trace_id, kTraceIdLength), std::string(b.trace_id, kTraceIdLength));
 }
 
+TEST(ChildOf, ContinuesTheParentsTraceWithANewSpanOrStartsOne) {
+  const std::string header = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+  const RequestTrace child = ChildOf(ParseTraceparent(header));
+  EXPECT_EQ(child.trace_view(), "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_EQ(std::string_view(child.parent_id, kSpanIdLength), "b7ad6b7169203331");
+  EXPECT_TRUE(child.continued);
+  EXPECT_TRUE(child.sampled);
+  const std::string value = TraceparentValue(child);
+  const auto parsed = ParseTraceparent(value);
+  ASSERT_TRUE(parsed) << value;
+  EXPECT_EQ(parsed->trace_id, "0af7651916cd43dd8448eb211c80319c");
+  EXPECT_NE(parsed->parent_id, "b7ad6b7169203331") << "the child's own span";
+  EXPECT_TRUE(parsed->sampled);
+  std::string line;
+  AppendTraceparent(child, line);
+  EXPECT_EQ(line, "traceparent: " + value + "\r\n");
+
+  const RequestTrace root = ChildOf(std::nullopt);
+  EXPECT_FALSE(root.continued);
+  EXPECT_FALSE(root.sampled);
+  EXPECT_NE(root.trace_view(), child.trace_view());
+  EXPECT_EQ(TraceparentValue(root).substr(TraceparentValue(root).size() - 3), "-00");
+}
+
 AccessRecord Sample() {
   AccessRecord r;
   r.time = std::chrono::system_clock::time_point(std::chrono::milliseconds(1764944768123));

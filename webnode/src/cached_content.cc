@@ -108,15 +108,10 @@ class TracedOrigin final : public Origin {
     const std::string parent_line = std::string(FindHeader(request.headers, "traceparent"));
     const std::optional<TraceParent> parent = ParseTraceparent(parent_line);  // views into parent_line
     if (!parent) return inner_->Fetch(request, response);
-    RequestTrace mine;
-    NewTrace(&mine);
-    parent->trace_id.copy(mine.trace_id, kTraceIdLength);
-    mine.sampled = parent->sampled;
-    std::string line;
-    AppendTraceparent(mine, line);  // "traceparent: 00-...\r\n"
+    const RequestTrace mine = ChildOf(parent);
     Request sent = request;
     for (auto& [name, value] : sent.headers) {
-      if (EqualsIgnoreCase(name, "traceparent")) value = line.substr(13, line.size() - 15);
+      if (EqualsIgnoreCase(name, "traceparent")) value = TraceparentValue(mine);
     }
     otlp::Span span;
     span.trace_id.assign(mine.trace_id, kTraceIdLength);

@@ -131,15 +131,10 @@ Reply::Trace TraceOf(const Http::Request& request, std::string host, const std::
     t.parent_id = parent->parent_id;
   }
   if (spans == nullptr) return t;
-  RequestTrace mine;
-  NewTrace(&mine);
-  if (parent) parent->trace_id.copy(mine.trace_id, kTraceIdLength);
-  mine.sampled = parent && parent->sampled;
+  const RequestTrace mine = ChildOf(parent);
   t.trace_id.assign(mine.trace_id, kTraceIdLength);
   t.span_id.assign(mine.span_id, kSpanIdLength);
-  std::string line;
-  AppendTraceparent(mine, line);  // "traceparent: 00-...\r\n"
-  *outgoing = line.substr(13, line.size() - 15);
+  *outgoing = TraceparentValue(mine);
   return t;
 }
 

@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <optional>
+#include <string>
 #include <string_view>
 
 namespace webtier {
@@ -50,6 +51,13 @@ void WriteRandomHex(char* out, size_t digits);
 
 // A new trace id and span id (never all zero) from that generator.
 void NewTrace(RequestTrace* trace);
+
+// A new span that continues `parent`'s trace (its id and sampled flag), or
+// starts a new trace when there is no parent.
+RequestTrace ChildOf(const std::optional<TraceParent>& parent);
+
+// The traceparent value for `trace`: `00-<trace id>-<span id>-<flags>`.
+std::string TraceparentValue(const RequestTrace& trace);
 
 // Appends `traceparent: 00-...\r\n` for `trace` to `out`.
 void AppendTraceparent(const RequestTrace& trace, std::string& out);
