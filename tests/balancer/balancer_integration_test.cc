@@ -1398,6 +1398,25 @@ TEST_F(BalancerTest, SpansOfBothProgramsReachACollectorAsOneTrace) {
     EXPECT_EQ(children, 1) << b;
   }
   EXPECT_TRUE(retried) << "no request tried the dead member first";
+
+  // A request refused before any member still shows in the client's trace.
+  const std::string refused_trace = "5cf92f3577b34da6a3ce929d0e0e4737";
+  EXPECT_EQ(HttpRequest("GET", Url("/admin/pool"), {"traceparent: 00-" + refused_trace + "-" + client_parent + "-01"})
+                .status,
+            404);
+  json refused;
+  ASSERT_TRUE(WaitFor([&] {
+    for (const json& s : collector.Spans()) {
+      if (s["service"] == "webtier-balancer" && s["traceId"] == refused_trace) refused = s;
+    }
+    return !refused.is_null();
+  }, 15s));
+  EXPECT_EQ(refused["parentSpanId"], client_parent) << refused;
+  EXPECT_EQ(SpanAttribute(refused, "http.response.status_code"), "404") << refused;
+  EXPECT_EQ(SpanAttribute(refused, "url.path"), "/admin/pool") << refused;
+  EXPECT_EQ(SpanAttribute(refused, "webtier.flags"), "admin_path") << refused;
+  EXPECT_EQ(SpanAttribute(refused, "webtier.attempts"), "0") << refused;
+  EXPECT_EQ(SpanAttribute(refused, "webtier.member"), "") << refused;
   EXPECT_GE(Metric("balancer_spans_total", {{"result", "exported"}}), 3);
   EXPECT_EQ(Metric("balancer_spans_total", {{"result", "dropped"}}), 0);
 }

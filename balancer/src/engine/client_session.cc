@@ -217,12 +217,12 @@ awaitable<ClientSession::Next> ClientSession::Forward(beast::flat_buffer& buffer
     // The refusal is the request's line; a client that left has none.
     const bool answered = co_await RejectUnreadable(streamed->client_error, RequestPart::kBody);
     if (!answered && worker_.access_log != nullptr) LogAccess(0, kClientGone, &exchange);
-    if (!answered && worker_.spans != nullptr) ExportSpan(0, kClientGone, exchange);
+    if (!answered && worker_.spans != nullptr) ExportSpan(0, kClientGone, &exchange);
     co_return answered ? Next::kLinger : Next::kClose;
   }
   CountAnswer(outcome.status, &exchange);
   if (worker_.access_log != nullptr) LogAccess(outcome.status, 0, &exchange);
-  if (worker_.spans != nullptr) ExportSpan(outcome.status, 0, exchange);
+  if (worker_.spans != nullptr) ExportSpan(outcome.status, 0, &exchange);
   if (streamed && !parser.is_done()) co_return Next::kLinger;  // answered (an error) before the body was all in
   if (outcome.tunnel) {  // the member switched protocols: the connection is a tunnel now
     co_await RunTunnel(conn_, buffer, *outcome.tunnel, worker_.timeouts.idle, worker_.relay_buffers, metrics_);
@@ -249,12 +249,26 @@ awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_
   co_await WriteError(11, status, why, /*keep=*/false);
   CountAnswer(status, nullptr);
   if (worker_.access_log != nullptr) LogAccess(status, RejectionFlag(reason), nullptr);
+  if (worker_.spans != nullptr) ExportSpan(status, RejectionFlag(reason), nullptr);
 }
 
-void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange& exchange) {
-  if (!exchange.prepared()) return;  // nothing went to a member: no trace context was made
-  const RequestTrace& trace = exchange.trace();
-  const ExchangeLog& log = exchange.log();
+void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange* exchange) {
+  const auto* head = request_.head;
+  const bool prepared = exchange != nullptr && exchange->prepared();
+  if (!prepared && head == nullptr) return;  // an unreadable request: no trace to put it in
+  // A request that reached no member made no trace context: its span goes
+  // on with the client's trace (one valid traceparent) or starts one.
+  RequestTrace own;
+  if (!prepared) {
+    const auto range = head->equal_range("traceparent");
+    std::optional<TraceParent> parent;
+    if (range.first != range.second && std::next(range.first) == range.second) {
+      const auto value = range.first->value();
+      parent = ParseTraceparent(std::string_view(value.data(), value.size()));
+    }
+    own = ChildOf(parent);
+  }
+  const RequestTrace& trace = prepared ? exchange->trace() : own;
   const auto now = std::chrono::system_clock::now();
   otlp::Span span;
   span.trace_id.assign(trace.trace_id, kTraceIdLength);
@@ -264,7 +278,7 @@ void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange& excha
   span.end = now;
   span.start = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - request_.start);
   std::vector<otlp::Attribute>& a = span.attributes;
-  if (const auto* head = request_.head) {
+  if (head != nullptr) {
     span.name = std::string(head->method_string());
     a.push_back({"http.request.method", span.name});
     a.push_back({"url.path", std::string(head->target())});
@@ -273,7 +287,9 @@ void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange& excha
   }
   a.push_back({"client.address", client_ip_});
   if (status != 0) a.push_back({"http.response.status_code", static_cast<int64_t>(status)});
-  a.push_back({"webtier.request_id", std::string(exchange.request_id())});
+  if (prepared) a.push_back({"webtier.request_id", std::string(exchange->request_id())});
+  const ExchangeLog empty{};
+  const ExchangeLog& log = exchange != nullptr ? exchange->log() : empty;
   a.push_back({"webtier.attempts", static_cast<int64_t>(log.attempts)});
   if (log.member != nullptr) a.push_back({"webtier.member", log.member->serverset().id});
   if (const std::string f = AccessFlagsText(flags | log.flags); !f.empty()) a.push_back({"webtier.flags", f});

@@ -78,8 +78,10 @@ class ClientSession {
   // the balancer's totals and, for a member's own answer, the member's.
   void CountAnswer(int status, const Exchange* exchange);
   // The current request's span, for --otlp-endpoint: the balancer's span of
-  // the trace it sent on, with each attempt as an event.
-  void ExportSpan(int status, uint32_t flags, const Exchange& exchange);
+  // the trace it sent on, with each attempt as an event. A request refused
+  // before any member (`exchange` null or never prepared) gets a span of its
+  // own in the client's trace; an unreadable one (no head) none.
+  void ExportSpan(int status, uint32_t flags, const Exchange* exchange);
   // Bytes of the current request read from the client so far.
   uint64_t RequestBytesIn() const;
   // Closes after an error response: half-close and read what the client
