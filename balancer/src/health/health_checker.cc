@@ -101,9 +101,13 @@ struct HealthChecker::Impl {
     http::request<http::empty_body> req{http::verb::get, options.path, 11};
     req.set(http::field::host, member.serverset().Address());
     req.set(http::field::user_agent, "webtier-balancer-health");
+    // A member that left while the last step completed: Reconcile's cancel
+    // came before the next step began, so stop here rather than wait it out.
+    if (!ec && member.removed()) ec = asio::error::operation_aborted;
     if (!ec) std::tie(ec, std::ignore) = co_await http::async_write(stream, req, kUse);
     http::response_parser<http::string_body> parser;
     parser.body_limit(kMaxCheckBodyBytes);
+    if (!ec && member.removed()) ec = asio::error::operation_aborted;
     if (!ec) std::tie(ec, std::ignore) = co_await http::async_read(stream, buffer, parser, kUse);
     if (ec || !parser.get().keep_alive()) {
       error_code ignored;
