@@ -75,6 +75,17 @@ class HealthCheckerTest : public ::testing::Test {
   }
   // Past the longest interval (10% jitter) since the last check started.
   void NextInterval() { time_.Advance(std::chrono::milliseconds(options_.interval_ms * 11 / 10 + 1)); }
+  // With every check of `id` failing: pending through each failure short of
+  // the unhealthy threshold (an interval advanced after each), unhealthy at it.
+  void ExpectUnhealthyAtTheThreshold(const std::string& id) {
+    for (int i = 1; i < options_.unhealthy_threshold; ++i) {
+      ASSERT_TRUE(WaitChecks(id, i));
+      EXPECT_EQ(HealthOf(id), Health::kPending) << "after " << i << " failures";
+      NextInterval();
+    }
+    ASSERT_TRUE(WaitChecks(id, options_.unhealthy_threshold));
+    EXPECT_TRUE(WaitHealth(id, Health::kUnhealthy));
+  }
 
   // Before the checker: its reactor's waits are capped from its first one.
   ManualTime time_;
@@ -135,13 +146,7 @@ TEST_F(HealthCheckerTest, A5xxMemberTurnsUnhealthyAfterTheUnhealthyThreshold) {
   EchoBackend a("a");
   Start();
   Add("a", a.port());
-  for (int i = 1; i < options_.unhealthy_threshold; ++i) {
-    ASSERT_TRUE(WaitChecks("a", i));
-    EXPECT_EQ(HealthOf("a"), Health::kPending) << "after " << i << " failures";
-    NextInterval();
-  }
-  ASSERT_TRUE(WaitChecks("a", options_.unhealthy_threshold));
-  EXPECT_TRUE(WaitHealth("a", Health::kUnhealthy));
+  ASSERT_NO_FATAL_FAILURE(ExpectUnhealthyAtTheThreshold("a"));
   EXPECT_EQ(Find("a")->last_check(), CheckResult::kFail);
   EXPECT_EQ(Checks("a", "fail"), options_.unhealthy_threshold);
   EXPECT_EQ(Checks("a", "pass"), 0);
@@ -150,13 +155,7 @@ TEST_F(HealthCheckerTest, A5xxMemberTurnsUnhealthyAfterTheUnhealthyThreshold) {
 TEST_F(HealthCheckerTest, ARefusingMemberTurnsUnhealthyAfterTheUnhealthyThreshold) {
   Start();
   Add("a", testing::FreePort());  // nobody listens there
-  for (int i = 1; i < options_.unhealthy_threshold; ++i) {
-    ASSERT_TRUE(WaitChecks("a", i));
-    EXPECT_EQ(HealthOf("a"), Health::kPending) << "after " << i << " failures";
-    NextInterval();
-  }
-  ASSERT_TRUE(WaitChecks("a", options_.unhealthy_threshold));
-  EXPECT_TRUE(WaitHealth("a", Health::kUnhealthy));
+  ASSERT_NO_FATAL_FAILURE(ExpectUnhealthyAtTheThreshold("a"));
   EXPECT_EQ(Checks("a", "fail"), options_.unhealthy_threshold);
 }
 
@@ -173,12 +172,7 @@ TEST_F(HealthCheckerTest, AHangingMemberTimesOutAndTurnsUnhealthy) {
   EXPECT_LT(took, 2s);
   EXPECT_EQ(Checks("a", "timeout"), 1);
   EXPECT_EQ(Find("a")->last_check(), CheckResult::kTimeout);
-  for (int i = 2; i <= options_.unhealthy_threshold; ++i) {
-    EXPECT_EQ(HealthOf("a"), Health::kPending);
-    NextInterval();
-    ASSERT_TRUE(WaitChecks("a", i));
-  }
-  EXPECT_TRUE(WaitHealth("a", Health::kUnhealthy));
+  ASSERT_NO_FATAL_FAILURE(ExpectUnhealthyAtTheThreshold("a"));
   EXPECT_EQ(Checks("a", "timeout"), options_.unhealthy_threshold);
 }
 
