@@ -1,6 +1,7 @@
 // Fuzzes the decoding of what ZooKeeper (or the disk) hands the balancer:
-// serverset member JSON and the state file, and the member address policy
-// (--member-allow ranges, and a member host checked against them). None may
+// serverset member JSON and the state file, the member address policy
+// (--member-allow ranges, and a member host checked against them), and the
+// handover text from the balancer process it replaces. None may
 // crash or throw; whatever decodes must survive an encode/decode round trip.
 #include <cstddef>
 #include <cstdint>
@@ -8,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include "webtier/balancer/control/handover.h"
 #include "webtier/balancer/membership/address_policy.h"
 #include "webtier/balancer/membership/state_file.h"
 #include "webtier/common/serverset.h"
@@ -18,6 +20,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (webtier::serverset::Decode(text, &m).ok()) {
     webtier::serverset::Member again;
     if (!webtier::serverset::Decode(webtier::serverset::Encode(m), &again).ok() || !(again == m)) std::abort();
+  }
+  namespace control = webtier::balancer::control;
+  control::Handover handover;
+  if (control::DecodeHandover(text, &handover).ok()) {
+    control::Handover again;
+    if (!control::DecodeHandover(control::EncodeHandover(handover), &again).ok() || again.pid != handover.pid ||
+        again.ticket_keys != handover.ticket_keys || again.listeners.size() != handover.listeners.size() ||
+        again.members.size() != handover.members.size())
+      std::abort();
+    for (size_t i = 0; i < again.listeners.size(); ++i)
+      if (again.listeners[i].role != handover.listeners[i].role ||
+          again.listeners[i].address != handover.listeners[i].address)
+        std::abort();
+    for (size_t i = 0; i < again.members.size(); ++i)
+      if (again.members[i].key != handover.members[i].key ||
+          again.members[i].ejected_ms != handover.members[i].ejected_ms ||
+          again.members[i].ejections != handover.members[i].ejections)
+        std::abort();
   }
   std::vector<webtier::balancer::MemberRecord> records;
   int invalid = 0;

@@ -175,6 +175,18 @@ void AddFlags(CLI::App& app, Config* c) {
                  "comma-separated CIDR ranges (IPv4/IPv6) member addresses must be in, checked after name "
                  "resolution; empty = any. Unspecified, link-local and cloud metadata addresses are refused "
                  "unless an entry within their range names them");
+  app.add_option("--control-socket", c->control_socket,
+                 "Unix socket (mode 0600) on which a new balancer started with --takeover takes this one's "
+                 "listening sockets; empty = off")
+      ->capture_default_str();
+  app.add_flag("--takeover", c->takeover,
+               "at start, once ready, take the listening sockets of the balancer on --control-socket (it then "
+               "drains and exits); nobody there: bind as usual");
+  app.add_option("--drain-ms", c->drain_ms,
+                 "on SIGTERM or after a handover: requests in flight and tunnels get this long, then the process "
+                 "exits")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 3600000));
   AddHealthFlags(app, &c->health);
   AddTlsFlags(app, c);
   AddEdgeFlags(app, c);
@@ -194,6 +206,8 @@ Status Finalize(Config* c) {
     return Invalid("--member-allow", s.message());
   if (Status s = FinalizeTls(c); !s.ok()) return s;
   if (Status s = FinalizeEdge(c); !s.ok()) return s;
+  if (c->takeover && c->control_socket.empty()) return Invalid("--takeover", "needs --control-socket");
+  if (c->control_socket.size() > 107) return Invalid("--control-socket", "longer than a Unix socket path may be (107)");
   return FinalizeHealth(c->health);
 }
 

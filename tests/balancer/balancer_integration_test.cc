@@ -6,9 +6,11 @@
 
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -42,6 +44,7 @@ using testing::LoadStats;
 using testing::MetricValue;
 using testing::Process;
 using testing::RawExchange;
+using testing::SendAll;
 using testing::TempDir;
 using testing::WaitFor;
 
@@ -675,6 +678,122 @@ TEST_F(BalancerTest, WithoutMemberAllowMetadataLinkLocalAndUnspecifiedAreStillRe
   ASSERT_TRUE(WaitMembers(1)) << balancer_->StatusBody();
   ASSERT_TRUE(WaitFor([&] { return Metric("balancer_refused_members_total") == 3; }, 10s));
   EXPECT_EQ(Shares(4)["a"], 4);
+}
+
+// A new process with --takeover: it takes the listening sockets of the
+// running one (same ports, a changed flag), the old one finishes what it has
+// in flight, says it handed over, and exits 0 well before --drain-ms.
+TEST_F(BalancerTest, ATakeoverMovesTheSocketsAndTheOldProcessFinishesItsRequests) {
+  Backend a("a");
+  Register(a.member());
+  TempDir dir("takeover");
+  const std::string control = dir.path() + "/control.sock";
+  StartBalancer({"--control-socket", control, "--drain-ms", "10000"});
+  ASSERT_TRUE(WaitMembers(1));
+  const uint16_t port = balancer_->port();
+  std::atomic<int> slow_status{0};
+  std::thread slow([&] { slow_status = HttpGet(Url("/sleep/1500"), 10s).status; });
+  ASSERT_TRUE(WaitFor([&] { return Status()["members"][0]["in_flight"] == 1; }, 5s));
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_ptr<Process> old =
+      balancer_->TakeOver({"--control-socket", control, "--drain-ms", "10000", "--policy", "least_request"});
+  EXPECT_EQ(balancer_->port(), port);
+  EXPECT_TRUE(WaitFor([&] { return Status().value("policy", "") == "least_request"; }, 2s)) << "the new flags serve";
+  EXPECT_EQ(HttpGet(Url("/")).status, 200);
+  slow.join();
+  EXPECT_EQ(slow_status.load(), 200) << "the request in flight in the old process was finished";
+  EXPECT_EQ(old->Wait(10s), 0) << old->Log();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 5s) << "an old process with nothing left exits before --drain-ms";
+  EXPECT_NE(old->Log().find("msg=\"handed over\""), std::string::npos) << old->Log();
+  EXPECT_EQ(Metric("balancer_takeovers_total"), 1);
+  EXPECT_TRUE(WaitFor([&] { return Metric("balancer_predecessor_connections") == 0; }, 5s));
+  // And again, from the process that took over.
+  std::unique_ptr<Process> second = balancer_->TakeOver({"--control-socket", control});
+  EXPECT_EQ(second->Wait(10s), 0) << second->Log();
+  EXPECT_EQ(HttpGet(Url("/")).status, 200);
+}
+
+// Without a running balancer, --takeover binds as usual; a second balancer
+// on a live control socket without --takeover is refused (exit 1).
+TEST_F(BalancerTest, TakeoverWithNobodyThereBindsAndALiveControlSocketIsNotShared) {
+  Backend a("a");
+  Register(a.member());
+  TempDir dir("takeover");
+  const std::string control = dir.path() + "/control.sock";
+  StartBalancer({"--control-socket", control, "--takeover"});
+  EXPECT_NE(balancer_->process().Log().find("no balancer to take over"), std::string::npos);
+  ASSERT_TRUE(WaitMembers(1));
+  Process second(Process::Options{.argv = {BinaryPath("balancer"), "--listen", "127.0.0.1:0", "--admin-listen",
+                                           "127.0.0.1:0", "--zk", zk_.connect(), "--zk-path", kPath,
+                                           "--control-socket", control},
+                                  .env = {}, .log_path = {}, .cwd = {}});
+  EXPECT_EQ(second.Wait(20s), 1) << second.Log();
+  EXPECT_NE(second.Log().find("already listens"), std::string::npos) << second.Log();
+  EXPECT_EQ(HttpGet(Url("/")).status, 200);
+}
+
+// A would-be successor that takes the sockets and vanishes without
+// confirming changes nothing: the balancer goes on serving on them, and a
+// real successor takes over afterwards.
+TEST_F(BalancerTest, ASuccessorThatVanishesMidHandoverLeavesTheBalancerServing) {
+  Backend a("a");
+  Register(a.member());
+  TempDir dir("takeover");
+  const std::string control = dir.path() + "/control.sock";
+  StartBalancer({"--control-socket", control});
+  ASSERT_TRUE(WaitMembers(1));
+  auto load = StartLoad(2);
+  for (int i = 0; i < 3; ++i) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::memcpy(addr.sun_path, control.data(), control.size());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0) << std::strerror(errno);
+    ASSERT_TRUE(SendAll(fd, "takeover 1\n"));
+    char buf[512];
+    EXPECT_GT(::recv(fd, buf, sizeof buf, 0), 0) << "the handover was offered";
+    ::close(fd);  // and its sockets with it, unconfirmed
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_NE(balancer_->process().Log().find("takeover abandoned; still serving"), std::string::npos);
+  std::unique_ptr<Process> old = balancer_->TakeOver({"--control-socket", control});
+  std::this_thread::sleep_for(300ms);
+  load->Stop();
+  const LoadStats s = load->Snapshot();
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_GT(s.ok, 20u) << s.Describe();
+  EXPECT_EQ(old->Wait(10s), 0) << old->Log();
+}
+
+// A predecessor that lies: the new process exits 1 with the reason.
+TEST(BalancerTakeover, APredecessorThatSendsNoSocketsMakesTheSuccessorExitWithTheReason) {
+  TempDir dir("takeover");
+  const std::string control = dir.path() + "/control.sock";
+  const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, control.data(), control.size());
+  ASSERT_EQ(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(listener, 1), 0);
+  std::thread liar([&] {
+    const int conn = ::accept(listener, nullptr, nullptr);
+    char buf[64];
+    (void)::recv(conn, buf, sizeof buf, 0);
+    SendAll(conn, "webtier-handover 1\npid " + std::to_string(::getpid()) + "\nlistener proxy 127.0.0.1:1\nend\n");
+    std::this_thread::sleep_for(500ms);
+    ::close(conn);
+  });
+  testing::ZooKeeperServer zk;
+  zk.Start();
+  Process p(Process::Options{.argv = {BinaryPath("balancer"), "--listen", "127.0.0.1:0", "--admin-listen",
+                                      "127.0.0.1:0", "--zk", zk.connect(),
+                                      "--control-socket", control, "--takeover"},
+                             .env = {}, .log_path = {}, .cwd = {}});
+  EXPECT_EQ(p.Wait(20s), 1) << p.Log();
+  EXPECT_NE(p.Log().find("takeover failed; the running balancer keeps serving"), std::string::npos) << p.Log();
+  EXPECT_NE(p.Log().find("named 1 sockets but sent 0"), std::string::npos) << p.Log();
+  liar.join();
+  ::close(listener);
 }
 
 TEST(BalancerFlags, BadFlagsExitWithTwo) {

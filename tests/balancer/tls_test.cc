@@ -197,6 +197,50 @@ TEST_F(TlsTest, TicketKeysRotateOnReloadAndOldTicketsStopResuming) {
   EXPECT_TRUE(resumes(ticket()));
 }
 
+// A handover in one process: a second ProxyServer adopts copies of the
+// first one's listening sockets and takes its ticket keys; the first stops
+// accepting. Tickets the first issued resume on the second, a context
+// without the keys does a full handshake, and malformed keys are refused.
+TEST_F(TlsTest, TicketsIssuedBeforeAHandoverResumeAfterIt) {
+  StartTls(2);
+  testing::TlsSession session;
+  {
+    TlsClient c(proxy_->tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION});
+    ASSERT_TRUE(c.Handshake()) << c.error();
+    ASSERT_NE(c.Get("/").find("200 OK"), std::string::npos);
+    session = c.session();
+  }
+  TlsContext successor_tls(files_.cert, files_.key);
+  ASSERT_TRUE(successor_tls.Load().ok());
+  EXPECT_FALSE(successor_tls.ImportTicketKeys("not keys").ok());
+  ASSERT_TRUE(successor_tls.ImportTicketKeys(tls_->ExportTicketKeys()).ok());
+  std::vector<int> plain, secure;
+  for (int fd : proxy_->listener_fds(false)) plain.push_back(::dup(fd));
+  for (int fd : proxy_->listener_fds(true)) secure.push_back(::dup(fd));
+  ASSERT_EQ(secure.size(), 2u) << "one TLS socket per thread";
+  Config one_thread = config_;
+  one_thread.threads = 1;  // two handed-over sockets on one thread: both are accepted on
+  ProxyServer successor(one_thread, pool_, metrics_, &successor_tls);
+  ASSERT_TRUE(successor.Start(plain, secure).ok());
+  EXPECT_EQ(successor.tls_port(), proxy_->tls_port());
+  EXPECT_EQ(successor.port(), proxy_->port());
+  proxy_->StopAccepting();
+  for (int i = 0; i < 4; ++i) {
+    TlsClient c(successor.tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION, .resume = session});
+    ASSERT_TRUE(c.Handshake()) << c.error();
+    EXPECT_NE(c.Get("/").find("200 OK"), std::string::npos);
+    EXPECT_TRUE(c.reused()) << "a ticket from before the handover";
+  }
+  // Without the keys the same ticket does not open (the test has teeth).
+  TlsContext stranger(files_.cert, files_.key);
+  ASSERT_TRUE(stranger.Load().ok());
+  ASSERT_TRUE(successor_tls.ImportTicketKeys(stranger.ExportTicketKeys()).ok());
+  TlsClient c(successor.tls_port(), {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION, .resume = session});
+  ASSERT_TRUE(c.Handshake()) << c.error();
+  EXPECT_FALSE(c.reused());
+  successor.Shutdown(std::chrono::milliseconds(0));
+}
+
 TEST_F(TlsTest, GarbageBeforeTheClientHelloIsClosedAndCounted) {
   StartTls();
   for (const std::string& garbage :

@@ -1,6 +1,8 @@
 // Admin endpoint: a small Beast server on its own thread and io_context.
 #include "webtier/balancer/admin/admin_server.h"
 
+#include <unistd.h>
+
 #include <map>
 #include <thread>
 
@@ -9,6 +11,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
@@ -124,6 +127,7 @@ struct AdminServer::Impl {
   tcp::acceptor acceptor{ctx};
   std::thread thread;
   uint16_t port = 0;
+  int fd = -1;  // the acceptor's socket
   StatusHistory history;
 
   // One sample a second for the status page's rates and sparklines.
@@ -277,13 +281,29 @@ AdminServer::AdminServer(const Config& config, Pool& pool, const MemberRegistry&
 
 AdminServer::~AdminServer() { Stop(); }
 
-Status AdminServer::Start() {
+Status AdminServer::Start(int inherited) {
   const auto& l = impl_->config.admin_listen;
   const std::optional<asio::ip::address> addr = ListenAddress(l);
-  if (!addr) return webtier::Status(ErrorCode::kInvalidArgument, "cannot resolve --admin-listen host " + l.host);
+  if (!addr) {
+    if (inherited >= 0) ::close(inherited);
+    return webtier::Status(ErrorCode::kInvalidArgument, "cannot resolve --admin-listen host " + l.host);
+  }
   auto& a = impl_->acceptor;
-  if (error_code ec = OpenListener(a, tcp::endpoint(*addr, l.port)))
-    return webtier::Status(ErrorCode::kUnavailable, "cannot listen on admin address " + l.ToString() + ": " + ec.message());
+  if (inherited >= 0) {
+    const std::optional<tcp::endpoint> ep = BoundEndpoint(inherited);
+    if (ep && ep->address() == *addr && (l.port == 0 || l.port == ep->port())) {
+      if (error_code ec = AdoptListener(a, inherited))
+        return webtier::Status(ErrorCode::kUnavailable, "cannot accept on the handed-over admin socket: " + ec.message());
+    } else {
+      log::Warn("admin", "handed-over socket not on --admin-listen; closing it").kv("want", l.ToString());
+      ::close(inherited);
+    }
+  }
+  if (!a.is_open()) {
+    if (error_code ec = OpenListener(a, tcp::endpoint(*addr, l.port)))
+      return webtier::Status(ErrorCode::kUnavailable, "cannot listen on admin address " + l.ToString() + ": " + ec.message());
+  }
+  impl_->fd = a.native_handle();
   impl_->port = a.local_endpoint().port();
   asio::co_spawn(impl_->ctx, impl_->Accept(), asio::detached);
   asio::co_spawn(impl_->ctx, impl_->SampleEverySecond(), asio::detached);
@@ -299,6 +319,15 @@ void AdminServer::Stop() {
 }
 
 uint16_t AdminServer::port() const { return impl_->port; }
+
+int AdminServer::listener_fd() const { return impl_->fd; }
+
+void AdminServer::StopAccepting() {
+  asio::post(impl_->ctx, [impl = impl_.get()] {
+    error_code ec;
+    impl->acceptor.close(ec);
+  });
+}
 
 std::string AdminServer::StatusJson() const { return impl_->StatusDocument(); }
 

@@ -114,18 +114,21 @@ awaitable<void> ClientSession::Run() {
 
 awaitable<ClientSession::Next> ClientSession::AwaitRequest(beast::flat_buffer& buffer, bool first) {
   conn_.idle = true;
-  if (worker_.draining()) co_return Next::kClose;
+  conn_.idle_since = Clock::now();
   request_.read_mark = conn_.stream.bytes_read - buffer.size();
   request_.written_mark = conn_.stream.bytes_written;
   request_.head = nullptr;
   if (buffer.size() == 0) {
     // Waiting for the next request: the idle timeout applies (the header
     // timeout for a fresh connection, which has sent nothing yet).
-    conn_.SetDeadline(first ? worker_.timeouts.header : worker_.timeouts.idle);
+    // A drain gives it kDrainIdleGrace (its next request is answered, with
+    // Connection: close) rather than closing under a request on its way.
+    const auto wait = first ? worker_.timeouts.header : worker_.timeouts.idle;
+    conn_.SetDeadline(worker_.draining() ? std::min<std::chrono::milliseconds>(wait, kDrainIdleGrace) : wait);
     auto [ec, n] = co_await ReadSome(conn_.stream, buffer.prepare(8192));
     conn_.ClearDeadline();
-    // The client closed, or a drain; a timed-out client gets no goodbye.
-    if (ec) co_return conn_.timed_out ? Next::kClose : Next::kGoodbye;
+    // The client closed, or the drain's grace ended; a timed-out client gets no goodbye.
+    if (ec) co_return conn_.timed_out && !worker_.draining() ? Next::kClose : Next::kGoodbye;
     buffer.commit(n);
   }
   conn_.idle = false;

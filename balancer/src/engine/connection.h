@@ -76,6 +76,7 @@ struct ClientConnection {
   std::string request_head;   // as sent to the member (kept for a retry)
   std::string response_head;  // as sent to the client
   bool idle = true;  // between requests
+  Clock::time_point idle_since = Clock::now();  // when it last became idle
   Clock::time_point deadline = Clock::time_point::max();
   bool timed_out = false;
   // The member connection this client's request is using, if any.

@@ -2,8 +2,10 @@
 #include "engine/io.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstring>
 
 #include "engine/reactor_hints.h"
 #include "webtier/balancer/upstream/pool.h"
@@ -21,6 +23,30 @@ error_code OpenListener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, 
   if (!ec && options.reuse_port) acceptor.set_option(ReusePort(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
   if (!ec && options.listen) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  return ec;
+}
+
+std::optional<tcp::endpoint> BoundEndpoint(int fd) {
+  sockaddr_storage ss{};
+  socklen_t len = sizeof ss;
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) return std::nullopt;
+  if (ss.ss_family != AF_INET && ss.ss_family != AF_INET6) return std::nullopt;
+  tcp::endpoint ep;
+  if (len > ep.capacity()) return std::nullopt;
+  std::memcpy(ep.data(), &ss, len);
+  ep.resize(len);
+  return ep;
+}
+
+error_code AdoptListener(tcp::acceptor& acceptor, int fd) {
+  const std::optional<tcp::endpoint> ep = BoundEndpoint(fd);
+  if (!ep) {
+    ::close(fd);
+    return asio::error::bad_descriptor;
+  }
+  error_code ec;
+  acceptor.assign(ep->protocol(), fd, ec);
+  if (ec) ::close(fd);
   return ec;
 }
 

@@ -45,6 +45,13 @@ struct ListenOptions {
 // Opens, binds and (unless told not to) listens `acceptor` on `endpoint`.
 error_code OpenListener(tcp::acceptor& acceptor, const tcp::endpoint& endpoint, ListenOptions options = {});
 
+// Makes `acceptor` accept on `fd`, a listening TCP socket this process was
+// handed (it owns the descriptor from here, also on failure).
+error_code AdoptListener(tcp::acceptor& acceptor, int fd);
+
+// The address a TCP socket is bound to; none for anything else.
+std::optional<tcp::endpoint> BoundEndpoint(int fd);
+
 // The address to listen on for `listen.host`: an IP literal, "" for every
 // interface, or a name resolved like a member's (blocking). None when the
 // name does not resolve.

@@ -5,6 +5,9 @@
 // only from its own thread.
 #include "webtier/balancer/engine/proxy_server.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <list>
 #include <thread>
 
@@ -40,9 +43,9 @@ awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, tcp::endpoint p
 
 class Worker {
  public:
-  Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, const TlsContext* tls,
-         AccessLog* access_log, otlp::Exporter* spans)
-      : context_(ctx_, config, pool, metrics, counters, clients_), tls_(tls) {
+  Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, AccessLog* access_log,
+         otlp::Exporter* spans)
+      : context_(ctx_, config, pool, metrics, counters, clients_) {
     context_.spans = spans;
     if (access_log != nullptr) {
       context_.access_log = access_log;
@@ -50,33 +53,64 @@ class Worker {
     }
   }
 
-  Status Bind(const tcp::endpoint& ep) {
-    if (error_code ec = OpenListener(acceptor_, ep, {.reuse_port = true})) return ListenFailure(ep, ec);
+  // Listens on `ep` (one more socket of its SO_REUSEPORT group); TLS
+  // connections (with the context at accept time) when `tls` is set.
+  Status Bind(const tcp::endpoint& ep, const TlsContext* tls) {
+    Listener& l = listeners_.emplace_back(ctx_, tls);
+    if (error_code ec = OpenListener(l.acceptor, ep, {.reuse_port = true})) {
+      listeners_.pop_back();
+      return ListenFailure(ep, ec);
+    }
     return Status::Ok();
   }
-  Status BindTls(const tcp::endpoint& ep) {
-    if (error_code ec = OpenListener(tls_acceptor_, ep, {.reuse_port = true})) return ListenFailure(ep, ec);
+  // Accepts on a listening socket handed over by the previous process.
+  Status Adopt(int fd, const TlsContext* tls) {
+    Listener& l = listeners_.emplace_back(ctx_, tls);
+    if (error_code ec = AdoptListener(l.acceptor, fd)) {
+      listeners_.pop_back();
+      return Status(ErrorCode::kUnavailable, "cannot accept on a handed-over socket: " + ec.message());
+    }
     return Status::Ok();
   }
-  uint16_t bound_port() const { return acceptor_.local_endpoint().port(); }
-  uint16_t bound_tls_port() const { return tls_acceptor_.local_endpoint().port(); }
+  // The sockets Bind/Adopt made, of one kind (plain or TLS).
+  std::vector<int> ListenerFds(bool tls) const {
+    std::vector<int> fds;
+    for (const Listener& l : listeners_)
+      if ((l.tls != nullptr) == tls) fds.push_back(const_cast<tcp::acceptor&>(l.acceptor).native_handle());
+    return fds;
+  }
+  uint16_t LastPort() const { return listeners_.back().acceptor.local_endpoint().port(); }
+  bool Listens(bool tls) const {
+    for (const Listener& l : listeners_)
+      if ((l.tls != nullptr) == tls) return true;
+    return false;
+  }
 
   void Start() {
-    asio::co_spawn(ctx_, Accept(acceptor_, nullptr), asio::detached);
-    if (tls_acceptor_.is_open()) asio::co_spawn(ctx_, Accept(tls_acceptor_, tls_), asio::detached);
+    for (Listener& l : listeners_) asio::co_spawn(ctx_, Accept(l.acceptor, l.tls), asio::detached);
     asio::co_spawn(ctx_, SweepIdle(), asio::detached);
     asio::co_spawn(ctx_, Watchdog(), asio::detached);
     thread_ = std::thread([this] { ctx_.run(); });
   }
 
-  // Stop accepting; close the client connections that wait for a request.
+  // Stops accepting: closes this process's listening sockets (handed over,
+  // they live on in the successor, queued connections and all).
+  void StopAccepting() {
+    asio::post(ctx_, [this] {
+      error_code ec;
+      for (Listener& l : listeners_) l.acceptor.close(ec);
+    });
+  }
+
+  // Stops accepting; the client connections that wait for a request close
+  // once they have waited kDrainIdleGrace (a request that comes sooner is
+  // answered, with Connection: close).
   void BeginDrain() {
     asio::post(ctx_, [this] {
       error_code ec;
-      acceptor_.close(ec);
-      tls_acceptor_.close(ec);
+      for (Listener& l : listeners_) l.acceptor.close(ec);
       for (ClientConnection* c : clients_) {
-        if (c->idle) c->stream.cancel(ec);
+        if (c->idle) c->deadline = std::min(c->deadline, c->idle_since + kDrainIdleGrace);
       }
     });
   }
@@ -95,14 +129,18 @@ class Worker {
   awaitable<void> Watchdog();
   awaitable<void> SweepIdle();
 
+  struct Listener {
+    Listener(asio::io_context& ctx, const TlsContext* tls) : acceptor(ctx), tls(tls) {}
+    tcp::acceptor acceptor;
+    const TlsContext* tls;  // null: plain
+  };
+
   // Declared before ctx_: coroutine frames destroyed with ctx_ unregister from it.
   std::list<ClientConnection*> clients_;
   asio::io_context ctx_{1};
-  tcp::acceptor acceptor_{ctx_};
-  tcp::acceptor tls_acceptor_{ctx_};  // open only with --tls-listen
+  std::list<Listener> listeners_;  // --listen and --tls-listen sockets (a list: stable addresses)
   // After ctx_: its idle member connections close before the io_context goes.
   WorkerContext context_;
-  const TlsContext* const tls_;
   std::thread thread_;
 };
 
@@ -195,47 +233,103 @@ ProxyServer::~ProxyServer() {
 
 int ProxyServer::open_connections() const { return counters_->open_connections.load(); }
 
-Status ProxyServer::Bind(const net::HostPort& listen, std::string_view flag, bool tls, uint16_t* port_out,
-                         std::string* address_out) {
+Status ProxyServer::Bind(const net::HostPort& listen, std::string_view flag, const TlsContext* tls,
+                         std::vector<int> inherited, uint16_t* port_out, std::string* address_out) {
   const std::optional<asio::ip::address> resolved = ListenAddress(listen);
-  if (!resolved) return Status(ErrorCode::kInvalidArgument, "cannot resolve " + std::string(flag) + " host " + listen.host);
+  if (!resolved) {
+    for (int fd : inherited) ::close(fd);
+    return Status(ErrorCode::kInvalidArgument, "cannot resolve " + std::string(flag) + " host " + listen.host);
+  }
   const asio::ip::address addr = *resolved;
   uint16_t port = listen.port;
-  if (port != 0) {
-    // SO_REUSEPORT would let a second balancer on the same port silently take
-    // half the connections: a plain bind first turns that into a clear error.
-    asio::io_context probe_ctx;
-    tcp::acceptor probe(probe_ctx);
-    const tcp::endpoint ep(addr, port);
-    if (error_code ec = OpenListener(probe, ep, {.listen = false})) return ListenFailure(ep, ec);
+  // Sockets handed over by the previous process are accepted on as they are
+  // when they listen where the flag says (port 0: any); a changed address
+  // is bound afresh and the old sockets close (their queued connections with them).
+  for (int fd : inherited) {
+    const std::optional<tcp::endpoint> ep = BoundEndpoint(fd);
+    if (ep && ep->address() == addr && (port == 0 || port == ep->port())) continue;
+    log::Warn(kComponent, "handed-over socket not on this address; closing it")
+        .kv("flag", flag).kv("want", listen.ToString()).kv("socket", ep ? ep->address().to_string() + ":" + std::to_string(ep->port()) : "?");
+    for (int f : inherited) ::close(f);
+    inherited.clear();
+    break;
   }
-  for (auto& w : workers_) {
-    Status s = tls ? w->BindTls(tcp::endpoint(addr, port)) : w->Bind(tcp::endpoint(addr, port));
-    if (!s.ok()) return s;
-    port = tls ? w->bound_tls_port() : w->bound_port();  // port 0 picks one port for all threads
+  if (!inherited.empty()) {
+    // Every handed-over socket is accepted on (an unattended one would strand
+    // its queue): spread over the threads; threads beyond them get a new
+    // socket in the same SO_REUSEPORT group.
+    for (size_t i = 0; i < inherited.size(); ++i) {
+      if (Status s = workers_[i % workers_.size()]->Adopt(inherited[i], tls); !s.ok()) {
+        for (size_t k = i + 1; k < inherited.size(); ++k) ::close(inherited[k]);
+        return s;
+      }
+    }
+    port = BoundEndpoint(inherited.front())->port();
+    for (size_t i = inherited.size(); i < workers_.size(); ++i) {
+      if (Status s = workers_[i]->Bind(tcp::endpoint(addr, port), tls); !s.ok()) return s;
+    }
+  } else {
+    if (port != 0) {
+      // SO_REUSEPORT would let a second balancer on the same port silently take
+      // half the connections: a plain bind first turns that into a clear error.
+      asio::io_context probe_ctx;
+      tcp::acceptor probe(probe_ctx);
+      const tcp::endpoint ep(addr, port);
+      if (error_code ec = OpenListener(probe, ep, {.listen = false})) return ListenFailure(ep, ec);
+    }
+    for (auto& w : workers_) {
+      if (Status s = w->Bind(tcp::endpoint(addr, port), tls); !s.ok()) return s;
+      port = w->LastPort();  // port 0 picks one port for all threads
+    }
   }
   *port_out = port;
   *address_out = addr.to_string() + ":" + std::to_string(port);
   return Status::Ok();
 }
 
-Status ProxyServer::Start() {
+Status ProxyServer::Start(std::vector<int> inherited, std::vector<int> inherited_tls) {
   const int threads =
       config_.threads > 0 ? config_.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const TlsContext* tls = config_.tls_listen ? tls_ : nullptr;
-  if (config_.tls_listen && (tls == nullptr || !tls->Current()))
+  if (config_.tls_listen && (tls == nullptr || !tls->Current())) {
+    for (int fd : inherited) ::close(fd);
+    for (int fd : inherited_tls) ::close(fd);
     return Status(ErrorCode::kInvalidArgument, "--tls-listen needs a loaded TLS context");
-  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, tls, access_log_, spans_));
+  }
+  if (tls == nullptr && !inherited_tls.empty()) {
+    log::Warn("tls", "handed-over TLS sockets closed: no --tls-listen").kv("sockets", inherited_tls.size());
+    for (int fd : inherited_tls) ::close(fd);
+    inherited_tls.clear();
+  }
+  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, access_log_, spans_));
   std::string address, tls_address;
-  if (Status s = Bind(config_.listen, "--listen", false, &port_, &address); !s.ok()) return s;
+  if (Status s = Bind(config_.listen, "--listen", nullptr, std::move(inherited), &port_, &address); !s.ok()) {
+    for (int fd : inherited_tls) ::close(fd);
+    return s;
+  }
   if (tls != nullptr) {
-    if (Status s = Bind(*config_.tls_listen, "--tls-listen", true, &tls_port_, &tls_address); !s.ok()) return s;
+    if (Status s = Bind(*config_.tls_listen, "--tls-listen", tls, std::move(inherited_tls), &tls_port_, &tls_address); !s.ok()) return s;
   }
   for (auto& w : workers_) w->Start();
   log::Info(kComponent, "listening").kv("address", address).kv("threads", threads);
   if (tls != nullptr) log::Info("tls", "listening").kv("address", tls_address).kv("threads", threads);
   return Status::Ok();
 }
+
+std::vector<int> ProxyServer::listener_fds(bool tls) const {
+  std::vector<int> fds;
+  for (const auto& w : workers_) {
+    std::vector<int> mine = w->ListenerFds(tls);
+    fds.insert(fds.end(), mine.begin(), mine.end());
+  }
+  return fds;
+}
+
+void ProxyServer::StopAccepting() {
+  for (auto& w : workers_) w->StopAccepting();
+}
+
+int ProxyServer::active_requests() const { return counters_->active_requests.load(); }
 
 void ProxyServer::Shutdown(std::chrono::milliseconds drain) {
   ServerCounters& c = *counters_;
@@ -244,12 +338,14 @@ void ProxyServer::Shutdown(std::chrono::milliseconds drain) {
   for (auto& w : workers_) w->BeginDrain();
   const auto deadline = Clock::now() + drain;
   while (Clock::now() < deadline && (c.active_requests.load() > 0 || c.open_connections.load() > 0)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    // Connections that finished a request in the meantime are idle now: close them too.
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    // Connections that finished a request in the meantime are idle now: they close too.
     for (auto& w : workers_) w->BeginDrain();
   }
-  if (c.active_requests.load() > 0)
-    log::Warn(kComponent, "drain time over; abandoning requests").kv("in_flight", c.active_requests.load());
+  if (c.active_requests.load() > 0 || c.open_connections.load() > 0)
+    log::Warn(kComponent, "drain time over; closing what is left")
+        .kv("in_flight", c.active_requests.load())
+        .kv("open_connections", c.open_connections.load());
   for (auto& w : workers_) w->Stop();
 }
 

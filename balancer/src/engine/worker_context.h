@@ -22,6 +22,12 @@
 
 namespace webtier::balancer {
 
+// How long a client connection may wait for its next request once the
+// server drains: long enough for a client under load to send it (and get
+// Connection: close), short enough not to hold the drain. Closing sooner
+// would race requests already on their way.
+inline constexpr std::chrono::milliseconds kDrainIdleGrace{1000};
+
 // Shared by every worker of one ProxyServer.
 struct ServerCounters {
   std::atomic<int> open_connections{0};  // client connections

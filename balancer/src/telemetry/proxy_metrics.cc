@@ -88,6 +88,16 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
       access_log_dropped(CounterFamily(r, "balancer_access_log_lines_total", kAccessLogHelp).Add({{"result", "dropped"}})),
       spans_exported(CounterFamily(r, "balancer_spans_total", kSpansHelp).Add({{"result", "exported"}})),
       spans_dropped(CounterFamily(r, "balancer_spans_total", kSpansHelp).Add({{"result", "dropped"}})),
+      draining(GaugeFamily(r, "balancer_draining",
+                           "1 once this process drains (SIGTERM, or its sockets handed to a successor).")
+                   .Add({})),
+      takeovers(CounterFamily(r, "balancer_takeovers_total",
+                              "Times this process started on the listening sockets of a balancer it replaced.")
+                    .Add({})),
+      predecessor_connections(GaugeFamily(r, "balancer_predecessor_connections",
+                                          "Client connections still open in the balancer process this one replaced "
+                                          "(0 once it exited).")
+                                  .Add({})),
       health(r),
       requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
       upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {

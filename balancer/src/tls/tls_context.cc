@@ -61,6 +61,36 @@ class TicketKeys {
     return rotations_;
   }
 
+  // The keys as bytes for a successor process: a version byte, whether the
+  // previous key is valid, the current and previous keys, and the current
+  // key's age in seconds (so the rotation keeps its schedule).
+  static constexpr size_t kExportSize = 2 + 2 * sizeof(Key) + 8;
+  std::string Export() const {
+    MutexLock lock(&mu_);
+    std::string out(kExportSize, '\0');
+    out[0] = 1;
+    out[1] = has_previous_ ? 1 : 0;
+    std::memcpy(out.data() + 2, &current_, sizeof current_);
+    std::memcpy(out.data() + 2 + sizeof(Key), &previous_, sizeof previous_);
+    const uint64_t age = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::steady_clock::now() - rotated_at_).count());
+    std::memcpy(out.data() + 2 + 2 * sizeof(Key), &age, sizeof age);
+    return out;
+  }
+  bool Import(std::string_view in) {
+    if (in.size() != kExportSize || in[0] != 1 || (in[1] != 0 && in[1] != 1)) return false;
+    uint64_t age = 0;
+    std::memcpy(&age, in.data() + 2 + 2 * sizeof(Key), sizeof age);
+    if (age > static_cast<uint64_t>(kTicketKeyRotation.count())) age = static_cast<uint64_t>(kTicketKeyRotation.count());
+    MutexLock lock(&mu_);
+    has_previous_ = in[1] == 1;
+    std::memcpy(&current_, in.data() + 2, sizeof current_);
+    std::memcpy(&previous_, in.data() + 2 + sizeof(Key), sizeof previous_);
+    rotated_at_ = std::chrono::steady_clock::now() - std::chrono::seconds(age);
+    ++rotations_;
+    return true;
+  }
+
   // SSL_CTX_set_tlsext_ticket_key_evp_cb's contract: 1 = sealed, 2 = opened
   // and to be renewed, 0 = not ours (a full handshake follows), -1 = error.
   // An opened ticket is always renewed, as OpenSSL's own keys do: a resumed
@@ -235,6 +265,13 @@ Status TlsContext::Reload() {
 }
 
 uint64_t TlsContext::ticket_key_rotations() const { return tickets_->rotations(); }
+
+std::string TlsContext::ExportTicketKeys() const { return tickets_->Export(); }
+
+Status TlsContext::ImportTicketKeys(std::string_view keys) {
+  if (!tickets_->Import(keys)) return Status(ErrorCode::kInvalidArgument, "the handed-over ticket keys are malformed");
+  return Status::Ok();
+}
 
 std::shared_ptr<ssl::context> TlsContext::Current() const {
   MutexLock lock(&mu_);

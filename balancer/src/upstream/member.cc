@@ -61,6 +61,15 @@ bool Member::Eject(Clock::time_point now, std::chrono::milliseconds duration) {
   return false;
 }
 
+void Member::RestoreEjection(Clock::time_point now, Clock::time_point until, int consecutive) {
+  consecutive_ejections_.store(std::max(consecutive, 0), std::memory_order_relaxed);
+  if (until > now) {
+    ejected_until_ns_.store(Ns(until), std::memory_order_relaxed);
+    history.NoteEjection("handover", "ejected by the previous balancer process",
+                         std::chrono::duration_cast<std::chrono::milliseconds>(until - now));
+  }
+}
+
 void Member::RecordSuccess() {
   if (consecutive_ejections_.load(std::memory_order_relaxed) != 0) consecutive_ejections_.store(0, std::memory_order_relaxed);
   if (consecutive_5xx_.load(std::memory_order_relaxed) != 0) consecutive_5xx_.store(0, std::memory_order_relaxed);

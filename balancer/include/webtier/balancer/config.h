@@ -62,6 +62,10 @@ struct Config {
   int max_connections = 10000;                  // open client connections; more are closed at accept
   int max_idle_upstream_per_member = 64;        // per proxy thread
   std::string state_file;                       // last known pool; empty = off
+  // Restart and upgrade without a dropped request (control/handover.h).
+  std::string control_socket;                   // --control-socket: where a successor takes the sockets; "" = off
+  bool takeover = false;                        // --takeover: take them from the balancer on --control-socket
+  int drain_ms = 30000;                         // --drain-ms: SIGTERM or a handover -> at most this, then exit
   HealthOptions health;                         // --health-*, --outlier-*, --slow-start-ms, --zone
   // Which member addresses may join the pool (address_policy.h); parsed by
   // Finalize() from member_allow_flag.

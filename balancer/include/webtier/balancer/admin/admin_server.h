@@ -32,9 +32,15 @@ class AdminServer {
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
 
-  Status Start();  // binds --admin-listen and starts the thread
+  // Binds --admin-listen (or accepts on `inherited`, the admin socket handed
+  // over by the previous process, when it listens there) and starts the thread.
+  Status Start(int inherited = -1);
   void Stop();     // idempotent
   uint16_t port() const;
+  // The listening socket, for a successor process; valid until StopAccepting.
+  int listener_fd() const;
+  // Closes this process's copy of the listening socket (after a handover).
+  void StopAccepting();
 
   // The /status document (also used by tests).
   std::string StatusJson() const;

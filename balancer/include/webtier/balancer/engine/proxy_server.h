@@ -47,20 +47,34 @@ class ProxyServer {
   // Binds --listen (and --tls-listen) on every thread and starts them. Fails
   // (kUnavailable) when an address cannot be bound. Logs one `listening`
   // line per address: component "proxy", and "tls" for --tls-listen.
-  Status Start();
+  // `inherited` and `inherited_tls` are listening sockets handed over by the
+  // previous process (control/handover.h), taken over (closed on failure):
+  // accepted on instead of binding when they listen where the flag says.
+  Status Start(std::vector<int> inherited = {}, std::vector<int> inherited_tls = {});
   uint16_t port() const { return port_; }
   uint16_t tls_port() const { return tls_port_; }  // 0 without --tls-listen
 
-  // Stops accepting, closes idle client connections, lets requests in flight
-  // finish (up to `drain`), then stops the threads. Safe from any thread.
+  // The listening sockets, plain or TLS, for a successor process (copies of
+  // them go; these stay this server's). Valid until StopAccepting/Shutdown.
+  std::vector<int> listener_fds(bool tls) const;
+  // Closes this process's listening sockets: after a handover the successor
+  // accepts on them (they stay open there, queued connections and all).
+  void StopAccepting();
+
+  // Stops accepting and drains: a keep-alive connection's next request is
+  // answered with Connection: close, one that stays idle for
+  // a second (kDrainIdleGrace) is closed, requests in flight and tunnels finish; after
+  // `drain` whatever is left is closed and the threads stop. Safe from any thread.
   void Shutdown(std::chrono::milliseconds drain);
 
-  // Client connections open right now.
+  // Client connections open right now, and requests being forwarded.
   int open_connections() const;
+  int active_requests() const;
 
  private:
-  // Binds `listen` on every worker (the plain or the TLS acceptor).
-  Status Bind(const net::HostPort& listen, std::string_view flag, bool tls, uint16_t* port, std::string* address);
+  // Binds `listen` on every worker, or adopts `inherited` (TLS when `tls`).
+  Status Bind(const net::HostPort& listen, std::string_view flag, const TlsContext* tls, std::vector<int> inherited,
+              uint16_t* port, std::string* address);
 
   const Config& config_;
   Pool& pool_;

@@ -81,6 +81,10 @@ class ProxyMetrics {
   prometheus::Counter& access_log_dropped;  // balancer_access_log_lines_total{result="dropped"}
   prometheus::Counter& spans_exported;      // balancer_spans_total{result="exported"} (--otlp-endpoint)
   prometheus::Counter& spans_dropped;       // balancer_spans_total{result="dropped"}
+  // Restart and upgrade without a dropped request (control/handover.h).
+  prometheus::Gauge& draining;                 // balancer_draining: 1 once this process drains
+  prometheus::Counter& takeovers;              // balancer_takeovers_total: this process took over from another
+  prometheus::Gauge& predecessor_connections;  // balancer_predecessor_connections: still open in the process it replaced
   HealthMetrics health;  // checks, outlier ejections, locality
   // The status page's counts (not exported to Prometheus): every answer the
   // clients got, and how many came over plain TCP [0] and TLS [1].

@@ -20,6 +20,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <string_view>
 
 #include <boost/asio/ssl/context.hpp>
 
@@ -51,6 +52,12 @@ class TlsContext {
 
   // Rotations so far (reloads and periodic), for tests and the log.
   uint64_t ticket_key_rotations() const;
+
+  // The session-ticket keys (secret: they open every ticket they sealed), for
+  // a successor process (control/handover.h), and taking them over there:
+  // tickets the old process issued resume in the new one.
+  std::string ExportTicketKeys() const;
+  Status ImportTicketKeys(std::string_view keys);
 
   ~TlsContext();
 

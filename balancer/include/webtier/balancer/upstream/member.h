@@ -63,6 +63,9 @@ class Member : public std::enable_shared_from_this<Member> {
   // of 5xx answers ends.
   void RecordSuccess();
   Clock::time_point ejected_until() const;
+  // Takes over a predecessor process's state (control/handover.h): ejected
+  // until `until` (none when not after now), after `consecutive` ejections.
+  void RestoreEjection(Clock::time_point now, Clock::time_point until, int consecutive);
   // Ejections so far (each one also raises the next one's back-off).
   int ejection_count() const { return consecutive_ejections_.load(std::memory_order_relaxed); }
   uint64_t ejections() const { return ejections_.load(std::memory_order_relaxed); }
