@@ -438,18 +438,31 @@ TEST_F(FaultTest, S09_RedisKilledAndRestarted) {
 
 // 10. The balancer restarted while ZooKeeper is down: it serves from its state file.
 TEST_F(FaultTest, S10_BalancerRestartWithZooKeeperDown) {
-  StartTier(3);
+  // As systemd runs it: --takeover always given, so a restart after a crash
+  // (a control socket file nobody answers on) must bind as usual.
+  TempDir run_dir("s10");
+  StartTier(3, {}, "", {"--control-socket", run_dir.path() + "/control.sock", "--takeover"});
   zk->Stop();
   balancer->Stop(SIGTERM);
   const auto t0 = Clock::now();
   balancer->Start();
   bool pool = WaitPool(3, 10s);
   auto pool_after = Clock::now() - t0;
+  // A crash: SIGKILL, then a restart as systemd's Restart= does it; the time
+  // from exec to the first request answered through the proxy.
+  balancer->Stop(SIGKILL);
+  const auto t1 = Clock::now();
+  balancer->Start();
+  const bool serving = WaitFor([&] { return HttpGet(balancer->url("/"), 1s).status == 200; }, 10s);
+  const auto crash_serving_after = Clock::now() - t1;
   StartLoad();
   Pause(3s);
-  auto s = Finish("10. balancer restarted, ZooKeeper down", Secs(pool_after) + " to serve the saved pool",
+  auto s = Finish("10. balancer restarted, ZooKeeper down",
+                  Secs(pool_after) + " to serve the saved pool; after a SIGKILL " + Secs(crash_serving_after) +
+                      " from exec to the first answer",
                   std::to_string(load->Snapshot().served_by.size()) + " members served");
   ASSERT_TRUE(pool) << "pool not restored from " << state_file();
+  EXPECT_TRUE(serving) << "not serving after a crash restart: " << balancer->process().Log();
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   EXPECT_EQ(s.served_by.size(), 3u) << s.Describe();
 }
@@ -507,6 +520,7 @@ class TlsLoad {
   }
   struct Window {
     uint64_t ok = 0, failed = 0;
+    uint64_t handshakes = 0, resumed = 0;  // connections, and those that resumed a session
     double p99_ms = 0;
     std::string first_failure;
   };
@@ -530,6 +544,11 @@ class TlsLoad {
         Fail("handshake: " + c.error());
         continue;
       }
+      {
+        std::lock_guard lock(mu_);
+        ++window_.handshakes;
+        if (c.reused()) ++window_.resumed;
+      }
       for (int i = 0; i < 50 && !stop_; ++i) {
         const auto t0 = Clock::now();
         const std::string res = c.Get("/");
@@ -543,6 +562,7 @@ class TlsLoad {
           ++window_.ok;
           latencies_.push_back(ms);
         }
+        if (res.find("\r\nConnection: close\r\n") != std::string::npos) break;  // the server drains: a new connection
         std::this_thread::sleep_for(pause);
       }
       session = c.session();
@@ -1084,6 +1104,200 @@ TEST_F(FaultTest, S18_RollingUpgradeToANewRecordFormat) {
   // Each release warms its own 16 keys once; everything else stays a hit.
   for (double r : steps) EXPECT_GT(r, 0.5) << notes.str();
   EXPECT_GT(after, 0.8) << notes.str();
+}
+
+// A WebSocket-style tunnel through the balancer to a ForeignMember's
+// /tunnel (which echoes): opened by retrying until the request reaches that
+// member (round robin also sends it to the webnodes, which refuse it).
+class Tunnel {
+ public:
+  explicit Tunnel(uint16_t port) {
+    for (int attempt = 0; attempt < 40 && fd_ < 0; ++attempt) {
+      const int fd = ConnectLoopback(port, 3s);
+      if (fd < 0) continue;
+      SendAll(fd, "GET /tunnel HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+      std::string head;
+      char c;
+      while (head.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) head.push_back(c);
+      if (head.rfind("HTTP/1.1 101", 0) == 0) {
+        fd_ = fd;
+      } else {
+        ::close(fd);
+      }
+    }
+  }
+  ~Tunnel() { Close(); }
+  bool open() const { return fd_ >= 0; }
+  // Sends `text` and reads it back.
+  bool Echo(const std::string& text) {
+    if (fd_ < 0 || !SendAll(fd_, text)) return false;
+    std::string back;
+    char buf[256];
+    while (back.size() < text.size()) {
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) return false;
+      back.append(buf, static_cast<size_t>(n));
+    }
+    return back == text;
+  }
+  // Waits (up to `timeout`) until the balancer ends the tunnel; true when it did.
+  bool WaitClosed(std::chrono::milliseconds timeout) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(timeout.count())) != 1) return false;
+    char c;
+    return ::recv(fd_, &c, 1, MSG_DONTWAIT) <= 0;
+  }
+  void Close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+
+ private:
+  int fd_ = -1;
+};
+
+// 19. The balancer replaced three times in a row under load, each time by a
+//     process with another --policy: keep-alive and new-connection clients
+//     see no failure and no reset, tunnels live on in the old process until
+//     its drain deadline (or end normally), each old process exits in time.
+// 20. The same over TLS: sessions issued before each handover resume after it.
+struct UpgradeRun {
+  std::vector<double> exit_s;     // handover -> old process gone, per upgrade
+  std::vector<double> tunnel_s;   // handover -> tunnel closed at the deadline
+  int tunnels_echoed_in_drain = 0;
+};
+
+constexpr int kUpgradeDrainMs = 3000;
+
+std::vector<std::string> UpgradeArgs(const std::string& state_file, const std::string& control, const std::string& policy,
+                                     const std::vector<std::string>& more = {}) {
+  std::vector<std::string> a = {"--state-file", state_file, "--threads", "1", "--control-socket", control,
+                                "--drain-ms", std::to_string(kUpgradeDrainMs), "--policy", policy};
+  a.insert(a.end(), more.begin(), more.end());
+  return a;
+}
+
+// Three handovers; tunnels opened before the first and the last are left to
+// the old process's deadline, the second's are closed by their clients.
+void UpgradeThreeTimes(Balancer& balancer, const std::string& state_file, const std::string& control,
+                       const std::vector<std::string>& more, UpgradeRun* run) {
+  const std::vector<std::string> policies = {"least_request", "round_robin", "least_request"};
+  for (size_t i = 0; i < policies.size(); ++i) {
+    SCOPED_TRACE("upgrade " + std::to_string(i + 1));
+    std::vector<std::unique_ptr<Tunnel>> tunnels;
+    for (int t = 0; t < 3; ++t) {
+      tunnels.push_back(std::make_unique<Tunnel>(balancer.port()));
+      ASSERT_TRUE(tunnels.back()->open()) << "no tunnel through the balancer";
+      ASSERT_TRUE(tunnels.back()->Echo("before " + std::to_string(t)));
+    }
+    const auto t0 = Clock::now();
+    std::unique_ptr<Process> old = balancer.TakeOver(UpgradeArgs(state_file, control, policies[i], more));
+    EXPECT_TRUE(WaitFor(
+        [&] { return balancer.StatusBody().find("\"policy\":\"" + policies[i] + "\"") != std::string::npos; }, 2s))
+        << "the new process runs with its own flags";
+    for (auto& t : tunnels) {
+      if (t->Echo("during the drain")) ++run->tunnels_echoed_in_drain;
+    }
+    if (i == 1) tunnels.clear();  // they end normally: the old process need not wait for its deadline
+    const std::optional<int> rc = old->Wait(std::chrono::milliseconds(kUpgradeDrainMs + 3000));
+    run->exit_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    EXPECT_EQ(rc, 0) << "the old process did not exit cleanly within its drain bound: " << old->Log();
+    for (auto& t : tunnels) {
+      EXPECT_TRUE(t->WaitClosed(1s)) << "a tunnel outlived its process";
+      run->tunnel_s.push_back(std::chrono::duration<double>(Clock::now() - t0).count());
+    }
+    if (rc) {
+      EXPECT_NE(old->Log().find("msg=\"handed over\""), std::string::npos) << old->Log();
+    }
+  }
+}
+
+std::string UpgradeNotes(const UpgradeRun& run) {
+  std::ostringstream o;
+  o << std::fixed << std::setprecision(2) << "old process gone after";
+  for (double s : run.exit_s) o << " " << s << " s";
+  o << " (drain " << kUpgradeDrainMs / 1000.0 << " s; the 2nd one's tunnels ended early); " << run.tunnels_echoed_in_drain
+    << "/9 tunnels echoed while their process drained";
+  return o.str();
+}
+
+TEST_F(FaultTest, S19_BalancerUpgradedThreeTimesUnderLoad) {
+  TempDir run_dir("s19");
+  const std::string control = run_dir.path() + "/control.sock";
+  StartTier(2, {}, "", {"--control-socket", control, "--drain-ms", std::to_string(kUpgradeDrainMs)});
+  AddForeign("tunnel-end");
+  StartLoad();  // keep-alive clients
+  LoadGenerator::Options fresh_options;
+  fresh_options.port = balancer->port();
+  fresh_options.threads = 2;
+  fresh_options.rate_per_sec = 100;
+  fresh_options.keep_alive = false;  // a new connection per request
+  LoadGenerator fresh(fresh_options);
+  fresh.Start();
+  UpgradeRun run;
+  const auto t0 = Clock::now();
+  UpgradeThreeTimes(*balancer, state_file(), control, {}, &run);
+  const auto took = Clock::now() - t0;
+  Pause(500ms);
+  fresh.Stop();
+  const LoadStats f = fresh.Snapshot();
+  const std::string notes = UpgradeNotes(run) + "; " + std::to_string(f.requests) + " of the requests on new connections";
+  LoadStats s = load->Snapshot();
+  load->Stop();
+  s = load->Snapshot();
+  AddResult({"19. balancer upgraded three times (handover)", s.requests + f.requests, s.failed + f.failed,
+             Secs(took) + " for three upgrades", notes});
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_EQ(f.failed, 0u) << f.Describe();
+  EXPECT_GT(f.ok, 100u) << f.Describe();
+  EXPECT_EQ(run.tunnels_echoed_in_drain, 9) << notes;
+  for (double secs : run.tunnel_s) EXPECT_GE(secs, kUpgradeDrainMs / 1000.0 - 0.2) << "closed before the drain deadline";
+  ASSERT_EQ(run.exit_s.size(), 3u);
+  EXPECT_LT(run.exit_s[1], kUpgradeDrainMs / 1000.0) << "a process with nothing left must not wait for its deadline";
+}
+
+TEST_F(FaultTest, S20_BalancerUpgradedThreeTimesUnderTlsLoad) {
+  TempDir run_dir("s20");
+  const std::string control = run_dir.path() + "/control.sock";
+  const TlsFiles cert = WriteSelfSignedCert(run_dir.path(), "balancer", "localhost");
+  const std::vector<std::string> tls = {"--tls-listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key};
+  std::vector<std::string> first = {"--control-socket", control, "--drain-ms", std::to_string(kUpgradeDrainMs)};
+  first.insert(first.end(), tls.begin(), tls.end());
+  StartTier(2, {}, "", first);
+  AddForeign("tunnel-end");
+  const uint16_t tls_port = WaitListeningPort(balancer->process(), "tls");
+  StartLoad();
+  TlsLoad tls_load(tls_port, 2, 200);
+  ASSERT_TRUE(WaitFor([&] { return tls_load.Take().ok > 0; }, 10s));
+  // A session from the first process, resumed after every handover.
+  TlsSession session;
+  {
+    TlsClient c(tls_port, {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION});
+    ASSERT_TRUE(c.Handshake()) << c.error();
+    ASSERT_EQ(c.Get("/").rfind("HTTP/1.1 200", 0), 0u);
+    session = c.session();
+  }
+  UpgradeRun run;
+  const auto t0 = Clock::now();
+  UpgradeThreeTimes(*balancer, state_file(), control, tls, &run);
+  const auto took = Clock::now() - t0;
+  EXPECT_EQ(WaitListeningPort(balancer->process(), "tls"), tls_port) << "the TLS socket moved with the rest";
+  TlsClient again(tls_port, {.min_version = TLS1_3_VERSION, .max_version = TLS1_3_VERSION, .resume = session});
+  ASSERT_TRUE(again.Handshake()) << again.error();
+  const bool resumed = again.reused();
+  Pause(500ms);
+  tls_load.Stop();
+  const TlsLoad::Window w = tls_load.Take();
+  auto s = Finish("20. balancer upgraded three times, TLS clients", Secs(took) + " for three upgrades",
+                  UpgradeNotes(run) + "; TLS: " + std::to_string(w.ok) + " requests, " + std::to_string(w.resumed) +
+                      "/" + std::to_string(w.handshakes) + " handshakes resumed; a session from the first process " +
+                      (resumed ? "resumed" : "did not resume") + " on the fourth");
+  EXPECT_EQ(s.failed, 0u) << s.Describe();
+  EXPECT_EQ(w.failed, 0u) << w.first_failure;
+  EXPECT_GT(w.ok, 0u);
+  EXPECT_TRUE(resumed) << "the ticket keys did not move with the sockets";
+  EXPECT_GT(w.resumed, 0u);
+  EXPECT_EQ(run.tunnels_echoed_in_drain, 9);
 }
 
 class ReportEnvironment : public ::testing::Environment {

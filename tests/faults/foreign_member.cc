@@ -59,6 +59,19 @@ void ForeignMember::Serve(int fd) {
     const size_t sp1 = in.find(' '), sp2 = in.find(' ', sp1 + 1);
     const std::string path = in.substr(sp1 + 1, sp2 - sp1 - 1);
     in.erase(0, end + 4);
+    if (path == "/tunnel") {
+      // A WebSocket-style upgrade: 101, then every byte echoed until either side closes.
+      if (!testing::SendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                                "X-Served-By: " + id_ + "\r\n\r\n"))
+        break;
+      if (!in.empty() && !testing::SendAll(fd, in)) break;
+      while (!server_.stopping()) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) break;
+        if (n > 0 && !testing::SendAll(fd, std::string_view(buf, static_cast<size_t>(n)))) break;
+      }
+      break;
+    }
     if (path != "/health") requests_.fetch_add(1);
     int status = StatusFor(path);
     while (status == 0 && !server_.stopping()) {  // hung: hold the request

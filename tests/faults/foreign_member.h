@@ -2,7 +2,8 @@
 // 127.0.0.1 (not a webnode) that the test registers in ZooKeeper itself, as
 // any serverset member may be, over a session the test keeps alive whatever
 // the server does. Every answer carries X-Served-By: <id>; GET /health is
-// its health check.
+// its health check; GET /tunnel with Upgrade is answered 101 and echoes
+// every byte after it (a WebSocket tunnel's stand-in).
 // Threading: a thread accepting and one per connection; SetMode from any thread.
 #pragma once
 

@@ -680,6 +680,22 @@ void Balancer::Start() {
   WaitHealthy();
 }
 
+std::unique_ptr<Process> Balancer::TakeOver(std::vector<std::string> extra_args, std::chrono::milliseconds timeout) {
+  extra_ = std::move(extra_args);
+  std::vector<std::string> argv = {BinaryPath("balancer"), "--listen", host_ + ":" + std::to_string(port_),
+                                   "--admin-listen", host_ + ":" + std::to_string(admin_port_), "--zk", zk_,
+                                   "--zk-path", zk_path_, "--threads", "2"};
+  argv.insert(argv.end(), extra_.begin(), extra_.end());
+  argv.push_back("--takeover");
+  if (wrap_) argv = wrap_(std::move(argv));
+  auto next = std::make_unique<Process>(Process::Options{.argv = argv, .env = {}, .log_path = {}, .cwd = {}});
+  const bool took = WaitFor([&] { return !next->running() || next->Log().find("msg=\"took over\"") != std::string::npos; },
+                            timeout);
+  if (!took || !next->running()) throw std::runtime_error("balancer did not take over: " + next->Log());
+  std::swap(proc_, next);
+  return next;
+}
+
 std::optional<int> Balancer::Stop(int signo, std::chrono::milliseconds timeout) {
   if (!proc_) return std::nullopt;
   proc_->Signal(signo);

@@ -269,6 +269,12 @@ class Balancer {
   void Start();
   // Signals it and waits for its exit code (SIGKILL after `timeout`: nullopt).
   std::optional<int> Stop(int signo = SIGTERM, std::chrono::milliseconds timeout = 15s);
+  // Replaces the running balancer without a stop: starts a new process on
+  // the same ports with `extra_args` (in place of the ones it had; they must
+  // name the same --control-socket) plus --takeover, and waits until it has
+  // taken the sockets over (throws with its log when it exits first or after
+  // `timeout`). Returns the old process, which is draining.
+  std::unique_ptr<Process> TakeOver(std::vector<std::string> extra_args, std::chrono::milliseconds timeout = 20s);
   // Waits until admin GET /health answers 200; throws (with the log) when the
   // process exits first or after `timeout`.
   void WaitHealthy(std::chrono::milliseconds timeout = 20s);
