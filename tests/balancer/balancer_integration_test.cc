@@ -532,6 +532,7 @@ TEST_F(BalancerTest, SigtermFinishesRequestsInFlightAndExitsZero) {
   std::thread slow([&] { status = HttpGet(Url("/sleep/1500"), 10s).status; });
   ASSERT_TRUE(WaitFor([&] { return Status()["members"][0]["in_flight"] == 1; }, 5s));
   balancer_->process().Signal(SIGTERM);
+  EXPECT_TRUE(WaitFor([&] { return Status().value("draining", false); }, 1s)) << "/status says it drains";
   slow.join();
   EXPECT_EQ(status.load(), 200);
   EXPECT_EQ(balancer_->process().Wait(10s), 0) << balancer_->process().Log();
@@ -699,6 +700,9 @@ TEST_F(BalancerTest, ATakeoverMovesTheSocketsAndTheOldProcessFinishesItsRequests
       balancer_->TakeOver({"--control-socket", control, "--drain-ms", "10000", "--policy", "least_request"});
   EXPECT_EQ(balancer_->port(), port);
   EXPECT_TRUE(WaitFor([&] { return Status().value("policy", "") == "least_request"; }, 2s)) << "the new flags serve";
+  EXPECT_TRUE(WaitFor([&] { return Status().value("predecessor_connections", 0) >= 1; }, 2s))
+      << "the old process reports the connection it still holds";
+  EXPECT_EQ(Status().value("draining", true), false);
   EXPECT_EQ(HttpGet(Url("/")).status, 200);
   slow.join();
   EXPECT_EQ(slow_status.load(), 200) << "the request in flight in the old process was finished";

@@ -51,24 +51,6 @@ int ListenUnix(const std::string& path) {
   return fd;
 }
 
-bool SendWithFds(int conn, const std::string& text, const std::vector<int>& fds) {
-  iovec iov{const_cast<char*>(text.data()), text.size()};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)));
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  return ::sendmsg(conn, &msg, MSG_NOSIGNAL) == static_cast<ssize_t>(text.size());
-}
-
 std::string ReadSome(int fd) {
   char buf[256];
   const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
@@ -320,34 +302,34 @@ TEST_F(HandoverTest, APredecessorThatLiesIsRefused) {
     std::string error;
   };
   const std::vector<Case> cases = {
-      {"names two sockets, sends one", [&](int c) { SendWithFds(c, head + line + line + "end\n", {proxy}); },
+      {"names two sockets, sends one", [&](int c) { SendWithSockets(c, head + line + line + "end\n", {proxy}); },
        "named 2 sockets but sent 1"},
-      {"sends one more than it names", [&](int c) { SendWithFds(c, head + line + "end\n", {proxy, proxy}); },
+      {"sends one more than it names", [&](int c) { SendWithSockets(c, head + line + "end\n", {proxy, proxy}); },
        "named 1 sockets but sent 2"},
       {"a socket bound elsewhere",
-       [&](int c) { SendWithFds(c, head + "listener proxy 127.0.0.1:1\nend\n", {proxy}); }, "is bound to 127.0.0.1:"},
+       [&](int c) { SendWithSockets(c, head + "listener proxy 127.0.0.1:1\nend\n", {proxy}); }, "is bound to 127.0.0.1:"},
       {"a connected socket, not a listening one",
        [&](int c) {
          const int conn = ConnectLoopback(port);
-         SendWithFds(c, head + "listener proxy " + SocketAddress(conn) + "\nend\n", {conn});
+         SendWithSockets(c, head + "listener proxy " + SocketAddress(conn) + "\nend\n", {conn});
          ::close(conn);
        },
        "is not listening"},
       {"a datagram socket",
        [&](int c) {
          const int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
-         SendWithFds(c, head + line + "end\n", {udp});
+         SendWithSockets(c, head + line + "end\n", {udp});
          ::close(udp);
        },
        "is not a stream socket"},
       {"a TCP socket as the control socket",
-       [&](int c) { SendWithFds(c, head + "listener control 127.0.0.1:" + std::to_string(port) + "\nend\n", {proxy}); },
+       [&](int c) { SendWithSockets(c, head + "listener control 127.0.0.1:" + std::to_string(port) + "\nend\n", {proxy}); },
        "wrong address family"},
-      {"another pid", [&](int c) { SendWithFds(c, "webtier-handover 1\npid 1\n" + line + "end\n", {proxy}); },
+      {"another pid", [&](int c) { SendWithSockets(c, "webtier-handover 1\npid 1\n" + line + "end\n", {proxy}); },
        "says it is pid 1"},
-      {"garbage", [&](int c) { SendWithFds(c, "HTTP/1.1 200 OK\nend\n", {proxy}); }, "not a webtier handover"},
+      {"garbage", [&](int c) { SendWithSockets(c, "HTTP/1.1 200 OK\nend\n", {proxy}); }, "not a webtier handover"},
       {"disappears before sending", [](int) {}, "closed the control socket in the middle"},
-      {"disappears in the middle", [&](int c) { SendWithFds(c, head + line, {proxy}); },
+      {"disappears in the middle", [&](int c) { SendWithSockets(c, head + line, {proxy}); },
        "closed the control socket in the middle"},
   };
   for (const Case& c : cases) {

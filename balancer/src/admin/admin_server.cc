@@ -185,6 +185,8 @@ struct AdminServer::Impl {
                 {"source", registry.source()},
                 {"zone", config.health.zone},
                 {"tls", config.tls_listen.has_value()},
+                {"draining", proxy_metrics.draining.Value() > 0},
+                {"predecessor_connections", static_cast<int64_t>(proxy_metrics.predecessor_connections.Value())},
                 {"totals", totals},
                 {"members", members}};
     return doc.dump() + "\n";

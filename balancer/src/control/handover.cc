@@ -268,6 +268,28 @@ Status DecodeHandover(std::string_view text, Handover* out) {
   return Status::Ok();
 }
 
+bool SendWithSockets(int sock, std::string_view text, const std::vector<int>& fds) {
+  if (text.empty() || fds.size() > kMaxSockets) return false;
+  iovec iov{const_cast<char*>(text.data()), text.size()};
+  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)), 0);
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (!fds.empty()) {
+    msg.msg_control = control.data();
+    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
+  }
+  ssize_t n;
+  do n = ::sendmsg(sock, &msg, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  return n > 0 && SendText(sock, text.substr(static_cast<size_t>(n)));
+}
+
 // ---- the old process's side ------------------------------------------------
 
 ControlServer::ControlServer(std::string path, Hooks hooks) : path_(std::move(path)), hooks_(std::move(hooks)) {}
@@ -365,26 +387,7 @@ bool ControlServer::Serve(int conn) {
   std::vector<int> fds;
   for (const Listener& l : offer.listeners) fds.push_back(l.fd);
   if (fds.size() > kMaxSockets) return abandoned(Invalid("too many sockets"));
-  // The sockets ride on the first byte of the text.
-  iovec iov{const_cast<char*>(text.data()), text.size()};
-  std::vector<char> control(CMSG_SPACE(sizeof(int) * std::max<size_t>(fds.size(), 1)), 0);
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  if (!fds.empty()) {
-    msg.msg_control = control.data();
-    msg.msg_controllen = CMSG_SPACE(sizeof(int) * fds.size());
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = SOL_SOCKET;
-    c->cmsg_type = SCM_RIGHTS;
-    c->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
-    std::memcpy(CMSG_DATA(c), fds.data(), sizeof(int) * fds.size());
-  }
-  ssize_t n;
-  do n = ::sendmsg(conn, &msg, MSG_NOSIGNAL);
-  while (n < 0 && errno == EINTR);
-  if (n <= 0 || !SendText(conn, std::string_view(text).substr(static_cast<size_t>(n))))
-    return abandoned(Unavailable("sending the sockets: " + Errno()));
+  if (!SendWithSockets(conn, text, fds)) return abandoned(Unavailable("sending the sockets: " + Errno()));
 
   if (Status s = ReadLine(conn, &buffer, &line, kStepTimeout); !s.ok()) return abandoned(s);
   if (line != "ready") return abandoned(Invalid("the successor did not confirm"));

@@ -82,6 +82,10 @@ struct DrainProgress {
 std::string EncodeHandover(const Handover& handover);
 Status DecodeHandover(std::string_view text, Handover* out);
 
+// Sends `text` on the Unix socket `sock` with copies of `fds` attached to its
+// first byte (one SCM_RIGHTS message); false when it did not all go.
+bool SendWithSockets(int sock, std::string_view text, const std::vector<int>& fds);
+
 // "ip:port" of a bound socket ("[v6]:port"), the path of a Unix one, "" on error.
 std::string SocketAddress(int fd);
 
