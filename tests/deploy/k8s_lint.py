@@ -9,7 +9,8 @@ checks (docs/kubernetes.md "Offline validation"):
     pod (anti-)affinity and topology spread; HPA targets exist;
   - probes point at ports the container declares and, for webnode and
     balancer, at the paths and ports those programs serve;
-  - grace period longer than preStop plus the webnode's --drain-ms;
+  - grace period longer than preStop plus the webnode's or the balancer's
+    --drain-ms, and both have a preStop;
   - ZooKeeper, Sentinel and Redis addresses name Services or StatefulSet pods
     that exist and listen there; an ensemble's ZOO_SERVERS agree with its
     StatefulSet and headless Service; Prometheus' targets exist;
@@ -209,7 +210,7 @@ class Lint:
                 if c.get("image", "").startswith("webtier/webnode"):
                     self.check_webnode(w, c, env, grace)
                 elif c.get("image", "").startswith("webtier/balancer"):
-                    self.check_balancer(w, c, env)
+                    self.check_balancer(w, c, env, grace)
                 pre = sleep_seconds(c.get("lifecycle", {}).get("preStop"))
                 if pre >= grace:
                     self.err(w, f"{c['name']} preStop sleeps {pre} s, not less than the grace period {grace} s")
@@ -236,12 +237,22 @@ class Lint:
         if grace <= need:
             self.err(w, f"terminationGracePeriodSeconds {grace} is not longer than preStop + drain ({need:g} s)")
 
-    def check_balancer(self, w, c, env):
+    def check_balancer(self, w, c, env, grace):
         admin = listen_port(env.get("BALANCER_ADMIN_LISTEN"), 9000)
         for kind in ("readinessProbe", "livenessProbe"):
             self.check_http_probe(w, c, kind, None, admin, BALANCER_ADMIN_PATHS)
         if port_number(c, listen_port(env.get("BALANCER_LISTEN"), 8000)) is None:
             self.err(w, f"{c['name']} does not declare its proxy port")
+        # A rolling update replaces balancers one by one: the old pod must
+        # leave the Service's endpoints (preStop) and then drain (SIGTERM,
+        # at most --drain-ms) before the kubelet's SIGKILL.
+        pre_stop = c.get("lifecycle", {}).get("preStop")
+        if not pre_stop:
+            self.err(w, f"{c['name']} has no preStop (clients must stop being sent to it before it drains)")
+        drain = int(env.get("BALANCER_DRAIN_MS") or 30000) / 1000
+        need = sleep_seconds(pre_stop) + drain
+        if grace <= need:
+            self.err(w, f"terminationGracePeriodSeconds {grace} is not longer than preStop + drain ({need:g} s)")
 
     # -- addresses -----------------------------------------------------------
     def resolve(self, o, host, port, what):

@@ -93,6 +93,17 @@ class Mutations(unittest.TestCase):
         env(container(self.o, "Deployment", "webnode"), "WEBNODE_DRAIN_MS", "40000")
         self.assertFinds("Deployment/webnode", "preStop + drain (43 s)")
 
+    def test_balancer_drain_longer_than_grace(self):
+        # preStop 5 s + drain 25 s: 30 s leaves the drain no room.
+        get(self.o, "Deployment", "balancer")["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] = 30
+        self.assertFinds("Deployment/balancer", "terminationGracePeriodSeconds 30", "preStop + drain (30 s)")
+        env(container(self.o, "Deployment", "balancer"), "BALANCER_DRAIN_MS", "60000")
+        self.assertFinds("Deployment/balancer", "preStop + drain (65 s)")
+
+    def test_balancer_without_pre_stop(self):
+        del container(self.o, "Deployment", "balancer")["lifecycle"]
+        self.assertFinds("Deployment/balancer", "no preStop")
+
     def test_no_pre_stop(self):
         del container(self.o, "Deployment", "webnode")["lifecycle"]
         self.assertFinds("Deployment/webnode", "no preStop")
