@@ -277,6 +277,38 @@ TEST_F(HandoverTest, ASuccessorThatLeavesMidwayChangesNothing) {
   ::close(proxy);
 }
 
+// SIGTERM while a successor holds the sockets but has not confirmed: the
+// old process stops at once (it keeps its sockets and drains), instead of
+// waiting out the step's 10 s for a confirmation.
+TEST_F(HandoverTest, AStopDuringAHandoverDoesNotWaitForTheSuccessor) {
+  uint16_t port = 0;
+  const int proxy = ListenLoopback(&port);
+  std::atomic<int> handed{0};
+  ControlServer server(path(), {.offer =
+                                    [&] {
+                                      Handover h;
+                                      h.pid = ::getpid();
+                                      h.listeners.push_back({"proxy", SocketAddress(proxy), proxy});
+                                      return h;
+                                    },
+                                .handed_over = [&](pid_t) { ++handed; },
+                                .progress = nullptr});
+  ASSERT_TRUE(server.Listen().ok());
+  server.Start();
+  std::unique_ptr<Successor> s;
+  ASSERT_TRUE(Successor::Connect(path(), &s).ok());
+  Handover h;
+  ASSERT_TRUE(s->Receive(&h).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  server.Stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, kStepTimeout / 2) << "Stop waited for the successor";
+  EXPECT_EQ(handed.load(), 0);
+  EXPECT_FALSE(server.handed_over());
+  EXPECT_FALSE(s->Confirm().ok()) << "too late: the old process is stopping with its sockets";
+  h.CloseSockets();
+  ::close(proxy);
+}
+
 TEST_F(HandoverTest, ALiveControlSocketIsNotTakenAndAStaleOneIsReplaced) {
   const int live = ListenUnix(path());
   ControlServer second(path(), {});

@@ -79,8 +79,9 @@ bool WaitReadable(int fd, std::chrono::milliseconds timeout, int wake = -1) {
   }
 }
 
-// Reads one '\n'-terminated line (without it) through `*buffer`.
-Status ReadLine(int fd, std::string* buffer, std::string* line, std::chrono::milliseconds timeout) {
+// Reads one '\n'-terminated line (without it) through `*buffer`; gives up
+// when `wake` (>= 0) becomes readable.
+Status ReadLine(int fd, std::string* buffer, std::string* line, std::chrono::milliseconds timeout, int wake = -1) {
   for (;;) {
     if (const size_t nl = buffer->find('\n'); nl != std::string::npos) {
       *line = buffer->substr(0, nl);
@@ -88,7 +89,7 @@ Status ReadLine(int fd, std::string* buffer, std::string* line, std::chrono::mil
       return Status::Ok();
     }
     if (buffer->size() > kMaxLine) return Invalid("a line longer than " + std::to_string(kMaxLine) + " bytes");
-    if (!WaitReadable(fd, timeout)) return Status(ErrorCode::kTimeout, "no answer in " + std::to_string(timeout.count()) + " ms");
+    if (!WaitReadable(fd, timeout, wake)) return Status(ErrorCode::kTimeout, "no answer in " + std::to_string(timeout.count()) + " ms, or stopped");
     char chunk[256];
     const ssize_t n = ::recv(fd, chunk, sizeof chunk, 0);
     if (n < 0 && errno == EINTR) continue;
@@ -378,8 +379,9 @@ bool ControlServer::Serve(int conn) {
     log::Warn(kComponent, "takeover abandoned; still serving").kv("successor", peer.pid).kv("err", s.message());
     return false;
   };
+  // A Stop() (SIGTERM) ends a handover under way at once: this process keeps its sockets.
   std::string buffer, line;
-  if (Status s = ReadLine(conn, &buffer, &line, kStepTimeout); !s.ok()) return abandoned(s);
+  if (Status s = ReadLine(conn, &buffer, &line, kStepTimeout, wake_[0]); !s.ok()) return abandoned(s);
   if (line != kRequest) return abandoned(Invalid("not a takeover request"));
 
   const Handover offer = hooks_.offer();
@@ -389,7 +391,7 @@ bool ControlServer::Serve(int conn) {
   if (fds.size() > kMaxSockets) return abandoned(Invalid("too many sockets"));
   if (!SendWithSockets(conn, text, fds)) return abandoned(Unavailable("sending the sockets: " + Errno()));
 
-  if (Status s = ReadLine(conn, &buffer, &line, kStepTimeout); !s.ok()) return abandoned(s);
+  if (Status s = ReadLine(conn, &buffer, &line, kStepTimeout, wake_[0]); !s.ok()) return abandoned(s);
   if (line != "ready") return abandoned(Invalid("the successor did not confirm"));
   // From here the successor accepts on the sockets: this process stops.
   handed_over_.store(true);
