@@ -86,6 +86,20 @@ class HandoverTest : public ::testing::Test {
     return r;
   }
 
+  // An old side that offers the listening socket `proxy` alone and counts
+  // its handovers in `*handed`.
+  static ControlServer::Hooks Offering(int proxy, std::atomic<int>* handed) {
+    return {.offer =
+                [proxy] {
+                  Handover h;
+                  h.pid = ::getpid();
+                  h.listeners.push_back({"proxy", SocketAddress(proxy), proxy});
+                  return h;
+                },
+            .handed_over = [handed](pid_t) { ++*handed; },
+            .progress = nullptr};
+  }
+
   void TearDown() override {
     if (fake_.joinable()) fake_.join();
     if (listen_fd_ >= 0) ::close(listen_fd_);
@@ -226,15 +240,7 @@ TEST_F(HandoverTest, ASuccessorThatLeavesMidwayChangesNothing) {
   uint16_t port = 0;
   const int proxy = ListenLoopback(&port);
   std::atomic<int> handed{0};
-  ControlServer server(path(), {.offer =
-                                    [&] {
-                                      Handover h;
-                                      h.pid = ::getpid();
-                                      h.listeners.push_back({"proxy", SocketAddress(proxy), proxy});
-                                      return h;
-                                    },
-                                .handed_over = [&](pid_t) { ++handed; },
-                                .progress = nullptr});
+  ControlServer server(path(), Offering(proxy, &handed));
   ASSERT_TRUE(server.Listen().ok());
   server.Start();
   {
@@ -284,15 +290,7 @@ TEST_F(HandoverTest, AStopDuringAHandoverDoesNotWaitForTheSuccessor) {
   uint16_t port = 0;
   const int proxy = ListenLoopback(&port);
   std::atomic<int> handed{0};
-  ControlServer server(path(), {.offer =
-                                    [&] {
-                                      Handover h;
-                                      h.pid = ::getpid();
-                                      h.listeners.push_back({"proxy", SocketAddress(proxy), proxy});
-                                      return h;
-                                    },
-                                .handed_over = [&](pid_t) { ++handed; },
-                                .progress = nullptr});
+  ControlServer server(path(), Offering(proxy, &handed));
   ASSERT_TRUE(server.Listen().ok());
   server.Start();
   std::unique_ptr<Successor> s;

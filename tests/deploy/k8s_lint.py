@@ -229,11 +229,15 @@ class Lint:
         port = listen_port(env.get("WEBNODE_ADMIN_LISTEN"), 8081)
         self.check_http_probe(w, c, "readinessProbe", "/ready", port, WEBNODE_ADMIN_PATHS)
         self.check_http_probe(w, c, "livenessProbe", "/health", port, WEBNODE_ADMIN_PATHS)
+        self.check_drain(w, c, grace, int(env.get("WEBNODE_DRAIN_MS") or 2000),
+                         "the balancers must see the deregistration")
+
+    def check_drain(self, w, c, grace, drain_ms, why_pre_stop):
+        """A preStop, and a grace period longer than it plus the drain."""
         pre_stop = c.get("lifecycle", {}).get("preStop")
         if not pre_stop:
-            self.err(w, f"{c['name']} has no preStop (the balancers must see the deregistration)")
-        drain = int(env.get("WEBNODE_DRAIN_MS") or 2000) / 1000
-        need = sleep_seconds(pre_stop) + drain
+            self.err(w, f"{c['name']} has no preStop ({why_pre_stop})")
+        need = sleep_seconds(pre_stop) + drain_ms / 1000
         if grace <= need:
             self.err(w, f"terminationGracePeriodSeconds {grace} is not longer than preStop + drain ({need:g} s)")
 
@@ -246,13 +250,8 @@ class Lint:
         # A rolling update replaces balancers one by one: the old pod must
         # leave the Service's endpoints (preStop) and then drain (SIGTERM,
         # at most --drain-ms) before the kubelet's SIGKILL.
-        pre_stop = c.get("lifecycle", {}).get("preStop")
-        if not pre_stop:
-            self.err(w, f"{c['name']} has no preStop (clients must stop being sent to it before it drains)")
-        drain = int(env.get("BALANCER_DRAIN_MS") or 30000) / 1000
-        need = sleep_seconds(pre_stop) + drain
-        if grace <= need:
-            self.err(w, f"terminationGracePeriodSeconds {grace} is not longer than preStop + drain ({need:g} s)")
+        self.check_drain(w, c, grace, int(env.get("BALANCER_DRAIN_MS") or 30000),
+                         "clients must stop being sent to it before it drains")
 
     # -- addresses -----------------------------------------------------------
     def resolve(self, o, host, port, what):

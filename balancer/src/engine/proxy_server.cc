@@ -80,11 +80,6 @@ class Worker {
     return fds;
   }
   uint16_t LastPort() const { return listeners_.back().acceptor.local_endpoint().port(); }
-  bool Listens(bool tls) const {
-    for (const Listener& l : listeners_)
-      if ((l.tls != nullptr) == tls) return true;
-    return false;
-  }
 
   void Start() {
     for (Listener& l : listeners_) asio::co_spawn(ctx_, Accept(l.acceptor, l.tls), asio::detached);
