@@ -25,12 +25,24 @@ void AddTlsFlags(CLI::App& app, Config* c) {
       ->capture_default_str();
   app.add_option("--tls-cert", c->tls_cert, "PEM certificate chain for --tls-listen (reloaded on SIGHUP)");
   app.add_option("--tls-key", c->tls_key, "PEM private key for --tls-listen (reloaded on SIGHUP)");
+  app.add_option("--h2", c->h2_flag, "on: offer HTTP/2 (ALPN h2) on --tls-listen; off: HTTP/1.1 only")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--h2c", c->h2c_flag,
+                 "on: HTTP/2 with prior knowledge (the connection preface) on --listen; off: HTTP/1.1 only")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  app.add_option("--h2-max-streams", c->h2_max_streams, "concurrent streams per HTTP/2 connection (more are refused)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1000));
 }
 
 // The TLS flags: both files are needed once --tls-listen is set (whether
 // they load is checked when the TLS context is built, at start).
 Status FinalizeTls(Config* c) {
   using flags::Invalid;
+  c->h2 = c->h2_flag == "on";
+  c->h2c = c->h2c_flag == "on";
   if (c->tls_listen_flag.empty()) {
     c->tls_listen.reset();
     return Status::Ok();

@@ -186,7 +186,7 @@ int main(int argc, char** argv) {
 
   std::optional<TlsContext> tls;
   if (config.tls_listen) {
-    tls.emplace(config.tls_cert, config.tls_key);
+    tls.emplace(config.tls_cert, config.tls_key, config.h2);
     if (Status s = tls->Load(); !s.ok()) return flags::BadValue(app, s);
   }
 

@@ -1073,6 +1073,36 @@ TEST_F(BalancerTest, TlsServesHttpsAndSighupReloadsTheCertificateWithoutDropping
       << Metric("balancer_tls_handshakes_total", {{"result", "full"}});
 }
 
+// The repository's HTTP/2 conformance suite (tests/h2/conformance.py, raw
+// frames on python3-h2's codec parts) against the balancer binary, over h2c
+// and over TLS, in front of a real member: every RFC 9113 and RFC 7541 rule
+// it checks, and each flood it knows, must end as the RFCs say.
+TEST_F(BalancerTest, Http2ConformanceSuitePassesOverH2cAndTls) {
+  testing::RequireInstalled("/usr/bin/python3");
+  TempDir dir("h2-conformance");
+  const testing::TlsFiles files = testing::WriteSelfSignedCert(dir.path(), "server", "h2.test");
+  Backend a("a");
+  Register(a.member());
+  StartBalancer({"--tls-listen", "127.0.0.1:0", "--tls-cert", files.cert, "--tls-key", files.key});
+  ASSERT_TRUE(WaitMembers(1));
+  const uint16_t tls_port = testing::WaitListeningPort(balancer_->process(), "tls");
+  for (const bool tls : {false, true}) {
+    std::vector<std::string> argv = {"/usr/bin/python3", WEBTIER_SOURCE_DIR "/tests/h2/conformance.py", "--port",
+                                     std::to_string(tls ? tls_port : balancer_->port()), "--path", "/page"};
+    if (tls) argv.push_back("--tls");
+    Process suite(Process::Options{.argv = argv});
+    const std::optional<int> code = suite.Wait(120s);
+    const std::string out = suite.Log();
+    EXPECT_EQ(code, 0) << (tls ? "TLS" : "h2c") << "\n" << out;
+    EXPECT_NE(out.find(" 0 failed"), std::string::npos) << out;
+  }
+  // The floods were cut short and counted.
+  EXPECT_GT(Metric("balancer_h2_abuse_total", {{"kind", "rapid_reset"}}), 0);
+  EXPECT_GT(Metric("balancer_h2_abuse_total", {{"kind", "continuation_flood"}}), 0);
+  // And the balancer serves as before.
+  EXPECT_EQ(HttpGet(Url("/after")).status, 200);
+}
+
 // Bad TLS flags stop the program at start with exit code 2 and one line.
 TEST(BalancerTlsFlags, MissingOrBadFilesExitTwo) {
   TempDir dir("tls-flags");

@@ -35,6 +35,7 @@ awaitable<void> Serve(tcp::socket socket, std::string id) {
   for (;;) {
     http::request_parser<http::string_body> parser;
     parser.body_limit(64 * 1024 * 1024);
+    parser.header_limit(64 * 1024);  // what the balancer lets through (--max-header-bytes) and more
     auto [ec, n] = co_await http::async_read(stream, buffer, parser, kUse);
     if (ec) break;
     auto& req = parser.get();

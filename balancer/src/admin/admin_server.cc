@@ -88,6 +88,7 @@ async function refresh(){
       '<div class="box">p50 / p99 ms (1 min)<b>'+num(t.p50_ms,2)+' / '+num(t.p99_ms,2)+'</b></div>'+
       '<div class="box">bytes in / out<b>'+bytes(t.bytes_in)+' / '+bytes(t.bytes_out)+'</b></div>'+
       '<div class="box">plain / TLS<b>'+num(t.plain)+' / '+num(t.tls)+'</b></div>'+
+      '<div class="box">HTTP/1 / HTTP/2<b id="protocols">'+num(t.http1)+' / '+num(t.h2)+'</b></div>'+
       '<div class="box">last 5 min<b id="total-spark">'+spark(t.spark)+'</b></div>'+
       '<p class="muted">rejected before a member: '+rej+'</p>';
     document.getElementById('members').innerHTML=s.members.map(m=>
@@ -174,6 +175,8 @@ struct AdminServer::Impl {
     json totals = history.TotalFigures();
     totals["plain"] = proxy_metrics.answers_by_transport[0].load(std::memory_order_relaxed);
     totals["tls"] = proxy_metrics.answers_by_transport[1].load(std::memory_order_relaxed);
+    totals["http1"] = proxy_metrics.answers_by_protocol[0].load(std::memory_order_relaxed);
+    totals["h2"] = proxy_metrics.answers_by_protocol[1].load(std::memory_order_relaxed);
     json rejected = json::object();
     for (size_t i = 0; i < proxy_metrics.rejected_requests.size(); ++i) {
       const double n = proxy_metrics.rejected_requests[i]->Value();
@@ -187,6 +190,7 @@ struct AdminServer::Impl {
                 {"tls", config.tls_listen.has_value()},
                 {"draining", proxy_metrics.draining.Value() > 0},
                 {"predecessor_connections", static_cast<int64_t>(proxy_metrics.predecessor_connections.Value())},
+                {"h2_connections", static_cast<int64_t>(proxy_metrics.h2_connections.Value())},
                 {"totals", totals},
                 {"members", members}};
     return doc.dump() + "\n";

@@ -9,6 +9,7 @@
 #include <boost/beast/http/write.hpp>
 
 #include "engine/exchange.h"
+#include "engine/h2_session.h"
 #include "tls/tls_session.h"
 #include "engine/tunnel.h"
 #include "webtier/balancer/http/admin_path.h"
@@ -22,11 +23,25 @@ namespace {
 
 constexpr const char* kComponent = "proxy";
 
-// Request bodies up to this size are read whole before the request goes to
-// a member, so that an idempotent request can be tried again on another one.
-// Larger bodies are streamed: the head leaves when this much has arrived, then
-// the rest as it comes (no retry once the head has left).
-constexpr size_t kBufferedBodyBytes = 64 * 1024;
+// Whether a TLS client chose h2 in ALPN.
+bool NegotiatedH2(ClientStream& stream) {
+  const unsigned char* proto = nullptr;
+  unsigned int length = 0;
+  SSL_get0_alpn_selected(stream.tls_stream().native_handle(), &proto, &length);
+  return length == 2 && proto[0] == 'h' && proto[1] == '2';
+}
+
+// Whether a plain connection's first bytes are (the start of) the HTTP/2
+// connection preface: h2c with prior knowledge. "PRI" is no HTTP/1.1 method
+// the balancer forwards, so the first bytes decide; the codec checks the rest.
+bool StartsH2Preface(const beast::flat_buffer& buffer) {
+  const std::string_view got(static_cast<const char*>(buffer.data().data()), buffer.size());
+  const size_t n = std::min(got.size(), kH2Preface.size());
+  return n >= 3 && got.substr(0, n) == kH2Preface.substr(0, n);
+}
+
+
+}  // namespace
 
 std::string ErrorBody(int status, std::string_view error) {
   std::string body = "{\"error\":\"";
@@ -37,7 +52,6 @@ std::string ErrorBody(int status, std::string_view error) {
   return body;
 }
 
-// The access log's flag for a refused request.
 uint32_t RejectionFlag(Rejection reason) {
   switch (reason) {
     case Rejection::kBadRequest: return kBadRequest;
@@ -57,7 +71,6 @@ uint32_t RejectionFlag(Rejection reason) {
   return kLimit;
 }
 
-}  // namespace
 
 ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, const tcp::endpoint& peer,
                              std::shared_ptr<ssl::context> tls)
@@ -65,7 +78,8 @@ ClientSession::ClientSession(WorkerContext& worker, tcp::socket socket, const tc
       clients_(worker.clients),
       counters_(worker.counters),
       metrics_(worker.metrics),
-      conn_(std::move(socket), std::move(tls)) {
+      stream_(std::move(socket), std::move(tls)),
+      conn_(stream_) {
   error_code ec;
   tcp::socket& s = conn_.stream.socket();
   s.set_option(tcp::no_delay(true), ec);  // (ClientStream made it non-blocking)
@@ -89,9 +103,18 @@ awaitable<void> ClientSession::Run() {
       conn_.stream.close(ec);
       co_return;
     }
+    const bool h2 = conn_.stream.tls() && NegotiatedH2(conn_.stream);
     for (bool first = true;; first = false) {
+      if (h2) {
+        next = co_await ServeHttp2(buffer);
+        break;
+      }
       next = co_await AwaitRequest(buffer, first);
       if (next != Next::kRequest) break;
+      if (first && worker_.config.h2c && !conn_.stream.tls() && StartsH2Preface(buffer)) {
+        next = co_await ServeHttp2(buffer);
+        break;
+      }
       http::request_parser<http::string_body> parser;
       next = co_await ReadHead(buffer, parser);
       if (next == Next::kRequest && !parser.is_done()) next = co_await ReadBody(buffer, parser);
@@ -110,6 +133,18 @@ awaitable<void> ClientSession::Run() {
   error_code ec;
   conn_.stream.shutdown(tcp::socket::shutdown_send, ec);
   conn_.stream.close(ec);
+}
+
+awaitable<ClientSession::Next> ClientSession::ServeHttp2(beast::flat_buffer& buffer) {
+  conn_.idle = false;
+  metrics_.h2_connections.Increment();
+  bool linger = false;
+  {
+    H2Session session(worker_, conn_, client_ip_);
+    linger = co_await session.Run(buffer);
+  }
+  metrics_.h2_connections.Decrement();
+  co_return linger ? Next::kLinger : Next::kClose;
 }
 
 awaitable<ClientSession::Next> ClientSession::AwaitRequest(beast::flat_buffer& buffer, bool first) {
@@ -145,7 +180,7 @@ awaitable<ClientSession::Next> ClientSession::ReadHead(beast::flat_buffer& buffe
   conn_.ClearDeadline();
   if (ec) co_return co_await RejectUnreadable(ec, RequestPart::kHeader) ? Next::kLinger : Next::kClose;
   request_.head = &parser.get();
-  if (const std::optional<RequestError> refused = Refusal(parser.get())) {
+  if (const std::optional<RequestError> refused = RefuseRequest(parser.get(), worker_, conn_.stream.tls())) {
     co_await Reject(refused->status, refused->reason, refused->message);
     co_return Next::kLinger;
   }
@@ -156,13 +191,14 @@ awaitable<ClientSession::Next> ClientSession::ReadHead(beast::flat_buffer& buffe
   co_return Next::kRequest;
 }
 
-std::optional<RequestError> ClientSession::Refusal(http::request<http::string_body>& head) const {
-  if (const RequestCheck check = CheckRequestFraming(head, worker_.config.max_header_fields); !check.ok())
+std::optional<RequestError> RefuseRequest(http::request<http::string_body>& head, const WorkerContext& worker,
+                                          bool tls) {
+  if (const RequestCheck check = CheckRequestFraming(head, worker.config.max_header_fields); !check.ok())
     return RefusedRequest(check);
   ToOriginForm(head);
-  if (!worker_.hosts.empty()) {
+  if (!worker.hosts.empty()) {
     const auto host = head[http::field::host];
-    if (!worker_.hosts.Admits(std::string_view(host.data(), host.size()), conn_.stream.tls()))
+    if (!worker.hosts.Admits(std::string_view(host.data(), host.size()), tls))
       return RequestError{421, Rejection::kMisdirected, "this server does not serve that Host"};
   }
   if (IsAdminPath(std::string_view(head.target().data(), head.target().size())))
@@ -201,7 +237,10 @@ awaitable<ClientSession::Next> ClientSession::Forward(beast::flat_buffer& buffer
   // ends it with an empty last chunk: its trailer never leaves.
   std::optional<StreamedBody> streamed;
   if (!parser.is_done()) {
-    streamed.emplace(StreamedBody{buffer, parser, request_.body_deadline, worker_.config.max_header_bytes});
+    std::optional<uint64_t> length;
+    if (const auto l = parser.content_length()) length = *l;
+    streamed.emplace(StreamedBody{&buffer, &parser, length, request_.body_deadline,
+                                  worker_.config.max_header_bytes});
   } else if (parser.chunked()) {
     header_fields_.DropTrailers(parser.get());
   }
@@ -214,7 +253,7 @@ awaitable<ClientSession::Next> ClientSession::Forward(beast::flat_buffer& buffer
     co_await WriteError(parser.get().version(), outcome.status, outcome.error, outcome.keep_alive);
   }
   counters_.active_requests.fetch_sub(1, std::memory_order_relaxed);
-  if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status).Increment();
+  if (outcome.status != 0) metrics_.RequestsWithCode(outcome.status, Protocol::kHttp1).Increment();
   metrics_.request_duration.Observe(std::chrono::duration<double>(Clock::now() - request_.start).count());
   if (streamed && streamed->client_error) {
     // The refusal is the request's line; a client that left has none.
@@ -248,7 +287,7 @@ awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_
       .kv("detail", why)
       .kv("client", client_ip_);
   metrics_.rejected_requests[static_cast<size_t>(reason)]->Increment();
-  metrics_.RequestsWithCode(status).Increment();
+  metrics_.RequestsWithCode(status, Protocol::kHttp1).Increment();
   co_await WriteError(11, status, why, /*keep=*/false);
   CountAnswer(status, nullptr);
   if (worker_.access_log != nullptr) LogAccess(status, RejectionFlag(reason), nullptr);
@@ -315,16 +354,9 @@ uint64_t ClientSession::RequestBytesIn() const {
 
 void ClientSession::CountAnswer(int status, const Exchange* exchange) {
   if (status == 0) return;
-  const uint64_t in = RequestBytesIn();
-  const uint64_t out = conn_.stream.bytes_written - request_.written_mark;
-  const double ms = std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count();
-  const std::string_view cache = exchange != nullptr ? exchange->log().cache_view() : std::string_view();
-  metrics_.client_answers.Record(status, in, out, ms, cache);
-  metrics_.answers_by_transport[conn_.stream.tls() ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
-  if (exchange == nullptr) return;
-  const ExchangeLog& log = exchange->log();
-  // The member's own answers only: a head arrived from it.
-  if (log.member != nullptr && log.upstream_ms >= 0) log.member->answers.Record(status, in, out, log.upstream_ms, cache);
+  CountClientAnswer(worker_, status, RequestBytesIn(), conn_.stream.bytes_written - request_.written_mark,
+                    std::chrono::duration<double, std::milli>(Clock::now() - request_.start).count(),
+                    conn_.stream.tls(), Protocol::kHttp1, exchange);
 }
 
 void ClientSession::LogAccess(int status, uint32_t flags, const Exchange* exchange) {
@@ -341,29 +373,9 @@ void ClientSession::LogAccess(int status, uint32_t flags, const Exchange* exchan
   if (worker_.draining()) r.flags |= kDraining;
   if (const auto* head = request_.head) {
     r.protocol = head->version() >= 11 ? "HTTP/1.1" : "HTTP/1.0";
-    r.method = std::string_view(head->method_string().data(), head->method_string().size());
-    r.path = std::string_view(head->target().data(), head->target().size());
-    const auto host = (*head)[http::field::host];
-    r.authority = std::string_view(host.data(), host.size());
-    const auto agent = (*head)[http::field::user_agent];
-    r.user_agent = std::string_view(agent.data(), agent.size());
+    DescribeRequest(*head, r);
   }
-  if (exchange != nullptr) {
-    const ExchangeLog& log = exchange->log();
-    r.flags |= log.flags;
-    r.attempts = log.attempts;
-    r.connect_ms = log.connect_ms;
-    r.upstream_ms = log.upstream_ms;
-    r.cache = log.cache_view();
-    if (log.member != nullptr) {
-      r.member = log.member->serverset().id;
-      r.member_addr = log.member->address();
-    }
-    if (exchange->prepared()) {
-      r.request_id = exchange->request_id();
-      r.trace_id = exchange->trace().trace_view();
-    }
-  }
+  if (exchange != nullptr) DescribeExchange(*exchange, r);
   worker_.access_log->Log(worker_.access_shard, r);
 }
 

@@ -21,6 +21,16 @@ namespace webtier::balancer {
 
 class Exchange;
 
+// Why a request cannot be forwarded (framing, Host, admin path); nullopt
+// when it can. Rewrites an absolute-form target to origin form. For HTTP/1.x
+// and HTTP/2 requests alike; `tls`: it came over TLS.
+std::optional<RequestError> RefuseRequest(boost::beast::http::request<boost::beast::http::string_body>& head,
+                                          const WorkerContext& worker, bool tls);
+// The balancer's own error answer's JSON body.
+std::string ErrorBody(int status, std::string_view error);
+// The access log's flag for a refused request.
+uint32_t RejectionFlag(Rejection reason);
+
 class ClientSession {
  public:
   // Counts the connection as open (it was counted by the acceptor) until
@@ -55,16 +65,17 @@ class ClientSession {
   awaitable<Next> AwaitRequest(boost::beast::flat_buffer& buffer, bool first);
   // Reads the head and refuses what cannot be forwarded (Refusal).
   awaitable<Next> ReadHead(boost::beast::flat_buffer& buffer, RequestParser& parser);
-  // Why a request cannot be forwarded (framing, Host, admin path); nullopt
-  // when it can. Rewrites an absolute-form target to origin form.
-  std::optional<RequestError> Refusal(boost::beast::http::request<boost::beast::http::string_body>& head) const;
   // Sends 100 Continue when it is expected, then reads the body, all of it
   // when it is small (kBufferedBodyBytes), else its first part.
   awaitable<Next> ReadBody(boost::beast::flat_buffer& buffer, RequestParser& parser);
   // Runs the Exchange, answers when no member did, counts and logs the
   // request; becomes a tunnel after a 101.
+  // (An HTTP/2 connection is handed to an H2Session instead, see Run().)
   awaitable<Next> Forward(boost::beast::flat_buffer& buffer, RequestParser& parser);
 
+  // Hands the connection to an H2Session (ALPN h2, or the h2c preface in
+  // `buffer`) until it ends.
+  awaitable<Next> ServeHttp2(boost::beast::flat_buffer& buffer);
   // Answers a request that could not be read; false when the client went
   // away and nobody is left to answer.
   awaitable<bool> RejectUnreadable(error_code ec, RequestPart part);
@@ -94,6 +105,7 @@ class ClientSession {
   std::list<ClientConnection*>& clients_;
   ServerCounters& counters_;
   ProxyMetrics& metrics_;
+  ClientStream stream_;
   ClientConnection conn_;
   std::list<ClientConnection*>::iterator registered_;
   std::string client_ip_ = "unknown";

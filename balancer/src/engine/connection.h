@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include <boost/beast/http/parser.hpp>
@@ -17,6 +18,9 @@
 #include "webtier/balancer/upstream/member.h"
 
 namespace webtier::balancer {
+
+struct H2Stream;
+class H2Session;
 
 // The configured timeouts as durations, converted once per worker.
 struct Timeouts {
@@ -67,11 +71,16 @@ struct UpstreamConnection {
 // also peeks at the client's socket: an EOF or reset there means the client
 // went away, so it sets `client_gone` and cancels the member's operation
 // (the exchange then closes that connection and stops; no retry).
+//
+// An HTTP/2 connection has one for itself and one per stream (`h2` set),
+// all on the same ClientStream: a stream's deadline wakes its coroutine
+// instead of cancelling the socket, and the stream's client is gone when the
+// stream is reset or the connection ends, which the session tells it.
 struct ClientConnection {
-  // Plain, or TLS from `tls` (see ClientStream).
-  explicit ClientConnection(tcp::socket s, std::shared_ptr<ssl::context> tls = nullptr)
-      : stream(std::move(s), std::move(tls)) {}
-  ClientStream stream;
+  explicit ClientConnection(ClientStream& s) : stream(s) {}
+  ClientStream& stream;
+  H2Session* h2_session = nullptr;  // the connection speaks HTTP/2 (its own entry)
+  H2Stream* h2 = nullptr;           // this is one stream of an HTTP/2 connection
   // Serialized heads, reused from request to request (their capacity stays).
   std::string request_head;   // as sent to the member (kept for a retry)
   std::string response_head;  // as sent to the client
@@ -129,16 +138,24 @@ struct ClientConnection {
   }
 };
 
+// Request bodies up to this size are read whole before the request goes to
+// a member, so that an idempotent request can be tried again on another one.
+// Larger bodies are streamed: the head leaves when this much has arrived, then
+// the rest as it comes (no retry once the head has left).
+inline constexpr size_t kBufferedBodyBytes = 64 * 1024;
+
 // A request whose body was still arriving when it went to a member: the rest
 // is read from `buffer` and the client's socket through `parser` (eager, its
-// body string emptied as each part is sent on).
+// body string emptied as each part is sent on), or for an HTTP/2 stream from
+// its DATA frames (`parser` null).
 struct StreamedBody {
-  beast::flat_buffer& buffer;
-  http::request_parser<http::string_body>& parser;
+  beast::flat_buffer* buffer;
+  http::request_parser<http::string_body>* parser;
+  std::optional<uint64_t> length;  // the client's Content-Length; none: sent on chunked
   Clock::time_point deadline;  // the whole body by then (--body-timeout-ms after its header)
   size_t trailer_limit;        // ReadMessage's bound on the trailer section
   error_code client_error;
-  bool chunked() const { return !parser.content_length().has_value(); }
+  bool chunked() const { return !length.has_value(); }
   // The client's read error, or kBodyTimeout when the body deadline cut it.
   error_code BodyError(error_code ec) const {
     if (ec == beast::error::timeout && Clock::now() >= deadline) return MakeErrorCode(BodyLimit::kBodyTimeout);

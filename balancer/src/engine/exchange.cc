@@ -9,6 +9,7 @@
 #include <boost/beast/http/buffer_body.hpp>
 #include <boost/beast/http/parser.hpp>
 
+#include "engine/h2_session.h"
 #include "engine/reactor_hints.h"
 #include "engine/relay.h"
 #include "webtier/balancer/telemetry/access_log.h"
@@ -67,7 +68,7 @@ void Exchange::PrepareRequest() {
   UpstreamBody framing;
   if (streamed_ != nullptr) {
     framing.streamed = true;
-    if (auto length = streamed_->parser.content_length()) framing.length = *length;
+    framing.length = streamed_->length;
   }
   // A request without Host (HTTP/1.0) targets the address it came to.
   std::string authority;
@@ -257,8 +258,10 @@ Exchange::Step Exchange::CheckAnswer(Member& member, const Attempt& attempt, Res
     return Step::kGiveUp;
   }
   framing = CheckResponseFraming(head);
-  if (framing.ok() && !framing.codings.empty() && req_.version() < 11 && req_.method() != http::verb::head)
-    framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
+  if (framing.ok() && !framing.codings.empty() && req_.method() != http::verb::head) {
+    if (req_.version() < 11) framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
+    else if (conn_.h2 != nullptr) framing.why = "member sent transfer codings an HTTP/2 client cannot receive";
+  }
   if (!framing.ok()) {
     RefuseResponse(member, framing.why);
     return Step::kGiveUp;
@@ -272,6 +275,12 @@ awaitable<ExchangeOutcome> Exchange::Deliver(std::unique_ptr<UpstreamConnection>
   const int code = answer_->get().result_int();
   const bool upstream_keep = answer_->get().keep_alive();
   conn_.ClearUpstream();
+  if (conn_.h2 != nullptr) {
+    const bool whole = co_await RelayResponseToStream(*conn_.h2, *up, *answer_, req_.method() == http::verb::head,
+                                                      request_id_, worker_.relay_buffers);
+    if (whole && upstream_keep && up->buffer.size() == 0) worker_.idle_connections.ReturnIdle(std::move(up));
+    co_return ExchangeOutcome{code, {}, true, true};
+  }
   if (code == 101) co_return co_await SwitchProtocols(std::move(up), answer_->get());
   RelayedResponse relayed{conn_,          *up,           *answer_, req_.method() == http::verb::head, req_.version(),
                           request_id_, keep_alive_, framing.codings};
@@ -308,6 +317,11 @@ awaitable<ExchangeOutcome> Exchange::SwitchProtocols(std::unique_ptr<UpstreamCon
 }
 
 awaitable<error_code> Exchange::RelayInterim(const http::response_header<>& head) {
+  if (conn_.h2 != nullptr) {
+    RelayInterimToStream(*conn_.h2, head);
+    worker_.metrics.interim_responses.Increment();
+    co_return error_code{};
+  }
   SerializeInterimHead(head, conn_.response_head);
   // The member's deadline stays armed for the final answer; the write to
   // the client has the idle timeout like every other.
@@ -418,7 +432,11 @@ awaitable<std::unique_ptr<UpstreamConnection>> Exchange::Connect(Member& member,
 }
 
 awaitable<error_code> Exchange::StreamBody(UpstreamConnection& up) {
-  auto& parser = streamed_->parser;
+  if (conn_.h2 != nullptr) {
+    co_return co_await StreamBodyFromStream(*conn_.h2, up, streamed_->chunked(), streamed_->deadline,
+                                            streamed_->client_error);
+  }
+  auto& parser = *streamed_->parser;
   std::string& body = parser.get().body();
   const bool chunked = streamed_->chunked();
   const auto request_timeout = worker_.timeouts.request;
@@ -437,7 +455,7 @@ awaitable<error_code> Exchange::StreamBody(UpstreamConnection& up) {
     // deadline: a trickle cannot keep the body open forever.
     conn_.SetDeadline(request_timeout, streamed_->deadline);
     const error_code cec = co_await ReadMessage(
-        conn_.stream, streamed_->buffer, parser, [&] { return parser.is_done() || !body.empty(); }, nullptr,
+        conn_.stream, *streamed_->buffer, parser, [&] { return parser.is_done() || !body.empty(); }, nullptr,
         streamed_->trailer_limit);
     conn_.ClearDeadline();
     if (const error_code client_error = streamed_->BodyError(conn_.ClientError(cec))) {
@@ -453,6 +471,46 @@ awaitable<error_code> Exchange::StreamBody(UpstreamConnection& up) {
   }
   if (chunked) co_return co_await write(LastChunk());
   co_return error_code{};
+}
+
+void DescribeRequest(const http::request_header<>& head, AccessRecord& r) {
+  r.method = std::string_view(head.method_string().data(), head.method_string().size());
+  r.path = std::string_view(head.target().data(), head.target().size());
+  const auto host = head[http::field::host];
+  r.authority = std::string_view(host.data(), host.size());
+  const auto agent = head[http::field::user_agent];
+  r.user_agent = std::string_view(agent.data(), agent.size());
+}
+
+void DescribeExchange(const Exchange& exchange, AccessRecord& r) {
+  const ExchangeLog& log = exchange.log();
+  r.flags |= log.flags;
+  r.attempts = log.attempts;
+  r.connect_ms = log.connect_ms;
+  r.upstream_ms = log.upstream_ms;
+  r.cache = log.cache_view();
+  if (log.member != nullptr) {
+    r.member = log.member->serverset().id;
+    r.member_addr = log.member->address();
+  }
+  if (exchange.prepared()) {
+    r.request_id = exchange.request_id();
+    r.trace_id = exchange.trace().trace_view();
+  }
+}
+
+void CountClientAnswer(WorkerContext& worker, int status, uint64_t bytes_in, uint64_t bytes_out, double ms, bool tls,
+                       Protocol protocol, const Exchange* exchange) {
+  ProxyMetrics& metrics = worker.metrics;
+  const std::string_view cache = exchange != nullptr ? exchange->log().cache_view() : std::string_view();
+  metrics.client_answers.Record(status, bytes_in, bytes_out, ms, cache);
+  metrics.answers_by_transport[tls ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+  metrics.answers_by_protocol[protocol == Protocol::kHttp2 ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+  if (exchange == nullptr) return;
+  const ExchangeLog& log = exchange->log();
+  // The member's own answers only: a head arrived from it.
+  if (log.member != nullptr && log.upstream_ms >= 0)
+    log.member->answers.Record(status, bytes_in, bytes_out, log.upstream_ms, cache);
 }
 
 }  // namespace webtier::balancer

@@ -178,4 +178,14 @@ class Exchange {
   std::string_view error_ = "no member answered";
 };
 
+// The access log's fields of a request's head (method, path, authority,
+// user agent) and of the exchange that forwarded it.
+void DescribeRequest(const http::request_header<>& head, AccessRecord& r);
+void DescribeExchange(const Exchange& exchange, AccessRecord& r);
+
+// Counts an answer the client got (`status` non-zero) for the status page:
+// the balancer's totals and, for a member's own answer, the member's.
+void CountClientAnswer(WorkerContext& worker, int status, uint64_t bytes_in, uint64_t bytes_out, double ms, bool tls,
+                       Protocol protocol, const Exchange* exchange);
+
 }  // namespace webtier::balancer

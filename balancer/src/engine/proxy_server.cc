@@ -17,6 +17,7 @@
 #include <boost/asio/post.hpp>
 
 #include "engine/client_session.h"
+#include "engine/h2_session.h"
 #include "engine/io.h"
 #include "engine/worker_context.h"
 #include "webtier/balancer/clock.h"
@@ -105,7 +106,8 @@ class Worker {
       error_code ec;
       for (Listener& l : listeners_) l.acceptor.close(ec);
       for (ClientConnection* c : clients_) {
-        if (c->idle) c->deadline = std::min(c->deadline, c->idle_since + kDrainIdleGrace);
+        if (c->h2_session != nullptr) c->h2_session->Drain();
+        else if (c->idle) c->deadline = std::min(c->deadline, c->idle_since + kDrainIdleGrace);
       }
     });
   }
@@ -183,7 +185,9 @@ awaitable<void> Worker::Watchdog() {
       error_code ignored;
       if (now >= c->deadline) {
         c->timed_out = true;
-        c->stream.cancel(ignored);
+        // An HTTP/2 stream shares the socket: its coroutine is woken instead.
+        if (c->h2 != nullptr) c->h2->Notify();
+        else c->stream.cancel(ignored);
       }
       if (c->upstream == nullptr) continue;
       if (now >= c->upstream_deadline) {
@@ -191,7 +195,8 @@ awaitable<void> Worker::Watchdog() {
         c->upstream->cancel(ignored);
       } else if (c->AbandonUnhealthy()) {
         c->upstream->cancel(ignored);  // the exchange moves the request to another member
-      } else if (!c->client_gone && PeerGone(c->stream.socket())) {
+      } else if (!c->client_gone && c->h2 == nullptr && PeerGone(c->stream.socket())) {
+        // (An HTTP/2 stream's client leaving is the session's to tell.)
         // The client left while its request is with a member: abandon it
         // there too (the exchange closes the member's connection).
         c->client_gone = true;

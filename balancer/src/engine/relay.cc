@@ -24,18 +24,6 @@ void LogMidBodyFailure(const RelayedResponse& r, std::string_view err) {
   else log::Warn(kComponent, "upstream failed mid-body").kv("member", member).kv("err", err);
 }
 
-// A response that cannot have a body (1xx, 204) but announces one: the
-// member may well send it, so its connection is not kept. (HEAD and 304
-// answers carry the length of the body they stand for; what such a member
-// sends anyway is caught by the check before reuse.)
-bool AnnouncesForbiddenBody(const http::response_header<>& res) {
-  const int status = res.result_int();
-  if (status != 204 && (status < 100 || status >= 200)) return false;
-  if (res.count(http::field::transfer_encoding) != 0) return true;
-  const auto length = res[http::field::content_length];
-  return !length.empty() && length != "0";
-}
-
 // The common case, a bodyless or Content-Length response: the head and the
 // body bytes already read go out in one write, the rest of the body is
 // copied as it comes.
@@ -142,6 +130,18 @@ awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Time
 }
 
 }  // namespace
+
+// (relay.h) A response that cannot have a body (1xx, 204) but announces one: the
+// member may well send it, so its connection is not kept. (HEAD and 304
+// answers carry the length of the body they stand for; what such a member
+// sends anyway is caught by the check before reuse.)
+bool AnnouncesForbiddenBody(const http::response_header<>& res) {
+  const int status = res.result_int();
+  if (status != 204 && (status < 100 || status >= 200)) return false;
+  if (res.count(http::field::transfer_encoding) != 0) return true;
+  const auto length = res[http::field::content_length];
+  return !length.empty() && length != "0";
+}
 
 std::unique_ptr<char[]> RelayBuffers::Take() {
   if (free_.empty()) return std::make_unique<char[]>(kBytes);

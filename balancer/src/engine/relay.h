@@ -39,6 +39,10 @@ struct RelayedResponse {
   std::string_view codings;      // the member's transfer codings before chunked, relayed (CheckResponseFraming)
 };
 
+// A response that cannot have a body (1xx, 204) but announces one: the
+// member may well send it, so its connection is not kept.
+bool AnnouncesForbiddenBody(const http::response_header<>& res);
+
 // Sends the response (its header already parsed) to the client; a member
 // failing mid-body is logged and ends the client's connection (a truncated
 // response can only be told by closing). True when it went through whole and

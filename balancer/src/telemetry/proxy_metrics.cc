@@ -39,6 +39,9 @@ const char* HandshakeResultName(HandshakeResult result) {
 namespace {
 
 constexpr char kSpansHelp[] = "Spans sent to --otlp-endpoint (exported) or dropped: queue full, collector slow or away.";
+constexpr const char* kGoawayHelp =
+    "GOAWAY frames sent to HTTP/2 clients: no_error ends a connection gracefully (drain, idle), error for a "
+    "protocol error or abuse.";
 constexpr const char* kAccessLogHelp =
     "Access log lines, by what became of them: written, or dropped because the writer could not keep up (or a "
     "write failed).";
@@ -99,13 +102,22 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
                                           "(0 once it exited).")
                                   .Add({})),
       health(r),
-      requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code.")),
+      h2_connections(GaugeFamily(r, "balancer_h2_connections", "Open HTTP/2 client connections.").Add({})),
+      h2_streams(CounterFamily(r, "balancer_h2_streams_total", "HTTP/2 streams (requests) served.").Add({})),
+      h2_goaway_graceful(CounterFamily(r, "balancer_h2_goaways_total", kGoawayHelp).Add({{"code", "no_error"}})),
+      h2_goaway_error(CounterFamily(r, "balancer_h2_goaways_total", kGoawayHelp).Add({{"code", "error"}})),
+      requests_(CounterFamily(r, "balancer_requests_total", "Client requests answered, by status code and protocol.")),
       upstream_(CounterFamily(r, "balancer_upstream_requests_total", "Attempts sent to members, by outcome.")) {
   auto& rejected = CounterFamily(r, "balancer_rejected_requests_total",
                                  "Client requests refused before reaching a member, by reason.");
   for (size_t i = 0; i < rejected_requests.size(); ++i)
     rejected_requests[i] = &rejected.Add({{"reason", RejectionName(static_cast<Rejection>(i))}});
-  for (auto& c : by_code_) c.store(nullptr);
+  for (auto& p : by_code_)
+    for (auto& c : p) c.store(nullptr);
+  auto& abuse = CounterFamily(r, "balancer_h2_abuse_total", "HTTP/2 connections ended with GOAWAY for abuse, by kind.");
+  static constexpr const char* kAbuse[kH2AbuseKinds] = {"rapid_reset", "control_flood", "continuation_flood",
+                                                        "ack_flood", "memory", "reset_flood", "protocol_error"};
+  for (size_t i = 0; i < kH2AbuseKinds; ++i) h2_abuse[i] = &abuse.Add({{"kind", kAbuse[i]}});
   RegisterTls(r);
 }
 
@@ -119,12 +131,16 @@ void ProxyMetrics::RegisterTls(prometheus::Registry& r) {
   tls_reloads_failed = &reloads.Add({{"result", "failed"}});
 }
 
-prometheus::Counter& ProxyMetrics::RequestsWithCode(int code) {
+const char* ProtocolName(Protocol protocol) { return protocol == Protocol::kHttp2 ? "h2" : "http/1.1"; }
+
+prometheus::Counter& ProxyMetrics::RequestsWithCode(int code, Protocol protocol) {
   if (code < 100 || code >= 600) code = 599;
-  prometheus::Counter* c = by_code_[code].load(std::memory_order_acquire);
+  auto& slot = by_code_[protocol == Protocol::kHttp2 ? 1 : 0][code];
+  prometheus::Counter* c = slot.load(std::memory_order_acquire);
   if (c == nullptr) {
-    c = &requests_.Add({{"code", std::to_string(code)}});  // the same object for the same labels
-    by_code_[code].store(c, std::memory_order_release);
+    // The same object for the same labels.
+    c = &requests_.Add({{"code", std::to_string(code)}, {"protocol", ProtocolName(protocol)}});
+    slot.store(c, std::memory_order_release);
   }
   return *c;
 }

@@ -170,13 +170,17 @@ int TicketKeyCallback(SSL* ssl, unsigned char name[16], unsigned char* iv, EVP_C
   return (*keys)->Seal(name, iv, cipher, mac, encrypt);
 }
 
-// ALPN: http/1.1 is the one protocol spoken. A client that offers ALPN but
-// not http/1.1 is refused with no_application_protocol (RFC 7301, 3.2).
+// ALPN: h2 (when offered, `arg` non-null) and http/1.1, the server's order
+// first. A client that offers ALPN but neither is refused with
+// no_application_protocol (RFC 7301, 3.2).
 int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned int inlen,
-               void*) {
+               void* arg) {
   static constexpr unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  static constexpr unsigned char kBoth[] = {2, 'h', '2', 8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  const unsigned char* ours = arg != nullptr ? kBoth : kHttp11;
+  const unsigned int ours_length = arg != nullptr ? sizeof kBoth : sizeof kHttp11;
   unsigned char* selected = nullptr;
-  if (SSL_select_next_proto(&selected, outlen, kHttp11, sizeof kHttp11, in, inlen) != OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(&selected, outlen, ours, ours_length, in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = selected;
   return SSL_TLSEXT_ERR_OK;
@@ -199,7 +203,7 @@ Status Readable(std::string_view flag, const std::string& path) {
   return Status::Ok();
 }
 
-Status Build(const std::string& cert, const std::string& key, const std::shared_ptr<TicketKeys>& tickets,
+Status Build(const std::string& cert, const std::string& key, bool h2, const std::shared_ptr<TicketKeys>& tickets,
              std::shared_ptr<ssl::context>* out) {
   auto ctx = std::make_shared<ssl::context>(ssl::context::tls_server);
   SSL_CTX* n = ctx->native_handle();
@@ -216,7 +220,8 @@ Status Build(const std::string& cert, const std::string& key, const std::shared_
   SSL_CTX_set_ciphersuites(n, kCiphers13);
   SSL_CTX_set1_groups_list(n, kGroups);
   SSL_CTX_set_dh_auto(n, 1);
-  SSL_CTX_set_alpn_select_cb(n, SelectAlpn, nullptr);
+  static int h2_marker;
+  SSL_CTX_set_alpn_select_cb(n, SelectAlpn, h2 ? &h2_marker : nullptr);
   SSL_CTX_set_session_id_context(n, kSessionIdContext, sizeof kSessionIdContext - 1);
   SSL_CTX_set_session_cache_mode(n, SSL_SESS_CACHE_SERVER);
   SSL_CTX_sess_set_cache_size(n, kSessionCacheSize);
@@ -239,14 +244,17 @@ Status Build(const std::string& cert, const std::string& key, const std::shared_
 
 }  // namespace
 
-TlsContext::TlsContext(std::string cert_file, std::string key_file)
-    : tickets_(std::make_shared<TicketKeys>()), cert_file_(std::move(cert_file)), key_file_(std::move(key_file)) {}
+TlsContext::TlsContext(std::string cert_file, std::string key_file, bool h2)
+    : tickets_(std::make_shared<TicketKeys>()),
+      cert_file_(std::move(cert_file)),
+      key_file_(std::move(key_file)),
+      h2_(h2) {}
 
 TlsContext::~TlsContext() = default;
 
 Status TlsContext::Load() {
   std::shared_ptr<ssl::context> next;
-  if (Status s = Build(cert_file_, key_file_, tickets_, &next); !s.ok()) return s;
+  if (Status s = Build(cert_file_, key_file_, h2_, tickets_, &next); !s.ok()) return s;
   MutexLock lock(&mu_);
   current_ = std::move(next);
   return Status::Ok();
@@ -254,7 +262,7 @@ Status TlsContext::Load() {
 
 Status TlsContext::Reload() {
   std::shared_ptr<ssl::context> next;
-  if (Status s = Build(cert_file_, key_file_, tickets_, &next); !s.ok()) return s;
+  if (Status s = Build(cert_file_, key_file_, h2_, tickets_, &next); !s.ok()) return s;
   // A reload is also when an operator expects key material to change:
   // tickets sealed before it still resume once (and are renewed), not after
   // the next rotation.

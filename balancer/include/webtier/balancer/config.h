@@ -87,6 +87,11 @@ struct Config {
   std::string tls_cert;                     // --tls-cert: certificate chain (leaf first)
   std::string tls_key;                      // --tls-key: its private key
 
+  // HTTP/2 from clients (balancer/README.md "HTTP/2"); members get HTTP/1.1.
+  bool h2 = true;            // --h2 on|off: offer h2 in ALPN on --tls-listen
+  bool h2c = true;           // --h2c on|off: h2 with prior knowledge on --listen
+  int h2_max_streams = 100;  // --h2-max-streams: concurrent streams per connection
+
   // The text of the flags with typed fields above, as given (defaults: those
   // fields' defaults). Finalize() parses it into listen, admin_listen, policy.
   std::string listen_flag = listen.ToString();              // --listen
@@ -95,6 +100,8 @@ struct Config {
   std::string tls_listen_flag;                              // --tls-listen ("" = off)
   std::string hosts_flag;                                   // --host, comma-separated
   std::string upstream_reuse_flag = "safe";                 // --upstream-reuse safe|always
+  std::string h2_flag = "on";                               // --h2
+  std::string h2c_flag = "on";                              // --h2c
 };
 
 // Adds every flag above to `app`, with its range check (env fallbacks are

@@ -49,14 +49,23 @@ enum class HandshakeResult {
 };
 const char* HandshakeResultName(HandshakeResult result);
 
+// The protocol a client request came in: the `protocol` label of
+// balancer_requests_total ("http/1.1" covers HTTP/1.0 too).
+enum class Protocol { kHttp1 = 0, kHttp2, kCount };
+const char* ProtocolName(Protocol protocol);
+
+// The kinds of HTTP/2 abuse that end a connection (H2Abuse in
+// engine/h2_codec.h, same order): the `kind` label of balancer_h2_abuse_total.
+inline constexpr size_t kH2AbuseKinds = 7;
+
 class ProxyMetrics {
  public:
   explicit ProxyMetrics(prometheus::Registry& registry);
   ProxyMetrics(const ProxyMetrics&) = delete;
   ProxyMetrics& operator=(const ProxyMetrics&) = delete;
 
-  // balancer_requests_total{code}; thread-safe, cached per code.
-  prometheus::Counter& RequestsWithCode(int code);
+  // balancer_requests_total{code,protocol}; thread-safe, cached per code.
+  prometheus::Counter& RequestsWithCode(int code, Protocol protocol);
   // Counters of balancer_upstream_requests_total{member,outcome} for one member.
   std::array<prometheus::Counter*, static_cast<size_t>(Outcome::kCount)> UpstreamCounters(const std::string& member);
 
@@ -90,6 +99,16 @@ class ProxyMetrics {
   // clients got, and how many came over plain TCP [0] and TLS [1].
   AnswerStats client_answers;
   std::array<std::atomic<uint64_t>, 2> answers_by_transport{};
+  // ... and by protocol: HTTP/1.x [0], HTTP/2 [1].
+  std::array<std::atomic<uint64_t>, 2> answers_by_protocol{};
+
+  // HTTP/2 (engine/h2_session.h).
+  prometheus::Gauge& h2_connections;   // balancer_h2_connections: open HTTP/2 client connections
+  prometheus::Counter& h2_streams;     // balancer_h2_streams_total: streams (requests) served
+  // balancer_h2_abuse_total{kind}: connections ended with GOAWAY for abuse.
+  std::array<prometheus::Counter*, kH2AbuseKinds> h2_abuse{};
+  prometheus::Counter& h2_goaway_graceful;  // balancer_h2_goaways_total{code="no_error"}
+  prometheus::Counter& h2_goaway_error;     // balancer_h2_goaways_total{code="error"} (protocol errors and abuse)
 
   // TLS termination.
   std::array<prometheus::Counter*, static_cast<size_t>(HandshakeResult::kCount)> tls_handshakes;  // {result}
@@ -101,7 +120,7 @@ class ProxyMetrics {
 
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& upstream_;
-  std::array<std::atomic<prometheus::Counter*>, 600> by_code_{};
+  std::array<std::array<std::atomic<prometheus::Counter*>, 600>, 2> by_code_{};
 };
 
 }  // namespace webtier::balancer

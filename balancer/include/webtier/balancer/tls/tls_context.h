@@ -36,8 +36,9 @@ class TicketKeys;
 
 class TlsContext {
  public:
-  // Remembers the files; nothing is loaded until Load().
-  TlsContext(std::string cert_file, std::string key_file);
+  // Remembers the files; nothing is loaded until Load(). With `h2`, ALPN
+  // offers h2 before http/1.1 (the client's pick among them).
+  TlsContext(std::string cert_file, std::string key_file, bool h2 = false);
 
   // Builds the first context. kInvalidArgument "--tls-cert: ..." or
   // "--tls-key: ..." (one line) when a file is missing or not valid PEM, or
@@ -64,6 +65,7 @@ class TlsContext {
  private:
   std::shared_ptr<TicketKeys> tickets_;
   const std::string cert_file_, key_file_;
+  const bool h2_;
   mutable Mutex mu_;
   std::shared_ptr<boost::asio::ssl::context> current_ WEBTIER_GUARDED_BY(mu_);
 };

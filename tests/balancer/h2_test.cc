@@ -1,0 +1,354 @@
+// In-process tests of HTTP/2 at the balancer: a ProxyServer fed by a Pool
+// directly, in front of in-process EchoBackends and hand-driven members,
+// with the harness's HTTP/2 client (libnghttp2) over h2c and TLS. The
+// protocol's own rules are checked frame by frame by tests/h2/conformance.py;
+// these check what the balancer does with the streams: the same exchange as
+// HTTP/1.1, bodies both ways, members failing under one stream, resets,
+// floods, drains and reloads.
+#include <gtest/gtest.h>
+
+#include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "echo_backend.h"
+#include "proxy_fixture.h"
+#include "webtier/balancer/tls/tls_context.h"
+#include "webtier/testing/h2_client.h"
+#include "webtier/testing/harness.h"
+#include "webtier/testing/tls.h"
+
+namespace webtier::balancer {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::EchoBackend;
+using testing::H2Client;
+using testing::WaitFor;
+using json = nlohmann::json;
+
+class H2Test : public ProxyFixture {
+ protected:
+  // Starts the proxy with TLS too (h2 in ALPN unless config_.h2 is off).
+  void StartWithTls(int threads = 2) {
+    files_ = testing::WriteSelfSignedCert(dir_.path(), "server", "one.test");
+    tls_ = std::make_unique<TlsContext>(files_.cert, files_.key, config_.h2);
+    ASSERT_TRUE(tls_->Load().ok());
+    config_.listen = {"127.0.0.1", 0};
+    config_.tls_listen = net::HostPort{"127.0.0.1", 0};
+    config_.threads = threads;
+    proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_, tls_.get());
+    ASSERT_TRUE(proxy_->Start().ok());
+  }
+  void TearDown() override { proxy_.reset(); }  // before the TLS context it reads at accept
+
+  testing::TempDir dir_{"h2-test"};
+  testing::TlsFiles files_;
+  std::unique_ptr<TlsContext> tls_;
+};
+
+TEST_F(H2Test, RequestsGoThroughTheSameExchangeAsHttp11) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartProxy();
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  auto r = c.Request("GET", "/hello?x=1",
+                     {{"cookie", "a=1"}, {"cookie", "b=2"}, {"x-forwarded-proto", "https"}, {"user-agent", "t"}});
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.header("x-served-by"), "a");
+  const json echo = json::parse(r.body);
+  EXPECT_EQ(echo["target"], "/hello?x=1");
+  EXPECT_EQ(echo["headers"]["host"], "127.0.0.1:" + std::to_string(proxy_->port()));
+  EXPECT_EQ(echo["headers"]["cookie"], "a=1; b=2");  // crumbs joined (RFC 9113 8.2.3)
+  EXPECT_EQ(echo["headers"]["x-forwarded-proto"], "http");  // the client's own claim replaced
+  EXPECT_EQ(echo["headers"]["x-forwarded-for"], "127.0.0.1");
+  EXPECT_EQ(r.header("x-request-id"), echo["headers"]["x-request-id"]);
+  // Connection-specific fields never reach the client (the member sent Connection: keep-alive).
+  EXPECT_EQ(r.header("connection"), "");
+  EXPECT_EQ(r.header("keep-alive"), "");
+
+  // The same refusals as HTTP/1.1.
+  EXPECT_EQ(c.Request("GET", "/admin/purge").status, 404);
+  EXPECT_EQ(c.Request("GET", "/x", {{"host", "other.test"}}).status, 400);  // Host differs from :authority
+  EXPECT_EQ(c.Request("POST", "/x", {{"content-length", std::to_string(config_.max_body_bytes + 1)}}, "x").status,
+            413);
+  EXPECT_EQ(c.Request("GET", "/x", {{"x-big", std::string(20000, 'b')}}).status, 431);
+  EXPECT_EQ(Metric("balancer_rejected_requests_total", {{"reason", "admin_path"}}), 1);
+  EXPECT_EQ(Metric("balancer_requests_total", {{"code", "200"}, {"protocol", "h2"}}), 1);
+  // A connection-specific field makes the request malformed: the stream is reset.
+  const auto bad = c.Request("GET", "/x", {{"connection", "close"}});
+  EXPECT_EQ(bad.status, 0);
+  EXPECT_EQ(bad.reset, static_cast<uint32_t>(NGHTTP2_PROTOCOL_ERROR));
+  // ... and the connection goes on.
+  EXPECT_EQ(c.Request("GET", "/after").status, 200);
+}
+
+TEST_F(H2Test, LargeBodiesStreamBothWays) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  // 4 MiB answer: more than every window and buffer on the way.
+  auto r = c.Request("GET", "/big/4194304");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 4194304u);
+  EXPECT_EQ(r.header("content-length"), "4194304");
+  // A chunked answer arrives in DATA frames, without the chunk framing.
+  r = c.Request("GET", "/chunked");
+  EXPECT_EQ(r.body, "alpha-beta-gamma");
+  EXPECT_EQ(r.header("transfer-encoding"), "");
+  // Bodies up: small (buffered whole), large with and without Content-Length
+  // (streamed, as the member takes them).
+  for (size_t size : {size_t{1000}, size_t{3} << 20}) {
+    for (bool length : {true, false}) {
+      std::vector<std::pair<std::string, std::string>> headers;
+      if (length) headers.emplace_back("content-length", std::to_string(size));
+      r = c.Request("POST", "/upload", headers, std::string(size, 'u'));
+      ASSERT_EQ(r.status, 200) << size << " " << length << " " << r.body;
+      EXPECT_EQ(json::parse(r.body)["body_size"], size) << length;
+    }
+  }
+  // Over the limit while streaming: 413, the connection lives.
+  r = c.Request("POST", "/upload", {}, std::string(config_.max_body_bytes + 1, 'u'));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(c.Request("GET", "/after").status, 200);
+}
+
+TEST_F(H2Test, HundredStreamsOnOneConnectionAreSpreadRoundRobinBesideHttp11Clients) {
+  EchoBackend a("a"), b("b"), d("d");
+  Add("a", a.port());
+  Add("b", b.port());
+  Add("d", d.port());
+  StartProxy();
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  c.Pump(100ms);
+  EXPECT_EQ(c.max_concurrent_streams(), 100u);
+  std::atomic<int> h1_ok{0};
+  std::thread h1([&] {
+    for (int i = 0; i < 30; ++i) h1_ok += testing::HttpGet(Url("/h1")).status == 200;
+  });
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 100; ++i) ids.push_back(c.Submit("GET", "/s/" + std::to_string(i)));
+  ASSERT_TRUE(c.WaitAll(20s));
+  h1.join();
+  std::map<std::string, int> shares;
+  for (int32_t id : ids) {
+    ASSERT_EQ(c.response(id).status, 200) << id;
+    shares[c.response(id).header("x-served-by")]++;
+  }
+  EXPECT_EQ(h1_ok.load(), 30);
+  ASSERT_EQ(shares.size(), 3u);
+  // Round robin across the streams and the HTTP/1.1 requests together.
+  for (const auto& [id, n] : shares) EXPECT_GE(n, 20) << id;
+  // More than the limit at once: the extra streams are refused, the rest answered.
+  std::vector<int32_t> many;
+  for (int i = 0; i < 130; ++i) many.push_back(c.Submit("GET", "/sleep/200"));
+  ASSERT_TRUE(c.WaitAll(20s));
+  int answered = 0, refused = 0;
+  for (int32_t id : many) {
+    answered += c.response(id).status == 200;
+    refused += c.response(id).reset == NGHTTP2_REFUSED_STREAM;
+  }
+  EXPECT_EQ(answered + refused, 130);
+  EXPECT_GE(answered, 100);
+}
+
+// A member hand-driven: it answers the first request on each connection with
+// a head and 10 of 100 body bytes, then closes; the next with a whole answer.
+TEST_F(H2Test, AMemberFailingMidStreamResetsOnlyItsStream) {
+  RawMember raw;
+  Add("raw", raw.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  std::thread member([&] {
+    for (int i = 0; i < 2; ++i) {
+      const int fd = raw.Accept(5s);
+      if (fd < 0) return;
+      char buf[4096];
+      (void)::recv(fd, buf, sizeof buf, 0);
+      const std::string head = "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n";
+      const std::string answer = i == 0 ? head + std::string(10, 'x') : head + std::string(100, 'y');
+      testing::SendAll(fd, answer);
+      ::shutdown(fd, SHUT_RDWR);
+      ::close(fd);
+    }
+  });
+  auto r = c.Request("GET", "/first");
+  EXPECT_EQ(r.status, 200);  // the head went out before the member failed
+  EXPECT_EQ(r.reset, static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR));
+  EXPECT_LE(r.body.size(), 10u);  // the reset may overtake the DATA frame queued before it
+  r = c.Request("GET", "/second");  // the same connection
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.reset, 0u);
+  EXPECT_EQ(r.body, std::string(100, 'y'));
+  member.join();
+}
+
+TEST_F(H2Test, AStreamResetByTheClientAbandonsItsMemberRequest) {
+  RawMember raw;
+  Add("raw", raw.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  const int32_t id = c.Submit("GET", "/slow");
+  c.Pump(50ms);
+  const int fd = raw.Accept(5s);
+  ASSERT_GE(fd, 0);
+  char buf[4096];
+  ASSERT_GT(::recv(fd, buf, sizeof buf, 0), 0);
+  c.Cancel(id);
+  // The balancer closes the member's connection: nothing is left to answer.
+  EXPECT_EQ(::recv(fd, buf, sizeof buf, 0), 0);
+  ::close(fd);
+  EXPECT_TRUE(c.response(id).closed);
+}
+
+TEST_F(H2Test, RapidResetEndsTheConnectionWithEnhanceYourCalm) {
+  RawMember raw;  // never answers: every stream is still waiting when it is reset
+  Add("raw", raw.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  EchoBackend a("a");
+  for (int i = 0; i < 2000 && !c.goaway() && !c.disconnected(); ++i) {
+    const int32_t id = c.Submit("GET", "/r");
+    c.Cancel(id);
+  }
+  c.Pump(500ms);
+  EXPECT_TRUE(c.goaway());
+  EXPECT_EQ(c.goaway_code(), static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  EXPECT_TRUE(WaitFor([&] { return Metric("balancer_h2_abuse_total", {{"kind", "rapid_reset"}}) == 1; }, 5s));
+  // Others are served meanwhile.
+  Add("a", a.port());
+  H2Client other(proxy_->port());
+  int ok = 0;
+  for (int i = 0; i < 4; ++i) ok += other.Request("GET", "/fine").status == 200;
+  EXPECT_GE(ok, 2);  // the raw member takes its round-robin share and never answers; the echo answers its own
+}
+
+TEST_F(H2Test, PingAndSettingsFloodsEndTheConnection) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartProxy(1);
+  {
+    H2Client c(proxy_->port());
+    ASSERT_TRUE(c.ok()) << c.error();
+    for (int i = 0; i < 5000 && !c.goaway() && !c.disconnected(); ++i) c.Ping();
+    c.Pump(300ms);
+    EXPECT_TRUE(c.goaway());
+    EXPECT_EQ(c.goaway_code(), static_cast<uint32_t>(NGHTTP2_ENHANCE_YOUR_CALM));
+  }
+  {
+    H2Client c(proxy_->port());
+    ASSERT_TRUE(c.ok()) << c.error();
+    // Empty SETTINGS frames, written raw.
+    const std::string settings("\x00\x00\x00\x04\x00\x00\x00\x00\x00", 9);
+    std::string burst;
+    for (int i = 0; i < 2000; ++i) burst += settings;
+    c.SendRaw(burst);
+    c.Pump(300ms);
+    EXPECT_TRUE(c.goaway());
+  }
+  // The burst arrives in one read: nghttp2's bound on acknowledgements
+  // waiting to be sent may trip before the budget does.
+  EXPECT_TRUE(WaitFor(
+      [&] {
+        return Metric("balancer_h2_abuse_total", {{"kind", "control_flood"}}) +
+                   Metric("balancer_h2_abuse_total", {{"kind", "ack_flood"}}) ==
+               2;
+      },
+      5s));
+  // A client with a normal number of pings is fine.
+  H2Client fine(proxy_->port());
+  for (int i = 0; i < 20; ++i) fine.Ping();
+  EXPECT_EQ(fine.Request("GET", "/").status, 200);
+  EXPECT_FALSE(fine.goaway());
+}
+
+TEST_F(H2Test, ADrainSendsGoawayAndFinishesTheStreamsInFlight) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  const int32_t slow = c.Submit("GET", "/sleep/1500");
+  c.Pump(200ms);
+  std::thread drain([&] { proxy_->Shutdown(10s); });
+  ASSERT_TRUE(c.WaitAll(10s));
+  EXPECT_EQ(c.response(slow).status, 200);
+  c.Pump(1500ms);
+  EXPECT_TRUE(c.goaway());
+  EXPECT_EQ(c.goaway_code(), static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  EXPECT_GE(c.goaway_last_stream(), slow);
+  drain.join();
+  EXPECT_TRUE(c.disconnected() || c.goaway());
+  EXPECT_GE(Metric("balancer_h2_goaways_total", {{"code", "no_error"}}), 1);
+}
+
+TEST_F(H2Test, AnIdleConnectionGetsGoawayAfterTheIdleTimeout) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  config_.idle_timeout_ms = 300;
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  EXPECT_EQ(c.Request("GET", "/").status, 200);
+  c.Pump(1500ms);
+  EXPECT_TRUE(c.goaway());
+  EXPECT_EQ(c.goaway_code(), static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  EXPECT_TRUE(c.disconnected());
+}
+
+TEST_F(H2Test, TlsOffersH2AndAReloadKeepsH2ConnectionsServing) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartWithTls();
+  H2Client before(proxy_->tls_port(), /*tls=*/true);
+  ASSERT_TRUE(before.ok()) << before.error();
+  auto r = before.Request("GET", "/tls");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(json::parse(r.body)["headers"]["x-forwarded-proto"], "https");
+  // HTTP/1.1 clients still get HTTP/1.1.
+  testing::TlsClient h1(proxy_->tls_port());
+  ASSERT_TRUE(h1.Handshake()) << h1.error();
+  EXPECT_EQ(h1.alpn(), "http/1.1");
+  EXPECT_NE(h1.Get("/").find("HTTP/1.1 200 OK"), std::string::npos);
+
+  testing::WriteSelfSignedCert(dir_.path(), "server", "two.test");
+  ASSERT_TRUE(tls_->Reload().ok());
+  EXPECT_EQ(before.Request("GET", "/after-reload").status, 200);
+  H2Client after(proxy_->tls_port(), true);
+  ASSERT_TRUE(after.ok()) << after.error();
+  EXPECT_EQ(after.Request("GET", "/new").status, 200);
+}
+
+TEST_F(H2Test, EachWayInCanBeTurnedOff) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  config_.h2 = false;
+  config_.h2c = false;
+  StartWithTls();
+  // TLS: a client that offers only h2 is refused (no common protocol).
+  H2Client tls(proxy_->tls_port(), true);
+  EXPECT_FALSE(tls.ok());
+  // Plain: the preface is no HTTP/1.1 request.
+  H2Client plain(proxy_->port());
+  plain.Pump(300ms);
+  EXPECT_TRUE(plain.disconnected() || !plain.ok());
+  EXPECT_EQ(Metric("balancer_h2_streams_total"), 0);
+}
+
+}  // namespace
+}  // namespace webtier::balancer
