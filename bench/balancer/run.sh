@@ -11,6 +11,7 @@
 #   PACE_MS=1 bench/balancer/run.sh                  # latency at a fixed offered load
 #   WIRE=1 bench/balancer/run.sh                     # also the time spent inside each proxy (tcpdump)
 #   TLS=0 bench/balancer/run.sh                      # skip the TLS rounds (see below)
+#   H2=0 bench/balancer/run.sh                       # skip the HTTP/2 rounds (see below)
 #   MEMBERS=50 CHECKS=1 ZONES=1 bench/balancer/run.sh # 50 members, active checks, locality
 #   EDGE=0 bench/balancer/run.sh                     # skip the edge-rule rounds (see below)
 #   SYSCALLS=0 bench/balancer/run.sh                 # skip counting syscalls (see below)
@@ -38,6 +39,18 @@
 #                  handshakes per second (wrk keeps each connection's session,
 #                  so after the first these are TLS 1.3 resumptions; for full
 #                  handshakes use `openssl s_time -new -www /` beside it)
+#
+# HTTP/2 (H2=1, the default when h2load is installed): h2load (Debian's
+# nghttp2-client) against the balancer and HAProxy, the same thread count,
+# -c H2_CLIENTS connections with -m H2_STREAMS streams each (default 32 x 10),
+# for DURATION, members still HTTP/1.1. Two targets, paired per round:
+#   h2c        cleartext with prior knowledge (the balancer's --listen with
+#              --h2c on; HAProxy `bind ... proto h2`)
+#   h2-tls     over TLS, ALPN h2 (the same certificate as the TLS targets;
+#              both proxies offer h2,http/1.1)
+# Each prints req/s, the mean time per request (h2load gives no p99), CPU
+# time and syscalls per request; the summary adds the balancer's CPU per
+# HTTP/2 request against its own per HTTP/1.1 keep-alive request.
 #
 # EDGE=1 (the default) adds two plain targets per round that show what the
 # edge's safety rules cost:
@@ -96,6 +109,9 @@ SAME_HEADERS=${SAME_HEADERS:-1}
 PACE_MS=${PACE_MS:-0}
 WIRE=${WIRE:-0}
 TLS=${TLS:-1}
+H2=${H2:-1}
+H2_CLIENTS=${H2_CLIENTS:-32}
+H2_STREAMS=${H2_STREAMS:-10}
 MEMBERS=${MEMBERS:-3}
 CHECKS=${CHECKS:-1}
 ZONES=${ZONES:-0}
@@ -117,6 +133,10 @@ fi
 if [[ $SYSCALLS == 1 ]] && ! perf stat -e raw_syscalls:sys_enter -o /dev/null true 2>/dev/null; then
   echo "run.sh: perf cannot count raw_syscalls:sys_enter here (install linux-perf, run as root); SYSCALLS=0" >&2
   SYSCALLS=0
+fi
+if [[ $H2 == 1 ]] && ! command -v h2load >/dev/null; then
+  echo "run.sh: h2load missing (apt-get install nghttp2-client); H2=0" >&2
+  H2=0
 fi
 [[ $SYSCALL_GATE == 1 && $SYSCALLS != 1 ]] && { echo "run.sh: SYSCALL_GATE=1 needs SYSCALLS=1" >&2; exit 1; }
 NCPU=$(nproc)
@@ -202,7 +222,7 @@ PIDS+=($!)
 for p in "${BPORTS[@]}"; do wait_http "http://127.0.0.1:$p/" || exit 1; done
 
 # ---- the three proxies
-alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX
+alloc_port P_BAL; alloc_port A_BAL; alloc_port P_HAP; alloc_port P_NGX; alloc_port P_HAP_H2C
 
 # The state file the balancer boots from (the same format it writes).
 {
@@ -227,7 +247,7 @@ if [[ $TLS == 1 ]]; then
   cat "$WORK/tls.crt" "$WORK/tls.key" >"$WORK/tls.pem"
   BAL_TLS=(--tls-listen "127.0.0.1:$T_BAL" --tls-cert "$WORK/tls.crt" --tls-key "$WORK/tls.key")
   # Mozilla "intermediate", as the balancer has it built in.
-  HAP_TLS_BIND="  bind 127.0.0.1:$T_HAP ssl crt $WORK/tls.pem alpn http/1.1 ssl-min-ver TLSv1.2"
+  HAP_TLS_BIND="  bind 127.0.0.1:$T_HAP ssl crt $WORK/tls.pem alpn h2,http/1.1 ssl-min-ver TLSv1.2"
 fi
 BAL_HEALTH=()
 [[ $CHECKS == 1 ]] || BAL_HEALTH+=(--health-path "")
@@ -278,6 +298,7 @@ defaults
   http-reuse $HAPROXY_REUSE
 frontend fe
   bind 127.0.0.1:$P_HAP
+  bind 127.0.0.1:$P_HAP_H2C proto h2
 $HAP_TLS_BIND
 $(if [[ $SAME_HEADERS == 1 ]]; then cat <<EOH
   option forwardfor
@@ -473,6 +494,63 @@ tls_round() {  # first-proxy
   done
 }
 
+# One HTTP/2 target: h2load instead of wrk, the same CPU and syscall counts.
+run_h2() {  # name port scheme
+  local name=$1 port=$2 scheme=$3 url="$3://127.0.0.1:$2/" pid cpu0 cpu="n/a" perf_pid="" sys="n/a" rps mean total
+  pid=${PROXY_PID[${name%% *}]:-}
+  "${ON_WRK[@]}" h2load -t "$WRK_THREADS" -c "$H2_CLIENTS" -m "$H2_STREAMS" -D 1 "$url" >/dev/null 2>&1 || true  # warm-up
+  if [[ $SYSCALLS == 1 && -n $pid ]]; then
+    "${ON_WRK[@]}" perf stat -x, -e raw_syscalls:sys_enter -p "$(proxy_pids "$pid" | paste -sd,)" -o "$WORK/perf.out" &
+    perf_pid=$!
+  fi
+  cpu0=$(cpu_ticks "$pid")
+  "${ON_WRK[@]}" h2load -t "$WRK_THREADS" -c "$H2_CLIENTS" -m "$H2_STREAMS" -D "${DURATION%s}" "$url" >"$WORK/h2load.out" 2>&1 || true
+  rps=$(awk '/^finished in/ { sub(",", "", $4); print $4 }' "$WORK/h2load.out")
+  total=$(awk '/^requests:/ { print $8 }' "$WORK/h2load.out")
+  mean=$(awk '/^time for request:/ { v = $6; if (v ~ /us$/) { sub("us", "", v); v /= 1000 } else if (v ~ /ms$/) sub("ms", "", v); else if (v ~ /s$/) { sub("s", "", v); v *= 1000 }; printf "%.2f", v }' "$WORK/h2load.out")
+  if [[ -n $perf_pid ]]; then
+    kill -INT "$perf_pid" 2>/dev/null || true
+    wait "$perf_pid" 2>/dev/null || true
+    sys=$(awk -F, -v n="${total:-0}" '$3 == "raw_syscalls:sys_enter" && n > 0 { printf "%.2f", $1 / n }' "$WORK/perf.out")
+    [[ -n $sys ]] || sys="n/a"
+    LAST_SYS[$name]=$sys
+    SYS[$name]+="$sys "
+  fi
+  if [[ -n $pid && -n ${total:-} && $total -gt 0 ]]; then
+    cpu=$(awk -v a="$cpu0" -v b="$(cpu_ticks "$pid")" -v t="$TICK" -v n="$total" 'BEGIN { printf "%.1f", (b - a) * 1e6 / t / n }')
+    LAST_CPU[$name]=$cpu
+    CPU[$name]+="$cpu "
+  fi
+  printf "  %-22s %12s req/s  mean %7s ms  cpu %6s us/req  %5s syscalls/req  (%s failed)\n" "$name" "${rps:-n/a}" \
+    "${mean:-n/a}" "$cpu" "$sys" "$(awk '/^requests:/ { print $10 }' "$WORK/h2load.out")"
+  RPS[$name]+="$rps "
+  P99[$name]+="$mean "
+  LAST_RPS[$name]=$rps
+}
+
+# The HTTP/2 targets of one round: balancer and HAProxy, in `order`.
+declare -A H2_RATIOS H2_CPU_RATIOS H2_SYS_RATIOS H2_OWN_CPU
+h2_round() {  # first-proxy
+  local target order=(balancer haproxy)
+  [[ $1 == haproxy ]] && order=(haproxy balancer)
+  for target in h2c h2-tls; do
+    [[ $target == h2-tls && $TLS != 1 ]] && continue
+    for p in "${order[@]}"; do
+      if [[ $target == h2c ]]; then
+        if [[ $p == balancer ]]; then run_h2 "balancer h2c" "$P_BAL" http; else run_h2 "haproxy h2c" "$P_HAP_H2C" http; fi
+      else
+        if [[ $p == balancer ]]; then run_h2 "balancer h2-tls" "$T_BAL" https; else run_h2 "haproxy h2-tls" "$T_HAP" https; fi
+      fi
+    done
+    H2_RATIOS[$target]+="$(ratio "${LAST_RPS[balancer $target]}" "${LAST_RPS[haproxy $target]}") "
+    H2_CPU_RATIOS[$target]+="$(ratio "${LAST_CPU[balancer $target]:-0}" "${LAST_CPU[haproxy $target]:-0}") "
+    H2_SYS_RATIOS[$target]+="$(ratio "${LAST_SYS[balancer $target]:-0}" "${LAST_SYS[haproxy $target]:-0}") "
+  done
+  H2_OWN_CPU[h2c]+="$(ratio "${LAST_CPU[balancer h2c]:-0}" "${LAST_CPU[balancer]:-0}") "
+  [[ $TLS == 1 ]] && H2_OWN_CPU[h2-tls]+="$(ratio "${LAST_CPU[balancer h2-tls]:-0}" "${LAST_CPU[balancer tls-keepalive]:-0}") "
+  return 0
+}
+
 echo "proxy threads: $THREADS   wrk: -t$WRK_THREADS -c$CONNECTIONS -d$DURATION   body: $BODY_BYTES bytes   cores: $NCPU   rounds: $ROUNDS   same headers: $SAME_HEADERS   pace: ${PACE_MS} ms   members: $MEMBERS   checks: $CHECKS   zones: $ZONES   layout: ${LAYOUT}${PROXY_CPUS:+ (proxies on cpu $PROXY_CPUS, wrk on $WRK_CPUS, backend on ${LOAD_CPUS:-$PROXY_CPUS})}"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
@@ -490,6 +568,9 @@ for r in $(seq 1 "$ROUNDS"); do
   fi
   if [[ $TLS == 1 ]]; then
     if (( r % 2 )); then tls_round balancer; else tls_round haproxy; fi
+  fi
+  if [[ $H2 == 1 ]]; then
+    if (( r % 2 )); then h2_round balancer; else h2_round haproxy; fi
   fi
   if [[ $EDGE == 1 ]]; then
     run "balancer close" "$P_BAL" http -H "Connection: close"
@@ -543,6 +624,19 @@ if [[ $TLS == 1 ]]; then
     echo "  paired per-round balancer/haproxy $target CPU per request ratio: median $(median "${TLS_CPU_RATIOS[$target]}") (rounds: ${TLS_CPU_RATIOS[$target]% }; below 1: the balancer spends less)"
     [[ $SYSCALLS == 1 ]] && echo "  syscalls per request: balancer $(median "${SYS[balancer $target]}"), haproxy $(median "${SYS[haproxy $target]}") (paired ratio median $(median "${TLS_SYS_RATIOS[$target]}"))"
   done
+fi
+if [[ $H2 == 1 ]]; then
+  echo
+  printf "%-24s %12s %10s %10s %14s   (median of %d; h2load -c%s -m%s)\n" "HTTP/2 target" "req/s" "mean(ms)" "us/req" "syscalls/req" "$ROUNDS" "$H2_CLIENTS" "$H2_STREAMS"
+  for target in h2c h2-tls; do
+    [[ $target == h2-tls && $TLS != 1 ]] && continue
+    for p in balancer haproxy; do
+      printf "%-24s %12s %10s %10s %14s\n" "$p $target" "$(median "${RPS[$p $target]}")" "$(median "${P99[$p $target]}")" \
+        "$(median "${CPU[$p $target]:-}")" "$(median "${SYS[$p $target]:-}")"
+    done
+    echo "  paired per-round balancer/haproxy $target: req/s ratio median $(median "${H2_RATIOS[$target]}") (rounds: ${H2_RATIOS[$target]% }), CPU per request ratio median $(median "${H2_CPU_RATIOS[$target]}"), syscalls per request ratio median $(median "${H2_SYS_RATIOS[$target]}")"
+  done
+  echo "  the balancer's CPU per request, HTTP/2 against its own HTTP/1.1 keep-alive: h2c/plain $(median "${H2_OWN_CPU[h2c]}")$([[ $TLS == 1 ]] && echo ", h2-tls/tls-keepalive $(median "${H2_OWN_CPU[h2-tls]}")")"
 fi
 if [[ $ACCESS_LOG == 1 ]]; then
   echo

@@ -25,6 +25,7 @@
 #include "foreign_member.h"
 #include "net_host.h"
 #include "report.h"
+#include "webtier/testing/h2_client.h"
 #include "webtier/testing/harness.h"
 #include "webtier/testing/load.h"
 #include "webtier/cache/record.h"
@@ -467,7 +468,7 @@ TEST_F(FaultTest, S10_BalancerRestartWithZooKeeperDown) {
   EXPECT_EQ(s.served_by.size(), 3u) << s.Describe();
 }
 
-// 11. Abusive clients beside the normal load (plain and TLS): the normal
+// 11. Abusive clients beside the normal load (plain, TLS and HTTP/2): the normal
 //     load sees no failures; its p99 calm and under abuse go in the row
 //     (reported, not asserted: a timing figure on 2 shared cores).
 // Sends `raw` and returns the status code of the answer (0: none).
@@ -587,6 +588,143 @@ class TlsLoad {
 // CPU. The balancer's own work for them is counted in full.
 void RunAsRemoteClient() { ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 19); }
 
+// Normal HTTP/2 clients: `threads` connections (h2c, or h2 over TLS when
+// `tls_port` is set for every other one), each sending 10 streams at once,
+// then the next 10 100 ms after all are answered (about 100 streams a second
+// per connection, the rate of the other loads). A connection that got GOAWAY is
+// replaced. Every stream not answered 200 counts as failed.
+class H2Load {
+ public:
+  H2Load(uint16_t port, uint16_t tls_port, int threads) {
+    for (int i = 0; i < threads; ++i) {
+      const bool tls = tls_port != 0 && i % 2 == 1;
+      threads_.emplace_back([this, port = tls ? tls_port : port, tls] { Run(port, tls); });
+    }
+  }
+  ~H2Load() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) if (t.joinable()) t.join();
+  }
+  TlsLoad::Window Take() {
+    std::lock_guard lock(mu_);
+    TlsLoad::Window w = window_;
+    std::sort(latencies_.begin(), latencies_.end());
+    if (!latencies_.empty()) w.p99_ms = latencies_[latencies_.size() * 99 / 100];
+    window_ = {};
+    latencies_.clear();
+    return w;
+  }
+
+ private:
+  void Run(uint16_t port, bool tls) {
+    while (!stop_) {
+      H2Client c(port, tls);
+      if (!c.ok()) {
+        Fail("connect: " + c.error());
+        std::this_thread::sleep_for(50ms);
+        continue;
+      }
+      while (!stop_ && !c.goaway() && !c.disconnected()) {
+        const auto t0 = Clock::now();
+        std::vector<int32_t> ids;
+        for (int i = 0; i < 10; ++i) ids.push_back(c.Submit("GET", "/"));
+        const bool all = c.WaitAll(10s);
+        const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+        for (int32_t id : ids) {
+          const auto& r = c.response(id);
+          if (r.status == 200) {
+            std::lock_guard lock(mu_);
+            ++window_.ok;
+            latencies_.push_back(ms);
+          } else if (!(c.goaway() && id > c.goaway_last_stream())) {  // refused by a GOAWAY: never processed, not failed
+            Fail(all ? "stream " + std::to_string(id) + ": status " + std::to_string(r.status) + " reset " +
+                           std::to_string(r.reset)
+                     : "stream " + std::to_string(id) + ": no answer in 10 s");
+          }
+        }
+        std::this_thread::sleep_for(100ms);
+      }
+    }
+  }
+  void Fail(const std::string& why) {
+    std::lock_guard lock(mu_);
+    if (window_.failed++ == 0) window_.first_failure = why;
+  }
+
+  std::atomic<bool> stop_{false};
+  std::mutex mu_;
+  TlsLoad::Window window_;
+  std::vector<double> latencies_;
+  std::vector<std::thread> threads_;
+};
+
+// One HTTP/2 frame header.
+std::string H2Frame(uint8_t type, uint8_t flags, uint32_t stream, std::string_view payload) {
+  std::string f;
+  const size_t n = payload.size();
+  f += static_cast<char>(n >> 16);
+  f += static_cast<char>(n >> 8);
+  f += static_cast<char>(n);
+  f += static_cast<char>(type);
+  f += static_cast<char>(flags);
+  f += static_cast<char>(stream >> 24);
+  f += static_cast<char>(stream >> 16);
+  f += static_cast<char>(stream >> 8);
+  f += static_cast<char>(stream);
+  f += payload;
+  return f;
+}
+
+// HTTP/2 abuse: Rapid Reset, a CONTINUATION flood, a PING flood, and slow
+// readers (a huge window, 100 streams, nothing read). Each outcome goes to
+// `note`: 0 when the balancer ended the connection (GOAWAY or close), 200
+// when it was still open at the end of the attempt.
+void H2Abuse(uint16_t port, std::atomic<bool>& abuse, std::vector<std::thread>& abusers,
+             const std::function<void(const std::string&, int)>& note) {
+  abusers.emplace_back([&abuse, port, note] {
+    RunAsRemoteClient();
+    while (abuse) {
+      {
+        H2Client c(port);
+        for (int i = 0; i < 5000 && !c.goaway() && !c.disconnected(); ++i) c.Cancel(c.Submit("GET", "/"));
+        c.Pump(200ms);
+        note("h2 rapid reset", c.goaway() || c.disconnected() ? 0 : 200);
+      }
+      {
+        H2Client c(port);
+        // HEADERS without END_HEADERS, then CONTINUATION frames for ever.
+        std::string flood = H2Frame(0x1, 0x0, 1, std::string("\x82\x86\x84", 3));
+        for (int i = 0; i < 2000; ++i) flood += H2Frame(0x9, 0x0, 1, std::string("\x40\x01\x61\x01\x62", 5));
+        c.SendRaw(flood);
+        c.Pump(200ms);
+        note("h2 continuation flood", c.goaway() || c.disconnected() ? 0 : 200);
+      }
+      {
+        H2Client c(port);
+        for (int i = 0; i < 20000 && !c.goaway() && !c.disconnected(); ++i) c.Ping();
+        c.Pump(200ms);
+        note("h2 ping flood", c.goaway() || c.disconnected() ? 0 : 200);
+      }
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  abusers.emplace_back([&abuse, port, note] {
+    RunAsRemoteClient();
+    while (abuse) {
+      // H2Client's windows are 16 MiB: the balancer may send all it has.
+      std::vector<std::unique_ptr<H2Client>> readers;
+      for (int i = 0; i < 5; ++i) {
+        auto c = std::make_unique<H2Client>(port);
+        for (int s = 0; s < 100; ++s) c->Submit("GET", "/");
+        readers.push_back(std::move(c));
+      }
+      for (int i = 0; i < 20 && abuse; ++i) std::this_thread::sleep_for(100ms);  // nothing read
+      note("h2 slow reader", 0);
+    }
+  });
+}
+
 // TLS abuse: slow handshakes (100 connections trickling a ClientHello a byte
 // a second), garbage before the ClientHello, TLS 1.2 renegotiation attempts.
 // Outcomes go to `note`.
@@ -640,12 +778,15 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   const uint16_t tls_port = WaitListeningPort(balancer->process(), "tls");
   StartLoad({"/"}, 300);
   TlsLoad tls_load(tls_port, 2, 300);
+  H2Load h2_load(balancer->port(), tls_port, 2);
   load->Reset();  // latency percentiles are per window: measure calm, then abuse
   Pause(1s);
   tls_load.Take();  // warm-up
+  h2_load.Take();
   Pause(5s);
   LoadStats calm = load->Snapshot();
   const TlsLoad::Window tls_calm = tls_load.Take();
+  const TlsLoad::Window h2_calm = h2_load.Take();
   load->Reset();
 
   std::atomic<bool> abuse{true};
@@ -732,12 +873,15 @@ TEST_F(FaultTest, S11_AbusiveClients) {
     }
   });
   TlsAbuse(tls_port, abuse, abusers, note);
+  H2Abuse(balancer->port(), abuse, abusers, note);
   Pause(5s);
   abuse = false;
   for (auto& t : abusers) t.join();
   LoadStats s = load->Snapshot();
   const TlsLoad::Window tls_abused = tls_load.Take();
+  const TlsLoad::Window h2_abused = h2_load.Take();
   tls_load.Stop();
+  h2_load.Stop();
   const std::string metrics = balancer->Metrics();
   auto handshakes = [&](const char* result) {
     return static_cast<long>(MetricValue(metrics, "balancer_tls_handshakes_total", {{"result", result}}).value_or(-1));
@@ -746,18 +890,33 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   notes << "HTTP p99 calm " << calm.p99_ms << " ms, under abuse " << s.p99_ms << " ms; HTTPS (" << tls_calm.ok + tls_abused.ok
         << " requests) p99 calm " << tls_calm.p99_ms << " ms, under abuse " << tls_abused.p99_ms
         << " ms; TLS handshakes full " << handshakes("full") << ", resumed " << handshakes("resumed") << ", failed "
-        << handshakes("failed") << ", timeout " << handshakes("timeout") << "; abusers got:";
+        << handshakes("failed") << ", timeout " << handshakes("timeout") << "; HTTP/2 (" << h2_calm.ok + h2_abused.ok
+        << " streams) p99 calm " << h2_calm.p99_ms << " ms, under abuse " << h2_abused.p99_ms
+        << " ms; HTTP/2 connections ended for abuse:";
+  for (const char* kind : {"rapid_reset", "control_flood", "continuation_flood", "ack_flood", "reset_flood"})
+    notes << " " << kind << "=" << MetricValue(metrics, "balancer_h2_abuse_total", {{"kind", kind}}).value_or(-1);
+  notes << "; abusers got:";
   for (auto& [kind, m] : answers) {
     notes << " " << kind << "=";
     for (auto& [code, n] : m) notes << code << "x" << n << " ";
   }
-  Finish("11. abusive clients (plain and TLS) beside normal load", "n/a", notes.str());
+  Finish("11. abusive clients (plain, TLS and HTTP/2) beside normal load", "n/a", notes.str());
   EXPECT_EQ(calm.failed, 0u) << calm.Describe();
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   EXPECT_EQ(tls_calm.failed, 0u) << tls_calm.first_failure;
   EXPECT_EQ(tls_abused.failed, 0u) << tls_abused.first_failure;
   EXPECT_GT(tls_calm.ok, 0u);
   EXPECT_GT(tls_abused.ok, 0u);
+  EXPECT_EQ(h2_calm.failed, 0u) << h2_calm.first_failure;
+  EXPECT_EQ(h2_abused.failed, 0u) << h2_abused.first_failure;
+  EXPECT_GT(h2_calm.ok, 0u);
+  EXPECT_GT(h2_abused.ok, 0u);
+  // Every HTTP/2 flood was cut off (slow readers are left to their write deadline).
+  EXPECT_EQ(answers["h2 rapid reset"].count(200), 0u) << notes.str();
+  EXPECT_GT(answers["h2 rapid reset"][0], 0) << notes.str();
+  EXPECT_EQ(answers["h2 continuation flood"].count(200), 0u) << notes.str();
+  EXPECT_EQ(answers["h2 ping flood"].count(200), 0u) << notes.str();
+  EXPECT_GT(MetricValue(metrics, "balancer_h2_abuse_total", {{"kind", "rapid_reset"}}).value_or(0), 0) << notes.str();
   EXPECT_EQ(answers["smuggling TE+CL"].count(400), 1u) << notes.str();
   EXPECT_EQ(answers["smuggling 2xCL"].count(400), 1u) << notes.str();
   EXPECT_TRUE(answers["oversized header"].count(431) == 1) << notes.str();
