@@ -508,20 +508,13 @@ int EndlessChunkLineStatus(uint16_t port) {
 // one after another (about `rate` per second in all), each reconnecting
 // (a new handshake, resumed) every 50 requests. Every failed handshake,
 // request or non-200 answer counts; latencies are kept per window.
-class TlsLoad {
+// What load threads record, window by window: answers, failures (with the
+// first one's reason) and latencies.
+class WindowedLoad {
  public:
-  TlsLoad(uint16_t port, int threads, int rate) {
-    for (int i = 0; i < threads; ++i)
-      threads_.emplace_back([this, port, pause = std::chrono::microseconds(1000000 * threads / rate)] { Run(port, pause); });
-  }
-  ~TlsLoad() { Stop(); }
-  void Stop() {
-    stop_ = true;
-    for (auto& t : threads_) if (t.joinable()) t.join();
-  }
   struct Window {
     uint64_t ok = 0, failed = 0;
-    uint64_t handshakes = 0, resumed = 0;  // connections, and those that resumed a session
+    uint64_t handshakes = 0, resumed = 0;  // connections, and those that resumed a session (TLS)
     double p99_ms = 0;
     std::string first_failure;
   };
@@ -534,6 +527,35 @@ class TlsLoad {
     window_ = {};
     latencies_.clear();
     return w;
+  }
+
+ protected:
+  void Ok(double ms) {
+    std::lock_guard lock(mu_);
+    ++window_.ok;
+    latencies_.push_back(ms);
+  }
+  void Fail(const std::string& why) {
+    std::lock_guard lock(mu_);
+    if (window_.failed++ == 0) window_.first_failure = why;
+  }
+  std::mutex mu_;
+  Window window_;
+
+ private:
+  std::vector<double> latencies_;
+};
+
+class TlsLoad : public WindowedLoad {
+ public:
+  TlsLoad(uint16_t port, int threads, int rate) {
+    for (int i = 0; i < threads; ++i)
+      threads_.emplace_back([this, port, pause = std::chrono::microseconds(1000000 * threads / rate)] { Run(port, pause); });
+  }
+  ~TlsLoad() { Stop(); }
+  void Stop() {
+    stop_ = true;
+    for (auto& t : threads_) if (t.joinable()) t.join();
   }
 
  private:
@@ -558,26 +580,14 @@ class TlsLoad {
           Fail(res.empty() ? "request: " + c.error() : res.substr(0, 40));
           break;
         }
-        {
-          std::lock_guard lock(mu_);
-          ++window_.ok;
-          latencies_.push_back(ms);
-        }
+        Ok(ms);
         if (res.find("\r\nConnection: close\r\n") != std::string::npos) break;  // the server drains: a new connection
         std::this_thread::sleep_for(pause);
       }
       session = c.session();
     }
   }
-  void Fail(const std::string& why) {
-    std::lock_guard lock(mu_);
-    if (window_.failed++ == 0) window_.first_failure = why;
-  }
-
   std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  Window window_;
-  std::vector<double> latencies_;
   std::vector<std::thread> threads_;
 };
 
@@ -593,7 +603,7 @@ void RunAsRemoteClient() { ::setpriority(PRIO_PROCESS, static_cast<id_t>(::getti
 // then the next 10 100 ms after all are answered (about 100 streams a second
 // per connection, the rate of the other loads). A connection that got GOAWAY is
 // replaced. Every stream not answered 200 counts as failed.
-class H2Load {
+class H2Load : public WindowedLoad {
  public:
   H2Load(uint16_t port, uint16_t tls_port, int threads) {
     for (int i = 0; i < threads; ++i) {
@@ -605,15 +615,6 @@ class H2Load {
   void Stop() {
     stop_ = true;
     for (auto& t : threads_) if (t.joinable()) t.join();
-  }
-  TlsLoad::Window Take() {
-    std::lock_guard lock(mu_);
-    TlsLoad::Window w = window_;
-    std::sort(latencies_.begin(), latencies_.end());
-    if (!latencies_.empty()) w.p99_ms = latencies_[latencies_.size() * 99 / 100];
-    window_ = {};
-    latencies_.clear();
-    return w;
   }
 
  private:
@@ -634,9 +635,7 @@ class H2Load {
         for (int32_t id : ids) {
           const auto& r = c.response(id);
           if (r.status == 200) {
-            std::lock_guard lock(mu_);
-            ++window_.ok;
-            latencies_.push_back(ms);
+            Ok(ms);
           } else if (!(c.goaway() && id > c.goaway_last_stream())) {  // refused by a GOAWAY: never processed, not failed
             Fail(all ? "stream " + std::to_string(id) + ": status " + std::to_string(r.status) + " reset " +
                            std::to_string(r.reset)
@@ -647,15 +646,8 @@ class H2Load {
       }
     }
   }
-  void Fail(const std::string& why) {
-    std::lock_guard lock(mu_);
-    if (window_.failed++ == 0) window_.first_failure = why;
-  }
 
   std::atomic<bool> stop_{false};
-  std::mutex mu_;
-  TlsLoad::Window window_;
-  std::vector<double> latencies_;
   std::vector<std::thread> threads_;
 };
 
@@ -786,7 +778,7 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   Pause(5s);
   LoadStats calm = load->Snapshot();
   const TlsLoad::Window tls_calm = tls_load.Take();
-  const TlsLoad::Window h2_calm = h2_load.Take();
+  const WindowedLoad::Window h2_calm = h2_load.Take();
   load->Reset();
 
   std::atomic<bool> abuse{true};
@@ -879,7 +871,7 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   for (auto& t : abusers) t.join();
   LoadStats s = load->Snapshot();
   const TlsLoad::Window tls_abused = tls_load.Take();
-  const TlsLoad::Window h2_abused = h2_load.Take();
+  const WindowedLoad::Window h2_abused = h2_load.Take();
   tls_load.Stop();
   h2_load.Stop();
   const std::string metrics = balancer->Metrics();

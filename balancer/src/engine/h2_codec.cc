@@ -291,16 +291,20 @@ void StatusDigits(int status, char (&out)[3]) {
 
 }  // namespace
 
+const std::vector<nghttp2_nv>& H2Codec::HeaderList(int status, const std::vector<H2Field>& fields, char (&digits)[3]) {
+  StatusDigits(status, digits);
+  nva_.clear();
+  AddField(nva_, ":status", std::string_view(digits, 3));
+  for (const H2Field& f : fields) AddField(nva_, f.first, f.second);
+  return nva_;
+}
+
 bool H2Codec::Respond(int32_t id, int status, const std::vector<H2Field>& fields, bool has_body) {
   auto it = streams_.find(id);
   if (it == streams_.end()) return false;
   it->second.answered = true;
   char digits[3];
-  StatusDigits(status, digits);
-  std::vector<nghttp2_nv> nva;
-  nva.reserve(fields.size() + 1);
-  AddField(nva, ":status", std::string_view(digits, 3));
-  for (const H2Field& f : fields) AddField(nva, f.first, f.second);
+  const std::vector<nghttp2_nv>& nva = HeaderList(status, fields, digits);
   nghttp2_data_provider provider{};
   provider.read_callback = H2Callbacks::ReadBody;
   return nghttp2_submit_response(session_, id, nva.data(), nva.size(), has_body ? &provider : nullptr) == 0;
@@ -309,10 +313,7 @@ bool H2Codec::Respond(int32_t id, int status, const std::vector<H2Field>& fields
 void H2Codec::Interim(int32_t id, int status, const std::vector<H2Field>& fields) {
   if (streams_.count(id) == 0) return;
   char digits[3];
-  StatusDigits(status, digits);
-  std::vector<nghttp2_nv> nva;
-  AddField(nva, ":status", std::string_view(digits, 3));
-  for (const H2Field& f : fields) AddField(nva, f.first, f.second);
+  const std::vector<nghttp2_nv>& nva = HeaderList(status, fields, digits);
   nghttp2_submit_headers(session_, NGHTTP2_FLAG_NONE, id, nullptr, nva.data(), nva.size(), nullptr);
 }
 

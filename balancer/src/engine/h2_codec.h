@@ -21,6 +21,7 @@
 // Used from one thread.
 #pragma once
 
+#include <nghttp2/nghttp2.h>
 #include <sys/types.h>
 
 #include <array>
@@ -32,8 +33,6 @@
 
 #include "webtier/balancer/clock.h"
 #include "webtier/balancer/http/h2_rules.h"
-
-struct nghttp2_session;
 
 namespace webtier::balancer {
 
@@ -148,6 +147,9 @@ class H2Codec {
   };
   friend struct H2Callbacks;
   void Abuse(H2Abuse kind);
+  // `:status` (its digits written into `digits`) and `fields` as nghttp2
+  // takes them, in nva_ (valid until the next call).
+  const std::vector<nghttp2_nv>& HeaderList(int status, const std::vector<H2Field>& fields, char (&digits)[3]);
   // Whether `id` is among the last streams closed (frames for it may still
   // be on their way).
   bool RecentlyClosed(int32_t id) const;
@@ -161,6 +163,7 @@ class H2Codec {
   int64_t goaway_sent_ = -1;
   int error_ = 0;
   size_t memory_ = 0;
+  std::vector<nghttp2_nv> nva_;         // a response's header list as submitted (reused)
   int32_t highest_stream_ = 0;          // the highest stream id the client used
   std::array<int32_t, 256> closed_{};   // the last streams closed, a ring
   size_t closed_next_ = 0;

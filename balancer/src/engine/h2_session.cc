@@ -324,8 +324,12 @@ void H2Session::Answer(H2Stream& s, int status, std::string_view error) {
   s.out = ErrorBody(status, error);
   s.out_sent = 0;
   s.out_done = true;
-  std::vector<H2Field> fields{{"content-type", "application/json"}, {"content-length", std::to_string(s.out.size())}};
-  if (status == 405) fields.emplace_back("allow", std::string(kAllowedMethods));
+  const std::string length = std::to_string(s.out.size());
+  std::vector<H2Field>& fields = fields_;
+  fields.clear();
+  fields.emplace_back("content-type", "application/json");
+  fields.emplace_back("content-length", length);
+  if (status == 405) fields.emplace_back("allow", kAllowedMethods);
   codec_.Respond(s.id, status, fields, true);
   KickWriter();
 }
@@ -448,7 +452,7 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
   const int code = res.result_int();
   const bool bodyless = HasNoBody(code, head_request);
   const bool keep_length = bodyless || (!parser.chunked() && parser.content_length().has_value());
-  std::vector<H2Field> fields;
+  std::vector<H2Field>& fields = session.fields();
   H2ResponseFields(res, keep_length, request_id, fields);
   if (s.closed) co_return false;
   s.answered = true;
@@ -549,7 +553,7 @@ awaitable<error_code> StreamBodyFromStream(H2Stream& s, UpstreamConnection& up, 
 }
 
 void RelayInterimToStream(H2Stream& s, const http::response_header<>& head) {
-  std::vector<H2Field> fields;
+  std::vector<H2Field>& fields = s.session.fields();
   H2ResponseFields(head, false, {}, fields);
   s.session.codec().Interim(s.id, head.result_int(), fields);
   s.session.KickWriter();

@@ -98,6 +98,9 @@ class H2Session final : public H2Events {
   WorkerContext& worker() { return worker_; }
   // The writer has something to send.
   void KickWriter() { write_wake_.cancel(); }
+  // A response's header list, built and submitted at once (reused: its
+  // capacity stays from response to response).
+  std::vector<H2Field>& fields() { return fields_; }
 
   // H2Events.
   H2RequestHead* OnRequestBegin(int32_t id) override;
@@ -145,6 +148,7 @@ class H2Session final : public H2Events {
   Clock::time_point read_deadline_ = Clock::time_point::max();
   Clock::time_point write_deadline_ = Clock::time_point::max();
   std::string write_buffer_;
+  std::vector<H2Field> fields_;
 };
 
 // The exchange's steps that touch the client, for a stream (exchange.cc):

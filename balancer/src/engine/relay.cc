@@ -144,14 +144,16 @@ bool AnnouncesForbiddenBody(const http::response_header<>& res) {
 }
 
 std::unique_ptr<char[]> RelayBuffers::Take() {
-  if (free_.empty()) return std::make_unique<char[]>(kBytes);
+  // Not zeroed: every byte is written before it is read.
+  if (free_.empty()) return std::make_unique_for_overwrite<char[]>(kBytes);
   auto b = std::move(free_.back());
   free_.pop_back();
   return b;
 }
 
 void RelayBuffers::Return(std::unique_ptr<char[]> buffer) {
-  if (free_.size() < 64) free_.push_back(std::move(buffer));
+  // Enough for every stream of a few HTTP/2 connections relaying at once.
+  if (free_.size() < 256) free_.push_back(std::move(buffer));
 }
 
 // Not a coroutine itself: it writes the head and hands back the coroutine

@@ -105,9 +105,9 @@ void H2ResponseFields(const http::response_header<>& res, bool keep_length, std:
     std::string name(View(f.name_string()));
     for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!has_request_id && name == "x-request-id") has_request_id = true;
-    out.emplace_back(std::move(name), std::string(View(f.value())));
+    out.emplace_back(std::move(name), View(f.value()));
   }
-  if (!has_request_id && !request_id.empty()) out.emplace_back("x-request-id", std::string(request_id));
+  if (!has_request_id && !request_id.empty()) out.emplace_back("x-request-id", request_id);
 }
 
 }  // namespace webtier::balancer

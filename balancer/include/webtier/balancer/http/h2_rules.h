@@ -30,7 +30,9 @@ namespace webtier::balancer {
 // still decoded to its end, which HPACK's shared state needs).
 class H2RequestHead {
  public:
-  H2RequestHead(size_t max_fields, size_t max_bytes) : max_fields_(max_fields), max_bytes_(max_bytes) {}
+  H2RequestHead(size_t max_fields, size_t max_bytes) : max_fields_(max_fields), max_bytes_(max_bytes) {
+    fields_.reserve(16);  // a browser's request, in one allocation
+  }
 
   // A field of the block (pseudo-headers too), in order.
   void Add(std::string_view name, std::string_view value);
@@ -62,8 +64,10 @@ class H2RequestHead {
   std::vector<Field> fields_;  // regular fields but cookie
 };
 
-// A header field of an HTTP/2 response, lower-case name.
-using H2Field = std::pair<std::string, std::string>;
+// A header field of an HTTP/2 response: a lower-case name, and a value that
+// views the message it comes from (nghttp2 copies both when the response is
+// submitted).
+using H2Field = std::pair<std::string, std::string_view>;
 
 // The header list of a member's HTTP/1.1 response as it goes to an HTTP/2
 // client, into `out` (replacing it): no `:status` (the caller adds it), the
@@ -72,6 +76,7 @@ using H2Field = std::pair<std::string, std::string>;
 // or Transfer-Encoding (HTTP/2 frames the body itself; RFC 9113 8.2.2);
 // Content-Length only when `keep_length` (the member framed the body with it,
 // or the answer has none); X-Request-Id: `request_id` when the member sent none.
+// The values view `res` and `request_id`.
 void H2ResponseFields(const boost::beast::http::response_header<>& res, bool keep_length,
                       std::string_view request_id, std::vector<H2Field>& out);
 
