@@ -42,6 +42,7 @@ class Events : public H2Events {
   void OnRequestData(int32_t id, std::string_view data) override { codec->Consume(id, data.size()); }
   void OnRequestEnd(int32_t) override {}
   void OnStreamClose(int32_t id, uint32_t) override { heads_.erase(id); }
+  bool ResponseFailed(int32_t id) override { return id % 7 == 0; }
   size_t ReadResponseBody(int32_t id, uint8_t* out, size_t length, bool* eof) override {
     auto it = heads_.find(id);
     if (it == heads_.end()) {

@@ -198,7 +198,7 @@ struct H2Callbacks {
     bool eof = false;
     const size_t n = Codec(user).events_.ReadResponseBody(id, buf, length, &eof);
     if (eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0) return NGHTTP2_ERR_DEFERRED;
+    else if (n == 0) return Codec(user).events_.ResponseFailed(id) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : NGHTTP2_ERR_DEFERRED;
     return static_cast<ssize_t>(n);
   }
 };

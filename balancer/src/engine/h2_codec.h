@@ -79,6 +79,10 @@ class H2Events {
   // `eof` set with the last of it; 0 without `eof` when none is ready (the
   // owner calls H2Codec::Resume once some is).
   virtual size_t ReadResponseBody(int32_t id, uint8_t* out, size_t length, bool* eof) = 0;
+  // Whether the response on `id` broke off (its member failed mid-body):
+  // asked when ReadResponseBody has nothing more; the stream is then reset
+  // (INTERNAL_ERROR) after what was read went out.
+  virtual bool ResponseFailed(int32_t id) = 0;
 };
 
 class H2Codec {

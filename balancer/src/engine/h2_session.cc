@@ -296,6 +296,11 @@ void H2Session::OnStreamClose(int32_t id, uint32_t code) {
   s->Notify();
 }
 
+bool H2Session::ResponseFailed(int32_t id) {
+  const H2Stream* s = Find(id);
+  return s != nullptr && s->out_failed;
+}
+
 size_t H2Session::ReadResponseBody(int32_t id, uint8_t* out, size_t length, bool* eof) {
   H2Stream* s = Find(id);
   if (s == nullptr) {
@@ -443,6 +448,67 @@ void H2Session::Finish(H2Stream& s, const Exchange* exchange) {
   worker_.access_log->Log(worker_.access_shard, r);
 }
 
+namespace {
+
+// A Content-Length body, the common case: taken from the member connection's
+// buffer (what came with the head) and then its socket straight into the
+// stream, as an HTTP/1.1 client's is (relay.cc), with no parser round and no
+// relay buffer. The answer's headers are submitted. True when it went
+// through whole.
+awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t length) {
+  H2Session& session = s.session;
+  const Timeouts& timeouts = session.worker().timeouts;
+  uint64_t left = length;
+  bool ok = true;
+  for (;;) {
+    const size_t have = static_cast<size_t>(std::min<uint64_t>(left, up.buffer.size()));
+    if (have > 0) {
+      s.out.append(static_cast<const char*>(up.buffer.data().data()), have);
+      up.buffer.consume(have);
+      left -= have;
+      session.codec().Resume(s.id);
+      session.KickWriter();
+    }
+    if (left == 0) break;
+    // Read the member only while the client takes what was read.
+    while (s.out.size() - s.out_sent >= kStreamOutBytes && !s.closed) {
+      s.conn.SetDeadline(timeouts.idle);
+      co_await Wait(s.wake);
+      s.conn.ClearDeadline();
+      if (s.conn.timed_out) break;
+    }
+    if (s.closed || s.conn.timed_out) {
+      ok = false;
+      break;
+    }
+    s.conn.SetUpstreamDeadline(&up.stream, timeouts.request);
+    auto [raw, n] = co_await ReadSome(
+        up.stream, up.buffer.prepare(static_cast<size_t>(std::min<uint64_t>(left, RelayBuffers::kBytes))));
+    const error_code ec = s.conn.UpstreamError(raw);
+    s.conn.ClearUpstream();
+    up.buffer.commit(n);
+    if (ec || n == 0) {
+      if (s.conn.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
+      else log::Warn("proxy", "upstream failed mid-body").kv("member", up.member->serverset().id).kv("err", ec ? ec.message() : "closed");
+      ok = false;
+      break;
+    }
+  }
+  if (!ok) {
+    // A truncated answer is told by resetting its stream, once what came is sent.
+    s.out_failed = true;
+    session.codec().Resume(s.id);
+    session.KickWriter();
+    co_return false;
+  }
+  s.out_done = true;
+  session.codec().Resume(s.id);
+  session.KickWriter();
+  co_return true;
+}
+
+}  // namespace
+
 awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
                                       http::response_parser<http::buffer_body>& parser, bool head_request,
                                       std::string_view request_id, RelayBuffers& buffers) {
@@ -463,6 +529,7 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
     s.out_done = true;
     co_return parser.is_done() && !AnnouncesForbiddenBody(res);
   }
+  if (!parser.chunked() && parser.content_length()) co_return co_await RelaySizedToStream(s, up, *parser.content_length());
   auto buf = buffers.Take();
   bool ok = true;
   while (!parser.is_done()) {
@@ -498,8 +565,9 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
   }
   buffers.Return(std::move(buf));
   if (!ok) {
-    // A truncated answer is told by resetting its stream.
-    if (!s.closed) session.codec().Reset(s.id, NGHTTP2_INTERNAL_ERROR);
+    // A truncated answer is told by resetting its stream, once what came is sent.
+    s.out_failed = true;
+    session.codec().Resume(s.id);
     session.KickWriter();
     co_return false;
   }
