@@ -120,6 +120,9 @@ wait_for 20 "redis-1 replicates redis-0" replica_of 1 redis-0.redis-headless
 wait_for 30 "the 3 Sentinels agree on redis-0 and know the replica and each other" \
   all_sentinels_see redis-0.redis-headless 1
 cli 0 6379 SET webtier:probe before-failover >/dev/null
+# Replication is asynchronous: the probe is known to be on the replica only
+# once it acknowledged it (else a SIGKILL right after can lose it legitimately).
+[[ $(cli 0 6379 WAIT 1 5000) -ge 1 ]] || { echo "FAIL: redis-1 did not acknowledge the probe within 5 s"; exit 1; }
 noauth 0 6379 SET webtier:x y || { echo "FAIL: redis-0 takes a write without the password"; exit 1; }
 noauth 2 26379 SENTINEL get-master-addr-by-name webtier || { echo "FAIL: a Sentinel answers without the password"; exit 1; }
 for pid in "${PID[@]}"; do
