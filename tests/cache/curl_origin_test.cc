@@ -1,5 +1,5 @@
 // CurlOrigin against an in-process upstream (TestOrigin).
-#include "webtier/cache/curl_origin.h"
+#include "webtier/webnode/curl_origin.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>

@@ -8,7 +8,7 @@
 #include "webtier/cache/cache_metrics.h"
 #include "webtier/cache/circuit_breaker.h"
 #include "webtier/cache/clock.h"
-#include "webtier/cache/curl_origin.h"
+#include "webtier/webnode/curl_origin.h"
 #include "webtier/cache/hot_cache.h"
 #include "webtier/cache/redis_master.h"
 #include "webtier/cache/redis_store.h"

@@ -1,5 +1,5 @@
 // cache::Origin with libcurl. libcurl error codes are translated into Status here.
-#include "webtier/cache/curl_origin.h"
+#include "webtier/webnode/curl_origin.h"
 
 #include <curl/curl.h>
 
