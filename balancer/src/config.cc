@@ -76,6 +76,43 @@ void AddEdgeFlags(CLI::App& app, Config* c) {
       ->check(CLI::IsMember({"safe", "always"}));
 }
 
+// The edge cache.
+void AddEdgeCacheFlags(CLI::App& app, Config* c) {
+  app.add_option("--edge-cache-bytes", c->edge_cache_bytes,
+                 "memory for the edge cache: fresh, shareable answers served without asking a member (0 = off)")
+      ->capture_default_str();
+  app.add_option("--edge-cache-max-object-bytes", c->edge_cache_max_object_bytes,
+                 "answers with larger bodies are not kept in the edge cache")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{64} << 20));
+  app.add_option("--edge-cache-window-ms", c->edge_cache_window_ms,
+                 "an edge-cached answer goes back to the tier at least this often (the bound on a missed purge)")
+      ->capture_default_str()
+      ->check(CLI::Range(10, 60000));
+  app.add_option("--edge-redis", c->edge_redis_flag,
+                 "the tier's Redis servers (host:port,...; any of one replication group): the edge cache follows "
+                 "the tier's invalidations on them (empty = the window alone bounds a purge)")
+      ->capture_default_str();
+  app.add_option("--edge-redis-password-file", c->edge_redis_password_file, "file holding the AUTH password for --edge-redis");
+}
+
+Status FinalizeEdgeCache(Config* c) {
+  c->edge_redis.clear();
+  std::string_view rest = c->edge_redis_flag;
+  while (!rest.empty()) {
+    const size_t comma = rest.find(',');
+    const std::string_view entry = rest.substr(0, comma);
+    rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+    if (entry.empty()) continue;
+    net::HostPort address;
+    if (Status s = net::ParseHostPort(entry, &address, 6379); !s.ok()) return flags::Invalid("--edge-redis", s.message());
+    c->edge_redis.push_back(address);
+  }
+  c->edge_redis_password.clear();
+  return flags::ReadSecretFile("--edge-redis-password-file", c->edge_redis_password_file, "--edge-redis-password",
+                               &c->edge_redis_password);
+}
+
 // What is written per request, and which request id goes on.
 void AddRequestLogFlags(CLI::App& app, Config* c) {
   app.add_option("--access-log", c->access_log,
@@ -202,6 +239,7 @@ void AddFlags(CLI::App& app, Config* c) {
   AddHealthFlags(app, &c->health);
   AddTlsFlags(app, c);
   AddEdgeFlags(app, c);
+  AddEdgeCacheFlags(app, c);
   AddRequestLogFlags(app, c);
 }
 
@@ -218,6 +256,7 @@ Status Finalize(Config* c) {
     return Invalid("--member-allow", s.message());
   if (Status s = FinalizeTls(c); !s.ok()) return s;
   if (Status s = FinalizeEdge(c); !s.ok()) return s;
+  if (Status s = FinalizeEdgeCache(c); !s.ok()) return s;
   if (c->takeover && c->control_socket.empty()) return Invalid("--takeover", "needs --control-socket");
   if (c->control_socket.size() > 107) return Invalid("--control-socket", "longer than a Unix socket path may be (107)");
   return FinalizeHealth(c->health);

@@ -28,6 +28,8 @@
 #include "webtier/common/flags.h"
 #include "webtier/common/log.h"
 #include "webtier/common/otlp.h"
+#include "webtier/cache/clock.h"
+#include "webtier/balancer/edge/invalidations.h"
 #include "webtier/common/stop_signals.h"
 #include "webtier/common/zk_session.h"
 #include "webtier/monitoring/metrics.h"
@@ -261,7 +263,23 @@ int main(int argc, char** argv) {
     if (Status s = otlp::Exporter::Create(std::move(options), &spans); !s.ok())
       return flags::BadValue(app, flags::Invalid("--otlp-endpoint", s.message()));
   }
-  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr, access_log.get(), spans.get());
+  std::unique_ptr<edge::EdgeCache> edge_cache;
+  std::unique_ptr<edge::Invalidations> invalidations;
+  if (config.edge_cache()) {
+    edge_cache = std::make_unique<edge::EdgeCache>(
+        edge::EdgeOptions{config.edge_cache_bytes, config.edge_cache_max_object_bytes,
+                          std::chrono::milliseconds(config.edge_cache_window_ms)},
+        &cache::SystemClock::Get());
+    if (!config.edge_redis.empty())
+      invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_password, *edge_cache);
+    admin.SetEdgeCache(edge_cache.get(), [&invalidations] { return invalidations && invalidations->following(); });
+    log::Info("edge", "edge cache on")
+        .kv("bytes", config.edge_cache_bytes)
+        .kv("max_object_bytes", config.edge_cache_max_object_bytes)
+        .kv("window_ms", config.edge_cache_window_ms)
+        .kv("invalidations", config.edge_redis_flag.empty() ? "none (window only)" : config.edge_redis_flag);
+  }
+  ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr, access_log.get(), spans.get(), edge_cache.get());
   {
     std::vector<int> plain = Fds(handover, control::kProxyRole), secure = Fds(handover, control::kTlsRole);
     if (Status s = proxy.Start(std::move(plain), std::move(secure)); !s.ok()) {

@@ -8,12 +8,16 @@
 # The kit is not part of this repository: WEBTIER_CONFORMANCE_DIR names its folder (the
 # one holding its cache-tests.sh). Without it, or without node/npm/redis-server, the test
 # is skipped (exit 77, ctest SKIP_RETURN_CODE).
-#   tests/conformance/cache-tests.sh [WEBNODE_BIN]      # ctest -L conformance
+#   tests/conformance/cache-tests.sh [WEBNODE_BIN] [BALANCER_BIN]      # ctest -L conformance
+# With BALANCER_BIN the suite goes through a balancer with its edge cache on
+# (--edge-cache-bytes, following the node's Redis for invalidations) in front
+# of the node, as a client of the tier would: it must pass at least as much.
 # Env: PASS_FLOOR, REQUIRED_FAIL_CEILING, KEEP_RESULTS=file (copy of the raw results).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
 kit=${WEBTIER_CONFORMANCE_DIR:-}
 webnode=${1:-$repo/build/bin/webnode}
+balancer=${2:-}
 # Raised as the cache improves (docs/cache.md, "Conformance"): the measured figures, not targets.
 PASS_FLOOR=${PASS_FLOOR:-310}
 REQUIRED_FAIL_CEILING=${REQUIRED_FAIL_CEILING:-1}
@@ -25,6 +29,7 @@ for tool in node npm redis-server python3 curl; do
   command -v "$tool" >/dev/null || skip "$tool is not installed"
 done
 [[ -x $webnode ]] || { echo "no webnode binary at $webnode (cmake --build build --target webnode)" >&2; exit 1; }
+[[ -z $balancer || -x $balancer ]] || { echo "no balancer binary at $balancer" >&2; exit 1; }
 
 tmp=$(mktemp -d)
 pids=()
@@ -55,18 +60,36 @@ WEBTIER_LOG_LEVEL=warn "$webnode" --listen "127.0.0.1:$node_port" --admin-listen
 pids+=($!)
 wait_http "http://127.0.0.1:$origin_port/"
 wait_http "http://127.0.0.1:$node_port/health"
+target="http://127.0.0.1:$node_port" name=webnode
+if [[ -n $balancer ]]; then
+  # The balancer boots from a state file naming the node (no ZooKeeper).
+  proxy_port=$(free_port); proxy_admin=$(free_port)
+  printf '{"version":1,"members":[{"znode":"member_0000000001","member":{"serviceEndpoint":{"host":"127.0.0.1","port":%d},"status":"ALIVE","id":"conformance","weight":100}}]}\n' \
+    "$node_port" >"$tmp/state.json"
+  WEBTIER_LOG_LEVEL=warn "$balancer" --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$proxy_admin" \
+    --zk 127.0.0.1:1 --state-file "$tmp/state.json" --health-path "" \
+    --edge-cache-bytes 67108864 --edge-redis "127.0.0.1:$redis_port" >"$tmp/balancer.log" 2>&1 &
+  pids+=($!)
+  wait_http "http://127.0.0.1:$proxy_admin/health"
+  target="http://127.0.0.1:$proxy_port" name="balancer+edge"
+fi
 
-"$kit/cache-tests.sh" run "http://127.0.0.1:$node_port" >"$tmp/webnode.json"
+"$kit/cache-tests.sh" run "$target" >"$tmp/webnode.json"
+if [[ -n $balancer ]]; then
+  # How much of the suite the edge cache answered itself.
+  curl -fsS "http://127.0.0.1:$proxy_admin/metrics" | grep '^balancer_edge_cache_requests_total' || true
+fi
 [[ -z ${KEEP_RESULTS:-} ]] || cp "$tmp/webnode.json" "$KEEP_RESULTS"
-table=$("$kit/cache-tests.sh" score webnode="$tmp/webnode.json" \
+table=$("$kit/cache-tests.sh" score "$name=$tmp/webnode.json" \
   nginx="$kit/reference/nginx-1.22.1.json" varnish="$kit/reference/varnish-7.1.1.json")
 echo "cache-tests, columns pass/required fail/optional fail/other:"
 echo "$table"
 # The total row: | **total** | **P/F/O/X** | nginx | varnish |
 read -r pass fail _ < <(awk -F'|' '/\*\*total\*\*/ {gsub(/[* ]/, "", $3); split($3, c, "/"); print c[1], c[2]}' <<<"$table")
-echo "webnode: $pass passes (floor $PASS_FLOOR), $fail required failures (ceiling $REQUIRED_FAIL_CEILING)"
+echo "$name: $pass passes (floor $PASS_FLOOR), $fail required failures (ceiling $REQUIRED_FAIL_CEILING)"
 if ((pass < PASS_FLOOR || fail > REQUIRED_FAIL_CEILING)); then
   echo "FAIL: below the floor or above the ceiling; webnode log tail:" >&2
   tail -n 20 "$tmp/webnode.log" >&2
+  [[ -z $balancer ]] || tail -n 20 "$tmp/balancer.log" >&2
   exit 1
 fi

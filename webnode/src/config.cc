@@ -1,12 +1,6 @@
 // webnode flags, their validation, and the member record they describe.
 #include "webtier/webnode/config.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <thread>
 
 #include "webtier/cache/request_target.h"
@@ -86,48 +80,6 @@ Status ParseSentinels(const std::string& list, std::vector<net::HostPort>* out) 
   return Status::Ok();
 }
 
-// A secret given as a file (`file_flag`, path `path`) instead of on the
-// command line (`value_flag`, where ps shows it): read into *value. Both
-// given is an error (which one counts would be a guess). One trailing newline
-// (LF or CRLF) is dropped, as `echo secret > file` leaves one. Messages name
-// the flags and the path, never the content.
-Status ReadSecretFile(const char* file_flag, const std::string& path, const char* value_flag, std::string* value) {
-  if (path.empty()) return Status::Ok();
-  if (!value->empty()) return flags::Invalid(file_flag, std::string("given together with ") + value_flag + ": use one");
-  std::string secret;
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return flags::Invalid(file_flag, "cannot read '" + path + "': " + std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return flags::Invalid(file_flag, "cannot read '" + path + "': not a regular file");
-  }
-  char buf[4096];
-  for (;;) {
-    const ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;  // e.g. EISDIR
-      ::close(fd);
-      return flags::Invalid(file_flag, "cannot read '" + path + "': " + std::strerror(err));
-    }
-    if (n == 0) break;
-    secret.append(buf, static_cast<size_t>(n));
-    if (secret.size() > 64 * 1024) {
-      ::close(fd);
-      return flags::Invalid(file_flag, "'" + path + "' is larger than 64 KiB");
-    }
-  }
-  ::close(fd);
-  if (!secret.empty() && secret.back() == '\n') secret.pop_back();
-  if (!secret.empty() && secret.back() == '\r') secret.pop_back();
-  if (secret.empty()) return flags::Invalid(file_flag, "'" + path + "' is empty");
-  if (secret.find_first_of("\r\n") != std::string::npos)
-    return flags::Invalid(file_flag, "'" + path + "' holds more than one line");
-  *value = std::move(secret);
-  return Status::Ok();
-}
-
 // Sentinel names its masters with words: +switch-master messages are split on spaces.
 bool ValidMasterName(const std::string& name) {
   return !name.empty() && name.find_first_of(" \t\r\n") == std::string::npos;
@@ -165,14 +117,14 @@ Status Finalize(Config* c) {
     c->advertise_addr = std::move(adv);
   }
   if (Status s = membership::FinalizeZkOptions(&c->zk); !s.ok()) return s;
-  if (Status s = ReadSecretFile("--redis-password-file", c->redis_password_file, "--redis-password", &c->redis_password);
+  if (Status s = flags::ReadSecretFile("--redis-password-file", c->redis_password_file, "--redis-password", &c->redis_password);
       !s.ok())
     return s;
-  if (Status s = ReadSecretFile("--redis-sentinel-password-file", c->redis_sentinel_password_file,
+  if (Status s = flags::ReadSecretFile("--redis-sentinel-password-file", c->redis_sentinel_password_file,
                                 "--redis-sentinel-password", &c->redis_sentinel_password);
       !s.ok())
     return s;
-  if (Status s = ReadSecretFile("--admin-token-file", c->admin_token_file, "--admin-token", &c->admin_token); !s.ok())
+  if (Status s = flags::ReadSecretFile("--admin-token-file", c->admin_token_file, "--admin-token", &c->admin_token); !s.ok())
     return s;
   c->redis_addr.reset();
   c->redis_sentinels.clear();

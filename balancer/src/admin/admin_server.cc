@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "admin/admin_forward.h"
+#include "edge/edge_http.h"
 #include "engine/io.h"
 #include "admin/status_history.h"
 #include "webtier/balancer/clock.h"
@@ -113,6 +114,27 @@ std::string_view MemberState(const Member& h, Clock::time_point now) {
   return HealthAdmits(h.health()) ? "healthy" : "unhealthy";
 }
 
+// A query parameter's value, %XX decoded (a malformed escape stays as it is).
+std::string PercentDecoded(std::string_view value) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string out;
+  out.reserve(value.size());
+  for (size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '%' && i + 2 < value.size() && hex(value[i + 1]) >= 0 && hex(value[i + 2]) >= 0) {
+      out.push_back(static_cast<char>(hex(value[i + 1]) * 16 + hex(value[i + 2])));
+      i += 2;
+    } else {
+      out.push_back(value[i]);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 struct AdminServer::Impl {
@@ -130,6 +152,8 @@ struct AdminServer::Impl {
   uint16_t port = 0;
   int fd = -1;  // the acceptor's socket
   StatusHistory history;
+  edge::EdgeCache* edge = nullptr;    // --edge-cache-bytes; null: off
+  std::function<bool()> following;    // the edge cache's invalidation channel is subscribed
 
   // One sample a second for the status page's rates and sparklines.
   awaitable<void> SampleEverySecond() {
@@ -183,6 +207,23 @@ struct AdminServer::Impl {
       if (n > 0) rejected[RejectionName(static_cast<Rejection>(i))] = static_cast<uint64_t>(n);
     }
     totals["rejected"] = rejected;
+    json edge_doc = {{"enabled", edge != nullptr}};
+    if (edge != nullptr) {
+      const edge::EdgeStats e = edge->Stats();
+      const uint64_t lookups = e.hits + e.misses + e.refreshes;
+      edge_doc.update({{"capacity_bytes", edge->options().capacity_bytes},
+                       {"bytes", e.bytes},
+                       {"objects", e.objects},
+                       {"hits", e.hits},
+                       {"misses", e.misses},
+                       {"refreshes", e.refreshes},
+                       {"hit_ratio", lookups == 0 ? 0.0 : static_cast<double>(e.hits) / static_cast<double>(lookups)},
+                       {"evictions", e.evictions},
+                       {"rejected", e.rejected},
+                       {"invalidated", e.erased},
+                       {"window_ms", edge->options().window.count()},
+                       {"invalidation_channel", following && following()}});
+    }
     json doc = {{"policy", std::string(PolicyName(pool.policy()))},
                 {"zookeeper", {{"state", registry.zk_state()}, {"connect", config.zk.connect}, {"path", config.zk.path}}},
                 {"source", registry.source()},
@@ -192,8 +233,37 @@ struct AdminServer::Impl {
                 {"predecessor_connections", static_cast<int64_t>(proxy_metrics.predecessor_connections.Value())},
                 {"h2_connections", static_cast<int64_t>(proxy_metrics.h2_connections.Value())},
                 {"totals", totals},
+                {"edge_cache", edge_doc},
                 {"members", members}};
     return doc.dump() + "\n";
+  }
+
+  // After the tier purged what `target` names: this balancer's copy goes at
+  // once. A tag names URLs only the tier knows: they come on the channel,
+  // or, without one, everything goes.
+  void PurgeEdge(std::string_view target) {
+    const size_t q = target.find('?');
+    if (q == std::string_view::npos) return;
+    bool tag = false;
+    for (std::string_view rest = target.substr(q + 1); !rest.empty();) {
+      const size_t amp = rest.find('&');
+      const std::string_view param = rest.substr(0, amp);
+      if (param.starts_with("path=")) {
+        const std::string url = edge::UrlOfTarget(PercentDecoded(param.substr(5)));
+        if (!url.empty()) {
+          const size_t n = edge->Erase(url);
+          log::Info("admin", "edge cache purged").kv("url", url).kv("objects", n);
+        }
+      } else if (param.starts_with("tag=")) {
+        tag = true;
+      }
+      if (amp == std::string_view::npos) break;
+      rest.remove_prefix(amp + 1);
+    }
+    if (tag && !(following && following())) {
+      const size_t n = edge->EraseAll();
+      log::Info("admin", "edge cache emptied for a tag purge (no invalidation channel)").kv("objects", n);
+    }
   }
 
   void RefreshPoolGauges() {
@@ -216,6 +286,10 @@ struct AdminServer::Impl {
       res.body() = "{\"error\":\"method not allowed\"}\n";
     } else if (target == "/metrics") {
       RefreshPoolGauges();
+      if (edge != nullptr) {
+        proxy_metrics.RecordEdge(edge->Stats());
+        proxy_metrics.edge_channel->Set(following && following() ? 1 : 0);
+      }
       res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
       res.body() = registry_metrics.Render();
     } else if (target == "/health" || target == "/healthz") {
@@ -257,6 +331,7 @@ struct AdminServer::Impl {
       if (IsAdminPath(std::string_view(req.target().data(), req.target().size()))) {
         res = co_await ForwardAdminRequest(req, pool.Snapshot()->members,
                                            std::chrono::milliseconds(config.request_timeout_ms));
+        if (edge != nullptr && res.result_int() / 100 == 2) PurgeEdge(std::string_view(req.target().data(), req.target().size()));
         res.keep_alive(req.keep_alive());
       } else {
         res = Handle(req);
@@ -336,5 +411,10 @@ void AdminServer::StopAccepting() {
 }
 
 std::string AdminServer::StatusJson() const { return impl_->StatusDocument(); }
+
+void AdminServer::SetEdgeCache(edge::EdgeCache* edge, std::function<bool()> following) {
+  impl_->edge = edge;
+  impl_->following = std::move(following);
+}
 
 }  // namespace webtier::balancer

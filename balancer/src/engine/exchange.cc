@@ -15,6 +15,7 @@
 #include "webtier/balancer/telemetry/access_log.h"
 #include "webtier/common/log.h"
 #include "webtier/common/net.h"
+#include "webtier/common/trace_context.h"
 
 namespace webtier::balancer {
 
@@ -119,6 +120,9 @@ class Unwatch {
 }  // namespace
 
 awaitable<ExchangeOutcome> Exchange::Run() {
+  if (worker_.edge != nullptr) {
+    if (const std::shared_ptr<const edge::EdgeObject> hit = LookUpEdge()) co_return co_await AnswerFromEdge(*hit);
+  }
   // Keep the generation alive across suspensions even if the pool moves on.
   hold_ = worker_.Snapshot();
   members_ = hold_.get();
@@ -275,21 +279,115 @@ awaitable<ExchangeOutcome> Exchange::Deliver(std::unique_ptr<UpstreamConnection>
   const int code = answer_->get().result_int();
   const bool upstream_keep = answer_->get().keep_alive();
   conn_.ClearUpstream();
+  const EdgeTap tap = worker_.edge != nullptr ? EdgeBeforeRelay() : EdgeTap{};
   if (conn_.h2 != nullptr) {
     const bool whole = co_await RelayResponseToStream(*conn_.h2, *up, *answer_, req_.method() == http::verb::head,
-                                                      request_id_, worker_.relay_buffers);
+                                                      request_id_, worker_.relay_buffers, tap);
+    if (worker_.edge != nullptr) EdgeAfterRelay(whole);
     if (whole && upstream_keep && up->buffer.size() == 0) worker_.idle_connections.ReturnIdle(std::move(up));
     co_return ExchangeOutcome{code, {}, true, true};
   }
   if (code == 101) co_return co_await SwitchProtocols(std::move(up), answer_->get());
   RelayedResponse relayed{conn_,          *up,           *answer_, req_.method() == http::verb::head, req_.version(),
-                          request_id_, keep_alive_, framing.codings};
+                          request_id_, keep_alive_, framing.codings, tap};
   const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
+  if (worker_.edge != nullptr) EdgeAfterRelay(reusable);
   keep_alive_ = relayed.keep_alive;
   // After an Upgrade request the member may have switched anyway.
   if (reusable && upstream_keep && !upgrade_ && up->buffer.size() == 0)
     worker_.idle_connections.ReturnIdle(std::move(up));
   co_return ExchangeOutcome{code, {}, true, keep_alive_};
+}
+
+std::shared_ptr<const edge::EdgeObject> Exchange::LookUpEdge() {
+  edge::EdgeCache& cache = *worker_.edge;
+  edge_request_ = edge::ClassifyRequest(req_, conn_.stream.tls());
+  edge_request_ms_ = cache.clock().UnixMillis();
+  if (edge_request_.lookup) {
+    edge_lookup_ = cache.Find(edge_request_.site, edge_request_.url,
+                              [this](const cache::Vary& vary) { return edge::SelectingFields(req_, vary); });
+    if (edge_lookup_.kind == edge::Lookup::Kind::kHit &&
+        edge::Acceptable(edge_request_, *edge_lookup_.object, edge_request_ms_)) {
+      return edge_lookup_.object;
+    }
+    if (edge_lookup_.kind == edge::Lookup::Kind::kHit) edge_lookup_.kind = edge::Lookup::Kind::kMiss;
+  } else if (edge_request_.store) {
+    edge_lookup_.epoch = cache.EpochOf(edge_request_.url);
+  }
+  return nullptr;
+}
+
+awaitable<ExchangeOutcome> Exchange::AnswerFromEdge(const edge::EdgeObject& object) {
+  // The client's X-Request-Id (--request-id keep), else a new one.
+  request_id_ = {};
+  if (!worker_.config.replace_request_id) {
+    for (auto [it, end] = req_.equal_range("X-Request-Id"); it != end && request_id_.empty(); ++it)
+      request_id_ = std::string_view(it->value().data(), it->value().size());
+  }
+  if (request_id_.empty()) {
+    WriteRequestId(request_id_storage_);
+    request_id_ = std::string_view(request_id_storage_, kRequestIdLength);
+  }
+  if (logging_ || worker_.spans != nullptr) NewTrace(&trace_);
+  log_.flags |= kEdgeHit;
+  log_.cache_length = 3;
+  std::memcpy(log_.cache, "HIT", 3);
+  const int64_t now_ms = worker_.edge->clock().UnixMillis();
+  bool with_body = false;
+  if (conn_.h2 != nullptr) {
+    std::string& made = conn_.request_head;  // free while no member is asked
+    std::vector<H2Field>& fields = conn_.h2->session.fields();
+    const int status = edge::HitFields(object, req_, now_ms, request_id_, fields, made, &with_body);
+    AnswerStreamFromMemory(*conn_.h2, status, fields, with_body ? std::string_view(object.response.body) : "");
+    co_return ExchangeOutcome{status, {}, true, true};
+  }
+  const int status =
+      edge::SerializeHit(object, req_, now_ms, keep_alive_, request_id_, conn_.response_head, &with_body);
+  const std::array<asio::const_buffer, 2> out{asio::buffer(conn_.response_head),
+                                              asio::buffer(object.response.body.data(),
+                                                           with_body ? object.response.body.size() : 0)};
+  conn_.SetDeadline(worker_.timeouts.idle);
+  const error_code ec = co_await WriteAll(conn_.stream, out);
+  conn_.ClearDeadline();
+  if (ec) keep_alive_ = false;
+  co_return ExchangeOutcome{status, {}, true, keep_alive_};
+}
+
+EdgeTap Exchange::EdgeBeforeRelay() {
+  edge::EdgeCache& cache = *worker_.edge;
+  const http::response_header<>& head = answer_->get();
+  const int code = head.result_int();
+  if (edge_request_.unsafe) {
+    // RFC 9111 4.4: before the client learns of the change, this balancer forgets the old answer.
+    if (code >= 200 && code < 400) {
+      cache.Erase(edge_request_.url);
+      for (const std::string& url : edge::InvalidatedBy(head, edge_request_)) cache.Erase(url);
+    }
+    return {};
+  }
+  if (!edge_request_.lookup && !edge_request_.store) return {};
+  EdgeTap tap;
+  tap.cache_status = edge_lookup_.kind == edge::Lookup::Kind::kRefresh ? edge::kForwardedStale : edge::kForwardedMiss;
+  if (edge_request_.store && !answer_->chunked()) {
+    std::optional<uint64_t> length;
+    if (const auto l = answer_->content_length()) length = *l;
+    edge_object_ = edge::ObjectFor(head, length, edge_request_, req_, edge_request_ms_,
+                                   cache.clock().UnixMillis(), cache.options().max_object_bytes);
+    if (edge_object_) tap.capture = &edge_object_->response.body;
+  }
+  return tap;
+}
+
+void Exchange::EdgeAfterRelay(bool whole) {
+  edge::EdgeCache& cache = *worker_.edge;
+  const bool complete = whole && edge_object_ && answer_->content_length() &&
+                        edge_object_->response.body.size() == *answer_->content_length();
+  if (complete) {
+    cache.Insert(std::move(edge_object_), edge_lookup_.epoch);
+  } else if (edge_lookup_.kind == edge::Lookup::Kind::kRefresh && whole && !edge_object_) {
+    cache.Drop(edge_lookup_.object);  // the tier no longer gives it out as it was
+  }
+  edge_object_.reset();
 }
 
 ExchangeOutcome Exchange::GiveUp() {

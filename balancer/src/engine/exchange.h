@@ -16,7 +16,9 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include "edge/edge_http.h"
 #include "engine/connection.h"
+#include "engine/relay.h"
 #include "webtier/balancer/http/http_rules.h"
 #include "webtier/balancer/engine/retry_policy.h"
 #include "engine/worker_context.h"
@@ -114,6 +116,17 @@ class Exchange {
   // else status_/error_.
   ExchangeOutcome GiveUp();
 
+  // The edge cache (worker_.edge): the object to answer with, if it has one
+  // the client accepts; else null, with what the answer may do to it noted.
+  std::shared_ptr<const edge::EdgeObject> LookUpEdge();
+  // Answers from memory: no member is asked.
+  awaitable<ExchangeOutcome> AnswerFromEdge(const edge::EdgeObject& object);
+  // Before a member's answer is relayed: erases what a successful unsafe
+  // request invalidates, and readies the object to keep (capturing its body).
+  EdgeTap EdgeBeforeRelay();
+  // After it: keeps the object when the answer went through whole.
+  void EdgeAfterRelay(bool whole);
+
   // Serializes the head for the members and lays out the bytes of the first
   // write: the head, then the body (a streamed one: what has arrived so far).
   void PrepareRequest();
@@ -172,6 +185,11 @@ class Exchange {
   std::shared_ptr<const MemberSet> hold_;  // the generation Run() uses, kept for log_.member
   const MemberSet* members_ = nullptr;
   const bool logging_;  // the access log is on: time the attempts
+  // The edge cache's view of the request and what its lookup found.
+  edge::EdgeRequest edge_request_;
+  edge::Lookup edge_lookup_;
+  std::shared_ptr<edge::EdgeObject> edge_object_;  // the answer being kept
+  int64_t edge_request_ms_ = 0;                    // when the request left for the tier (Unix ms)
   ExchangeLog log_;
   RequestTrace trace_;
   int status_ = 502;

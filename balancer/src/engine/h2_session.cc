@@ -455,7 +455,7 @@ namespace {
 // stream, as an HTTP/1.1 client's is (relay.cc), with no parser round and no
 // relay buffer. The answer's headers are submitted. True when it went
 // through whole.
-awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t length) {
+awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t length, std::string* capture) {
   H2Session& session = s.session;
   const Timeouts& timeouts = session.worker().timeouts;
   uint64_t left = length;
@@ -464,6 +464,7 @@ awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t
     const size_t have = static_cast<size_t>(std::min<uint64_t>(left, up.buffer.size()));
     if (have > 0) {
       s.out.append(static_cast<const char*>(up.buffer.data().data()), have);
+      if (capture != nullptr) capture->append(static_cast<const char*>(up.buffer.data().data()), have);
       up.buffer.consume(have);
       left -= have;
       session.codec().Resume(s.id);
@@ -509,9 +510,20 @@ awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t
 
 }  // namespace
 
+void AnswerStreamFromMemory(H2Stream& s, int status, const std::vector<H2Field>& fields, std::string_view body) {
+  if (s.closed) return;
+  s.answered = true;
+  s.status = status;
+  s.out.assign(body);
+  s.out_sent = 0;
+  s.out_done = true;
+  s.session.codec().Respond(s.id, status, fields, !body.empty());
+  s.session.KickWriter();
+}
+
 awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
                                       http::response_parser<http::buffer_body>& parser, bool head_request,
-                                      std::string_view request_id, RelayBuffers& buffers) {
+                                      std::string_view request_id, RelayBuffers& buffers, const EdgeTap& tap) {
   H2Session& session = s.session;
   const Timeouts& timeouts = session.worker().timeouts;
   auto& res = parser.get();
@@ -520,6 +532,7 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
   const bool keep_length = bodyless || (!parser.chunked() && parser.content_length().has_value());
   std::vector<H2Field>& fields = session.fields();
   H2ResponseFields(res, keep_length, request_id, fields);
+  if (!tap.cache_status.empty()) fields.emplace_back("cache-status", tap.cache_status);
   if (s.closed) co_return false;
   s.answered = true;
   s.status = code;
@@ -529,7 +542,7 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
     s.out_done = true;
     co_return parser.is_done() && !AnnouncesForbiddenBody(res);
   }
-  if (!parser.chunked() && parser.content_length()) co_return co_await RelaySizedToStream(s, up, *parser.content_length());
+  if (!parser.chunked() && parser.content_length()) co_return co_await RelaySizedToStream(s, up, *parser.content_length(), tap.capture);
   auto buf = buffers.Take();
   bool ok = true;
   while (!parser.is_done()) {

@@ -32,6 +32,7 @@
 
 #include "engine/connection.h"
 #include "engine/h2_codec.h"
+#include "engine/relay.h"
 #include "engine/worker_context.h"
 
 namespace webtier::balancer {
@@ -158,7 +159,10 @@ class H2Session final : public H2Events {
 // through whole and the member's connection is clean for another request.
 awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
                                       http::response_parser<http::buffer_body>& parser, bool head_request,
-                                      std::string_view request_id, RelayBuffers& buffers);
+                                      std::string_view request_id, RelayBuffers& buffers, const EdgeTap& tap);
+// Answers the stream from memory (the edge cache): `fields`, then `body`
+// unless it is empty.
+void AnswerStreamFromMemory(H2Stream& s, int status, const std::vector<H2Field>& fields, std::string_view body);
 // Sends the rest of the request body to the member as it arrives (chunked
 // when `chunked`); a client failure goes to `client_error`, the result is
 // the member's write error.

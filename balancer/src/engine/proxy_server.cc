@@ -45,9 +45,10 @@ awaitable<void> Serve(WorkerContext& worker, tcp::socket socket, tcp::endpoint p
 class Worker {
  public:
   Worker(const Config& config, Pool& pool, ProxyMetrics& metrics, ServerCounters& counters, AccessLog* access_log,
-         otlp::Exporter* spans)
+         otlp::Exporter* spans, edge::EdgeCache* edge)
       : context_(ctx_, config, pool, metrics, counters, clients_) {
     context_.spans = spans;
+    context_.edge = edge;
     if (access_log != nullptr) {
       context_.access_log = access_log;
       context_.access_shard = access_log->NewShard();
@@ -217,13 +218,14 @@ awaitable<void> Worker::SweepIdle() {
 }
 
 ProxyServer::ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls,
-                         AccessLog* access_log, otlp::Exporter* spans)
+                         AccessLog* access_log, otlp::Exporter* spans, edge::EdgeCache* edge)
     : config_(config),
       pool_(pool),
       metrics_(metrics),
       tls_(tls),
       access_log_(access_log),
       spans_(spans),
+      edge_(edge),
       counters_(std::make_unique<ServerCounters>()) {}
 
 ProxyServer::~ProxyServer() {
@@ -301,7 +303,7 @@ Status ProxyServer::Start(std::vector<int> inherited, std::vector<int> inherited
     for (int fd : inherited_tls) ::close(fd);
     inherited_tls.clear();
   }
-  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, access_log_, spans_));
+  for (int i = 0; i < threads; ++i) workers_.push_back(std::make_unique<Worker>(config_, pool_, metrics_, *counters_, access_log_, spans_, edge_));
   std::string address, tls_address;
   if (Status s = Bind(config_.listen, "--listen", nullptr, std::move(inherited), &port_, &address); !s.ok()) {
     for (int fd : inherited_tls) ::close(fd);

@@ -41,6 +41,8 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
     r.keep_alive = false;
     co_return false;
   }
+  if (r.tap.capture != nullptr && first > 0)
+    r.tap.capture->append(static_cast<const char*>(up.buffer.data().data()), first);
   up.buffer.consume(first);
   left -= first;
   bool ok = true;
@@ -58,6 +60,7 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
         break;
       }
       left -= n;
+      if (r.tap.capture != nullptr) r.tap.capture->append(buf.get(), n);
       conn.SetDeadline(timeouts.idle);
       const error_code cwec = co_await WriteAll(conn.stream, asio::buffer(buf.get(), n));
       conn.ClearDeadline();
@@ -175,6 +178,12 @@ awaitable<bool> RelayResponse(RelayedResponse& r, const Timeouts& timeouts, Rela
   }
   SerializeResponseHead(rp.get(), r.client_version, r.keep_alive, framing, r.request_id, r.client.response_head,
                         framing == BodyFraming::kChunked ? r.codings : std::string_view());
+  if (!r.tap.cache_status.empty()) {  // one more line before the head's end
+    std::string& head = r.client.response_head;
+    head.insert(head.size() - 2, "Cache-Status: ");
+    head.insert(head.size() - 2, r.tap.cache_status);
+    head.insert(head.size() - 2, "\r\n");
+  }
   if (sized) return RelaySized(r, bodyless, timeouts, buffers);
   return RelayUnsized(r, framing, timeouts, buffers);
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -26,6 +27,12 @@ class RelayBuffers {
   std::vector<std::unique_ptr<char[]>> free_;
 };
 
+// What the edge cache takes from a relayed answer (exchange.cc).
+struct EdgeTap {
+  std::string* capture = nullptr;  // a Content-Length body, appended as it is relayed
+  std::string_view cache_status;   // a Cache-Status line added to the head ("": none)
+};
+
 // One response on its way to the client.
 struct RelayedResponse {
   ClientConnection& client;
@@ -37,6 +44,7 @@ struct RelayedResponse {
   std::string_view request_id;   // X-Request-Id to add when the member sent none
   bool keep_alive = false;       // in: the client's connection may stay; out: it does
   std::string_view codings;      // the member's transfer codings before chunked, relayed (CheckResponseFraming)
+  EdgeTap tap = {};
 };
 
 // A response that cannot have a body (1xx, 204) but announces one: the

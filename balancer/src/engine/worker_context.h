@@ -14,6 +14,7 @@
 #include "engine/connection.h"
 #include "engine/relay.h"
 #include "upstream/idle_connections.h"
+#include "webtier/balancer/edge/edge_cache.h"
 #include "webtier/balancer/telemetry/access_log.h"
 #include "webtier/balancer/upstream/pool.h"
 #include "webtier/balancer/telemetry/proxy_metrics.h"
@@ -68,6 +69,7 @@ struct WorkerContext {
   AccessLog* access_log = nullptr;          // --access-log; null: off
   AccessLog::Shard* access_shard = nullptr;  // this worker's lines
   otlp::Exporter* spans = nullptr;           // --otlp-endpoint; null: off
+  edge::EdgeCache* edge = nullptr;           // --edge-cache-bytes (shared by the workers); null: off
 
  private:
   std::shared_ptr<const MemberSet> snapshot_;

@@ -28,7 +28,7 @@ constexpr size_t kPipeWrite = 4096;
 constexpr const char* kFlagNames[] = {
     "no_member",      "no_healthy_member", "connect_failed",  "member_reset", "member_timeout", "member_unhealthy",
     "member_5xx",     "response_refused",  "bad_request",     "framing_refused", "limit",       "admin_path",
-    "misdirected",    "client_gone",       "upgraded",        "draining"};
+    "misdirected",    "client_gone",       "upgraded",        "draining",        "edge_hit"};
 constexpr size_t kFlagCount = sizeof(kFlagNames) / sizeof(kFlagNames[0]);
 
 constexpr char kHex[] = "0123456789abcdef";

@@ -119,6 +119,48 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
                                                         "ack_flood", "memory", "reset_flood", "protocol_error"};
   for (size_t i = 0; i < kH2AbuseKinds; ++i) h2_abuse[i] = &abuse.Add({{"kind", kAbuse[i]}});
   RegisterTls(r);
+  RegisterEdge(r);
+}
+
+void ProxyMetrics::RegisterEdge(prometheus::Registry& r) {
+  auto& requests = CounterFamily(r, "balancer_edge_cache_requests_total",
+                                 "Lookups in the edge cache: hit (answered from memory), miss, refresh (a hit due "
+                                 "back from the tier, forwarded).");
+  edge_hits_ = &requests.Add({{"result", "hit"}});
+  edge_misses_ = &requests.Add({{"result", "miss"}});
+  edge_refreshes_ = &requests.Add({{"result", "refresh"}});
+  auto& admissions = CounterFamily(r, "balancer_edge_cache_admissions_total",
+                                   "Answers offered to the edge cache: admitted, or rejected (admission lost to a "
+                                   "more popular object, too large, or invalidated while fetched).");
+  edge_admitted_ = &admissions.Add({{"result", "admitted"}});
+  edge_rejected_ = &admissions.Add({{"result", "rejected"}});
+  edge_evictions_ = &CounterFamily(r, "balancer_edge_cache_evictions_total",
+                                   "Objects evicted from the edge cache to make room.")
+                         .Add({});
+  edge_invalidations_ = &CounterFamily(r, "balancer_edge_cache_invalidations_total",
+                                       "Objects erased from the edge cache by purges and invalidations.")
+                             .Add({});
+  edge_objects = &GaugeFamily(r, "balancer_edge_cache_objects", "Objects in the edge cache.").Add({});
+  edge_bytes = &GaugeFamily(r, "balancer_edge_cache_bytes", "Bytes the edge cache's objects are charged.").Add({});
+  edge_channel = &GaugeFamily(r, "balancer_edge_cache_invalidation_channel",
+                              "1 while the edge cache follows the tier's invalidation channel (--edge-redis).")
+                      .Add({});
+}
+
+void ProxyMetrics::RecordEdge(const edge::EdgeStats& s) {
+  auto add = [](prometheus::Counter* c, uint64_t now, uint64_t& was) {
+    if (now > was) c->Increment(static_cast<double>(now - was));
+    was = now;
+  };
+  add(edge_hits_, s.hits, edge_recorded_.hits);
+  add(edge_misses_, s.misses, edge_recorded_.misses);
+  add(edge_refreshes_, s.refreshes, edge_recorded_.refreshes);
+  add(edge_admitted_, s.inserts, edge_recorded_.inserts);
+  add(edge_rejected_, s.rejected, edge_recorded_.rejected);
+  add(edge_evictions_, s.evictions, edge_recorded_.evictions);
+  add(edge_invalidations_, s.erased, edge_recorded_.erased);
+  edge_objects->Set(static_cast<double>(s.objects));
+  edge_bytes->Set(static_cast<double>(s.bytes));
 }
 
 void ProxyMetrics::RegisterTls(prometheus::Registry& r) {

@@ -162,12 +162,14 @@ Status RedisStore::TakeSet(const std::string& key, std::vector<std::string>* mem
 }
 
 RedisSubscriber::RedisSubscriber(RedisOptions options, std::string channel,
-                                 std::function<void(const std::string&)> on_message, std::chrono::milliseconds retry)
+                                 std::function<void(const std::string&)> on_message, std::chrono::milliseconds retry,
+                                 std::function<void()> on_subscribed)
     : options_(std::move(options)),
       master_(MasterOf(options_)),
       channel_(std::move(channel)),
       on_message_(std::move(on_message)),
       retry_(retry),
+      on_subscribed_(std::move(on_subscribed)),
       thread_([this] { Run(); }) {}
 
 RedisSubscriber::~RedisSubscriber() {
@@ -204,7 +206,12 @@ Status RedisSubscriber::Listen() {
     return master_->Current(&now, &g).ok() && g == generation;
   };
   return hiredis::Subscribe(
-      *conn, channel_, stop_, [this] { subscribed_.store(true); }, on_message_, same_master);
+      *conn, channel_, stop_,
+      [this] {
+        subscribed_.store(true);
+        if (on_subscribed_) on_subscribed_();
+      },
+      on_message_, same_master);
 }
 
 }  // namespace webtier::cache

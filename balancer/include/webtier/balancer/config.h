@@ -92,6 +92,16 @@ struct Config {
   bool h2c = true;           // --h2c on|off: h2 with prior knowledge on --listen
   int h2_max_streams = 100;  // --h2-max-streams: concurrent streams per connection
 
+  // The edge cache (balancer/README.md "Edge cache"): off while
+  // edge_cache_bytes is 0.
+  uint64_t edge_cache_bytes = 0;                    // --edge-cache-bytes: memory for cached answers
+  uint64_t edge_cache_max_object_bytes = 1 << 20;   // --edge-cache-max-object-bytes: larger answers are not kept
+  int edge_cache_window_ms = 1000;                  // --edge-cache-window-ms: back to the tier at least this often
+  std::vector<net::HostPort> edge_redis;            // --edge-redis: the tier's Redis servers (invalidations)
+  std::string edge_redis_password;                  // read from --edge-redis-password-file
+  std::string edge_redis_password_file;             // AUTH for --edge-redis
+  bool edge_cache() const { return edge_cache_bytes > 0; }
+
   // The text of the flags with typed fields above, as given (defaults: those
   // fields' defaults). Finalize() parses it into listen, admin_listen, policy.
   std::string listen_flag = listen.ToString();              // --listen
@@ -102,6 +112,7 @@ struct Config {
   std::string upstream_reuse_flag = "safe";                 // --upstream-reuse safe|always
   std::string h2_flag = "on";                               // --h2
   std::string h2c_flag = "on";                              // --h2c
+  std::string edge_redis_flag;                              // --edge-redis, comma-separated host:port
 };
 
 // Adds every flag above to `app`, with its range check (env fallbacks are

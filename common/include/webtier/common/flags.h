@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <optional>
+#include <string>
 #include <string_view>
 
 #include "webtier/common/status.h"
@@ -29,5 +30,13 @@ Status Invalid(std::string_view flag, std::string_view why);
 // "<program>: error: <status message>" and the same hint as Parse() to
 // stderr, and returns the exit code, 2.
 int BadValue(const CLI::App& app, const Status& status);
+
+// A secret given as a file (`file_flag`, path `path`) instead of on the
+// command line (`value_flag`, where ps shows it): read into *value. Both
+// given is an error (which one counts would be a guess). One trailing newline
+// (LF or CRLF) is dropped, as `echo secret > file` leaves one; more than one
+// line, an empty file or one over 64 KiB is refused. Messages name the flags
+// and the path, never the content. An empty `path` leaves *value alone.
+Status ReadSecretFile(const char* file_flag, const std::string& path, const char* value_flag, std::string* value);
 
 }  // namespace webtier::flags

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -44,6 +45,13 @@ class AdminServer {
 
   // The /status document (also used by tests).
   std::string StatusJson() const;
+
+  // The edge cache, before Start: its figures go on /metrics and /status,
+  // and a purge through this port erases its copy here at once (every other
+  // balancer hears of it on the invalidation channel; without one,
+  // `following` false, a tag purge empties this balancer's edge cache).
+  // `following` tells whether the channel is subscribed now.
+  void SetEdgeCache(edge::EdgeCache* edge, std::function<bool()> following);
 
  private:
   struct Impl;

@@ -29,6 +29,9 @@ class Exporter;
 namespace webtier::balancer {
 
 class Worker;
+namespace edge {
+class EdgeCache;
+}
 struct ServerCounters;
 
 class ProxyServer {
@@ -37,9 +40,10 @@ class ProxyServer {
   // loaded context) is needed when config.tls_listen is set: that address
   // then takes TLS connections, served like the plain ones. `access_log`,
   // when given (and outliving the server), gets a line per request;
-  // `spans`, likewise, a span per request (--otlp-endpoint).
+  // `spans`, likewise, a span per request (--otlp-endpoint); `edge`, the
+  // edge cache every worker answers from (--edge-cache-bytes).
   ProxyServer(const Config& config, Pool& pool, ProxyMetrics& metrics, const TlsContext* tls = nullptr,
-              AccessLog* access_log = nullptr, otlp::Exporter* spans = nullptr);
+              AccessLog* access_log = nullptr, otlp::Exporter* spans = nullptr, edge::EdgeCache* edge = nullptr);
   ~ProxyServer();
   ProxyServer(const ProxyServer&) = delete;
   ProxyServer& operator=(const ProxyServer&) = delete;
@@ -82,6 +86,7 @@ class ProxyServer {
   const TlsContext* const tls_;
   AccessLog* const access_log_;
   otlp::Exporter* const spans_;
+  edge::EdgeCache* const edge_;
   std::unique_ptr<ServerCounters> counters_;  // shared by the workers
   std::vector<std::unique_ptr<Worker>> workers_;
   uint16_t port_ = 0;

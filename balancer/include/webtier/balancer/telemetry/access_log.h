@@ -48,6 +48,7 @@ enum AccessFlag : uint32_t {
   kClientGone = 1u << 13,       // client_gone: the client left before its answer
   kUpgraded = 1u << 14,         // upgraded: the connection became a tunnel (101)
   kDraining = 1u << 15,         // draining: the balancer was shutting down
+  kEdgeHit = 1u << 16,          // edge_hit: answered from the edge cache, no member asked
 };
 
 // The names of `flags`, comma-separated ("" for none): a span's attribute.

@@ -12,6 +12,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/registry.h>
 
+#include "webtier/balancer/edge/edge_cache.h"
 #include "webtier/balancer/upstream/answer_stats.h"
 #include "webtier/balancer/health/health_metrics.h"
 #include "webtier/balancer/upstream/member.h"
@@ -110,6 +111,14 @@ class ProxyMetrics {
   prometheus::Counter& h2_goaway_graceful;  // balancer_h2_goaways_total{code="no_error"}
   prometheus::Counter& h2_goaway_error;     // balancer_h2_goaways_total{code="error"} (protocol errors and abuse)
 
+  // The edge cache (edge/edge_cache.h), brought up to date with its own
+  // counts by RecordEdge when scraped (nothing on the request path).
+  prometheus::Gauge* edge_objects = nullptr;   // balancer_edge_cache_objects
+  prometheus::Gauge* edge_bytes = nullptr;     // balancer_edge_cache_bytes (charged, <= --edge-cache-bytes)
+  prometheus::Gauge* edge_channel = nullptr;   // balancer_edge_cache_invalidation_channel: 1 while subscribed
+  // From the admin thread only.
+  void RecordEdge(const edge::EdgeStats& stats);
+
   // TLS termination.
   std::array<prometheus::Counter*, static_cast<size_t>(HandshakeResult::kCount)> tls_handshakes;  // {result}
   prometheus::Counter* tls_reloads_ok;      // balancer_tls_reloads_total{result="ok"}
@@ -117,6 +126,19 @@ class ProxyMetrics {
 
  private:
   void RegisterTls(prometheus::Registry& registry);
+  void RegisterEdge(prometheus::Registry& registry);
+
+  // balancer_edge_cache_requests_total{result=hit|miss|refresh},
+  // balancer_edge_cache_admissions_total{result=admitted|rejected},
+  // balancer_edge_cache_evictions_total, balancer_edge_cache_invalidations_total.
+  prometheus::Counter* edge_hits_ = nullptr;
+  prometheus::Counter* edge_misses_ = nullptr;
+  prometheus::Counter* edge_refreshes_ = nullptr;
+  prometheus::Counter* edge_admitted_ = nullptr;
+  prometheus::Counter* edge_rejected_ = nullptr;
+  prometheus::Counter* edge_evictions_ = nullptr;
+  prometheus::Counter* edge_invalidations_ = nullptr;
+  edge::EdgeStats edge_recorded_;  // what RecordEdge has counted so far
 
   prometheus::Family<prometheus::Counter>& requests_;
   prometheus::Family<prometheus::Counter>& upstream_;

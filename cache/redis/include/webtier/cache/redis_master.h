@@ -2,8 +2,10 @@
 // and what tells them (a fixed --redis address, or Sentinel: sentinel.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "webtier/common/net.h"
 #include "webtier/common/status.h"
@@ -51,6 +53,30 @@ class FixedRedisMaster final : public RedisMaster {
 
  private:
   const net::HostPort address_;
+};
+
+// Several servers of one replication group, any of which will do (a
+// subscriber: PUBLISH reaches the replicas' subscribers too). Starts with the
+// first; a suspected one gives way to the next, round and round.
+class RotatingRedisMaster final : public RedisMaster {
+ public:
+  explicit RotatingRedisMaster(std::vector<net::HostPort> addresses) : addresses_(std::move(addresses)) {}
+  Status Current(net::HostPort* address, uint64_t* generation) const override {  // cache::RedisMaster
+    if (addresses_.empty()) return Status(ErrorCode::kUnavailable, "no Redis address");
+    const uint64_t g = generation_.load();
+    *address = addresses_[(g - 1) % addresses_.size()];
+    *generation = g;
+    return Status::Ok();
+  }
+  void Suspect(uint64_t generation) override {  // cache::RedisMaster
+    uint64_t expected = generation;
+    generation_.compare_exchange_strong(expected, generation + 1);
+  }
+  bool VerifyRole() const override { return false; }  // cache::RedisMaster
+
+ private:
+  const std::vector<net::HostPort> addresses_;
+  std::atomic<uint64_t> generation_{1};
 };
 
 }  // namespace webtier::cache

@@ -1,0 +1,40 @@
+// The edge cache on the tier's invalidation channel (see invalidations.h).
+#include "webtier/balancer/edge/invalidations.h"
+
+#include "edge/edge_http.h"
+#include "webtier/cache/redis_master.h"
+#include "webtier/cache/redis_store.h"
+#include "webtier/cache/response_cache.h"
+#include "webtier/common/log.h"
+
+namespace webtier::balancer::edge {
+
+struct Invalidations::Impl {
+  std::unique_ptr<cache::RedisSubscriber> subscriber;
+};
+
+Invalidations::Invalidations(const std::vector<net::HostPort>& servers, const std::string& password, EdgeCache& edge)
+    : impl_(std::make_unique<Impl>()) {
+  cache::RedisOptions options;
+  options.master = std::make_shared<cache::RotatingRedisMaster>(servers);
+  options.password = password;
+  auto on_message = [&edge](const std::string& key) {
+    const std::string url = UrlOfCacheKey(key);
+    if (url.empty()) return;
+    const size_t n = edge.Erase(url);
+    if (n > 0) log::Debug("edge", "invalidated").kv("url", url).kv("objects", n);
+  };
+  auto on_subscribed = [&edge] {
+    const size_t n = edge.EraseAll();
+    log::Info("edge", "following the invalidation channel").kv("erased", n);
+  };
+  impl_->subscriber = std::make_unique<cache::RedisSubscriber>(std::move(options), cache::kPurgeChannel,
+                                                               std::move(on_message), std::chrono::milliseconds(500),
+                                                               std::move(on_subscribed));
+}
+
+Invalidations::~Invalidations() = default;
+
+bool Invalidations::following() const { return impl_->subscriber->subscribed(); }
+
+}  // namespace webtier::balancer::edge

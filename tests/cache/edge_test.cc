@@ -1,0 +1,326 @@
+// The balancer's edge cache end to end: real ZooKeeper, Redis, two webnodes
+// in front of an in-process origin, and two balancer processes with
+// --edge-cache-bytes following the tier's invalidation channel on Redis.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "test_origin.h"
+#include "webtier/testing/h2_client.h"
+#include "webtier/testing/harness.h"
+#include "webtier/testing/load.h"
+
+namespace webtier::cache {
+namespace {
+
+using namespace std::chrono_literals;
+using namespace webtier::testing;
+using webtier::cache::testing::TestOrigin;
+
+constexpr char kZkPath[] = "/webtier/edge-test";
+constexpr char kToken[] = "edge-token";
+// The window under test: how long an edge copy may go without the tier.
+constexpr auto kWindow = 2000ms;
+// The site every request is for, as the clients of both balancers name it.
+constexpr char kHostField[] = "Host: edge.test";
+
+bool EdgeHit(const H2Client::Response& r) {
+  const auto [first, last] = r.headers.equal_range("cache-status");
+  return std::any_of(first, last, [](const auto& f) { return f.second.find("webtier-edge; hit") != std::string::npos; });
+}
+
+bool EdgeHit(const HttpResponse& r) {
+  return r.status == 200 && r.header("cache-status").find("webtier-edge; hit") != std::string::npos;
+}
+
+class EdgeCacheTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    zk_ = new ZooKeeperServer();
+    zk_->Start();
+    redis_ = new RedisServer();
+    redis_->Start();
+    origin_ = new TestOrigin();
+    for (const char* id : {"ea", "eb"}) {
+      nodes_.push_back(new Webnode(id, zk_->connect(),
+                                   {"--zk-path", kZkPath, "--redis", redis_->address(), "--origin", origin_->url(),
+                                    "--admin-token", kToken}));
+      nodes_.back()->WaitHealthy();
+    }
+    for (int i = 0; i < 2; ++i) {
+      balancers_.push_back(new Balancer(zk_->connect(), kZkPath,
+                                        {"--edge-cache-bytes", "67108864", "--edge-cache-window-ms",
+                                         std::to_string(kWindow.count()), "--edge-redis", redis_->address(),
+                                         "--health-interval-ms", "200"}));
+    }
+    for (Balancer* b : balancers_) {
+      const auto deadline = std::chrono::steady_clock::now() + 20s;
+      while (b->HealthyCount() < 2 && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(50ms);
+      ASSERT_EQ(b->HealthyCount(), 2) << b->StatusBody();
+      // The invalidation channel is followed before anything is asserted.
+      while (MetricValue(b->Metrics(), "balancer_edge_cache_invalidation_channel").value_or(0) != 1 &&
+             std::chrono::steady_clock::now() < deadline) {
+        std::this_thread::sleep_for(50ms);
+      }
+    }
+  }
+  static void TearDownTestSuite() {
+    for (Balancer* b : balancers_) delete b;
+    for (Webnode* n : nodes_) delete n;
+    balancers_.clear();
+    nodes_.clear();
+    delete origin_;
+    delete redis_;
+    delete zk_;
+  }
+
+  static HttpResponse Get(int balancer, const std::string& path, std::vector<std::string> headers = {}) {
+    headers.insert(headers.begin(), kHostField);
+    return HttpRequest("GET", balancers_[balancer]->url(path), headers);
+  }
+  static double Metric(int balancer, const std::string& name, const std::map<std::string, std::string>& labels = {}) {
+    return MetricValue(balancers_[balancer]->Metrics(), name, labels).value_or(0);
+  }
+  static std::string Unique(const std::string& prefix) {
+    static std::atomic<int> n{0};
+    return prefix + std::to_string(::getpid()) + "-" + std::to_string(++n);
+  }
+  static void Serve(const std::string& path, const std::string& body, Headers extra = {}) {
+    TestOrigin::Canned canned;
+    canned.response.status = 200;
+    canned.response.headers = {{"Cache-Control", "public, max-age=300"}, {"Content-Type", "text/plain"}};
+    canned.response.headers.insert(canned.response.headers.end(), extra.begin(), extra.end());
+    canned.response.body = body;
+    origin_->Set(path, canned);
+  }
+  // GETs `path` on `balancer` until the edge answers it (the first fills the tier, the next the edge).
+  static void WarmEdge(int balancer, const std::string& path) {
+    for (int i = 0; i < 10; ++i) {
+      if (EdgeHit(Get(balancer, path))) return;
+    }
+    FAIL() << "never an edge hit on balancer " << balancer << " for " << path;
+  }
+
+  static ZooKeeperServer* zk_;
+  static RedisServer* redis_;
+  static TestOrigin* origin_;
+  static std::vector<Webnode*> nodes_;
+  static std::vector<Balancer*> balancers_;
+};
+
+ZooKeeperServer* EdgeCacheTest::zk_ = nullptr;
+RedisServer* EdgeCacheTest::redis_ = nullptr;
+TestOrigin* EdgeCacheTest::origin_ = nullptr;
+std::vector<Webnode*> EdgeCacheTest::nodes_;
+std::vector<Balancer*> EdgeCacheTest::balancers_;
+
+TEST_F(EdgeCacheTest, HitsAreAnsweredWithoutAnyMember) {
+  const std::string path = Unique("/edge/hit-");
+  Serve(path, "v1");
+  const HttpResponse miss = Get(0, path);
+  ASSERT_EQ(miss.status, 200) << miss.error;
+  EXPECT_NE(miss.header("cache-status").find("webtier-edge; fwd=uri-miss"), std::string::npos)
+      << miss.header("cache-status");
+  WarmEdge(0, path);
+  // Every member frozen: the edge still answers, within its window.
+  for (Webnode* n : nodes_) ::kill(n->process().pid(), SIGSTOP);
+  const HttpResponse hit = HttpRequest("GET", balancers_[0]->url(path), {kHostField}, "", 1000ms);
+  const HttpResponse head = HttpRequest("HEAD", balancers_[0]->url(path), {kHostField}, "", 1000ms);
+  for (Webnode* n : nodes_) ::kill(n->process().pid(), SIGCONT);
+  ASSERT_TRUE(EdgeHit(hit)) << hit.status << " " << hit.error << " " << hit.header("cache-status");
+  EXPECT_EQ(hit.body, "v1");
+  EXPECT_EQ(hit.header("x-cache"), "HIT");
+  EXPECT_NE(hit.header("age"), "");
+  EXPECT_EQ(hit.header("x-request-id").size(), 32u);
+  EXPECT_TRUE(EdgeHit(head));
+  EXPECT_EQ(head.body, "");
+  EXPECT_EQ(head.header("content-length"), "2");
+  EXPECT_EQ(origin_->Hits(path), 1);
+  // HTTP/2 clients get the same object.
+  H2Client h2(balancers_[0]->port());
+  ASSERT_TRUE(h2.ok()) << h2.error();
+  H2Client::Response r;
+  for (int i = 0; i < 3 && !EdgeHit(r); ++i) {
+    const int32_t id = h2.Submit("GET", path, {}, "", "edge.test");
+    ASSERT_TRUE(h2.WaitAll());
+    r = h2.response(id);
+  }
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "v1");
+  EXPECT_TRUE(EdgeHit(r)) << [&] {
+    std::string all;
+    for (const auto& [name, value] : r.headers) all += name + ": " + value + "\n";
+    return all;
+  }();
+  EXPECT_GE(Metric(0, "balancer_edge_cache_requests_total", {{"result", "hit"}}), 3);
+}
+
+TEST_F(EdgeCacheTest, APurgeThroughOneBalancerEmptiesEveryEdgeUnderLoad) {
+  const std::string path = Unique("/edge/purge-");
+  Serve(path, "v1");
+  WarmEdge(0, path);
+  WarmEdge(1, path);
+  std::vector<std::unique_ptr<LoadGenerator>> loads;
+  for (Balancer* b : balancers_) {
+    loads.push_back(std::make_unique<LoadGenerator>(
+        LoadGenerator::Options{.port = b->port(), .paths = {path}, .threads = 2, .rate_per_sec = 400}));
+    loads.back()->Start();
+  }
+  std::this_thread::sleep_for(300ms);
+  const double invalidated_before = Metric(1, "balancer_edge_cache_invalidations_total");
+  Serve(path, "v2");
+  const auto purged_at = std::chrono::steady_clock::now();
+  const HttpResponse purge = HttpRequest("POST", balancers_[0]->admin_url("/admin/purge?path=" + path),
+                                         {"Authorization: Bearer " + std::string(kToken)});
+  ASSERT_EQ(purge.status, 200) << purge.body;
+  // Balancer 0 erased its copy before answering the purge.
+  EXPECT_EQ(Get(0, path).body, "v2");
+  // Balancer 1 hears it on the channel.
+  std::string body;
+  while (std::chrono::steady_clock::now() - purged_at < 2 * kWindow + 2s) {
+    body = Get(1, path).body;
+    if (body == "v2") break;
+    std::this_thread::sleep_for(5ms);
+  }
+  const auto reached = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - purged_at);
+  for (auto& load : loads) load->Stop();
+  EXPECT_EQ(body, "v2");
+  // The documented bound (docs/cache.md, "The edge cache"): the window twice over, even if the
+  // announcement were lost; with the channel it is the time the announcement takes.
+  EXPECT_LE(reached, 2 * kWindow) << "purge reached the other balancer after " << reached.count() << " ms";
+  EXPECT_GT(Metric(1, "balancer_edge_cache_invalidations_total"), invalidated_before)
+      << "the other balancer's copy went through the invalidation channel";
+  std::cout << "purge reached the other balancer's edge cache in " << reached.count() << " ms under load\n";
+  for (auto& load : loads) {
+    const LoadStats s = load->Snapshot();
+    EXPECT_EQ(s.failed, 0u) << s.Describe();
+    EXPECT_GT(s.ok, 100u);
+  }
+}
+
+TEST_F(EdgeCacheTest, AnUnsafeRequestInvalidatesBeforeItsAnswer) {
+  const std::string path = Unique("/edge/unsafe-");
+  Serve(path, "v1");
+  WarmEdge(0, path);
+  WarmEdge(1, path);
+  Serve(path, "v2");
+  const HttpResponse post = HttpRequest("POST", balancers_[0]->url(path), {kHostField, "Content-Type: text/plain"}, "x");
+  ASSERT_EQ(post.status, 200) << post.error;
+  // The next GET through the same balancer cannot be the old copy.
+  const HttpResponse after = Get(0, path);
+  EXPECT_FALSE(EdgeHit(after)) << after.header("cache-status");
+  EXPECT_EQ(after.body, "v2");
+  // The other balancer hears of it from the tier.
+  std::string body;
+  for (auto deadline = std::chrono::steady_clock::now() + 2 * kWindow + 2s;
+       std::chrono::steady_clock::now() < deadline && body != "v2";) {
+    body = Get(1, path).body;
+  }
+  EXPECT_EQ(body, "v2");
+}
+
+TEST_F(EdgeCacheTest, WithoutTheChannelTheWindowBoundsAPurge) {
+  Balancer alone(zk_->connect(), kZkPath,
+                 {"--edge-cache-bytes", "1048576", "--edge-cache-window-ms", std::to_string(kWindow.count())});
+  for (auto deadline = std::chrono::steady_clock::now() + 20s;
+       alone.HealthyCount() < 2 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(50ms);
+  }
+  const std::string path = Unique("/edge/window-");
+  Serve(path, "v1");
+  auto get = [&] { return HttpRequest("GET", alone.url(path), {kHostField}); };
+  for (int i = 0; i < 10 && !EdgeHit(get()); ++i) {
+  }
+  ASSERT_TRUE(EdgeHit(get()));
+  Serve(path, "v2");
+  // Purged at a node directly: no balancer is told.
+  const auto purged_at = std::chrono::steady_clock::now();
+  const HttpResponse purge = HttpRequest("POST", nodes_[0]->admin_url("/admin/purge?path=" + path),
+                                         {"Authorization: Bearer " + std::string(kToken)});
+  ASSERT_EQ(purge.status, 200) << purge.body;
+  std::string body = get().body;
+  EXPECT_EQ(body, "v1") << "the edge copy outlives an unannounced purge, up to its window";
+  while (body != "v2" && std::chrono::steady_clock::now() - purged_at < 3 * kWindow) {
+    std::this_thread::sleep_for(20ms);
+    body = get().body;
+  }
+  const auto reached = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - purged_at);
+  EXPECT_EQ(body, "v2");
+  EXPECT_LE(reached, 2 * kWindow);
+  std::cout << "an unannounced purge reached the edge cache in " << reached.count() << " ms (window "
+            << kWindow.count() << " ms)\n";
+}
+
+TEST_F(EdgeCacheTest, ATagPurgeReachesTheEdge) {
+  const std::string path = Unique("/edge/tag-");
+  const std::string tag = Unique("t");
+  Serve(path, "v1", {{"Surrogate-Key", "other " + tag}});
+  WarmEdge(0, path);
+  WarmEdge(1, path);
+  Serve(path, "v2", {{"Surrogate-Key", tag}});
+  const HttpResponse purge = HttpRequest("POST", balancers_[1]->admin_url("/admin/purge?tag=" + tag),
+                                         {"Authorization: Bearer " + std::string(kToken)});
+  ASSERT_EQ(purge.status, 200) << purge.body;
+  for (int b = 0; b < 2; ++b) {
+    std::string body;
+    for (auto deadline = std::chrono::steady_clock::now() + 2 * kWindow + 2s;
+         std::chrono::steady_clock::now() < deadline && body != "v2";) {
+      body = Get(b, path).body;
+    }
+    EXPECT_EQ(body, "v2") << "balancer " << b;
+  }
+}
+
+TEST_F(EdgeCacheTest, CredentialsPrivateAndNoStoreAnswersPassThrough) {
+  const std::string path = Unique("/edge/pass-");
+  Serve(path, "v1");
+  WarmEdge(0, path);
+  // A request with credentials or its own no-cache goes to the tier, as it came.
+  for (const std::string& field : {"Authorization: Bearer x", "Cookie: a=b", "Cache-Control: no-cache"}) {
+    const HttpResponse r = Get(0, path, {field});
+    EXPECT_EQ(r.status, 200);
+    EXPECT_FALSE(EdgeHit(r)) << field;
+  }
+  for (const std::string& cc : {"private, max-age=60", "no-store", "no-cache", "max-age=0"}) {
+    const std::string p = Unique("/edge/never-");
+    TestOrigin::Canned canned;
+    canned.response.headers = {{"Cache-Control", cc}, {"ETag", "\"e\""}};
+    canned.response.body = "n";
+    origin_->Set(p, canned);
+    for (int i = 0; i < 3; ++i) {
+      const HttpResponse r = Get(0, p);
+      EXPECT_EQ(r.status, 200);
+      EXPECT_FALSE(EdgeHit(r)) << cc;
+    }
+  }
+  // Set-Cookie answers are never shared either.
+  const std::string p = Unique("/edge/cookie-");
+  Serve(p, "c", {{"Set-Cookie", "s=1"}});
+  for (int i = 0; i < 3; ++i) EXPECT_FALSE(EdgeHit(Get(0, p)));
+}
+
+TEST_F(EdgeCacheTest, VariantsAreServedToTheRequestsTheyMatch) {
+  const std::string path = Unique("/edge/vary-");
+  TestOrigin::Canned canned;
+  canned.response.headers = {{"Cache-Control", "public, max-age=300"}, {"Vary", "Accept-Language"}};
+  canned.echo = "Accept-Language";
+  canned.response.body = "lang:";
+  origin_->Set(path, canned);
+  for (const std::string lang : {"en", "fr", "en", "fr", "en", "fr"}) {
+    const HttpResponse r = Get(0, path, {"Accept-Language: " + lang});
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.body, "lang:" + lang);
+  }
+  EXPECT_TRUE(EdgeHit(Get(0, path, {"Accept-Language: fr"})));
+  const HttpResponse de = Get(0, path, {"Accept-Language: de"});
+  EXPECT_FALSE(EdgeHit(de));
+  EXPECT_EQ(de.body, "lang:de");
+}
+
+}  // namespace
+}  // namespace webtier::cache
