@@ -272,7 +272,7 @@ int main(int argc, char** argv) {
         &cache::SystemClock::Get());
     if (!config.edge_redis.empty())
       invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_password, *edge_cache);
-    admin.SetEdgeCache(edge_cache.get(), [&invalidations] { return invalidations && invalidations->following(); });
+    admin.SetEdgeCache(edge_cache.get(), [edge = edge_cache.get()] { return edge->following(); });
     log::Info("edge", "edge cache on")
         .kv("bytes", config.edge_cache_bytes)
         .kv("max_object_bytes", config.edge_cache_max_object_bytes)

@@ -867,23 +867,6 @@ class FixedStatusMember {
   std::thread thread_;
 };
 
-// What headless Chromium prints of `url` once its scripts ran (--dump-dom).
-std::string RenderedDom(const std::string& url, const std::string& screenshot = "") {
-  std::string cmd = "/usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars"
-                    " --virtual-time-budget=5000 --window-size=1900,420";
-  if (!screenshot.empty()) cmd += " --screenshot='" + screenshot + "'";
-  else cmd += " --dump-dom";
-  cmd += " '" + url + "' 2>/dev/null";
-  std::string out;
-  if (FILE* p = ::popen(cmd.c_str(), "r")) {
-    char buf[65536];
-    size_t n;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-  }
-  return out;
-}
-
 // The element that starts with `open` (e.g. `<tr id="member-b"`), up to its `close`.
 std::string Element(const std::string& dom, const std::string& open, const std::string& close) {
   const size_t at = dom.find(open);
@@ -935,7 +918,7 @@ TEST_F(BalancerTest, TheStatusPageShowsAFailingMemberWhyAndSparklines) {
   const std::string reason = mb["ejection_reasons"][0]["reason"];
   EXPECT_FALSE(reason.empty()) << mb;
 
-  const std::string dom = RenderedDom(Admin("/"));
+  const std::string dom = testing::RenderedDom(Admin("/"));
   const std::string row_b = Element(dom, "<tr class=\"member\" id=\"member-b\"", "</tr>");
   ASSERT_FALSE(row_b.empty()) << dom.substr(0, 2000);
   EXPECT_EQ(row_b.find("data-state=\"healthy\""), std::string::npos) << row_b;
@@ -950,7 +933,7 @@ TEST_F(BalancerTest, TheStatusPageShowsAFailingMemberWhyAndSparklines) {
   EXPECT_NE(Element(dom, "<b id=\"total-spark\"", "</b>").find("<polyline class=\"answers\""), std::string::npos);
   // The picture in docs/operating.md is made this way (WEBTIER_STATUS_SCREENSHOT=path).
   if (const char* shot = std::getenv("WEBTIER_STATUS_SCREENSHOT")) {
-    RenderedDom(Admin("/"), shot);
+    testing::RenderedDom(Admin("/"), shot);
     EXPECT_TRUE(std::filesystem::exists(shot)) << shot;
   }
 }

@@ -84,6 +84,21 @@ TEST(EdgeCacheTest, AnObjectGoesBackToTheTierOncePerWindow) {
   EXPECT_EQ(edge.Find("http://a.example", "/x", kNoVary).kind, Lookup::Kind::kMiss);
 }
 
+TEST(EdgeCacheTest, WhileTheChannelStandsObjectsLiveTheirWholeFreshness) {
+  FakeClock clock;
+  EdgeCache edge({1 << 20, 1 << 20, milliseconds(1000)}, &clock);
+  edge.SetFollowing(true);
+  ASSERT_TRUE(edge.Insert(Object(clock, "/x", 100, 60000), edge.Find("http://a.example", "/x", kNoVary).epoch));
+  clock.Advance(milliseconds(30000));
+  EXPECT_EQ(edge.Find("http://a.example", "/x", kNoVary).kind, Lookup::Kind::kHit);
+  // The channel lost: the window applies again, and this object is long overdue.
+  edge.SetFollowing(false);
+  EXPECT_EQ(edge.Find("http://a.example", "/x", kNoVary).kind, Lookup::Kind::kMiss);
+  edge.SetFollowing(true);
+  clock.Advance(milliseconds(30000));
+  EXPECT_EQ(edge.Find("http://a.example", "/x", kNoVary).kind, Lookup::Kind::kMiss) << "past its freshness";
+}
+
 TEST(EdgeCacheTest, VariantsOfOneUrlAreKeptApartAndErasedTogether) {
   FakeClock clock;
   EdgeCache edge({1 << 20, 1 << 20, milliseconds(100000)}, &clock);

@@ -10,6 +10,8 @@
 #include <chrono>
 #include <thread>
 
+#include <nlohmann/json.hpp>
+
 #include "test_origin.h"
 #include "webtier/testing/h2_client.h"
 #include "webtier/testing/harness.h"
@@ -158,6 +160,20 @@ TEST_F(EdgeCacheTest, HitsAreAnsweredWithoutAnyMember) {
     return all;
   }();
   EXPECT_GE(Metric(0, "balancer_edge_cache_requests_total", {{"result", "hit"}}), 3);
+  // The status document and page show the edge cache.
+  const nlohmann::json status = nlohmann::json::parse(balancers_[0]->StatusBody());
+  const nlohmann::json& edge = status["edge_cache"];
+  EXPECT_TRUE(edge["enabled"].get<bool>()) << edge;
+  EXPECT_TRUE(edge["invalidation_channel"].get<bool>()) << edge;
+  EXPECT_GT(edge["objects"].get<int>(), 0) << edge;
+  EXPECT_GT(edge["hit_ratio"].get<double>(), 0) << edge;
+  EXPECT_LE(edge["bytes"].get<uint64_t>(), edge["capacity_bytes"].get<uint64_t>()) << edge;
+  if (::access("/usr/bin/chromium", X_OK) == 0) {
+    const std::string dom = RenderedDom(balancers_[0]->admin_url("/"));
+    const size_t box = dom.find("<b id=\"edge\">");
+    ASSERT_NE(box, std::string::npos) << dom.substr(0, 2000);
+    EXPECT_NE(dom.find("%", box), std::string::npos);
+  }
 }
 
 TEST_F(EdgeCacheTest, APurgeThroughOneBalancerEmptiesEveryEdgeUnderLoad) {
@@ -320,6 +336,34 @@ TEST_F(EdgeCacheTest, VariantsAreServedToTheRequestsTheyMatch) {
   const HttpResponse de = Get(0, path, {"Accept-Language: de"});
   EXPECT_FALSE(EdgeHit(de));
   EXPECT_EQ(de.body, "lang:de");
+}
+
+// Last: it freezes the suite's Redis for a while.
+TEST_F(EdgeCacheTest, AFrozenChannelIsNoticedAndTheWindowComesBack) {
+  const std::string path = Unique("/edge/frozen-");
+  Serve(path, "v1");
+  WarmEdge(0, path);
+  auto channel = [] { return Metric(0, "balancer_edge_cache_invalidation_channel"); };
+  ASSERT_EQ(channel(), 1);
+  // Frozen, not closed: the subscription's connection stays open and silent.
+  redis_->Signal(SIGSTOP);
+  const auto frozen_at = std::chrono::steady_clock::now();
+  while (channel() == 1 && std::chrono::steady_clock::now() - frozen_at < 10s) std::this_thread::sleep_for(50ms);
+  const auto noticed = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - frozen_at);
+  EXPECT_EQ(channel(), 0);
+  EXPECT_LE(noticed, 3s) << "a PING after 1 s of silence, 1 s for its answer";
+  std::cout << "a frozen Redis was noticed by the edge cache's subscription in " << noticed.count() << " ms\n";
+  // The window applies again: past it, the object goes back to the tier.
+  std::this_thread::sleep_for(kWindow);
+  const HttpResponse overdue = Get(0, path);
+  EXPECT_EQ(overdue.status, 200);
+  EXPECT_FALSE(EdgeHit(overdue)) << overdue.header("cache-status");
+  redis_->Signal(SIGCONT);
+  for (auto deadline = std::chrono::steady_clock::now() + 10s;
+       channel() != 1 && std::chrono::steady_clock::now() < deadline;) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(channel(), 1) << "subscribed again";
 }
 
 }  // namespace

@@ -766,11 +766,26 @@ void TlsAbuse(uint16_t port, std::atomic<bool>& abuse, std::vector<std::thread>&
 TEST_F(FaultTest, S11_AbusiveClients) {
   TempDir tls_dir("s11-tls");
   const TlsFiles cert = WriteSelfSignedCert(tls_dir.path(), "balancer", "localhost");
-  StartTier(3, {}, "", {"--tls-listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key});
+  // The shared cache and the balancer's edge cache are on, the edge small
+  // (256 KiB, about 180 objects): the scan below fills it and then tries to
+  // flush the hot set.
+  RedisServer redis;
+  redis.Start();
+  StartTier(3, {"--redis", redis.address()}, "",
+            {"--tls-listen", "127.0.0.1:0", "--tls-cert", cert.cert, "--tls-key", cert.key, "--edge-cache-bytes",
+             "262144", "--edge-redis", redis.address()});
   const uint16_t tls_port = WaitListeningPort(balancer->process(), "tls");
   StartLoad({"/"}, 300);
   TlsLoad tls_load(tls_port, 2, 300);
   H2Load h2_load(balancer->port(), tls_port, 2);
+  // Normal traffic the edge cache answers: a hot set of 20 cacheable URLs.
+  LoadGenerator::Options hot_options;
+  hot_options.port = balancer->port();
+  for (int i = 0; i < 20; ++i) hot_options.paths.push_back("/api/primes/" + std::to_string(1000 + i));
+  hot_options.threads = 2;
+  hot_options.rate_per_sec = 200;
+  LoadGenerator hot(hot_options);
+  hot.Start();
   load->Reset();  // latency percentiles are per window: measure calm, then abuse
   Pause(1s);
   tls_load.Take();  // warm-up
@@ -779,7 +794,11 @@ TEST_F(FaultTest, S11_AbusiveClients) {
   LoadStats calm = load->Snapshot();
   const TlsLoad::Window tls_calm = tls_load.Take();
   const WindowedLoad::Window h2_calm = h2_load.Take();
+  const LoadStats hot_calm = hot.Snapshot();
   load->Reset();
+  hot.Reset();
+  const double edge_hits_before =
+      MetricValue(balancer->Metrics(), "balancer_edge_cache_requests_total", {{"result", "hit"}}).value_or(0);
 
   std::atomic<bool> abuse{true};
   std::map<std::string, std::map<int, int>> answers;
@@ -864,11 +883,32 @@ TEST_F(FaultTest, S11_AbusiveClients) {
       if (cut || round == 150) note("pipelined, unread (webnode)", cut ? 0 : 200);  // 200: still open after 3 s
     }
   });
+  // A scan of one-hit cacheable URLs as fast as they are answered, to
+  // flush the edge cache's hot set (TinyLFU keeps them out).
+  abusers.emplace_back([&] {
+    RunAsRemoteClient();
+    LoadGenerator::Options o;
+    o.port = balancer->port();
+    o.threads = 1;
+    o.rate_per_sec = 0;
+    for (int i = 0; i < 200000; ++i) o.paths.push_back("/api/primes/100?scan=" + std::to_string(i));
+    LoadGenerator scan(o);
+    scan.Start();
+    while (abuse) std::this_thread::sleep_for(50ms);
+    scan.Stop();
+    const LoadStats st = scan.Snapshot();
+    note("edge scan", st.failed == 0 ? static_cast<int>(st.ok) : -1);
+  });
   TlsAbuse(tls_port, abuse, abusers, note);
   H2Abuse(balancer->port(), abuse, abusers, note);
   Pause(5s);
   abuse = false;
   for (auto& t : abusers) t.join();
+  const LoadStats hot_abused = hot.Snapshot();
+  hot.Stop();
+  const double edge_hits_abused =
+      MetricValue(balancer->Metrics(), "balancer_edge_cache_requests_total", {{"result", "hit"}}).value_or(0) -
+      edge_hits_before;
   LoadStats s = load->Snapshot();
   const TlsLoad::Window tls_abused = tls_load.Take();
   const WindowedLoad::Window h2_abused = h2_load.Take();
@@ -884,7 +924,12 @@ TEST_F(FaultTest, S11_AbusiveClients) {
         << " ms; TLS handshakes full " << handshakes("full") << ", resumed " << handshakes("resumed") << ", failed "
         << handshakes("failed") << ", timeout " << handshakes("timeout") << "; HTTP/2 (" << h2_calm.ok + h2_abused.ok
         << " streams) p99 calm " << h2_calm.p99_ms << " ms, under abuse " << h2_abused.p99_ms
-        << " ms; HTTP/2 connections ended for abuse:";
+        << " ms; edge-cached hot set (" << hot_calm.ok + hot_abused.ok << " requests) p99 calm " << hot_calm.p99_ms
+        << " ms, under abuse " << hot_abused.p99_ms << " ms, edge hits under abuse " << edge_hits_abused << " of "
+        << hot_abused.ok << " hot requests, edge objects "
+        << MetricValue(metrics, "balancer_edge_cache_objects").value_or(-1) << ", admissions refused "
+        << MetricValue(metrics, "balancer_edge_cache_admissions_total", {{"result", "rejected"}}).value_or(-1)
+        << "; HTTP/2 connections ended for abuse:";
   for (const char* kind : {"rapid_reset", "control_flood", "continuation_flood", "ack_flood", "reset_flood"})
     notes << " " << kind << "=" << MetricValue(metrics, "balancer_h2_abuse_total", {{"kind", kind}}).value_or(-1);
   notes << "; abusers got:";
@@ -892,13 +937,20 @@ TEST_F(FaultTest, S11_AbusiveClients) {
     notes << " " << kind << "=";
     for (auto& [code, n] : m) notes << code << "x" << n << " ";
   }
-  Finish("11. abusive clients (plain, TLS and HTTP/2) beside normal load", "n/a", notes.str());
+  Finish("11. abusive clients (plain, TLS, HTTP/2, an edge cache scan) beside normal load", "n/a", notes.str());
   EXPECT_EQ(calm.failed, 0u) << calm.Describe();
   EXPECT_EQ(s.failed, 0u) << s.Describe();
   EXPECT_EQ(tls_calm.failed, 0u) << tls_calm.first_failure;
   EXPECT_EQ(tls_abused.failed, 0u) << tls_abused.first_failure;
   EXPECT_GT(tls_calm.ok, 0u);
   EXPECT_GT(tls_abused.ok, 0u);
+  EXPECT_EQ(hot_calm.failed, 0u) << hot_calm.Describe();
+  EXPECT_EQ(hot_abused.failed, 0u) << hot_abused.Describe();
+  EXPECT_GT(hot_abused.ok, 0u);
+  // The scan did not flush the hot set: most hot requests were still edge hits
+  // (the scan's own URLs are never asked for twice, so they are all misses).
+  EXPECT_GE(edge_hits_abused, 0.8 * static_cast<double>(hot_abused.ok)) << notes.str();
+  EXPECT_EQ(answers["edge scan"].count(-1), 0u) << notes.str();
   EXPECT_EQ(h2_calm.failed, 0u) << h2_calm.first_failure;
   EXPECT_EQ(h2_abused.failed, 0u) << h2_abused.first_failure;
   EXPECT_GT(h2_calm.ok, 0u);

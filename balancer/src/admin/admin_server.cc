@@ -90,6 +90,8 @@ async function refresh(){
       '<div class="box">bytes in / out<b>'+bytes(t.bytes_in)+' / '+bytes(t.bytes_out)+'</b></div>'+
       '<div class="box">plain / TLS<b>'+num(t.plain)+' / '+num(t.tls)+'</b></div>'+
       '<div class="box">HTTP/1 / HTTP/2<b id="protocols">'+num(t.http1)+' / '+num(t.h2)+'</b></div>'+
+      (s.edge_cache&&s.edge_cache.enabled?'<div class="box">edge hit ratio (objects, bytes)<b id="edge">'+
+        num(100*s.edge_cache.hit_ratio,1)+'% ('+num(s.edge_cache.objects)+', '+bytes(s.edge_cache.bytes)+')</b></div>':'')+
       '<div class="box">last 5 min<b id="total-spark">'+spark(t.spark)+'</b></div>'+
       '<p class="muted">rejected before a member: '+rej+'</p>';
     document.getElementById('members').innerHTML=s.members.map(m=>

@@ -186,7 +186,7 @@ Lookup EdgeCache::Find(std::string_view site, std::string_view url, const Select
     }
     shard.Touch(it);
     const int64_t validated = o.validated_until.load(std::memory_order_relaxed);
-    if (steady < validated) {
+    if (steady < validated || following_.load(std::memory_order_relaxed)) {
       ++shard.stats.hits;
       found.kind = Lookup::Kind::kHit;
       found.object = it->object;

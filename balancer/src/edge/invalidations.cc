@@ -24,17 +24,24 @@ Invalidations::Invalidations(const std::vector<net::HostPort>& servers, const st
     const size_t n = edge.Erase(url);
     if (n > 0) log::Debug("edge", "invalidated").kv("url", url).kv("objects", n);
   };
-  auto on_subscribed = [&edge] {
+  // Subscribed: what was announced while no subscription stood is unknown, so
+  // everything goes; from then on every invalidation arrives. Lost: the
+  // window applies again at once.
+  auto on_state = [&edge](bool subscribed) {
+    if (!subscribed) {
+      edge.SetFollowing(false);
+      log::Warn("edge", "invalidation channel lost; edge objects go back to the tier once per window");
+      return;
+    }
     const size_t n = edge.EraseAll();
+    edge.SetFollowing(true);
     log::Info("edge", "following the invalidation channel").kv("erased", n);
   };
   impl_->subscriber = std::make_unique<cache::RedisSubscriber>(std::move(options), cache::kPurgeChannel,
                                                                std::move(on_message), std::chrono::milliseconds(500),
-                                                               std::move(on_subscribed));
+                                                               std::move(on_state));
 }
 
 Invalidations::~Invalidations() = default;
-
-bool Invalidations::following() const { return impl_->subscriber->subscribed(); }
 
 }  // namespace webtier::balancer::edge

@@ -5,6 +5,7 @@
 #include <poll.h>
 
 #include <cerrno>
+#include <chrono>
 
 namespace webtier::cache::hiredis {
 namespace {
@@ -139,6 +140,13 @@ Status Subscribe(Connection& conn, const std::string& channel, const std::atomic
   if (Status s = FromErrorReply(confirm, "redis SUBSCRIBE"); !s.ok()) return s;
   on_subscribed();
   redisContext* ctx = conn.get();
+  // A connection that died without a FIN (a cut link, a frozen server) is
+  // silent like an idle channel: after kHeartbeat of silence a PING goes out
+  // (allowed while subscribed), and no answer within kHeartbeat more ends it.
+  using Clock = std::chrono::steady_clock;
+  constexpr auto kHeartbeat = std::chrono::seconds(1);
+  auto last_heard = Clock::now();
+  bool pinged = false;
   // Non-blocking from here: poll the socket, then parse whatever arrived.
   while (!stop.load() && keep_going()) {
     void* raw = nullptr;
@@ -149,11 +157,24 @@ Status Subscribe(Connection& conn, const std::string& channel, const std::atomic
       if (IsMessage(r)) on_message(r.elements[2].str);
       continue;
     }
+    const auto now = Clock::now();
+    if (now - last_heard >= kHeartbeat && !pinged) {
+      int done = 0;
+      if (redisAppendCommand(ctx, "PING") != REDIS_OK) return FromContext(ctx, "redis subscribe ping");
+      while (!done) {
+        if (redisBufferWrite(ctx, &done) != REDIS_OK) return FromContext(ctx, "redis subscribe ping");
+      }
+      pinged = true;
+    } else if (pinged && now - last_heard >= 2 * kHeartbeat) {
+      return Status(ErrorCode::kConnectionLoss, "redis subscribe: no answer to PING");
+    }
     pollfd pfd{ctx->fd, POLLIN, 0};
     int n = ::poll(&pfd, 1, 100);
     if (n < 0 && errno != EINTR) return Status(ErrorCode::kConnectionLoss, "redis subscribe: poll failed");
     if (n <= 0) continue;
     if (redisBufferRead(ctx) != REDIS_OK) return FromContext(ctx, "redis subscribe read");
+    last_heard = Clock::now();
+    pinged = false;
   }
   return Status::Ok();
 }

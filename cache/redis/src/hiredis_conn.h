@@ -81,7 +81,9 @@ Status CheckIsMaster(Connection& conn, const net::HostPort& address, std::string
 // SUBSCRIBEs `conn` to `channel`, then calls on_message(payload) for every
 // message until `stop` is set (checked every ~100 ms), `keep_going()` returns
 // false (also checked then; Ok is returned), or the connection fails (its
-// Status). `on_subscribed` runs once the subscription is confirmed.
+// Status). `on_subscribed` runs once the subscription is confirmed. After 1 s
+// of silence it sends a PING; no answer within 1 s more is a failure
+// (kConnectionLoss): a dead connection is noticed within 2 s.
 Status Subscribe(Connection& conn, const std::string& channel, const std::atomic<bool>& stop,
                  const std::function<void()>& on_subscribed,
                  const std::function<void(const std::string&)>& on_message,

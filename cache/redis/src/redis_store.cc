@@ -163,13 +163,13 @@ Status RedisStore::TakeSet(const std::string& key, std::vector<std::string>* mem
 
 RedisSubscriber::RedisSubscriber(RedisOptions options, std::string channel,
                                  std::function<void(const std::string&)> on_message, std::chrono::milliseconds retry,
-                                 std::function<void()> on_subscribed)
+                                 std::function<void(bool)> on_state)
     : options_(std::move(options)),
       master_(MasterOf(options_)),
       channel_(std::move(channel)),
       on_message_(std::move(on_message)),
       retry_(retry),
-      on_subscribed_(std::move(on_subscribed)),
+      on_state_(std::move(on_state)),
       thread_([this] { Run(); }) {}
 
 RedisSubscriber::~RedisSubscriber() {
@@ -180,7 +180,7 @@ RedisSubscriber::~RedisSubscriber() {
 void RedisSubscriber::Run() {
   while (!stop_.load()) {
     Status s = Listen();
-    subscribed_.store(false);
+    if (subscribed_.exchange(false) && on_state_) on_state_(false);
     if (stop_.load()) return;
     if (s.ok()) continue;  // the master changed: subscribe on the new one at once
     log::Debug("redis", "purge channel disconnected").kv("err", s.ToString());
@@ -209,7 +209,7 @@ Status RedisSubscriber::Listen() {
       *conn, channel_, stop_,
       [this] {
         subscribed_.store(true);
-        if (on_subscribed_) on_subscribed_();
+        if (on_state_) on_state_(true);
       },
       on_message_, same_master);
 }

@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -460,6 +461,9 @@ void RedisServer::Kill() {
   proc_.reset();
 }
 bool RedisServer::running() { return proc_ && proc_->running(); }
+void RedisServer::Signal(int signo) {
+  if (proc_) proc_->Signal(signo);
+}
 
 std::string RedisServer::Cli(const std::vector<std::string>& args) const { return RedisCli(port_, args, password_); }
 
@@ -752,6 +756,23 @@ int Balancer::HealthyCount() const {
   auto m = Members();
   if (!m) return -1;
   return static_cast<int>(std::count_if(m->begin(), m->end(), [](const PoolMember& x) { return x.state == "healthy"; }));
+}
+
+// What headless Chromium prints of `url` once its scripts ran (--dump-dom).
+std::string RenderedDom(const std::string& url, const std::string& screenshot) {
+  std::string cmd = "/usr/bin/chromium --headless --no-sandbox --disable-gpu --hide-scrollbars"
+                    " --virtual-time-budget=5000 --window-size=1900,420";
+  if (!screenshot.empty()) cmd += " --screenshot='" + screenshot + "'";
+  else cmd += " --dump-dom";
+  cmd += " '" + url + "' 2>/dev/null";
+  std::string out;
+  if (FILE* p = ::popen(cmd.c_str(), "r")) {
+    char buf[65536];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+    ::pclose(p);
+  }
+  return out;
 }
 
 }  // namespace webtier::testing

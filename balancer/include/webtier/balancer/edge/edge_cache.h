@@ -5,16 +5,17 @@
 // shared cache: site (scheme and normalised Host), path, normalised query,
 // and the Vary variant.
 //
-// Coherence with the tier. An object is served from memory for at most
-// `window` after it last came from the tier; the next request after that
-// goes to a member (the tier answers from its own copy), and the answer
-// replaces the object. Meanwhile other requests for it are still served from
-// memory, but only for another `window` (a refresh that takes longer stops
-// being waited for). An object is never served past its own freshness.
-// Invalidations (purges by path or tag, unsafe methods, on any node or
-// balancer) reach every balancer through the tier's invalidation channel
-// (Erase); one lost on its way is covered by the window. An unsafe request
-// through this balancer erases its URL here before its answer goes out.
+// Coherence with the tier. Invalidations (purges by path or tag, unsafe
+// methods, on any node or balancer) reach every balancer through the tier's
+// invalidation channel (Erase), and an unsafe request through this balancer
+// erases its URL here before its answer goes out. While the channel stands
+// (SetFollowing), an object is served until its freshness ends. While it
+// does not, an object is served from memory for at most `window` after it
+// last came from the tier; the next request after that goes to a member (the
+// tier answers from its own copy), and the answer replaces the object.
+// Meanwhile other requests for it are still served from memory, but only for
+// another `window` (a refresh that takes longer stops being waited for). An
+// object is never served past its own freshness.
 //
 // Admission and eviction (TinyLFU over a segmented LRU): every lookup counts
 // its URL in a small frequency sketch; when the memory is full, a new object
@@ -127,6 +128,11 @@ class EdgeCache {
   // Erases everything (the invalidation channel was lost for a while).
   size_t EraseAll();
 
+  // Whether the tier's invalidation channel stands: every invalidation
+  // reaches Erase, so the window need not apply.
+  void SetFollowing(bool following) { following_.store(following, std::memory_order_release); }
+  bool following() const { return following_.load(std::memory_order_acquire); }
+
   EdgeStats Stats() const;
   // Bytes the frequency sketches take (beyond the capacity).
   uint64_t sketch_bytes() const;
@@ -144,6 +150,7 @@ class EdgeCache {
   cache::Clock* const clock_;
   static constexpr size_t kShards = 16;
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<bool> following_{false};
 };
 
 }  // namespace webtier::balancer::edge

@@ -4,7 +4,10 @@
 // cache as it hears it. PUBLISH reaches every server of a replication group,
 // so any of the tier's Redis servers will do (--edge-redis lists them; a
 // failing one gives way to the next). Each (re)subscription empties the edge
-// cache: what was announced while no subscription stood is unknown.
+// cache (what was announced while no subscription stood is unknown) and lets
+// it serve objects for their whole freshness (EdgeCache::SetFollowing); a
+// lost subscription (noticed within 2 s even when the connection dies
+// silently) brings the window back.
 #pragma once
 
 #include <memory>
@@ -23,9 +26,6 @@ class Invalidations {
   ~Invalidations();
   Invalidations(const Invalidations&) = delete;
   Invalidations& operator=(const Invalidations&) = delete;
-
-  // True while subscribed.
-  bool following() const;
 
  private:
   struct Impl;

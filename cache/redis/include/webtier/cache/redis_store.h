@@ -82,15 +82,16 @@ class RedisStore final : public Store {
 // and calls `on_message` there for every message. While Redis is unreachable
 // it retries every `retry`; messages published meanwhile are lost. With
 // options.master it subscribes on the current master and moves when that
-// changes. The destructor stops the thread within ~100 ms. `on_subscribed`,
-// when given, runs on that thread each time a subscription is confirmed
-// (after a gap, what was published meanwhile is lost: the listener may want
-// to forget what it could have missed).
+// changes. A silent connection is found dead within 2 s (hiredis_conn.h
+// Subscribe). The destructor stops the thread within ~100 ms. `on_state`,
+// when given, runs on that thread with true each time a subscription is
+// confirmed and with false each time one ends (what is published while none
+// stands is lost: the listener may want to forget what it could have missed).
 class RedisSubscriber {
  public:
   RedisSubscriber(RedisOptions options, std::string channel, std::function<void(const std::string&)> on_message,
                   std::chrono::milliseconds retry = std::chrono::milliseconds(500),
-                  std::function<void()> on_subscribed = nullptr);
+                  std::function<void(bool)> on_state = nullptr);
   ~RedisSubscriber();
   RedisSubscriber(const RedisSubscriber&) = delete;
   RedisSubscriber& operator=(const RedisSubscriber&) = delete;
@@ -108,7 +109,7 @@ class RedisSubscriber {
   const std::string channel_;
   const std::function<void(const std::string&)> on_message_;
   const std::chrono::milliseconds retry_;
-  const std::function<void()> on_subscribed_;
+  const std::function<void(bool)> on_state_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> subscribed_{false};
   std::thread thread_;

@@ -167,6 +167,8 @@ class RedisServer {
   void Start();  // returns once PING answers (throws after 10 s)
   void Stop();
   void Kill();
+  // Sends `signo` (SIGSTOP freezes it: connections stay open and silent).
+  void Signal(int signo);
   bool running();
   uint16_t port() const { return port_; }
   std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
@@ -300,5 +302,9 @@ class Balancer {
   uint16_t port_ = 0, admin_port_ = 0;
   std::unique_ptr<Process> proc_;
 };
+
+// What headless Chromium (/usr/bin/chromium) prints of `url` once its
+// scripts ran (--dump-dom); with `screenshot`, a PNG of it there instead.
+std::string RenderedDom(const std::string& url, const std::string& screenshot = "");
 
 }  // namespace webtier::testing
