@@ -26,7 +26,7 @@ REFERENCE = ROOT / "docs" / "reference.md"
 PROGRAMS = ("balancer", "webnode")
 # Where metric names are defined: every "balancer_*" / "webnode_*" string
 # literal in the programs' sources is a metric family name.
-METRIC_SOURCES = ("balancer", "webnode", "common")
+METRIC_SOURCES = ("balancer", "webnode", "cache", "common")
 METRIC_RE = re.compile(r'"((?:balancer|webnode)_[a-z0-9_]+)"')
 
 
