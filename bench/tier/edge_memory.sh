@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The balancer's memory under a scan of distinct keys with its edge cache on:
-# RSS before, while and after KEYS distinct URLs (each asked for TWICE in a
-# row, so each wins admission over the one-hit objects before it and the
-# cache churns through evictions at full capacity), against --edge-cache-bytes.
-# The member is an nginx answering every path with the same cacheable
-# FILE_BYTES-byte file, so nothing but the balancer is measured.
+# RSS before, while and after KEYS distinct URLs, each asked for twice in a
+# row, against --edge-cache-bytes. The member is an nginx answering every
+# path with the same FILE_BYTES-byte file, fresh for MAX_AGE seconds: once
+# the memory is full, expired objects make room for new ones (the cache
+# churns through the whole scan, allocating and freeing) and the rest are
+# refused admission. Only the balancer is measured.
 #   bench/tier/edge_memory.sh [build-dir]
-# Env: EDGE_BYTES (67108864), KEYS (1000000), FILE_BYTES (1024), CONNS (32).
+# Env: EDGE_BYTES (67108864), KEYS (1000000), FILE_BYTES (1024), MAX_AGE (5).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -15,9 +16,12 @@ BALANCER=$BUILD/bin/balancer
 EDGE_BYTES=${EDGE_BYTES:-67108864}
 KEYS=${KEYS:-1000000}
 FILE_BYTES=${FILE_BYTES:-1024}
-CONNS=${CONNS:-32}
+MAX_AGE=${MAX_AGE:-5}
 [[ -x $BALANCER ]] || { echo "build first: cmake --build build --target balancer" >&2; exit 1; }
-command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "needs wrk and nginx (scripts/install-deps.sh)" >&2; exit 1; }
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  echo "needs wrk and nginx (scripts/install-deps.sh)" >&2
+  exit 1
+fi
 
 WORK=$(mktemp -d /tmp/edge-memory.XXXXXX)
 chmod 755 "$WORK"  # nginx workers run as nobody
@@ -46,7 +50,7 @@ http {
   server {
     listen 127.0.0.1:$P_ORIGIN;
     root $WORK/origin;
-    location / { try_files /object =404; default_type text/plain; add_header Cache-Control "public, max-age=3600"; }
+    location / { try_files /object =404; default_type text/plain; add_header Cache-Control "public, max-age=$MAX_AGE"; }
   }
 }
 EOF
@@ -58,7 +62,7 @@ WEBTIER_LOG_LEVEL=warn taskset -c 0 "$BALANCER" --listen "127.0.0.1:$P_BAL" --ad
   --zk 127.0.0.1:1 --state-file "$WORK/state.json" --threads 1 --health-path "" \
   --edge-cache-bytes "$EDGE_BYTES" 2>"$WORK/balancer.log" &
 BAL_PID=$!
-PIDS+=($BAL_PID)
+PIDS+=("$BAL_PID")
 wait_http "http://127.0.0.1:$A_BAL/health"
 wait_http "http://127.0.0.1:$P_BAL/warm"
 
@@ -80,18 +84,21 @@ end
 EOF
 
 rss0=$(kib VmRSS)
-echo "balancer: --edge-cache-bytes $EDGE_BYTES ($((EDGE_BYTES / 1048576)) MiB), $KEYS distinct keys of $FILE_BYTES bytes, each asked twice"
+echo "balancer: --edge-cache-bytes $EDGE_BYTES ($((EDGE_BYTES / 1048576)) MiB), $KEYS distinct keys of $FILE_BYTES bytes fresh for ${MAX_AGE}s, each asked twice"
 echo "RSS before: $((rss0 / 1024)) MiB"
-# One wrk thread so the key order is exactly 0,0,1,1,...; run until 2*KEYS requests are done.
-wrk_out=$(taskset -c 1 wrk -t1 -c1 -d600s -s "$WORK/scan.lua" "http://127.0.0.1:$P_BAL" 2>&1 &
-  WRK=$!
-  while sleep 5; do
-    read -r objects bytes evictions rejected < <(edge)
-    done_requests=$(curl -fsS "http://127.0.0.1:$A_BAL/status" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["answers"])')
-    echo "  ... $done_requests requests, RSS $(( $(kib VmRSS) / 1024 )) MiB, edge objects $objects, charged $((bytes / 1048576)) MiB, evictions $evictions, rejected $rejected" >&2
-    (( done_requests >= 2 * KEYS )) && break
-  done
-  kill -INT $WRK 2>/dev/null; wait $WRK 2>/dev/null || true)
+# One wrk connection so the key order is exactly 0,0,1,1,...; it runs until 2*KEYS requests are done.
+taskset -c 1 wrk -t1 -c1 -d600s -s "$WORK/scan.lua" "http://127.0.0.1:$P_BAL" >"$WORK/wrk.log" 2>&1 &
+WRK=$!
+PIDS+=("$WRK")
+answers() { curl -fsS "http://127.0.0.1:$A_BAL/status" | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["totals"]["answers"])'; }
+while sleep 5; do
+  read -r objects bytes evictions rejected < <(edge)
+  done_requests=$(answers)
+  rss=$(kib VmRSS)
+  echo "  ... $done_requests requests, RSS $((rss / 1024)) MiB, edge objects $objects, charged $((bytes / 1048576)) MiB, evictions $evictions, refused $rejected"
+  (( done_requests >= 2 * KEYS )) && break
+done
+kill -INT "$WRK" 2>/dev/null || true
 read -r objects bytes evictions rejected < <(edge)
 rss1=$(kib VmRSS); hwm=$(kib VmHWM)
 echo "after the scan: RSS $((rss1 / 1024)) MiB, peak $((hwm / 1024)) MiB; edge objects $objects, charged $((bytes / 1048576)) MiB of $((EDGE_BYTES / 1048576)), evictions $evictions, admissions refused $rejected"

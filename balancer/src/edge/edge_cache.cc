@@ -352,7 +352,7 @@ EdgeStats EdgeCache::Stats() const {
   for (size_t i = 0; i < kShards; ++i) {
     Shard& shard = *shards_[i];
     MutexLock lock(&shard.mu);
-    const EdgeStats& s = shard.stats;
+    const EdgeStats s = shard.stats;
     total.hits += s.hits;
     total.misses += s.misses;
     total.refreshes += s.refreshes;
