@@ -11,6 +11,7 @@ WORKDIR /src
 COPY CMakeLists.txt ./
 COPY common common
 COPY monitoring monitoring
+COPY cache cache
 COPY webnode webnode
 COPY balancer balancer
 ARG JOBS=2

@@ -70,7 +70,7 @@ build_images() {
   local ctx=$here/.cache/context
   rm -rf "$ctx"
   mkdir -p "$ctx/scripts" "$ctx/deploy"
-  cp -a "$repo/CMakeLists.txt" "$repo/common" "$repo/monitoring" "$repo/webnode" "$repo/balancer" "$ctx/"
+  cp -a "$repo/CMakeLists.txt" "$repo/common" "$repo/monitoring" "$repo/cache" "$repo/webnode" "$repo/balancer" "$ctx/"
   cp -a "$repo/scripts/install-deps.sh" "$ctx/scripts/"
   cp -a "$repo/deploy/docker" "$ctx/deploy/"
   local prog
