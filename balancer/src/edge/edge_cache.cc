@@ -101,9 +101,11 @@ struct EdgeCache::Shard {
   uint64_t bytes() const WEBTIER_REQUIRES(mu) { return probation_bytes + protected_bytes; }
 
   // Unlinks `it` from its list and its URL's index entry.
+  // The object may go with its node: nothing of it is read after the erase.
   void Remove(List::iterator it) WEBTIER_REQUIRES(mu) {
     const EdgeObject& o = *it->object;
-    (it->is_protected ? protected_bytes : probation_bytes) -= o.charge;
+    const uint64_t charge = o.charge;
+    (it->is_protected ? protected_bytes : probation_bytes) -= charge;
     auto slot = by_url.find(std::string_view(o.url));
     if (slot != by_url.end()) {
       auto& v = slot->second;
@@ -112,7 +114,7 @@ struct EdgeCache::Shard {
     }
     (it->is_protected ? protect : probation).erase(it);
     --stats.objects;
-    stats.bytes -= o.charge;
+    stats.bytes -= charge;
   }
 
   // A hit: probation -> protected; protected -> its front. The protected
