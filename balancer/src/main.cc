@@ -239,7 +239,24 @@ int main(int argc, char** argv) {
     }
   }
 
+  std::unique_ptr<edge::EdgeCache> edge_cache;
+  std::unique_ptr<edge::Invalidations> invalidations;
+  if (config.edge_cache()) {
+    edge_cache = std::make_unique<edge::EdgeCache>(
+        edge::EdgeOptions{config.edge_cache_bytes, config.edge_cache_max_object_bytes,
+                          std::chrono::milliseconds(config.edge_cache_window_ms)},
+        &cache::SystemClock::Get());
+    if (!config.edge_redis.empty())
+      invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_password, *edge_cache);
+    log::Info("edge", "edge cache on")
+        .kv("bytes", config.edge_cache_bytes)
+        .kv("max_object_bytes", config.edge_cache_max_object_bytes)
+        .kv("window_ms", config.edge_cache_window_ms)
+        .kv("invalidations", config.edge_redis_flag.empty() ? "none (window only)" : config.edge_redis_flag);
+  }
   AdminServer admin(config, pool, members, metrics, registry);
+  // Before Start: the admin thread reads it from then on.
+  if (edge_cache) admin.SetEdgeCache(edge_cache.get(), [edge = edge_cache.get()] { return edge->following(); });
   if (Status s = admin.Start(OneFd(handover, control::kAdminRole)); !s.ok()) {
     log::Error("balancer", "cannot start admin endpoint").kv("err", s.ToString());
     return 1;
@@ -262,22 +279,6 @@ int main(int argc, char** argv) {
     };
     if (Status s = otlp::Exporter::Create(std::move(options), &spans); !s.ok())
       return flags::BadValue(app, flags::Invalid("--otlp-endpoint", s.message()));
-  }
-  std::unique_ptr<edge::EdgeCache> edge_cache;
-  std::unique_ptr<edge::Invalidations> invalidations;
-  if (config.edge_cache()) {
-    edge_cache = std::make_unique<edge::EdgeCache>(
-        edge::EdgeOptions{config.edge_cache_bytes, config.edge_cache_max_object_bytes,
-                          std::chrono::milliseconds(config.edge_cache_window_ms)},
-        &cache::SystemClock::Get());
-    if (!config.edge_redis.empty())
-      invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_password, *edge_cache);
-    admin.SetEdgeCache(edge_cache.get(), [edge = edge_cache.get()] { return edge->following(); });
-    log::Info("edge", "edge cache on")
-        .kv("bytes", config.edge_cache_bytes)
-        .kv("max_object_bytes", config.edge_cache_max_object_bytes)
-        .kv("window_ms", config.edge_cache_window_ms)
-        .kv("invalidations", config.edge_redis_flag.empty() ? "none (window only)" : config.edge_redis_flag);
   }
   ProxyServer proxy(config, pool, metrics, tls ? &*tls : nullptr, access_log.get(), spans.get(), edge_cache.get());
   {
