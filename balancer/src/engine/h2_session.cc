@@ -455,6 +455,21 @@ namespace {
 // stream, as an HTTP/1.1 client's is (relay.cc), with no parser round and no
 // relay buffer. The answer's headers are submitted. True when it went
 // through whole.
+// A member that failed while its answer was relayed (or a client that left).
+void LogMidBodyFailure(const H2Stream& s, const UpstreamConnection& up, std::string_view err) {
+  if (s.conn.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
+  else log::Warn("proxy", "upstream failed mid-body").kv("member", up.member->serverset().id).kv("err", err);
+}
+
+// The relay of an answer's body is over: all of it is queued (`whole`), or
+// the stream is reset once what came is sent (a truncated answer can only
+// be told that way).
+void EndAnswer(H2Stream& s, bool whole) {
+  (whole ? s.out_done : s.out_failed) = true;
+  s.session.codec().Resume(s.id);
+  s.session.KickWriter();
+}
+
 awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t length, std::string* capture) {
   H2Session& session = s.session;
   const Timeouts& timeouts = session.worker().timeouts;
@@ -489,23 +504,13 @@ awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t
     s.conn.ClearUpstream();
     up.buffer.commit(n);
     if (ec || n == 0) {
-      if (s.conn.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
-      else log::Warn("proxy", "upstream failed mid-body").kv("member", up.member->serverset().id).kv("err", ec ? ec.message() : "closed");
+      LogMidBodyFailure(s, up, ec ? ec.message() : "closed");
       ok = false;
       break;
     }
   }
-  if (!ok) {
-    // A truncated answer is told by resetting its stream, once what came is sent.
-    s.out_failed = true;
-    session.codec().Resume(s.id);
-    session.KickWriter();
-    co_return false;
-  }
-  s.out_done = true;
-  session.codec().Resume(s.id);
-  session.KickWriter();
-  co_return true;
+  EndAnswer(s, ok);
+  co_return ok;
 }
 
 }  // namespace
@@ -565,8 +570,7 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
     error_code ec = s.conn.UpstreamError(raw);
     if (ec == http::error::need_buffer) ec = {};
     if (ec) {
-      if (s.conn.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
-      else log::Warn("proxy", "upstream failed mid-body").kv("member", up.member->serverset().id).kv("err", ec.message());
+      LogMidBodyFailure(s, up, ec.message());
       ok = false;
       break;
     }
@@ -577,17 +581,8 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
     session.KickWriter();
   }
   buffers.Return(std::move(buf));
-  if (!ok) {
-    // A truncated answer is told by resetting its stream, once what came is sent.
-    s.out_failed = true;
-    session.codec().Resume(s.id);
-    session.KickWriter();
-    co_return false;
-  }
-  s.out_done = true;
-  session.codec().Resume(s.id);
-  session.KickWriter();
-  co_return !parser.need_eof();
+  EndAnswer(s, ok);
+  co_return ok && !parser.need_eof();
 }
 
 awaitable<error_code> StreamBodyFromStream(H2Stream& s, UpstreamConnection& up, bool chunked,
