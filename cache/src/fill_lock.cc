@@ -38,6 +38,14 @@ Status FillLock::TryTake(std::chrono::milliseconds ttl) {
   return s;
 }
 
+Status FillLock::ReadOrTake(const std::string& key, std::chrono::milliseconds ttl, std::string* value) {
+  bool acquired = false;
+  auto read = [&] { return store_->GetOrLock(key, key_, token_, ttl, value, &acquired); };
+  Status s = guard_ ? guard_(read) : read();
+  held_ = s.code() == ErrorCode::kNotFound && acquired;
+  return s;
+}
+
 void FillLock::Release() {
   if (!held_) return;
   held_ = false;

@@ -123,15 +123,39 @@ Status ResponseCache::Guarded(const std::function<Status()>& op) {
   return s;
 }
 
-ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_corrupt) {
-  Lookup out;
+Status ResponseCache::RunGuarded(std::vector<StoreOp>* ops) {
+  return Guarded([&] {
+    if (Status s = store_->Run(ops); !s.ok()) return s;
+    for (const StoreOp& op : *ops) {
+      if (!op.status.ok() && op.status.code() != ErrorCode::kNotFound) return op.status;
+    }
+    return Status::Ok();
+  });
+}
+
+std::shared_ptr<FillLock> ResponseCache::NewLock(const std::string& key) {
+  return std::make_shared<FillLock>(store_, LockKey(key), NewToken(),
+                                    [this](const std::function<Status()>& op) { return Guarded(op); });
+}
+
+ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_corrupt, std::shared_ptr<FillLock>* lock) {
   std::string bytes;
+  if (lock != nullptr) {
+    *lock = NewLock(key);
+    return Decoded(key, (*lock)->ReadOrTake(key, options_.lock_ttl, &bytes), bytes, count_corrupt);
+  }
   Status s = Guarded([&] { return store_->Get(key, &bytes); });
-  if (s.code() == ErrorCode::kNotFound) {
+  return Decoded(key, s, bytes, count_corrupt);
+}
+
+ResponseCache::Lookup ResponseCache::Decoded(const std::string& key, const Status& read, const std::string& bytes,
+                                             bool count_corrupt) {
+  Lookup out;
+  if (read.code() == ErrorCode::kNotFound) {
     out.kind = Lookup::Kind::kMissing;
     return out;
   }
-  if (!s.ok()) {
+  if (!read.ok()) {
     out.kind = Lookup::Kind::kUnavailable;
     return out;
   }
@@ -152,7 +176,8 @@ ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_cor
   return out;
 }
 
-ResponseCache::Lookup ResponseCache::FindHot(const std::string& key, bool count_corrupt) {
+ResponseCache::Lookup ResponseCache::FindHot(const std::string& key, bool count_corrupt,
+                                             std::shared_ptr<FillLock>* lock) {
   if (hot_ != nullptr) {
     if (std::shared_ptr<const Record> hot = hot_->Get(key)) {
       metrics_->hot_hits.Increment();
@@ -162,15 +187,20 @@ ResponseCache::Lookup ResponseCache::FindHot(const std::string& key, bool count_
       return l;
     }
   }
-  Lookup l = Find(key, count_corrupt);
+  Lookup l = Find(key, count_corrupt, lock);
   if (l.kind == Lookup::Kind::kFound && l.record->At(clock_->UnixMillis()) == Record::Freshness::kFresh) {
     KeepHot(key, l.record);
   }
   return l;
 }
 
-ResponseCache::Lookup ResponseCache::Resolve(const std::string& key, const Request& request, bool count_corrupt) {
-  Lookup url = FindHot(key, count_corrupt);
+ResponseCache::Lookup ResponseCache::Resolve(const std::string& key, const Request& request, bool count_corrupt,
+                                             std::shared_ptr<FillLock>* lock) {
+  return ResolveFrom(FindHot(key, count_corrupt, lock), key, request, count_corrupt);
+}
+
+ResponseCache::Lookup ResponseCache::ResolveFrom(Lookup url, const std::string& key, const Request& request,
+                                                 bool count_corrupt) {
   if (url.kind != Lookup::Kind::kFound) return url;
   const Vary vary = ParseVary(url.record->response.headers);
   if (vary.empty()) return url;
@@ -215,7 +245,9 @@ void ResponseCache::Serve(Request request, Done done) {
   std::string key = CacheKey(request.path, request.query, SiteFor(request), options_.record_version);
   request.method = "GET";  // HEAD is answered from the GET entry (the Reply drops the body)
   const CacheControl asked = ParseCacheControl(JoinedField(request.headers, "Cache-Control"));
-  Lookup found = Resolve(key, request);
+  // A miss takes the fill lock in the same round trip as its lookup.
+  std::shared_ptr<FillLock> lock;
+  Lookup found = Resolve(key, request, /*count_corrupt=*/true, &lock);
   Previous previous;
   previous.generation = found.generation;
   previous.vary_miss = found.vary_miss;
@@ -265,11 +297,11 @@ void ResponseCache::Serve(Request request, Done done) {
       break;
   }
   metrics_->miss.Increment();
-  StartFill(key, route, std::move(request), std::move(previous), std::move(done), label);
+  StartFill(key, route, std::move(request), std::move(previous), std::move(done), label, std::move(lock));
 }
 
 void ResponseCache::StartFill(const std::string& key, const Route* route, Request request, Previous previous,
-                              Done done, const std::string& label) {
+                              Done done, const std::string& label, std::shared_ptr<FillLock> lock) {
   const bool revalidation = !done;
   // Written before the fill is queued, read when it completes (the pool's lock orders them).
   auto leader = std::make_shared<bool>(false);
@@ -289,15 +321,16 @@ void ResponseCache::StartFill(const std::string& key, const Route* route, Reques
   }
   if (!flights_.Join(key, std::move(waiter))) {
     if (!revalidation) metrics_->coalesced_local.Increment();
-    return;
+    return;  // a lock this request took is released as `lock` goes (the leader's fill takes its own)
   }
   *leader = true;
   if (revalidation) metrics_->revalidations.Increment();
   const bool queued =
-      workers_->Submit([this, key, route, label, request = std::move(request), previous = std::move(previous)] {
+      workers_->Submit([this, key, route, label, request = std::move(request), previous = std::move(previous),
+                        lock = std::move(lock)]() mutable {
         Outcome out;
         try {
-          out = Fill(key, route, request, previous, label);
+          out = Fill(key, route, request, previous, label, std::move(lock));
         } catch (const std::exception& e) {
           log::Error("cache", "fill failed").kv("key", key).kv("err", e.what());
           out = Outcome{ErrorResponse(500, "internal error"), CacheStatus::kNone, std::nullopt, label};
@@ -329,12 +362,14 @@ void ResponseCache::FetchOnWorker(const Route* route, Request request, Done done
 // stale entry may answer) or StoreAndAnswer. The lock, when taken, is
 // released on the way out, after the store.
 Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Request& request,
-                            const Previous& previous, const std::string& label) {
-  FillLock lock(store_, LockKey(key), NewToken(),
-                [this](const std::function<Status()>& op) { return Guarded(op); });
+                            const Previous& previous, const std::string& label, std::shared_ptr<FillLock> taken) {
   bool store_up = true;
-  if (std::optional<Outcome> theirs = LockOrCollapse(key, request, previous, label, &lock, &store_up)) {
-    return std::move(*theirs);
+  std::shared_ptr<FillLock> lock = std::move(taken);
+  if (lock == nullptr || !lock->held()) {
+    lock = NewLock(key);
+    if (std::optional<Outcome> theirs = LockOrCollapse(key, request, previous, label, lock.get(), &store_up)) {
+      return std::move(*theirs);
+    }
   }
   const Record* stale = previous.record.get();
   const Record* validated = Revalidatable(stale);
@@ -343,42 +378,45 @@ Outcome ResponseCache::Fill(const std::string& key, const Route* route, const Re
   if (StaleAnswersFailure(answer.fetched.failed, stale, answer.response_ms)) {
     return StaleIfError(request, *stale, answer.status, label);
   }
-  return StoreAndAnswer(key, route, request, previous, std::move(answer), store_up, label);
+  return StoreAndAnswer(key, route, request, previous, std::move(answer), store_up, lock.get(), label);
 }
 
 std::optional<Outcome> ResponseCache::LockOrCollapse(const std::string& key, const Request& request,
                                                      const Previous& previous, const std::string& label,
                                                      FillLock* lock, bool* store_up) {
   // Another node holds the lock: wait for its record, or for the lock to be
-  // released or to expire (a dead holder), then take it.
+  // released or to expire (a dead holder), then take it. Each attempt takes
+  // the lock and reads the entry in one round trip; the read runs after the
+  // take, so it also sees a record the previous holder stored between our
+  // lookup and our lock.
   const auto deadline = clock_->SteadyNow() + options_.lock_ttl + options_.lock_poll;
   for (;;) {
-    if (!lock->TryTake(options_.lock_ttl).ok()) {
+    std::vector<StoreOp> ops;
+    ops.push_back(lock->TakeOp(options_.lock_ttl));
+    ops.push_back(StoreOp::Get(key));
+    const Status s = RunGuarded(&ops);
+    lock->Taken(ops[0]);
+    if (!s.ok() && !lock->held()) {
       *store_up = false;
       return std::nullopt;
     }
-    if (lock->held()) break;
-    if (std::shared_ptr<const Record> theirs = FreshElsewhere(key, request, previous, store_up)) {
+    Lookup url = Decoded(key, ops[1].status, ops[1].result, /*count_corrupt=*/false);
+    if (std::shared_ptr<const Record> theirs = FreshElsewhere(std::move(url), key, request, previous, store_up)) {
+      lock->Release();  // when we took it after all
       return Collapsed(request, *theirs, label);
     }
-    if (!*store_up) return std::nullopt;
+    if (lock->held() || !*store_up) return std::nullopt;
     if (clock_->SteadyNow() >= deadline) {
       log::Warn("cache", "fill lock wait timed out, fetching without it").kv("key", key);
       return std::nullopt;
     }
     std::this_thread::sleep_for(options_.lock_poll);
   }
-  // The previous holder may have stored it between our lookup and our lock.
-  if (std::shared_ptr<const Record> theirs = FreshElsewhere(key, request, previous, store_up)) {
-    lock->Release();
-    return Collapsed(request, *theirs, label);
-  }
-  return std::nullopt;
 }
 
-std::shared_ptr<const Record> ResponseCache::FreshElsewhere(const std::string& key, const Request& request,
+std::shared_ptr<const Record> ResponseCache::FreshElsewhere(Lookup url, const std::string& key, const Request& request,
                                                             const Previous& previous, bool* store_up) {
-  Lookup l = Resolve(key, request, /*count_corrupt=*/false);
+  Lookup l = ResolveFrom(std::move(url), key, request, /*count_corrupt=*/false);
   if (l.kind == Lookup::Kind::kUnavailable) *store_up = false;
   const bool theirs = l.kind == Lookup::Kind::kFound &&
                       l.record->At(clock_->UnixMillis()) == Record::Freshness::kFresh &&
@@ -429,7 +467,7 @@ Outcome ResponseCache::StaleIfError(const Request& request, const Record& stale,
 
 Outcome ResponseCache::StoreAndAnswer(const std::string& key, const Route* route, const Request& request,
                                       const Previous& previous, OriginAnswer answer, bool store_up,
-                                      const std::string& label) {
+                                      FillLock* lock, const std::string& label) {
   Response& response = answer.fetched.response;
   Outcome out;
   out.route = label;
@@ -445,7 +483,7 @@ Outcome ResponseCache::StoreAndAnswer(const std::string& key, const Route* route
   const CachePolicy policy = route != nullptr ? route->policy : CachePolicy{};
   if (store_up) {  // a 5xx too, when the origin gave it explicit freshness (Assess)
     out.stored =
-        StoreResponse(key, policy, request, response, answer.request_ms, answer.response_ms, previous.generation);
+        StoreResponse(key, policy, request, response, answer.request_ms, answer.response_ms, previous.generation, lock);
   }
   if (HasHeader(response.headers, "Age") || answer.status == 304) {
     FreshnessOptions fo;

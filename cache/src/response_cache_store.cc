@@ -73,7 +73,8 @@ std::string CacheStatusField(const Outcome& o) {
 }
 
 bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& policy, const Request& request,
-                          const Response& response, int64_t request_ms, int64_t response_ms, uint64_t generation) {
+                          const Response& response, int64_t request_ms, int64_t response_ms, uint64_t generation,
+                          FillLock* lock) {
   FreshnessOptions fo;
   if (policy.ttl.has_value()) fo.policy_ttl_s = policy.ttl->count();
   fo.heuristic_cap_s = options_.default_ttl.count();
@@ -115,25 +116,32 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
   const std::string encoded = EncodeRecord(record, options_.record_version);
   std::vector<std::string> keys = {key};
   if (!vary.empty()) keys.push_back(VariantKey(key, record.generation, record.variant));
-  for (const auto& k : keys) {
-    if (!Guarded([&] { return store_->Put(k, encoded, retain); }).ok()) return false;
+  // One round trip: the entry (and its variant), then the URL's index, so a
+  // purge by path reaches this site's entry, then one index per
+  // Surrogate-Key tag (space-separated), then the fill's lock. A failed index
+  // write is counted by RunGuarded; the entry still expires on its own.
+  std::vector<StoreOp> ops;
+  for (const auto& k : keys) ops.push_back(StoreOp::Put(k, encoded, retain));
+  ops.push_back(StoreOp::AddToSet(UrlIndexKey(request.path, request.query), key, retain));
+  std::string_view tags = FindHeader(response.headers, "Surrogate-Key");
+  while (!tags.empty()) {
+    size_t sp = tags.find(' ');
+    std::string_view tag = tags.substr(0, sp);
+    if (!tag.empty()) ops.push_back(StoreOp::AddToSet(TagKey(tag), key, retain));
+    if (sp == std::string_view::npos) break;
+    tags.remove_prefix(sp + 1);
+  }
+  const bool unlock = lock != nullptr && lock->held();
+  if (unlock) ops.push_back(lock->ReleaseOp());
+  RunGuarded(&ops).IgnoreError();  // counted there; what matters here is whether the entries went in
+  if (unlock) lock->Released();
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (!ops[i].status.ok()) return false;
   }
   metrics_->stores.Increment();
   if (record.At(response_ms) == Record::Freshness::kFresh) {
     auto shared = std::make_shared<const Record>(std::move(record));
     for (const auto& k : keys) KeepHot(k, shared);
-  }
-  // The URL's index, so a purge by path reaches this site's entry. A failed
-  // index write is counted by Guarded; the entry still expires on its own.
-  Guarded([&] { return store_->AddToSet(UrlIndexKey(request.path, request.query), key, retain); }).IgnoreError();
-  // Surrogate-Key: space-separated tags, each an index of the URLs to purge with it.
-  std::string_view tags = FindHeader(response.headers, "Surrogate-Key");
-  while (!tags.empty()) {
-    size_t sp = tags.find(' ');
-    std::string_view tag = tags.substr(0, sp);
-    if (!tag.empty()) Guarded([&] { return store_->AddToSet(TagKey(tag), key, retain); }).IgnoreError();
-    if (sp == std::string_view::npos) break;
-    tags.remove_prefix(sp + 1);
   }
   return true;
 }

@@ -69,6 +69,20 @@ class MemoryStore final : public Store {
     if (*acquired) data_[key] = Entry{token, clock_->UnixMillis() + ttl.count()};
     return Status::Ok();
   }
+  Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
+                   std::chrono::milliseconds ttl, std::string* value, bool* acquired) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    *acquired = false;
+    if (down_) return Down();
+    if (auto it = Live(key); it != data_.end()) {
+      *value = it->second.value;
+      return Status::Ok();
+    }
+    *acquired = Live(lock_key) == data_.end();
+    if (*acquired) data_[lock_key] = Entry{token, clock_->UnixMillis() + ttl.count()};
+    return Status(ErrorCode::kNotFound, key);
+  }
   Status Unlock(const std::string& key, const std::string& token) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_;
@@ -127,6 +141,19 @@ class MemoryStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
+  // What a networked store would pay: each call a round trip, a whole Run one.
+  Status Run(std::vector<StoreOp>* ops) override {  // cache::Store
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      ++runs_;
+      batched_ += static_cast<int>(ops->size());
+    }
+    return Store::Run(ops);
+  }
+  int round_trips() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_ - batched_ + runs_;
+  }
 
  private:
   struct Entry {
@@ -138,6 +165,8 @@ class MemoryStore final : public Store {
     int64_t expires_at_ms = 0;
   };
   std::map<std::string, Set> sets_;  // guarded by mu_
+  int runs_ = 0;                      // guarded by mu_
+  int batched_ = 0;                   // guarded by mu_: ops handed to Run
   static Status Down() { return Status(ErrorCode::kUnavailable, "store down"); }
   std::map<std::string, Entry>::iterator Live(const std::string& key) {
     auto it = data_.find(key);

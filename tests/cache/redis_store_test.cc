@@ -146,6 +146,101 @@ TEST(FillLockTest, EveryCommandGoesThroughTheGuardAndADownStoreHoldsNothing) {
   EXPECT_EQ(commands.load(), 3);  // nothing to release
 }
 
+// A batch is one pipeline on one connection: each op answered as its own
+// method would be, a later op seeing what an earlier one did.
+TEST(RedisStoreTest, RunAnswersEachOpInOrder) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  std::vector<StoreOp> ops;
+  ops.push_back(StoreOp::TryLock("lock", "token-a", 10s));
+  ops.push_back(StoreOp::Get("k"));
+  ops.push_back(StoreOp::Put("k", "v1", 10s));
+  ops.push_back(StoreOp::Get("k"));
+  ops.push_back(StoreOp::TryLock("lock", "token-b", 10s));
+  ops.push_back(StoreOp::AddToSet("set", "k", 100s));
+  ops.push_back(StoreOp::Unlock("lock", "token-b"));  // not the owner: no effect
+  ASSERT_TRUE(store.Run(&ops).ok());
+  EXPECT_TRUE(ops[0].status.ok());
+  EXPECT_TRUE(ops[0].acquired);
+  EXPECT_EQ(ops[1].status.code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(ops[2].status.ok());
+  ASSERT_TRUE(ops[3].status.ok());
+  EXPECT_EQ(ops[3].result, "v1");
+  EXPECT_TRUE(ops[4].status.ok());
+  EXPECT_FALSE(ops[4].acquired);
+  EXPECT_TRUE(ops[5].status.ok());
+  EXPECT_TRUE(ops[6].status.ok());
+  EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-a");
+  EXPECT_EQ(redis.Cli({"SMEMBERS", "set"}), "k");
+  EXPECT_GT(std::stoi(redis.Cli({"PTTL", "set"})), 90000);  // a new set gets its expiry
+
+  // A set's expiry is lengthened, never shortened.
+  std::vector<StoreOp> more;
+  more.push_back(StoreOp::AddToSet("set", "k2", 1s));
+  more.push_back(StoreOp::Unlock("lock", "token-a"));
+  ASSERT_TRUE(store.Run(&more).ok());
+  EXPECT_GT(std::stoi(redis.Cli({"PTTL", "set"})), 90000);
+  EXPECT_EQ(redis.Cli({"SCARD", "set"}), "2");
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+  more.clear();
+  more.push_back(StoreOp::AddToSet("set", "k3", 200s));
+  ASSERT_TRUE(store.Run(&more).ok());
+  EXPECT_GT(std::stoi(redis.Cli({"PTTL", "set"})), 190000);
+
+  // An error reply is that op's alone: the others still ran.
+  redis.Cli({"SET", "notaset", "x"});
+  more.clear();
+  more.push_back(StoreOp::AddToSet("notaset", "k", 10s));
+  more.push_back(StoreOp::Put("after", "v", 10s));
+  ASSERT_TRUE(store.Run(&more).ok());
+  EXPECT_EQ(more[0].status.code(), ErrorCode::kInternal) << more[0].status.ToString();
+  EXPECT_TRUE(more[1].status.ok());
+  EXPECT_EQ(redis.Cli({"GET", "after"}), "v");
+}
+
+TEST(RedisStoreTest, ABatchToADownServerRunsNoOp) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  redis.Kill();
+  std::vector<StoreOp> ops;
+  ops.push_back(StoreOp::TryLock("lock", "token", 10s));
+  ops.push_back(StoreOp::Get("k"));
+  EXPECT_EQ(store.Run(&ops).code(), ErrorCode::kUnavailable);
+  for (const StoreOp& op : ops) EXPECT_EQ(op.status.code(), ErrorCode::kUnavailable) << op.status.ToString();
+  EXPECT_FALSE(ops[0].acquired);
+}
+
+// The lookup of a miss takes the fill lock in the same atomic step; a hit
+// takes nothing.
+TEST(RedisStoreTest, GetOrLockTakesTheLockOnlyWhenTheEntryIsAbsent) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  std::string value;
+  bool acquired = false;
+  EXPECT_EQ(store.GetOrLock("k", "lock", "token-a", 10s, &value, &acquired).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(acquired);
+  EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-a");
+  EXPECT_GT(std::stoi(redis.Cli({"PTTL", "lock"})), 9000);
+  EXPECT_EQ(store.GetOrLock("k", "lock", "token-b", 10s, &value, &acquired).code(), ErrorCode::kNotFound);
+  EXPECT_FALSE(acquired);
+  const std::string bytes("x\0y\r\n", 5);
+  ASSERT_TRUE(store.Put("k", bytes, 10s).ok());
+  ASSERT_TRUE(store.Unlock("lock", "token-a").ok());
+  ASSERT_TRUE(store.GetOrLock("k", "lock", "token-c", 10s, &value, &acquired).ok());
+  EXPECT_EQ(value, bytes);
+  EXPECT_FALSE(acquired);
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+
+  FillLock lock(&store, "lock2", "token-d");
+  EXPECT_EQ(lock.ReadOrTake("absent", 10s, &value).code(), ErrorCode::kNotFound);
+  EXPECT_TRUE(lock.held());
+  lock.Release();
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock2"}), "0");
+}
+
 TEST(RedisStoreTest, AuthIsSent) {
   RedisServer redis("s3cret");
   redis.Start();

@@ -229,6 +229,31 @@ TEST_F(ResponseCacheTest, MissThenHitWithTheSameBody) {
   EXPECT_EQ(metrics_.stores.Value(), 1);
 }
 
+// What a networked store makes each kind of request pay: a miss looks up and
+// takes the fill lock in one round trip, then stores the entry, its URL and
+// tag indexes and the release of the lock in one more; a hit reads once.
+TEST_F(ResponseCacheTest, AMissCostsTwoStoreRoundTripsAndAHitOne) {
+  extra_headers_ = {{"Surrogate-Key", "a b"}};
+  const int before = store_.round_trips();
+  Outcome miss = Get("/r/trips");
+  ASSERT_EQ(miss.cache, CacheStatus::kMiss);
+  EXPECT_TRUE(miss.stored);
+  EXPECT_EQ(store_.round_trips() - before, 2);
+  const std::string key = CacheKey("/r/trips", "", kSite);
+  EXPECT_FALSE(store_.Contains(LockKey(key)));  // released with the store
+  EXPECT_EQ(metrics_.stores.Value(), 1);
+
+  const int after_miss = store_.round_trips();
+  EXPECT_EQ(Get("/r/trips").cache, CacheStatus::kHit);
+  EXPECT_EQ(store_.round_trips() - after_miss, 1);
+
+  // The indexes went in with the entry: a purge by tag reaches it.
+  size_t purged = 0;
+  ASSERT_TRUE(Cache().PurgeTag("b", &purged).ok());
+  EXPECT_EQ(purged, 1u);
+  EXPECT_EQ(Get("/r/trips").cache, CacheStatus::kMiss);
+}
+
 TEST_F(ResponseCacheTest, HeadIsAnsweredFromTheGetEntry) {
   EXPECT_EQ(Get("/r/h", "", "HEAD").cache, CacheStatus::kMiss);
   EXPECT_EQ(last_method_, "GET");  // the entry is filled with a GET
@@ -634,6 +659,8 @@ TEST_F(ResponseCacheTest, AFullWorkerQueueAnswers503Quickly) {
   Outcome refused = Get(*cache, "/slow/3");
   EXPECT_EQ(refused.response.status, 503);
   EXPECT_EQ(FindHeader(refused.response.headers, "Retry-After"), "1");
+  // Its lookup took the fill lock; refused, it gave it back.
+  EXPECT_FALSE(store_.Contains(LockKey(CacheKey("/slow/3", "", kSite))));
   EXPECT_EQ(running.get().response.status, 200);
   EXPECT_EQ(queued.get().response.status, 200);
   EXPECT_EQ(Get(*cache, "/slow/3").response.status, 200);  // room again: a normal miss

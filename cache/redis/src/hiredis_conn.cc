@@ -94,7 +94,10 @@ Status Dial(const net::HostPort& address, const DialOptions& options, std::uniqu
   return Status::Ok();
 }
 
-Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* reply) {
+namespace {
+
+// Queues one command in the context's output buffer.
+bool Append(redisContext* ctx, const Argv& argv) {
   std::vector<const char*> args;
   std::vector<size_t> lens;
   args.reserve(argv.size());
@@ -103,11 +106,31 @@ Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* re
     args.push_back(a.data());
     lens.push_back(a.size());
   }
-  auto* r = static_cast<redisReply*>(
-      redisCommandArgv(conn.get(), static_cast<int>(args.size()), args.data(), lens.data()));
-  if (r == nullptr) return FromContext(conn.get(), "redis " + argv[0]);
-  *reply = Copy(r);
-  freeReplyObject(r);
+  return redisAppendCommandArgv(ctx, static_cast<int>(args.size()), args.data(), lens.data()) == REDIS_OK;
+}
+
+}  // namespace
+
+Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* reply) {
+  std::vector<Reply> replies;
+  if (Status s = Pipeline(conn, {Argv(argv.begin(), argv.end())}, &replies); !s.ok()) return s;
+  *reply = std::move(replies.front());
+  return Status::Ok();
+}
+
+Status Pipeline(Connection& conn, const std::vector<Argv>& argvs, std::vector<Reply>* replies) {
+  const std::string what = argvs.empty() ? "redis" : "redis " + std::string(argvs.front()[0]);
+  for (const auto& argv : argvs) {
+    if (!Append(conn.get(), argv)) return FromContext(conn.get(), what);
+  }
+  replies->clear();
+  replies->reserve(argvs.size());
+  for (size_t i = 0; i < argvs.size(); ++i) {
+    void* raw = nullptr;  // the first call writes the whole buffer out, then each reads
+    if (redisGetReply(conn.get(), &raw) != REDIS_OK || raw == nullptr) return FromContext(conn.get(), what);
+    replies->push_back(Copy(static_cast<redisReply*>(raw)));
+    freeReplyObject(raw);
+  }
   return Status::Ok();
 }
 

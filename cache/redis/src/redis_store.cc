@@ -2,6 +2,7 @@
 // file is the pool, the master it follows, and the Store commands.
 #include "webtier/cache/redis_store.h"
 
+#include <deque>
 #include <thread>
 
 #include "hiredis_conn.h"
@@ -70,12 +71,12 @@ void RedisStore::DropIdle() {
   dead.swap(idle_);
 }
 
-Status RedisStore::Command(const std::vector<std::string>& argv, Reply* reply) {
+Status RedisStore::Exchange(const std::vector<hiredis::Argv>& argvs, std::vector<Reply>* replies) {
   std::unique_ptr<hiredis::Connection> conn;
   for (int attempt = 0;; ++attempt) {
     bool reused = false;
     if (Status s = Acquire(&conn, &reused); !s.ok()) return s;
-    Status s = hiredis::Command(*conn, argv, reply);
+    Status s = hiredis::Pipeline(*conn, argvs, replies);
     if (s.ok()) break;
     master_->Suspect(conn->generation);  // conn is broken: not returned
     // A pooled connection that was closed under us (Redis restarted, idle
@@ -85,29 +86,107 @@ Status RedisStore::Command(const std::vector<std::string>& argv, Reply* reply) {
     if (!reused || attempt > 0 || s.code() != ErrorCode::kConnectionLoss) return s;
     DropIdle();
   }
-  Status s = hiredis::FromErrorReply(*reply, "redis " + argv[0]);
-  if (s.code() == ErrorCode::kUnavailable) {
-    // READONLY: this master was demoted under us (and its siblings with it).
-    master_->Suspect(conn->generation);
-    DropIdle();
-    return s;
+  for (const Reply& r : *replies) {
+    Status s = hiredis::FromErrorReply(r, "redis " + std::string(argvs.front()[0]));
+    if (s.code() == ErrorCode::kUnavailable) {
+      // READONLY: this master was demoted under us (and its siblings with it).
+      master_->Suspect(conn->generation);
+      DropIdle();
+      return s;
+    }
   }
   Release(std::move(conn));
-  return s;
+  return Status::Ok();
+}
+
+Status RedisStore::Command(const std::vector<std::string>& argv, Reply* reply) {
+  std::vector<Reply> replies;
+  if (Status s = Exchange({hiredis::Argv(argv.begin(), argv.end())}, &replies); !s.ok()) return s;
+  *reply = std::move(replies.front());
+  return hiredis::FromErrorReply(*reply, "redis " + argv[0]);
+}
+
+namespace {
+
+// An op's command: views of the op's own strings (and of `numbers`, whose
+// elements never move). Unlock deletes the lock only while
+// it holds the token; AddToSet never shortens the set's expiry. Both are Lua
+// (any Redis since 2.6; PEXPIRE's NX and GT would need 7.0).
+hiredis::Argv ArgvFor(const StoreOp& op, std::deque<std::string>* numbers) {
+  static constexpr std::string_view kUnlock =
+      "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+  static constexpr std::string_view kAddToSet =
+      "redis.call('sadd', KEYS[1], ARGV[1]) "
+      "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
+      "return 1";
+  const std::string_view ttl = numbers->emplace_back(std::to_string(op.ttl.count() > 0 ? op.ttl.count() : 1));
+  switch (op.kind) {
+    case StoreOp::Kind::kGet: return {"GET", op.key};
+    case StoreOp::Kind::kPut: return {"SET", op.key, op.value, "PX", ttl};
+    case StoreOp::Kind::kTryLock: return {"SET", op.key, op.value, "NX", "PX", ttl};
+    case StoreOp::Kind::kUnlock: return {"EVAL", kUnlock, "1", op.key, op.value};
+    case StoreOp::Kind::kAddToSet: return {"EVAL", kAddToSet, "1", op.key, op.value, ttl};
+  }
+  return {"PING"};
+}
+
+// What `reply` says of `op`: its status, value and lock.
+void Interpret(Reply& reply, StoreOp* op) {
+  static constexpr const char* kNames[] = {"GET", "SET", "SET NX", "unlock", "add to set"};
+  op->status = hiredis::FromErrorReply(reply, std::string("redis ") + kNames[static_cast<int>(op->kind)]);
+  if (!op->status.ok()) return;
+  switch (op->kind) {
+    case StoreOp::Kind::kGet:
+      if (reply.type == Reply::Type::kNil) {
+        op->status = Status(ErrorCode::kNotFound, op->key);
+      } else if (reply.type != Reply::Type::kString) {
+        op->status = Status(ErrorCode::kInternal, "redis GET: unexpected reply type");
+      } else {
+        op->result = std::move(reply.str);
+      }
+      break;
+    case StoreOp::Kind::kTryLock:
+      op->acquired = reply.type == Reply::Type::kStatus;  // "OK"; nil when someone holds it
+      break;
+    case StoreOp::Kind::kPut:
+    case StoreOp::Kind::kUnlock:
+    case StoreOp::Kind::kAddToSet:
+      break;
+  }
+}
+
+}  // namespace
+
+Status RedisStore::Run(std::vector<StoreOp>* ops) {
+  if (ops->empty()) return Status::Ok();
+  std::deque<std::string> numbers;
+  std::vector<hiredis::Argv> argvs;
+  argvs.reserve(ops->size());
+  for (const StoreOp& op : *ops) argvs.push_back(ArgvFor(op, &numbers));
+  std::vector<Reply> replies;
+  if (Status s = Exchange(argvs, &replies); !s.ok()) return s;
+  for (size_t i = 0; i < ops->size(); ++i) Interpret(replies[i], &(*ops)[i]);
+  return Status::Ok();
+}
+
+Status RedisStore::RunOne(StoreOp op, StoreOp* done) {
+  std::vector<StoreOp> ops;
+  ops.push_back(std::move(op));
+  if (Status s = Run(&ops); !s.ok()) return s;
+  *done = std::move(ops.front());
+  return done->status;
 }
 
 Status RedisStore::Get(const std::string& key, std::string* value) {
-  Reply r;
-  if (Status s = Command({"GET", key}, &r); !s.ok()) return s;
-  if (r.type == Reply::Type::kNil) return Status(ErrorCode::kNotFound, key);
-  if (r.type != Reply::Type::kString) return Status(ErrorCode::kInternal, "redis GET: unexpected reply type");
-  *value = std::move(r.str);
+  StoreOp done;
+  if (Status s = RunOne(StoreOp::Get(key), &done); !s.ok()) return s;
+  *value = std::move(done.result);
   return Status::Ok();
 }
 
 Status RedisStore::Put(const std::string& key, const std::string& value, std::chrono::milliseconds ttl) {
-  Reply r;
-  return Command({"SET", key, value, "PX", std::to_string(ttl.count() > 0 ? ttl.count() : 1)}, &r);
+  StoreOp done;
+  return RunOne(StoreOp::Put(key, value, ttl), &done);
 }
 
 Status RedisStore::Delete(const std::string& key) {
@@ -117,17 +196,37 @@ Status RedisStore::Delete(const std::string& key) {
 
 Status RedisStore::TryLock(const std::string& key, const std::string& token, std::chrono::milliseconds ttl,
                            bool* acquired) {
-  Reply r;
-  Status s = Command({"SET", key, token, "NX", "PX", std::to_string(ttl.count())}, &r);
-  *acquired = s.ok() && r.type == Reply::Type::kStatus;  // "OK"; nil when someone holds it
+  StoreOp done;
+  Status s = RunOne(StoreOp::TryLock(key, token, ttl), &done);
+  *acquired = s.ok() && done.acquired;
   return s;
 }
 
-Status RedisStore::Unlock(const std::string& key, const std::string& token) {
+Status RedisStore::GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
+                             std::chrono::milliseconds ttl, std::string* value, bool* acquired) {
+  // The entry as a bulk string; else 1 when the lock was taken, 0 when someone holds it.
   static const std::string kScript =
-      "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
+      "local v = redis.call('get', KEYS[1]) if v then return v end "
+      "if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0";
+  *acquired = false;
   Reply r;
-  return Command({"EVAL", kScript, "1", key, token}, &r);
+  if (Status s = Command({"EVAL", kScript, "2", key, lock_key, token, std::to_string(ttl.count() > 0 ? ttl.count() : 1)},
+                         &r);
+      !s.ok()) {
+    return s;
+  }
+  if (r.type == Reply::Type::kString) {
+    *value = std::move(r.str);
+    return Status::Ok();
+  }
+  if (r.type != Reply::Type::kInteger) return Status(ErrorCode::kInternal, "redis get-or-lock: unexpected reply type");
+  *acquired = r.integer == 1;
+  return Status(ErrorCode::kNotFound, key);
+}
+
+Status RedisStore::Unlock(const std::string& key, const std::string& token) {
+  StoreOp done;
+  return RunOne(StoreOp::Unlock(key, token), &done);
 }
 
 Status RedisStore::Publish(const std::string& channel, const std::string& message) {
@@ -136,12 +235,8 @@ Status RedisStore::Publish(const std::string& channel, const std::string& messag
 }
 
 Status RedisStore::AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) {
-  static const std::string kScript =
-      "redis.call('sadd', KEYS[1], ARGV[1]) "
-      "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
-      "return 1";
-  Reply r;
-  return Command({"EVAL", kScript, "1", key, member, std::to_string(ttl.count() > 0 ? ttl.count() : 1)}, &r);
+  StoreOp done;
+  return RunOne(StoreOp::AddToSet(key, member, ttl), &done);
 }
 
 Status RedisStore::TakeSet(const std::string& key, std::vector<std::string>* members) {

@@ -40,9 +40,23 @@ class FillLock {
   // already held.
   Status TryTake(std::chrono::milliseconds ttl);
   bool held() const { return held_; }
+  // Reads `key` and, only when it is absent, takes the lock for `ttl` in the
+  // same atomic step (Store::GetOrLock): Ok with `*value` (nothing taken),
+  // kNotFound with held() telling whether this call took the lock, or the
+  // store's error. Only while not held.
+  Status ReadOrTake(const std::string& key, std::chrono::milliseconds ttl, std::string* value);
   // Gives the lock up now, if held (only while the store still has this
   // token under `key`); afterwards held() is false.
   void Release();
+
+  // For a caller that sends the take or the release in one Store::Run with
+  // other commands: the op TryTake would send (only while not held) and
+  // Taken() with it once run; the op Release would send and Released() once
+  // it ran or failed (a failed release ends with the expiry, as above).
+  StoreOp TakeOp(std::chrono::milliseconds ttl) const { return StoreOp::TryLock(key_, token_, ttl); }
+  void Taken(const StoreOp& op) { held_ = held_ || (op.status.ok() && op.acquired); }
+  StoreOp ReleaseOp() const { return StoreOp::Unlock(key_, token_); }
+  void Released() { held_ = false; }
 
  private:
   // Release() for the destructor and move assignment: a release that throws

@@ -147,15 +147,27 @@ class ResponseCache {
 
   // One store read and decode. `count_corrupt`: count and log an undecodable
   // record (once per request, not on every re-read while waiting for a fill).
-  Lookup Find(const std::string& key, bool count_corrupt = true);
+  // With `lock`: a new fill lock in `*lock`, taken in the same step when the
+  // key is absent (FillLock::ReadOrTake), so a miss's fill need not take it.
+  Lookup Find(const std::string& key, bool count_corrupt = true, std::shared_ptr<FillLock>* lock = nullptr);
+  // What a store read of `key` (its status and bytes) found, decoded.
+  Lookup Decoded(const std::string& key, const Status& read, const std::string& bytes, bool count_corrupt);
   // The hot copy, else one store read (a fresh record read is kept hot).
-  Lookup FindHot(const std::string& key, bool count_corrupt);
+  Lookup FindHot(const std::string& key, bool count_corrupt, std::shared_ptr<FillLock>* lock = nullptr);
   // The URL's entry for `request`'s variant (Vary), at most two reads.
-  Lookup Resolve(const std::string& key, const Request& request, bool count_corrupt = true);
+  // `lock`: as Find's, for the URL's entry.
+  Lookup Resolve(const std::string& key, const Request& request, bool count_corrupt = true,
+                 std::shared_ptr<FillLock>* lock = nullptr);
+  // Resolve() from the URL's entry already looked up (`url`).
+  Lookup ResolveFrom(Lookup url, const std::string& key, const Request& request, bool count_corrupt);
   Fetched Fetch(const Route* route, const Request& request);
   // Runs on a worker: lock (or wait for another node's fill), fetch, store.
+  // `taken`: the lock, when the lookup took it (then no other fill stored
+  // the entry since); null or not held: the fill takes it.
   Outcome Fill(const std::string& key, const Route* route, const Request& request, const Previous& previous,
-               const std::string& label);
+               const std::string& label, std::shared_ptr<FillLock> taken);
+  // A fill lock for `key`, not taken yet, with a token of its own.
+  std::shared_ptr<FillLock> NewLock(const std::string& key);
   // Fill's steps, in order (Fill states the sequence).
   // Takes `*lock`, waiting while another node's fill holds it; or returns the
   // fresh record that fill stored instead (the lock then not held). Without
@@ -164,9 +176,9 @@ class ResponseCache {
   std::optional<Outcome> LockOrCollapse(const std::string& key, const Request& request, const Previous& previous,
                                         const std::string& label, FillLock* lock, bool* store_up);
   // A fresh record another fill stored, newer than `previous`'s (which a client
-  // may have asked to revalidate though fresh); null when none. Clears
-  // `*store_up` when the store could not be read.
-  std::shared_ptr<const Record> FreshElsewhere(const std::string& key, const Request& request,
+  // may have asked to revalidate though fresh), from the URL's entry `url`
+  // just read; null when none. Clears `*store_up` when the store could not be read.
+  std::shared_ptr<const Record> FreshElsewhere(Lookup url, const std::string& key, const Request& request,
                                                const Previous& previous, bool* store_up);
   // The answer from `record`, which another node's fill stored (MISS, collapsed).
   Outcome Collapsed(const Request& request, const Record& record, const std::string& label);
@@ -179,13 +191,18 @@ class ResponseCache {
   // The origin's answer (MISS; BYPASS when the store is down), stored first if
   // the store is up and StoreResponse finds it storable.
   Outcome StoreAndAnswer(const std::string& key, const Route* route, const Request& request,
-                         const Previous& previous, OriginAnswer answer, bool store_up, const std::string& label);
+                         const Previous& previous, OriginAnswer answer, bool store_up, FillLock* lock,
+                         const std::string& label);
   // Joins the key's flight; the leader schedules Fill. `done` empty = background revalidation.
+  // `lock`: the fill lock the lookup took, if any (released unless a fill uses it).
   void StartFill(const std::string& key, const Route* route, Request request, Previous previous, Done done,
-                 const std::string& label);
-  // Stores `response` (fetched for `request`) if RFC 9111 allows; true when stored.
+                 const std::string& label, std::shared_ptr<FillLock> lock = nullptr);
+  // Stores `response` (fetched for `request`) if RFC 9111 allows; true when
+  // stored. The entry, its variant, its URL and tag indexes and the release
+  // of `lock` (when held) go to the store in one round trip.
   bool StoreResponse(const std::string& key, const CachePolicy& policy, const Request& request, const Response& response,
-                     int64_t request_ms, int64_t response_ms, uint64_t generation) WEBTIER_EXCLUDES(rng_mu_);
+                     int64_t request_ms, int64_t response_ms, uint64_t generation, FillLock* lock)
+      WEBTIER_EXCLUDES(rng_mu_);
   // The answer from a stored record: Age, Cache-Status fields, 304 for a client that has it.
   Outcome FromRecord(const Request& request, const Record& record, CacheStatus status, const std::string& label);
   // Fetches on a worker and answers with `status`; 503 when the pool is full.
@@ -204,6 +221,9 @@ class ResponseCache {
   uint64_t NewGeneration() WEBTIER_EXCLUDES(rng_mu_);
   // Runs `op` on the store unless the breaker is open; reports to the breaker and counts errors.
   Status Guarded(const std::function<Status()>& op);
+  // Store::Run of `ops` through Guarded: the batch's failure, else the first
+  // op's (an absent key is no failure).
+  Status RunGuarded(std::vector<StoreOp>* ops);
   std::string NewToken() WEBTIER_EXCLUDES(rng_mu_);
 
   // Keeps a fresh record in the hot cache, if there is one.

@@ -4,11 +4,41 @@
 
 #include <chrono>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "webtier/common/status.h"
 
 namespace webtier::cache {
+
+// One command of a Store::Run batch: what to do, and (after Run) how it went.
+struct StoreOp {
+  enum class Kind { kGet, kPut, kTryLock, kUnlock, kAddToSet };
+
+  static StoreOp Get(std::string key) { return {Kind::kGet, std::move(key)}; }
+  static StoreOp Put(std::string key, std::string value, std::chrono::milliseconds ttl) {
+    return {Kind::kPut, std::move(key), std::move(value), ttl};
+  }
+  static StoreOp TryLock(std::string key, std::string token, std::chrono::milliseconds ttl) {
+    return {Kind::kTryLock, std::move(key), std::move(token), ttl};
+  }
+  static StoreOp Unlock(std::string key, std::string token) { return {Kind::kUnlock, std::move(key), std::move(token)}; }
+  static StoreOp AddToSet(std::string key, std::string member, std::chrono::milliseconds ttl) {
+    return {Kind::kAddToSet, std::move(key), std::move(member), ttl};
+  }
+
+  Kind kind = Kind::kGet;
+  std::string key;
+  std::string value;  // kPut: the value; kTryLock, kUnlock: the token; kAddToSet: the member
+  std::chrono::milliseconds ttl{0};
+
+  // Filled in by Run: the command's own outcome, as its method would return
+  // it (kNotFound for an absent kGet), its value (kGet) and whether it took
+  // the lock (kTryLock). Until it ran: kUnavailable "not run".
+  Status status{ErrorCode::kUnavailable, "not run"};
+  std::string result;
+  bool acquired = false;
+};
 
 // Every method is thread-safe, blocks for at most the store's own timeouts,
 // and reports failures as Status (kUnavailable, kTimeout, kConnectionLoss,
@@ -28,6 +58,13 @@ class Store {
   // `*acquired` tells whether this call took it.
   virtual Status TryLock(const std::string& key, const std::string& token, std::chrono::milliseconds ttl,
                          bool* acquired) = 0;
+  // Reads `key` and, only when it is absent, tries to take the lock
+  // `lock_key` for `token` (as TryLock), in one atomic step: either Ok with
+  // `*value` set (no lock asked for), or kNotFound with `*acquired` telling
+  // whether this call took the lock. A fill that takes its lock this way
+  // knows that no entry was stored before it did.
+  virtual Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
+                           std::chrono::milliseconds ttl, std::string* value, bool* acquired) = 0;
   // Deletes `key` only if it still holds `token` (a lock that expired and was
   // taken by someone else is left alone).
   virtual Status Unlock(const std::string& key, const std::string& token) = 0;
@@ -41,6 +78,14 @@ class Store {
   virtual Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) = 0;
   // Removes the set at `key` and returns its members (none when absent).
   virtual Status TakeSet(const std::string& key, std::vector<std::string>* members) = 0;
+
+  // Runs `ops` in order, each as its own method would, in as few round trips
+  // as the store can (Redis: one pipeline on one connection, so a later op
+  // sees what an earlier one did). Ok when every op was asked, whatever each
+  // answered (see each op's status); an error when the store could not be
+  // reached or stopped answering: then any op may or may not have run, and no
+  // op's result is set. This default runs them one by one.
+  virtual Status Run(std::vector<StoreOp>* ops);
 };
 
 }  // namespace webtier::cache

@@ -7,6 +7,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -58,14 +59,24 @@ class RedisStore final : public Store {
   Status TryLock(const std::string& key, const std::string& token, std::chrono::milliseconds ttl,
                  bool* acquired) override;                                                          // cache::Store
   Status Unlock(const std::string& key, const std::string& token) override;                         // cache::Store
+  Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
+                   std::chrono::milliseconds ttl, std::string* value, bool* acquired) override;      // cache::Store
   Status Publish(const std::string& channel, const std::string& message) override;                  // cache::Store
   Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) override;  // cache::Store
   Status TakeSet(const std::string& key, std::vector<std::string>* members) override;                // cache::Store
+  // One pipeline on one connection: the commands in one write, the replies in one read when they fit.
+  Status Run(std::vector<StoreOp>* ops) override;                                                   // cache::Store
 
  private:
   // Runs one command (argv form, binary-safe) on a pooled connection; an
   // error reply is a failed Status.
   Status Command(const std::vector<std::string>& argv, hiredis::Reply* reply);
+  // Runs commands as one pipeline on a pooled connection (the retry and
+  // failover rules above); error replies are Ok but READONLY and its kind,
+  // which fail it.
+  Status Exchange(const std::vector<std::vector<std::string_view>>& argvs, std::vector<hiredis::Reply>* replies);
+  // Run() of `op` alone: its status, and the op with its results in `*done`.
+  Status RunOne(StoreOp op, StoreOp* done);
   // A pooled connection to the current master (`*reused`) or a new one.
   Status Acquire(std::unique_ptr<hiredis::Connection>* conn, bool* reused) WEBTIER_EXCLUDES(mu_);
   void Release(std::unique_ptr<hiredis::Connection> conn) WEBTIER_EXCLUDES(mu_);
