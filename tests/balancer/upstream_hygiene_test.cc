@@ -129,6 +129,8 @@ void ServeScript(int fd, const std::function<void(const std::string&)>& on_reque
     const std::string target = head->substr(from, head->find(' ', from) - from);
     if (target == "/stray") {  // the answer and a second one in the same segment
       SendAll(fd, std::string(kGood) + std::string(kStray));
+    } else if (target == "/big-stray") {  // a body longer than one read, a second answer right behind it
+      SendAll(fd, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + std::string(100000, 'b') + std::string(kStray));
     } else if (target == "/stray-late") {  // the second one a moment later
       SendAll(fd, kGood);
       std::this_thread::sleep_for(20ms);
@@ -200,6 +202,21 @@ TEST_F(UpstreamHygieneTest, StrayBytesAfterACompleteAnswerNeverReachTheNextClien
     std::this_thread::sleep_for(50ms);  // the late bytes are in; well inside any trust window
     ExpectNextClientGetsItsOwnAnswer();
   }
+}
+
+// The last read of a long body asks for one byte more than it needs (so a
+// member that keeps to its framing leaves it short); the byte a member sends
+// beyond its Content-Length is then read, and must go nowhere.
+TEST_F(UpstreamHygieneTest, StrayBytesRightAfterALongBodyNeverReachAnyClient) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  const std::string raw = Get("/big-stray");
+  const size_t body = raw.find("\r\n\r\n");
+  ASSERT_NE(body, std::string::npos) << raw.substr(0, 200);
+  EXPECT_EQ(raw.size() - body - 4, 100000u);
+  EXPECT_EQ(raw.find("stray"), std::string::npos);
+  EXPECT_EQ(raw.find_first_not_of('b', body + 4), std::string::npos);
+  ExpectNextClientGetsItsOwnAnswer();
 }
 
 TEST_F(UpstreamHygieneTest, StrayBytesAfterHeadAnd204NeverReachTheNextClient) {

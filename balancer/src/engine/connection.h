@@ -42,7 +42,14 @@ struct UpstreamConnection {
     char byte = 0;                         // where the read puts a stray byte
   };
 
-  UpstreamConnection(asio::io_context& ctx, std::shared_ptr<Member> h) : stream(ctx), member(std::move(h)) {}
+  // Room for a member's answer head and the start of its body (the whole of
+  // a small one) in one read; a read that comes up short also tells the
+  // reactor the queue is empty, so pooling the connection costs no probe.
+  static constexpr size_t kReadBytes = 16384;
+
+  UpstreamConnection(asio::io_context& ctx, std::shared_ptr<Member> h) : stream(ctx), member(std::move(h)) {
+    buffer.reserve(kReadBytes);
+  }
   ~UpstreamConnection() {
     if (watch) watch->pooled = nullptr;
   }

@@ -498,8 +498,11 @@ awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t
       break;
     }
     s.conn.SetUpstreamDeadline(&up.stream, timeouts.request);
+    // One byte more than the body needs, as the HTTP/1.1 relay does: a
+    // member that keeps to its framing leaves the last read short; a stray
+    // byte stays in the buffer, which keeps the connection out of the pool.
     auto [raw, n] = co_await ReadSome(
-        up.stream, up.buffer.prepare(static_cast<size_t>(std::min<uint64_t>(left, RelayBuffers::kBytes))));
+        up.stream, up.buffer.prepare(static_cast<size_t>(std::min<uint64_t>(left + 1, RelayBuffers::kBytes))));
     const error_code ec = s.conn.UpstreamError(raw);
     s.conn.ClearUpstream();
     up.buffer.commit(n);

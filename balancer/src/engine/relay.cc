@@ -46,19 +46,26 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
   up.buffer.consume(first);
   left -= first;
   bool ok = true;
+  bool stray = false;  // the member sent more than its Content-Length
   if (left > 0) {
     auto buf = buffers.Take();
     while (left > 0) {
       conn.SetUpstreamDeadline(&up.stream, timeouts.request);
-      auto [rec, n] = co_await ReadSome(
-          up.stream, asio::buffer(buf.get(), static_cast<size_t>(std::min<uint64_t>(left, kBufferBytes))));
+      // One byte more than the body still needs: from a member that keeps
+      // to its framing the last read comes up short, which tells the reactor
+      // the queue is empty (no probe when the connection is pooled). A byte
+      // beyond the body is never forwarded, and the connection is not reused.
+      auto [rec, got] = co_await ReadSome(
+          up.stream, asio::buffer(buf.get(), static_cast<size_t>(std::min<uint64_t>(left + 1, kBufferBytes))));
       const bool timed_out = conn.upstream_timed_out;
       conn.ClearUpstream();
-      if (rec || n == 0) {
+      if (rec || got == 0) {
         LogMidBodyFailure(r, timed_out ? "timeout" : rec.message());
         ok = false;
         break;
       }
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(got, left));
+      stray = got > n;
       left -= n;
       if (r.tap.capture != nullptr) r.tap.capture->append(buf.get(), n);
       conn.SetDeadline(timeouts.idle);
@@ -72,7 +79,7 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
     buffers.Return(std::move(buf));
   }
   if (!ok) r.keep_alive = false;  // the client saw a truncated response: only closing tells it
-  co_return ok && (!bodyless || (r.parser.is_done() && !AnnouncesForbiddenBody(r.parser.get())));
+  co_return ok && !stray && (!bodyless || (r.parser.is_done() && !AnnouncesForbiddenBody(r.parser.get())));
 }
 
 // Chunked or close-delimited: Beast decodes the member's framing into a
