@@ -45,6 +45,7 @@
 #          misses (/cold/N?miss=<run>-<thread>-<counter>, a new key each
 #          time, the origin serves the file), from one random generator
 #          seeded per wrk thread and run.
+#   miss   (only with LOADS=miss) every request a miss: what one costs.
 # Every run prints req/s, p99 (wrk --latency), the CPU time per request of the
 # stack's server processes (user + system of every process and thread of the
 # front, the cache servers and Redis, from /proc/PID/stat before and after),
@@ -61,7 +62,7 @@
 #      EDGE_BYTES (268435456; 0 = no edge cache flag), WEBNODE_THREADS (1),
 #      FILE_BYTES (1024), WARMUP (1 s; 0 = none), SAME_HEADERS (1),
 #      SYSCALLS (1), VARNISH_INSTALL (1: apt-get install varnish when
-#      varnishd is missing and we are root).
+#      varnishd is missing and we are root), LOADS ("hot mixed"; "miss" too).
 set -euo pipefail
 source "$(dirname "$0")/../lib.sh"
 
@@ -112,7 +113,10 @@ fi
 # The edge cache: only where the balancer has the flag.
 EDGE_ARGS=() EDGE_NOTE=""
 if (( EDGE_BYTES > 0 )); then
-  if "$BALANCER" --help 2>&1 | grep -q -- '--edge-cache-bytes'; then
+  # Read whole first: grep -q would stop reading early, and under pipefail
+  # the balancer's SIGPIPE would then count as "no such flag".
+  BALANCER_HELP=$("$BALANCER" --help 2>&1 || true)
+  if grep -q -- '--edge-cache-bytes' <<<"$BALANCER_HELP"; then
     EDGE_ARGS=(--edge-cache-bytes "$EDGE_BYTES")
     EDGE_NOTE="edge cache $EDGE_BYTES bytes"
   else
@@ -444,6 +448,19 @@ function request()
   return wrk.format("GET", "/cold/" .. math.random(0, nc - 1) .. "?miss=" .. run .. "-" .. misses)
 end
 LUA
+cat >"$WORK/miss.lua" <<'LUA'
+-- Every request a miss (a new key each time): the cost of one miss through each stack.
+local threads = 0
+function setup(thread) thread:set("thread_id", threads); threads = threads + 1 end
+local nc, run, misses = 0, "0", 0
+function init(args)
+  nc, run = tonumber(os.getenv("TIER_COLD")), os.getenv("TIER_RUN") .. "-" .. (thread_id or 0)
+end
+function request()
+  misses = misses + 1
+  return wrk.format("GET", "/cold/" .. (misses % nc) .. "?miss=" .. run .. "-" .. misses)
+end
+LUA
 
 # Every process of a stack: the ones started and their descendants.
 tree() {
@@ -469,7 +486,7 @@ export TIER_HOT=$HOT TIER_COLD=$COLD
 RUN_NO=$$
 declare -A RPS P99 CPU SYS OCPU SHARE LAST_RPS LAST_P99 LAST_CPU LAST_SYS RATIO
 measure() {  # load stack
-  local load=$1 s=$2 url="http://127.0.0.1:${FRONT[$2]}/" args roots c0 c1 o0 o1 r0 r1 rps p99 total cpu ocpu share sys="n/a"
+  local load=$1 s=$2 url="http://127.0.0.1:${FRONT[$2]}/" args roots c0 c1 o0 o1 r0 r1 rps p99 total cpu ocpu share sys="n/a" p
   read -ra roots <<<"${ROOTS[$s]}"
   RUN_NO=$((RUN_NO + 1))
   export TIER_RUN=$RUN_NO  # the mixed script's seed and miss keys: new every run
@@ -485,9 +502,12 @@ measure() {  # load stack
     sleep 0.3  # attached before the load starts
   fi
   r0=$(origin_requests)
+  local -a each0=() each1=()
+  for p in "${roots[@]}"; do each0+=("$(ticks "$p")"); done
   c0=$(ticks "${roots[@]}"); o0=$(ticks "$ORIGIN_PID")
   read -r rps p99 total < <(WRK="${CLI[*]} wrk" run_wrk_total "$url" 1 "$CONNS" "$SECS" "${args[@]}")
   c1=$(ticks "${roots[@]}"); o1=$(ticks "$ORIGIN_PID")
+  for p in "${roots[@]}"; do each1+=("$(ticks "$p")"); done
   r1=$(( $(origin_requests) - 1 ))
   [[ -n ${total:-} && $total -gt 0 ]] || total=$(awk -v r="${rps:-0}" -v d="$SECS" 'BEGIN { printf "%d", r * d }')
   if [[ -n $PERF_PID ]]; then
@@ -503,12 +523,22 @@ measure() {  # load stack
   share=$(awk -v a="$r0" -v b="$r1" -v n="$total" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 100 / n; else print "n/a" }')
   printf "  %-6s %-16s %10s req/s  p99 %8s ms  cpu %6s us/req  %6s syscalls/req  to origin %5s%% at %5s us/req\n" \
     "$load" "$s" "${rps:-n/a}" "${p99:-n/a}" "$cpu" "$sys" "$share" "$ocpu"
+  # Where the stack's CPU went: each server process (and its threads and children) apart.
+  local split="" k
+  for k in "${!roots[@]}"; do
+    split+=" $(cat "/proc/${roots[$k]}/comm" 2>/dev/null || echo "${roots[$k]}")"
+    split+=" $(awk -v a="${each0[$k]}" -v b="${each1[$k]}" -v t="$TICK" -v n="$total" 'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / t / n; else print "n/a" }')"
+  done
+  printf "  %-6s %-16s cpu by process (us/req):%s\n" "$load" "$s" "$split"
   RPS[$load $s]+="$rps " P99[$load $s]+="$p99 " CPU[$load $s]+="$cpu " SYS[$load $s]+="$sys " OCPU[$load $s]+="$ocpu "
   SHARE[$load $s]+="$share "
   LAST_RPS[$load $s]=$rps LAST_P99[$load $s]=$p99 LAST_CPU[$load $s]=$cpu LAST_SYS[$load $s]=$sys
 }
 
-LOADS=(hot mixed)
+read -ra LOADS <<<"${LOADS:-hot mixed}"
+for load in "${LOADS[@]}"; do
+  [[ $load == hot || $load == mixed || $load == miss ]] || { echo "run.sh: LOADS takes hot, mixed and miss (got '$load')" >&2; exit 1; }
+done
 echo
 echo "stacks: webtier (balancer --threads 1, $EDGE_NOTE; 2 webnodes --threads $WEBNODE_THREADS; 1 redis) | haproxy+nginx (nbthread 1; 2 nginx proxy_cache, 1 worker each) | haproxy+varnish (nbthread 1; 2 varnishd malloc,256m)"
 echo "load: wrk -t1 -c$CONNS -d$DURATION (+${WARMUP}s warm-up) on cpu 1, servers and origin on cpu 0; hot: $HOT URLs; mixed: 70% hot, 20% of $COLD cold, 10% misses; $ROUNDS rounds"
