@@ -65,8 +65,7 @@ class MemoryStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_;
     if (down_) return Down();
-    *acquired = Live(key) == data_.end();
-    if (*acquired) data_[key] = Entry{token, clock_->UnixMillis() + ttl.count()};
+    *acquired = TakeIfFree(key, token, ttl);
     return Status::Ok();
   }
   Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
@@ -79,8 +78,7 @@ class MemoryStore final : public Store {
       *value = it->second.value;
       return Status::Ok();
     }
-    *acquired = Live(lock_key) == data_.end();
-    if (*acquired) data_[lock_key] = Entry{token, clock_->UnixMillis() + ttl.count()};
+    *acquired = TakeIfFree(lock_key, token, ttl);
     return Status(ErrorCode::kNotFound, key);
   }
   Status Unlock(const std::string& key, const std::string& token) override {  // cache::Store
@@ -168,6 +166,12 @@ class MemoryStore final : public Store {
   int runs_ = 0;                      // guarded by mu_
   int batched_ = 0;                   // guarded by mu_: ops handed to Run
   static Status Down() { return Status(ErrorCode::kUnavailable, "store down"); }
+  // SET NX PX, with mu_ held.
+  bool TakeIfFree(const std::string& key, const std::string& token, std::chrono::milliseconds ttl) {
+    if (Live(key) != data_.end()) return false;
+    data_[key] = Entry{token, clock_->UnixMillis() + ttl.count()};
+    return true;
+  }
   std::map<std::string, Entry>::iterator Live(const std::string& key) {
     auto it = data_.find(key);
     if (it != data_.end() && it->second.expires_at_ms <= clock_->UnixMillis()) {

@@ -450,11 +450,6 @@ void H2Session::Finish(H2Stream& s, const Exchange* exchange) {
 
 namespace {
 
-// A Content-Length body, the common case: taken from the member connection's
-// buffer (what came with the head) and then its socket straight into the
-// stream, as an HTTP/1.1 client's is (relay.cc), with no parser round and no
-// relay buffer. The answer's headers are submitted. True when it went
-// through whole.
 // A member that failed while its answer was relayed (or a client that left).
 void LogMidBodyFailure(const H2Stream& s, const UpstreamConnection& up, std::string_view err) {
   if (s.conn.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
@@ -470,6 +465,11 @@ void EndAnswer(H2Stream& s, bool whole) {
   s.session.KickWriter();
 }
 
+// A Content-Length body, the common case: taken from the member connection's
+// buffer (what came with the head) and then its socket straight into the
+// stream, as an HTTP/1.1 client's is (relay.cc), with no parser round and no
+// relay buffer. The answer's headers are submitted. True when it went
+// through whole.
 awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t length, std::string* capture) {
   H2Session& session = s.session;
   const Timeouts& timeouts = session.worker().timeouts;

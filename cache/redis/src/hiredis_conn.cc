@@ -111,23 +111,24 @@ bool Append(redisContext* ctx, const Argv& argv) {
 
 }  // namespace
 
-Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* reply) {
+Status Command(Connection& conn, const Argv& argv, Reply* reply) {
   std::vector<Reply> replies;
-  if (Status s = Pipeline(conn, {Argv(argv.begin(), argv.end())}, &replies); !s.ok()) return s;
+  if (Status s = Pipeline(conn, {argv}, &replies); !s.ok()) return s;
   *reply = std::move(replies.front());
   return Status::Ok();
 }
 
 Status Pipeline(Connection& conn, const std::vector<Argv>& argvs, std::vector<Reply>* replies) {
-  const std::string what = argvs.empty() ? "redis" : "redis " + std::string(argvs.front()[0]);
+  // Named only for a failure's message.
+  auto failed = [&] { return FromContext(conn.get(), "redis " + std::string(argvs.empty() ? "" : argvs.front()[0])); };
   for (const auto& argv : argvs) {
-    if (!Append(conn.get(), argv)) return FromContext(conn.get(), what);
+    if (!Append(conn.get(), argv)) return failed();
   }
   replies->clear();
   replies->reserve(argvs.size());
   for (size_t i = 0; i < argvs.size(); ++i) {
     void* raw = nullptr;  // the first call writes the whole buffer out, then each reads
-    if (redisGetReply(conn.get(), &raw) != REDIS_OK || raw == nullptr) return FromContext(conn.get(), what);
+    if (redisGetReply(conn.get(), &raw) != REDIS_OK || raw == nullptr) return failed();
     replies->push_back(Copy(static_cast<redisReply*>(raw)));
     freeReplyObject(raw);
   }

@@ -64,17 +64,18 @@ struct DialOptions {
 // (refused, AUTH rejected), kTimeout or kConnectionLoss otherwise.
 Status Dial(const net::HostPort& address, const DialOptions& options, std::unique_ptr<Connection>* out);
 
-// Sends one command (argv form, binary-safe) and reads its reply. An I/O
-// failure is the Status (the connection is then broken); an error reply is
-// Ok with reply->type == kError.
-Status Command(Connection& conn, const std::vector<std::string>& argv, Reply* reply);
+// One command's words (binary-safe), each a view of bytes the caller keeps
+// alive until the call returns.
+using Argv = std::vector<std::string_view>;
+
+// Sends one command and reads its reply. An I/O failure is the Status (the
+// connection is then broken); an error reply is Ok with reply->type == kError.
+Status Command(Connection& conn, const Argv& argv, Reply* reply);
 
 // Sends every command of `argvs` at once (one write when they fit the
 // output buffer) and reads their replies in order into `*replies`. An I/O
 // failure is the Status (the connection is then broken); error replies are
 // Ok, each with type kError.
-// One command's words, each a view of bytes the caller keeps alive until the call returns.
-using Argv = std::vector<std::string_view>;
 Status Pipeline(Connection& conn, const std::vector<Argv>& argvs, std::vector<Reply>* replies);
 
 // An error reply as Status (kInternal, or kUnavailable for READONLY/LOADING/

@@ -87,6 +87,7 @@ Status RedisStore::Exchange(const std::vector<hiredis::Argv>& argvs, std::vector
     DropIdle();
   }
   for (const Reply& r : *replies) {
+    if (r.type != Reply::Type::kError) continue;
     Status s = hiredis::FromErrorReply(r, "redis " + std::string(argvs.front()[0]));
     if (s.code() == ErrorCode::kUnavailable) {
       // READONLY: this master was demoted under us (and its siblings with it).
@@ -99,14 +100,18 @@ Status RedisStore::Exchange(const std::vector<hiredis::Argv>& argvs, std::vector
   return Status::Ok();
 }
 
-Status RedisStore::Command(const std::vector<std::string>& argv, Reply* reply) {
+Status RedisStore::Command(const hiredis::Argv& argv, Reply* reply) {
   std::vector<Reply> replies;
-  if (Status s = Exchange({hiredis::Argv(argv.begin(), argv.end())}, &replies); !s.ok()) return s;
+  if (Status s = Exchange({argv}, &replies); !s.ok()) return s;
   *reply = std::move(replies.front());
-  return hiredis::FromErrorReply(*reply, "redis " + argv[0]);
+  if (reply->type != Reply::Type::kError) return Status::Ok();
+  return hiredis::FromErrorReply(*reply, "redis " + std::string(argv[0]));
 }
 
 namespace {
+
+// An expiry as PX takes it: whole milliseconds, at least 1.
+std::string Millis(std::chrono::milliseconds ttl) { return std::to_string(ttl.count() > 0 ? ttl.count() : 1); }
 
 // An op's command: views of the op's own strings (and of `numbers`, whose
 // elements never move). Unlock deletes the lock only while
@@ -119,21 +124,23 @@ hiredis::Argv ArgvFor(const StoreOp& op, std::deque<std::string>* numbers) {
       "redis.call('sadd', KEYS[1], ARGV[1]) "
       "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
       "return 1";
-  const std::string_view ttl = numbers->emplace_back(std::to_string(op.ttl.count() > 0 ? op.ttl.count() : 1));
   switch (op.kind) {
     case StoreOp::Kind::kGet: return {"GET", op.key};
-    case StoreOp::Kind::kPut: return {"SET", op.key, op.value, "PX", ttl};
-    case StoreOp::Kind::kTryLock: return {"SET", op.key, op.value, "NX", "PX", ttl};
+    case StoreOp::Kind::kPut: return {"SET", op.key, op.value, "PX", numbers->emplace_back(Millis(op.ttl))};
+    case StoreOp::Kind::kTryLock:
+      return {"SET", op.key, op.value, "NX", "PX", numbers->emplace_back(Millis(op.ttl))};
     case StoreOp::Kind::kUnlock: return {"EVAL", kUnlock, "1", op.key, op.value};
-    case StoreOp::Kind::kAddToSet: return {"EVAL", kAddToSet, "1", op.key, op.value, ttl};
+    case StoreOp::Kind::kAddToSet:
+      return {"EVAL", kAddToSet, "1", op.key, op.value, numbers->emplace_back(Millis(op.ttl))};
   }
   return {"PING"};
 }
 
 // What `reply` says of `op`: its status, value and lock.
 void Interpret(Reply& reply, StoreOp* op) {
-  static constexpr const char* kNames[] = {"GET", "SET", "SET NX", "unlock", "add to set"};
-  op->status = hiredis::FromErrorReply(reply, std::string("redis ") + kNames[static_cast<int>(op->kind)]);
+  static constexpr std::string_view kNames[] = {"redis GET", "redis SET", "redis SET NX", "redis unlock",
+                                                "redis add to set"};
+  op->status = hiredis::FromErrorReply(reply, kNames[static_cast<int>(op->kind)]);
   if (!op->status.ok()) return;
   switch (op->kind) {
     case StoreOp::Kind::kGet:
@@ -205,16 +212,12 @@ Status RedisStore::TryLock(const std::string& key, const std::string& token, std
 Status RedisStore::GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
                              std::chrono::milliseconds ttl, std::string* value, bool* acquired) {
   // The entry as a bulk string; else 1 when the lock was taken, 0 when someone holds it.
-  static const std::string kScript =
+  static constexpr std::string_view kScript =
       "local v = redis.call('get', KEYS[1]) if v then return v end "
       "if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0";
   *acquired = false;
   Reply r;
-  if (Status s = Command({"EVAL", kScript, "2", key, lock_key, token, std::to_string(ttl.count() > 0 ? ttl.count() : 1)},
-                         &r);
-      !s.ok()) {
-    return s;
-  }
+  if (Status s = Command({"EVAL", kScript, "2", key, lock_key, token, Millis(ttl)}, &r); !s.ok()) return s;
   if (r.type == Reply::Type::kString) {
     *value = std::move(r.str);
     return Status::Ok();

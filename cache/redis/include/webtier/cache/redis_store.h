@@ -68,9 +68,9 @@ class RedisStore final : public Store {
   Status Run(std::vector<StoreOp>* ops) override;                                                   // cache::Store
 
  private:
-  // Runs one command (argv form, binary-safe) on a pooled connection; an
-  // error reply is a failed Status.
-  Status Command(const std::vector<std::string>& argv, hiredis::Reply* reply);
+  // Runs one command (binary-safe words) on a pooled connection; an error
+  // reply is a failed Status.
+  Status Command(const std::vector<std::string_view>& argv, hiredis::Reply* reply);
   // Runs commands as one pipeline on a pooled connection (the retry and
   // failover rules above); error replies are Ok but READONLY and its kind,
   // which fail it.
