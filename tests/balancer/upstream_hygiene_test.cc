@@ -521,6 +521,37 @@ TEST_F(UpstreamHygieneTest, AClientThatLeavesHasItsMemberRequestAbandoned) {
   EXPECT_EQ(a.connections() + b.connections(), 1);
 }
 
+// The watchdog looks at a client's socket only when epoll has reported
+// something since it was last seen empty: a client quiet for many ticks
+// (each of which could have marked its queue empty) that then shuts down
+// its sending side is still noticed, by the event its FIN brings.
+TEST_F(UpstreamHygieneTest, AClientQuietForManyTicksThenHalfClosedIsNoticed) {
+  std::atomic<int> requests{0};
+  std::atomic<int64_t> eof_at_ms{-1};
+  const auto t0 = Clock::now();
+  ScriptedMember member([&](int fd) {
+    std::string pending;
+    if (!ReadThrough(fd, pending, "\r\n\r\n")) return;
+    requests.fetch_add(1);
+    if (SeesEof(fd, 5s))
+      eof_at_ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  });
+  config_.request_timeout_ms = 10000;
+  Start(member.port());
+
+  const int fd = ConnectLoopback(proxy_->port(), 5s);
+  ASSERT_GE(fd, 0);
+  ASSERT_TRUE(SendAll(fd, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n"));
+  ASSERT_TRUE(testing::WaitFor([&] { return requests.load() == 1; }, 3s));
+  std::this_thread::sleep_for(400ms);  // eight watchdog ticks
+  EXPECT_LT(eof_at_ms.load(), 0) << "a quiet client was taken for gone";
+  const int64_t shut_at = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  ::shutdown(fd, SHUT_WR);
+  ASSERT_TRUE(testing::WaitFor([&] { return eof_at_ms.load() >= 0; }, 3s));
+  EXPECT_LT(eof_at_ms.load() - shut_at, 250);
+  ::close(fd);
+}
+
 TEST_F(UpstreamHygieneTest, AClientThatPipelinesIsNotGone) {
   ScriptedMember member([](int fd) {
     std::string pending;

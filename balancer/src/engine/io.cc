@@ -93,8 +93,15 @@ awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mu
 }
 
 bool PeerGone(tcp::socket& socket) {
+  // Nothing has arrived since the queue was last seen empty, not even a FIN
+  // (it would have come as an event): no look needed.
+  if (ReceiveQueueKnownEmpty(socket)) return false;
   const ssize_t n = Peek(socket);
-  return n == 0 || (n < 0 && !WouldBlock() && errno != EINTR);
+  if (n < 0 && WouldBlock()) {
+    MarkReceiveQueueEmpty(socket);  // until the next event, the next tick need not look
+    return false;
+  }
+  return n == 0 || (n < 0 && errno != EINTR);
 }
 
 size_t ChunkHeader(size_t n, char (&out)[20]) {

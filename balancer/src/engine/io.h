@@ -70,7 +70,9 @@ awaitable<std::tuple<error_code, size_t>> ReadSome(tcp::socket& socket, asio::mu
 
 // True when the peer of a connection the proxy is not reading from has left:
 // a non-blocking peek sees EOF or an error (reset). Bytes waiting (a client
-// pipelining its next request) or nothing yet: false.
+// pipelining its next request) or nothing yet: false. No syscall while the
+// receive queue is known empty (reactor_hints.h): a FIN or a reset would
+// have come as an event. A peek that finds nothing marks the queue empty.
 bool PeerGone(tcp::socket& socket);
 
 // Feeds `parser` from `buffer`, reading from `socket` (a member's socket or
