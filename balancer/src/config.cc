@@ -219,6 +219,11 @@ void AddFlags(CLI::App& app, Config* c) {
   app.add_option("--max-connections", c->max_connections, "client connections beyond this are closed at accept")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
+  app.add_option("--max-idle-upstream-per-member", c->max_idle_upstream_per_member,
+                 "idle keep-alive connections kept per member and proxy thread (more are closed once answered); "
+                 "those idle past --idle-timeout-ms close")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   app.add_option("--state-file", c->state_file, "where the last known pool is saved")->capture_default_str();
   app.add_option("--member-allow", c->member_allow_flag,
                  "comma-separated CIDR ranges (IPv4/IPv6) member addresses must be in, checked after name "

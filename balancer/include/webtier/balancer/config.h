@@ -60,7 +60,7 @@ struct Config {
   std::vector<std::string> hosts;               // --host: Host values served (*.domain allowed); empty = any; else 421
   bool reuse_always = false;                    // --upstream-reuse always: a first request may take a used connection
   int max_connections = 10000;                  // open client connections; more are closed at accept
-  int max_idle_upstream_per_member = 64;        // per proxy thread
+  int max_idle_upstream_per_member = 1024;      // per member and proxy thread
   std::string state_file;                       // last known pool; empty = off
   // Restart and upgrade without a dropped request (control/handover.h).
   std::string control_socket;                   // --control-socket: where a successor takes the sockets; "" = off
