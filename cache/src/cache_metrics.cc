@@ -48,6 +48,10 @@ CacheMetrics::CacheMetrics(prometheus::Registry& r)
                        .Register(r)
                        .Add({})),
       redis_errors(Counters(r, "webnode_redis_errors_total", "Failed Redis commands (timeouts, refused, lost).").Add({})),
+      orphan_locks(Counters(r, "webnode_cache_orphan_locks_released_total",
+                            "Fill locks of unknown fate (a take that timed out, a release that failed) released "
+                            "once Redis answered again.")
+                       .Add({})),
       origin_requests(Counters(r, "webnode_origin_requests_total",
                                "Fetches from the origin (the built-in app's routes or --origin).")
                           .Add({})),

@@ -109,6 +109,7 @@ Status ResponseCache::Guarded(const std::function<Status()>& op) {
   Status s = op();
   if (s.ok() || s.code() == ErrorCode::kNotFound) {
     breaker_->RecordSuccess();
+    if (!orphans_.empty()) SweepOrphans();
   } else {
     metrics_->redis_errors.Increment();
     uint64_t trips = breaker_->trips();
@@ -134,8 +135,39 @@ Status ResponseCache::RunGuarded(std::vector<StoreOp>* ops) {
 }
 
 std::shared_ptr<FillLock> ResponseCache::NewLock(const std::string& key) {
-  return std::make_shared<FillLock>(store_, LockKey(key), NewToken(),
-                                    [this](const std::function<Status()>& op) { return Guarded(op); });
+  return std::make_shared<FillLock>(
+      store_, LockKey(key), NewToken(), [this](const std::function<Status()>& op) { return Guarded(op); },
+      [this](const std::string& lock_key, const std::string& token) {
+        orphans_.Add({lock_key, token, clock_->SteadyNow() + options_.lock_ttl});
+      });
+}
+
+size_t ResponseCache::ReleaseOrphans(const std::string* lock_key) {
+  std::vector<OrphanLocks::Entry> entries = orphans_.Take(clock_->SteadyNow(), lock_key);
+  if (entries.empty()) return 0;
+  std::vector<StoreOp> ops;
+  ops.reserve(entries.size());
+  for (const OrphanLocks::Entry& e : entries) ops.push_back(StoreOp::Unlock(e.lock_key, e.token));
+  RunGuarded(&ops).IgnoreError();  // counted there
+  size_t released = 0;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    if (ops[i].status.ok()) {
+      ++released;
+    } else {
+      orphans_.Add(std::move(entries[i]));
+    }
+  }
+  metrics_->orphan_locks.Increment(static_cast<double>(released));
+  return released;
+}
+
+void ResponseCache::SweepOrphans() {
+  if (sweeping_.exchange(true)) return;
+  const bool queued = workers_->Submit([this] {
+    ReleaseOrphans();
+    sweeping_ = false;
+  });
+  if (!queued) sweeping_ = false;  // the next success tries again
 }
 
 ResponseCache::Lookup ResponseCache::Find(const std::string& key, bool count_corrupt, std::shared_ptr<FillLock>* lock) {
@@ -395,7 +427,7 @@ std::optional<Outcome> ResponseCache::LockOrCollapse(const std::string& key, con
     ops.push_back(lock->TakeOp(options_.lock_ttl));
     ops.push_back(StoreOp::Get(key));
     const Status s = RunGuarded(&ops);
-    lock->Taken(ops[0]);
+    lock->Taken(ops[0], s);
     if (!s.ok() && !lock->held()) {
       *store_up = false;
       return std::nullopt;
@@ -406,6 +438,10 @@ std::optional<Outcome> ResponseCache::LockOrCollapse(const std::string& key, con
       return Collapsed(request, *theirs, label);
     }
     if (lock->held() || !*store_up) return std::nullopt;
+    // The holder may be this node's own lock of unknown fate: let it go and
+    // try again at once rather than wait out its expiry.
+    const std::string lock_key = LockKey(key);
+    if (!orphans_.empty() && ReleaseOrphans(&lock_key) > 0) continue;
     if (clock_->SteadyNow() >= deadline) {
       log::Warn("cache", "fill lock wait timed out, fetching without it").kv("key", key);
       return std::nullopt;

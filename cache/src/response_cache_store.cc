@@ -134,7 +134,7 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
   const bool unlock = lock != nullptr && lock->held();
   if (unlock) ops.push_back(lock->ReleaseOp());
   RunGuarded(&ops).IgnoreError();  // counted there; what matters here is whether the entries went in
-  if (unlock) lock->Released();
+  if (unlock) lock->Released(ops.back());
   for (size_t i = 0; i < keys.size(); ++i) {
     if (!ops[i].status.ok()) return false;
   }

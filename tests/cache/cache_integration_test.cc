@@ -589,6 +589,34 @@ TEST_F(CacheTierTest, AStalledRedisSlowsNoRequestPastItsTimeouts) {
   EXPECT_EQ(a->Metric("webnode_cache_breaker_open"), 0);
 }
 
+// A lookup whose read-and-take times out leaves the take queued in a stalled
+// Redis, which runs it when it resumes: the key is then locked for a token no
+// fill waits on. The node must release that lock once Redis answers, not let
+// its misses wait out the lock's expiry (15 s).
+TEST_F(CacheTierTest, ALockTakenAfterItsLookupTimedOutIsReleasedWhenRedisAnswers) {
+  auto a = StartNode("a");
+  const std::string info = redis_->Cli({"INFO", "server"});
+  const pid_t redis_pid = std::stoi(info.substr(info.find("process_id:") + 11));
+  const std::string path = "/api/primes/" + std::to_string(5000 + ::getpid() % 1000) + "?" + Unique("orphan=");
+  const std::string lock_key = "webtier:lock:" + std::string(kKeyPrefix) + path;
+
+  ::kill(redis_pid, SIGSTOP);
+  HttpResponse bypassed = a->Get(path);  // the lookup times out after 250 ms
+  ::kill(redis_pid, SIGCONT);
+  EXPECT_EQ(bypassed.status, 200);
+  EXPECT_EQ(bypassed.header("x-cache"), "BYPASS");
+
+  const auto start = std::chrono::steady_clock::now();
+  HttpResponse next = a->Request("GET", path, {}, "", 30s);
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(next.status, 200) << next.error;
+  EXPECT_EQ(next.header("x-cache"), "MISS");
+  EXPECT_LT(waited, 5s) << "the miss waited on the orphaned lock";
+  EXPECT_GE(a->Metric("webnode_cache_orphan_locks_released_total"), 1);
+  EXPECT_TRUE(WaitFor([&] { return redis_->Cli({"EXISTS", lock_key}) == "0"; }, 5s));
+  EXPECT_EQ(a->Get(path).header("x-cache"), "HIT");
+}
+
 TEST_F(CacheTierTest, ACorruptRecordIsAMissThenAHit) {
   auto a = StartNode("a");
   const std::string path = "/api/primes/" + std::to_string(4000 + ::getpid() % 1000);

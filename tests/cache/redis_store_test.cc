@@ -146,6 +146,79 @@ TEST(FillLockTest, EveryCommandGoesThroughTheGuardAndADownStoreHoldsNothing) {
   EXPECT_EQ(commands.load(), 3);  // nothing to release
 }
 
+// A take that times out may still be run by the store (a stalled Redis runs
+// what it had queued once it resumes), and a release that fails leaves the
+// lock held: both are handed to `orphaned`, for a release once the store
+// answers again.
+TEST(FillLockTest, ATakeOfUnknownOutcomeAndAFailedReleaseAreOrphaned) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  const std::string info = redis.Cli({"INFO", "server"});
+  const pid_t pid = std::stoi(info.substr(info.find("process_id:") + 11));
+  std::vector<std::pair<std::string, std::string>> orphans;
+  auto orphaned = [&](const std::string& key, const std::string& token) { orphans.emplace_back(key, token); };
+
+  {
+    FillLock lock(&store, "lock-a", "token-a", nullptr, orphaned);
+    ::kill(pid, SIGSTOP);
+    const Status s = lock.TryTake(10s);
+    ::kill(pid, SIGCONT);
+    EXPECT_EQ(s.code(), ErrorCode::kTimeout);
+    EXPECT_FALSE(lock.held());
+  }
+  ASSERT_EQ(orphans.size(), 1u);
+  EXPECT_EQ(orphans[0], std::make_pair(std::string("lock-a"), std::string("token-a")));
+  // What makes it an orphan: Redis took it after all, for a token nobody holds.
+  EXPECT_TRUE(webtier::testing::WaitFor([&] { return redis.Cli({"GET", "lock-a"}) == "token-a"; }, 2s));
+
+  {
+    FillLock lock(&store, "lock-b", "token-b", nullptr, orphaned);
+    ASSERT_TRUE(lock.TryTake(10s).ok());
+    ASSERT_TRUE(lock.held());
+    ::kill(pid, SIGSTOP);
+    lock.Release();
+    ::kill(pid, SIGCONT);
+    EXPECT_FALSE(lock.held());
+  }
+  ASSERT_EQ(orphans.size(), 2u);
+  EXPECT_EQ(orphans[1].first, "lock-b");
+
+  {
+    FillLock lock(&store, "lock-c", "token-c", nullptr, orphaned);  // taken and released: nothing to report
+    ASSERT_TRUE(lock.TryTake(10s).ok());
+    ASSERT_TRUE(lock.held());
+  }
+  redis.Kill();
+  {
+    FillLock lock(&store, "lock-d", "token-d", nullptr, orphaned);  // refused at once: nothing was sent
+    EXPECT_FALSE(lock.TryTake(10s).ok());
+  }
+  EXPECT_EQ(orphans.size(), 2u);
+}
+
+TEST(OrphanLocksTest, TakeReturnsLiveEntriesDropsExpiredOnesAndStaysBounded) {
+  OrphanLocks orphans(3);
+  const auto now = std::chrono::steady_clock::now();
+  EXPECT_TRUE(orphans.empty());
+  orphans.Add({"k1", "t1", now + 10s});
+  orphans.Add({"k2", "t2", now - 1s});  // its lock has expired by itself
+  orphans.Add({"k3", "t3", now + 10s});
+  EXPECT_FALSE(orphans.empty());
+  const std::string k3 = "k3";
+  std::vector<OrphanLocks::Entry> only = orphans.Take(now, &k3);
+  ASSERT_EQ(only.size(), 1u);
+  EXPECT_EQ(only[0].token, "t3");
+  orphans.Add({"k4", "t4", now + 10s});
+  orphans.Add({"k5", "t5", now + 10s});
+  orphans.Add({"k6", "t6", now + 10s});  // past the capacity: the oldest (k1) goes
+  std::vector<OrphanLocks::Entry> all = orphans.Take(now);
+  std::vector<std::string> keys;
+  for (const auto& e : all) keys.push_back(e.lock_key);
+  EXPECT_EQ(keys, (std::vector<std::string>{"k4", "k5", "k6"}));
+  EXPECT_TRUE(orphans.empty());
+}
+
 // A batch is one pipeline on one connection: each op answered as its own
 // method would be, a later op seeing what an earlier one did.
 TEST(RedisStoreTest, RunAnswersEachOpInOrder) {

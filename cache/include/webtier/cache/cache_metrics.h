@@ -28,6 +28,7 @@ struct CacheMetrics {
   prometheus::Counter& purges;            // webnode_cache_purges_total
   prometheus::Gauge& breaker_open;        // webnode_cache_breaker_open (0/1)
   prometheus::Counter& redis_errors;      // webnode_redis_errors_total
+  prometheus::Counter& orphan_locks;      // webnode_cache_orphan_locks_released_total
   prometheus::Counter& origin_requests;   // webnode_origin_requests_total
   prometheus::Counter& origin_errors;     // webnode_origin_errors_total (transport failures and 5xx)
   prometheus::Histogram& origin_duration; // webnode_origin_duration_seconds

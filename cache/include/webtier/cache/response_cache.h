@@ -6,6 +6,7 @@
 // docs/cache.md states the semantics.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -224,6 +225,13 @@ class ResponseCache {
   // Store::Run of `ops` through Guarded: the batch's failure, else the first
   // op's (an absent key is no failure).
   Status RunGuarded(std::vector<StoreOp>* ops);
+  // Releases the orphaned fill locks (all, or `lock_key`'s) in one round trip;
+  // those whose release fails again stay for the next try. Returns how many
+  // the store answered for.
+  size_t ReleaseOrphans(const std::string* lock_key = nullptr);
+  // After a store command succeeded: queues one ReleaseOrphans on a worker
+  // when there are orphans and no such task is queued already.
+  void SweepOrphans();
   std::string NewToken() WEBTIER_EXCLUDES(rng_mu_);
 
   // Keeps a fresh record in the hot cache, if there is one.
@@ -239,6 +247,8 @@ class ResponseCache {
   CacheMetrics* const metrics_;
   Clock* const clock_;
   SingleFlight<Outcome> flights_;
+  OrphanLocks orphans_;
+  std::atomic<bool> sweeping_{false};  // a SweepOrphans task is queued or running
   Mutex rng_mu_;
   std::mt19937_64 rng_ WEBTIER_GUARDED_BY(rng_mu_);
 };
