@@ -440,8 +440,10 @@ std::optional<Outcome> ResponseCache::LockOrCollapse(const std::string& key, con
     if (lock->held() || !*store_up) return std::nullopt;
     // The holder may be this node's own lock of unknown fate: let it go and
     // try again at once rather than wait out its expiry.
-    const std::string lock_key = LockKey(key);
-    if (!orphans_.empty() && ReleaseOrphans(&lock_key) > 0) continue;
+    if (!orphans_.empty()) {
+      const std::string lock_key = LockKey(key);
+      if (ReleaseOrphans(&lock_key) > 0) continue;
+    }
     if (clock_->SteadyNow() >= deadline) {
       log::Warn("cache", "fill lock wait timed out, fetching without it").kv("key", key);
       return std::nullopt;
