@@ -543,6 +543,21 @@ echo
 echo "stacks: webtier (balancer --threads 1, $EDGE_NOTE; 2 webnodes --threads $WEBNODE_THREADS; 1 redis) | haproxy+nginx (nbthread 1; 2 nginx proxy_cache, 1 worker each) | haproxy+varnish (nbthread 1; 2 varnishd malloc,256m)"
 echo "load: wrk -t1 -c$CONNS -d$DURATION (+${WARMUP}s warm-up) on cpu 1, servers and origin on cpu 0; hot: $HOT URLs; mixed: 70% hot, 20% of $COLD cold, 10% misses; $ROUNDS rounds"
 echo "(cpu: the stack's server processes, CPU microseconds per request; to origin: the share of the requests that reached the origin, and the origin nginx's own CPU per request, apart)"
+# The servers' core must be quiet before the first round: whatever the
+# start-up left running there (nginx's cache loader walking its cache
+# directory after the warm-up, Varnish's and Redis' background work) would
+# otherwise be charged to the stack measured first, always webtier in round 1.
+# Up to 60 s, until cpu 0 is at least 90% idle over a second.
+cpu0_busy() {  # percent busy over the next second
+  local a b
+  a=$(awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+  sleep 1
+  b=$(awk '$1 == "cpu0" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8 }' /proc/stat)
+  awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); t = y[2] - x[2]; printf "%d", (t > 0 ? (y[1] - x[1]) * 100 / t : 0) }'
+}
+settle_start=$SECONDS
+while busy=$(cpu0_busy) && ((busy >= 10 && SECONDS - settle_start < 60)); do :; done
+echo "cpu 0 settled after $((SECONDS - settle_start)) s (busy ${busy}% in the last second)"
 for r in $(seq 1 "$ROUNDS"); do
   echo "round $r"
   # The order rotates: each stack goes first, second and third in turn.
