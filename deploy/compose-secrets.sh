@@ -5,9 +5,12 @@
 #   deploy/compose-secrets.sh [DIR]      (default deploy/secrets, or $WEBTIER_SECRETS_DIR)
 #
 #   redis-password           Redis' requirepass, for the webnodes (--redis-password-file)
+#   edge-redis-password      the balancer's Redis user webtier-edge, which may only
+#                            follow the invalidation channel (--edge-redis-password-file)
 #   sentinel-password        the Sentinels' requirepass (--redis-sentinel-password-file)
 #   grafana-admin-password   Grafana's admin password (GF_SECURITY_ADMIN_PASSWORD__FILE)
-#   redis-auth.conf          requirepass + masterauth, a config file redis-server reads
+#   redis-auth.conf          requirepass + masterauth + the user webtier-edge, a config
+#                            file redis-server reads
 #   sentinel-auth.conf       requirepass, sentinel-pass and auth-pass, appended to a
 #                            Sentinel's config when it is first written
 #   redis-exporter.json      the Redis exporter's password file (URI -> password)
@@ -35,13 +38,18 @@ password() {
   fi
 }
 password redis-password
+password edge-redis-password
 password sentinel-password
 password grafana-admin-password
 
 redis=$(<"$dir/redis-password")
+edge=$(<"$dir/edge-redis-password")
 sentinel=$(<"$dir/sentinel-password")
 # Derived files: rewritten every run from the passwords above.
-printf 'requirepass %s\nmasterauth %s\n' "$redis" "$redis" >"$dir/redis-auth.conf"
+# The balancers' user: SUBSCRIBE to webtier:purge and PING, no key, no other
+# channel, no other command (balancer/README.md "Edge cache").
+printf 'requirepass %s\nmasterauth %s\nuser webtier-edge on >%s resetchannels &webtier:purge resetkeys -@all +subscribe +ping\n' \
+  "$redis" "$redis" "$edge" >"$dir/redis-auth.conf"
 printf 'requirepass %s\nsentinel sentinel-pass %s\nsentinel auth-pass webtier %s\n' \
   "$sentinel" "$sentinel" "$redis" >"$dir/sentinel-auth.conf"
 printf '{"redis://redis:6379": "%s"}\n' "$redis" >"$dir/redis-exporter.json"

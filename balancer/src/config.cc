@@ -93,6 +93,9 @@ void AddEdgeCacheFlags(CLI::App& app, Config* c) {
                  "the tier's Redis servers (host:port,...; any of one replication group): the edge cache follows "
                  "the tier's invalidations on them (empty = the window alone bounds a purge)")
       ->capture_default_str();
+  app.add_option("--edge-redis-user", c->edge_redis_user,
+                 "the Redis ACL user the balancer authenticates as on --edge-redis (empty = the default user); it "
+                 "needs only SUBSCRIBE and PING on the channel webtier:purge");
   app.add_option("--edge-redis-password-file", c->edge_redis_password_file, "file holding the AUTH password for --edge-redis");
 }
 
@@ -109,6 +112,8 @@ Status FinalizeEdgeCache(Config* c) {
     c->edge_redis.push_back(address);
   }
   c->edge_redis_password.clear();
+  if (!c->edge_redis_user.empty() && c->edge_redis_password_file.empty())
+    return flags::Invalid("--edge-redis-user", "needs --edge-redis-password-file (a user authenticates with a password)");
   return flags::ReadSecretFile("--edge-redis-password-file", c->edge_redis_password_file, "--edge-redis-password",
                                &c->edge_redis_password);
 }

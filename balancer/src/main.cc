@@ -247,7 +247,8 @@ int main(int argc, char** argv) {
                           std::chrono::milliseconds(config.edge_cache_window_ms)},
         &cache::SystemClock::Get());
     if (!config.edge_redis.empty())
-      invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_password, *edge_cache);
+      invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_user,
+                                                            config.edge_redis_password, *edge_cache);
     log::Info("edge", "edge cache on")
         .kv("bytes", config.edge_cache_bytes)
         .kv("max_object_bytes", config.edge_cache_max_object_bytes)

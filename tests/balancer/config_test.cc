@@ -52,6 +52,8 @@ TEST(BalancerConfig, EachBadValueNamesItsFlag) {
       {[](Config* c) { c->member_allow_flag = "10.0.0.0/8,example.com"; }, "--member-allow"},
       {[](Config* c) { c->zk.admin_acl = "digest:admin:B05meOaFZGavGA/rJPCQlodOTYU="; }, "--zk-admin-acl"},
       {[](Config* c) { c->zk.auth_file = "/nonexistent/zk-auth"; }, "--zk-auth-file"},
+      {[](Config* c) { c->edge_redis_user = "webtier-edge"; }, "--edge-redis-user"},
+      {[](Config* c) { c->edge_redis_password_file = "/nonexistent/edge"; }, "--edge-redis-password-file"},
   };
   for (const auto& tc : cases) {
     Config c;

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -270,6 +271,79 @@ TEST_F(EdgeCacheTest, WithoutTheChannelTheWindowBoundsAPurge) {
   EXPECT_LE(reached, 2 * kWindow);
   std::cout << "an unannounced purge reached the edge cache in " << reached.count() << " ms (window "
             << kWindow.count() << " ms)\n";
+}
+
+// The balancer needs nothing of Redis but the invalidation channel: the ACL
+// user the deploy flavours give it (deploy/compose-secrets.sh) may only
+// SUBSCRIBE to webtier:purge and PING. Authenticated as such a user it
+// follows the channel and a purge reaches it; as a user without that channel
+// it never subscribes, says so in one warning, and the window bounds its
+// copies as without --edge-redis.
+TEST_F(EdgeCacheTest, ABalancerAsASubscribeOnlyAclUserFollowsTheChannel) {
+  const std::string user = Unique("edge-");
+  const std::string wrong = Unique("edge-wrong-");
+  ASSERT_EQ(redis_->Cli({"ACL", "SETUSER", user, "on", ">edge-secret", "resetchannels", "&webtier:purge", "resetkeys",
+                         "-@all", "+subscribe", "+ping"}),
+            "OK");
+  ASSERT_EQ(redis_->Cli({"ACL", "SETUSER", wrong, "on", ">edge-secret", "resetchannels", "&elsewhere", "resetkeys",
+                         "-@all", "+subscribe", "+ping"}),
+            "OK");
+  // What the user may not do (so the test below shows the balancer needs no more).
+  EXPECT_NE(redis_->Cli({"--user", user, "--pass", "edge-secret", "--no-auth-warning", "GET", "x"}).find("NOPERM"),
+            std::string::npos);
+  TempDir dir("edge-acl");
+  const std::string password_file = dir.path() + "/edge-redis-password";
+  std::ofstream(password_file) << "edge-secret\n";
+  auto start = [&](const std::string& as) {
+    auto b = std::make_unique<Balancer>(
+        zk_->connect(), kZkPath,
+        std::vector<std::string>{"--edge-cache-bytes", "1048576", "--edge-cache-window-ms",
+                                 std::to_string(kWindow.count()), "--edge-redis", redis_->address(),
+                                 "--edge-redis-user", as, "--edge-redis-password-file", password_file});
+    for (auto deadline = std::chrono::steady_clock::now() + 20s;
+         b->HealthyCount() < 2 && std::chrono::steady_clock::now() < deadline;) {
+      std::this_thread::sleep_for(50ms);
+    }
+    return b;
+  };
+  auto following = [](Balancer& b, std::chrono::milliseconds wait) {
+    for (auto deadline = std::chrono::steady_clock::now() + wait;;) {
+      if (MetricValue(b.Metrics(), "balancer_edge_cache_invalidation_channel").value_or(0) == 1) return true;
+      if (std::chrono::steady_clock::now() >= deadline) return false;
+      std::this_thread::sleep_for(50ms);
+    }
+  };
+
+  std::unique_ptr<Balancer> b = start(user);
+  ASSERT_TRUE(following(*b, 10s)) << b->process().Log();
+  const std::string path = Unique("/edge/acl-");
+  Serve(path, "v1");
+  auto get = [&](Balancer& on) { return HttpRequest("GET", on.url(path), {kHostField}); };
+  for (int i = 0; i < 10 && !EdgeHit(get(*b)); ++i) {
+  }
+  ASSERT_TRUE(EdgeHit(get(*b)));
+  Serve(path, "v2");
+  const auto purged_at = std::chrono::steady_clock::now();
+  const HttpResponse purge = HttpRequest("POST", nodes_[0]->admin_url("/admin/purge?path=" + path),
+                                         {"Authorization: Bearer " + std::string(kToken)});
+  ASSERT_EQ(purge.status, 200) << purge.body;
+  std::string body = get(*b).body;
+  while (body != "v2" && std::chrono::steady_clock::now() - purged_at < kWindow) body = get(*b).body;
+  const auto reached = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - purged_at);
+  EXPECT_EQ(body, "v2");
+  EXPECT_LT(reached, kWindow) << "the purge came by the channel, not by the window";
+  EXPECT_EQ(b->process().Log().find("edge-secret"), std::string::npos) << "no secret in the log";
+
+  std::unique_ptr<Balancer> denied = start(wrong);
+  EXPECT_FALSE(following(*denied, 2s));
+  const std::string log = denied->process().Log();
+  EXPECT_NE(log.find("purge channel: cannot subscribe"), std::string::npos) << log;
+  EXPECT_NE(log.find("NOPERM"), std::string::npos) << log;
+  size_t warnings = 0;
+  for (size_t at = log.find("cannot subscribe"); at != std::string::npos; at = log.find("cannot subscribe", at + 1)) {
+    ++warnings;
+  }
+  EXPECT_EQ(warnings, 1u) << "one warning, not one per retry:\n" << log;
 }
 
 TEST_F(EdgeCacheTest, ATagPurgeReachesTheEdge) {

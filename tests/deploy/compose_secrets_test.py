@@ -7,13 +7,19 @@ real on loopback, with the secrets deploy/compose-secrets.sh makes:
     without the password (NOAUTH) and takes a write with it, protected mode
     on, and no password on its command line;
   - the replica (docker-compose.redis-ha.yml) authenticates to it;
+  - the balancer's Redis user (its BALANCER_EDGE_REDIS_USER, with the file
+    its BALANCER_EDGE_REDIS_PASSWORD_FILE names) may subscribe to the
+    invalidation channel on both servers its BALANCER_EDGE_REDIS lists, and
+    may do nothing else (no key, no PUBLISH, no other channel);
   - a Sentinel whose config is written by the HA file's own script refuses
     clients without its password and reaches Redis with auth-pass;
   - the exporter's password file is keyed by its REDIS_ADDR; Grafana has
     no anonymous access and no admin password in the file;
   - and the Kubernetes dev overlay's Redis: its rendered command, with the
-    Secret's file and Kubernetes' "$$" -> "$", refuses clients without the
-    password too (skipped without kubectl).
+    Secret's files and Kubernetes' "$$" -> "$", refuses clients without the
+    password too, and has the balancers' user (the password file the
+    rendered balancer names) for the invalidation channel only (skipped
+    without kubectl).
 
 Container paths (/etc/webtier/secrets, /data) and service names are mapped
 to a temp dir and 127.0.0.1; ports are free ones.
@@ -125,7 +131,7 @@ class ComposeSecrets(unittest.TestCase):
                     if m:
                         mounted.add(m.group(1))
         self.assertTrue({"redis-auth.conf", "redis-password", "sentinel-password", "sentinel-auth.conf",
-                         "grafana-admin-password", "redis-exporter.json"} <= mounted, mounted)
+                         "grafana-admin-password", "redis-exporter.json", "edge-redis-password"} <= mounted, mounted)
         for f in mounted:
             self.assertTrue(os.path.isfile(os.path.join(self.secrets, f)), f)
         again = subprocess.run([os.path.join(DEPLOY, "compose-secrets.sh"), self.secrets], check=True,
@@ -157,6 +163,41 @@ class ComposeSecrets(unittest.TestCase):
             read(os.path.join(cls.work, "replica.log")))
         self.assertIn("NOAUTH", cli(cls.replica_port, "GET", "k"))
         self.assertNotIn(self.redis_password, read(f"/proc/{p.pid}/cmdline"))
+
+    def test_3b_balancer_user_may_only_follow_the_invalidation_channel(self):
+        cls = type(self)
+        env = self.main["services"]["balancer"]["environment"]
+        ha_env = self.ha["services"]["balancer"]["environment"]
+        user = env["BALANCER_EDGE_REDIS_USER"]
+        inside = env["BALANCER_EDGE_REDIS_PASSWORD_FILE"]
+        self.assertTrue(inside.startswith(SECRETS_IN_CONTAINER + "/"), inside)
+        self.assertTrue(any(v.endswith(":" + inside + ":ro") for v in self.main["services"]["balancer"]["volumes"]),
+                        "the password file is mounted into the balancer")
+        password = read(inside.replace(SECRETS_IN_CONTAINER, cls.secrets))
+        self.assertRegex(password, r"^[0-9a-f]{48}$")
+        self.assertEqual(env["BALANCER_EDGE_REDIS"], "redis:6379")
+        self.assertEqual(ha_env["BALANCER_EDGE_REDIS"], "redis:6379,redis-replica:6379")
+        ports = {"redis": cls.redis_port, "redis-replica": cls.replica_port}
+
+        def as_user(port, *args, timeout=10):
+            out = subprocess.run(["redis-cli", "--no-auth-warning", "--user", user, "--pass", password,
+                                  "-p", str(port), *args], capture_output=True, text=True, timeout=timeout)
+            return (out.stdout + out.stderr).strip()
+
+        for server in ha_env["BALANCER_EDGE_REDIS"].split(","):
+            port = ports[server.split(":")[0]]
+            self.assertEqual(as_user(port, "PING"), "PONG")
+            try:
+                subprocess.run(["redis-cli", "--no-auth-warning", "--user", user, "--pass", password, "-p",
+                                str(port), "SUBSCRIBE", "webtier:purge"], capture_output=True, text=True, timeout=1)
+                self.fail("SUBSCRIBE returned: it was refused")
+            except subprocess.TimeoutExpired as e:
+                self.assertIn("webtier:purge", (e.stdout or b"").decode() if isinstance(e.stdout, bytes)
+                              else (e.stdout or ""))
+            for refused in (("GET", "k"), ("SET", "k", "v"), ("PUBLISH", "webtier:purge", "x"),
+                            ("SUBSCRIBE", "other"), ("KEYS", "*"), ("CONFIG", "GET", "requirepass")):
+                self.assertIn("NOPERM", as_user(port, *refused), (server, refused))
+        self.assertNotIn(password, read(os.path.join(cls.secrets, "redis-password")))
 
     def test_4_sentinel_asks_for_its_password_and_uses_auth_pass(self):
         cls = type(self)
@@ -203,21 +244,30 @@ class KubernetesRedis(unittest.TestCase):
             self.skipTest("kubectl is not installed")
         out = subprocess.run(["kubectl", "kustomize", os.path.join(DEPLOY, "kubernetes/overlays/dev")],
                              check=True, capture_output=True, text=True).stdout
-        redis = next(o for o in yaml.safe_load_all(out)
-                     if o and o["kind"] == "Deployment" and o["metadata"]["name"] == "redis")
+        objects = [o for o in yaml.safe_load_all(out) if o]
+        redis = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "redis")
+        balancer = next(o for o in objects if o["kind"] == "Deployment" and o["metadata"]["name"] == "balancer")
         c = redis["spec"]["template"]["spec"]["containers"][0]
+        benv = {e["name"]: e.get("value") for e in balancer["spec"]["template"]["spec"]["containers"][0]["env"]}
+        edge_file = benv["BALANCER_EDGE_REDIS_PASSWORD_FILE"]
+        edge_dir = os.path.dirname(edge_file)
         work = tempfile.mkdtemp(prefix="webtier-k8s-redis-")
         try:
             secrets, data = os.path.join(work, "secrets"), os.path.join(work, "data")
+            edge = os.path.join(work, "edge")
             os.makedirs(secrets)
             os.makedirs(data)
+            os.makedirs(edge)
             password = "k8s-" + os.urandom(12).hex()
             with open(os.path.join(secrets, "redis-password"), "w") as f:
                 f.write(password)  # a Secret's file: no trailing newline
+            edge_password = "edge-" + os.urandom(12).hex()
+            with open(os.path.join(edge, os.path.basename(edge_file)), "w") as f:
+                f.write(edge_password)
             port = free_port()
             # What the kubelet runs: "$$" is Kubernetes' escape for "$".
-            argv = [a.replace("$$", "$").replace(SECRETS_IN_CONTAINER, secrets).replace("/data", data)
-                    for a in c["command"] + c.get("args", [])]
+            argv = [a.replace("$$", "$").replace(SECRETS_IN_CONTAINER, secrets).replace(edge_dir, edge)
+                    .replace("/data", data) for a in c["command"] + c.get("args", [])]
             argv[-1] += f" --port {port} --bind 127.0.0.1 --dir {data}"
             with open(os.path.join(work, "redis.log"), "w") as log:
                 p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
@@ -228,6 +278,18 @@ class KubernetesRedis(unittest.TestCase):
                 self.assertEqual(cli(port, "SET", "k", "v", password=password), "OK")
                 self.assertNotIn(password, read(f"/proc/{p.pid}/cmdline"))
                 self.assertEqual(stat.S_IMODE(os.stat(os.path.join(data, "auth.conf")).st_mode), 0o600)
+                user = benv["BALANCER_EDGE_REDIS_USER"]
+                self.assertEqual(benv["BALANCER_EDGE_REDIS"], "redis:6379")
+
+                def as_user(*args):
+                    out = subprocess.run(["redis-cli", "--no-auth-warning", "--user", user, "--pass", edge_password,
+                                          "-p", str(port), *args], capture_output=True, text=True, timeout=10)
+                    return (out.stdout + out.stderr).strip()
+
+                self.assertEqual(as_user("PING"), "PONG")
+                for refused in (("GET", "k"), ("PUBLISH", "webtier:purge", "x"), ("SUBSCRIBE", "other")):
+                    self.assertIn("NOPERM", as_user(*refused), refused)
+                self.assertNotIn(edge_password, read(f"/proc/{p.pid}/cmdline"))
             finally:
                 p.kill()
                 p.wait()

@@ -52,7 +52,7 @@ BALANCER_ADMIN_PATHS = {"/health", "/healthz", "/status", "/metrics"}
 # Secrets the operator creates before `kubectl apply` (docs/kubernetes.md
 # "Secrets"), with the keys they hold.
 OPERATOR_SECRETS = {
-    "webtier-redis": {"redis-password", "sentinel-password"},
+    "webtier-redis": {"redis-password", "sentinel-password", "edge-redis-password"},
     "grafana-admin": {"password"},
     "webnode-admin": {"token"},
 }

@@ -33,6 +33,10 @@ REDIS_PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 SENTINEL_PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
 printf '%s\n' "$REDIS_PW" >"$WORK/secrets/redis-password"
 printf '%s\n' "$SENTINEL_PW" >"$WORK/secrets/sentinel-password"
+# Its optional key edge-redis-password, mounted apart (/etc/webtier/edge).
+mkdir -p "$WORK/edge"
+EDGE_PW=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+printf '%s' "$EDGE_PW" >"$WORK/edge/edge-redis-password"
 
 cleanup() {
   for i in "${!PID[@]}"; do kill -KILL "${PID[$i]}" 2>/dev/null || true; done
@@ -75,7 +79,7 @@ start() {
   fi
   # ip netns exec, unshare, sh and the script all exec: $! is the server.
   ip netns exec "wt${TAG}p$i" unshare --uts sh -c \
-    "hostname ${PODS[$i]} && cd $WORK && exec env $env SECRETS_DIR=$WORK/secrets MASTER_NAME=webtier SENTINELS=$SENTINELS sh $SCRIPTS/$script" \
+    "hostname ${PODS[$i]} && cd $WORK && exec env $env SECRETS_DIR=$WORK/secrets EDGE_SECRETS_DIR=$WORK/edge MASTER_NAME=webtier SENTINELS=$SENTINELS sh $SCRIPTS/$script" \
     >>"$WORK/${PODS[$i]}.log" 2>&1 &
   PID[$i]=$!
 }
@@ -87,6 +91,11 @@ cli() {
   REDISCLI_AUTH=$pw ip netns exec "wt${TAG}p$1" redis-cli --no-auth-warning -h 127.0.0.1 -p "$2" "${@:3}" 2>/dev/null || true
 }
 noauth() { [[ $(ip netns exec "wt${TAG}p$1" redis-cli -h 127.0.0.1 -p "$2" "${@:3}" 2>&1) == *NOAUTH* ]]; }
+# as_edge POD ARGS...: redis-cli in the pod as the balancers' user webtier-edge.
+as_edge() {
+  ip netns exec "wt${TAG}p$1" redis-cli --no-auth-warning --user webtier-edge --pass "$EDGE_PW" -h 127.0.0.1 -p 6379 \
+    "${@:2}" 2>&1 || true
+}
 master_of() { cli "$1" 26379 SENTINEL get-master-addr-by-name webtier | head -n 1; }
 # wait_for SECONDS DESCRIPTION COMMAND...: polls every 0.2 s.
 wait_for() {
@@ -126,11 +135,17 @@ cli 0 6379 SET webtier:probe before-failover >/dev/null
 noauth 0 6379 SET webtier:x y || { echo "FAIL: redis-0 takes a write without the password"; exit 1; }
 noauth 2 26379 SENTINEL get-master-addr-by-name webtier || { echo "FAIL: a Sentinel answers without the password"; exit 1; }
 for pid in "${PID[@]}"; do
-  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -e "$REDIS_PW" -e "$SENTINEL_PW"; then
+  if tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -e "$REDIS_PW" -e "$SENTINEL_PW" -e "$EDGE_PW"; then
     echo "FAIL: a password on the command line of $(tr '\0' ' ' <"/proc/$pid/cmdline")"; exit 1
   fi
 done
 echo "ok: no client without the password; no password in argv"
+for pod in 0 1; do
+  [[ $(as_edge "$pod" PING) == PONG ]] || { echo "FAIL: ${PODS[$pod]} has no user webtier-edge"; exit 1; }
+  [[ $(as_edge "$pod" GET webtier:probe) == *NOPERM* ]] || { echo "FAIL: webtier-edge reads a key on ${PODS[$pod]}"; exit 1; }
+  [[ $(as_edge "$pod" PUBLISH webtier:purge x) == *NOPERM* ]] || { echo "FAIL: webtier-edge publishes on ${PODS[$pod]}"; exit 1; }
+done
+echo "ok: the balancers' user webtier-edge on both servers, and it reads no key"
 
 t0=$SECONDS
 kill -KILL "${PID[0]}"

@@ -449,9 +449,21 @@ sentinel_knows() {
     SENTINEL master webtier) == *$'\nflags\nmaster\n'* ]]
 }
 check 'the sentinel reaches the master with auth-pass' sentinel_knows
+# The balancer's user: the invalidation channel and nothing else, on both servers.
+EDGE_PASSWORD=$(<"$RUN_DIR/secrets/edge-redis-password")
+as_edge() { redis-cli --no-auth-warning --user webtier-edge --pass "$EDGE_PASSWORD" -p "$1" "${@:2}" 2>&1; }
+edge_may() { [[ $(as_edge "$@") != *NOPERM* && $(as_edge "$@") != *WRONGPASS* ]]; }
+edge_may_not() { [[ $(as_edge "$@") == *NOPERM* ]]; }
+check 'the edge user may PING' edge_may "$REDIS_PORT" PING
+check 'the edge user may subscribe to webtier:purge' \
+  bash -c "[[ \$(timeout 1 redis-cli --no-auth-warning --user webtier-edge --pass '$EDGE_PASSWORD' -p $REPLICA_PORT SUBSCRIBE webtier:purge 2>&1) == *subscribe*webtier:purge* ]]"
+check 'the edge user may not read a key' edge_may_not "$REDIS_PORT" GET k
+check 'the edge user may not write a key' edge_may_not "$REPLICA_PORT" SET k v
+check 'the edge user may not publish' edge_may_not "$REDIS_PORT" PUBLISH webtier:purge x
+check 'the edge user may not subscribe elsewhere' edge_may_not "$REDIS_PORT" SUBSCRIBE other
 
 # ---------------------------------------------------------------- no secret in sight
-secrets=("$REDIS_PASSWORD" "$SENTINEL_PASSWORD" "$(<"$RUN_DIR/admin-token")")
+secrets=("$REDIS_PASSWORD" "$SENTINEL_PASSWORD" "$EDGE_PASSWORD" "$(<"$RUN_DIR/admin-token")")
 in_no_argv() {
   local s pid start f
   for f in "$RUN_DIR"/pids/*.pid; do
@@ -472,7 +484,7 @@ check 'no secret in a log or on the terminal' in_no_log
 mode_is() { [[ $(stat -c %a "$2") == "$1" ]] || { echo "  $2 is $(stat -c %a "$2")"; return 1; }; }
 check 'run dir 0700' mode_is 700 "$RUN_DIR"
 check 'logs 0700' mode_is 700 "$RUN_DIR/logs"
-for f in secrets/redis-password secrets/sentinel-password admin-token redis/redis.conf \
+for f in secrets/redis-password secrets/sentinel-password secrets/edge-redis-password admin-token redis/redis.conf \
   redis-replica/redis.conf sentinel-1/sentinel.conf logs/redis.log; do
   check "$f 0600" mode_is 600 "$RUN_DIR/$f"
 done
@@ -484,6 +496,15 @@ check 'the webnode gets --redis-sentinel-password-file' has_flag --redis-sentine
 check 'the webnode gets --admin-token-file' has_flag --admin-token-file
 check 'the webnode gets no --admin-token' bash -c "! grep -qx -- --admin-token '$WORK/webnode-argv'"
 check 'the environment password is not passed on' bash -c "! grep -q '^WEBNODE_REDIS_PASSWORD=' '$WORK/webnode-env'"
+
+# ---------------------------------------------------------------- the balancer's flags
+# shellcheck disable=SC2016 # expanded by the launcher's shell
+WEBTIER_REDIS_HA=1 launcher 'balancer_command; printf "%s\n" "${BALANCER_CMD[@]}"' >"$WORK/balancer-argv" 2>&1
+follows() { grep -qxF -- "$1" "$WORK/balancer-argv" || { cat "$WORK/balancer-argv"; return 1; }; }
+check 'the balancer follows the channel on both servers' follows "127.0.0.1:$REDIS_PORT,127.0.0.1:$REPLICA_PORT"
+check 'the balancer authenticates as webtier-edge' follows webtier-edge
+check 'the balancer reads its password from a file' follows "$RUN_DIR/secrets/edge-redis-password"
+check 'no edge password on its command line' bash -c "! grep -qF -- '$EDGE_PASSWORD' '$WORK/balancer-argv'"
 
 if ((failures)); then
   echo "$failures check(s) failed; launcher output:"

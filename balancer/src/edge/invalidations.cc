@@ -13,10 +13,12 @@ struct Invalidations::Impl {
   std::unique_ptr<cache::RedisSubscriber> subscriber;
 };
 
-Invalidations::Invalidations(const std::vector<net::HostPort>& servers, const std::string& password, EdgeCache& edge)
+Invalidations::Invalidations(const std::vector<net::HostPort>& servers, const std::string& user,
+                             const std::string& password, EdgeCache& edge)
     : impl_(std::make_unique<Impl>()) {
   cache::RedisOptions options;
   options.master = std::make_shared<cache::RotatingRedisMaster>(servers);
+  options.user = user;
   options.password = password;
   auto on_message = [&edge](const std::string& key) {
     const std::string url = UrlOfCacheKey(key);

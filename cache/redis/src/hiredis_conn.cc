@@ -87,7 +87,9 @@ Status Dial(const net::HostPort& address, const DialOptions& options, std::uniqu
   }
   if (!options.password.empty()) {
     Reply r;
-    if (Status s = Command(*conn, {"AUTH", options.password}, &r); !s.ok()) return s;
+    const Status s = options.user.empty() ? Command(*conn, {"AUTH", options.password}, &r)
+                                          : Command(*conn, {"AUTH", options.user, options.password}, &r);
+    if (!s.ok()) return s;
     if (r.type == Reply::Type::kError) return Status(ErrorCode::kUnavailable, "redis auth: " + r.str);
   }
   *out = std::move(conn);

@@ -56,6 +56,7 @@ class Connection {
 struct DialOptions {
   std::chrono::milliseconds connect_timeout{100};  // per connection attempt
   std::chrono::milliseconds command_timeout{250};  // per reply (redisSetTimeout)
+  std::string user;                                // AUTH's user (Redis 6 ACL); empty = the default user
   std::string password;                            // AUTH; empty = none
 };
 

@@ -18,7 +18,10 @@ std::shared_ptr<RedisMaster> MasterOf(const RedisOptions& o) {
 }
 
 hiredis::DialOptions DialFor(const RedisOptions& o) {
-  return {.connect_timeout = o.connect_timeout, .command_timeout = o.command_timeout, .password = o.password};
+  return {.connect_timeout = o.connect_timeout,
+          .command_timeout = o.command_timeout,
+          .user = o.user,
+          .password = o.password};
 }
 
 }  // namespace
@@ -276,12 +279,20 @@ RedisSubscriber::~RedisSubscriber() {
 }
 
 void RedisSubscriber::Run() {
+  // The first failure in a row is a warning (a wrong password or an ACL
+  // user without the channel never subscribes at all); the retries after it
+  // are debug lines, one every retry interval.
+  bool failing = false;
   while (!stop_.load()) {
     Status s = Listen();
-    if (subscribed_.exchange(false) && on_state_) on_state_(false);
+    const bool was_subscribed = subscribed_.exchange(false);
+    if (was_subscribed && on_state_) on_state_(false);
     if (stop_.load()) return;
     if (s.ok()) continue;  // the master changed: subscribe on the new one at once
-    log::Debug("redis", "purge channel disconnected").kv("err", s.ToString());
+    if (was_subscribed) failing = false;
+    if (!failing) log::Warn("redis", "purge channel: cannot subscribe; retrying").kv("err", s.ToString());
+    else log::Debug("redis", "purge channel disconnected").kv("err", s.ToString());
+    failing = true;
     for (auto slept = std::chrono::milliseconds(0); slept < retry_ && !stop_.load(); slept += std::chrono::milliseconds(50)) {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }

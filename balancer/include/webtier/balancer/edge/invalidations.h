@@ -21,8 +21,11 @@ namespace webtier::balancer::edge {
 
 class Invalidations {
  public:
-  // Subscribes on its own thread, retrying every 500 ms. `edge` must outlive it.
-  Invalidations(const std::vector<net::HostPort>& servers, const std::string& password, EdgeCache& edge);
+  // Subscribes on its own thread, retrying every 500 ms, authenticated as
+  // `user` (empty: the default user) with `password` (empty: no AUTH).
+  // `edge` must outlive it.
+  Invalidations(const std::vector<net::HostPort>& servers, const std::string& user, const std::string& password,
+                EdgeCache& edge);
   ~Invalidations();
   Invalidations(const Invalidations&) = delete;
   Invalidations& operator=(const Invalidations&) = delete;

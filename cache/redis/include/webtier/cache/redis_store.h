@@ -27,6 +27,7 @@ struct Reply;
 struct RedisOptions {
   net::HostPort address;                                  // the Redis server, when `master` is unset
   std::shared_ptr<RedisMaster> master;                    // where the master is (overrides `address`)
+  std::string user;                                       // AUTH's user (a Redis 6 ACL user); empty = the default user
   std::string password;                                   // AUTH; empty = none
   std::chrono::milliseconds connect_timeout{100};         // per connection attempt
   std::chrono::milliseconds command_timeout{250};         // per reply (redisSetTimeout)
