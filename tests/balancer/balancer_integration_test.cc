@@ -26,6 +26,7 @@
 #include "echo_backend.h"
 #include "webtier/common/serverset.h"
 #include "webtier/common/zk_session.h"
+#include "webtier/testing/h2_client.h"
 #include "webtier/testing/harness.h"
 #include "webtier/testing/load.h"
 #include "webtier/testing/tls.h"
@@ -1553,7 +1554,37 @@ TEST_F(BalancerTest, SpansOfBothProgramsReachACollectorAsOneTrace) {
   EXPECT_EQ(SpanAttribute(refused, "webtier.flags"), "admin_path") << refused;
   EXPECT_EQ(SpanAttribute(refused, "webtier.attempts"), "0") << refused;
   EXPECT_EQ(SpanAttribute(refused, "webtier.member"), "") << refused;
-  EXPECT_GE(Metric("balancer_spans_total", {{"result", "exported"}}), 3);
+
+  // An HTTP/2 stream (h2c) is a request like any other: its span continues
+  // the client's trace, names the protocol, and the node's span is its child.
+  const std::string h2_trace = "6df92f3577b34da6a3ce929d0e0e4738";
+  {
+    testing::H2Client h2(balancer_->port());
+    ASSERT_TRUE(h2.ok()) << h2.error();
+    const auto r = h2.Request("GET", "/spans/h2", {{"traceparent", "00-" + h2_trace + "-" + client_parent + "-01"}});
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  json h2_span;
+  ASSERT_TRUE(WaitFor([&] {
+    spans = collector.Spans();
+    for (const json& s : spans) {
+      if (s["service"] == "webtier-balancer" && s["traceId"] == h2_trace) h2_span = s;
+    }
+    return !h2_span.is_null();
+  }, 15s));
+  EXPECT_EQ(h2_span["parentSpanId"], client_parent) << h2_span;
+  EXPECT_EQ(h2_span["name"], "GET") << h2_span;
+  EXPECT_EQ(SpanAttribute(h2_span, "network.protocol.version"), "2") << h2_span;
+  EXPECT_EQ(SpanAttribute(h2_span, "url.path"), "/spans/h2") << h2_span;
+  EXPECT_EQ(SpanAttribute(h2_span, "http.response.status_code"), "200") << h2_span;
+  EXPECT_EQ(SpanAttribute(h2_span, "webtier.member"), "span-node") << h2_span;
+  EXPECT_EQ(SpanAttribute(h2_span, "webtier.request_id").size(), 32u) << h2_span;
+  bool child = false;
+  for (const json& w : spans) {
+    if (w["service"] == "webtier-webnode" && w["parentSpanId"] == h2_span["spanId"]) child = true;
+  }
+  EXPECT_TRUE(child) << "the node's span of the h2 request is the balancer span's child";
+  EXPECT_GE(Metric("balancer_spans_total", {{"result", "exported"}}), 5);
   EXPECT_EQ(Metric("balancer_spans_total", {{"result", "dropped"}}), 0);
 }
 

@@ -296,56 +296,8 @@ awaitable<void> ClientSession::Reject(int status, Rejection reason, std::string_
 
 void ClientSession::ExportSpan(int status, uint32_t flags, const Exchange* exchange) {
   const auto* head = request_.head;
-  const bool prepared = exchange != nullptr && exchange->prepared();
-  if (!prepared && head == nullptr) return;  // an unreadable request: no trace to put it in
-  // A request that reached no member made no trace context: its span goes
-  // on with the client's trace (one valid traceparent) or starts one.
-  RequestTrace own;
-  if (!prepared) {
-    const auto range = head->equal_range("traceparent");
-    std::optional<TraceParent> parent;
-    if (range.first != range.second && std::next(range.first) == range.second) {
-      const auto value = range.first->value();
-      parent = ParseTraceparent(std::string_view(value.data(), value.size()));
-    }
-    own = ChildOf(parent);
-  }
-  const RequestTrace& trace = prepared ? exchange->trace() : own;
-  const auto now = std::chrono::system_clock::now();
-  otlp::Span span;
-  span.trace_id.assign(trace.trace_id, kTraceIdLength);
-  span.span_id.assign(trace.span_id, kSpanIdLength);
-  if (trace.continued) span.parent_span_id.assign(trace.parent_id, kSpanIdLength);
-  span.kind = otlp::SpanKind::kServer;
-  span.end = now;
-  span.start = now - std::chrono::duration_cast<std::chrono::system_clock::duration>(Clock::now() - request_.start);
-  std::vector<otlp::Attribute>& a = span.attributes;
-  if (head != nullptr) {
-    span.name = std::string(head->method_string());
-    a.push_back({"http.request.method", span.name});
-    a.push_back({"url.path", std::string(head->target())});
-    a.push_back({"server.address", std::string((*head)[http::field::host])});
-    a.push_back({"network.protocol.version", std::string(head->version() >= 11 ? "1.1" : "1.0")});
-  }
-  a.push_back({"client.address", client_ip_});
-  if (status != 0) a.push_back({"http.response.status_code", static_cast<int64_t>(status)});
-  if (prepared) a.push_back({"webtier.request_id", std::string(exchange->request_id())});
-  const ExchangeLog empty{};
-  const ExchangeLog& log = exchange != nullptr ? exchange->log() : empty;
-  a.push_back({"webtier.attempts", static_cast<int64_t>(log.attempts)});
-  if (log.member != nullptr) a.push_back({"webtier.member", log.member->serverset().id});
-  if (const std::string f = AccessFlagsText(flags | log.flags); !f.empty()) a.push_back({"webtier.flags", f});
-  if (!log.cache_view().empty()) a.push_back({"webtier.cache", std::string(log.cache_view())});
-  for (size_t i = 0; i < log.noted_count; ++i) {
-    const ExchangeLog::AttemptNote& n = log.noted[i];
-    span.events.push_back({n.start,
-                           "attempt",
-                           {{"webtier.member", n.member->serverset().id},
-                            {"server.address", n.member->address()},
-                            {"webtier.outcome", n.failure == 0 ? std::string("answered") : AccessFlagsText(n.failure)}}});
-  }
-  span.error = status == 0 || status >= 500;
-  worker_.spans->Export(std::move(span));
+  ExportRequestSpan(worker_, head, head != nullptr && head->version() < 11 ? "1.0" : "1.1", request_.start, client_ip_,
+                    status, flags, exchange);
 }
 
 uint64_t ClientSession::RequestBytesIn() const {

@@ -201,6 +201,15 @@ class Exchange {
 void DescribeRequest(const http::request_header<>& head, AccessRecord& r);
 void DescribeExchange(const Exchange& exchange, AccessRecord& r);
 
+// The request's span, for --otlp-endpoint (worker.spans set): the balancer's
+// span of the trace it sent the request on, with each attempt as an event.
+// A request refused before any member (`exchange` null or never prepared)
+// gets a span of its own in the client's trace; one without a head (`head`
+// null: unreadable) none. `protocol_version`: "1.0", "1.1" or "2".
+void ExportRequestSpan(WorkerContext& worker, const http::request_header<>* head, std::string_view protocol_version,
+                       Clock::time_point start, const std::string& client_ip, int status, uint32_t flags,
+                       const Exchange* exchange);
+
 // Counts an answer the client got (`status` non-zero) for the status page:
 // the balancer's totals and, for a member's own answer, the member's.
 void CountClientAnswer(WorkerContext& worker, int status, uint64_t bytes_in, uint64_t bytes_out, double ms, bool tls,

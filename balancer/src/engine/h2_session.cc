@@ -431,6 +431,8 @@ void H2Session::Finish(H2Stream& s, const Exchange* exchange) {
   metrics.request_duration.Observe(ms / 1000);
   const uint64_t in = s.head.bytes() + s.body_received;
   if (status != 0) CountClientAnswer(worker_, status, in, s.bytes_out, ms, conn_.stream.tls(), Protocol::kHttp2, exchange);
+  const http::request_header<>* head = s.request.method_string().empty() ? nullptr : &s.request;
+  if (worker_.spans != nullptr) ExportRequestSpan(worker_, head, "2", s.start, client_ip_, status, s.flags, exchange);
   if (worker_.access_log == nullptr) return;
   AccessRecord r;
   r.time = s.time;
