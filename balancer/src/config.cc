@@ -89,6 +89,11 @@ void AddEdgeCacheFlags(CLI::App& app, Config* c) {
                  "an edge-cached answer goes back to the tier at least this often (the bound on a missed purge)")
       ->capture_default_str()
       ->check(CLI::Range(10, 60000));
+  app.add_option("--edge-cache-min-uses", c->edge_cache_min_uses,
+                 "an answer is kept in the edge cache from the Nth request for its URL on (lately, as its frequency "
+                 "sketch counts; 1 = the first answer): one-hit URLs stay in the tier's cache only")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 15));
   app.add_option("--edge-redis", c->edge_redis_flag,
                  "the tier's Redis servers (host:port,...; any of one replication group): the edge cache follows "
                  "the tier's invalidations on them (empty = the window alone bounds a purge)")

@@ -244,7 +244,7 @@ int main(int argc, char** argv) {
   if (config.edge_cache()) {
     edge_cache = std::make_unique<edge::EdgeCache>(
         edge::EdgeOptions{config.edge_cache_bytes, config.edge_cache_max_object_bytes,
-                          std::chrono::milliseconds(config.edge_cache_window_ms)},
+                          std::chrono::milliseconds(config.edge_cache_window_ms), config.edge_cache_min_uses},
         &cache::SystemClock::Get());
     if (!config.edge_redis.empty())
       invalidations = std::make_unique<edge::Invalidations>(config.edge_redis, config.edge_redis_user,
@@ -253,6 +253,7 @@ int main(int argc, char** argv) {
         .kv("bytes", config.edge_cache_bytes)
         .kv("max_object_bytes", config.edge_cache_max_object_bytes)
         .kv("window_ms", config.edge_cache_window_ms)
+        .kv("min_uses", config.edge_cache_min_uses)
         .kv("invalidations", config.edge_redis_flag.empty() ? "none (window only)" : config.edge_redis_flag);
   }
   AdminServer admin(config, pool, members, metrics, registry);

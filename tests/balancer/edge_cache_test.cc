@@ -56,6 +56,37 @@ TEST(EdgeCacheTest, ServesWhatWasInsertedUntilItsFreshnessEnds) {
   EXPECT_EQ(edge.Stats().objects, 0u) << "an expired object goes when found";
 }
 
+// --edge-cache-min-uses: an answer is offered from the Nth request for its
+// URL on, so a one-hit URL never costs the edge a copy; an answer that
+// replaces a stored object, or one fetched without a lookup, always is.
+TEST(EdgeCacheTest, AnAnswerIsOfferedFromItsUrlsMinUsesthRequestOn) {
+  FakeClock clock;
+  EdgeCache edge({1 << 20, 1 << 20, milliseconds(100000), 3}, &clock);
+  Lookup first = edge.Find("http://a.example", "/x", kNoVary);
+  EXPECT_EQ(first.uses, 1);
+  EXPECT_FALSE(edge.MayOffer(first, true));
+  EXPECT_EQ(edge.Find("http://a.example", "/x", kNoVary).uses, 2);
+  const Lookup third = edge.Find("http://a.example", "/x", kNoVary);
+  EXPECT_EQ(third.uses, 3);
+  ASSERT_TRUE(edge.MayOffer(third, true));
+  ASSERT_TRUE(edge.Insert(Object(clock, "/x", 100, 5000), third.epoch));
+  EXPECT_EQ(edge.Find("http://a.example", "/x", kNoVary).kind, Lookup::Kind::kHit);
+  // Another URL's uses are its own; without a lookup (a request that asks
+  // the tier itself) the answer is offered.
+  const Lookup other = edge.Find("http://a.example", "/y", kNoVary);
+  EXPECT_EQ(other.uses, 1);
+  EXPECT_FALSE(edge.MayOffer(other, true));
+  EXPECT_TRUE(edge.MayOffer(Lookup{}, false));
+  // Stored and expired: the object found overdue is replaced whatever the count.
+  Lookup overdue;
+  overdue.object = std::make_shared<EdgeObject>();
+  EXPECT_TRUE(edge.MayOffer(overdue, true));
+  EXPECT_EQ(edge.Stats().too_few_uses, 2u);
+  // With 1, every answer is offered.
+  EdgeCache every({1 << 20, 1 << 20, milliseconds(100000), 1}, &clock);
+  EXPECT_TRUE(every.MayOffer(every.Find("http://a.example", "/z", kNoVary), true));
+}
+
 TEST(EdgeCacheTest, AnObjectGoesBackToTheTierOncePerWindow) {
   FakeClock clock;
   EdgeCache edge({1 << 20, 1 << 20, milliseconds(1000)}, &clock);

@@ -12,6 +12,9 @@
 # With BALANCER_BIN the suite goes through a balancer with its edge cache on
 # (--edge-cache-bytes, following the node's Redis for invalidations) in front
 # of the node, as a client of the tier would: it must pass at least as much.
+# --edge-cache-min-uses 1 there: every storable answer goes into the edge
+# cache at once, so the suite's second requests test the edge's own rules
+# (by default a URL's answer is kept from its second request on).
 # Env: PASS_FLOOR, REQUIRED_FAIL_CEILING, KEEP_RESULTS=file (copy of the raw results).
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/../.." && pwd)
@@ -68,7 +71,7 @@ if [[ -n $balancer ]]; then
     "$node_port" >"$tmp/state.json"
   WEBTIER_LOG_LEVEL=warn "$balancer" --listen "127.0.0.1:$proxy_port" --admin-listen "127.0.0.1:$proxy_admin" \
     --zk 127.0.0.1:1 --state-file "$tmp/state.json" --health-path "" \
-    --edge-cache-bytes 67108864 --edge-redis "127.0.0.1:$redis_port" >"$tmp/balancer.log" 2>&1 &
+    --edge-cache-bytes 67108864 --edge-cache-min-uses 1 --edge-redis "127.0.0.1:$redis_port" >"$tmp/balancer.log" 2>&1 &
   pids+=($!)
   wait_http "http://127.0.0.1:$proxy_admin/health"
   target="http://127.0.0.1:$proxy_port" name="balancer+edge"

@@ -172,6 +172,7 @@ Lookup EdgeCache::Find(std::string_view site, std::string_view url, const Select
   shard.sketch.Add(hash);
   Lookup found;
   found.epoch = shard.epoch;
+  found.uses = shard.sketch.Estimate(hash);
   auto slot = shard.by_url.find(url);
   if (slot == shard.by_url.end()) {
     ++shard.stats.misses;
@@ -319,6 +320,12 @@ uint64_t EdgeCache::EpochOf(std::string_view url) {
   return shard.epoch;
 }
 
+bool EdgeCache::MayOffer(const Lookup& lookup, bool looked_up) {
+  if (!looked_up || lookup.object != nullptr || lookup.uses >= options_.min_uses) return true;
+  too_few_uses_.fetch_add(1, std::memory_order_relaxed);
+  return false;
+}
+
 size_t EdgeCache::Erase(std::string_view url) {
   Shard& shard = ShardFor(url);
   MutexLock lock(&shard.mu);
@@ -365,6 +372,7 @@ EdgeStats EdgeCache::Stats() const {
     total.objects += s.objects;
     total.bytes += s.bytes;
   }
+  total.too_few_uses = too_few_uses_.load(std::memory_order_relaxed);
   return total;
 }
 

@@ -368,7 +368,7 @@ EdgeTap Exchange::EdgeBeforeRelay() {
   if (!edge_request_.lookup && !edge_request_.store) return {};
   EdgeTap tap;
   tap.cache_status = edge_lookup_.kind == edge::Lookup::Kind::kRefresh ? edge::kForwardedStale : edge::kForwardedMiss;
-  if (edge_request_.store && !answer_->chunked()) {
+  if (edge_request_.store && !answer_->chunked() && worker_.edge->MayOffer(edge_lookup_, edge_request_.lookup)) {
     std::optional<uint64_t> length;
     if (const auto l = answer_->content_length()) length = *l;
     edge_object_ = edge::ObjectFor(head, length, edge_request_, req_, edge_request_ms_,

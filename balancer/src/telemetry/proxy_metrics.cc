@@ -131,9 +131,11 @@ void ProxyMetrics::RegisterEdge(prometheus::Registry& r) {
   edge_refreshes_ = &requests.Add({{"result", "refresh"}});
   auto& admissions = CounterFamily(r, "balancer_edge_cache_admissions_total",
                                    "Answers offered to the edge cache: admitted, or rejected (admission lost to a "
-                                   "more popular object, too large, or invalidated while fetched).");
+                                   "more popular object, too large, or invalidated while fetched); too_few_uses: not "
+                                   "offered, their URL asked for fewer than --edge-cache-min-uses times lately.");
   edge_admitted_ = &admissions.Add({{"result", "admitted"}});
   edge_rejected_ = &admissions.Add({{"result", "rejected"}});
+  edge_too_few_uses_ = &admissions.Add({{"result", "too_few_uses"}});
   edge_evictions_ = &CounterFamily(r, "balancer_edge_cache_evictions_total",
                                    "Objects evicted from the edge cache to make room.")
                          .Add({});
@@ -157,6 +159,7 @@ void ProxyMetrics::RecordEdge(const edge::EdgeStats& s) {
   add(edge_refreshes_, s.refreshes, edge_recorded_.refreshes);
   add(edge_admitted_, s.inserts, edge_recorded_.inserts);
   add(edge_rejected_, s.rejected, edge_recorded_.rejected);
+  add(edge_too_few_uses_, s.too_few_uses, edge_recorded_.too_few_uses);
   add(edge_evictions_, s.evictions, edge_recorded_.evictions);
   add(edge_invalidations_, s.erased, edge_recorded_.erased);
   edge_objects->Set(static_cast<double>(s.objects));

@@ -97,6 +97,7 @@ struct Config {
   uint64_t edge_cache_bytes = 0;                    // --edge-cache-bytes: memory for cached answers
   uint64_t edge_cache_max_object_bytes = 1 << 20;   // --edge-cache-max-object-bytes: larger answers are not kept
   int edge_cache_window_ms = 1000;                  // --edge-cache-window-ms: back to the tier at least this often
+  int edge_cache_min_uses = 2;                      // --edge-cache-min-uses: requests for a URL before its answer is kept
   std::vector<net::HostPort> edge_redis;            // --edge-redis: the tier's Redis servers (invalidations)
   std::string edge_redis_user;                      // --edge-redis-user: AUTH's user (a Redis ACL user)
   std::string edge_redis_password;                  // read from --edge-redis-password-file

@@ -51,6 +51,7 @@ struct EdgeOptions {
   uint64_t capacity_bytes = 0;                 // --edge-cache-bytes; 0 = no edge cache
   uint64_t max_object_bytes = 1 << 20;         // --edge-cache-max-object-bytes: larger answers are not kept
   std::chrono::milliseconds window{1000};      // --edge-cache-window-ms: back to the tier at least this often
+  int min_uses = 2;                            // --edge-cache-min-uses: requests for a URL before its answer is kept
 };
 
 // One stored answer, immutable once inserted (but for its refresh marks).
@@ -85,6 +86,10 @@ struct Lookup {
   Kind kind = Kind::kMiss;
   std::shared_ptr<const EdgeObject> object;  // also on a miss when the object is only overdue
   uint64_t epoch = 0;  // pass to Insert: an answer older than a later erase of its URL is not kept
+  // How often the URL was asked for lately, this request included (the
+  // frequency sketch's estimate, at most 15): an answer is offered to Insert
+  // only from the min_uses-th on (EdgeOptions).
+  int uses = 0;
 };
 
 // The request's selecting fields for a Vary (cache::SelectingFields over its headers).
@@ -93,6 +98,7 @@ using SelectingFn = std::function<std::string(const cache::Vary&)>;
 struct EdgeStats {
   uint64_t hits = 0, misses = 0, refreshes = 0;
   uint64_t inserts = 0, rejected = 0, evictions = 0, erased = 0;
+  uint64_t too_few_uses = 0;  // answers not offered: their URL was asked for fewer than min_uses times
   uint64_t objects = 0, bytes = 0;
 };
 
@@ -123,6 +129,12 @@ class EdgeCache {
   // The epoch to pass to Insert for an answer fetched without a lookup.
   uint64_t EpochOf(std::string_view url);
 
+  // Whether an answer to the request `lookup` was made for may be offered to
+  // Insert: its URL was asked for at least min_uses times lately (an answer
+  // that replaces a stored object, or came without a lookup, always may).
+  // Counts the answers it turns away.
+  bool MayOffer(const Lookup& lookup, bool looked_up);
+
   // Erases every object of `url` (all sites and variants). Returns how many.
   size_t Erase(std::string_view url);
   // Erases everything (the invalidation channel was lost for a while).
@@ -151,6 +163,7 @@ class EdgeCache {
   static constexpr size_t kShards = 16;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::atomic<bool> following_{false};
+  std::atomic<uint64_t> too_few_uses_{0};
 };
 
 }  // namespace webtier::balancer::edge

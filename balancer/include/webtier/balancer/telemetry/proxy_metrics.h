@@ -129,13 +129,14 @@ class ProxyMetrics {
   void RegisterEdge(prometheus::Registry& registry);
 
   // balancer_edge_cache_requests_total{result=hit|miss|refresh},
-  // balancer_edge_cache_admissions_total{result=admitted|rejected},
+  // balancer_edge_cache_admissions_total{result=admitted|rejected|too_few_uses},
   // balancer_edge_cache_evictions_total, balancer_edge_cache_invalidations_total.
   prometheus::Counter* edge_hits_ = nullptr;
   prometheus::Counter* edge_misses_ = nullptr;
   prometheus::Counter* edge_refreshes_ = nullptr;
   prometheus::Counter* edge_admitted_ = nullptr;
   prometheus::Counter* edge_rejected_ = nullptr;
+  prometheus::Counter* edge_too_few_uses_ = nullptr;
   prometheus::Counter* edge_evictions_ = nullptr;
   prometheus::Counter* edge_invalidations_ = nullptr;
   edge::EdgeStats edge_recorded_;  // what RecordEdge has counted so far
