@@ -161,7 +161,53 @@ TEST(EdgeCacheTest, AnAnswerFetchedBeforeAnEraseIsNotKept) {
   const Lookup l = edge.Find("http://a.example", "/x", kNoVary);
   edge.Erase("/x");  // a purge while the answer was on its way
   EXPECT_FALSE(edge.Insert(Object(clock, "/x"), l.epoch));
+  clock.Advance(edge.options().settle);
   EXPECT_TRUE(edge.Insert(Object(clock, "/x"), edge.Find("http://a.example", "/x", kNoVary).epoch));
+}
+
+// A webnode that has not heard of a purge yet may answer from its hot copy
+// for up to cache::kHotCopyWindow after it: an answer fetched after the erase
+// is not kept until then, or the purged answer would live out its freshness
+// here. Other URLs are kept meanwhile; an erase of everything holds them all.
+TEST(EdgeCacheTest, NoAnswerForAnErasedUrlIsKeptUntilTheTierHasSettled) {
+  FakeClock clock;
+  EdgeCache edge({1 << 20, 1 << 20, milliseconds(100000)}, &clock);
+  ASSERT_EQ(edge.options().settle, cache::kHotCopyWindow);
+  ASSERT_TRUE(edge.Insert(Object(clock, "/x"), edge.Find("http://a.example", "/x", kNoVary).epoch));
+  EXPECT_EQ(edge.Erase("/x"), 1u);
+  clock.Advance(milliseconds(5));
+  const Lookup after = edge.Find("http://a.example", "/x", kNoVary);
+  EXPECT_EQ(after.kind, Lookup::Kind::kMiss);
+  EXPECT_FALSE(edge.Insert(Object(clock, "/x"), after.epoch)) << "the tier may still give out the purged answer";
+  EXPECT_TRUE(edge.Insert(Object(clock, "/y"), edge.Find("http://a.example", "/y", kNoVary).epoch));
+  clock.Advance(edge.options().settle - milliseconds(6));
+  EXPECT_FALSE(edge.Insert(Object(clock, "/x"), edge.Find("http://a.example", "/x", kNoVary).epoch));
+  clock.Advance(milliseconds(1));
+  EXPECT_TRUE(edge.Insert(Object(clock, "/x"), edge.Find("http://a.example", "/x", kNoVary).epoch));
+
+  edge.EraseAll();
+  EXPECT_FALSE(edge.Insert(Object(clock, "/z"), edge.Find("http://a.example", "/z", kNoVary).epoch));
+  clock.Advance(edge.options().settle);
+  EXPECT_TRUE(edge.Insert(Object(clock, "/z"), edge.Find("http://a.example", "/z", kNoVary).epoch));
+}
+
+// The erases a shard remembers one by one are bounded (past the bound they
+// count as an erase of everything): a flood of unsafe requests to distinct
+// URLs, more than every shard can list, still never lets an answer for an
+// erased URL in before the tier settled.
+TEST(EdgeCacheTest, AFloodOfErasesToDistinctUrlsKeepsTheRule) {
+  FakeClock clock;
+  EdgeCache edge({1 << 20, 1 << 20, milliseconds(100000)}, &clock);
+  for (int i = 0; i < 1100000; ++i) edge.Erase("/flood/" + std::to_string(i));
+  // Every one of them is still within the settle time (the clock stood).
+  for (int i : {0, 1, 777777, 1099999}) {
+    const std::string url = "/flood/" + std::to_string(i);
+    EXPECT_FALSE(edge.Insert(Object(clock, url), edge.Find("http://a.example", url, kNoVary).epoch)) << url;
+  }
+  clock.Advance(edge.options().settle);
+  for (int i = 0; i < 1000; ++i) edge.Erase("/later/" + std::to_string(i));
+  EXPECT_TRUE(edge.Insert(Object(clock, "/flood/5"), edge.Find("http://a.example", "/flood/5", kNoVary).epoch));
+  EXPECT_FALSE(edge.Insert(Object(clock, "/later/5"), edge.Find("http://a.example", "/later/5", kNoVary).epoch));
 }
 
 TEST(EdgeCacheTest, ChargedBytesNeverExceedTheCapacity) {

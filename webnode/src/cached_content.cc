@@ -27,9 +27,9 @@ using namespace cache;
 // Origin fetches, demo CPU work and lock waits all park a worker; slow ones
 // (/api/sleep) must not starve the rest, so there are many more than cores.
 constexpr size_t kWorkerThreads = 64;
-// The hot copy: a hit on a hot key skips the Redis round trip for this long.
-// Purges reach it through kPurgeChannel; everything else it serves is fresh.
-constexpr auto kHotWindow = std::chrono::milliseconds(1000);
+// The hot copy: a hit on a hot key skips the Redis round trip for
+// kHotCopyWindow (hot_cache.h). Purges reach it through kPurgeChannel;
+// everything else it serves is fresh.
 constexpr size_t kHotEntries = 10000;
 
 std::string PercentDecode(std::string_view in) {
@@ -165,7 +165,7 @@ class CachedContent final : public ContentService {
       redis.master = std::move(redis_master);
       redis.password = config.redis_password;
       store_ = std::make_unique<RedisStore>(redis);
-      hot_ = std::make_unique<HotCache>(kHotEntries, kHotWindow, &SystemClock::Get());
+      hot_ = std::make_unique<HotCache>(kHotEntries, kHotCopyWindow, &SystemClock::Get());
       purges_ = std::make_unique<RedisSubscriber>(redis, kPurgeChannel,
                                                   [hot = hot_.get()](const std::string& key) { hot->EraseWithVariants(key); });
     } else {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <limits>
 
 namespace webtier::balancer::edge {
 
@@ -18,6 +19,9 @@ constexpr uint64_t kObjectOverhead = 512;
 constexpr size_t kMaxObjectsPerUrl = 32;
 // The protected segment's share of a shard's bytes.
 constexpr uint64_t kProtectedPercent = 80;
+// Recent erases a shard remembers one by one (for EdgeOptions::settle);
+// beyond, it takes them as an erase of everything.
+constexpr size_t kMaxRecentErases = 1 << 16;
 
 uint64_t HashOf(std::string_view url) { return std::hash<std::string_view>{}(url); }
 
@@ -96,9 +100,35 @@ struct EdgeCache::Shard {
       WEBTIER_GUARDED_BY(mu);
   Sketch sketch WEBTIER_GUARDED_BY(mu);
   uint64_t epoch WEBTIER_GUARDED_BY(mu) = 1;  // moves on every erase of one of its URLs
+  // When its URLs were last erased (steady ms, by URL hash), kept while
+  // younger than EdgeOptions::settle, and when everything last was.
+  std::unordered_map<uint64_t, int64_t> erased_at WEBTIER_GUARDED_BY(mu);
+  size_t prune_at WEBTIER_GUARDED_BY(mu) = 1024;
+  int64_t all_erased_at WEBTIER_GUARDED_BY(mu) = std::numeric_limits<int64_t>::min() / 2;
   EdgeStats stats WEBTIER_GUARDED_BY(mu);
 
   uint64_t bytes() const WEBTIER_REQUIRES(mu) { return probation_bytes + protected_bytes; }
+
+  // Notes an erase of the URL hashed `hash` at `now` (steady ms). The list
+  // is pruned of erases older than `settle` whenever it doubled; past
+  // kMaxRecentErases live ones, it becomes one erase of everything.
+  void NoteErase(uint64_t hash, int64_t now, int64_t settle) WEBTIER_REQUIRES(mu) {
+    erased_at[hash] = now;
+    if (erased_at.size() < prune_at) return;
+    std::erase_if(erased_at, [&](const auto& e) { return now - e.second >= settle; });
+    if (erased_at.size() >= kMaxRecentErases) {
+      erased_at.clear();
+      all_erased_at = now;
+    }
+    prune_at = std::max<size_t>(1024, 2 * erased_at.size());
+  }
+
+  // Whether the URL hashed `hash` was erased less than `settle` ago.
+  bool Settling(uint64_t hash, int64_t now, int64_t settle) const WEBTIER_REQUIRES(mu) {
+    if (now - all_erased_at < settle) return true;
+    const auto e = erased_at.find(hash);
+    return e != erased_at.end() && now - e->second < settle;
+  }
 
   // Unlinks `it` from its list and its URL's index entry.
   // The object may go with its node: nothing of it is read after the erase.
@@ -224,7 +254,8 @@ bool EdgeCache::Insert(std::shared_ptr<EdgeObject> object, uint64_t epoch) {
   const uint64_t hash = HashOf(object->url);
   Shard& shard = *shards_[hash % kShards];
   MutexLock lock(&shard.mu);
-  if (epoch != shard.epoch || object->charge > shard.capacity) {
+  if (epoch != shard.epoch || object->charge > shard.capacity ||
+      shard.Settling(hash, SteadyMs(), options_.settle.count())) {
     ++shard.stats.rejected;
     return false;
   }
@@ -327,9 +358,12 @@ bool EdgeCache::MayOffer(const Lookup& lookup, bool looked_up) {
 }
 
 size_t EdgeCache::Erase(std::string_view url) {
-  Shard& shard = ShardFor(url);
+  const uint64_t hash = HashOf(url);
+  Shard& shard = *shards_[hash % kShards];
+  const int64_t now = SteadyMs();
   MutexLock lock(&shard.mu);
   ++shard.epoch;
+  shard.NoteErase(hash, now, options_.settle.count());
   auto slot = shard.by_url.find(url);
   if (slot == shard.by_url.end()) return 0;
   const std::vector<List::iterator> doomed = slot->second;
@@ -339,11 +373,14 @@ size_t EdgeCache::Erase(std::string_view url) {
 }
 
 size_t EdgeCache::EraseAll() {
+  const int64_t now = SteadyMs();
   size_t n = 0;
   for (size_t i = 0; i < kShards; ++i) {
     Shard& shard = *shards_[i];
     MutexLock lock(&shard.mu);
     ++shard.epoch;
+    shard.erased_at.clear();
+    shard.all_erased_at = now;
     n += shard.probation.size() + shard.protect.size();
     shard.stats.erased += shard.probation.size() + shard.protect.size();
     shard.stats.objects = 0;

@@ -131,7 +131,8 @@ void ProxyMetrics::RegisterEdge(prometheus::Registry& r) {
   edge_refreshes_ = &requests.Add({{"result", "refresh"}});
   auto& admissions = CounterFamily(r, "balancer_edge_cache_admissions_total",
                                    "Answers offered to the edge cache: admitted, or rejected (admission lost to a "
-                                   "more popular object, too large, or invalidated while fetched); too_few_uses: not "
+                                   "more popular object, too large, invalidated while fetched or less than a second "
+                                   "before); too_few_uses: not "
                                    "offered, their URL asked for fewer than --edge-cache-min-uses times lately.");
   edge_admitted_ = &admissions.Add({{"result", "admitted"}});
   edge_rejected_ = &admissions.Add({{"result", "rejected"}});

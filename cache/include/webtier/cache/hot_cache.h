@@ -18,6 +18,12 @@
 
 namespace webtier::cache {
 
+// How long a node's hot copy may be served without reading Redis: so also
+// how long after a purge a node that has not yet heard it may still give out
+// the purged answer (the balancer's edge cache keeps no answer for a URL for
+// this long after erasing it).
+inline constexpr std::chrono::milliseconds kHotCopyWindow{1000};
+
 // Thread-safe (sharded locks). Bounded: at most `max_entries`; when a shard is
 // full, expired entries are dropped first, then an arbitrary one.
 class HotCache {

@@ -8,7 +8,11 @@
 // Coherence with the tier. Invalidations (purges by path or tag, unsafe
 // methods, on any node or balancer) reach every balancer through the tier's
 // invalidation channel (Erase), and an unsafe request through this balancer
-// erases its URL here before its answer goes out. While the channel stands
+// erases its URL here before its answer goes out. For `settle` after an
+// erase of a URL no answer for it is kept: a webnode that has not heard of
+// the purge yet may still give out the old answer from its hot copy for up
+// to cache::kHotCopyWindow, and kept here it would outlive the purge by its
+// whole freshness. While the channel stands
 // (SetFollowing), an object is served until its freshness ends. While it
 // does not, an object is served from memory for at most `window` after it
 // last came from the tier; the next request after that goes to a member (the
@@ -40,6 +44,7 @@
 #include <vector>
 
 #include "webtier/cache/clock.h"
+#include "webtier/cache/hot_cache.h"
 #include "webtier/cache/message.h"
 #include "webtier/cache/vary.h"
 #include "webtier/common/mutex.h"
@@ -52,6 +57,8 @@ struct EdgeOptions {
   uint64_t max_object_bytes = 1 << 20;         // --edge-cache-max-object-bytes: larger answers are not kept
   std::chrono::milliseconds window{1000};      // --edge-cache-window-ms: back to the tier at least this often
   int min_uses = 2;                            // --edge-cache-min-uses: requests for a URL before its answer is kept
+  // After an erase of a URL, how long its answers are not kept (the tier's hot copies may lag that long).
+  std::chrono::milliseconds settle = cache::kHotCopyWindow;
 };
 
 // One stored answer, immutable once inserted (but for its refresh marks).
@@ -118,7 +125,8 @@ class EdgeCache {
   Lookup Find(std::string_view site, std::string_view url, const SelectingFn& selecting);
 
   // Offers an answer from the tier (its freshness already assessed). Kept when
-  // it fits, wins admission, and no erase of its URL came after `epoch`.
+  // it fits, wins admission, no erase of its URL came after `epoch`, and the
+  // last erase of its URL (or of everything) is at least `settle` ago.
   // Replaces an object of the same site, URL and variant. True when kept.
   bool Insert(std::shared_ptr<EdgeObject> object, uint64_t epoch);
 
