@@ -230,6 +230,35 @@ TEST_F(MemberRegistryTest, PathSuddenlyEmptyKeepsTheLastPool) {
   EXPECT_TRUE(listener_.Find(c));
 }
 
+// A ZooKeeper that stalls past the session timeout expires the members'
+// sessions one after another: listings see the pool shrink to one member,
+// then to none, while every member still serves and re-registers a moment
+// later. The last one stays; members registering again replace it.
+TEST_F(MemberRegistryTest, MembersLeavingOneByOneLeaveTheLastInThePool) {
+  ASSERT_TRUE(zk_.CreateAsOther(kPath, "").ok());
+  const std::string a = AddMember(8001), b = AddMember(8002), c = AddMember(8003);
+  StartRegistry();
+  zk_.StartSession();
+  ASSERT_TRUE(WaitPool(3));
+  ASSERT_TRUE(zk_.DeleteAsOther(Path(a)).ok());
+  ASSERT_TRUE(WaitPool(2));
+  ASSERT_TRUE(zk_.DeleteAsOther(Path(b)).ok());
+  ASSERT_TRUE(WaitPool(1));
+  EXPECT_TRUE(listener_.Find(c));
+  zk_.WaitIdleForTest();
+  const int64_t ops = zk_.operations_for_test();
+  ASSERT_TRUE(zk_.DeleteAsOther(Path(c)).ok());
+  // The deletion was seen and listed (an empty path), and the pool kept.
+  ASSERT_TRUE(WaitFor([&] { return zk_.operations_for_test() > ops; }, 5s));
+  zk_.WaitIdleForTest();
+  std::this_thread::sleep_for(50ms);
+  EXPECT_EQ(listener_.size(), 1u) << "the last member stays";
+  EXPECT_TRUE(listener_.Find(c));
+  const std::string d = AddMember(8004);
+  ASSERT_TRUE(WaitFor([&] { return listener_.Find(d) && !listener_.Find(c); }, 5s));
+  EXPECT_EQ(listener_.size(), 1u);
+}
+
 TEST_F(MemberRegistryTest, APathEmptiedWhileAMemberIsReadKeepsTheLastPool) {
   // The emptying is seen first through a member's data watch, not through a
   // listing (as when a reconnection delivers the deletions' watches before

@@ -271,11 +271,16 @@ void MemberRegistry::ApplyBatch(const Batch& batch) {
     }
   }
   if (failed > 1) log::Warn(kComponent, "reading members failed; keeping what was known").kv("count", failed);
-  // The whole path emptied at once (wiped, or a wrong ensemble), not members
-  // leaving one by one: keep the last pool, as SmartStack's synapse does
-  // (use_previous_backends); its members stay health-checked.
-  if (batch.listed && batch.children.empty() && current_.size() > 1) {
-    log::Warn(kComponent, "member path suddenly empty; keeping the last pool")
+  // ZooKeeper never empties a pool that has members, as SmartStack's synapse
+  // does (use_previous_backends): the last pool stays, its members still
+  // health-checked. A wiped path or a wrong ensemble looks like that, and so
+  // does a ZooKeeper that stalled past the session timeout: the members'
+  // sessions expire one after another, so listings see the pool shrink to
+  // one and then to none (or list members whose znodes are gone by the time
+  // they are read), while every member still serves and re-registers a
+  // moment later.
+  if (next.empty() && !current_.empty()) {
+    log::Warn(kComponent, "no member left in ZooKeeper; keeping the last pool")
         .kv("path", options_.path)
         .kv("members", current_.size());
   } else {
