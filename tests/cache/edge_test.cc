@@ -114,6 +114,19 @@ class EdgeCacheTest : public ::testing::Test {
     FAIL() << "never an edge hit on balancer " << balancer << " for " << path;
   }
 
+  // GETs `path` on each balancer until it answers `body`, within the documented bound (twice the
+  // window, plus slack).
+  static void ExpectEveryBalancerReaches(const std::string& path, const std::string& body) {
+    for (int b = 0; b < static_cast<int>(balancers_.size()); ++b) {
+      std::string got;
+      for (auto deadline = std::chrono::steady_clock::now() + 2 * kWindow + 2s;
+           std::chrono::steady_clock::now() < deadline && got != body;) {
+        got = Get(b, path).body;
+      }
+      EXPECT_EQ(got, body) << "balancer " << b;
+    }
+  }
+
   static ZooKeeperServer* zk_;
   static RedisServer* redis_;
   static TestOrigin* origin_;
@@ -255,14 +268,7 @@ TEST_F(EdgeCacheTest, AnUnsafeRequestInvalidatesBeforeItsAnswer) {
   const HttpResponse after = Get(0, path);
   EXPECT_FALSE(EdgeHit(after)) << after.header("cache-status");
   // Both balancers answer v2, the other one having heard of it from the tier.
-  for (int b = 0; b < 2; ++b) {
-    std::string body;
-    for (auto deadline = std::chrono::steady_clock::now() + 2 * kWindow + 2s;
-         std::chrono::steady_clock::now() < deadline && body != "v2";) {
-      body = Get(b, path).body;
-    }
-    EXPECT_EQ(body, "v2") << "balancer " << b;
-  }
+  ExpectEveryBalancerReaches(path, "v2");
 }
 
 TEST_F(EdgeCacheTest, WithoutTheChannelTheWindowBoundsAPurge) {
@@ -382,14 +388,7 @@ TEST_F(EdgeCacheTest, ATagPurgeReachesTheEdge) {
   const HttpResponse purge = HttpRequest("POST", balancers_[1]->admin_url("/admin/purge?tag=" + tag),
                                          {"Authorization: Bearer " + std::string(kToken)});
   ASSERT_EQ(purge.status, 200) << purge.body;
-  for (int b = 0; b < 2; ++b) {
-    std::string body;
-    for (auto deadline = std::chrono::steady_clock::now() + 2 * kWindow + 2s;
-         std::chrono::steady_clock::now() < deadline && body != "v2";) {
-      body = Get(b, path).body;
-    }
-    EXPECT_EQ(body, "v2") << "balancer " << b;
-  }
+  ExpectEveryBalancerReaches(path, "v2");
 }
 
 TEST_F(EdgeCacheTest, CredentialsPrivateAndNoStoreAnswersPassThrough) {
