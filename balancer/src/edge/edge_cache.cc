@@ -110,8 +110,9 @@ struct EdgeCache::Shard {
   uint64_t bytes() const WEBTIER_REQUIRES(mu) { return probation_bytes + protected_bytes; }
 
   // Notes an erase of the URL hashed `hash` at `now` (steady ms). The list
-  // is pruned of erases older than `settle` whenever it doubled; past
-  // kMaxRecentErases live ones, it becomes one erase of everything.
+  // is pruned of erases older than `settle` whenever it doubled (never
+  // past kMaxRecentErases); past kMaxRecentErases live ones, it becomes one
+  // erase of everything.
   void NoteErase(uint64_t hash, int64_t now, int64_t settle) WEBTIER_REQUIRES(mu) {
     erased_at[hash] = now;
     if (erased_at.size() < prune_at) return;
@@ -120,7 +121,7 @@ struct EdgeCache::Shard {
       erased_at.clear();
       all_erased_at = now;
     }
-    prune_at = std::max<size_t>(1024, 2 * erased_at.size());
+    prune_at = std::clamp<size_t>(2 * erased_at.size(), 1024, kMaxRecentErases);
   }
 
   // Whether the URL hashed `hash` was erased less than `settle` ago.
@@ -249,13 +250,14 @@ Lookup EdgeCache::Find(std::string_view site, std::string_view url, const Select
 
 bool EdgeCache::Insert(std::shared_ptr<EdgeObject> object, uint64_t epoch) {
   object->charge = ChargeOf(*object);
-  object->validated_until.store(SteadyMs() + options_.window.count(), std::memory_order_relaxed);
+  const int64_t steady = SteadyMs();
+  object->validated_until.store(steady + options_.window.count(), std::memory_order_relaxed);
   object->refresh_started.store(0, std::memory_order_relaxed);
   const uint64_t hash = HashOf(object->url);
   Shard& shard = *shards_[hash % kShards];
   MutexLock lock(&shard.mu);
   if (epoch != shard.epoch || object->charge > shard.capacity ||
-      shard.Settling(hash, SteadyMs(), options_.settle.count())) {
+      shard.Settling(hash, steady, options_.settle.count())) {
     ++shard.stats.rejected;
     return false;
   }
