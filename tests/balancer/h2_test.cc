@@ -196,6 +196,46 @@ TEST_F(H2Test, AMemberFailingMidStreamResetsOnlyItsStream) {
   member.join();
 }
 
+// A member's chunked trailer section goes to the client as a HEADERS frame
+// that ends the stream, without the fields a trailer must not carry.
+TEST_F(H2Test, AMembersTrailerSectionEndsTheStream) {
+  RawMember raw;
+  Add("raw", raw.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  std::thread member([&] {
+    const int fd = raw.Accept(5s);
+    if (fd < 0) return;
+    std::string pending;
+    char buf[4096];
+    for (int i = 0; i < 2; ++i) {  // two answers on one connection
+      while (pending.find("\r\n\r\n") == std::string::npos) {
+        const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) return;
+        pending.append(buf, static_cast<size_t>(n));
+      }
+      pending.erase(0, pending.find("\r\n\r\n") + 4);
+      const std::string trailer = i == 0 ? "Grpc-Status: 0\r\nSet-Cookie: s=1\r\nGrpc-Message: fine\r\n" : "";
+      testing::SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n" + trailer + "\r\n");
+    }
+    ::shutdown(fd, SHUT_RDWR);
+    ::close(fd);
+  });
+  auto r = c.Request("GET", "/grpc");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.reset, 0u);
+  EXPECT_EQ(r.body, "hello");
+  const std::multimap<std::string, std::string> want = {{"grpc-message", "fine"}, {"grpc-status", "0"}};
+  EXPECT_EQ(r.trailers, want);
+  EXPECT_EQ(r.header("grpc-status"), "");
+  r = c.Request("GET", "/plain");  // no trailer: the last DATA frame ends the stream
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "hello");
+  EXPECT_TRUE(r.trailers.empty());
+  member.join();
+}
+
 TEST_F(H2Test, AStreamResetByTheClientAbandonsItsMemberRequest) {
   RawMember raw;
   Add("raw", raw.port());

@@ -178,6 +178,45 @@ TEST(HeaderFields, DropsEveryTrailerFieldEvenBesideHeaderFieldsOfTheSameName) {
   EXPECT_EQ(p.get().body(), "abc");
 }
 
+// A member's trailer section goes on without the fields a trailer must not
+// carry; a field of the same name as a header field is still the trailer's.
+TEST(ForwardedTrailers, PassesEndToEndFieldsAndDropsTheRest) {
+  http::response_parser<http::string_body> p;
+  p.eager(true);
+  boost::beast::error_code ec;
+  const std::string head =
+      "HTTP/1.1 200 OK\r\nX-Checksum: from-head\r\nTransfer-Encoding: chunked\r\nConnection: X-Hop\r\n\r\n";
+  p.put(boost::asio::buffer(head), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(p.is_header_done());
+  HeaderFields header;
+  header.Snapshot(p.get());
+  EXPECT_EQ(header.size(), 3u);
+  std::vector<TrailerField> trailers;
+  ForwardedTrailers(p.get(), header, trailers);
+  EXPECT_TRUE(trailers.empty());
+  const std::string body =
+      "3\r\nabc\r\n0\r\nGrpc-Status: 0\r\nX-Checksum: sha256=1\r\nSet-Cookie: s=1\r\nCache-Control: max-age=9\r\n"
+      "Host: evil\r\nX-Hop: 1\r\nTE: trailers\r\nContent-Type: text/evil\r\nCache-Status: fake; hit\r\n"
+      "X-Request-Id: forged\r\nAge: 5\r\nProxy-Status: x\r\nGrpc-Message: ok\r\n\r\n";
+  p.put(boost::asio::buffer(body), ec);
+  ASSERT_FALSE(ec) << ec.message();
+  ASSERT_TRUE(p.is_done());
+  ForwardedTrailers(p.get(), header, trailers);
+  // In the parser's order (Beast keeps fields of one name together); the
+  // header's X-Checksum is not among them.
+  const std::vector<TrailerField> want = {
+      {"X-Checksum", "sha256=1"}, {"Grpc-Status", "0"}, {"Grpc-Message", "ok"}};
+  EXPECT_EQ(trailers, want);
+  EXPECT_EQ(FieldCount(p.get()), 3u + 13u);
+  std::string out = "x";
+  AppendLastChunk(trailers, out);
+  EXPECT_EQ(out, "x0\r\nX-Checksum: sha256=1\r\nGrpc-Status: 0\r\nGrpc-Message: ok\r\n\r\n");
+  out.clear();
+  AppendLastChunk({}, out);
+  EXPECT_EQ(out, "0\r\n\r\n");
+}
+
 // Parses a serialized head back, as the member or the client would.
 template <bool isRequest>
 http::message<isRequest, http::string_body> Reparse(const std::string& head, const std::string& body = "") {

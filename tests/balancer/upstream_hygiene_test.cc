@@ -161,6 +161,21 @@ void ServeScript(int fd, const std::function<void(const std::string&)>& on_reque
       SendAll(fd, "HTTP/1.1 102 Processing\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n" + std::string(kGood));
     } else if (target == "/gzip-chunked") {
       SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4\r\ngood\r\n0\r\n\r\n");
+    } else if (target == "/trailers") {  // a trailer section, with fields a trailer must not carry
+      SendAll(fd,
+              "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: Grpc-Status\r\nConnection: X-Hop\r\n\r\n"
+              "4\r\ngood\r\n0\r\nGrpc-Status: 0\r\nSet-Cookie: s=1\r\nX-Hop: 1\r\nX-Sum: 42\r\n\r\n");
+    } else if (target == "/endless-trailer" || target == "/long-chunk-line") {
+      // 4 MiB of trailer fields or chunk extension, then the proper end: a
+      // proxy that buffers it all relays a complete answer.
+      SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\ngood\r\n");
+      const bool trailer = target == "/endless-trailer";
+      SendAll(fd, trailer ? "0\r\n" : "4;x=");
+      const std::string piece = trailer ? "X-Pad: " + std::string(1000, 'p') + "\r\n" : std::string(1000, 'e');
+      bool sent = true;
+      for (int i = 0; i < 4096 && sent; ++i) sent = SendAll(fd, piece);
+      if (sent) SendAll(fd, trailer ? "\r\n" : "\r\nmore\r\n0\r\n\r\n");
+      return;
     } else if (target == "/te-gzip") {  // ends at close: not relayable as sent
       SendAll(fd, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\ngood");
       return;
@@ -384,6 +399,38 @@ TEST_F(UpstreamHygieneTest, MemberFramingIsRelayedFaithfullyOrRefused) {
   // (/te-cl never gets this far: Beast refuses its head as malformed.)
   EXPECT_EQ(Metric("balancer_refused_responses_total"), 2);
   EXPECT_EQ(Metric("balancer_upstream_requests_total", {{"member", "m"}, {"outcome", "reset"}}), 3);
+  ExpectNextClientGetsItsOwnAnswer();
+}
+
+// A member's trailer section reaches an HTTP/1.1 client after the last
+// chunk, without the fields a trailer must not carry; an HTTP/1.0 client
+// (no chunks) gets the body alone.
+TEST_F(UpstreamHygieneTest, AMembersTrailerSectionReachesClientsThatCanTakeIt) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  std::string raw = Get("/trailers");
+  EXPECT_TRUE(raw.starts_with("HTTP/1.1 200 OK\r\n")) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\n4\r\ngood\r\n0\r\nGrpc-Status: 0\r\nX-Sum: 42\r\n\r\n")) << raw;
+  raw = RawExchange(proxy_->port(), "GET /trailers HTTP/1.0\r\n\r\n", 5s);
+  EXPECT_TRUE(raw.starts_with("HTTP/1.0 200 OK\r\n")) << raw;
+  EXPECT_TRUE(raw.ends_with("\r\n\r\ngood")) << raw;
+  EXPECT_EQ(raw.find("Grpc-Status"), std::string::npos) << raw;
+  ExpectNextClientGetsItsOwnAnswer();
+}
+
+// Beast 1.81 bounds neither a chunk-size line nor a trailer section: a member
+// sending megabytes of either has its answer cut off (the client sees the
+// connection end without the last chunk), not buffered whole.
+TEST_F(UpstreamHygieneTest, AnEndlessTrailerOrChunkLineFromAMemberIsCutOff) {
+  ScriptedMember member([](int fd) { ServeScript(fd); });
+  Start(member.port());
+  for (const char* target : {"/endless-trailer", "/long-chunk-line"}) {
+    const std::string raw = Get(target);
+    EXPECT_TRUE(raw.starts_with("HTTP/1.1 200 OK\r\n")) << target << raw.substr(0, 200);
+    EXPECT_FALSE(raw.ends_with("0\r\n\r\n")) << target << raw.substr(0, 200);
+    EXPECT_EQ(raw.find("X-Pad"), std::string::npos) << target;
+    EXPECT_EQ(raw.find("more"), std::string::npos) << target;
+  }
   ExpectNextClientGetsItsOwnAnswer();
 }
 

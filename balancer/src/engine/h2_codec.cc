@@ -14,6 +14,12 @@ namespace {
 // Every allocation carries its size in front (16 bytes keep the alignment).
 constexpr size_t kPrefix = 16;
 
+void AddField(std::vector<nghttp2_nv>& nva, std::string_view name, std::string_view value) {
+  nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
+                 reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
+                 NGHTTP2_NV_FLAG_NONE});
+}
+
 }  // namespace
 
 const char* H2AbuseName(H2Abuse abuse) {
@@ -193,12 +199,24 @@ struct H2Callbacks {
     return 0;
   }
 
-  static ssize_t ReadBody(nghttp2_session*, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
+  static ssize_t ReadBody(nghttp2_session* session, int32_t id, uint8_t* buf, size_t length, uint32_t* flags,
                           nghttp2_data_source*, void* user) {
+    H2Codec& c = Codec(user);
     bool eof = false;
-    const size_t n = Codec(user).events_.ReadResponseBody(id, buf, length, &eof);
-    if (eof) *flags |= NGHTTP2_DATA_FLAG_EOF;
-    else if (n == 0) return Codec(user).events_.ResponseFailed(id) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : NGHTTP2_ERR_DEFERRED;
+    const size_t n = c.events_.ReadResponseBody(id, buf, length, &eof);
+    if (eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+      // A trailer section goes as a HEADERS frame that ends the stream instead.
+      const std::vector<H2Trailer>* trailers = c.events_.ResponseTrailers(id);
+      if (trailers != nullptr && !trailers->empty()) {
+        c.nva_.clear();
+        for (const auto& [name, value] : *trailers) AddField(c.nva_, name, value);
+        if (nghttp2_submit_trailer(session, id, c.nva_.data(), c.nva_.size()) == 0)
+          *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      }
+    } else if (n == 0) {
+      return c.events_.ResponseFailed(id) ? NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE : NGHTTP2_ERR_DEFERRED;
+    }
     return static_cast<ssize_t>(n);
   }
 };
@@ -276,12 +294,6 @@ bool H2Codec::WantRead() const { return nghttp2_session_want_read(session_) != 0
 bool H2Codec::WantWrite() const { return nghttp2_session_want_write(session_) != 0; }
 
 namespace {
-
-void AddField(std::vector<nghttp2_nv>& nva, std::string_view name, std::string_view value) {
-  nva.push_back({reinterpret_cast<uint8_t*>(const_cast<char*>(name.data())),
-                 reinterpret_cast<uint8_t*>(const_cast<char*>(value.data())), name.size(), value.size(),
-                 NGHTTP2_NV_FLAG_NONE});
-}
 
 void StatusDigits(int status, char (&out)[3]) {
   out[0] = static_cast<char>('0' + status / 100 % 10);

@@ -83,6 +83,10 @@ class H2Events {
   // asked when ReadResponseBody has nothing more; the stream is then reset
   // (INTERNAL_ERROR) after what was read went out.
   virtual bool ResponseFailed(int32_t id) = 0;
+  // The trailer fields (lower-case names) to send after the response body on
+  // `id`; asked once, with the body's end. Null or empty: none, the last DATA
+  // frame ends the stream.
+  virtual const std::vector<H2Trailer>* ResponseTrailers(int32_t /*id*/) { return nullptr; }
 };
 
 class H2Codec {

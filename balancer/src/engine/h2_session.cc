@@ -4,15 +4,16 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <cstring>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/beast/http/read.hpp>
 
 #include "engine/client_session.h"
 #include "engine/exchange.h"
+#include "webtier/balancer/http/http_rules.h"
 #include "webtier/balancer/telemetry/access_log.h"
 #include "webtier/common/log.h"
 
@@ -301,6 +302,11 @@ bool H2Session::ResponseFailed(int32_t id) {
   return s != nullptr && s->out_failed;
 }
 
+const std::vector<H2Trailer>* H2Session::ResponseTrailers(int32_t id) {
+  const H2Stream* s = Find(id);
+  return s == nullptr ? nullptr : &s->trailers;
+}
+
 size_t H2Session::ReadResponseBody(int32_t id, uint8_t* out, size_t length, bool* eof) {
   H2Stream* s = Find(id);
   if (s == nullptr) {
@@ -555,6 +561,10 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
   if (!parser.chunked() && parser.content_length()) co_return co_await RelaySizedToStream(s, up, *parser.content_length(), tap.capture);
   auto buf = buffers.Take();
   bool ok = true;
+  // What the parser holds once a chunked answer is done, past these, is
+  // its trailer section.
+  HeaderFields header;
+  if (parser.chunked()) header.Snapshot(res);
   while (!parser.is_done()) {
     // Read the member only while the client takes what was read.
     while (s.out.size() - s.out_sent >= kStreamOutBytes && !s.closed) {
@@ -567,25 +577,30 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
       ok = false;
       break;
     }
-    res.body().data = buf.get();
-    res.body().size = RelayBuffers::kBytes;
     s.conn.SetUpstreamDeadline(&up.stream, timeouts.request);
-    auto [raw, n] = co_await http::async_read_some(up.stream, up.buffer, parser, kUse);
+    auto [raw, got] = co_await ReadBodyPiece(up, parser, buf.get(), RelayBuffers::kBytes);
     s.conn.ClearUpstream();
-    error_code ec = s.conn.UpstreamError(raw);
-    if (ec == http::error::need_buffer) ec = {};
+    const error_code ec = s.conn.UpstreamError(raw);
     if (ec) {
       LogMidBodyFailure(s, up, ec.message());
       ok = false;
       break;
     }
-    const size_t got = RelayBuffers::kBytes - res.body().size;
-    if (got == 0) continue;  // only framing arrived
+    if (got == 0) continue;  // the end: only the last chunk and trailer came
     s.out.append(buf.get(), got);
     session.codec().Resume(s.id);
     session.KickWriter();
   }
   buffers.Return(std::move(buf));
+  if (ok && parser.chunked() && FieldCount(res) > header.size()) {
+    std::vector<TrailerField> trailers;
+    ForwardedTrailers(res, header, trailers);
+    for (const auto& [name, value] : trailers) {
+      std::string lower(name);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      s.trailers.emplace_back(std::move(lower), value);
+    }
+  }
   EndAnswer(s, ok);
   co_return ok && !parser.need_eof();
 }

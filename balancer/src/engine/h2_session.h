@@ -68,6 +68,7 @@ struct H2Stream {
   std::string out;
   size_t out_sent = 0;
   bool out_done = false;  // all of it is in `out`
+  std::vector<H2Trailer> trailers;  // the member's trailer fields passed on, sent after `out`
   bool out_failed = false;  // the member failed mid-body: reset once `out` is sent
   bool answered = false;  // response headers submitted
   bool closed = false;    // the stream is closed (answered whole, or reset)
@@ -112,6 +113,7 @@ class H2Session final : public H2Events {
   void OnStreamClose(int32_t id, uint32_t code) override;
   size_t ReadResponseBody(int32_t id, uint8_t* out, size_t length, bool* eof) override;
   bool ResponseFailed(int32_t id) override;
+  const std::vector<H2Trailer>* ResponseTrailers(int32_t id) override;
 
  private:
   awaitable<void> Writer();

@@ -3,8 +3,7 @@
 
 #include <algorithm>
 #include <span>
-
-#include <boost/beast/http/read.hpp>
+#include <vector>
 
 #include "webtier/balancer/http/http_rules.h"
 #include "webtier/common/log.h"
@@ -93,23 +92,24 @@ awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Time
   auto buf = buffers.Take();
   bool ok = true;
   bool head_sent = false;
+  // What the parser holds once a chunked answer is done, past these, is
+  // its trailer section.
+  HeaderFields header;
+  if (rp.chunked() && framing == BodyFraming::kChunked) header.Snapshot(res);
+  std::string last_chunk;  // the last chunk with the trailer section passed on
   for (;;) {
     size_t got = 0;
     if (!rp.is_done()) {
-      res.body().data = buf.get();
-      res.body().size = kBufferBytes;
       conn.SetUpstreamDeadline(&up.stream, timeouts.request);
-      auto [ec_raw, n] = co_await http::async_read_some(up.stream, up.buffer, rp, kUse);
+      auto [ec_raw, n] = co_await ReadBodyPiece(up, rp, buf.get(), kBufferBytes);
       conn.ClearUpstream();
-      error_code ec = conn.UpstreamError(ec_raw);
-      if (ec == http::error::need_buffer) ec = {};
+      const error_code ec = conn.UpstreamError(ec_raw);
       if (ec) {
         LogMidBodyFailure(r, ec.message());
         ok = false;
         break;
       }
-      got = kBufferBytes - res.body().size;
-      if (got == 0 && !rp.is_done()) continue;  // only chunk framing arrived
+      got = n;
     }
     const bool last = rp.is_done();
     std::array<asio::const_buffer, 5> out;
@@ -120,7 +120,14 @@ awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Time
       if (got > 0) {
         for (const auto& part : Chunk(asio::buffer(buf.get(), got), size_line)) out[count++] = part;
       }
-      if (last) out[count++] = LastChunk();
+      if (last && rp.chunked() && FieldCount(res) > header.size()) {
+        std::vector<TrailerField> trailers;
+        ForwardedTrailers(res, header, trailers);
+        AppendLastChunk(trailers, last_chunk);
+        out[count++] = asio::buffer(last_chunk);
+      } else if (last) {
+        out[count++] = LastChunk();
+      }
     } else if (got > 0) {
       out[count++] = asio::buffer(buf.get(), got);
     }
@@ -151,6 +158,20 @@ bool AnnouncesForbiddenBody(const http::response_header<>& res) {
   if (res.count(http::field::transfer_encoding) != 0) return true;
   const auto length = res[http::field::content_length];
   return !length.empty() && length != "0";
+}
+
+awaitable<std::tuple<error_code, size_t>> ReadBodyPiece(UpstreamConnection& up,
+                                                        http::response_parser<http::buffer_body>& parser, char* data,
+                                                        size_t size) {
+  auto& body = parser.get().body();
+  body.data = data;
+  body.size = size;
+  parser.eager(true);  // data bytes never wait in the buffer (PendingBodyError)
+  error_code ec = co_await ReadMessage(
+      up.stream, up.buffer, parser, [&] { return parser.is_done() || body.size < size; }, nullptr,
+      kMaxAnswerTrailerBytes);
+  if (ec == http::error::need_buffer) ec = {};  // the piece is full
+  co_return std::tuple{ec, size - body.size};
 }
 
 std::unique_ptr<char[]> RelayBuffers::Take() {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <vector>
 
 #include <boost/beast/http/buffer_body.hpp>
@@ -46,6 +47,21 @@ struct RelayedResponse {
   std::string_view codings;      // the member's transfer codings before chunked, relayed (CheckResponseFraming)
   EdgeTap tap = {};
 };
+
+// A member's trailer section is bounded like its head: past this, the
+// answer fails as a member failing mid-body would.
+inline constexpr size_t kMaxAnswerTrailerBytes = 64 * 1024;
+
+// Reads the next piece of a chunked or close-delimited answer's body into
+// `data` (at most `size` bytes, `size` > 0) through `parser`: done when body
+// bytes came or the answer is complete (the trailer section, if any, is then
+// in the parser's fields). A chunk-size line over kMaxChunkLineBytes or a
+// trailer section over kMaxAnswerTrailerBytes is an error, so a member
+// cannot make the proxy buffer without bound (Beast 1.81 bounds neither).
+// The bytes it read count as `got`.
+awaitable<std::tuple<error_code, size_t>> ReadBodyPiece(
+    UpstreamConnection& up, boost::beast::http::response_parser<boost::beast::http::buffer_body>& parser, char* data,
+    size_t size);
 
 // A response that cannot have a body (1xx, 204) but announces one: the
 // member may well send it, so its connection is not kept.

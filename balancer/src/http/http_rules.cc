@@ -243,16 +243,83 @@ void ToOriginForm(http::request_header<>& h) {
   h.target(origin);
 }
 
+size_t FieldCount(const http::fields& fields) {
+  return static_cast<size_t>(std::distance(fields.begin(), fields.end()));
+}
+
+namespace {
+
+// The fields RFC 9110 6.5.1 keeps out of a trailer section, beside framing,
+// routing and hop-by-hop ones, and those the balancer sets on an answer.
+bool BarredFromTrailers(const http::fields::value_type& f) {
+  switch (f.name()) {
+    case http::field::content_length:
+    case http::field::transfer_encoding:
+    case http::field::host:
+    case http::field::age:
+    case http::field::cache_control:
+    case http::field::date:
+    case http::field::expires:
+    case http::field::location:
+    case http::field::retry_after:
+    case http::field::vary:
+    case http::field::warning:
+    case http::field::content_encoding:
+    case http::field::content_location:
+    case http::field::content_range:
+    case http::field::content_type:
+    case http::field::etag:
+    case http::field::last_modified:
+    case http::field::www_authenticate:
+    case http::field::authentication_info:
+    case http::field::set_cookie:
+    case http::field::pragma:
+      return true;
+    default:
+      break;
+  }
+  const boost::beast::string_view name = f.name_string();
+  return EqualsIgnoreCase(name, "cache-status") || EqualsIgnoreCase(name, "x-request-id");
+}
+
+}  // namespace
+
+void ForwardedTrailers(const http::fields& fields, const HeaderFields& header, std::vector<TrailerField>& out) {
+  out.clear();
+  if (FieldCount(fields) == header.size()) return;  // no trailer section
+  const HopByHop hop(fields);
+  for (const auto& f : fields) {
+    if (header.Holds(f) || BarredFromTrailers(f) || hop.Drops(f)) continue;
+    out.emplace_back(View(f.name_string()), View(f.value()));
+  }
+}
+
+void AppendLastChunk(const std::vector<TrailerField>& trailers, std::string& out) {
+  out.append("0\r\n");
+  for (const auto& [name, value] : trailers) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+  }
+  out.append("\r\n");
+}
+
 void HeaderFields::Snapshot(const http::fields& fields) {
   fields_.clear();
-  for (const auto& f : fields) fields_.push_back(&f);
+  // The address of the value_type part, as Holds() is given it (Beast's
+  // element puts its list hooks before it).
+  for (const http::fields::value_type& f : fields) fields_.push_back(&f);
   std::sort(fields_.begin(), fields_.end(), std::less<>());
+}
+
+bool HeaderFields::Holds(const http::fields::value_type& field) const {
+  return std::binary_search(fields_.begin(), fields_.end(), static_cast<const void*>(&field), std::less<>());
 }
 
 void HeaderFields::DropTrailers(http::fields& fields) const {
   for (auto it = fields.begin(); it != fields.end();) {
-    const void* field = &*it;
-    if (std::binary_search(fields_.begin(), fields_.end(), field, std::less<>())) ++it;
+    if (Holds(*it)) ++it;
     else it = fields.erase(it);
   }
 }

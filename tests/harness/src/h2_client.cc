@@ -23,6 +23,7 @@ struct H2ClientCallbacks {
     const std::string n(reinterpret_cast<const char*>(name), namelen);
     const std::string v(reinterpret_cast<const char*>(value), valuelen);
     if (n == ":status") r.status = std::atoi(v.c_str());
+    else if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && r.status >= 200) r.trailers.emplace(n, v);
     else if (r.status >= 200) r.headers.emplace(n, v);
     return 0;
   }

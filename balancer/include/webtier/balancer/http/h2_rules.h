@@ -68,6 +68,8 @@ class H2RequestHead {
 // views the message it comes from (nghttp2 copies both when the response is
 // submitted).
 using H2Field = std::pair<std::string, std::string_view>;
+// A trailer field kept past the answer it came with: name (lower-case) and value.
+using H2Trailer = std::pair<std::string, std::string>;
 
 // The header list of a member's HTTP/1.1 response as it goes to an HTTP/2
 // client, into `out` (replacing it): no `:status` (the caller adds it), the

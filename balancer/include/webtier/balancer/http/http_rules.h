@@ -12,6 +12,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <boost/beast/http/fields.hpp>
@@ -114,6 +115,10 @@ class HeaderFields {
   void Snapshot(const boost::beast::http::fields& fields);
   // Erases from `fields` every field added since Snapshot.
   void DropTrailers(boost::beast::http::fields& fields) const;
+  // Whether `field` was among the fields at Snapshot.
+  bool Holds(const boost::beast::http::fields::value_type& field) const;
+  // How many fields there were at Snapshot.
+  size_t size() const { return fields_.size(); }
 
  private:
   std::vector<const void*> fields_;  // the fields' addresses, sorted
@@ -230,6 +235,36 @@ enum class BodyFraming {
 void SerializeResponseHead(const boost::beast::http::response_header<>& res, unsigned client_version,
                            bool keep_alive, BodyFraming framing, std::string_view request_id, std::string& out,
                            std::string_view codings = {});
+
+// A field of a trailer section the proxy passes on: views into the parsed
+// message's fields.
+using TrailerField = std::pair<std::string_view, std::string_view>;
+
+// The number of fields `fields` holds.
+size_t FieldCount(const boost::beast::http::fields& fields);
+
+// Collects into `out` (replacing its contents) the trailer fields of a
+// member's chunked answer that go on to the client: the fields `header` did
+// not hold at its Snapshot (Beast 1.81 adds the trailer fields to the
+// header's, each after the last field of its name, so only the fields' own
+// identity tells them apart), without those a trailer must not carry or a
+// proxy must not pass on. Dropped: framing and routing (Content-Length,
+// Transfer-Encoding, Host), hop-by-hop fields (as in the head, and any the
+// Connection header names), and the fields RFC 9110 6.5.1 keeps out of
+// trailers because a recipient that merges them into the header would act on
+// them too late or wrongly: response control (Age, Cache-Control, Date,
+// Expires, Location, Pragma, Retry-After, Vary, Warning), representation
+// metadata (Content-Encoding, Content-Location, Content-Range, Content-Type,
+// ETag, Last-Modified), authentication and cookies (WWW-Authenticate,
+// Authentication-Info, Set-Cookie), and the fields the balancer itself sets
+// on an answer (Cache-Status, X-Request-Id). O(F log H) for F fields, H of
+// them the header's.
+void ForwardedTrailers(const boost::beast::http::fields& fields, const HeaderFields& header,
+                       std::vector<TrailerField>& out);
+
+// Appends the end of a chunked body carrying `trailers` to `out`: the last
+// chunk, each field as `Name: value` CRLF, the final CRLF.
+void AppendLastChunk(const std::vector<TrailerField>& trailers, std::string& out);
 
 // Writes an interim (1xx other than 101) response head as it goes to an
 // HTTP/1.1 client into `out`: the status line and the member's fields without

@@ -27,6 +27,7 @@ class H2Client {
     std::multimap<std::string, std::string> headers;  // lower-case names
     std::vector<int> interim;                    // 1xx statuses on the way
     std::string body;
+    std::multimap<std::string, std::string> trailers;  // a HEADERS block after the body
     bool closed = false;                         // the stream ended (answered whole, or reset)
     uint32_t reset = 0;                          // RST_STREAM error code; 0: none
     std::string header(const std::string& name) const {
