@@ -396,12 +396,12 @@ TEST_F(EdgeCacheTest, CredentialsPrivateAndNoStoreAnswersPassThrough) {
   Serve(path, "v1");
   WarmEdge(0, path);
   // A request with credentials or its own no-cache goes to the tier, as it came.
-  for (const std::string& field : {"Authorization: Bearer x", "Cookie: a=b", "Cache-Control: no-cache"}) {
+  for (const char* field : {"Authorization: Bearer x", "Cookie: a=b", "Cache-Control: no-cache"}) {
     const HttpResponse r = Get(0, path, {field});
     EXPECT_EQ(r.status, 200);
     EXPECT_FALSE(EdgeHit(r)) << field;
   }
-  for (const std::string& cc : {"private, max-age=60", "no-store", "no-cache", "max-age=0"}) {
+  for (const char* cc : {"private, max-age=60", "no-store", "no-cache", "max-age=0"}) {
     const std::string p = Unique("/edge/never-");
     TestOrigin::Canned canned;
     canned.response.headers = {{"Cache-Control", cc}, {"ETag", "\"e\""}};
