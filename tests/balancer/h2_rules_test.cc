@@ -1,6 +1,7 @@
 // The HTTP rules of an HTTP/2 stream (h2_rules.h): a header block to the
 // request a member gets, and a member's head to an HTTP/2 header list.
 #include "webtier/balancer/http/h2_rules.h"
+#include "webtier/balancer/http/http_rules.h"
 
 #include <gtest/gtest.h>
 
@@ -82,6 +83,36 @@ TEST(H2RequestHead, RefusesConnectOddSchemesAndOversizedBlocks) {
   Fields crumbs = kGet;
   for (int i = 0; i < 10; ++i) crumbs.push_back({"cookie", "c" + std::to_string(i) + "=1"});
   EXPECT_FALSE(Build(crumbs, r5, 1));
+}
+
+// RFC 8441: an extended CONNECT for websocket is the HTTP/1.1 Upgrade GET
+// it stands for; another :protocol is refused.
+TEST(H2RequestHead, AWebSocketConnectBecomesAnUpgradeRequest) {
+  const Fields connect = {{":method", "CONNECT"}, {":protocol", "websocket"}, {":scheme", "https"},
+                          {":authority", "example.com"}, {":path", "/chat?room=1"}, {"sec-websocket-version", "13"},
+                          {"sec-websocket-protocol", "chat"}, {"origin", "https://example.com"}};
+  H2RequestHead head(100, 16384);
+  for (const auto& [n, v] : connect) head.Add(n, v);
+  EXPECT_TRUE(head.extended_connect());
+  http::request<http::string_body> req;
+  ASSERT_FALSE(head.Build(req));
+  EXPECT_EQ(req.method(), http::verb::get);
+  EXPECT_EQ(req.target(), "/chat?room=1");
+  EXPECT_EQ(req[http::field::host], "example.com");
+  EXPECT_EQ(req[http::field::connection], "Upgrade");
+  EXPECT_EQ(req[http::field::upgrade], "websocket");
+  EXPECT_EQ(req[http::field::sec_websocket_version], "13");
+  EXPECT_EQ(req[http::field::sec_websocket_protocol], "chat");
+  EXPECT_TRUE(IsUpgradeRequest(req));
+  Fields other = connect;
+  other[1].second = "bytestream";
+  http::request<http::string_body> r2;
+  const auto e = Build(other, r2);
+  ASSERT_TRUE(e);
+  EXPECT_EQ(e->status, 400);
+  H2RequestHead plain(100, 16384);
+  for (const auto& [n, v] : kGet) plain.Add(n, v);
+  EXPECT_FALSE(plain.extended_connect());
 }
 
 TEST(H2RequestHead, CountsTheHeaderListAsRfc9113Does) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <map>
 #include <memory>
 #include <string>
@@ -20,6 +21,7 @@
 #include <nlohmann/json.hpp>
 
 #include "echo_backend.h"
+#include "engine/tunnel.h"
 #include "proxy_fixture.h"
 #include "webtier/balancer/tls/tls_context.h"
 #include "webtier/testing/h2_client.h"
@@ -234,6 +236,131 @@ TEST_F(H2Test, AMembersTrailerSectionEndsTheStream) {
   EXPECT_EQ(r.body, "hello");
   EXPECT_TRUE(r.trailers.empty());
   member.join();
+}
+
+// A member that switches for a WebSocket Upgrade request: it keeps the
+// request head in `seen`, answers 101 (accepting the key, unless
+// `bad_accept`), says "hello;", echoes what comes, and at EOF says "bye" and
+// closes. `got_eof` tells whether the balancer half-closed (or closed) it.
+void ServeWebSocket(int fd, std::string* seen, bool bad_accept = false, std::atomic<bool>* got_eof = nullptr) {
+  std::string pending;
+  char buf[65536];
+  while (pending.find("\r\n\r\n") == std::string::npos) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) return;
+    pending.append(buf, static_cast<size_t>(n));
+  }
+  *seen = pending.substr(0, pending.find("\r\n\r\n") + 4);
+  pending.erase(0, seen->size());
+  std::string lower = *seen;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  std::string key;
+  if (const size_t k = lower.find("\r\nsec-websocket-key: "); k != std::string::npos) {
+    const size_t from = k + 21;
+    key = seen->substr(from, seen->find("\r\n", from) - from);
+  }
+  const std::string accept = bad_accept ? "bm90IHRoZSBhbnN3ZXI=" : WebSocketAccept(key);
+  testing::SendAll(fd, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                       "Sec-WebSocket-Accept: " + accept + "\r\nSec-WebSocket-Protocol: chat\r\n\r\nhello;");
+  if (!pending.empty()) testing::SendAll(fd, pending);
+  for (;;) {
+    const ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) {
+      if (got_eof != nullptr && n == 0) *got_eof = true;
+      break;
+    }
+    testing::SendAll(fd, std::string_view(buf, static_cast<size_t>(n)));
+  }
+  testing::SendAll(fd, "bye");
+  ::shutdown(fd, SHUT_RDWR);
+  ::close(fd);
+}
+
+// RFC 8441: an extended CONNECT becomes an HTTP/1.1 Upgrade to the member,
+// and the stream carries the tunnel both ways with flow control; the
+// client's END_STREAM half-closes the member, whose close ends the stream.
+TEST_F(H2Test, AWebSocketStreamTunnelsToAnHttp11MemberBothWays) {
+  RawMember raw;
+  Add("raw", raw.port());
+  StartProxy(1);
+  std::string seen;
+  std::thread member([&] {
+    const int fd = raw.Accept(5s);
+    if (fd >= 0) ServeWebSocket(fd, &seen);
+  });
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  const int32_t id = c.OpenWebSocket("/chat?room=1", {{"sec-websocket-version", "13"}, {"sec-websocket-protocol", "chat"}});
+  ASSERT_GT(id, 0) << "no SETTINGS_ENABLE_CONNECT_PROTOCOL from the balancer";
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).body == "hello;"; })) << c.response(id).status;
+  EXPECT_EQ(c.response(id).status, 200);
+  EXPECT_EQ(c.response(id).header("sec-websocket-protocol"), "chat");
+  EXPECT_EQ(c.response(id).header("sec-websocket-accept"), "");
+  EXPECT_EQ(Metric("balancer_upgraded_connections"), 1);
+  // More than a stream's window each way: nothing lost, nothing reordered.
+  std::string big(300 * 1024, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
+  c.SendData(id, big);
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).body.size() >= 6 + big.size(); }))
+      << c.response(id).body.size();
+  EXPECT_TRUE(c.response(id).body == "hello;" + big);
+  c.SendData(id, "", /*end=*/true);
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).closed; }));
+  EXPECT_EQ(c.response(id).reset, 0u);
+  EXPECT_TRUE(c.response(id).body.ends_with(big.substr(big.size() - 10) + "bye"));
+  member.join();
+  std::string lower = seen;
+  for (char& ch : lower) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  EXPECT_TRUE(seen.starts_with("GET /chat?room=1 HTTP/1.1\r\n")) << seen;
+  EXPECT_NE(lower.find("\r\nupgrade: websocket\r\n"), std::string::npos) << seen;
+  EXPECT_NE(lower.find("\r\nconnection: upgrade\r\n"), std::string::npos) << seen;
+  EXPECT_NE(lower.find("\r\nsec-websocket-version: 13\r\n"), std::string::npos) << seen;
+  EXPECT_NE(lower.find("\r\nsec-websocket-key: "), std::string::npos) << seen;
+  EXPECT_TRUE(testing::WaitFor([&] { return Metric("balancer_upgraded_connections") == 0; }, 5s));
+}
+
+// A member whose 101 does not accept the balancer's key gets no tunnel
+// (502); a stream the client resets closes its member's connection. The
+// connection serves on.
+TEST_F(H2Test, AWebSocketStreamIsRefusedOrCutOffCleanly) {
+  RawMember raw;
+  Add("raw", raw.port());
+  StartProxy(1);
+  std::string seen_bad, seen_cancel;
+  std::atomic<bool> member_saw_eof{false};
+  std::thread member([&] {
+    int fd = raw.Accept(5s);
+    if (fd >= 0) ServeWebSocket(fd, &seen_bad, /*bad_accept=*/true);
+    fd = raw.Accept(5s);
+    if (fd >= 0) ServeWebSocket(fd, &seen_cancel, false, &member_saw_eof);
+  });
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  int32_t id = c.OpenWebSocket("/bad", {{"sec-websocket-version", "13"}});
+  ASSERT_GT(id, 0);
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).status != 0; }));
+  c.SendData(id, "", /*end=*/true);  // a client ends its side once refused
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).closed; }));
+  EXPECT_EQ(c.response(id).reset, 0u);
+  EXPECT_EQ(c.response(id).status, 502);
+  EXPECT_EQ(c.response(id).body.find("hello"), std::string::npos);
+  id = c.OpenWebSocket("/cancel", {{"sec-websocket-version", "13"}});
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).body == "hello;"; }));
+  c.Cancel(id);
+  EXPECT_TRUE(c.PumpUntil([&] { return member_saw_eof.load(); }, 5s));
+  member.join();
+  EXPECT_TRUE(testing::WaitFor([&] { return Metric("balancer_upgraded_connections") == 0; }, 5s));
+  c.Pump(100ms);
+  EXPECT_FALSE(c.disconnected());
+  EXPECT_FALSE(c.goaway());
+}
+
+TEST(WebSocketAccept, FollowsRfc6455) {
+  // The example of RFC 6455 1.3.
+  EXPECT_EQ(WebSocketAccept("dGhlIHNhbXBsZSBub25jZQ=="), "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+  const std::string a = NewWebSocketKey(), b = NewWebSocketKey();
+  EXPECT_EQ(a.size(), 24u);  // 16 bytes, base64
+  EXPECT_NE(a, b);
 }
 
 TEST_F(H2Test, AStreamResetByTheClientAbandonsItsMemberRequest) {

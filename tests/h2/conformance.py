@@ -121,6 +121,7 @@ SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 SETTINGS_MAX_FRAME_SIZE = 0x5
 SETTINGS_MAX_HEADER_LIST_SIZE = 0x6
+SETTINGS_ENABLE_CONNECT_PROTOCOL = 0x8
 SETTING_NAMES = {1: 'HEADER_TABLE_SIZE', 2: 'ENABLE_PUSH',
                  3: 'MAX_CONCURRENT_STREAMS', 4: 'INITIAL_WINDOW_SIZE',
                  5: 'MAX_FRAME_SIZE', 6: 'MAX_HEADER_LIST_SIZE'}
@@ -1841,6 +1842,61 @@ def host_instead_of_authority(ctx):
     sid = conn.new_stream()
     conn.send_headers(sid, request_without(':authority')(conn) + [('host', ctx.cfg.authority)])
     conn.expect_response(sid, 200)
+
+
+# --------------------------------------------------------------------------
+# RFC 8441  WebSocket over HTTP/2 (extended CONNECT)
+
+def websocket_connect_fields(conn, path=None, drop=(), protocol='websocket', method='CONNECT'):
+    fields = [(':method', method), (':protocol', protocol),
+              (':scheme', 'https' if conn.cfg.tls else 'http'),
+              (':authority', conn.cfg.authority),
+              (':path', conn.cfg.path if path is None else path),
+              ('sec-websocket-version', '13')]
+    return [f for f in fields if f[0] not in drop]
+
+
+@test('8441/1', 'SETTINGS_ENABLE_CONNECT_PROTOCOL is 1')
+def connect_protocol_enabled(ctx):
+    conn = ctx.connect()
+    value = conn.server_settings.get(SETTINGS_ENABLE_CONNECT_PROTOCOL)
+    if value != 1:
+        fail(f'SETTINGS_ENABLE_CONNECT_PROTOCOL is {value}')
+
+
+def open_websocket(conn, end_stream=False, **fields):
+    """Sends an extended CONNECT (websocket_connect_fields with `fields`);
+    returns its stream id."""
+    sid = conn.new_stream()
+    conn.send_headers(sid, websocket_connect_fields(conn, **fields), end_stream=end_stream)
+    return sid
+
+
+@test('8441/2', 'extended CONNECT to a member that does not switch: an error status, not 2xx')
+def connect_protocol_not_switched(ctx):
+    conn = ctx.connect()
+    st = conn.wait_response_headers(open_websocket(conn))
+    if 200 <= st.status < 300:
+        fail(f':status {st.status} would open a tunnel that is not there')
+    ctx.note(f':status {st.status}')
+
+
+@test('8441/3', 'extended CONNECT without :path: malformed (PROTOCOL_ERROR or 400)')
+def connect_protocol_without_path(ctx):
+    conn = ctx.connect()
+    conn.expect_malformed(open_websocket(conn, drop=(':path',)))
+
+
+@test('8441/4', ':protocol with a method other than CONNECT: malformed (PROTOCOL_ERROR or 400)')
+def protocol_without_connect(ctx):
+    conn = ctx.connect()
+    conn.expect_malformed(open_websocket(conn, end_stream=True, method='GET'))
+
+
+@test('8441/5', 'extended CONNECT for an unknown protocol: refused (4xx or PROTOCOL_ERROR)')
+def connect_protocol_unknown(ctx):
+    conn = ctx.connect()
+    conn.expect_malformed(open_websocket(conn, protocol='x-unknown'))
 
 
 # --------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include "engine/h2_session.h"
 #include "engine/reactor_hints.h"
 #include "engine/relay.h"
+#include "engine/tunnel.h"
 #include "webtier/balancer/telemetry/access_log.h"
 #include "webtier/common/log.h"
 #include "webtier/common/net.h"
@@ -261,6 +262,19 @@ Exchange::Step Exchange::CheckAnswer(Member& member, const Attempt& attempt, Res
     (void)AfterFailure(Failure::kResetMidResponse, member, attempt, http::error::bad_status);
     return Step::kGiveUp;
   }
+  // An HTTP/2 WebSocket stream's key was the balancer's: so is the check
+  // an HTTP/1.1 client makes of the answer (RFC 6455 4.1).
+  if (code == 101 && conn_.h2 != nullptr &&
+      head[http::field::sec_websocket_accept] != WebSocketAccept(std::string_view(req_[http::field::sec_websocket_key]))) {
+    RefuseResponse(member, "member switched without accepting the WebSocket key");
+    return Step::kGiveUp;
+  }
+  // A 2xx to one is what its client takes for an open tunnel (RFC 8441 5):
+  // a member that answers it without switching must not pass for one.
+  if (conn_.h2 != nullptr && upgrade_ && code >= 200 && code < 300) {
+    RefuseResponse(member, "member answered a WebSocket request without switching");
+    return Step::kGiveUp;
+  }
   framing = CheckResponseFraming(head);
   if (framing.ok() && !framing.codings.empty() && req_.method() != http::verb::head) {
     if (req_.version() < 11) framing.why = "member sent transfer codings an HTTP/1.0 client cannot receive";
@@ -280,6 +294,13 @@ awaitable<ExchangeOutcome> Exchange::Deliver(std::unique_ptr<UpstreamConnection>
   const bool upstream_keep = answer_->get().keep_alive();
   conn_.ClearUpstream();
   const EdgeTap tap = worker_.edge != nullptr ? EdgeBeforeRelay() : EdgeTap{};
+  if (conn_.h2 != nullptr && code == 101) {  // a WebSocket stream: 200, then the session tunnels
+    OpenStreamTunnel(*conn_.h2, answer_->get(), request_id_);
+    log_.flags |= kUpgraded;
+    ExchangeOutcome outcome{200, {}, true, false};
+    outcome.tunnel = std::move(up);
+    co_return outcome;
+  }
   if (conn_.h2 != nullptr) {
     const bool whole = co_await RelayResponseToStream(*conn_.h2, *up, *answer_, req_.method() == http::verb::head,
                                                       request_id_, worker_.relay_buffers, tap);

@@ -10,9 +10,11 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 
 #include "engine/client_session.h"
 #include "engine/exchange.h"
+#include "engine/tunnel.h"
 #include "webtier/balancer/http/http_rules.h"
 #include "webtier/balancer/telemetry/access_log.h"
 #include "webtier/common/log.h"
@@ -20,6 +22,8 @@
 namespace webtier::balancer {
 
 namespace {
+
+using namespace asio::experimental::awaitable_operators;
 
 constexpr const char* kComponent = "h2";
 constexpr size_t kReadBytes = 16 * 1024;
@@ -265,7 +269,7 @@ void H2Session::OnRequestData(int32_t id, std::string_view data) {
   }
   s->body_received += data.size();
   s->unconsumed += data.size();
-  if (s->body_received > worker_.config.max_body_bytes) s->body_too_large = true;
+  if (s->body_received > worker_.config.max_body_bytes && !s->tunnel) s->body_too_large = true;
   else s->body_in.append(data);
   s->Notify();
 }
@@ -388,6 +392,10 @@ awaitable<void> H2Session::Serve(std::shared_ptr<H2Stream> held) {
   std::optional<Exchange> exchange;
   std::optional<StreamedBody> streamed;
   std::optional<RequestError> refused = s.head.Build(s.request);
+  // A WebSocket stream: the member gets an HTTP/1.1 Upgrade request, which
+  // needs a key; its DATA is the tunnel's, not a body to wait for.
+  s.tunnel = !refused && s.head.extended_connect();
+  if (s.tunnel) s.request.set(http::field::sec_websocket_key, NewWebSocketKey());
   if (!refused) refused = RefuseRequest(s.request, worker_, conn_.stream.tls());
   if (!refused) {
     if (const auto length = ContentLength(s.request); length && *length > worker_.config.max_body_bytes)
@@ -395,19 +403,22 @@ awaitable<void> H2Session::Serve(std::shared_ptr<H2Stream> held) {
   }
   if (refused) {
     Reject(s, *refused);
-  } else if (co_await AwaitBody(s)) {
-    s.request.body() = std::move(s.body_in);
-    s.body_in.clear();
-    if (!s.body_done) {
+  } else if (s.tunnel || co_await AwaitBody(s)) {
+    if (!s.tunnel) {
+      s.request.body() = std::move(s.body_in);
+      s.body_in.clear();
+    }
+    if (!s.body_done && !s.tunnel) {
       streamed.emplace(StreamedBody{nullptr, nullptr, ContentLength(s.request),
                                     s.start + std::chrono::milliseconds(worker_.config.body_timeout_ms), 0, {}});
     }
     exchange.emplace(worker_, s.conn, s.request, client_ip_, streamed ? &*streamed : nullptr, true);
     worker_.counters.active_requests.fetch_add(1, std::memory_order_relaxed);
-    const ExchangeOutcome outcome = co_await exchange->Run();
+    ExchangeOutcome outcome = co_await exchange->Run();
     worker_.counters.active_requests.fetch_sub(1, std::memory_order_relaxed);
     s.status = outcome.status;
     if (!outcome.error.empty()) Answer(s, outcome.status, outcome.error);
+    if (outcome.tunnel) co_await Tunnel(s, *outcome.tunnel);
     if (streamed && streamed->client_error && !s.closed) {
       if (const std::optional<RequestError> error = ClassifyRequestError(streamed->client_error, RequestPart::kBody))
         Reject(s, *error);
@@ -646,6 +657,96 @@ awaitable<error_code> StreamBodyFromStream(H2Stream& s, UpstreamConnection& up, 
   }
   if (chunked) co_return co_await write(LastChunk());
   co_return error_code{};
+}
+
+awaitable<void> H2Session::Tunnel(H2Stream& s, UpstreamConnection& up) {
+  ProxyMetrics& metrics = worker_.metrics;
+  metrics.upgraded_connections.Increment();
+  Timer room(conn_.stream.get_executor());
+  s.room = &room;
+  s.conn.upstream = &up.stream;  // cancelled when the stream is reset or the connection ends
+  s.conn.upstream_deadline = Clock::time_point::max();
+  TunnelActivity activity;
+  bool member_ended = false;  // the member closed its side cleanly
+  // Member to client: DATA while the stream holds less than
+  // kStreamOutBytes the client has not taken (what it sent after its 101 first).
+  auto to_client = [&]() -> awaitable<void> {
+    auto buf = worker_.relay_buffers.Take();
+    for (;;) {
+      if (up.buffer.size() > 0) {
+        s.out.append(static_cast<const char*>(up.buffer.data().data()), up.buffer.size());
+        up.buffer.consume(up.buffer.size());
+        codec_.Resume(s.id);
+        KickWriter();
+      }
+      while (s.out.size() - s.out_sent >= kStreamOutBytes && !s.closed && !s.conn.client_gone) co_await Wait(room);
+      if (s.closed || s.conn.client_gone) break;
+      auto [ec, n] = co_await up.stream.async_read_some(asio::buffer(buf.get(), RelayBuffers::kBytes), kUse);
+      if (n > 0) {
+        activity.last = Clock::now();
+        s.out.append(buf.get(), n);
+        codec_.Resume(s.id);
+        KickWriter();
+      }
+      if (ec) {
+        member_ended = ec == asio::error::eof;
+        break;
+      }
+    }
+    worker_.relay_buffers.Return(std::move(buf));
+  };
+  // Client to member: DATA as it comes, given back to the client's window
+  // once written; its END_STREAM half-closes the member's connection.
+  auto to_member = [&]() -> awaitable<void> {
+    std::string part;
+    bool half_closed = false;
+    for (;;) {
+      // (Once half-closed, it waits here until the other half ends the tunnel.)
+      while (s.body_in.empty() && s.body_done == half_closed && !s.closed && !s.conn.client_gone)
+        co_await Wait(s.wake);
+      if (s.closed || s.conn.client_gone) break;  // reset, or the connection ended
+      if (!s.body_in.empty()) {
+        part.clear();
+        part.swap(s.body_in);
+        if (co_await WriteAll(up.stream, asio::buffer(part))) break;
+        activity.last = Clock::now();
+        s.Release(part.size());
+        continue;
+      }
+      if (s.body_done && !half_closed) {
+        error_code ignored;
+        up.stream.shutdown(tcp::socket::shutdown_send, ignored);
+        half_closed = true;
+      }
+    }
+  };
+  // The first half to finish (or the idle limit) ends the tunnel.
+  co_await (to_client() || to_member() || IdleLimit(activity, worker_.timeouts.idle));
+  s.conn.upstream = nullptr;
+  s.room = nullptr;
+  error_code ignored;
+  up.stream.close(ignored);
+  if (!s.closed && !s.conn.client_gone) {
+    if (member_ended) {
+      EndAnswer(s, true);  // END_STREAM once what the member sent is out
+    } else {
+      codec_.Reset(s.id, NGHTTP2_CONNECT_ERROR);
+      KickWriter();
+    }
+  }
+  metrics.upgraded_connections.Decrement();
+  log::Debug(kComponent, "tunnel closed").kv("member", up.member->serverset().id);
+}
+
+void OpenStreamTunnel(H2Stream& s, const http::response_header<>& head, std::string_view request_id) {
+  std::vector<H2Field>& fields = s.session.fields();
+  H2ResponseFields(head, false, request_id, fields);
+  std::erase_if(fields, [](const H2Field& f) { return f.first == "sec-websocket-accept"; });
+  if (s.closed) return;
+  s.answered = true;
+  s.status = 200;
+  s.session.codec().Respond(s.id, 200, fields, true);
+  s.session.KickWriter();
 }
 
 void RelayInterimToStream(H2Stream& s, const http::response_header<>& head) {

@@ -47,7 +47,10 @@ struct H2Stream {
   H2Stream(H2Session& session, int32_t id, ClientStream& client, const Config& config);
 
   // Wakes the stream's coroutine (more body, room for the answer, closed, timed out).
-  void Notify() { wake.cancel(); }
+  void Notify() {
+    wake.cancel();
+    if (room != nullptr) room->cancel();
+  }
   // Gives `n` request body bytes back to the client's window.
   void Release(size_t n);
 
@@ -80,6 +83,11 @@ struct H2Stream {
   std::chrono::system_clock::time_point time;  // for the access log
   uint64_t bytes_out = 0;
   Timer wake;
+  // A WebSocket (RFC 8441) stream: its DATA both ways is the tunnel's,
+  // without --max-body-bytes. While it tunnels, its member-to-client half
+  // waits for room on `room` (the other half waits on `wake`).
+  bool tunnel = false;
+  Timer* room = nullptr;
 };
 
 class H2Session final : public H2Events {
@@ -117,6 +125,11 @@ class H2Session final : public H2Events {
 
  private:
   awaitable<void> Writer();
+  // Copies bytes both ways between a WebSocket stream and the member that
+  // switched for it, until either side ends or --idle-timeout-ms pass with no
+  // byte either way; then closes the member's connection and ends the
+  // stream (END_STREAM after a clean end, RST_STREAM CONNECT_ERROR else).
+  awaitable<void> Tunnel(H2Stream& s, UpstreamConnection& up);
   awaitable<void> Serve(std::shared_ptr<H2Stream> s);
   // Waits for the request body to be whole, or big enough to stream; false
   // when the stream is gone or was answered (408, 413).
@@ -172,6 +185,9 @@ awaitable<error_code> StreamBodyFromStream(H2Stream& s, UpstreamConnection& up, 
                                            Clock::time_point deadline, error_code& client_error);
 // Relays an interim (1xx) answer.
 void RelayInterimToStream(H2Stream& s, const http::response_header<>& head);
+// Answers a WebSocket stream whose member switched (101): 200 with the
+// member's end-to-end fields but Sec-WebSocket-Accept (RFC 8441 5).
+void OpenStreamTunnel(H2Stream& s, const http::response_header<>& head, std::string_view request_id);
 
 // The HTTP/2 connection preface's first bytes.
 inline constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

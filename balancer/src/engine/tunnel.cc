@@ -1,6 +1,12 @@
 // Upgraded connections tunnelled both ways (see tunnel.h).
 #include "engine/tunnel.h"
 
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+
+#include <cstring>
+
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/this_coro.hpp>
 
@@ -15,14 +21,9 @@ using namespace asio::experimental::awaitable_operators;
 
 constexpr const char* kComponent = "proxy";
 
-// When a byte last went through, either way.
-struct Activity {
-  Clock::time_point last = Clock::now();
-};
-
 // Copies what arrives on `from` to `to` until either side closes or fails.
 template <typename From, typename To>
-awaitable<void> Pump(From& from, To& to, char* buffer, Activity& activity) {
+awaitable<void> Pump(From& from, To& to, char* buffer, TunnelActivity& activity) {
   for (;;) {
     auto [ec, n] = co_await from.async_read_some(asio::buffer(buffer, RelayBuffers::kBytes), kUse);
     if (n > 0) {
@@ -30,18 +31,6 @@ awaitable<void> Pump(From& from, To& to, char* buffer, Activity& activity) {
       if (co_await WriteAll(to, asio::buffer(buffer, n))) co_return;
       activity.last = Clock::now();
     }
-    if (ec) co_return;
-  }
-}
-
-// Completes once `limit` has passed with no byte either way.
-awaitable<void> IdleLimit(const Activity& activity, std::chrono::milliseconds limit) {
-  Timer timer(co_await asio::this_coro::executor);
-  for (;;) {
-    const auto until = activity.last + limit;
-    if (Clock::now() >= until) co_return;
-    timer.expires_at(until);
-    auto [ec] = co_await timer.async_wait(kUse);
     if (ec) co_return;
   }
 }
@@ -55,12 +44,49 @@ awaitable<error_code> Flush(beast::flat_buffer& pending, To& to) {
   co_return ec;
 }
 
+std::string Base64(const unsigned char* data, size_t size) {
+  std::string out(4 * ((size + 2) / 3), '\0');
+  EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(size));
+  return out;
+}
+
 }  // namespace
+
+awaitable<void> IdleLimit(const TunnelActivity& activity, std::chrono::milliseconds limit) {
+  Timer timer(co_await asio::this_coro::executor);
+  for (;;) {
+    const auto until = activity.last + limit;
+    if (Clock::now() >= until) co_return;
+    timer.expires_at(until);
+    auto [ec] = co_await timer.async_wait(kUse);
+    if (ec) co_return;
+  }
+}
+
+std::string NewWebSocketKey() {
+  unsigned char nonce[16];
+  if (RAND_bytes(nonce, sizeof nonce) != 1) {
+    // Not a secret (RFC 6455 4.1 only asks it be fresh): any bytes will do.
+    const auto now = Clock::now().time_since_epoch().count();
+    std::memcpy(nonce, &now, sizeof now);
+    std::memcpy(nonce + sizeof now, &now, sizeof now);
+  }
+  return Base64(nonce, sizeof nonce);
+}
+
+std::string WebSocketAccept(std::string_view key) {
+  static constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  std::string input(key);
+  input.append(kGuid);
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return Base64(digest, sizeof digest);
+}
 
 awaitable<void> RunTunnel(ClientConnection& client, beast::flat_buffer& client_pending, UpstreamConnection& upstream,
                           std::chrono::milliseconds idle_limit, RelayBuffers& buffers, ProxyMetrics& metrics) {
   metrics.upgraded_connections.Increment();
-  Activity activity;
+  TunnelActivity activity;
   if (!co_await Flush(upstream.buffer, client.stream) && !co_await Flush(client_pending, upstream.stream)) {
     auto to_member = buffers.Take();
     auto to_client = buffers.Take();

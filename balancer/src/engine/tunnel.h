@@ -8,12 +8,28 @@
 #pragma once
 
 #include <chrono>
+#include <string>
+#include <string_view>
 
 #include "engine/connection.h"
 #include "engine/relay.h"
+#include "webtier/balancer/clock.h"
 #include "webtier/balancer/telemetry/proxy_metrics.h"
 
 namespace webtier::balancer {
+
+// When a byte last went through a tunnel, either way.
+struct TunnelActivity {
+  Clock::time_point last = Clock::now();
+};
+// Completes once `limit` has passed with no byte through `activity`'s tunnel.
+awaitable<void> IdleLimit(const TunnelActivity& activity, std::chrono::milliseconds limit);
+
+// A fresh Sec-WebSocket-Key (16 random bytes, base64), for the HTTP/1.1
+// Upgrade request an HTTP/2 WebSocket stream (RFC 8441) becomes.
+std::string NewWebSocketKey();
+// The Sec-WebSocket-Accept a member must answer `key` with (RFC 6455 4.2.2).
+std::string WebSocketAccept(std::string_view key);
 
 // Tunnels between `client` and `upstream` (whose 101 head the client already
 // has). Bytes the member sent after its 101 (left in `upstream.buffer`) go to

@@ -29,6 +29,7 @@ void H2RequestHead::Add(std::string_view name, std::string_view value) {
     else if (name == ":scheme") scheme_ = value;
     else if (name == ":authority") authority_ = value;
     else if (name == ":path") path_ = value;
+    else if (name == ":protocol") protocol_ = value;
     // (nghttp2 lets no other pseudo-header through; they are not counted
     // as fields, as an HTTP/1.1 request line is not.)
     return;
@@ -49,11 +50,14 @@ void H2RequestHead::Add(std::string_view name, std::string_view value) {
 std::optional<RequestError> H2RequestHead::Build(http::request<http::string_body>& req) {
   if (too_large_) return RequestError{431, Rejection::kHeaderTooLarge, "request header fields too large"};
   if (too_many_) return RequestError{431, Rejection::kTooManyFields, "too many header fields"};
-  if (method_ == "CONNECT")
+  const bool websocket = extended_connect() && http_syntax::EqualsIgnoreCase(protocol_, "websocket");
+  if (method_ == "CONNECT" && protocol_.empty())
     return RequestError{405, Rejection::kBadRequest, "CONNECT is not supported"};
+  if (method_ == "CONNECT" && !websocket) return RequestError{400, Rejection::kBadRequest, "unsupported :protocol"};
   if (scheme_ != "http" && scheme_ != "https")
     return RequestError{400, Rejection::kBadRequest, "unsupported :scheme"};
-  req.method_string(method_);
+  if (websocket) req.method(http::verb::get);
+  else req.method_string(method_);
   req.target(path_);
   req.version(11);
   std::string_view host;
@@ -79,6 +83,10 @@ std::optional<RequestError> H2RequestHead::Build(http::request<http::string_body
     req.insert(f.name, f.value);
   }
   if (cookies_ != 0) req.insert(http::field::cookie, cookie_);
+  if (websocket) {  // (nghttp2 let no Connection or Upgrade field through)
+    req.set(http::field::connection, "Upgrade");
+    req.set(http::field::upgrade, "websocket");
+  }
   return std::nullopt;
 }
 

@@ -13,6 +13,16 @@
 
 namespace webtier::testing {
 
+// `fields` as nghttp2 takes them (viewing the strings).
+std::vector<nghttp2_nv> HeaderList(std::vector<std::pair<std::string, std::string>>& fields) {
+  std::vector<nghttp2_nv> nva;
+  for (auto& [n, v] : fields) {
+    nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()), n.size(), v.size(),
+                   NGHTTP2_NV_FLAG_NONE});
+  }
+  return nva;
+}
+
 struct H2ClientCallbacks {
   static H2Client& Client(void* user) { return *static_cast<H2Client*>(user); }
 
@@ -60,9 +70,10 @@ struct H2ClientCallbacks {
                           nghttp2_data_source*, void* user) {
     H2Client::Stream& s = Client(user).streams_[id];
     const size_t n = std::min(length, s.body.size() - s.sent);
+    if (n == 0 && s.open && !s.end) return NGHTTP2_ERR_DEFERRED;  // SendData resumes it
     std::memcpy(buf, s.body.data() + s.sent, n);
     s.sent += n;
-    if (s.sent == s.body.size()) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    if (s.sent == s.body.size() && (!s.open || s.end)) *flags |= NGHTTP2_DATA_FLAG_EOF;
     return static_cast<ssize_t>(n);
   }
 };
@@ -120,11 +131,7 @@ int32_t H2Client::Submit(const std::string& method, const std::string& path,
   std::vector<std::pair<std::string, std::string>> all = {
       {":method", method}, {":scheme", scheme}, {":authority", host}, {":path", path}};
   all.insert(all.end(), headers.begin(), headers.end());
-  std::vector<nghttp2_nv> nva;
-  for (auto& [n, v] : all) {
-    nva.push_back({reinterpret_cast<uint8_t*>(n.data()), reinterpret_cast<uint8_t*>(v.data()), n.size(), v.size(),
-                   NGHTTP2_NV_FLAG_NONE});
-  }
+  const std::vector<nghttp2_nv> nva = HeaderList(all);
   nghttp2_data_provider provider{};
   provider.read_callback = H2ClientCallbacks::ReadBody;
   const bool has_body = !body.empty();
@@ -133,6 +140,45 @@ int32_t H2Client::Submit(const std::string& method, const std::string& path,
   if (id > 0) streams_[id].body = std::move(body);
   Step(std::chrono::milliseconds(0));  // the HEADERS go out now (a Cancel right after must find them sent)
   return id;
+}
+
+int32_t H2Client::OpenWebSocket(const std::string& path,
+                                const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (session_ == nullptr) return -1;
+  const bool allowed = PumpUntil(
+      [&] { return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1; },
+      timeout_);
+  if (!allowed) return -1;
+  std::vector<std::pair<std::string, std::string>> all = {{":method", "CONNECT"},
+                                                          {":protocol", "websocket"},
+                                                          {":scheme", tls_ ? "https" : "http"},
+                                                          {":authority", "127.0.0.1:" + std::to_string(port_)},
+                                                          {":path", path}};
+  all.insert(all.end(), headers.begin(), headers.end());
+  const std::vector<nghttp2_nv> nva = HeaderList(all);
+  nghttp2_data_provider provider{};
+  provider.read_callback = H2ClientCallbacks::ReadBody;
+  const int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &provider, nullptr);
+  if (id > 0) streams_[id].open = true;
+  Step(std::chrono::milliseconds(0));
+  return id;
+}
+
+void H2Client::SendData(int32_t id, std::string_view data, bool end) {
+  Stream& s = streams_[id];
+  s.body.append(data);
+  s.end = s.end || end;
+  nghttp2_session_resume_data(session_, id);
+  Step(std::chrono::milliseconds(0));
+}
+
+bool H2Client::PumpUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout) {
+  const auto until = std::chrono::steady_clock::now() + timeout;
+  while (!done()) {
+    if (std::chrono::steady_clock::now() >= until) return false;
+    if (!Step(std::chrono::milliseconds(10))) return done();
+  }
+  return true;
 }
 
 void H2Client::Cancel(int32_t id) {

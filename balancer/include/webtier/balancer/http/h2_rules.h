@@ -40,14 +40,20 @@ class H2RequestHead {
   bool too_large() const { return too_large_ || too_many_; }
   // The header list size so far (RFC 9113 6.5.2).
   size_t bytes() const { return bytes_; }
+  // An extended CONNECT (RFC 8441): :method CONNECT with a :protocol.
+  bool extended_connect() const { return method_ == "CONNECT" && !protocol_.empty(); }
 
   // Fills `req` (empty) with the request: the method, :path as the target,
   // HTTP/1.1, :authority as Host (a Host field too must then name the same,
   // RFC 9113 8.3.1), the other fields in order with `cookie` crumbs joined
-  // into one field (8.2.3). None when it may go on to the HTTP/1.1 checks
-  // (CheckRequestFraming and the rest); else the answer: 431 over a bound,
-  // 405 for CONNECT (the balancer tunnels nothing), 400 for a :scheme other
-  // than http or https, a missing authority or one that differs from Host.
+  // into one field (8.2.3). An extended CONNECT for `websocket` (RFC 8441)
+  // becomes the HTTP/1.1 Upgrade request it stands for: GET :path with
+  // `Connection: Upgrade` and `Upgrade: websocket` (the caller adds the
+  // Sec-WebSocket-Key an HTTP/1.1 member needs). None when it may go on to
+  // the HTTP/1.1 checks (CheckRequestFraming and the rest); else the answer:
+  // 431 over a bound, 405 for a plain CONNECT (the balancer tunnels no TCP),
+  // 400 for another :protocol, for a :scheme other than http or https, a
+  // missing authority or one that differs from Host.
   std::optional<RequestError> Build(boost::beast::http::request<boost::beast::http::string_body>& req);
 
  private:
@@ -58,7 +64,7 @@ class H2RequestHead {
   size_t bytes_ = 0;
   bool too_large_ = false;  // over max_bytes
   bool too_many_ = false;   // over max_fields
-  std::string method_, scheme_, authority_, path_;
+  std::string method_, scheme_, authority_, path_, protocol_;
   std::string cookie_;
   size_t cookies_ = 0;
   std::vector<Field> fields_;  // regular fields but cookie

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -51,6 +52,17 @@ class H2Client {
   int32_t Submit(const std::string& method, const std::string& path,
                  const std::vector<std::pair<std::string, std::string>>& headers = {}, std::string body = "",
                  const std::string& authority = "");
+  // Opens a WebSocket stream (RFC 8441: CONNECT with :protocol websocket,
+  // no END_STREAM) once the server's SETTINGS allow it; the stream id, or -1
+  // when the server never sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (within
+  // the constructor's timeout).
+  int32_t OpenWebSocket(const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers = {});
+  // Queues `data` on a stream opened by OpenWebSocket; END_STREAM after it
+  // when `end`.
+  void SendData(int32_t id, std::string_view data, bool end = false);
+  // Runs the connection until `done()` holds, the connection ended, or
+  // `timeout` passed; whether `done()` held.
+  bool PumpUntil(const std::function<bool()>& done, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // Sends RST_STREAM(CANCEL) on `id`.
   void Cancel(int32_t id);
   // Sends a PING.
@@ -83,6 +95,8 @@ class H2Client {
     Response response;
     std::string body;  // what is still to send
     size_t sent = 0;
+    bool open = false;  // a WebSocket stream: more may come (SendData)
+    bool end = false;   // ... until this is set
   };
   friend struct H2ClientCallbacks;
   // One round: sends what the session has, reads what is there (waiting up
