@@ -191,6 +191,7 @@ TEST_F(H2Test, AMemberFailingMidStreamResetsOnlyItsStream) {
   EXPECT_EQ(r.status, 200);  // the head went out before the member failed
   EXPECT_EQ(r.reset, static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR));
   EXPECT_EQ(r.body, std::string(10, 'x'));  // what came went out, then the reset
+  EXPECT_EQ(Metric("balancer_upstream_cut_answers_total", {{"reason", "reset"}}), 1);
   r = c.Request("GET", "/second");  // the same connection
   EXPECT_EQ(r.status, 200);
   EXPECT_EQ(r.reset, 0u);

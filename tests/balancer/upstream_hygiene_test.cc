@@ -431,6 +431,8 @@ TEST_F(UpstreamHygieneTest, AnEndlessTrailerOrChunkLineFromAMemberIsCutOff) {
     EXPECT_EQ(raw.find("X-Pad"), std::string::npos) << target;
     EXPECT_EQ(raw.find("more"), std::string::npos) << target;
   }
+  EXPECT_EQ(Metric("balancer_upstream_cut_answers_total", {{"reason", "framing"}}), 2);
+  EXPECT_EQ(Metric("balancer_upstream_cut_answers_total", {{"reason", "reset"}}), 0);
   ExpectNextClientGetsItsOwnAnswer();
 }
 

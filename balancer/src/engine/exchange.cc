@@ -310,7 +310,7 @@ awaitable<ExchangeOutcome> Exchange::Deliver(std::unique_ptr<UpstreamConnection>
   }
   if (code == 101) co_return co_await SwitchProtocols(std::move(up), answer_->get());
   RelayedResponse relayed{conn_,          *up,           *answer_, req_.method() == http::verb::head, req_.version(),
-                          request_id_, keep_alive_, framing.codings, tap};
+                          request_id_, keep_alive_, framing.codings, tap, &worker_.metrics};
   const bool reusable = co_await RelayResponse(relayed, worker_.timeouts, worker_.relay_buffers);
   if (worker_.edge != nullptr) EdgeAfterRelay(reusable);
   keep_alive_ = relayed.keep_alive;

@@ -470,9 +470,13 @@ void H2Session::Finish(H2Stream& s, const Exchange* exchange) {
 namespace {
 
 // A member that failed while its answer was relayed (or a client that left).
-void LogMidBodyFailure(const H2Stream& s, const UpstreamConnection& up, std::string_view err) {
-  if (s.conn.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
-  else log::Warn("proxy", "upstream failed mid-body").kv("member", up.member->serverset().id).kv("err", err);
+void LogMidBodyFailure(const H2Stream& s, const UpstreamConnection& up, error_code ec) {
+  if (s.conn.client_gone) {
+    log::Debug(kComponent, "client gone mid-body").kv("member", up.member->serverset().id);
+    return;
+  }
+  log::Warn("proxy", "upstream failed mid-body").kv("member", up.member->serverset().id).kv("err", ec.message());
+  CountCutAnswer(s.session.worker().metrics, ec);
 }
 
 // The relay of an answer's body is over: all of it is queued (`whole`), or
@@ -526,7 +530,7 @@ awaitable<bool> RelaySizedToStream(H2Stream& s, UpstreamConnection& up, uint64_t
     s.conn.ClearUpstream();
     up.buffer.commit(n);
     if (ec || n == 0) {
-      LogMidBodyFailure(s, up, ec ? ec.message() : "closed");
+      LogMidBodyFailure(s, up, ec ? ec : error_code(asio::error::eof));
       ok = false;
       break;
     }
@@ -593,7 +597,7 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
     s.conn.ClearUpstream();
     const error_code ec = s.conn.UpstreamError(raw);
     if (ec) {
-      LogMidBodyFailure(s, up, ec.message());
+      LogMidBodyFailure(s, up, ec);
       ok = false;
       break;
     }

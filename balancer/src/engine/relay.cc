@@ -17,10 +17,14 @@ constexpr size_t kBufferBytes = RelayBuffers::kBytes;
 
 bool HasNoBody(int status, bool head) { return head || (status >= 100 && status < 200) || status == 204 || status == 304; }
 
-void LogMidBodyFailure(const RelayedResponse& r, std::string_view err) {
+void LogMidBodyFailure(const RelayedResponse& r, error_code ec) {
   const std::string& member = r.upstream.member->serverset().id;
-  if (r.client.client_gone) log::Debug(kComponent, "client gone mid-body").kv("member", member);
-  else log::Warn(kComponent, "upstream failed mid-body").kv("member", member).kv("err", err);
+  if (r.client.client_gone) {
+    log::Debug(kComponent, "client gone mid-body").kv("member", member);
+    return;
+  }
+  log::Warn(kComponent, "upstream failed mid-body").kv("member", member).kv("err", ec.message());
+  if (r.metrics != nullptr) CountCutAnswer(*r.metrics, ec);
 }
 
 // The common case, a bodyless or Content-Length response: the head and the
@@ -59,7 +63,8 @@ awaitable<bool> RelaySized(RelayedResponse& r, bool bodyless, const Timeouts& ti
       const bool timed_out = conn.upstream_timed_out;
       conn.ClearUpstream();
       if (rec || got == 0) {
-        LogMidBodyFailure(r, timed_out ? "timeout" : rec.message());
+        LogMidBodyFailure(r, timed_out ? error_code(beast::error::timeout)
+                                       : rec ? rec : error_code(asio::error::eof));
         ok = false;
         break;
       }
@@ -105,7 +110,7 @@ awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Time
       conn.ClearUpstream();
       const error_code ec = conn.UpstreamError(ec_raw);
       if (ec) {
-        LogMidBodyFailure(r, ec.message());
+        LogMidBodyFailure(r, ec);
         ok = false;
         break;
       }
@@ -172,6 +177,16 @@ awaitable<std::tuple<error_code, size_t>> ReadBodyPiece(UpstreamConnection& up,
       kMaxAnswerTrailerBytes);
   if (ec == http::error::need_buffer) ec = {};  // the piece is full
   co_return std::tuple{ec, size - body.size};
+}
+
+void CountCutAnswer(ProxyMetrics& metrics, error_code ec) {
+  size_t reason = ProxyMetrics::kCutReset;
+  if (ec == beast::error::timeout) reason = ProxyMetrics::kCutTimeout;
+  else if (ec.category() == MakeErrorCode(BodyLimit::kChunkLineTooLong).category() ||
+           (ec.category() == http::make_error_code(http::error::bad_chunk).category() &&
+            ec != http::error::partial_message && ec != http::error::end_of_stream))
+    reason = ProxyMetrics::kCutFraming;
+  metrics.cut_answers[reason]->Increment();
 }
 
 std::unique_ptr<char[]> RelayBuffers::Take() {

@@ -14,6 +14,7 @@
 #include <boost/beast/http/parser.hpp>
 
 #include "engine/connection.h"
+#include "webtier/balancer/telemetry/proxy_metrics.h"
 
 namespace webtier::balancer {
 
@@ -46,7 +47,12 @@ struct RelayedResponse {
   bool keep_alive = false;       // in: the client's connection may stay; out: it does
   std::string_view codings;      // the member's transfer codings before chunked, relayed (CheckResponseFraming)
   EdgeTap tap = {};
+  ProxyMetrics* metrics = nullptr;  // where a member failing mid-body is counted
 };
+
+// Counts a member answer that broke off mid-body (`ec`: the member side's
+// error, a timeout when the watchdog cut it) in balancer_upstream_cut_answers_total.
+void CountCutAnswer(ProxyMetrics& metrics, error_code ec);
 
 // A member's trailer section is bounded like its head: past this, the
 // answer fails as a member failing mid-body would.

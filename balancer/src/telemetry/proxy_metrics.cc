@@ -118,6 +118,11 @@ ProxyMetrics::ProxyMetrics(prometheus::Registry& r)
   static constexpr const char* kAbuse[kH2AbuseKinds] = {"rapid_reset", "control_flood", "continuation_flood",
                                                         "ack_flood", "memory", "reset_flood", "protocol_error"};
   for (size_t i = 0; i < kH2AbuseKinds; ++i) h2_abuse[i] = &abuse.Add({{"kind", kAbuse[i]}});
+  auto& cut = CounterFamily(r, "balancer_upstream_cut_answers_total",
+                            "Member answers that broke off mid-body (the client's connection or stream was cut), "
+                            "by reason.");
+  static constexpr const char* kCut[] = {"reset", "timeout", "framing"};
+  for (size_t i = 0; i < cut_answers.size(); ++i) cut_answers[i] = &cut.Add({{"reason", kCut[i]}});
   RegisterTls(r);
   RegisterEdge(r);
 }

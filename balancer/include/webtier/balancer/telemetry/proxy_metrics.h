@@ -86,6 +86,12 @@ class ProxyMetrics {
   // framing cannot be relayed faithfully (the client got 502).
   prometheus::Counter& refused_responses;
   prometheus::Counter& interim_responses;  // balancer_interim_responses_total: 1xx relayed to clients
+  // balancer_upstream_cut_answers_total{reason}: member answers that broke
+  // off mid-body, so the client's connection or stream was cut: the member
+  // reset or closed [kCutReset], went silent past --request-timeout-ms
+  // [kCutTimeout], or broke its body's framing or its bounds [kCutFraming].
+  static constexpr size_t kCutReset = 0, kCutTimeout = 1, kCutFraming = 2;
+  std::array<prometheus::Counter*, 3> cut_answers{};
   std::array<prometheus::Counter*, static_cast<size_t>(Rejection::kCount)> rejected_requests;  // {reason}
   prometheus::Counter& access_log_written;  // balancer_access_log_lines_total{result="written"}
   prometheus::Counter& access_log_dropped;  // balancer_access_log_lines_total{result="dropped"}
