@@ -58,4 +58,10 @@ std::string TagKey(std::string_view tag) { return "webtier:tag:" + std::string(t
 
 std::string LockKey(std::string_view cache_key) { return "webtier:lock:" + std::string(cache_key); }
 
+std::string PurgeMarkKey(std::string_view index_key) {
+  constexpr std::string_view kNamespace = "webtier:";
+  if (index_key.substr(0, kNamespace.size()) == kNamespace) index_key.remove_prefix(kNamespace.size());
+  return "webtier:purged:" + std::string(index_key);
+}
+
 }  // namespace webtier::cache

@@ -33,6 +33,10 @@ CacheMetrics::CacheMetrics(prometheus::Registry& r)
                                "Stored records that failed to decode (treated as misses and overwritten).")
                           .Add({})),
       stores(Counters(r, "webnode_cache_stores_total", "Responses written to the shared cache.").Add({})),
+      fenced_fills(Counters(r, "webnode_cache_fenced_fills_total",
+                            "Origin answers not written to the shared cache because their URL or a Surrogate-Key "
+                            "tag was purged while they were fetched.")
+                       .Add({})),
       coalesced_local(Coalesced(r).Add({{"scope", "node"}})),
       coalesced_remote(Coalesced(r).Add({{"scope", "tier"}})),
       revalidations(Counters(r, "webnode_cache_revalidations_total",

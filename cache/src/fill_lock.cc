@@ -47,7 +47,8 @@ FillLock::FillLock(FillLock&& other) noexcept
       token_(std::move(other.token_)),
       guard_(std::move(other.guard_)),
       orphaned_(std::move(other.orphaned_)),
-      held_(std::exchange(other.held_, false)) {}
+      held_(std::exchange(other.held_, false)),
+      purge_seq_(other.purge_seq_) {}
 
 FillLock& FillLock::operator=(FillLock&& other) noexcept {
   if (this != &other) {
@@ -58,6 +59,7 @@ FillLock& FillLock::operator=(FillLock&& other) noexcept {
     guard_ = std::move(other.guard_);
     orphaned_ = std::move(other.orphaned_);
     held_ = std::exchange(other.held_, false);
+    purge_seq_ = other.purge_seq_;
   }
   return *this;
 }
@@ -74,7 +76,7 @@ Status FillLock::TryTake(std::chrono::milliseconds ttl) {
 
 Status FillLock::ReadOrTake(const std::string& key, std::chrono::milliseconds ttl, std::string* value) {
   bool acquired = false;
-  auto read = [&] { return store_->GetOrLock(key, key_, token_, ttl, value, &acquired); };
+  auto read = [&] { return store_->GetOrLock(key, key_, token_, ttl, value, &acquired, &purge_seq_); };
   Status s = guard_ ? guard_(read) : read();
   held_ = s.code() == ErrorCode::kNotFound && acquired;
   if (OutcomeUnknown(s)) Orphan();

@@ -426,8 +426,10 @@ std::optional<Outcome> ResponseCache::LockOrCollapse(const std::string& key, con
     std::vector<StoreOp> ops;
     ops.push_back(lock->TakeOp(options_.lock_ttl));
     ops.push_back(StoreOp::Get(key));
+    ops.push_back(StoreOp::Get(kPurgeSeqKey));  // before the origin is asked (see FillWrite)
     const Status s = RunGuarded(&ops);
     lock->Taken(ops[0], s);
+    lock->set_purge_seq(PurgeSeqOf(ops[2].status, ops[2].result));
     if (!s.ok() && !lock->held()) {
       *store_up = false;
       return std::nullopt;

@@ -9,6 +9,7 @@
 #include "webtier/cache/response_cache.h"
 #include "webtier/cache/vary.h"
 #include "webtier/common/http_syntax.h"
+#include "webtier/common/log.h"
 
 namespace webtier::cache {
 namespace {
@@ -113,30 +114,44 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
     record.variant = SelectingFields(vary, request.headers);
     record.generation = generation != 0 ? generation : NewGeneration();
   }
-  const std::string encoded = EncodeRecord(record, options_.record_version);
-  std::vector<std::string> keys = {key};
-  if (!vary.empty()) keys.push_back(VariantKey(key, record.generation, record.variant));
-  // One round trip: the entry (and its variant), then the URL's index, so a
-  // purge by path reaches this site's entry, then one index per
-  // Surrogate-Key tag (space-separated), then the fill's lock. A failed index
-  // write is counted by RunGuarded; the entry still expires on its own.
-  std::vector<StoreOp> ops;
-  for (const auto& k : keys) ops.push_back(StoreOp::Put(k, encoded, retain));
-  ops.push_back(StoreOp::AddToSet(UrlIndexKey(request.path, request.query), key, retain));
+  std::string encoded = EncodeRecord(record, options_.record_version);
+  // One command: the entry (and its variant), the URL's index (so a purge by
+  // path reaches this site's entry) and one index per Surrogate-Key tag
+  // (space-separated), written at once unless a purge of the URL or of a tag
+  // came after this fill began; and the release of the fill's lock.
+  FillWrite write;
+  write.entries.push_back(key);
+  if (!vary.empty()) write.entries.push_back(VariantKey(key, record.generation, record.variant));
+  write.value = std::move(encoded);
+  write.member = key;
+  write.ttl = retain;
+  write.indexes.push_back(UrlIndexKey(request.path, request.query));
   std::string_view tags = FindHeader(response.headers, "Surrogate-Key");
   while (!tags.empty()) {
     size_t sp = tags.find(' ');
     std::string_view tag = tags.substr(0, sp);
-    if (!tag.empty()) ops.push_back(StoreOp::AddToSet(TagKey(tag), key, retain));
+    if (!tag.empty()) write.indexes.push_back(TagKey(tag));
     if (sp == std::string_view::npos) break;
     tags.remove_prefix(sp + 1);
   }
+  for (const auto& index : write.indexes) write.marks.push_back(PurgeMarkKey(index));
+  write.since = lock != nullptr ? lock->purge_seq() : 0;  // unknown: any live mark fences it
   const bool unlock = lock != nullptr && lock->held();
-  if (unlock) ops.push_back(lock->ReleaseOp());
+  if (unlock) {
+    StoreOp release = lock->ReleaseOp();
+    write.lock_key = std::move(release.key);
+    write.token = std::move(release.value);
+  }
+  std::vector<StoreOp> ops;
+  ops.push_back(StoreOp::PutFill(std::move(write)));
   RunGuarded(&ops).IgnoreError();  // counted there; what matters here is whether the entries went in
-  if (unlock) lock->Released(ops.back());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    if (!ops[i].status.ok()) return false;
+  if (unlock) lock->Released(ops.front());
+  const std::vector<std::string>& keys = ops.front().fill.entries;
+  if (!ops.front().status.ok()) return false;
+  if (!ops.front().written) {
+    metrics_->fenced_fills.Increment();
+    log::Debug("cache", "fill not stored: purged while it was fetched").kv("key", key);
+    return false;
   }
   metrics_->stores.Increment();
   if (record.At(response_ms) == Record::Freshness::kFresh) {
@@ -144,6 +159,14 @@ bool ResponseCache::StoreResponse(const std::string& key, const CachePolicy& pol
     for (const auto& k : keys) KeepHot(k, shared);
   }
   return true;
+}
+
+Status ResponseCache::FenceFills(const std::vector<std::string>& indexes) {
+  std::vector<std::string> marks;
+  marks.reserve(indexes.size());
+  for (const auto& index : indexes) marks.push_back(PurgeMarkKey(index));
+  // A fill lasts less than its lock's expiry; twice that is to spare.
+  return Guarded([&] { return store_->MarkPurged(marks, 2 * options_.lock_ttl); });
 }
 
 Status ResponseCache::Drop(const std::string& key) {
@@ -174,17 +197,20 @@ void ResponseCache::KeysOfEveryRelease(std::string_view path, std::string_view q
 void ResponseCache::Invalidate(const Request& request, const Response& response) {
   const std::string site = SiteFor(request);
   std::vector<std::string> keys;
+  std::vector<std::string> indexes = {UrlIndexKey(request.path, request.query)};
   KeysOfEveryRelease(request.path, request.query, site, &keys);
   for (std::string_view field : {"Location", "Content-Location"}) {
     std::string target = SameOriginTarget(FindHeader(response.headers, field), request.path, request.host);
     if (target.empty()) continue;
     size_t q = target.find('?');
-    KeysOfEveryRelease(std::string_view(target).substr(0, q),
-                       q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1), site,
-                       &keys);
+    const std::string_view path = std::string_view(target).substr(0, q);
+    const std::string_view query = q == std::string::npos ? std::string_view() : std::string_view(target).substr(q + 1);
+    KeysOfEveryRelease(path, query, site, &keys);
+    indexes.push_back(UrlIndexKey(path, query));
   }
   // Each failure is counted by Guarded; an invalidation is best effort
   // (RFC 9111 4.4), the entries still end with their freshness.
+  FenceFills(indexes).IgnoreError();
   for (const auto& key : keys) Drop(key).IgnoreError();
 }
 
@@ -198,7 +224,9 @@ Status ResponseCache::Purge(std::string_view path_and_query) {
   std::vector<std::string> keys;
   KeysOfEveryRelease(path, query, "", &keys);
   std::vector<std::string> indexed;
-  if (Status s = Guarded([&] { return store_->TakeSet(UrlIndexKey(path, query), &indexed); }); !s.ok()) return s;
+  const std::string index = UrlIndexKey(path, query);
+  if (Status s = FenceFills({index}); !s.ok()) return s;
+  if (Status s = Guarded([&] { return store_->TakeSet(index, &indexed); }); !s.ok()) return s;
   keys.insert(keys.end(), indexed.begin(), indexed.end());
   for (const auto& key : keys) {
     if (Status s = Drop(key); !s.ok()) return s;
@@ -210,7 +238,9 @@ Status ResponseCache::Purge(std::string_view path_and_query) {
 Status ResponseCache::PurgeTag(std::string_view tag, size_t* purged) {
   if (store_ == nullptr) return Status(ErrorCode::kUnavailable, "the cache is off (no --redis)");
   std::vector<std::string> keys;
-  if (Status s = Guarded([&] { return store_->TakeSet(TagKey(tag), &keys); }); !s.ok()) return s;
+  const std::string index = TagKey(tag);
+  if (Status s = FenceFills({index}); !s.ok()) return s;
+  if (Status s = Guarded([&] { return store_->TakeSet(index, &keys); }); !s.ok()) return s;
   for (const auto& key : keys) {
     if (Status s = Drop(key); !s.ok()) return s;
   }

@@ -410,6 +410,38 @@ TEST_F(CacheTierTest, SurrogateKeyTagPurgeReachesEveryNode) {
   EXPECT_EQ(a->Get("/t3").header("x-cache"), "HIT");
 }
 
+// The race a purge used to lose: a fill is at the origin when the content
+// changes and the purge comes (through another node). The fill's answer,
+// the old content, reaches its own client but is not stored, so nobody gets
+// it from the cache afterwards.
+TEST_F(CacheTierTest, AFillUnderWayWhenAPurgeComesStoresNothing) {
+  TestOrigin upstream;
+  auto canned = [](const char* body, int delay_ms) {
+    return TestOrigin::Canned{Response{200, {{"Cache-Control", "max-age=600"}, {"Surrogate-Key", "race"}}, body},
+                              delay_ms};
+  };
+  auto a = StartNode("a", {"--origin", upstream.url(), "--admin-token", "t"});
+  auto b = StartNode("b", {"--origin", upstream.url(), "--admin-token", "t"});
+  for (const std::string by : {"path", "tag"}) {
+    const std::string path = "/" + Unique("race");
+    const std::string how = by == "path" ? "path=" + path : "tag=race";
+    SCOPED_TRACE(how);
+    upstream.Set(path, canned("old", 800));
+    auto slow = std::async(std::launch::async, [&] { return a->Get(path); });
+    ASSERT_TRUE(WaitFor([&] { return upstream.Hits(path) == 1; }, 5s));  // at the origin
+    upstream.Set(path, canned("new", 0));
+    HttpResponse purged = HttpRequest("POST", b->admin_url("/admin/purge?" + how), {"Authorization: Bearer t"});
+    ASSERT_EQ(purged.status, 200) << purged.body;
+    const HttpResponse first = slow.get();
+    EXPECT_EQ(first.status, 200);
+    EXPECT_EQ(first.body, "old");
+    EXPECT_EQ(b->Get(path).body, "new");
+    EXPECT_EQ(a->Get(path).body, "new");
+    EXPECT_EQ(a->Get(path).header("x-cache"), "HIT");
+  }
+  EXPECT_EQ(a->Metric("webnode_cache_fenced_fills_total"), 2);
+}
+
 TEST_F(CacheTierTest, ARecordOfTheFormerFormatIsAMissNotAnError) {
   auto a = StartNode("a");
   const std::string path = "/api/primes/" + std::to_string(6000 + ::getpid() % 1000);

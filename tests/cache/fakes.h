@@ -4,12 +4,14 @@
 
 #include <atomic>
 #include <algorithm>
+#include <limits>
 #include <map>
 #include <set>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "webtier/cache/cache_key.h"
 #include "webtier/cache/clock.h"
 #include "webtier/cache/store.h"
 
@@ -69,15 +71,18 @@ class MemoryStore final : public Store {
     return Status::Ok();
   }
   Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
-                   std::chrono::milliseconds ttl, std::string* value, bool* acquired) override {  // cache::Store
+                   std::chrono::milliseconds ttl, std::string* value, bool* acquired,
+                   uint64_t* purge_seq) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_;
     *acquired = false;
+    *purge_seq = 0;
     if (down_) return Down();
     if (auto it = Live(key); it != data_.end()) {
       *value = it->second.value;
       return Status::Ok();
     }
+    *purge_seq = SeqOf(kPurgeSeqKey);
     *acquired = TakeIfFree(lock_key, token, ttl);
     return Status(ErrorCode::kNotFound, key);
   }
@@ -116,6 +121,38 @@ class MemoryStore final : public Store {
     if (it == sets_.end()) return Status::Ok();
     if (it->second.expires_at_ms > clock_->UnixMillis()) members->assign(it->second.members.begin(), it->second.members.end());
     sets_.erase(it);
+    return Status::Ok();
+  }
+
+  Status MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    if (down_) return Down();
+    const std::string seq = std::to_string(SeqOf(kPurgeSeqKey) + 1);
+    data_[kPurgeSeqKey] = Entry{seq, std::numeric_limits<int64_t>::max()};
+    for (const auto& m : marks) data_[m] = Entry{seq, clock_->UnixMillis() + ttl.count()};
+    return Status::Ok();
+  }
+  Status PutFill(const FillWrite& write, bool* written) override {  // cache::Store
+    std::lock_guard<std::mutex> lock(mu_);
+    ++calls_;
+    *written = false;
+    if (down_) return Down();
+    if (!write.lock_key.empty()) {
+      auto it = Live(write.lock_key);
+      if (it != data_.end() && it->second.value == write.token) data_.erase(it);
+    }
+    for (const auto& m : write.marks) {
+      if (Live(m) != data_.end() && SeqOf(m) > write.since) return Status::Ok();
+    }
+    const int64_t expiry = clock_->UnixMillis() + write.ttl.count();
+    for (const auto& k : write.entries) data_[k] = Entry{write.value, expiry};
+    for (const auto& k : write.indexes) {
+      auto& set = sets_[k];
+      set.members.insert(write.member);
+      set.expires_at_ms = std::max(set.expires_at_ms, expiry);
+    }
+    *written = true;
     return Status::Ok();
   }
 
@@ -171,6 +208,11 @@ class MemoryStore final : public Store {
     if (Live(key) != data_.end()) return false;
     data_[key] = Entry{token, clock_->UnixMillis() + ttl.count()};
     return true;
+  }
+  // A number kept as a string (the purge sequence, a mark), with mu_ held: 0 when absent.
+  uint64_t SeqOf(const std::string& key) {
+    auto it = Live(key);
+    return it == data_.end() ? 0 : std::stoull(it->second.value);
   }
   std::map<std::string, Entry>::iterator Live(const std::string& key) {
     auto it = data_.find(key);

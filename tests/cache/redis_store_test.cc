@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "webtier/cache/cache_key.h"
 #include "webtier/cache/fill_lock.h"
 #include "webtier/testing/harness.h"
 
@@ -293,16 +294,20 @@ TEST(RedisStoreTest, GetOrLockTakesTheLockOnlyWhenTheEntryIsAbsent) {
   RedisStore store(OptionsFor(redis));
   std::string value;
   bool acquired = false;
-  EXPECT_EQ(store.GetOrLock("k", "lock", "token-a", 10s, &value, &acquired).code(), ErrorCode::kNotFound);
+  uint64_t seq = 99;
+  EXPECT_EQ(store.GetOrLock("k", "lock", "token-a", 10s, &value, &acquired, &seq).code(), ErrorCode::kNotFound);
   EXPECT_TRUE(acquired);
+  EXPECT_EQ(seq, 0u);  // no purge yet
   EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-a");
   EXPECT_GT(std::stoi(redis.Cli({"PTTL", "lock"})), 9000);
-  EXPECT_EQ(store.GetOrLock("k", "lock", "token-b", 10s, &value, &acquired).code(), ErrorCode::kNotFound);
+  ASSERT_TRUE(store.MarkPurged({"mark"}, 10s).ok());
+  EXPECT_EQ(store.GetOrLock("k", "lock", "token-b", 10s, &value, &acquired, &seq).code(), ErrorCode::kNotFound);
   EXPECT_FALSE(acquired);
+  EXPECT_EQ(seq, 1u);  // a miss learns the purge sequence, lock or not
   const std::string bytes("x\0y\r\n", 5);
   ASSERT_TRUE(store.Put("k", bytes, 10s).ok());
   ASSERT_TRUE(store.Unlock("lock", "token-a").ok());
-  ASSERT_TRUE(store.GetOrLock("k", "lock", "token-c", 10s, &value, &acquired).ok());
+  ASSERT_TRUE(store.GetOrLock("k", "lock", "token-c", 10s, &value, &acquired, &seq).ok());
   EXPECT_EQ(value, bytes);
   EXPECT_FALSE(acquired);
   EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
@@ -312,6 +317,127 @@ TEST(RedisStoreTest, GetOrLockTakesTheLockOnlyWhenTheEntryIsAbsent) {
   EXPECT_TRUE(lock.held());
   lock.Release();
   EXPECT_EQ(redis.Cli({"EXISTS", "lock2"}), "0");
+}
+
+// A fill's writes go in at once, unless a purge marked the URL or a tag
+// after the fill read the purge sequence.
+TEST(RedisStoreTest, APurgeMarkFencesOffTheFillsBegunBeforeIt) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  auto write = [](uint64_t since) {
+    FillWrite w;
+    w.entries = {"entry", "variant"};
+    w.value = std::string("v\0\r\n", 4);
+    w.indexes = {"url-index", "tag-index"};
+    w.member = "entry";
+    w.ttl = 100s;
+    w.marks = {"url-mark", "tag-mark"};
+    w.since = since;
+    return w;
+  };
+  bool written = false;
+  ASSERT_TRUE(store.PutFill(write(0), &written).ok());
+  EXPECT_TRUE(written);
+  EXPECT_EQ(redis.Cli({"STRLEN", "variant"}), "4");
+  EXPECT_GT(std::stoi(redis.Cli({"PTTL", "entry"})), 90000);
+  EXPECT_EQ(redis.Cli({"SMEMBERS", "tag-index"}), "entry");
+  EXPECT_GT(std::stoi(redis.Cli({"PTTL", "url-index"})), 90000);
+
+  // A purge of the tag: a fill begun before it (since 0) writes nothing at all.
+  redis.Cli({"DEL", "entry", "variant", "url-index", "tag-index"});
+  ASSERT_TRUE(store.MarkPurged({"tag-mark"}, 5s).ok());
+  EXPECT_EQ(redis.Cli({"GET", std::string(kPurgeSeqKey)}), "1");
+  EXPECT_EQ(redis.Cli({"GET", "tag-mark"}), "1");
+  const int mark_ttl = std::stoi(redis.Cli({"PTTL", "tag-mark"}));
+  EXPECT_GT(mark_ttl, 4000);
+  EXPECT_LE(mark_ttl, 5000);
+  ASSERT_TRUE(store.PutFill(write(0), &written).ok());
+  EXPECT_FALSE(written);
+  EXPECT_EQ(redis.Cli({"EXISTS", "entry", "variant", "url-index", "tag-index"}), "0");
+  // One begun after it (since 1) writes; so does one whose marks are others'.
+  ASSERT_TRUE(store.PutFill(write(1), &written).ok());
+  EXPECT_TRUE(written);
+  ASSERT_TRUE(store.MarkPurged({"elsewhere"}, 5s).ok());
+  ASSERT_TRUE(store.PutFill(write(1), &written).ok());
+  EXPECT_TRUE(written);
+  // In a batch, as a fill sends it: its lock goes, fenced off or not (and
+  // only while the fill still holds it).
+  ASSERT_TRUE(store.MarkPurged({"url-mark", "tag-mark"}, 5s).ok());
+  EXPECT_EQ(redis.Cli({"GET", "url-mark"}), "3");
+  redis.Cli({"SET", "lock", "token-a"});
+  FillWrite fenced = write(2);
+  fenced.lock_key = "lock";
+  fenced.token = "token-a";
+  std::vector<StoreOp> ops;
+  ops.push_back(StoreOp::PutFill(fenced));
+  ops.push_back(StoreOp::Get(kPurgeSeqKey));
+  ASSERT_TRUE(store.Run(&ops).ok());
+  EXPECT_TRUE(ops[0].status.ok());
+  EXPECT_FALSE(ops[0].written);
+  EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+  EXPECT_EQ(PurgeSeqOf(ops[1].status, ops[1].result), 3u);
+  redis.Cli({"DEL", "entry"});
+  redis.Cli({"SET", "lock", "token-b"});  // taken by another fill after ours expired
+  FillWrite late = write(3);
+  late.lock_key = "lock";
+  late.token = "token-a";
+  ASSERT_TRUE(store.PutFill(late, &written).ok());
+  EXPECT_TRUE(written);
+  EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-b");
+  EXPECT_EQ(redis.Cli({"STRLEN", "entry"}), "4");
+  // The value waits under a staging key until the script moves or drops it.
+  EXPECT_EQ(redis.Cli({"KEYS", "webtier:staging:*"}), "");
+}
+
+// Scripts go by their SHA-1 (EVALSHA). A server that forgot them (SCRIPT
+// FLUSH; a restarted or promoted one never saw them) gets each command again
+// with its body, in the same call: no call fails for it.
+TEST(RedisStoreTest, AServerThatForgotTheScriptsIsSentThemAgain) {
+  RedisServer redis;
+  redis.Start();
+  RedisStore store(OptionsFor(redis));
+  std::string value;
+  bool acquired = false;
+  uint64_t seq = 0;
+  for (int round = 0; round < 2; ++round) {
+    SCOPED_TRACE(round);
+    EXPECT_EQ(redis.Cli({"SCRIPT", "FLUSH"}), "OK");
+    ASSERT_TRUE(store.MarkPurged({"mark"}, 10s).ok());
+    EXPECT_EQ(redis.Cli({"SCRIPT", "FLUSH"}), "OK");
+    EXPECT_EQ(store.GetOrLock("k", "lock", "t", 10s, &value, &acquired, &seq).code(), ErrorCode::kNotFound);
+    EXPECT_TRUE(acquired);
+    EXPECT_EQ(seq, static_cast<uint64_t>(round + 1));
+    EXPECT_TRUE(store.AddToSet("set", "m", 10s).ok());
+    std::vector<std::string> members;
+    ASSERT_TRUE(store.TakeSet("set", &members).ok());
+    EXPECT_EQ(members, std::vector<std::string>{"m"});
+    EXPECT_EQ(redis.Cli({"SCRIPT", "FLUSH"}), "OK");
+    std::vector<StoreOp> ops;
+    ops.push_back(StoreOp::Get("k"));
+    ops.push_back(StoreOp::Unlock("other-lock", "t"));
+    FillWrite w;
+    w.entries = {"entry"};
+    w.value = "v";
+    w.indexes = {"index"};
+    w.member = "entry";
+    w.ttl = 10s;
+    w.marks = {"mark"};
+    w.since = seq;  // read after the mark: not fenced off by it
+    w.lock_key = "lock";
+    w.token = "t";
+    ops.push_back(StoreOp::PutFill(w));
+    ASSERT_TRUE(store.Run(&ops).ok());
+    for (const StoreOp& op : ops) {
+      EXPECT_TRUE(op.status.ok() || op.status.code() == ErrorCode::kNotFound) << op.status.ToString();
+    }
+    EXPECT_TRUE(ops[2].written);
+    EXPECT_EQ(redis.Cli({"GET", "entry"}), "v");
+    EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
+    redis.Cli({"DEL", "entry"});
+  }
+  // Once known, they went by their SHA-1.
+  EXPECT_NE(redis.Cli({"INFO", "commandstats"}).find("cmdstat_evalsha:calls="), std::string::npos);
 }
 
 TEST(RedisStoreTest, AuthIsSent) {

@@ -6,6 +6,7 @@
 #include <prometheus/registry.h>
 
 #include <atomic>
+#include <condition_variable>
 #include <future>
 #include <set>
 #include <thread>
@@ -117,6 +118,23 @@ class ResponseCacheTest : public ::testing::Test {
     };
     routes_.Add(varying);
 
+    // Holds a GET until the test opens the gate (Surrogate-Key: g); other methods pass.
+    Route gated = r;
+    gated.prefix = "/gate/";
+    gated.label = "/gate";
+    gated.handler = [this](const Request& req, std::string_view rest) {
+      int n = ++fetches_;
+      if (req.method == "GET") {
+        std::unique_lock<std::mutex> lock(gate_mu_);
+        ++at_gate_;
+        gate_cv_.wait_for(lock, 5s, [this] { return gate_open_; });
+        --at_gate_;
+      }
+      return Response{200, {{"Cache-Control", "max-age=60"}, {"Surrogate-Key", "g"}},
+                      "gate:" + std::string(rest) + "#" + std::to_string(n)};
+    };
+    routes_.Add(gated);
+
     Route never = r;
     never.prefix = "/never";
     never.label = "/never";
@@ -178,6 +196,18 @@ class ResponseCacheTest : public ::testing::Test {
     return Get(Cache(), path, query, method, std::move(headers));
   }
 
+  void SetGate(bool open) {
+    {
+      std::lock_guard<std::mutex> lock(gate_mu_);
+      gate_open_ = open;
+    }
+    gate_cv_.notify_all();
+  }
+  int AtGate() {
+    std::lock_guard<std::mutex> lock(gate_mu_);
+    return at_gate_;
+  }
+
   void SetCacheControl(std::string cc) {
     std::lock_guard<std::mutex> lock(mu_);
     cache_control_ = std::move(cc);
@@ -203,6 +233,10 @@ class ResponseCacheTest : public ::testing::Test {
   int status_ = 200;
   bool throw_ = false;
   Headers extra_headers_;
+  std::mutex gate_mu_;  // the /gate/ route's
+  std::condition_variable gate_cv_;
+  bool gate_open_ = true;
+  int at_gate_ = 0;
   CircuitBreaker breaker_b_{BreakerOptions{}, &clock_};  // a second node's
   std::vector<std::unique_ptr<HotCache>> hots_;
   std::mutex caches_mu_;  // serializes Cache()'s first call
@@ -371,9 +405,10 @@ TEST_F(ResponseCacheTest, NotEligibleRequestsSkipTheCache) {
   EXPECT_EQ(Get("/r/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kNone);
   EXPECT_EQ(Get("/r/a", "", "GET", {{"Cookie", "a=b"}}).cache, CacheStatus::kNone);
   EXPECT_EQ(fetches_.load(), 5);
-  // Only the POST's invalidation of its URL: DEL + PUBLISH for the key of this
-  // release and of the ones before and after it (a rolling upgrade).
-  EXPECT_EQ(store_.calls(), 6);
+  // Only the POST's invalidation of its URL: the purge mark that fences off
+  // fills under way, then DEL + PUBLISH for the key of this release and of
+  // the ones before and after it (a rolling upgrade).
+  EXPECT_EQ(store_.calls(), 7);
   // ...unless the route says so.
   EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kMiss);
   EXPECT_EQ(Get("/auth/a", "", "GET", {{"Authorization", "Bearer x"}}).cache, CacheStatus::kHit);
@@ -574,6 +609,55 @@ TEST_F(ResponseCacheTest, PurgeRemovesTheEntry) {
   EXPECT_EQ(metrics_.purges.Value(), 1);
   store_.SetDown(true);
   EXPECT_FALSE(Cache().Purge("/r/purge").ok());
+}
+
+// A purge that comes while a fill is at the origin fences the fill off: its
+// answer, which may predate the purge, goes to its own client but not into
+// the store (nor the hot copy), whichever node purged. By path, by tag, and
+// by an unsafe method's invalidation.
+TEST_F(ResponseCacheTest, APurgeDuringAFillKeepsTheFillsAnswerOutOfTheStore) {
+  ResponseCache* other = Make(&store_, &breaker_b_);  // another node on the same store
+  ResponseCache& cache = Cache();
+  for (const std::string how : {"path", "tag", "unsafe method"}) {
+    SCOPED_TRACE(how);
+    const std::string path = "/gate/" + how;
+    SetGate(false);
+    auto fill = std::async(std::launch::async, [&] { return Get(cache, path); });
+    ASSERT_TRUE(Eventually([&] { return AtGate() == 1; }));
+    if (how == "path") {
+      ASSERT_TRUE(other->Purge(path).ok());
+    } else if (how == "tag") {
+      ASSERT_TRUE(other->PurgeTag("g").ok());
+    } else {
+      EXPECT_EQ(Get(*other, path, "", "POST").response.status, 200);
+    }
+    SetGate(true);
+    const Outcome answer = fill.get();
+    EXPECT_EQ(answer.cache, CacheStatus::kMiss);
+    EXPECT_EQ(answer.response.status, 200);
+    EXPECT_FALSE(answer.stored);
+    EXPECT_FALSE(store_.Contains(CacheKey(path, "", kSite)));
+    EXPECT_FALSE(store_.Contains(LockKey(CacheKey(path, "", kSite))));  // released all the same
+
+    // The next request fills again, and that fill is stored.
+    const Outcome next = Get(cache, path);
+    EXPECT_EQ(next.cache, CacheStatus::kMiss);
+    EXPECT_TRUE(next.stored);
+    EXPECT_NE(next.response.body, answer.response.body);
+    EXPECT_EQ(Get(cache, path).cache, CacheStatus::kHit);
+  }
+  EXPECT_EQ(metrics_.fenced_fills.Value(), 3);
+
+  // A purge of something else fences nothing.
+  SetGate(false);
+  auto fill = std::async(std::launch::async, [&] { return Get(cache, "/gate/spared"); });
+  ASSERT_TRUE(Eventually([&] { return AtGate() == 1; }));
+  ASSERT_TRUE(other->Purge("/gate/elsewhere").ok());
+  ASSERT_TRUE(other->PurgeTag("other-tag").ok());
+  SetGate(true);
+  EXPECT_TRUE(fill.get().stored);
+  EXPECT_EQ(Get(cache, "/gate/spared").cache, CacheStatus::kHit);
+  EXPECT_EQ(metrics_.fenced_fills.Value(), 3);
 }
 
 TEST_F(ResponseCacheTest, TheHotCopySkipsTheStoreForItsWindowOnly) {

@@ -2,10 +2,15 @@
 // file is the pool, the master it follows, and the Store commands.
 #include "webtier/cache/redis_store.h"
 
+#include <openssl/sha.h>
+
+#include <cstdio>
 #include <deque>
+#include <random>
 #include <thread>
 
 #include "hiredis_conn.h"
+#include "webtier/cache/cache_key.h"
 #include "webtier/common/log.h"
 
 namespace webtier::cache {
@@ -24,9 +29,99 @@ hiredis::DialOptions DialFor(const RedisOptions& o) {
           .password = o.password};
 }
 
+// A Lua script, run by EVALSHA: Redis keeps compiled scripts by their SHA-1,
+// so each call sends 40 bytes instead of the body and Redis hashes nothing.
+// A server that has not seen it (restarted, failed over, SCRIPT FLUSH)
+// answers NOSCRIPT; Exchange then sends that command again with EVAL, which
+// runs it and teaches the server the script.
+class LuaScript {
+ public:
+  explicit LuaScript(std::string_view body) : body_(body), sha_(Sha1Hex(body)) {}
+  std::string_view body() const { return body_; }
+  std::string_view sha() const { return sha_; }
+
+ private:
+  static std::string Sha1Hex(std::string_view body) {
+    unsigned char digest[SHA_DIGEST_LENGTH];
+    SHA1(reinterpret_cast<const unsigned char*>(body.data()), body.size(), digest);
+    static constexpr char kHex[] = "0123456789abcdef";
+    std::string hex;
+    for (unsigned char b : digest) {
+      hex.push_back(kHex[b >> 4]);
+      hex.push_back(kHex[b & 15]);
+    }
+    return hex;
+  }
+
+  const std::string_view body_;
+  const std::string sha_;
+};
+
+// Every script the store runs. Unlock deletes the lock only while it holds
+// the token; AddToSet never shortens the set's expiry (both are Lua for any
+// Redis since 2.6: PEXPIRE's NX and GT would need 7.0).
+const LuaScript kUnlock(
+    "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end");
+const LuaScript kAddToSet(
+    "redis.call('sadd', KEYS[1], ARGV[1]) "
+    "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
+    "return 1");
+// A fill's writes, which a purge must not split (FillWrite). The value is
+// not passed to Lua (copying a body in and out of it costs more than all
+// the rest): the same pipeline first SETs it under a staging key of its own,
+// which this script renames into place, or deletes when fenced off. KEYS: the
+// staging key, the entries, the indexes, the purge marks, then the lock when
+// ARGV[7] (its token) is given; ARGV: how many entries, indexes and marks,
+// the fill's purge sequence, the expiry, the index member (numbers go to
+// Redis as the strings they came as: a Lua number costs a printf). The lock is
+// released either way; 1 when written, 0 when a mark fenced it off (an
+// error when the staging key is missing: its SET failed).
+const LuaScript kPutFill(
+    "local ne, ni, nm = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local since, ttl, staging = tonumber(ARGV[4]), tonumber(ARGV[5]), KEYS[1] "
+    "if ARGV[7] then local l = KEYS[ne + ni + nm + 2] "
+    "if redis.call('get', l) == ARGV[7] then redis.call('del', l) end end "
+    "for i = ne + ni + 2, ne + ni + nm + 1 do local m = redis.call('get', KEYS[i]) "
+    "if m and (tonumber(m) or 0) > since then redis.call('del', staging) return 0 end end "
+    "for i = 3, ne + 1 do redis.call('set', KEYS[i], redis.call('get', staging), 'PX', ARGV[5]) end "
+    "redis.call('rename', staging, KEYS[2]) "
+    "for i = ne + 2, ne + ni + 1 do redis.call('sadd', KEYS[i], ARGV[6]) "
+    "if redis.call('pttl', KEYS[i]) < ttl then redis.call('pexpire', KEYS[i], ARGV[5]) end end "
+    "return 1");
+// The entry as a bulk string; else the purge sequence times two, plus one
+// when the lock was taken (an integer: cheaper for Redis than a table).
+const LuaScript kGetOrLock(
+    "local v = redis.call('get', KEYS[1]) if v then return v end "
+    "local seq = tonumber(redis.call('get', KEYS[3]) or '0') * 2 "
+    "if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return seq + 1 end return seq");
+const LuaScript kMarkPurged(
+    "local seq = redis.call('incr', KEYS[1]) "
+    "for i = 2, #KEYS do redis.call('set', KEYS[i], seq, 'PX', ARGV[1]) end return seq");
+// One round trip and atomic: the members come back joined by newlines.
+const LuaScript kTakeSet(
+    "local m = redis.call('smembers', KEYS[1]) redis.call('del', KEYS[1]) return table.concat(m, '\\n')");
+
+// The body of the script whose SHA-1 is `sha`; empty when none is.
+std::string_view ScriptBody(std::string_view sha) {
+  for (const LuaScript* s : {&kUnlock, &kAddToSet, &kPutFill, &kGetOrLock, &kMarkPurged, &kTakeSet}) {
+    if (s->sha() == sha) return s->body();
+  }
+  return {};
+}
+
+bool IsNoScript(const Reply& r) { return r.type == Reply::Type::kError && r.str.rfind("NOSCRIPT", 0) == 0; }
+
 }  // namespace
 
-RedisStore::RedisStore(RedisOptions options) : options_(std::move(options)), master_(MasterOf(options_)) {}
+RedisStore::RedisStore(RedisOptions options)
+    : options_(std::move(options)), master_(MasterOf(options_)), staging_salt_(std::random_device{}()) {}
+
+std::string RedisStore::StagingKey() {
+  char key[64];
+  std::snprintf(key, sizeof key, "webtier:staging:%08x:%llu", staging_salt_,
+                static_cast<unsigned long long>(staging_seq_.fetch_add(1, std::memory_order_relaxed)));
+  return key;
+}
 
 RedisStore::~RedisStore() = default;
 
@@ -89,6 +184,10 @@ Status RedisStore::Exchange(const std::vector<hiredis::Argv>& argvs, std::vector
     if (!reused || attempt > 0 || s.code() != ErrorCode::kConnectionLoss) return s;
     DropIdle();
   }
+  if (Status s = RetryUnknownScripts(*conn, argvs, replies); !s.ok()) {
+    master_->Suspect(conn->generation);
+    return s;
+  }
   for (const Reply& r : *replies) {
     if (r.type != Reply::Type::kError) continue;
     Status s = hiredis::FromErrorReply(r, "redis " + std::string(argvs.front()[0]));
@@ -100,6 +199,30 @@ Status RedisStore::Exchange(const std::vector<hiredis::Argv>& argvs, std::vector
     }
   }
   Release(std::move(conn));
+  return Status::Ok();
+}
+
+Status RedisStore::RetryUnknownScripts(hiredis::Connection& conn, const std::vector<hiredis::Argv>& argvs,
+                                       std::vector<Reply>* replies) {
+  // A NOSCRIPT command did not run; the ones after it did. Every batch this
+  // store sends puts nothing after a script that depends on it, so running
+  // the unknown ones again now, in order, is what the batch meant.
+  std::vector<size_t> unknown;
+  std::vector<hiredis::Argv> again;
+  for (size_t i = 0; i < replies->size() && i < argvs.size(); ++i) {
+    if (!IsNoScript((*replies)[i]) || argvs[i].size() < 2 || argvs[i][0] != "EVALSHA") continue;
+    std::string_view body = ScriptBody(argvs[i][1]);
+    if (body.empty()) continue;
+    hiredis::Argv argv = argvs[i];
+    argv[0] = "EVAL";
+    argv[1] = body;
+    unknown.push_back(i);
+    again.push_back(std::move(argv));
+  }
+  if (unknown.empty()) return Status::Ok();
+  std::vector<Reply> answers;
+  if (Status s = hiredis::Pipeline(conn, again, &answers); !s.ok()) return s;
+  for (size_t j = 0; j < unknown.size(); ++j) (*replies)[unknown[j]] = std::move(answers[j]);
   return Status::Ok();
 }
 
@@ -117,32 +240,42 @@ namespace {
 std::string Millis(std::chrono::milliseconds ttl) { return std::to_string(ttl.count() > 0 ? ttl.count() : 1); }
 
 // An op's command: views of the op's own strings (and of `numbers`, whose
-// elements never move). Unlock deletes the lock only while
-// it holds the token; AddToSet never shortens the set's expiry. Both are Lua
-// (any Redis since 2.6; PEXPIRE's NX and GT would need 7.0).
-hiredis::Argv ArgvFor(const StoreOp& op, std::deque<std::string>* numbers) {
-  static constexpr std::string_view kUnlock =
-      "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end";
-  static constexpr std::string_view kAddToSet =
-      "redis.call('sadd', KEYS[1], ARGV[1]) "
-      "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
-      "return 1";
+// elements never move). A kPutFill's value goes under `staging` first (Run).
+hiredis::Argv ArgvFor(const StoreOp& op, std::string_view staging, std::deque<std::string>* numbers) {
   switch (op.kind) {
     case StoreOp::Kind::kGet: return {"GET", op.key};
     case StoreOp::Kind::kPut: return {"SET", op.key, op.value, "PX", numbers->emplace_back(Millis(op.ttl))};
     case StoreOp::Kind::kTryLock:
       return {"SET", op.key, op.value, "NX", "PX", numbers->emplace_back(Millis(op.ttl))};
-    case StoreOp::Kind::kUnlock: return {"EVAL", kUnlock, "1", op.key, op.value};
+    case StoreOp::Kind::kUnlock: return {"EVALSHA", kUnlock.sha(), "1", op.key, op.value};
     case StoreOp::Kind::kAddToSet:
-      return {"EVAL", kAddToSet, "1", op.key, op.value, numbers->emplace_back(Millis(op.ttl))};
+      return {"EVALSHA", kAddToSet.sha(), "1", op.key, op.value, numbers->emplace_back(Millis(op.ttl))};
+    case StoreOp::Kind::kPutFill: {  // after the SET of op.fill.value under `staging` (see Run)
+      const FillWrite& w = op.fill;
+      const bool unlock = !w.lock_key.empty();
+      const size_t keys = 1 + w.entries.size() + w.indexes.size() + w.marks.size() + (unlock ? 1 : 0);
+      hiredis::Argv argv = {"EVALSHA", kPutFill.sha(), numbers->emplace_back(std::to_string(keys)), staging};
+      for (const auto& k : w.entries) argv.emplace_back(k);
+      for (const auto& k : w.indexes) argv.emplace_back(k);
+      for (const auto& k : w.marks) argv.emplace_back(k);
+      if (unlock) argv.emplace_back(w.lock_key);
+      argv.emplace_back(numbers->emplace_back(std::to_string(w.entries.size())));
+      argv.emplace_back(numbers->emplace_back(std::to_string(w.indexes.size())));
+      argv.emplace_back(numbers->emplace_back(std::to_string(w.marks.size())));
+      argv.emplace_back(numbers->emplace_back(std::to_string(w.since)));
+      argv.emplace_back(numbers->emplace_back(Millis(w.ttl)));
+      argv.emplace_back(w.member);
+      if (unlock) argv.emplace_back(w.token);
+      return argv;
+    }
   }
   return {"PING"};
 }
 
 // What `reply` says of `op`: its status, value and lock.
 void Interpret(Reply& reply, StoreOp* op) {
-  static constexpr std::string_view kNames[] = {"redis GET", "redis SET", "redis SET NX", "redis unlock",
-                                                "redis add to set"};
+  static constexpr std::string_view kNames[] = {"redis GET",    "redis SET",        "redis SET NX",
+                                                "redis unlock", "redis add to set", "redis fill write"};
   op->status = hiredis::FromErrorReply(reply, kNames[static_cast<int>(op->kind)]);
   if (!op->status.ok()) return;
   switch (op->kind) {
@@ -158,6 +291,9 @@ void Interpret(Reply& reply, StoreOp* op) {
     case StoreOp::Kind::kTryLock:
       op->acquired = reply.type == Reply::Type::kStatus;  // "OK"; nil when someone holds it
       break;
+    case StoreOp::Kind::kPutFill:
+      op->written = reply.type == Reply::Type::kInteger && reply.integer == 1;
+      break;
     case StoreOp::Kind::kPut:
     case StoreOp::Kind::kUnlock:
     case StoreOp::Kind::kAddToSet:
@@ -171,11 +307,21 @@ Status RedisStore::Run(std::vector<StoreOp>* ops) {
   if (ops->empty()) return Status::Ok();
   std::deque<std::string> numbers;
   std::vector<hiredis::Argv> argvs;
-  argvs.reserve(ops->size());
-  for (const StoreOp& op : *ops) argvs.push_back(ArgvFor(op, &numbers));
+  argvs.reserve(ops->size() + 1);
+  std::vector<size_t> answer(ops->size());  // which reply answers each op
+  for (size_t i = 0; i < ops->size(); ++i) {
+    const StoreOp& op = (*ops)[i];
+    std::string_view staging;
+    if (op.kind == StoreOp::Kind::kPutFill) {
+      staging = numbers.emplace_back(StagingKey());
+      argvs.push_back({"SET", staging, op.fill.value, "PX", numbers.emplace_back(Millis(op.fill.ttl))});
+    }
+    argvs.push_back(ArgvFor(op, staging, &numbers));
+    answer[i] = argvs.size() - 1;
+  }
   std::vector<Reply> replies;
   if (Status s = Exchange(argvs, &replies); !s.ok()) return s;
-  for (size_t i = 0; i < ops->size(); ++i) Interpret(replies[i], &(*ops)[i]);
+  for (size_t i = 0; i < ops->size(); ++i) Interpret(replies[answer[i]], &(*ops)[i]);
   return Status::Ok();
 }
 
@@ -213,20 +359,21 @@ Status RedisStore::TryLock(const std::string& key, const std::string& token, std
 }
 
 Status RedisStore::GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
-                             std::chrono::milliseconds ttl, std::string* value, bool* acquired) {
-  // The entry as a bulk string; else 1 when the lock was taken, 0 when someone holds it.
-  static constexpr std::string_view kScript =
-      "local v = redis.call('get', KEYS[1]) if v then return v end "
-      "if redis.call('set', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end return 0";
+                             std::chrono::milliseconds ttl, std::string* value, bool* acquired, uint64_t* purge_seq) {
   *acquired = false;
+  *purge_seq = 0;
   Reply r;
-  if (Status s = Command({"EVAL", kScript, "2", key, lock_key, token, Millis(ttl)}, &r); !s.ok()) return s;
+  if (Status s = Command({"EVALSHA", kGetOrLock.sha(), "3", key, lock_key, kPurgeSeqKey, token, Millis(ttl)}, &r); !s.ok())
+    return s;
   if (r.type == Reply::Type::kString) {
     *value = std::move(r.str);
     return Status::Ok();
   }
-  if (r.type != Reply::Type::kInteger) return Status(ErrorCode::kInternal, "redis get-or-lock: unexpected reply type");
-  *acquired = r.integer == 1;
+  if (r.type != Reply::Type::kInteger || r.integer < 0) {
+    return Status(ErrorCode::kInternal, "redis get-or-lock: unexpected reply type");
+  }
+  *acquired = (r.integer & 1) != 0;
+  *purge_seq = static_cast<uint64_t>(r.integer) >> 1;
   return Status(ErrorCode::kNotFound, key);
 }
 
@@ -245,12 +392,26 @@ Status RedisStore::AddToSet(const std::string& key, const std::string& member, s
   return RunOne(StoreOp::AddToSet(key, member, ttl), &done);
 }
 
-Status RedisStore::TakeSet(const std::string& key, std::vector<std::string>* members) {
-  // One round trip and atomic: the members come back joined by newlines.
-  static const std::string kScript =
-      "local m = redis.call('smembers', KEYS[1]) redis.call('del', KEYS[1]) return table.concat(m, '\\n')";
+Status RedisStore::MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) {
+  const std::string count = std::to_string(marks.size() + 1);
+  const std::string millis = Millis(ttl);
+  hiredis::Argv argv = {"EVALSHA", kMarkPurged.sha(), count, kPurgeSeqKey};
+  for (const auto& m : marks) argv.emplace_back(m);
+  argv.emplace_back(millis);
   Reply r;
-  if (Status s = Command({"EVAL", kScript, "1", key}, &r); !s.ok()) return s;
+  return Command(argv, &r);
+}
+
+Status RedisStore::PutFill(const FillWrite& write, bool* written) {
+  StoreOp done;
+  Status s = RunOne(StoreOp::PutFill(write), &done);
+  *written = s.ok() && done.written;
+  return s;
+}
+
+Status RedisStore::TakeSet(const std::string& key, std::vector<std::string>* members) {
+  Reply r;
+  if (Status s = Command({"EVALSHA", kTakeSet.sha(), "1", key}, &r); !s.ok()) return s;
   members->clear();
   std::string_view all = r.str;
   while (!all.empty()) {

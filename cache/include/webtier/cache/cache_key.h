@@ -37,4 +37,10 @@ std::string TagKey(std::string_view tag);
 // The Redis key of the fill lock for `cache_key`.
 std::string LockKey(std::string_view cache_key);
 
+// The purge sequence (Store::MarkPurged), and the purge mark of an index
+// (UrlIndexKey or TagKey): a fill that began before the mark was set must
+// not write under that URL or tag.
+inline constexpr char kPurgeSeqKey[] = "webtier:purge-seq";
+std::string PurgeMarkKey(std::string_view index_key);
+
 }  // namespace webtier::cache

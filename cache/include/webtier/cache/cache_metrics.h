@@ -21,6 +21,7 @@ struct CacheMetrics {
   prometheus::Counter& hot_hits;          // webnode_cache_hot_hits_total: hits from this node's hot copy (part of hit)
   prometheus::Counter& corrupt_records;   // webnode_cache_corrupt_records_total
   prometheus::Counter& stores;            // webnode_cache_stores_total
+  prometheus::Counter& fenced_fills;      // webnode_cache_fenced_fills_total
   prometheus::Counter& coalesced_local;   // webnode_cache_coalesced_total{scope="node"}
   prometheus::Counter& coalesced_remote;  // webnode_cache_coalesced_total{scope="tier"}
   prometheus::Counter& revalidations;     // webnode_cache_revalidations_total (stale-while-revalidate)

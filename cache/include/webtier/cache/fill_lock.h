@@ -87,9 +87,13 @@ class FillLock {
   bool held() const { return held_; }
   // Reads `key` and, only when it is absent, takes the lock for `ttl` in the
   // same atomic step (Store::GetOrLock): Ok with `*value` (nothing taken),
-  // kNotFound with held() telling whether this call took the lock, or the
-  // store's error. Only while not held.
+  // kNotFound with held() telling whether this call took the lock (and
+  // purge_seq() set), or the store's error. Only while not held.
   Status ReadOrTake(const std::string& key, std::chrono::milliseconds ttl, std::string* value);
+  // The purge sequence the fill read before it asked the origin (FillWrite::since):
+  // from ReadOrTake, or set by a caller that read it in its own batch.
+  uint64_t purge_seq() const { return purge_seq_; }
+  void set_purge_seq(uint64_t seq) { purge_seq_ = seq; }
   // Gives the lock up now, if held (only while the store still has this
   // token under `key`); afterwards held() is false.
   void Release();
@@ -115,6 +119,7 @@ class FillLock {
   Guard guard_;
   Orphaned orphaned_;
   bool held_ = false;
+  uint64_t purge_seq_ = 0;
 };
 
 }  // namespace webtier::cache

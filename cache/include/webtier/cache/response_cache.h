@@ -114,9 +114,11 @@ class ResponseCache {
   // Removes the entries for "path[?query]" (under every scheme and Host it
   // was stored for, every variant of each) from the store and announces each
   // key on kPurgeChannel (every node's hot copy goes). kUnavailable when the
-  // store is off or unreachable.
+  // store is off or unreachable. A fill of the URL that was under way, on
+  // any node, writes nothing (its origin answer may predate the purge).
   Status Purge(std::string_view path_and_query);
-  // Removes every entry whose response listed `tag` in Surrogate-Key.
+  // Removes every entry whose response listed `tag` in Surrogate-Key (and,
+  // as Purge, fences off the fills under way of responses that list it).
   // `*purged`: how many URLs.
   Status PurgeTag(std::string_view tag, size_t* purged = nullptr);
 
@@ -211,6 +213,9 @@ class ResponseCache {
   void FetchOnWorker(const Route* route, Request request, Done done, CacheStatus status, const std::string& label);
   // Deletes the URL entry `key` (and so every variant), here and in every node's hot copy.
   Status Drop(const std::string& key);
+  // Marks the URL and tag indexes purged (Store::MarkPurged): the fills under
+  // way that would write under them write nothing. Before any Drop.
+  Status FenceFills(const std::vector<std::string>& indexes);
   // RFC 9111 4.4: after a successful unsafe request.
   void Invalidate(const Request& request, const Response& response);
   // Appends the URL's key under this record format version and the ones

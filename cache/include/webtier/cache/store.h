@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,9 +12,32 @@
 
 namespace webtier::cache {
 
+// A fill's writes, made all at once: `value` under every key of `entries`,
+// and `member` in every set of `indexes`; each then lives at least `ttl`
+// more (a set's expiry is never shortened). Unless a purge came after the
+// fill began: a mark in `marks` (Store::MarkPurged) above `since` (the purge
+// sequence the fill read before it asked the origin). Then nothing is
+// written: the fill's answer may predate the purge. Either way the fill's
+// lock `lock_key` is released, when given, as Store::Unlock would.
+struct FillWrite {
+  std::vector<std::string> entries;
+  std::string value;
+  std::vector<std::string> indexes;
+  std::string member;
+  std::chrono::milliseconds ttl{0};
+  std::vector<std::string> marks;
+  uint64_t since = 0;
+  std::string lock_key;  // empty: no lock to release
+  std::string token;
+};
+
+// The purge sequence a fill reads (as a kGet of kPurgeSeqKey, or through
+// GetOrLock) before it asks the origin: 0 when the key is absent.
+uint64_t PurgeSeqOf(const Status& read, const std::string& value);
+
 // One command of a Store::Run batch: what to do, and (after Run) how it went.
 struct StoreOp {
-  enum class Kind { kGet, kPut, kTryLock, kUnlock, kAddToSet };
+  enum class Kind { kGet, kPut, kTryLock, kUnlock, kAddToSet, kPutFill };
 
   static StoreOp Get(std::string key) { return {Kind::kGet, std::move(key)}; }
   static StoreOp Put(std::string key, std::string value, std::chrono::milliseconds ttl) {
@@ -26,18 +50,26 @@ struct StoreOp {
   static StoreOp AddToSet(std::string key, std::string member, std::chrono::milliseconds ttl) {
     return {Kind::kAddToSet, std::move(key), std::move(member), ttl};
   }
+  static StoreOp PutFill(FillWrite write) {
+    StoreOp op{Kind::kPutFill};
+    op.fill = std::move(write);
+    return op;
+  }
 
   Kind kind = Kind::kGet;
   std::string key;
   std::string value;  // kPut: the value; kTryLock, kUnlock: the token; kAddToSet: the member
   std::chrono::milliseconds ttl{0};
+  FillWrite fill;  // kPutFill
 
   // Filled in by Run: the command's own outcome, as its method would return
   // it (kNotFound for an absent kGet), its value (kGet) and whether it took
-  // the lock (kTryLock). Until it ran: kUnavailable "not run".
+  // the lock (kTryLock), or whether it wrote (kPutFill: false when a purge
+  // fenced it off). Until it ran: kUnavailable "not run".
   Status status{ErrorCode::kUnavailable, "not run"};
   std::string result;
   bool acquired = false;
+  bool written = false;
 };
 
 // Every method is thread-safe, blocks for at most the store's own timeouts,
@@ -61,10 +93,12 @@ class Store {
   // Reads `key` and, only when it is absent, tries to take the lock
   // `lock_key` for `token` (as TryLock), in one atomic step: either Ok with
   // `*value` set (no lock asked for), or kNotFound with `*acquired` telling
-  // whether this call took the lock. A fill that takes its lock this way
-  // knows that no entry was stored before it did.
+  // whether this call took the lock and `*purge_seq` the purge sequence
+  // (see FillWrite). A fill that takes its lock this way knows that no entry
+  // was stored before it did.
   virtual Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
-                           std::chrono::milliseconds ttl, std::string* value, bool* acquired) = 0;
+                           std::chrono::milliseconds ttl, std::string* value, bool* acquired,
+                           uint64_t* purge_seq) = 0;
   // Deletes `key` only if it still holds `token` (a lock that expired and was
   // taken by someone else is left alone).
   virtual Status Unlock(const std::string& key, const std::string& token) = 0;
@@ -78,6 +112,13 @@ class Store {
   virtual Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) = 0;
   // Removes the set at `key` and returns its members (none when absent).
   virtual Status TakeSet(const std::string& key, std::vector<std::string>* members) = 0;
+
+  // Fences off the fills begun before now from writing under `marks`: adds
+  // one to the purge sequence (kPurgeSeqKey) and sets each mark to it, for
+  // `ttl` (longer than the slowest fill). A purge marks before it deletes.
+  virtual Status MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) = 0;
+  // See FillWrite: Ok with `*written` false when a purge fenced it off.
+  virtual Status PutFill(const FillWrite& write, bool* written) = 0;
 
   // Runs `ops` in order, each as its own method would, in as few round trips
   // as the store can (Redis: one pipeline on one connection, so a later op

@@ -61,10 +61,13 @@ class RedisStore final : public Store {
                  bool* acquired) override;                                                          // cache::Store
   Status Unlock(const std::string& key, const std::string& token) override;                         // cache::Store
   Status GetOrLock(const std::string& key, const std::string& lock_key, const std::string& token,
-                   std::chrono::milliseconds ttl, std::string* value, bool* acquired) override;      // cache::Store
+                   std::chrono::milliseconds ttl, std::string* value, bool* acquired,
+                   uint64_t* purge_seq) override;                                                   // cache::Store
   Status Publish(const std::string& channel, const std::string& message) override;                  // cache::Store
   Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) override;  // cache::Store
   Status TakeSet(const std::string& key, std::vector<std::string>* members) override;                // cache::Store
+  Status MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) override;   // cache::Store
+  Status PutFill(const FillWrite& write, bool* written) override;                                    // cache::Store
   // One pipeline on one connection: the commands in one write, the replies in one read when they fit.
   Status Run(std::vector<StoreOp>* ops) override;                                                   // cache::Store
 
@@ -76,6 +79,14 @@ class RedisStore final : public Store {
   // failover rules above); error replies are Ok but READONLY and its kind,
   // which fail it.
   Status Exchange(const std::vector<std::vector<std::string_view>>& argvs, std::vector<hiredis::Reply>* replies);
+  // Sends again with EVAL the EVALSHA commands of `argvs` that `conn`
+  // answered NOSCRIPT, their new replies in their places. An error: the
+  // connection failed.
+  Status RetryUnknownScripts(hiredis::Connection& conn, const std::vector<std::vector<std::string_view>>& argvs,
+                             std::vector<hiredis::Reply>* replies);
+  // A key no other fill of any node uses: where a fill's value waits for the
+  // script that moves it into place (kPutFill).
+  std::string StagingKey();
   // Run() of `op` alone: its status, and the op with its results in `*done`.
   Status RunOne(StoreOp op, StoreOp* done);
   // A pooled connection to the current master (`*reused`) or a new one.
@@ -88,6 +99,8 @@ class RedisStore final : public Store {
   const std::shared_ptr<RedisMaster> master_;
   Mutex mu_;
   std::vector<std::unique_ptr<hiredis::Connection>> idle_ WEBTIER_GUARDED_BY(mu_);
+  const uint32_t staging_salt_;
+  std::atomic<uint64_t> staging_seq_{0};
 };
 
 // Listens on one Redis channel (SUBSCRIBE) on its own connection and thread
