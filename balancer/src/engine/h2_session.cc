@@ -4,7 +4,6 @@
 #include <nghttp2/nghttp2.h>
 
 #include <algorithm>
-#include <cctype>
 #include <charconv>
 #include <cstring>
 
@@ -17,6 +16,7 @@
 #include "engine/tunnel.h"
 #include "webtier/balancer/http/http_rules.h"
 #include "webtier/balancer/telemetry/access_log.h"
+#include "webtier/common/http_syntax.h"
 #include "webtier/common/log.h"
 
 namespace webtier::balancer {
@@ -607,14 +607,10 @@ awaitable<bool> RelayResponseToStream(H2Stream& s, UpstreamConnection& up,
     session.KickWriter();
   }
   buffers.Return(std::move(buf));
-  if (ok && parser.chunked() && FieldCount(res) > header.size()) {
+  if (ok && parser.chunked()) {
     std::vector<TrailerField> trailers;
     ForwardedTrailers(res, header, trailers);
-    for (const auto& [name, value] : trailers) {
-      std::string lower(name);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      s.trailers.emplace_back(std::move(lower), value);
-    }
+    for (const auto& [name, value] : trailers) s.trailers.emplace_back(http_syntax::LowerCopy(name), value);
   }
   EndAnswer(s, ok);
   co_return ok && !parser.need_eof();

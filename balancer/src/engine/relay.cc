@@ -125,13 +125,15 @@ awaitable<bool> RelayUnsized(RelayedResponse& r, BodyFraming framing, const Time
       if (got > 0) {
         for (const auto& part : Chunk(asio::buffer(buf.get(), got), size_line)) out[count++] = part;
       }
-      if (last && rp.chunked() && FieldCount(res) > header.size()) {
+      if (last) {
         std::vector<TrailerField> trailers;
-        ForwardedTrailers(res, header, trailers);
-        AppendLastChunk(trailers, last_chunk);
-        out[count++] = asio::buffer(last_chunk);
-      } else if (last) {
-        out[count++] = LastChunk();
+        if (rp.chunked()) ForwardedTrailers(res, header, trailers);
+        if (trailers.empty()) {
+          out[count++] = LastChunk();
+        } else {
+          AppendLastChunk(trailers, last_chunk);
+          out[count++] = asio::buffer(last_chunk);
+        }
       }
     } else if (got > 0) {
       out[count++] = asio::buffer(buf.get(), got);

@@ -1,7 +1,6 @@
 // The HTTP rules for an HTTP/2 stream (see h2_rules.h).
 #include "webtier/balancer/http/h2_rules.h"
 
-#include <cctype>
 
 #include "webtier/balancer/http/http_rules.h"
 #include "webtier/common/http_syntax.h"
@@ -110,8 +109,7 @@ void H2ResponseFields(const http::response_header<>& res, bool keep_length, std:
         break;
       default: break;
     }
-    std::string name(View(f.name_string()));
-    for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    std::string name = http_syntax::LowerCopy(View(f.name_string()));
     if (!has_request_id && name == "x-request-id") has_request_id = true;
     out.emplace_back(std::move(name), View(f.value()));
   }
