@@ -94,6 +94,31 @@ TEST_F(H2Test, RequestsGoThroughTheSameExchangeAsHttp11) {
   EXPECT_EQ(c.Request("GET", "/after").status, 200);
 }
 
+// An answer that is whole before its request (a 413 for a declared length
+// over --max-body-bytes) is followed by RST_STREAM(NO_ERROR): the client
+// keeps the answer, stops sending a body nobody reads, and the stream's
+// slot is free at once (RFC 9113 8.1).
+TEST_F(H2Test, AnAnswerWholeBeforeItsRequestAsksTheClientToStopSending) {
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartProxy(1);
+  H2Client c(proxy_->port());
+  ASSERT_TRUE(c.ok()) << c.error();
+  const int32_t id = c.Open("POST", "/upload", {{"content-length", std::to_string(config_.max_body_bytes + 1)}});
+  ASSERT_GT(id, 0);
+  c.SendData(id, std::string(1000, 'b'));
+  ASSERT_TRUE(c.PumpUntil([&] { return c.response(id).closed; }, 5s));
+  EXPECT_EQ(c.response(id).status, 413);
+  EXPECT_EQ(c.response(id).reset, static_cast<uint32_t>(NGHTTP2_NO_ERROR));
+  EXPECT_FALSE(c.response(id).body.empty());
+  // The connection serves on, and an answer after its request ends is not reset.
+  const auto r = c.Request("POST", "/after", {}, std::string(1000, 'p'));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(r.reset, 0u);
+  EXPECT_FALSE(c.disconnected());
+}
+
 TEST_F(H2Test, LargeBodiesStreamBothWays) {
   EchoBackend a("a");
   Add("a", a.port());

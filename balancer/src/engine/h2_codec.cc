@@ -188,8 +188,17 @@ struct H2Callbacks {
     return 0;
   }
 
-  static int FrameSend(nghttp2_session*, const nghttp2_frame* frame, void* user) {
+  static int FrameSend(nghttp2_session* session, const nghttp2_frame* frame, void* user) {
     H2Codec& c = Codec(user);
+    // A whole answer went out before the client finished its request (an
+    // early 413, a refused upgrade, a tunnel the member closed): nothing
+    // reads the rest, so ask the client to stop sending it, without error
+    // (RFC 9113 8.1). Queued now, it leaves after the answer's last frame.
+    if ((frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS) &&
+        (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0 &&
+        nghttp2_session_get_stream_remote_close(session, frame->hd.stream_id) == 0) {
+      nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
     if (frame->hd.type == NGHTTP2_GOAWAY) {
       c.goaway_sent_ = frame->goaway.error_code;
       // nghttp2's own RST_STREAM rate limit ends the connection this way.

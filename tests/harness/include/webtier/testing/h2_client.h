@@ -52,12 +52,16 @@ class H2Client {
   int32_t Submit(const std::string& method, const std::string& path,
                  const std::vector<std::pair<std::string, std::string>>& headers = {}, std::string body = "",
                  const std::string& authority = "");
+  // Starts a request whose body is still to come (SendData), so the stream
+  // stays open on the client's side; the stream id (negative on failure).
+  int32_t Open(const std::string& method, const std::string& path,
+               const std::vector<std::pair<std::string, std::string>>& headers = {});
   // Opens a WebSocket stream (RFC 8441: CONNECT with :protocol websocket,
   // no END_STREAM) once the server's SETTINGS allow it; the stream id, or -1
   // when the server never sent SETTINGS_ENABLE_CONNECT_PROTOCOL = 1 (within
   // the constructor's timeout).
   int32_t OpenWebSocket(const std::string& path, const std::vector<std::pair<std::string, std::string>>& headers = {});
-  // Queues `data` on a stream opened by OpenWebSocket; END_STREAM after it
+  // Queues `data` on a stream opened by Open or OpenWebSocket; END_STREAM after it
   // when `end`.
   void SendData(int32_t id, std::string_view data, bool end = false);
   // Runs the connection until `done()` holds, the connection ended, or
