@@ -1,6 +1,7 @@
 // The worker pool behind every origin fetch.
 #include "webtier/cache/worker_pool.h"
 
+#include <algorithm>
 #include <exception>
 
 #include "webtier/common/log.h"
@@ -18,18 +19,24 @@ WorkerPool::~WorkerPool() {
   {
     MutexLock lock(&mu_);
     stopping_ = true;
+    for (Idle* idle : idle_) idle->cv.Signal();
   }
-  cv_.SignalAll();
   for (auto& t : threads_) t.join();
 }
 
 bool WorkerPool::Submit(std::function<void()> task) {
-  {
-    MutexLock lock(&mu_);
-    if (stopping_ || tasks_.size() >= max_queued_) return false;
-    tasks_.push_back(std::move(task));
+  MutexLock lock(&mu_);
+  if (stopping_) return false;
+  if (!idle_.empty()) {
+    Idle* idle = idle_.back();
+    idle_.pop_back();
+    idle->task = std::move(task);
+    idle->handed = true;
+    idle->cv.Signal();  // under the lock: once it has run the task, the thread may be gone
+    return true;
   }
-  cv_.Signal();
+  if (tasks_.size() >= max_queued_) return false;
+  tasks_.push_back(std::move(task));
   return true;
 }
 
@@ -38,15 +45,33 @@ size_t WorkerPool::queued() const {
   return tasks_.size();
 }
 
+size_t WorkerPool::idle() const {
+  MutexLock lock(&mu_);
+  return idle_.size();
+}
+
 void WorkerPool::Run() {
+  Idle self;
   for (;;) {
     std::function<void()> task;
     {
       MutexLock lock(&mu_);
-      while (!stopping_ && tasks_.empty()) cv_.Wait(&mu_);
-      if (tasks_.empty()) return;  // stopping and drained
-      task = std::move(tasks_.front());
-      tasks_.pop_front();
+      if (!tasks_.empty()) {
+        task = std::move(tasks_.front());
+        tasks_.pop_front();
+      } else if (stopping_) {
+        return;  // stopping and drained
+      } else {
+        idle_.push_back(&self);
+        while (!self.handed && !stopping_) self.cv.Wait(&mu_);
+        if (!self.handed) {  // stopping: no task will come this way
+          idle_.erase(std::find(idle_.begin(), idle_.end(), &self));
+          continue;
+        }
+        self.handed = false;
+        task = std::move(self.task);
+        self.task = nullptr;
+      }
     }
     try {
       task();

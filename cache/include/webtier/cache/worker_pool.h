@@ -18,6 +18,11 @@ namespace webtier::cache {
 // 503s instead of unbounded memory and latency). The destructor stops taking
 // tasks, runs the ones already queued, and joins the threads. A task that
 // throws is logged and dropped.
+//
+// A task goes to the thread that went idle last. With many threads and
+// light load the same few do the work, their caches (CPU, allocator) warm,
+// instead of each task waking the thread that slept longest; the others
+// stay for the bursts of slow, blocking tasks they exist for.
 class WorkerPool {
  public:
   WorkerPool(std::string name, size_t threads, size_t max_queued = 4096);
@@ -28,15 +33,23 @@ class WorkerPool {
   // False (and `task` is destroyed unrun) when the queue is full or stopping.
   [[nodiscard]] bool Submit(std::function<void()> task) WEBTIER_EXCLUDES(mu_);
   size_t queued() const WEBTIER_EXCLUDES(mu_);
+  size_t idle() const WEBTIER_EXCLUDES(mu_);  // threads waiting for a task
 
  private:
+  // An idle thread, waiting for a task of its own (on its own stack).
+  struct Idle {
+    CondVar cv;
+    std::function<void()> task;
+    bool handed = false;
+  };
+
   void Run() WEBTIER_EXCLUDES(mu_);
 
   const std::string name_;
   const size_t max_queued_;
   mutable Mutex mu_;
-  CondVar cv_;
-  std::deque<std::function<void()>> tasks_ WEBTIER_GUARDED_BY(mu_);
+  std::deque<std::function<void()>> tasks_ WEBTIER_GUARDED_BY(mu_);  // only while no thread is idle
+  std::vector<Idle*> idle_ WEBTIER_GUARDED_BY(mu_);                  // the last one went idle last
   bool stopping_ WEBTIER_GUARDED_BY(mu_) = false;
   std::vector<std::thread> threads_;
 };
