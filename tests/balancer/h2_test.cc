@@ -50,11 +50,18 @@ class H2Test : public ProxyFixture {
     proxy_ = std::make_unique<ProxyServer>(config_, pool_, metrics_, tls_.get());
     ASSERT_TRUE(proxy_->Start().ok());
   }
+  // A hand-driven member, the only one, behind a proxy with one worker.
+  RawMember& StartWithRawMember() {
+    Add("raw", raw_.port());
+    StartProxy(1);
+    return raw_;
+  }
   void TearDown() override { proxy_.reset(); }  // before the TLS context it reads at accept
 
   testing::TempDir dir_{"h2-test"};
   testing::TlsFiles files_;
   std::unique_ptr<TlsContext> tls_;
+  RawMember raw_;
 };
 
 TEST_F(H2Test, RequestsGoThroughTheSameExchangeAsHttp11) {
@@ -194,9 +201,7 @@ TEST_F(H2Test, HundredStreamsOnOneConnectionAreSpreadRoundRobinBesideHttp11Clien
 // A member hand-driven: it answers the first request on each connection with
 // a head and 10 of 100 body bytes, then closes; the next with a whole answer.
 TEST_F(H2Test, AMemberFailingMidStreamResetsOnlyItsStream) {
-  RawMember raw;
-  Add("raw", raw.port());
-  StartProxy(1);
+  RawMember& raw = StartWithRawMember();
   H2Client c(proxy_->port());
   ASSERT_TRUE(c.ok()) << c.error();
   std::thread member([&] {
@@ -227,9 +232,7 @@ TEST_F(H2Test, AMemberFailingMidStreamResetsOnlyItsStream) {
 // A member's chunked trailer section goes to the client as a HEADERS frame
 // that ends the stream, without the fields a trailer must not carry.
 TEST_F(H2Test, AMembersTrailerSectionEndsTheStream) {
-  RawMember raw;
-  Add("raw", raw.port());
-  StartProxy(1);
+  RawMember& raw = StartWithRawMember();
   H2Client c(proxy_->port());
   ASSERT_TRUE(c.ok()) << c.error();
   std::thread member([&] {
@@ -306,9 +309,7 @@ void ServeWebSocket(int fd, std::string* seen, bool bad_accept = false, std::ato
 // and the stream carries the tunnel both ways with flow control; the
 // client's END_STREAM half-closes the member, whose close ends the stream.
 TEST_F(H2Test, AWebSocketStreamTunnelsToAnHttp11MemberBothWays) {
-  RawMember raw;
-  Add("raw", raw.port());
-  StartProxy(1);
+  RawMember& raw = StartWithRawMember();
   std::string seen;
   std::thread member([&] {
     const int fd = raw.Accept(5s);
@@ -349,9 +350,7 @@ TEST_F(H2Test, AWebSocketStreamTunnelsToAnHttp11MemberBothWays) {
 // (502); a stream the client resets closes its member's connection. The
 // connection serves on.
 TEST_F(H2Test, AWebSocketStreamIsRefusedOrCutOffCleanly) {
-  RawMember raw;
-  Add("raw", raw.port());
-  StartProxy(1);
+  RawMember& raw = StartWithRawMember();
   std::string seen_bad, seen_cancel;
   std::atomic<bool> member_saw_eof{false};
   std::thread member([&] {
@@ -390,9 +389,7 @@ TEST(WebSocketAccept, FollowsRfc6455) {
 }
 
 TEST_F(H2Test, AStreamResetByTheClientAbandonsItsMemberRequest) {
-  RawMember raw;
-  Add("raw", raw.port());
-  StartProxy(1);
+  RawMember& raw = StartWithRawMember();
   H2Client c(proxy_->port());
   ASSERT_TRUE(c.ok()) << c.error();
   const int32_t id = c.Submit("GET", "/slow");
@@ -409,9 +406,7 @@ TEST_F(H2Test, AStreamResetByTheClientAbandonsItsMemberRequest) {
 }
 
 TEST_F(H2Test, RapidResetEndsTheConnectionWithEnhanceYourCalm) {
-  RawMember raw;  // never answers: every stream is still waiting when it is reset
-  Add("raw", raw.port());
-  StartProxy(1);
+  StartWithRawMember();  // it never answers: every stream is still waiting when it is reset
   H2Client c(proxy_->port());
   ASSERT_TRUE(c.ok()) << c.error();
   EchoBackend a("a");
