@@ -28,7 +28,6 @@ Status Store::Run(std::vector<StoreOp>* ops) {
       case StoreOp::Kind::kPut: op.status = Put(op.key, op.value, op.ttl); break;
       case StoreOp::Kind::kTryLock: op.status = TryLock(op.key, op.value, op.ttl, &op.acquired); break;
       case StoreOp::Kind::kUnlock: op.status = Unlock(op.key, op.value); break;
-      case StoreOp::Kind::kAddToSet: op.status = AddToSet(op.key, op.value, op.ttl); break;
       case StoreOp::Kind::kPutFill: op.status = PutFill(op.fill, &op.written); break;
     }
     if (Unreachable(op.status)) return op.status;

@@ -103,15 +103,6 @@ class MemoryStore final : public Store {
     return Status::Ok();
   }
 
-  Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) override {  // cache::Store
-    std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
-    if (down_) return Down();
-    auto& set = sets_[key];
-    set.members.insert(member);
-    set.expires_at_ms = std::max(set.expires_at_ms, clock_->UnixMillis() + ttl.count());
-    return Status::Ok();
-  }
   Status TakeSet(const std::string& key, std::vector<std::string>* members) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
     ++calls_;

@@ -220,6 +220,17 @@ TEST(OrphanLocksTest, TakeReturnsLiveEntriesDropsExpiredOnesAndStaysBounded) {
   EXPECT_TRUE(orphans.empty());
 }
 
+// A fill's write of the entry `member` (value "v") with the index `set`.
+StoreOp Indexed(const std::string& set, const std::string& member, std::chrono::milliseconds ttl) {
+  FillWrite w;
+  w.entries = {"entry-" + member};
+  w.value = "v";
+  w.indexes = {set};
+  w.member = member;
+  w.ttl = ttl;
+  return StoreOp::PutFill(std::move(w));
+}
+
 // A batch is one pipeline on one connection: each op answered as its own
 // method would be, a later op seeing what an earlier one did.
 TEST(RedisStoreTest, RunAnswersEachOpInOrder) {
@@ -232,7 +243,7 @@ TEST(RedisStoreTest, RunAnswersEachOpInOrder) {
   ops.push_back(StoreOp::Put("k", "v1", 10s));
   ops.push_back(StoreOp::Get("k"));
   ops.push_back(StoreOp::TryLock("lock", "token-b", 10s));
-  ops.push_back(StoreOp::AddToSet("set", "k", 100s));
+  ops.push_back(Indexed("set", "k", 100s));
   ops.push_back(StoreOp::Unlock("lock", "token-b"));  // not the owner: no effect
   ASSERT_TRUE(store.Run(&ops).ok());
   EXPECT_TRUE(ops[0].status.ok());
@@ -244,6 +255,7 @@ TEST(RedisStoreTest, RunAnswersEachOpInOrder) {
   EXPECT_TRUE(ops[4].status.ok());
   EXPECT_FALSE(ops[4].acquired);
   EXPECT_TRUE(ops[5].status.ok());
+  EXPECT_TRUE(ops[5].written);
   EXPECT_TRUE(ops[6].status.ok());
   EXPECT_EQ(redis.Cli({"GET", "lock"}), "token-a");
   EXPECT_EQ(redis.Cli({"SMEMBERS", "set"}), "k");
@@ -251,21 +263,21 @@ TEST(RedisStoreTest, RunAnswersEachOpInOrder) {
 
   // A set's expiry is lengthened, never shortened.
   std::vector<StoreOp> more;
-  more.push_back(StoreOp::AddToSet("set", "k2", 1s));
+  more.push_back(Indexed("set", "k2", 1s));
   more.push_back(StoreOp::Unlock("lock", "token-a"));
   ASSERT_TRUE(store.Run(&more).ok());
   EXPECT_GT(std::stoi(redis.Cli({"PTTL", "set"})), 90000);
   EXPECT_EQ(redis.Cli({"SCARD", "set"}), "2");
   EXPECT_EQ(redis.Cli({"EXISTS", "lock"}), "0");
   more.clear();
-  more.push_back(StoreOp::AddToSet("set", "k3", 200s));
+  more.push_back(Indexed("set", "k3", 200s));
   ASSERT_TRUE(store.Run(&more).ok());
   EXPECT_GT(std::stoi(redis.Cli({"PTTL", "set"})), 190000);
 
   // An error reply is that op's alone: the others still ran.
   redis.Cli({"SET", "notaset", "x"});
   more.clear();
-  more.push_back(StoreOp::AddToSet("notaset", "k", 10s));
+  more.push_back(Indexed("notaset", "k", 10s));
   more.push_back(StoreOp::Put("after", "v", 10s));
   ASSERT_TRUE(store.Run(&more).ok());
   EXPECT_EQ(more[0].status.code(), ErrorCode::kInternal) << more[0].status.ToString();
@@ -408,7 +420,7 @@ TEST(RedisStoreTest, AServerThatForgotTheScriptsIsSentThemAgain) {
     EXPECT_EQ(store.GetOrLock("k", "lock", "t", 10s, &value, &acquired, &seq).code(), ErrorCode::kNotFound);
     EXPECT_TRUE(acquired);
     EXPECT_EQ(seq, static_cast<uint64_t>(round + 1));
-    EXPECT_TRUE(store.AddToSet("set", "m", 10s).ok());
+    redis.Cli({"SADD", "set", "m"});
     std::vector<std::string> members;
     ASSERT_TRUE(store.TakeSet("set", &members).ok());
     EXPECT_EQ(members, std::vector<std::string>{"m"});

@@ -57,15 +57,10 @@ class LuaScript {
   const std::string sha_;
 };
 
-// Every script the store runs. Unlock deletes the lock only while it holds
-// the token; AddToSet never shortens the set's expiry (both are Lua for any
-// Redis since 2.6: PEXPIRE's NX and GT would need 7.0).
+// Every script the store runs (Lua: any Redis since 2.6). Unlock deletes
+// the lock only while it holds the token.
 const LuaScript kUnlock(
     "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end");
-const LuaScript kAddToSet(
-    "redis.call('sadd', KEYS[1], ARGV[1]) "
-    "if redis.call('pttl', KEYS[1]) < tonumber(ARGV[2]) then redis.call('pexpire', KEYS[1], ARGV[2]) end "
-    "return 1");
 // A fill's writes, which a purge must not split (FillWrite). The value is
 // not passed to Lua (copying a body in and out of it costs more than all
 // the rest): the same pipeline first SETs it under a staging key of its own,
@@ -73,7 +68,8 @@ const LuaScript kAddToSet(
 // staging key, the entries, the indexes, the purge marks, then the lock when
 // ARGV[7] (its token) is given; ARGV: how many entries, indexes and marks,
 // the fill's purge sequence, the expiry, the index member (numbers go to
-// Redis as the strings they came as: a Lua number costs a printf). The lock is
+// Redis as the strings they came as: a Lua number costs a printf). An index's
+// expiry is never shortened (PEXPIRE's GT would need Redis 7.0). The lock is
 // released either way; 1 when written, 0 when a mark fenced it off (an
 // error when the staging key is missing: its SET failed).
 const LuaScript kPutFill(
@@ -103,7 +99,7 @@ const LuaScript kTakeSet(
 
 // The body of the script whose SHA-1 is `sha`; empty when none is.
 std::string_view ScriptBody(std::string_view sha) {
-  for (const LuaScript* s : {&kUnlock, &kAddToSet, &kPutFill, &kGetOrLock, &kMarkPurged, &kTakeSet}) {
+  for (const LuaScript* s : {&kUnlock, &kPutFill, &kGetOrLock, &kMarkPurged, &kTakeSet}) {
     if (s->sha() == sha) return s->body();
   }
   return {};
@@ -114,11 +110,16 @@ bool IsNoScript(const Reply& r) { return r.type == Reply::Type::kError && r.str.
 }  // namespace
 
 RedisStore::RedisStore(RedisOptions options)
-    : options_(std::move(options)), master_(MasterOf(options_)), staging_salt_(std::random_device{}()) {}
+    : options_(std::move(options)), master_(MasterOf(options_)), staging_salt_(NewSalt()) {}
+
+uint64_t RedisStore::NewSalt() {
+  std::random_device random;
+  return (uint64_t{random()} << 32) | random();
+}
 
 std::string RedisStore::StagingKey() {
   char key[64];
-  std::snprintf(key, sizeof key, "webtier:staging:%08x:%llu", staging_salt_,
+  std::snprintf(key, sizeof key, "webtier:staging:%016llx:%llu", static_cast<unsigned long long>(staging_salt_),
                 static_cast<unsigned long long>(staging_seq_.fetch_add(1, std::memory_order_relaxed)));
   return key;
 }
@@ -248,8 +249,6 @@ hiredis::Argv ArgvFor(const StoreOp& op, std::string_view staging, std::deque<st
     case StoreOp::Kind::kTryLock:
       return {"SET", op.key, op.value, "NX", "PX", numbers->emplace_back(Millis(op.ttl))};
     case StoreOp::Kind::kUnlock: return {"EVALSHA", kUnlock.sha(), "1", op.key, op.value};
-    case StoreOp::Kind::kAddToSet:
-      return {"EVALSHA", kAddToSet.sha(), "1", op.key, op.value, numbers->emplace_back(Millis(op.ttl))};
     case StoreOp::Kind::kPutFill: {  // after the SET of op.fill.value under `staging` (see Run)
       const FillWrite& w = op.fill;
       const bool unlock = !w.lock_key.empty();
@@ -274,8 +273,8 @@ hiredis::Argv ArgvFor(const StoreOp& op, std::string_view staging, std::deque<st
 
 // What `reply` says of `op`: its status, value and lock.
 void Interpret(Reply& reply, StoreOp* op) {
-  static constexpr std::string_view kNames[] = {"redis GET",    "redis SET",        "redis SET NX",
-                                                "redis unlock", "redis add to set", "redis fill write"};
+  static constexpr std::string_view kNames[] = {"redis GET", "redis SET", "redis SET NX", "redis unlock",
+                                                "redis fill write"};
   op->status = hiredis::FromErrorReply(reply, kNames[static_cast<int>(op->kind)]);
   if (!op->status.ok()) return;
   switch (op->kind) {
@@ -296,7 +295,6 @@ void Interpret(Reply& reply, StoreOp* op) {
       break;
     case StoreOp::Kind::kPut:
     case StoreOp::Kind::kUnlock:
-    case StoreOp::Kind::kAddToSet:
       break;
   }
 }
@@ -385,11 +383,6 @@ Status RedisStore::Unlock(const std::string& key, const std::string& token) {
 Status RedisStore::Publish(const std::string& channel, const std::string& message) {
   Reply r;
   return Command({"PUBLISH", channel, message}, &r);
-}
-
-Status RedisStore::AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) {
-  StoreOp done;
-  return RunOne(StoreOp::AddToSet(key, member, ttl), &done);
 }
 
 Status RedisStore::MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) {

@@ -37,7 +37,7 @@ uint64_t PurgeSeqOf(const Status& read, const std::string& value);
 
 // One command of a Store::Run batch: what to do, and (after Run) how it went.
 struct StoreOp {
-  enum class Kind { kGet, kPut, kTryLock, kUnlock, kAddToSet, kPutFill };
+  enum class Kind { kGet, kPut, kTryLock, kUnlock, kPutFill };
 
   static StoreOp Get(std::string key) { return {Kind::kGet, std::move(key)}; }
   static StoreOp Put(std::string key, std::string value, std::chrono::milliseconds ttl) {
@@ -47,9 +47,6 @@ struct StoreOp {
     return {Kind::kTryLock, std::move(key), std::move(token), ttl};
   }
   static StoreOp Unlock(std::string key, std::string token) { return {Kind::kUnlock, std::move(key), std::move(token)}; }
-  static StoreOp AddToSet(std::string key, std::string member, std::chrono::milliseconds ttl) {
-    return {Kind::kAddToSet, std::move(key), std::move(member), ttl};
-  }
   static StoreOp PutFill(FillWrite write) {
     StoreOp op{Kind::kPutFill};
     op.fill = std::move(write);
@@ -58,7 +55,7 @@ struct StoreOp {
 
   Kind kind = Kind::kGet;
   std::string key;
-  std::string value;  // kPut: the value; kTryLock, kUnlock: the token; kAddToSet: the member
+  std::string value;  // kPut: the value; kTryLock, kUnlock: the token
   std::chrono::milliseconds ttl{0};
   FillWrite fill;  // kPutFill
 
@@ -107,9 +104,6 @@ class Store {
   // delivery is best effort.
   virtual Status Publish(const std::string& channel, const std::string& message) = 0;
 
-  // Adds `member` (no newline in it) to the set at `key`, which then lives at
-  // least `ttl` more (an expiry is never shortened). Tag index of Surrogate-Key.
-  virtual Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) = 0;
   // Removes the set at `key` and returns its members (none when absent).
   virtual Status TakeSet(const std::string& key, std::vector<std::string>* members) = 0;
 

@@ -64,7 +64,6 @@ class RedisStore final : public Store {
                    std::chrono::milliseconds ttl, std::string* value, bool* acquired,
                    uint64_t* purge_seq) override;                                                   // cache::Store
   Status Publish(const std::string& channel, const std::string& message) override;                  // cache::Store
-  Status AddToSet(const std::string& key, const std::string& member, std::chrono::milliseconds ttl) override;  // cache::Store
   Status TakeSet(const std::string& key, std::vector<std::string>* members) override;                // cache::Store
   Status MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) override;   // cache::Store
   Status PutFill(const FillWrite& write, bool* written) override;                                    // cache::Store
@@ -87,6 +86,7 @@ class RedisStore final : public Store {
   // A key no other fill of any node uses: where a fill's value waits for the
   // script that moves it into place (kPutFill).
   std::string StagingKey();
+  static uint64_t NewSalt();  // 64 random bits: one per store, so per webnode
   // Run() of `op` alone: its status, and the op with its results in `*done`.
   Status RunOne(StoreOp op, StoreOp* done);
   // A pooled connection to the current master (`*reused`) or a new one.
@@ -99,7 +99,7 @@ class RedisStore final : public Store {
   const std::shared_ptr<RedisMaster> master_;
   Mutex mu_;
   std::vector<std::unique_ptr<hiredis::Connection>> idle_ WEBTIER_GUARDED_BY(mu_);
-  const uint32_t staging_salt_;
+  const uint64_t staging_salt_;
   std::atomic<uint64_t> staging_seq_{0};
 };
 
