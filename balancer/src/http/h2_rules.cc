@@ -1,7 +1,6 @@
 // The HTTP rules for an HTTP/2 stream (see h2_rules.h).
 #include "webtier/balancer/http/h2_rules.h"
 
-
 #include "webtier/balancer/http/http_rules.h"
 #include "webtier/common/http_syntax.h"
 

@@ -144,19 +144,7 @@ int32_t H2Client::Submit(const std::string& method, const std::string& path,
 
 int32_t H2Client::Open(const std::string& method, const std::string& path,
                        const std::vector<std::pair<std::string, std::string>>& headers) {
-  if (session_ == nullptr) return -1;
-  std::vector<std::pair<std::string, std::string>> all = {{":method", method},
-                                                          {":scheme", tls_ ? "https" : "http"},
-                                                          {":authority", "127.0.0.1:" + std::to_string(port_)},
-                                                          {":path", path}};
-  all.insert(all.end(), headers.begin(), headers.end());
-  const std::vector<nghttp2_nv> nva = HeaderList(all);
-  nghttp2_data_provider provider{};
-  provider.read_callback = H2ClientCallbacks::ReadBody;
-  const int32_t id = nghttp2_submit_request(session_, nullptr, nva.data(), nva.size(), &provider, nullptr);
-  if (id > 0) streams_[id].open = true;
-  Step(std::chrono::milliseconds(0));
-  return id;
+  return OpenStream({{":method", method}}, path, headers);
 }
 
 int32_t H2Client::OpenWebSocket(const std::string& path,
@@ -166,11 +154,15 @@ int32_t H2Client::OpenWebSocket(const std::string& path,
       [&] { return nghttp2_session_get_remote_settings(session_, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1; },
       timeout_);
   if (!allowed) return -1;
-  std::vector<std::pair<std::string, std::string>> all = {{":method", "CONNECT"},
-                                                          {":protocol", "websocket"},
-                                                          {":scheme", tls_ ? "https" : "http"},
-                                                          {":authority", "127.0.0.1:" + std::to_string(port_)},
-                                                          {":path", path}};
+  return OpenStream({{":method", "CONNECT"}, {":protocol", "websocket"}}, path, headers);
+}
+
+int32_t H2Client::OpenStream(std::vector<std::pair<std::string, std::string>> all, const std::string& path,
+                             const std::vector<std::pair<std::string, std::string>>& headers) {
+  if (session_ == nullptr) return -1;
+  all.insert(all.end(), {{":scheme", tls_ ? "https" : "http"},
+                         {":authority", "127.0.0.1:" + std::to_string(port_)},
+                         {":path", path}});
   all.insert(all.end(), headers.begin(), headers.end());
   const std::vector<nghttp2_nv> nva = HeaderList(all);
   nghttp2_data_provider provider{};

@@ -95,6 +95,11 @@ class H2Client {
   uint32_t max_concurrent_streams() const;
 
  private:
+  // Submits a request whose body is still to come (SendData): `pseudo` (its
+  // method, and :protocol), then :scheme, :authority, `path` and `headers`.
+  int32_t OpenStream(std::vector<std::pair<std::string, std::string>> pseudo, const std::string& path,
+                     const std::vector<std::pair<std::string, std::string>>& headers);
+
   struct Stream {
     Response response;
     std::string body;  // what is still to send
