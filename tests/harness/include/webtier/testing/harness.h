@@ -117,15 +117,23 @@ class ZooKeeperServer {
   void Stop();   // SIGTERM, then SIGKILL after 5 s
   void Kill();   // SIGKILL
   bool running();
-  uint16_t port() const { return port_; }
-  std::string connect() const { return "127.0.0.1:" + std::to_string(port_); }
+  uint16_t port() const {
+    port_given_ = true;
+    return port_;
+  }
+  std::string connect() const { return "127.0.0.1:" + std::to_string(port()); }
 
  private:
+  void WriteConfig();
+
   TempDir dir_;
   uint16_t port_;
   int tick_ms_;
   std::string bind_address_;
   std::unique_ptr<Process> proc_;
+  // Until the port has been handed out, a server that dies at start-up (its
+  // port taken by another test between FreePort and bind) moves to another.
+  mutable bool port_given_ = false;
 };
 
 // A real 3-server (or N-server) ZooKeeper ensemble on loopback, for leader
