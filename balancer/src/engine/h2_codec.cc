@@ -252,6 +252,11 @@ H2Codec::H2Codec(H2Events& events, const H2Limits& limits)
   nghttp2_option_set_max_settings(opt, 32);
   nghttp2_option_set_max_outbound_ack(opt, 1000);
   nghttp2_option_set_no_closed_streams(opt, 1);
+  // Answers are encoded with the static table and literals only, as HAProxy
+  // and nginx encode theirs: indexing fields that change with every answer
+  // (X-Request-Id, Date, Content-Length) would cost a table insertion and an
+  // eviction each, for bytes a small answer hardly notices.
+  nghttp2_option_set_max_deflate_dynamic_table_size(opt, 0);
   nghttp2_mem mem{this, H2Callbacks::Malloc, H2Callbacks::Free, H2Callbacks::Calloc, H2Callbacks::Realloc};
   nghttp2_session_server_new3(&session_, cb, this, opt, &mem);
   nghttp2_option_del(opt);
