@@ -135,7 +135,9 @@ class Worker {
 
   // Declared before ctx_: coroutine frames destroyed with ctx_ unregister from it.
   std::list<ClientConnection*> clients_;
-  asio::io_context ctx_{1};
+  // One thread runs it and only posts come from others (StopAccepting,
+  // BeginDrain): its sockets and timers need no lock of their own.
+  asio::io_context ctx_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::list<Listener> listeners_;  // --listen and --tls-listen sockets (a list: stable addresses)
   // After ctx_: its idle member connections close before the io_context goes.
   WorkerContext context_;
