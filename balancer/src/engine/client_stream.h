@@ -99,6 +99,49 @@ inline awaitable<std::tuple<error_code, size_t>> ReadSome(ClientStream& stream, 
   }(stream, buffer);
 }
 
+// ReadSome and WriteAll for a connection that carries many exchanges at once
+// (HTTP/2): a TLS read or write is tried from the calling handler first, as
+// a plain one always is, and waits for the socket only when the try must.
+// (An HTTP/1.1 connection keeps the TLS stream's own order, the result after
+// a turn of the scheduler: its client's next request has then usually come,
+// where a try at once finds none and pays a failing recv and a wait. On the
+// 2-vCPU machine, TLS keep-alive spent 16% more CPU per request with tries.)
+inline awaitable<std::tuple<error_code, size_t>> ReadSomeEager(ClientStream& stream, asio::mutable_buffer buffer) {
+  if (!stream.tls()) return ReadSome(stream.socket(), buffer, &stream.bytes_read);
+  return [](ClientStream& s, asio::mutable_buffer b) -> awaitable<std::tuple<error_code, size_t>> {
+    TlsStream& tls = s.tls_stream();
+    TlsStream::Step step = tls.TryRead(b);
+    if (step.next != TlsStream::Next::kDone) {
+      auto [ec, n] = co_await tls.async_read_after(step, b, kUse);
+      step = TlsStream::Step{TlsStream::Next::kDone, ec, n};
+    }
+    s.bytes_read += step.bytes;
+    co_return std::tuple{step.ec, step.bytes};
+  }(stream, buffer);
+}
+
+// Writes all of `b` as TLS records, trying from the calling handler first.
+inline awaitable<error_code> WriteAllEager(TlsStream& tls, asio::const_buffer b) {
+  while (b.size() > 0) {
+    TlsStream::Step step = tls.TryWrite(b);
+    if (step.next != TlsStream::Next::kDone) {
+      auto [ec, n] = co_await tls.async_write_after(step, b, kUse);
+      step = TlsStream::Step{TlsStream::Next::kDone, ec, n};
+    }
+    if (step.ec) co_return step.ec;
+    b += step.bytes;
+  }
+  co_return error_code{};
+}
+
+// (Not a coroutine: the plain write refers to `buffer`, the caller's, which
+// lives until the caller's co_await is done.)
+inline awaitable<error_code> WriteAllEager(ClientStream& stream, const asio::const_buffer& buffer) {
+  stream.bytes_written += buffer.size();
+  if (!stream.tls()) return WriteAll(stream.socket(), buffer);
+  return WriteAllEager(stream.tls_stream(), buffer);
+}
+
 // Pieces up to this size go out as one TLS record: the TLS stream encrypts
 // one buffer per write, so a head and a short body would be two records and
 // two sends.

@@ -110,7 +110,7 @@ awaitable<bool> H2Session::Run(beast::flat_buffer& buffer) {
     }
     if (!ok || ending_ || !codec_.WantRead()) break;
     UpdateDeadline();
-    auto [ec, n] = co_await ReadSome(conn_.stream, buffer.prepare(kReadBytes));
+    auto [ec, n] = co_await ReadSomeEager(conn_.stream, buffer.prepare(kReadBytes));
     buffer.commit(n);
     if (!ec) continue;
     client_left_ = !conn_.timed_out && ec != asio::error::operation_aborted;
@@ -213,7 +213,7 @@ awaitable<void> H2Session::Writer() {
     }
     write_deadline_ = Clock::now() + worker_.timeouts.idle;
     UpdateDeadline();
-    const error_code ec = co_await WriteAll(conn_.stream, asio::buffer(write_buffer_));
+    const error_code ec = co_await WriteAllEager(conn_.stream, asio::buffer(write_buffer_));
     write_deadline_ = Clock::time_point::max();
     UpdateDeadline();
     if (ec) {  // the client is gone or too slow: everything ends

@@ -15,7 +15,9 @@
 // stays the owner of the descriptor: cancel or close it to end pending
 // operations). One read and one write may be pending at once, as on a socket,
 // from the socket's executor only. A read or write that can complete at once
-// completes through a post, never inside the initiating call.
+// completes through a post, never inside the initiating call; a caller that
+// can take a result at once tries first (TryRead/TryWrite, no post) and
+// resumes asynchronously only when the attempt has to wait.
 //
 // Errors are the ones asio::ssl::stream gives: asio::error::eof for the
 // peer's close_notify, asio::ssl::error::stream_truncated for a peer that
@@ -79,14 +81,34 @@ class TlsStream {
                                            std::forward<Token>(token));
   }
 
- private:
-  enum class Kind { kHandshake, kRead, kWrite, kShutdown };
   enum class Next { kDone, kWaitRead, kWaitWrite };
+  // An attempt's outcome: done (its bytes, or an error), or what it waits for.
   struct Step {
     Next next = Next::kDone;
     error_code ec;
     size_t bytes = 0;
   };
+
+  // One read or write at once, from the calling handler: a healthy
+  // connection's usual case costs no trip through the scheduler.
+  Step TryRead(asio::mutable_buffer b) { return Perform(Kind::kRead, b.data(), b.size()); }
+  Step TryWrite(asio::const_buffer b) { return Perform(Kind::kWrite, const_cast<void*>(b.data()), b.size()); }
+
+  // Finishes a read or write whose try said to wait (`tried.next`): waits
+  // for the socket first, then tries again, as async_read_some and
+  // async_write_some do. The same buffer as the try's.
+  template <typename Token>
+  auto async_read_after(const Step& tried, asio::mutable_buffer b, Token&& token) {
+    return Start<void(error_code, size_t)>(Kind::kRead, b.data(), b.size(), std::forward<Token>(token), tried.next);
+  }
+  template <typename Token>
+  auto async_write_after(const Step& tried, asio::const_buffer b, Token&& token) {
+    return Start<void(error_code, size_t)>(Kind::kWrite, const_cast<void*>(b.data()), b.size(),
+                                           std::forward<Token>(token), tried.next);
+  }
+
+ private:
+  enum class Kind { kHandshake, kRead, kWrite, kShutdown };
 
   // One attempt of `kind` on the SSL object; what it needs next, or its result.
   Step Perform(Kind kind, void* data, size_t size);
@@ -106,6 +128,7 @@ class TlsStream {
     Kind kind;
     void* data;
     size_t size;
+    Next first_wait = Next::kDone;  // a try already said to wait for this
     enum { kStarting, kWaiting, kPosted } state = kStarting;
     Step result{};
 
@@ -116,7 +139,9 @@ class TlsStream {
         result = Step{Next::kDone, ec, 0};
         return Complete(self);
       }
-      const Step step = stream->Perform(kind, data, size);
+      Step step{first_wait};
+      first_wait = Next::kDone;
+      if (step.next == Next::kDone) step = stream->Perform(kind, data, size);
       if (step.next == Next::kDone) {
         result = step;
         if (state == kStarting) {  // not inside the initiating call
@@ -138,8 +163,8 @@ class TlsStream {
   };
 
   template <typename Signature, typename Token>
-  auto Start(Kind kind, void* data, size_t size, Token&& token) {
-    return asio::async_compose<Token, Signature>(Op<Signature>{this, kind, data, size}, token, socket_);
+  auto Start(Kind kind, void* data, size_t size, Token&& token, Next first_wait = Next::kDone) {
+    return asio::async_compose<Token, Signature>(Op<Signature>{this, kind, data, size, first_wait}, token, socket_);
   }
 
   friend struct TlsBio;
