@@ -11,8 +11,12 @@ namespace webtier::cache {
 WorkerPool::WorkerPool(std::string name, size_t threads, size_t max_queued)
     : name_(std::move(name)), max_queued_(max_queued) {
   if (threads == 0) threads = 1;
+  slots_.reserve(threads);
   threads_.reserve(threads);
-  for (size_t i = 0; i < threads; ++i) threads_.emplace_back([this] { Run(); });
+  for (size_t i = 0; i < threads; ++i) {
+    Idle* slot = slots_.emplace_back(std::make_unique<Idle>()).get();
+    threads_.emplace_back([this, slot] { Run(slot); });
+  }
 }
 
 WorkerPool::~WorkerPool() {
@@ -25,18 +29,26 @@ WorkerPool::~WorkerPool() {
 }
 
 bool WorkerPool::Submit(std::function<void()> task) {
-  MutexLock lock(&mu_);
-  if (stopping_) return false;
-  if (!idle_.empty()) {
-    Idle* idle = idle_.back();
+  Idle* idle = nullptr;
+  {
+    MutexLock lock(&mu_);
+    if (stopping_) return false;
+    if (idle_.empty()) {
+      if (tasks_.size() >= max_queued_) return false;
+      tasks_.push_back(std::move(task));
+      return true;
+    }
+    idle = idle_.back();
     idle_.pop_back();
     idle->task = std::move(task);
     idle->handed = true;
-    idle->cv.Signal();  // under the lock: once it has run the task, the thread may be gone
-    return true;
   }
-  if (tasks_.size() >= max_queued_) return false;
-  tasks_.push_back(std::move(task));
+  // After the lock is let go: signalled under it, the woken thread would
+  // block at once on the mutex this thread still holds, and be woken a
+  // second time (a context switch more per task). The slot outlives the
+  // thread (see Idle), and a signal that arrives late only wakes a waiter
+  // that finds nothing handed and waits again.
+  idle->cv.Signal();
   return true;
 }
 
@@ -50,8 +62,8 @@ size_t WorkerPool::idle() const {
   return idle_.size();
 }
 
-void WorkerPool::Run() {
-  Idle self;
+void WorkerPool::Run(Idle* slot) {
+  Idle& self = *slot;
   for (;;) {
     std::function<void()> task;
     {

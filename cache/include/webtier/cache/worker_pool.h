@@ -4,6 +4,7 @@
 
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -36,14 +37,16 @@ class WorkerPool {
   size_t idle() const WEBTIER_EXCLUDES(mu_);  // threads waiting for a task
 
  private:
-  // An idle thread, waiting for a task of its own (on its own stack).
+  // A thread's slot, where it waits for a task of its own. The pool owns the
+  // slots and frees them after joining the threads, so a task's signal, sent
+  // after the lock is let go, never reaches a thread that has already gone.
   struct Idle {
     CondVar cv;
     std::function<void()> task;
     bool handed = false;
   };
 
-  void Run() WEBTIER_EXCLUDES(mu_);
+  void Run(Idle* self) WEBTIER_EXCLUDES(mu_);
 
   const std::string name_;
   const size_t max_queued_;
@@ -51,6 +54,7 @@ class WorkerPool {
   std::deque<std::function<void()>> tasks_ WEBTIER_GUARDED_BY(mu_);  // only while no thread is idle
   std::vector<Idle*> idle_ WEBTIER_GUARDED_BY(mu_);                  // the last one went idle last
   bool stopping_ WEBTIER_GUARDED_BY(mu_) = false;
+  std::vector<std::unique_ptr<Idle>> slots_;  // one per thread, fixed at construction
   std::vector<std::thread> threads_;
 };
 
