@@ -1,24 +1,15 @@
 // The record codec: a small versioned binary format with a CRC-32 trailer.
 #include "webtier/cache/record.h"
 
-#include <array>
 #include <algorithm>
 #include <cstring>
+
+#include <zlib.h>
 
 namespace webtier::cache {
 namespace {
 
 constexpr std::string_view kMagic = "WTC";
-
-std::array<uint32_t, 256> MakeCrcTable() {
-  std::array<uint32_t, 256> table{};
-  for (uint32_t i = 0; i < 256; ++i) {
-    uint32_t c = i;
-    for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
-    table[i] = c;
-  }
-  return table;
-}
 
 template <typename T>
 void PutInt(std::string* out, T v) {
@@ -64,10 +55,9 @@ Status Corrupt(const char* why) { return Status(ErrorCode::kCorrupt, std::string
 }  // namespace
 
 uint32_t Crc32(std::string_view bytes) {
-  static const std::array<uint32_t, 256> kTable = MakeCrcTable();
-  uint32_t c = 0xFFFFFFFFu;
-  for (char ch : bytes) c = kTable[(c ^ static_cast<uint8_t>(ch)) & 0xFF] ^ (c >> 8);
-  return c ^ 0xFFFFFFFFu;
+  // zlib's: the same CRC-32 (IEEE), computed several bytes at a time where a
+  // table lookup per byte cost 1.6% of a webnode's CPU under misses.
+  return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(bytes.data()), bytes.size()));
 }
 
 Record::Freshness Record::At(int64_t now_ms) const {
