@@ -7,9 +7,9 @@ SECONDS_PER_TARGET=${1:-30}
 BUILD=${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}
 CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD" -DWEBTIER_BUILD_FUZZ=ON -DWEBTIER_BUILD_TESTS=OFF \
   -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$BUILD" --target fuzz_http_request fuzz_http_response fuzz_member_decode fuzz_h2_frames fuzz_cache_parsers -j"${JOBS:-2}"
+cmake --build "$BUILD" --target fuzz_http_request fuzz_http_response fuzz_member_decode fuzz_h2_frames fuzz_cache_parsers fuzz_origin_response -j"${JOBS:-2}"
 status=0
-for t in http_request http_response member_decode h2_frames cache_parsers; do
+for t in http_request http_response member_decode h2_frames cache_parsers origin_response; do
   corpus=$(mktemp -d)
   cp "$ROOT/fuzz/corpus/$t/"* "$corpus/"
   echo "== fuzz_$t for ${SECONDS_PER_TARGET}s"

@@ -1,5 +1,9 @@
-// CurlOrigin against an in-process upstream (TestOrigin).
+// The two --origin clients (libcurl for https://, the webnode's own for
+// http://) against an in-process upstream (TestOrigin): both must behave the
+// same. The own client's framing and connection handling against hostile
+// origins: http_origin_test.cc.
 #include "webtier/webnode/curl_origin.h"
+#include "webtier/webnode/http_origin.h"
 
 #include <gtest/gtest.h>
 #include <sys/socket.h>
@@ -14,11 +18,30 @@ namespace {
 using namespace std::chrono_literals;
 using testing::TestOrigin;
 
-TEST(CurlOriginTest, FetchesStatusHeadersAndBinaryBody) {
+template <typename Client>
+struct Options;
+template <>
+struct Options<CurlOrigin> {
+  using Type = CurlOriginOptions;
+};
+template <>
+struct Options<HttpOrigin> {
+  using Type = HttpOriginOptions;
+};
+
+template <typename Client>
+class OriginClientTest : public ::testing::Test {
+ protected:
+  using Opts = typename Options<Client>::Type;
+};
+using Clients = ::testing::Types<CurlOrigin, HttpOrigin>;
+TYPED_TEST_SUITE(OriginClientTest, Clients);
+
+TYPED_TEST(OriginClientTest, FetchesStatusHeadersAndBinaryBody) {
   TestOrigin upstream;
   std::string body("a\0b\xff", 4);
   upstream.Set("/bin", {Response{201, {{"Content-Type", "application/x-test"}, {"ETag", "\"v1\""}}, body}});
-  CurlOrigin origin(CurlOriginOptions{upstream.url() + "/"});
+  TypeParam origin(typename TestFixture::Opts{upstream.url() + "/"});
   Request req;
   req.path = "/bin";
   req.query = "x=1";
@@ -33,15 +56,15 @@ TEST(CurlOriginTest, FetchesStatusHeadersAndBinaryBody) {
   EXPECT_EQ(upstream.Hits("/bin"), 1);
 }
 
-TEST(CurlOriginTest, TheClientsHostAndAcceptEncodingReachTheOriginUnlessTheHostIsSet) {
+TYPED_TEST(OriginClientTest, TheClientsHostAndAcceptEncodingReachTheOriginUnlessTheHostIsSet) {
   TestOrigin upstream;
   Request req;
   req.path = "/h";
   req.headers = {{"Host", "www.example.org"}, {"Accept-Encoding", "gzip"}, {"Connection", "close, X-Hop"}, {"X-Hop", "1"}};
   Response resp;
-  CurlOrigin passthrough(CurlOriginOptions{upstream.url()});
+  TypeParam passthrough(typename TestFixture::Opts{upstream.url()});
   ASSERT_TRUE(passthrough.Fetch(req, &resp).ok());
-  CurlOrigin fixed(CurlOriginOptions{.base_url = upstream.url(), .host = "app.internal"});
+  TypeParam fixed(typename TestFixture::Opts{.base_url = upstream.url(), .host = "app.internal"});
   ASSERT_TRUE(fixed.Fetch(req, &resp).ok());
   const auto seen = upstream.Requests("/h");
   ASSERT_EQ(seen.size(), 2u);
@@ -52,10 +75,10 @@ TEST(CurlOriginTest, TheClientsHostAndAcceptEncodingReachTheOriginUnlessTheHostI
   EXPECT_EQ(FindHeader(seen[1], "Accept-Encoding"), "gzip");
 }
 
-TEST(CurlOriginTest, DefaultAnswerAndErrorStatusesAreOk) {
+TYPED_TEST(OriginClientTest, DefaultAnswerAndErrorStatusesAreOk) {
   TestOrigin upstream;
   upstream.Set("/missing", {Response{404, {}, "nope"}});
-  CurlOrigin origin(CurlOriginOptions{upstream.url()});
+  TypeParam origin(typename TestFixture::Opts{upstream.url()});
   Request req;
   req.path = "/hello";
   req.query = "a=b";
@@ -69,9 +92,9 @@ TEST(CurlOriginTest, DefaultAnswerAndErrorStatusesAreOk) {
   for (int i = 0; i < 20; ++i) ASSERT_TRUE(origin.Fetch(req, &resp).ok());  // reused handles
 }
 
-TEST(CurlOriginTest, PostAndHeadAreForwarded) {
+TYPED_TEST(OriginClientTest, PostAndHeadAreForwarded) {
   TestOrigin upstream;
-  CurlOrigin origin(CurlOriginOptions{upstream.url()});
+  TypeParam origin(typename TestFixture::Opts{upstream.url()});
   Request post;
   post.method = "POST";
   post.path = "/submit";
@@ -89,7 +112,7 @@ TEST(CurlOriginTest, PostAndHeadAreForwarded) {
   EXPECT_EQ(upstream.Hits("/submit"), 2);
 }
 
-TEST(CurlOriginTest, RefusedIsUnavailableAndSlowIsTimeout) {
+TYPED_TEST(OriginClientTest, RefusedIsUnavailableAndSlowIsTimeout) {
   // A port nobody listens on: bind, read the port, close.
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -99,7 +122,7 @@ TEST(CurlOriginTest, RefusedIsUnavailableAndSlowIsTimeout) {
   socklen_t len = sizeof(addr);
   ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
   ::close(fd);
-  CurlOrigin refused(CurlOriginOptions{"http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))});
+  TypeParam refused(typename TestFixture::Opts{"http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))});
   Request req;
   req.path = "/";
   Response resp;
@@ -107,9 +130,9 @@ TEST(CurlOriginTest, RefusedIsUnavailableAndSlowIsTimeout) {
 
   TestOrigin upstream;
   upstream.Set("/slow", {Response{200, {}, "late"}, 1000});
-  CurlOriginOptions options{upstream.url()};
+  typename TestFixture::Opts options{upstream.url()};
   options.timeout = 200ms;
-  CurlOrigin slow(options);
+  TypeParam slow(options);
   req.path = "/slow";
   auto start = std::chrono::steady_clock::now();
   EXPECT_EQ(slow.Fetch(req, &resp).code(), ErrorCode::kTimeout);
