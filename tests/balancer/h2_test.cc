@@ -499,6 +499,30 @@ TEST_F(H2Test, AnIdleConnectionGetsGoawayAfterTheIdleTimeout) {
   EXPECT_TRUE(c.disconnected());
 }
 
+TEST_F(H2Test, OverTlsAnAnswerWaitsForAReaderThatPausedAndResumes) {
+  // Over TLS the session writes from the handler first and waits for the
+  // socket only when a write cannot finish (TlsStream::async_write_after).
+  // The client's windows allow 16 MiB unread, far more than the socket
+  // buffers of a reader that has stopped: the balancer's writes must wait,
+  // then resume when the client reads again, every byte in place.
+  EchoBackend a("a");
+  Add("a", a.port());
+  StartWithTls(1);
+  H2Client c(proxy_->tls_port(), /*tls=*/true, 30s);
+  ASSERT_TRUE(c.ok()) << c.error();
+  constexpr size_t kSize = 4 << 20;
+  std::vector<int32_t> ids;
+  for (int i = 0; i < 8; ++i) ids.push_back(c.Submit("GET", "/big/" + std::to_string(kSize)));
+  c.Pump(1ms);  // the requests go out
+  std::this_thread::sleep_for(500ms);  // and nothing is read meanwhile
+  ASSERT_TRUE(c.WaitAll(30s));
+  for (int32_t id : ids) {
+    EXPECT_EQ(c.response(id).status, 200);
+    EXPECT_EQ(c.response(id).body.size(), kSize);
+  }
+  EXPECT_EQ(c.Request("GET", "/after").status, 200);
+}
+
 TEST_F(H2Test, TlsOffersH2AndAReloadKeepsH2ConnectionsServing) {
   EchoBackend a("a");
   Add("a", a.port());
