@@ -3,9 +3,7 @@
 // test scripts (keep-alive, closed connections, stray bytes, hostile framing).
 #include "webtier/webnode/http_origin.h"
 
-#include <arpa/inet.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,6 +13,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "webtier/testing/harness.h"
 
 namespace webtier::cache {
 namespace {
@@ -190,17 +190,7 @@ class RawOrigin {
   using Script = std::function<Reply(int, const std::string&)>;
 
   explicit RawOrigin(Script script) : script_(std::move(script)) {
-    listen_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    const int one = 1;
-    ::setsockopt(listen_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(::bind(listen_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-    socklen_t len = sizeof(addr);
-    ::getsockname(listen_, reinterpret_cast<sockaddr*>(&addr), &len);
-    port_ = ntohs(addr.sin_port);
-    EXPECT_EQ(::listen(listen_, 16), 0);
+    listen_ = webtier::testing::ListenLoopback(&port_, 16);
     thread_ = std::thread([this] { Serve(); });
   }
   ~RawOrigin() {

@@ -6,11 +6,9 @@
 #include "webtier/webnode/http_origin.h"
 
 #include <gtest/gtest.h>
-#include <sys/socket.h>
-#include <netinet/in.h>
-#include <unistd.h>
 
 #include "test_origin.h"
+#include "webtier/testing/harness.h"
 
 namespace webtier::cache {
 namespace {
@@ -113,16 +111,8 @@ TYPED_TEST(OriginClientTest, PostAndHeadAreForwarded) {
 }
 
 TYPED_TEST(OriginClientTest, RefusedIsUnavailableAndSlowIsTimeout) {
-  // A port nobody listens on: bind, read the port, close.
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  TypeParam refused(typename TestFixture::Opts{"http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port))});
+  // A port nobody listens on.
+  TypeParam refused(typename TestFixture::Opts{"http://127.0.0.1:" + std::to_string(webtier::testing::FreePort())});
   Request req;
   req.path = "/";
   Response resp;

@@ -6,6 +6,7 @@
 #include <mutex>
 
 #include "webtier/common/log.h"
+#include "webtier/webnode/origin_fields.h"
 
 namespace webtier::cache {
 namespace {
@@ -48,22 +49,11 @@ size_t OnBody(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
-// The response being received, and the field names its Connection lines list.
+// The response being received, and what its Connection lines say.
 struct HeaderSink {
   Response* response;
-  std::string connection;  // every Connection line, comma-joined
-  bool head = false;       // a HEAD: its Content-Length is the representation's, kept for the answer
+  http_syntax::ConnectionOptions connection;
 };
-
-void DropConnectionListed(std::string_view connection, Headers* headers) {
-  if (connection.empty()) return;
-  // The field names a Connection value lists are hop-by-hop too (RFC 9110
-  // 7.6.1); each field is checked in constant time, so thousands of tokens
-  // and thousands of fields cost their sum, not their product.
-  http_syntax::ConnectionOptions listed;
-  listed.Add(connection);
-  std::erase_if(*headers, [&](const auto& h) { return listed.Lists(h.first); });
-}
 
 size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   auto* sink = static_cast<HeaderSink*>(user);
@@ -72,7 +62,7 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   while (!line.empty() && (line.back() == '\r' || line.back() == '\n')) line.remove_suffix(1);
   if (line.substr(0, 5) == "HTTP/") {
     response->headers.clear();  // a new response (after 100 Continue): start over
-    sink->connection.clear();
+    sink->connection = {};
     return size * n;
   }
   size_t colon = line.find(':');
@@ -80,13 +70,8 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   std::string_view name = line.substr(0, colon);
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
-  if (EqualsIgnoreCase(name, "Connection")) {
-    if (!sink->connection.empty()) sink->connection += ',';
-    sink->connection.append(value);
-  }
-  if (!IsHopByHopOrLength(name) || (sink->head && EqualsIgnoreCase(name, "Content-Length"))) {
-    response->headers.emplace_back(std::string(name), std::string(value));
-  }
+  if (EqualsIgnoreCase(name, "Connection")) sink->connection.Add(value);
+  response->headers.emplace_back(std::string(name), std::string(value));  // KeepEndToEnd sorts them out
   return size * n;
 }
 
@@ -204,24 +189,11 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   // client's business); chunked framing is still undone.
   curl_easy_setopt(c, CURLOPT_HTTP_CONTENT_DECODING, 0L);
 
-  http_syntax::ConnectionOptions listed;
-  for (const auto& [name, value] : request.headers) {
-    if (EqualsIgnoreCase(name, "Connection")) listed.Add(value);
-  }
   curl_slist* headers = nullptr;
-  for (const auto& [name, value] : request.headers) {
-    if (listed.Lists(name)) continue;
-    // The client's Host goes along unless --origin-host names one (an app
-    // behind the tier sees the name its clients used); Accept-Encoding goes
-    // along too: an app that compresses answers with Vary: Accept-Encoding,
-    // and the cache keeps one variant per encoding. Expect avoids
-    // 100-continue waits.
-    if (IsHopByHopOrLength(name) || EqualsIgnoreCase(name, "Expect") ||
-        (!options_.host.empty() && EqualsIgnoreCase(name, "Host"))) {
-      continue;
-    }
+  ForEachFieldToOrigin(request.headers, !options_.host.empty(), [&](const std::string& name, const std::string& value) {
     headers = curl_slist_append(headers, (name + ": " + value).c_str());
-  }
+    return true;
+  });
   if (!options_.host.empty()) headers = curl_slist_append(headers, ("Host: " + options_.host).c_str());
   headers = curl_slist_append(headers, "Expect:");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers);
@@ -230,7 +202,7 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &out.body);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, OnHeader);
-  HeaderSink sink{&out, {}, request.method == "HEAD"};
+  HeaderSink sink{&out, {}};
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &sink);
 
   CURLcode code = curl_easy_perform(c);
@@ -243,7 +215,7 @@ Status CurlOrigin::Fetch(const Request& request, Response* response) {
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
     out.status = static_cast<int>(status);
-    DropConnectionListed(sink.connection, &out.headers);
+    KeepEndToEnd(&out.headers, sink.connection, request.method == "HEAD");
     *response = std::move(out);
   }
   Give(std::move(h));

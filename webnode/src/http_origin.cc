@@ -14,6 +14,7 @@
 
 #include "webtier/common/http_syntax.h"
 #include "webtier/common/log.h"
+#include "webtier/webnode/origin_fields.h"
 
 namespace webtier::cache {
 namespace {
@@ -89,7 +90,7 @@ OriginResponseReader::Result OriginResponseReader::Fail(std::string why) {
 }
 
 bool OriginResponseReader::reusable() const {
-  return phase_ == Phase::kDone && keep_alive_ && !trailing_bytes_ && pos_ == buf_.size();
+  return phase_ == Phase::kDone && keep_alive_ && !trailing_bytes_;
 }
 
 OriginResponseReader::Result OriginResponseReader::Feed(std::string_view bytes) {
@@ -117,9 +118,7 @@ OriginResponseReader::Result OriginResponseReader::Eof() {
       return Result::kDone;
     case Phase::kError:
       return Result::kError;
-    case Phase::kUntilClose:
-      AppendBody(std::string_view(buf_).substr(pos_));
-      pos_ = buf_.size();
+    case Phase::kUntilClose:  // Advance has taken every byte into the body
       phase_ = Phase::kDone;
       return Result::kDone;
     default:
@@ -204,8 +203,7 @@ OriginResponseReader::Result OriginResponseReader::Advance() {
           if ((size >> 56) != 0) return Fail("chunk size too large");
           size = size * 16 + static_cast<uint64_t>(HexValue(line[i]));
         }
-        std::string_view rest = line.substr(i);
-        while (!rest.empty() && (rest.front() == ' ' || rest.front() == '\t')) rest.remove_prefix(1);
+        const std::string_view rest = http_syntax::TrimOws(line.substr(i));
         if (i == 0 || (!rest.empty() && rest.front() != ';') || !IsFieldText(rest)) return Fail("bad chunk-size line");
         if (size > max_body_bytes_) return Fail("answer body over " + std::to_string(max_body_bytes_) + " bytes");
         remaining_ = size;
@@ -355,12 +353,8 @@ bool OriginResponseReader::ParseHead(std::string_view head) {
   }
 
   response_.status = status;
-  response_.headers.clear();
-  for (auto& [name, value] : fields) {
-    if (connection.Lists(name)) continue;
-    if (IsHopByHopOrLength(name) && !(head_request_ && EqualsIgnoreCase(name, "Content-Length"))) continue;
-    response_.headers.emplace_back(std::move(name), std::move(value));
-  }
+  KeepEndToEnd(&fields, connection, head_request_);
+  response_.headers = std::move(fields);
   keep_alive_ = http11 ? !connection.close() : connection.keep_alive();
 
   if (head_request_ || status == 204 || status == 304) {
@@ -474,33 +468,22 @@ Status HttpOrigin::Serialize(const Request& request, std::string* wire) const {
   if (!IsToken(request.method) || !IsTargetText(request.path) || !IsTargetText(request.query)) {
     return Status(ErrorCode::kInvalidArgument, "origin: request path or query not usable in a request line");
   }
-  http_syntax::ConnectionOptions listed;
-  for (const auto& [name, value] : request.headers) {
-    if (EqualsIgnoreCase(name, "Connection")) listed.Add(value);
-  }
   wire->clear();
   wire->reserve(256 + request.body.size());
   wire->append(request.method).append(" ").append(path_prefix_).append(request.path);
   if (!request.query.empty()) wire->append("?").append(request.query);
   wire->append(" HTTP/1.1\r\n");
   bool host_sent = false;
-  for (const auto& [name, value] : request.headers) {
-    if (listed.Lists(name)) continue;
-    // The client's Host goes along unless --origin-host names one (an app
-    // behind the tier sees the name its clients used); Accept-Encoding goes
-    // along too: an app that compresses answers with Vary: Accept-Encoding,
-    // and the cache keeps one variant per encoding. Expect is dropped (no
-    // 100-continue wait).
-    if (IsHopByHopOrLength(name) || EqualsIgnoreCase(name, "Expect") ||
-        (EqualsIgnoreCase(name, "Host") && (!options_.host.empty() || host_sent))) {
-      continue;
-    }
-    if (!IsToken(name) || !IsFieldText(value)) {
-      return Status(ErrorCode::kInvalidArgument, "origin: a request field not usable on the wire");
-    }
-    if (EqualsIgnoreCase(name, "Host")) host_sent = true;
+  const bool usable = ForEachFieldToOrigin(request.headers, !options_.host.empty(), [&](const std::string& name,
+                                                                                         const std::string& value) {
+    const bool host = EqualsIgnoreCase(name, "Host");
+    if (host && host_sent) return true;  // one Host: the first
+    if (!IsToken(name) || !IsFieldText(value)) return false;
+    host_sent = host_sent || host;
     wire->append(name).append(": ").append(value).append("\r\n");
-  }
+    return true;
+  });
+  if (!usable) return Status(ErrorCode::kInvalidArgument, "origin: a request field not usable on the wire");
   if (!host_sent) wire->append("Host: ").append(options_.host.empty() ? authority_ : options_.host).append("\r\n");
   if (!request.body.empty() || request.method == "POST" || request.method == "PUT" || request.method == "PATCH") {
     wire->append("Content-Length: ").append(std::to_string(request.body.size())).append("\r\n");
