@@ -258,6 +258,21 @@ Outcome ResponseCache::FromRecord(const Request& request, const Record& record, 
   return out;
 }
 
+namespace {
+
+// Set while a worker runs ServeKey for a client: its fill then runs on that
+// worker too, instead of waking another.
+thread_local bool t_serving_on_worker = false;
+
+struct ServingOnWorker {
+  ServingOnWorker() { t_serving_on_worker = true; }
+  ~ServingOnWorker() { t_serving_on_worker = false; }
+  ServingOnWorker(const ServingOnWorker&) = delete;
+  ServingOnWorker& operator=(const ServingOnWorker&) = delete;
+};
+
+}  // namespace
+
 void ResponseCache::Serve(Request request, Done done) {
   const Route* route = routes_ != nullptr ? routes_->Match(request.path) : nullptr;
   if (route == nullptr && origin_ == nullptr) {
@@ -274,12 +289,43 @@ void ResponseCache::Serve(Request request, Done done) {
     return;
   }
 
-  std::string key = CacheKey(request.path, request.query, SiteFor(request), options_.record_version);
+  const std::string key = CacheKey(request.path, request.query, SiteFor(request), options_.record_version);
+  std::shared_ptr<const Record> hot = hot_ != nullptr ? hot_->Get(key) : nullptr;
+  if (hot == nullptr && !t_serving_on_worker) {
+    // The store's round trip is not waited for on the server's thread while
+    // a worker is free: that thread goes on reading requests, so the lookups
+    // of requests that arrive together reach Redis together, and a miss is
+    // fetched and stored by the worker that looked it up (one hand-off, not
+    // two). With every worker busy (a slow origin) the lookup stays here, so
+    // hits are still answered.
+    auto parked = std::make_shared<std::pair<Request, Done>>(std::move(request), std::move(done));
+    std::function<void()> task = [this, key, route, label, parked] {
+      const ServingOnWorker serving;
+      ServeKey(key, route, label, std::move(parked->first), std::move(parked->second), nullptr);
+    };
+    if (workers_->SubmitIfIdle(task)) return;
+    request = std::move(parked->first);
+    done = std::move(parked->second);
+  }
+  ServeKey(key, route, label, std::move(request), std::move(done), std::move(hot));
+}
+
+void ResponseCache::ServeKey(const std::string& key, const Route* route, const std::string& label, Request request,
+                             Done done, std::shared_ptr<const Record> hot) {
   request.method = "GET";  // HEAD is answered from the GET entry (the Reply drops the body)
   const CacheControl asked = ParseCacheControl(JoinedField(request.headers, "Cache-Control"));
   // A miss takes the fill lock in the same round trip as its lookup.
   std::shared_ptr<FillLock> lock;
-  Lookup found = Resolve(key, request, /*count_corrupt=*/true, &lock);
+  Lookup found;
+  if (hot != nullptr) {
+    metrics_->hot_hits.Increment();
+    Lookup url;
+    url.kind = Lookup::Kind::kFound;
+    url.record = std::move(hot);
+    found = ResolveFrom(std::move(url), key, request, /*count_corrupt=*/true);
+  } else {
+    found = Resolve(key, request, /*count_corrupt=*/true, &lock);
+  }
   Previous previous;
   previous.generation = found.generation;
   previous.vary_miss = found.vary_miss;
@@ -304,6 +350,10 @@ void ResponseCache::Serve(Request request, Done done) {
   switch (found.kind) {
     case Lookup::Kind::kUnavailable:
       metrics_->bypass.Increment();
+      if (t_serving_on_worker) {  // already on a worker: no second hand-off
+        done(FetchPast(route, request, CacheStatus::kBypass, label));
+        return;
+      }
       FetchOnWorker(route, std::move(request), std::move(done), CacheStatus::kBypass, label);
       return;
     case Lookup::Kind::kFound:
@@ -357,18 +407,24 @@ void ResponseCache::StartFill(const std::string& key, const Route* route, Reques
   }
   *leader = true;
   if (revalidation) metrics_->revalidations.Increment();
-  const bool queued =
-      workers_->Submit([this, key, route, label, request = std::move(request), previous = std::move(previous),
-                        lock = std::move(lock)]() mutable {
-        Outcome out;
-        try {
-          out = Fill(key, route, request, previous, label, std::move(lock));
-        } catch (const std::exception& e) {
-          log::Error("cache", "fill failed").kv("key", key).kv("err", e.what());
-          out = Outcome{ErrorResponse(500, "internal error"), CacheStatus::kNone, std::nullopt, label};
-        }
-        flights_.Complete(key, out);
-      });
+  std::function<void()> fill = [this, key, route, label, request = std::move(request), previous = std::move(previous),
+                                lock = std::move(lock)]() mutable {
+    Outcome out;
+    try {
+      out = Fill(key, route, request, previous, label, std::move(lock));
+    } catch (const std::exception& e) {
+      log::Error("cache", "fill failed").kv("key", key).kv("err", e.what());
+      out = Outcome{ErrorResponse(500, "internal error"), CacheStatus::kNone, std::nullopt, label};
+    }
+    flights_.Complete(key, out);
+  };
+  // A worker serving a client fills the miss itself. A revalidation is
+  // queued: the stale answer it goes with must not wait for it.
+  if (t_serving_on_worker && !revalidation) {
+    fill();
+    return;
+  }
+  const bool queued = workers_->Submit(std::move(fill));
   if (!queued) flights_.Complete(key, Outcome{Overloaded(), CacheStatus::kNone, std::nullopt, label});
 }
 
@@ -376,17 +432,22 @@ void ResponseCache::FetchOnWorker(const Route* route, Request request, Done done
                                   const std::string& label) {
   auto shared_done = std::make_shared<Done>(std::move(done));
   const bool queued = workers_->Submit([this, route, label, status, request = std::move(request), shared_done] {
-    Fetched f = Fetch(route, request);
-    if (!IsSafe(request.method) && store_ != nullptr && f.response.status >= 200 && f.response.status < 400) {
-      Invalidate(request, f.response);
-    }
-    Outcome out{std::move(f.response), status, std::nullopt, label};
-    out.forward = Forward::kBypass;
-    out.forward_status = out.response.status;
-    if (status == CacheStatus::kBypass) out.detail = "store-unavailable";
-    (*shared_done)(std::move(out));
+    (*shared_done)(FetchPast(route, request, status, label));
   });
   if (!queued) (*shared_done)(Outcome{Overloaded(), CacheStatus::kNone, std::nullopt, label});
+}
+
+Outcome ResponseCache::FetchPast(const Route* route, const Request& request, CacheStatus status,
+                                 const std::string& label) {
+  Fetched f = Fetch(route, request);
+  if (!IsSafe(request.method) && store_ != nullptr && f.response.status >= 200 && f.response.status < 400) {
+    Invalidate(request, f.response);
+  }
+  Outcome out{std::move(f.response), status, std::nullopt, label};
+  out.forward = Forward::kBypass;
+  out.forward_status = out.response.status;
+  if (status == CacheStatus::kBypass) out.detail = "store-unavailable";
+  return out;
 }
 
 // A fill's steps, in order: LockOrCollapse, AskOrigin, FreshenFrom304 (a 304

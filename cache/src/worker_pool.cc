@@ -52,6 +52,20 @@ bool WorkerPool::Submit(std::function<void()> task) {
   return true;
 }
 
+bool WorkerPool::SubmitIfIdle(std::function<void()>& task) {
+  Idle* idle = nullptr;
+  {
+    MutexLock lock(&mu_);
+    if (stopping_ || idle_.empty()) return false;
+    idle = idle_.back();
+    idle_.pop_back();
+    idle->task = std::move(task);
+    idle->handed = true;
+  }
+  idle->cv.Signal();  // after the unlock, as in Submit
+  return true;
+}
+
 size_t WorkerPool::queued() const {
   MutexLock lock(&mu_);
   return tasks_.size();

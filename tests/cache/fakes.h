@@ -9,6 +9,7 @@
 #include <set>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "webtier/cache/cache_key.h"
@@ -41,7 +42,7 @@ class MemoryStore final : public Store {
 
   Status Get(const std::string& key, std::string* value) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     auto it = Live(key);
     if (it == data_.end()) return Status(ErrorCode::kNotFound, key);
@@ -50,14 +51,14 @@ class MemoryStore final : public Store {
   }
   Status Put(const std::string& key, const std::string& value, std::chrono::milliseconds ttl) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     data_[key] = Entry{value, clock_->UnixMillis() + ttl.count()};
     return Status::Ok();
   }
   Status Delete(const std::string& key) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     data_.erase(key);
     return Status::Ok();
@@ -65,7 +66,7 @@ class MemoryStore final : public Store {
   Status TryLock(const std::string& key, const std::string& token, std::chrono::milliseconds ttl,
                  bool* acquired) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     *acquired = TakeIfFree(key, token, ttl);
     return Status::Ok();
@@ -74,7 +75,7 @@ class MemoryStore final : public Store {
                    std::chrono::milliseconds ttl, std::string* value, bool* acquired,
                    uint64_t* purge_seq) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     *acquired = false;
     *purge_seq = 0;
     if (down_) return Down();
@@ -88,7 +89,7 @@ class MemoryStore final : public Store {
   }
   Status Unlock(const std::string& key, const std::string& token) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     auto it = Live(key);
     if (it != data_.end() && it->second.value == token) data_.erase(it);
@@ -97,7 +98,7 @@ class MemoryStore final : public Store {
 
   Status Publish(const std::string& channel, const std::string& message) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     published_.push_back(channel + " " + message);
     return Status::Ok();
@@ -105,7 +106,7 @@ class MemoryStore final : public Store {
 
   Status TakeSet(const std::string& key, std::vector<std::string>* members) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     members->clear();
     auto it = sets_.find(key);
@@ -117,7 +118,7 @@ class MemoryStore final : public Store {
 
   Status MarkPurged(const std::vector<std::string>& marks, std::chrono::milliseconds ttl) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     if (down_) return Down();
     const std::string seq = std::to_string(SeqOf(kPurgeSeqKey) + 1);
     data_[kPurgeSeqKey] = Entry{seq, std::numeric_limits<int64_t>::max()};
@@ -126,7 +127,7 @@ class MemoryStore final : public Store {
   }
   Status PutFill(const FillWrite& write, bool* written) override {  // cache::Store
     std::lock_guard<std::mutex> lock(mu_);
-    ++calls_;
+    Count();
     *written = false;
     if (down_) return Down();
     if (!write.lock_key.empty()) {
@@ -167,6 +168,12 @@ class MemoryStore final : public Store {
     std::lock_guard<std::mutex> lock(mu_);
     return calls_;
   }
+  // How many calls came from `thread`.
+  int calls_from(std::thread::id thread) {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = calls_by_thread_.find(thread);
+    return it == calls_by_thread_.end() ? 0 : it->second;
+  }
   // What a networked store would pay: each call a round trip, a whole Run one.
   Status Run(std::vector<StoreOp>* ops) override {  // cache::Store
     {
@@ -192,6 +199,12 @@ class MemoryStore final : public Store {
   };
   std::map<std::string, Set> sets_;  // guarded by mu_
   int runs_ = 0;                      // guarded by mu_
+  std::map<std::thread::id, int> calls_by_thread_;  // guarded by mu_
+  // One call, with mu_ held.
+  void Count() {
+    ++calls_;
+    ++calls_by_thread_[std::this_thread::get_id()];
+  }
   int batched_ = 0;                   // guarded by mu_: ops handed to Run
   static Status Down() { return Status(ErrorCode::kUnavailable, "store down"); }
   // SET NX PX, with mu_ held.

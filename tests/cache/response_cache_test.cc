@@ -196,6 +196,19 @@ class ResponseCacheTest : public ::testing::Test {
     return Get(Cache(), path, query, method, std::move(headers));
   }
 
+  // The fixture's routes, store, breaker, metrics and clock, with `pool` as
+  // the workers (no hot copy).
+  ResponseCache::Parts PartsOn(WorkerPool& pool) {
+    ResponseCache::Parts parts;
+    parts.routes = &routes_;
+    parts.store = &store_;
+    parts.breaker = &breaker_;
+    parts.workers = &pool;
+    parts.metrics = &metrics_;
+    parts.clock = &clock_;
+    return parts;
+  }
+
   void SetGate(bool open) {
     {
       std::lock_guard<std::mutex> lock(gate_mu_);
@@ -725,17 +738,72 @@ TEST_F(ResponseCacheTest, TwoReleasesWithDifferentFormatsShareTheStoreWithoutThr
   EXPECT_EQ(Get(*current, "/r/both").cache, CacheStatus::kMiss);
 }
 
+// A lookup that the hot copy cannot answer goes to an idle worker, so the
+// calling thread (the server's) never waits for the store; that worker then
+// fetches and stores the miss itself instead of handing it on.
+TEST_F(ResponseCacheTest, AMissIsLookedUpFetchedAndStoredByTheWorkerThatTookIt) {
+  std::mutex mu;
+  std::set<std::thread::id> fetched_on;
+  Route r;
+  r.prefix = "/where/";
+  r.label = "/where";
+  r.handler = [&](const Request&, std::string_view) {
+    std::lock_guard<std::mutex> lock(mu);
+    fetched_on.insert(std::this_thread::get_id());
+    return Response{200, {{"Cache-Control", "max-age=60"}}, "here"};
+  };
+  routes_.Add(r);
+  ResponseCache& cache = Cache();
+  ASSERT_TRUE(Eventually([&] { return workers_.idle() == 32; }));
+  const int caller_calls = store_.calls_from(std::this_thread::get_id());
+  for (int i = 0; i < 5; ++i) {
+    Request req;
+    req.method = "GET";
+    req.path = "/where/" + std::to_string(i);
+    auto answered_on = std::make_shared<std::promise<std::pair<std::thread::id, Outcome>>>();
+    cache.Serve(std::move(req),
+                [answered_on](Outcome o) { answered_on->set_value({std::this_thread::get_id(), std::move(o)}); });
+    auto [thread, outcome] = answered_on->get_future().get();
+    EXPECT_EQ(outcome.cache, CacheStatus::kMiss);
+    EXPECT_TRUE(outcome.stored);
+    EXPECT_NE(thread, std::this_thread::get_id());
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      EXPECT_EQ(fetched_on, std::set<std::thread::id>{thread});  // the worker that answered fetched it
+      fetched_on.clear();
+    }
+    EXPECT_EQ(store_.calls_from(std::this_thread::get_id()), caller_calls);  // none from the caller
+    ASSERT_TRUE(Eventually([&] { return workers_.idle() == 32; }));
+  }
+}
+
+// With every worker busy (a slow origin) the lookup stays on the calling
+// thread: hits are still answered there, not queued behind the fetches.
+TEST_F(ResponseCacheTest, WithEveryWorkerBusyAHitIsAnsweredOnTheCallingThread) {
+  WorkerPool pool("one", 1);
+  ResponseCache cache(options_, PartsOn(pool));
+  ASSERT_EQ(Get(cache, "/r/kept").cache, CacheStatus::kMiss);
+  auto running = std::async(std::launch::async, [&] { return Get(cache, "/slow/1"); });
+  ASSERT_TRUE(Eventually([&] { return fetches_.load() == 2 && pool.idle() == 0; }));  // the only worker is busy
+  const int before = store_.calls_from(std::this_thread::get_id());
+  std::thread::id answered_on;
+  Request req;
+  req.method = "GET";
+  req.path = "/r/kept";
+  Outcome hit;
+  cache.Serve(std::move(req), [&](Outcome o) {
+    answered_on = std::this_thread::get_id();
+    hit = std::move(o);
+  });
+  EXPECT_EQ(answered_on, std::this_thread::get_id());  // answered before Serve returned
+  EXPECT_EQ(hit.cache, CacheStatus::kHit);
+  EXPECT_EQ(store_.calls_from(std::this_thread::get_id()) - before, 1);
+  EXPECT_EQ(running.get().response.status, 200);
+}
+
 TEST_F(ResponseCacheTest, AFullWorkerQueueAnswers503Quickly) {
-  std::unique_ptr<ResponseCache> cache;
   WorkerPool pool("tiny", 1, 1);  // one running, one queued
-  ResponseCache::Parts parts;
-  parts.routes = &routes_;
-  parts.store = &store_;
-  parts.breaker = &breaker_;
-  parts.workers = &pool;
-  parts.metrics = &metrics_;
-  parts.clock = &clock_;
-  cache = std::make_unique<ResponseCache>(options_, parts);
+  auto cache = std::make_unique<ResponseCache>(options_, PartsOn(pool));
   auto running = std::async(std::launch::async, [&] { return Get(*cache, "/slow/1"); });
   ASSERT_TRUE(Eventually([&] { return fetches_.load() == 1; }));  // the only worker is busy
   auto queued = std::async(std::launch::async, [&] { return Get(*cache, "/slow/2"); });

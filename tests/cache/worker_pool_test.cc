@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <set>
@@ -86,6 +87,27 @@ TEST(WorkerPoolTest, EveryThreadServesABurstOfBlockingTasks) {
   EXPECT_EQ(pool.idle(), 0u);
   release.set_value();
   ASSERT_TRUE(WaitFor([&] { return running.load() == 12 && pool.idle() == 8; }, 5s));
+}
+
+// SubmitIfIdle hands a task only to a thread that is idle now; with none,
+// it refuses and leaves the task with the caller, and nothing is queued.
+TEST(WorkerPoolTest, SubmitIfIdleNeverQueues) {
+  WorkerPool pool("if-idle", 1);
+  ASSERT_TRUE(WaitFor([&] { return pool.idle() == 1; }, 5s));
+  std::promise<void> release;
+  std::shared_future<void> released = release.get_future().share();
+  std::function<void()> hold = [released] { released.wait(); };
+  ASSERT_TRUE(pool.SubmitIfIdle(hold));
+  ASSERT_TRUE(WaitFor([&] { return pool.idle() == 0; }, 5s));
+  auto ran = std::make_shared<std::promise<void>>();
+  std::function<void()> task = [ran] { ran->set_value(); };
+  EXPECT_FALSE(pool.SubmitIfIdle(task));
+  EXPECT_EQ(pool.queued(), 0u);
+  ASSERT_TRUE(task);  // still the caller's
+  release.set_value();
+  ASSERT_TRUE(WaitFor([&] { return pool.idle() == 1; }, 5s));
+  ASSERT_TRUE(pool.SubmitIfIdle(task));
+  EXPECT_EQ(ran->get_future().wait_for(5s), std::future_status::ready);
 }
 
 }  // namespace

@@ -103,12 +103,14 @@ class ResponseCache {
   };
   ResponseCache(CacheOptions options, Parts parts);
 
-  // Answers `request` by calling `done` exactly once. Thread-safe. Hits and
-  // stale hits are answered on the calling thread after at most two store
-  // reads (the second for a Vary variant; bounded by the store's timeouts,
-  // skipped while the breaker is open); everything that touches a route or
-  // the origin runs on `workers`, and `done` is then called there. When the
-  // workers' queue is full: 503 with Retry-After.
+  // Answers `request` by calling `done` exactly once. Thread-safe. A hit on
+  // the hot copy is answered on the calling thread. Anything that needs the
+  // store goes to an idle worker, which looks it up (at most two store reads,
+  // the second for a Vary variant; bounded by the store's timeouts, skipped
+  // while the breaker is open) and fills a miss itself; `done` is then called
+  // there. With no worker idle the calling thread does the lookup, and a miss
+  // waits in the workers' queue. Everything that touches a route or the
+  // origin runs on `workers`. When their queue is full: 503 with Retry-After.
   void Serve(Request request, Done done);
 
   // Removes the entries for "path[?query]" (under every scheme and Host it
@@ -196,7 +198,12 @@ class ResponseCache {
   Outcome StoreAndAnswer(const std::string& key, const Route* route, const Request& request,
                          const Previous& previous, OriginAnswer answer, bool store_up, FillLock* lock,
                          const std::string& label);
-  // Joins the key's flight; the leader schedules Fill. `done` empty = background revalidation.
+  // Serve's part after the key: the lookup and what follows. `hot`: the hot
+  // copy's record for `key`, already looked up (null: look it up here).
+  void ServeKey(const std::string& key, const Route* route, const std::string& label, Request request, Done done,
+                std::shared_ptr<const Record> hot);
+  // Joins the key's flight; the leader schedules Fill (runs it at once when
+  // called on a worker for a client). `done` empty = background revalidation.
   // `lock`: the fill lock the lookup took, if any (released unless a fill uses it).
   void StartFill(const std::string& key, const Route* route, Request request, Previous previous, Done done,
                  const std::string& label, std::shared_ptr<FillLock> lock = nullptr);
@@ -211,6 +218,8 @@ class ResponseCache {
   // Fetches on a worker and answers with `status`; 503 when the pool is full.
   // Unsafe methods invalidate the URL (and Location / Content-Location) on success.
   void FetchOnWorker(const Route* route, Request request, Done done, CacheStatus status, const std::string& label);
+  // FetchOnWorker's work, on the calling thread (a worker).
+  Outcome FetchPast(const Route* route, const Request& request, CacheStatus status, const std::string& label);
   // Deletes the URL entry `key` (and so every variant), here and in every node's hot copy.
   Status Drop(const std::string& key);
   // Marks the URL and tag indexes purged (Store::MarkPurged): the fills under

@@ -33,6 +33,9 @@ class WorkerPool {
 
   // False (and `task` is destroyed unrun) when the queue is full or stopping.
   [[nodiscard]] bool Submit(std::function<void()> task) WEBTIER_EXCLUDES(mu_);
+  // Hands `task` to a thread that is idle now, as Submit does; false, with
+  // `task` left as it was, when none is (or stopping): never queues it.
+  [[nodiscard]] bool SubmitIfIdle(std::function<void()>& task) WEBTIER_EXCLUDES(mu_);
   size_t queued() const WEBTIER_EXCLUDES(mu_);
   size_t idle() const WEBTIER_EXCLUDES(mu_);  // threads waiting for a task
 
