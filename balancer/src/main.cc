@@ -104,8 +104,8 @@ void ReloadTls(TlsContext* tls, ProxyMetrics& metrics) {
     return;
   }
   if (Status s = tls->Reload(); !s.ok()) {
-    metrics.tls_reloads_failed->Increment();
     log::Error("tls", "certificate reload failed; keeping the current one").kv("err", s.message());
+    metrics.tls_reloads_failed->Increment();  // after the line: a counted failure has its log line out
     return;
   }
   metrics.tls_reloads_ok->Increment();
