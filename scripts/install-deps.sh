@@ -11,9 +11,9 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake pkg-config git ca-certificates
   libpistache-dev libzookeeper-mt-dev libhiredis-dev prometheus-cpp-dev
   nlohmann-json3-dev libboost1.81-dev libcli11-dev libcurl4-openssl-dev libssl-dev libnghttp2-dev
-  libgoogle-perftools-dev zlib1g-dev)
+  libgoogle-perftools-dev zlib1g-dev liburing-dev)
 RUNTIME_PKGS=(libpistache0 libzookeeper-mt2 libhiredis0.14 libprometheus-cpp-core1.0
-  libcurl4 libssl3 libnghttp2-14 zlib1g libtcmalloc-minimal4 ca-certificates curl procps)
+  libcurl4 libssl3 libnghttp2-14 zlib1g libtcmalloc-minimal4 liburing2 ca-certificates curl procps)
 TEST_PKGS=(libgtest-dev libgmock-dev zookeeper default-jre-headless redis-server redis-tools redis-sentinel
   prometheus prometheus-redis-exporter curl procps iproute2 iptables psmisc wrk haproxy nginx-light tcpdump linux-perf clang
   libclang-rt-14-dev python3 python3-yaml python3-h2 python3-hpack python3-hyperframe nghttp2-client systemd

@@ -74,6 +74,11 @@ void AddEdgeFlags(CLI::App& app, Config* c) {
                  "always: any idle one")
       ->capture_default_str()
       ->check(CLI::IsMember({"safe", "always"}));
+  app.add_option("--io-uring", c->io_uring_flag,
+                 "on: the requests sent to members in one turn of a worker's event loop go to the kernel in one "
+                 "io_uring_enter (plain send()s when the kernel refuses io_uring); off: one send() each")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
 }
 
 // The edge cache.
@@ -158,6 +163,7 @@ Status FinalizeEdge(Config* c) {
     c->hosts.emplace_back(entry);
   }
   c->reuse_always = c->upstream_reuse_flag == "always";
+  c->io_uring = c->io_uring_flag == "on";
   if (!c->otlp_endpoint.empty()) {
     net::HostPort collector;
     std::string path;

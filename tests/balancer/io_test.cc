@@ -19,27 +19,16 @@
 
 #include "engine/io.h"
 #include "engine/reactor_hints.h"
+#include "loopback_pair.h"
 
 namespace webtier::balancer {
 namespace {
 
 using namespace std::chrono_literals;
 
-// A connected loopback pair: `server` on `io` (non-blocking, as the proxy's
-// sockets are), `client` blocking, for a thread of the test.
-struct Pair {
-  explicit Pair(asio::io_context& io) : server(io), client(peer_io) {
-    tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-    client.connect(acceptor.local_endpoint());
-    acceptor.accept(server);
-    server.non_blocking(true);
-    server.set_option(tcp::no_delay(true));
-    EXPECT_TRUE(WatchPeerShutdown(server));
-    client.set_option(tcp::no_delay(true));
-  }
-  asio::io_context peer_io;
-  tcp::socket server;
-  tcp::socket client;
+// LoopbackPair, its server socket also watched for the peer's shutdown.
+struct Pair : LoopbackPair {
+  explicit Pair(asio::io_context& io) : LoopbackPair(io) { EXPECT_TRUE(WatchPeerShutdown(server)); }
 };
 
 TEST(ReadSomeTest, AShortReadMarksTheReceiveQueueEmpty) {

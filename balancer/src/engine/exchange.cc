@@ -12,6 +12,7 @@
 #include "engine/h2_session.h"
 #include "engine/reactor_hints.h"
 #include "engine/relay.h"
+#include "engine/send_batch.h"
 #include "engine/tunnel.h"
 #include "webtier/balancer/telemetry/access_log.h"
 #include "webtier/common/log.h"
@@ -201,7 +202,7 @@ awaitable<Exchange::Step> Exchange::Send(Member& member, const Attempt& attempt,
   sent_ = Clock::now();  // the status page's latency, the access log's upstream_ms
   conn_.SetUpstreamDeadline(&up->stream, worker_.retry.AttemptTimeout(attempt));
   const std::span<const asio::const_buffer> request_bytes(request_parts_.data(), request_part_count_);
-  const error_code wec = conn_.UpstreamError(co_await WriteAll(up->stream, request_bytes));
+  const error_code wec = conn_.UpstreamError(co_await SendToMember(&worker_.member_sends, up->stream, request_bytes));
   if (wec) {  // the connection closes with `up`
     co_return AfterFailure(wec == beast::error::timeout ? Failure::kSendTimeout : Failure::kSendReset, member, attempt,
                            wec);

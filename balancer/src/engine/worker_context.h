@@ -13,6 +13,7 @@
 
 #include "engine/connection.h"
 #include "engine/relay.h"
+#include "engine/send_batch.h"
 #include "upstream/idle_connections.h"
 #include "webtier/balancer/edge/edge_cache.h"
 #include "webtier/balancer/telemetry/access_log.h"
@@ -41,7 +42,8 @@ struct WorkerContext {
   WorkerContext(asio::io_context& io, const Config& config, Pool& pool, ProxyMetrics& metrics,
                 ServerCounters& counters, std::list<ClientConnection*>& clients)
       : io(io), config(config), timeouts(config), retry(config), pool(pool), metrics(metrics), counters(counters),
-        clients(clients), hosts(config.hosts), idle_connections(config, counters.draining) {}
+        clients(clients), hosts(config.hosts), idle_connections(config, counters.draining),
+        member_sends(io, config.io_uring) {}
 
   bool draining() const { return counters.draining.load(std::memory_order_relaxed); }
 
@@ -66,6 +68,7 @@ struct WorkerContext {
   const HostAllowList hosts;              // --host
   IdleConnections idle_connections;
   RelayBuffers relay_buffers;
+  SendBatch member_sends;  // --io-uring: a turn's requests to members in one submission
   AccessLog* access_log = nullptr;          // --access-log; null: off
   AccessLog::Shard* access_shard = nullptr;  // this worker's lines
   otlp::Exporter* spans = nullptr;           // --otlp-endpoint; null: off

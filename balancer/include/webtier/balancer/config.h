@@ -59,6 +59,7 @@ struct Config {
   int body_timeout_ms = 60000;                  // end of request header -> end of its body, however it trickles; 408
   std::vector<std::string> hosts;               // --host: Host values served (*.domain allowed); empty = any; else 421
   bool reuse_always = false;                    // --upstream-reuse always: a first request may take a used connection
+  bool io_uring = true;                         // --io-uring on|off: a turn's member sends in one io_uring_enter
   int max_connections = 10000;                  // open client connections; more are closed at accept
   int max_idle_upstream_per_member = 1024;      // per member and proxy thread
   std::string state_file;                       // last known pool; empty = off
@@ -112,6 +113,7 @@ struct Config {
   std::string tls_listen_flag;                              // --tls-listen ("" = off)
   std::string hosts_flag;                                   // --host, comma-separated
   std::string upstream_reuse_flag = "safe";                 // --upstream-reuse safe|always
+  std::string io_uring_flag = "on";                         // --io-uring
   std::string h2_flag = "on";                               // --h2
   std::string h2c_flag = "on";                              // --h2c
   std::string edge_redis_flag;                              // --edge-redis, comma-separated host:port
