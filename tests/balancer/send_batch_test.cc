@@ -6,6 +6,7 @@
 #include <liburing.h>
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -91,7 +92,7 @@ TEST(SendBatchTest, WhatAFullSocketDidNotTakeIsWrittenWhenItDrains) {
   pair.receiver.set_option(asio::socket_base::receive_buffer_size(16384));
   std::string big(4 << 20, '\0');
   for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>('a' + i % 26);
-  bool done = false;
+  std::atomic<bool> done{false};  // set on the io thread, read on this one
   asio::co_spawn(
       io,
       [&]() -> awaitable<void> {
